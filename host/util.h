@@ -1,0 +1,70 @@
+/*
+ * util: error reporting, checked arithmetic, allocation and file helpers
+ * shared by every host module.
+ *
+ * Errors are values, not aborts: a function that can fail takes an
+ * `lm_err *` and returns -1 after writing a one-line message into it.
+ * The loader in particular must survive any file thrown at it, so nothing
+ * below ever calls exit() or abort().
+ */
+#ifndef LM_UTIL_H
+#define LM_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#define LM_ERR_LEN 512
+
+typedef struct {
+    char msg[LM_ERR_LEN];
+} lm_err;
+
+/* Writes a printf-style message into err (if non-NULL); always returns -1 so
+ * callers can `return lm_fail(err, ...)`. */
+int lm_fail(lm_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prefixes an existing message, e.g. with the file it concerns. */
+int lm_fail_prefix(lm_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Overflow-checked arithmetic; return false when the result would not fit. */
+static inline bool lm_mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
+    return !__builtin_mul_overflow(a, b, out);
+}
+static inline bool lm_add_u64(uint64_t a, uint64_t b, uint64_t *out) {
+    return !__builtin_add_overflow(a, b, out);
+}
+
+/* malloc/calloc that report instead of returning NULL silently. */
+void *lm_malloc(size_t n, lm_err *err);
+void *lm_calloc(size_t count, size_t size, lm_err *err);
+
+/* Reads a whole (small) file into a NUL-terminated buffer. Refuses files
+ * larger than max_bytes so a hostile config cannot exhaust memory. */
+int lm_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len, lm_err *err);
+
+/* A read-only memory map of a whole file. */
+typedef struct {
+    const uint8_t *data;
+    size_t size;
+} lm_mmap;
+
+int  lm_mmap_open(const char *path, lm_mmap *m, lm_err *err);
+void lm_mmap_close(lm_mmap *m);
+
+bool lm_file_exists(const char *path);
+
+/* Joins dir and name into buf; fails if it does not fit. */
+int lm_path_join(char *buf, size_t cap, const char *dir, const char *name, lm_err *err);
+
+/* IEEE half and bfloat16 to float. */
+float lm_f16_to_f32(uint16_t h);
+float lm_bf16_to_f32(uint16_t b);
+
+/* Monotonic wall clock in seconds. */
+double lm_now(void);
+
+/* Validates UTF-8: returns the byte offset of the first bad sequence, or -1. */
+long lm_utf8_invalid_at(const char *s, size_t len);
+
+#endif
