@@ -8,6 +8,7 @@
 #include "tensor_file.h"
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,7 +94,7 @@ static int parse_header(lm_tensor_file *tf, const char *json, size_t json_len, c
             continue;
         }
         lm_tensor_info t;
-        uint64_t begin, end;
+        uint64_t begin = 0, end = 0;
         if (parse_entry(item, &t, &begin, &end, err) != 0) goto done;
         t.data = buffer + begin; /* validated against buffer_len below, before use */
         t.storage_id = tf->n;

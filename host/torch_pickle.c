@@ -12,6 +12,7 @@
 #include "tensor_file.h"
 #include "torch_zip.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

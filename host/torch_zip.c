@@ -74,7 +74,7 @@ static int zip64_extra(const uint8_t *extra, uint32_t len, uint64_t *usize, uint
 
 int lm_zip_open(const uint8_t *d, uint64_t size, lm_zip *z, lm_err *err) {
     memset(z, 0, sizeof *z);
-    uint64_t cd_off, cd_size, count;
+    uint64_t cd_off = 0, cd_size = 0, count = 0;
     if (find_directory(d, size, &cd_off, &cd_size, &count, err) != 0) return -1;
     z->entries = lm_calloc(count ? count : 1, sizeof *z->entries, err);
     range *ranges = lm_calloc(count ? count : 1, sizeof *ranges, err);

@@ -1,5 +1,4 @@
 /* util: see util.h. */
-#define _GNU_SOURCE
 #include "util.h"
 
 #include <errno.h>
@@ -25,13 +24,18 @@ int lm_fail(lm_err *err, const char *fmt, ...) {
 
 int lm_fail_prefix(lm_err *err, const char *fmt, ...) {
     if (!err) return -1;
-    char prefix[LM_ERR_LEN], old[LM_ERR_LEN];
+    char old[LM_ERR_LEN];
+    memcpy(old, err->msg, sizeof old);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
-    memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    /* append ": <old message>", cut to fit */
+    size_t at = n < 0 ? 0 : (size_t)n < sizeof err->msg ? (size_t)n : sizeof err->msg - 1;
+    const char *parts[2] = {": ", old};
+    for (int i = 0; i < 2; i++)
+        for (const char *p = parts[i]; *p && at + 1 < sizeof err->msg; p++) err->msg[at++] = *p;
+    err->msg[at] = '\0';
     return -1;
 }
 

@@ -1,0 +1,48 @@
+# lyricmt: CPU build by default.  make | make test | make sanitize | make clean
+CC      ?= gcc
+CXX     ?= g++
+BUILD   ?= build
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -Wall -Wextra -fopenmp -D_GNU_SOURCE -Ihost -MMD -MP
+CXXFLAGS ?= -O2 -g
+CXXFLAGS += -std=c++17 -Wall -Wextra -Ihost -MMD -MP
+LDLIBS  = -lopenblas -lcjson -lyaml -lsentencepiece -lstdc++ -lm -fopenmp
+SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+HOST_SRC = $(filter-out host/main.c,$(wildcard host/*.c))
+HOST_OBJ = $(HOST_SRC:%.c=$(BUILD)/%.o) $(BUILD)/host/spm_shim.o
+TEST_SRC = $(wildcard tests/test_*.c)
+TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/%)
+
+all: $(BUILD)/lyricmt
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/host/spm_shim.o: host/spm_shim.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/lyricmt: $(BUILD)/host/main.o $(HOST_OBJ)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/testing.o $(HOST_OBJ)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -c $< -o $@
+
+test: $(BUILD)/lyricmt $(TEST_BIN)
+	@LYRICMT=$(BUILD)/lyricmt sh tests/run_all.sh $(TEST_BIN)
+
+# The whole suite again under AddressSanitizer and UndefinedBehaviorSanitizer.
+sanitize:
+	$(MAKE) BUILD=build-san CFLAGS="-O1 -g $(SAN)" CXXFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" test
+
+clean:
+	rm -rf build build-san
+
+.PHONY: all test sanitize clean
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

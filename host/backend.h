@@ -1,0 +1,43 @@
+/*
+ * backend: the small interface every compute backend implements (CPU here,
+ * CUDA in cuda/). Search and scheduling drive a backend only through these
+ * calls and never know which one runs.
+ *
+ * A batch is encoded once; decoding then runs "rows" (hypotheses: one per
+ * sentence for greedy, num_beams per sentence for beam search) that each
+ * attend to one sentence's encoder output. Between steps the search tells
+ * the backend which rows survive and whom they continue (reorder), which is
+ * how beams fork and how finished sentences leave the batch.
+ */
+#ifndef LM_BACKEND_H
+#define LM_BACKEND_H
+
+#include "model.h"
+
+typedef struct lm_backend lm_backend;
+
+typedef struct {
+    const char *name;
+    /* Encodes n sentences given back to back in tokens (lens[i] each, all > 0);
+     * computes and keeps their cross-attention keys and values. */
+    int (*encode)(lm_backend *b, const int32_t *tokens, const int32_t *lens, int n, lm_err *err);
+    /* Copies sentence i's encoder output (lens[i] x D) into out; for tests. */
+    int (*encoder_output)(lm_backend *b, int sentence, float *out, lm_err *err);
+    /* Starts decoding `rows` hypotheses; row r belongs to sentence row_sentence[r]. */
+    int (*decode_start)(lm_backend *b, const int32_t *row_sentence, int rows, int max_steps, lm_err *err);
+    /* Feeds tokens[r] at decoder position `step` (0-based) to every row and writes logits (rows x V). */
+    int (*decode_step)(lm_backend *b, const int32_t *tokens, int step, float *logits, lm_err *err);
+    /* Keeps `rows` rows: new row r continues old row parent[r] and belongs to sentence row_sentence[r]. */
+    int (*reorder)(lm_backend *b, const int32_t *parent, const int32_t *row_sentence, int rows, lm_err *err);
+    void (*destroy)(lm_backend *b);
+} lm_backend_ops;
+
+struct lm_backend {
+    const lm_backend_ops *ops;
+    const lm_model *model;
+};
+
+/* threads <= 0: all cores. */
+lm_backend *lm_cpu_backend_create(const lm_model *model, int threads, lm_err *err);
+
+#endif

@@ -1,0 +1,402 @@
+/*
+ * cpu_backend: the M2M100 forward pass on the CPU, and the reference every
+ * CUDA kernel is checked against.
+ *
+ * Encoder rows are packed (sentences back to back, no padding), so no work
+ * is spent on pad tokens and no mask is needed: sentence s owns rows
+ * [offset[s], offset[s] + len[s]). Matrix products go to BLAS; attention,
+ * norms and element-wise work are spread over threads with OpenMP.
+ */
+#include "backend.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LN_EPS 1e-5f
+
+typedef struct {
+    lm_backend base;
+    int threads;
+    /* encoder batch */
+    int n_sent, total;          /* sentences, packed rows */
+    int32_t *offset, *len;
+    float *enc_out;             /* (total, D) */
+    float **cross_k, **cross_v; /* per decoder layer: (total, D) */
+    /* decoding */
+    int rows, max_steps, steps_done;
+    int32_t *row_sentence;
+    float **self_k, **self_v;   /* per decoder layer: (rows, max_steps, D) */
+    float *scratch_kv;          /* reorder scratch: (rows, max_steps, D) */
+    /* work buffers, grown on demand */
+    float *x, *h, *q, *k, *v, *att, *ffn;
+    size_t cap_rows_d, cap_rows_f;
+} cpu_backend;
+
+/* ---- building blocks ---- */
+
+/* y (n, out) = x (n, in) . W^T + b */
+static void linear(const float *x, int n, const lm_linear *l, float *y) {
+    for (int i = 0; i < n; i++) memcpy(y + (size_t)i * l->out, l->b, (size_t)l->out * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 1.0f, y, l->out);
+}
+
+static void layer_norm(const float *x, int n, int d, const lm_norm *nm, float *y) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * d;
+        float *yi = y + (size_t)i * d;
+        double mean = 0, var = 0;
+        for (int j = 0; j < d; j++) mean += xi[j];
+        mean /= d;
+        for (int j = 0; j < d; j++) var += (xi[j] - mean) * (xi[j] - mean);
+        var /= d;
+        float rstd = (float)(1.0 / sqrt(var + LN_EPS));
+        for (int j = 0; j < d; j++) yi[j] = ((xi[j] - (float)mean) * rstd) * nm->gamma[j] + nm->beta[j];
+    }
+}
+
+static void add_inplace(float *x, const float *y, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+static void activate(float *x, size_t n, lm_activation act) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        if (act == LM_ACT_RELU) x[i] = x[i] > 0 ? x[i] : 0;
+        else x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+    }
+}
+
+/* One query row against n_keys keys of one head: out = softmax(q.K^T) V.
+ * q is already scaled; keys and values are rows of stride `stride`. */
+static void attend(const float *q, const float *keys, const float *values, int n_keys, int stride, int hd, float *scores,
+                   float *out) {
+    float mx = -INFINITY;
+    for (int j = 0; j < n_keys; j++) {
+        const float *kj = keys + (size_t)j * stride;
+        float s = 0;
+        for (int c = 0; c < hd; c++) s += q[c] * kj[c];
+        scores[j] = s;
+        mx = s > mx ? s : mx;
+    }
+    float sum = 0;
+    for (int j = 0; j < n_keys; j++) {
+        scores[j] = expf(scores[j] - mx);
+        sum += scores[j];
+    }
+    float inv = 1.0f / sum;
+    for (int c = 0; c < hd; c++) out[c] = 0;
+    for (int j = 0; j < n_keys; j++) {
+        const float *vj = values + (size_t)j * stride;
+        float p = scores[j] * inv;
+        for (int c = 0; c < hd; c++) out[c] += p * vj[c];
+    }
+}
+
+static void scale_inplace(float *x, size_t n, float s) {
+    for (size_t i = 0; i < n; i++) x[i] *= s;
+}
+
+static int ensure_work(cpu_backend *c, size_t rows, lm_err *err) {
+    const lm_model_config *mc = &c->base.model->cfg.model;
+    int f = mc->encoder_ffn > mc->decoder_ffn ? mc->encoder_ffn : mc->decoder_ffn;
+    size_t need_d = rows * (size_t)mc->d_model, need_f = rows * (size_t)f;
+    if (need_d > c->cap_rows_d) {
+        float **bufs[] = {&c->x, &c->h, &c->q, &c->k, &c->v, &c->att};
+        for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) {
+            free(*bufs[i]);
+            *bufs[i] = lm_malloc(need_d * sizeof(float), err);
+            if (!*bufs[i]) { c->cap_rows_d = 0; return -1; }
+        }
+        c->cap_rows_d = need_d;
+    }
+    if (need_f > c->cap_rows_f) {
+        free(c->ffn);
+        c->ffn = lm_malloc(need_f * sizeof(float), err);
+        if (!c->ffn) { c->cap_rows_f = 0; return -1; }
+        c->cap_rows_f = need_f;
+    }
+    return 0;
+}
+
+/* token embedding x scale + sinusoidal position (table row pos + 2) */
+static void embed(const lm_model *m, const int32_t *tokens, const int32_t *positions, int n, float *x) {
+    int d = m->cfg.model.d_model;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        const float *e = m->embed + (size_t)tokens[i] * d;
+        const float *p = m->positions + (size_t)(positions[i] + 2) * d;
+        for (int j = 0; j < d; j++) x[(size_t)i * d + j] = e[j] * m->embed_scale + p[j];
+    }
+}
+
+/* x += fc2(act(fc1(norm(x)))) */
+static void feed_forward(cpu_backend *c, int n, const lm_norm *nm, const lm_linear *fc1, const lm_linear *fc2) {
+    const lm_model_config *mc = &c->base.model->cfg.model;
+    layer_norm(c->x, n, mc->d_model, nm, c->h);
+    linear(c->h, n, fc1, c->ffn);
+    activate(c->ffn, (size_t)n * fc1->out, mc->activation);
+    linear(c->ffn, n, fc2, c->att);
+    add_inplace(c->x, c->att, (size_t)n * mc->d_model);
+}
+
+/* ---- encoder ---- */
+
+static void free_batch(cpu_backend *c) {
+    const lm_model_config *mc = &c->base.model->cfg.model;
+    free(c->offset); free(c->len); free(c->enc_out);
+    if (c->cross_k)
+        for (int l = 0; l < mc->decoder_layers; l++) { free(c->cross_k[l]); free(c->cross_v[l]); }
+    free(c->cross_k); free(c->cross_v);
+    c->offset = c->len = NULL;
+    c->enc_out = NULL;
+    c->cross_k = c->cross_v = NULL;
+    c->n_sent = c->total = 0;
+}
+
+static int cpu_encode(lm_backend *b, const int32_t *tokens, const int32_t *lens, int n, lm_err *err) {
+    cpu_backend *c = (cpu_backend *)b;
+    const lm_model *m = b->model;
+    const lm_model_config *mc = &m->cfg.model;
+    int d = mc->d_model, heads = mc->encoder_heads, hd = d / heads;
+    free_batch(c);
+    c->offset = lm_malloc((size_t)n * sizeof(int32_t), err);
+    c->len = lm_malloc((size_t)n * sizeof(int32_t), err);
+    if (!c->offset || !c->len) return -1;
+    int total = 0, longest = 0;
+    for (int s = 0; s < n; s++) {
+        if (lens[s] <= 0 || lens[s] > mc->max_positions)
+            return lm_fail(err, "sentence %d has %d tokens; the model takes 1 to %d", s, lens[s], mc->max_positions);
+        c->offset[s] = total;
+        c->len[s] = lens[s];
+        total += lens[s];
+        longest = lens[s] > longest ? lens[s] : longest;
+    }
+    for (int i = 0; i < total; i++)
+        if (tokens[i] < 0 || tokens[i] >= mc->vocab_size) return lm_fail(err, "token id %d outside the vocabulary", tokens[i]);
+    c->n_sent = n;
+    c->total = total;
+    if (ensure_work(c, (size_t)total, err) != 0) return -1;
+    int32_t *pos = lm_malloc((size_t)total * sizeof(int32_t), err);
+    if (!pos) return -1;
+    for (int s = 0; s < n; s++)
+        for (int i = 0; i < lens[s]; i++) pos[c->offset[s] + i] = i;
+    embed(m, tokens, pos, total, c->x);
+    free(pos);
+
+    float scaling = 1.0f / sqrtf((float)hd);
+    for (int l = 0; l < mc->encoder_layers; l++) {
+        const lm_encoder_layer *L = &m->enc[l];
+        layer_norm(c->x, total, d, &L->self_norm, c->h);
+        linear(c->h, total, &L->q, c->q);
+        linear(c->h, total, &L->k, c->k);
+        linear(c->h, total, &L->v, c->v);
+        scale_inplace(c->q, (size_t)total * d, scaling);
+#pragma omp parallel
+        {
+            float *scores = malloc((size_t)longest * sizeof(float));
+#pragma omp for collapse(2) schedule(dynamic)
+            for (int s = 0; s < n; s++)
+                for (int h = 0; h < heads; h++) {
+                    if (!scores) continue;
+                    size_t base = (size_t)c->offset[s] * d + (size_t)h * hd;
+                    for (int i = 0; i < c->len[s]; i++)
+                        attend(c->q + base + (size_t)i * d, c->k + base, c->v + base, c->len[s], d, hd, scores,
+                               c->att + base + (size_t)i * d);
+                }
+            free(scores);
+        }
+        linear(c->att, total, &L->o, c->h);
+        add_inplace(c->x, c->h, (size_t)total * d);
+        feed_forward(c, total, &L->ffn_norm, &L->fc1, &L->fc2);
+    }
+    c->enc_out = lm_malloc((size_t)total * d * sizeof(float), err);
+    c->cross_k = calloc((size_t)mc->decoder_layers, sizeof(float *));
+    c->cross_v = calloc((size_t)mc->decoder_layers, sizeof(float *));
+    if (!c->enc_out || !c->cross_k || !c->cross_v) return lm_fail(err, "out of memory");
+    layer_norm(c->x, total, d, &m->enc_norm, c->enc_out);
+    for (int l = 0; l < mc->decoder_layers; l++) {
+        c->cross_k[l] = lm_malloc((size_t)total * d * sizeof(float), err);
+        c->cross_v[l] = lm_malloc((size_t)total * d * sizeof(float), err);
+        if (!c->cross_k[l] || !c->cross_v[l]) return -1;
+        linear(c->enc_out, total, &m->dec[l].ck, c->cross_k[l]);
+        linear(c->enc_out, total, &m->dec[l].cv, c->cross_v[l]);
+    }
+    return 0;
+}
+
+static int cpu_encoder_output(lm_backend *b, int s, float *out, lm_err *err) {
+    cpu_backend *c = (cpu_backend *)b;
+    if (s < 0 || s >= c->n_sent) return lm_fail(err, "no sentence %d in the encoded batch", s);
+    int d = b->model->cfg.model.d_model;
+    memcpy(out, c->enc_out + (size_t)c->offset[s] * d, (size_t)c->len[s] * d * sizeof(float));
+    return 0;
+}
+
+/* ---- decoder ---- */
+
+static void free_decode(cpu_backend *c) {
+    const lm_model_config *mc = &c->base.model->cfg.model;
+    if (c->self_k)
+        for (int l = 0; l < mc->decoder_layers; l++) { free(c->self_k[l]); free(c->self_v[l]); }
+    free(c->self_k); free(c->self_v); free(c->scratch_kv); free(c->row_sentence);
+    c->self_k = c->self_v = NULL;
+    c->scratch_kv = NULL;
+    c->row_sentence = NULL;
+    c->rows = 0;
+}
+
+static int cpu_decode_start(lm_backend *b, const int32_t *row_sentence, int rows, int max_steps, lm_err *err) {
+    cpu_backend *c = (cpu_backend *)b;
+    const lm_model_config *mc = &b->model->cfg.model;
+    free_decode(c);
+    if (max_steps > mc->max_positions) return lm_fail(err, "%d decoder steps exceed the model's %d positions", max_steps, mc->max_positions);
+    size_t per_layer = (size_t)rows * max_steps * mc->d_model;
+    c->self_k = calloc((size_t)mc->decoder_layers, sizeof(float *));
+    c->self_v = calloc((size_t)mc->decoder_layers, sizeof(float *));
+    c->row_sentence = lm_malloc((size_t)rows * sizeof(int32_t), err);
+    c->scratch_kv = lm_malloc(per_layer * sizeof(float), err);
+    if (!c->self_k || !c->self_v || !c->row_sentence || !c->scratch_kv) return lm_fail(err, "out of memory for the KV cache");
+    for (int l = 0; l < mc->decoder_layers; l++) {
+        c->self_k[l] = lm_malloc(per_layer * sizeof(float), err);
+        c->self_v[l] = lm_malloc(per_layer * sizeof(float), err);
+        if (!c->self_k[l] || !c->self_v[l]) return -1;
+    }
+    for (int r = 0; r < rows; r++) {
+        if (row_sentence[r] < 0 || row_sentence[r] >= c->n_sent) return lm_fail(err, "row %d refers to no sentence", r);
+        c->row_sentence[r] = row_sentence[r];
+    }
+    c->rows = rows;
+    c->max_steps = max_steps;
+    c->steps_done = 0;
+    return ensure_work(c, (size_t)rows, err);
+}
+
+static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float *logits, lm_err *err) {
+    cpu_backend *c = (cpu_backend *)b;
+    const lm_model *m = b->model;
+    const lm_model_config *mc = &m->cfg.model;
+    int d = mc->d_model, heads = mc->decoder_heads, hd = d / heads, R = c->rows;
+    if (step != c->steps_done || step >= c->max_steps) return lm_fail(err, "decoder step %d out of order", step);
+    for (int r = 0; r < R; r++)
+        if (tokens[r] < 0 || tokens[r] >= mc->vocab_size) return lm_fail(err, "token id %d outside the vocabulary", tokens[r]);
+    int32_t *pos = lm_malloc((size_t)R * sizeof(int32_t), err);
+    if (!pos) return -1;
+    for (int r = 0; r < R; r++) pos[r] = step;
+    embed(m, tokens, pos, R, c->x);
+    free(pos);
+    float scaling = 1.0f / sqrtf((float)hd);
+    size_t row_stride = (size_t)c->max_steps * d;
+    for (int l = 0; l < mc->decoder_layers; l++) {
+        const lm_decoder_layer *L = &m->dec[l];
+        /* self-attention over this row's cache, including the new token */
+        layer_norm(c->x, R, d, &L->self_norm, c->h);
+        linear(c->h, R, &L->q, c->q);
+        linear(c->h, R, &L->k, c->k);
+        linear(c->h, R, &L->v, c->v);
+        scale_inplace(c->q, (size_t)R * d, scaling);
+        for (int r = 0; r < R; r++) {
+            memcpy(c->self_k[l] + r * row_stride + (size_t)step * d, c->k + (size_t)r * d, (size_t)d * sizeof(float));
+            memcpy(c->self_v[l] + r * row_stride + (size_t)step * d, c->v + (size_t)r * d, (size_t)d * sizeof(float));
+        }
+#pragma omp parallel
+        {
+            float *scores = malloc((size_t)(step + 1) * sizeof(float));
+#pragma omp for collapse(2) schedule(static)
+            for (int r = 0; r < R; r++)
+                for (int h = 0; h < heads; h++) {
+                    if (!scores) continue;
+                    size_t col = (size_t)h * hd;
+                    attend(c->q + (size_t)r * d + col, c->self_k[l] + r * row_stride + col, c->self_v[l] + r * row_stride + col,
+                           step + 1, d, hd, scores, c->att + (size_t)r * d + col);
+                }
+            free(scores);
+        }
+        linear(c->att, R, &L->o, c->h);
+        add_inplace(c->x, c->h, (size_t)R * d);
+
+        /* cross-attention over the row's sentence */
+        layer_norm(c->x, R, d, &L->cross_norm, c->h);
+        linear(c->h, R, &L->cq, c->q);
+        scale_inplace(c->q, (size_t)R * d, scaling);
+#pragma omp parallel
+        {
+            int longest = 0;
+            for (int s = 0; s < c->n_sent; s++) longest = c->len[s] > longest ? c->len[s] : longest;
+            float *scores = malloc((size_t)longest * sizeof(float));
+#pragma omp for collapse(2) schedule(static)
+            for (int r = 0; r < R; r++)
+                for (int h = 0; h < heads; h++) {
+                    if (!scores) continue;
+                    int s = c->row_sentence[r];
+                    size_t col = (size_t)h * hd, base = (size_t)c->offset[s] * d + col;
+                    attend(c->q + (size_t)r * d + col, c->cross_k[l] + base, c->cross_v[l] + base, c->len[s], d, hd, scores,
+                           c->att + (size_t)r * d + col);
+                }
+            free(scores);
+        }
+        linear(c->att, R, &L->co, c->h);
+        add_inplace(c->x, c->h, (size_t)R * d);
+        feed_forward(c, R, &L->ffn_norm, &L->fc1, &L->fc2);
+    }
+    layer_norm(c->x, R, d, &m->dec_norm, c->h);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, mc->vocab_size, d, 1.0f, c->h, d, m->lm_head, d, 0.0f, logits,
+                mc->vocab_size);
+    c->steps_done = step + 1;
+    return 0;
+}
+
+static int cpu_reorder(lm_backend *b, const int32_t *parent, const int32_t *row_sentence, int rows, lm_err *err) {
+    cpu_backend *c = (cpu_backend *)b;
+    const lm_model_config *mc = &b->model->cfg.model;
+    if (rows > c->rows) return lm_fail(err, "reorder cannot add rows (%d > %d)", rows, c->rows);
+    for (int r = 0; r < rows; r++)
+        if (parent[r] < 0 || parent[r] >= c->rows || row_sentence[r] < 0 || row_sentence[r] >= c->n_sent)
+            return lm_fail(err, "reorder: bad parent or sentence for row %d", r);
+    size_t row_stride = (size_t)c->max_steps * mc->d_model, used = (size_t)c->steps_done * mc->d_model;
+    for (int l = 0; l < mc->decoder_layers; l++) {
+        float *caches[2] = {c->self_k[l], c->self_v[l]};
+        for (int t = 0; t < 2; t++) {
+            for (int r = 0; r < rows; r++)
+                memcpy(c->scratch_kv + r * row_stride, caches[t] + (size_t)parent[r] * row_stride, used * sizeof(float));
+            for (int r = 0; r < rows; r++)
+                memcpy(caches[t] + r * row_stride, c->scratch_kv + r * row_stride, used * sizeof(float));
+        }
+    }
+    memcpy(c->row_sentence, row_sentence, (size_t)rows * sizeof(int32_t));
+    c->rows = rows;
+    return 0;
+}
+
+static void cpu_destroy(lm_backend *b) {
+    cpu_backend *c = (cpu_backend *)b;
+    free_batch(c);
+    free_decode(c);
+    free(c->x); free(c->h); free(c->q); free(c->k); free(c->v); free(c->att); free(c->ffn);
+    free(c);
+}
+
+static const lm_backend_ops cpu_ops = {
+    .name = "cpu",
+    .encode = cpu_encode,
+    .encoder_output = cpu_encoder_output,
+    .decode_start = cpu_decode_start,
+    .decode_step = cpu_decode_step,
+    .reorder = cpu_reorder,
+    .destroy = cpu_destroy,
+};
+
+lm_backend *lm_cpu_backend_create(const lm_model *model, int threads, lm_err *err) {
+    cpu_backend *c = lm_calloc(1, sizeof *c, err);
+    if (!c) return NULL;
+    c->base.ops = &cpu_ops;
+    c->base.model = model;
+    c->threads = threads > 0 ? threads : omp_get_num_procs();
+    omp_set_num_threads(c->threads);
+    openblas_set_num_threads(c->threads);
+    return &c->base;
+}

@@ -1,0 +1,165 @@
+/* engine_config: see engine_config.h. */
+#include "engine_config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+typedef enum { K_INT, K_FLOAT, K_BOOL } key_kind;
+
+/* decoding keys: transformers' generation names */
+static const struct {
+    const char *name;
+    key_kind kind;
+    double lo, hi;
+    size_t offset;
+} gen_keys[] = {
+    {"num_beams", K_INT, 1, 1024, offsetof(lm_gen_config, num_beams)},
+    {"max_length", K_INT, 2, 1 << 20, offsetof(lm_gen_config, max_length)},
+    {"min_length", K_INT, 0, 1 << 20, offsetof(lm_gen_config, min_length)},
+    {"length_penalty", K_FLOAT, -100, 100, offsetof(lm_gen_config, length_penalty)},
+    {"early_stopping", K_BOOL, 0, 1, offsetof(lm_gen_config, early_stopping)},
+    {"no_repeat_ngram_size", K_INT, 0, 1024, offsetof(lm_gen_config, no_repeat_ngram_size)},
+    {"repetition_penalty", K_FLOAT, 1e-6, 1e6, offsetof(lm_gen_config, repetition_penalty)},
+    {"num_return_sequences", K_INT, 1, 1024, offsetof(lm_gen_config, num_return_sequences)},
+    {"do_sample", K_BOOL, 0, 1, offsetof(lm_gen_config, do_sample)},
+    {"temperature", K_FLOAT, 1e-6, 1e6, offsetof(lm_gen_config, temperature)},
+    {"top_k", K_INT, 0, 1 << 24, offsetof(lm_gen_config, top_k)},
+    {"top_p", K_FLOAT, 0, 1, offsetof(lm_gen_config, top_p)},
+};
+#define N_GEN_KEYS (int)(sizeof gen_keys / sizeof *gen_keys)
+
+void lm_engine_config_defaults(lm_engine_config *c) {
+    memset(c, 0, sizeof *c);
+    c->threads = 0;
+    c->max_batch_sentences = 32;
+    c->max_batch_tokens = 4096;
+    c->convention = -1;
+}
+
+static int parse_number(const char *text, key_kind kind, double lo, double hi, double *out, const char *key, const char *where,
+                        lm_err *err) {
+    if (kind == K_BOOL) {
+        if (!strcmp(text, "true") || !strcmp(text, "yes") || !strcmp(text, "1")) { *out = 1; return 0; }
+        if (!strcmp(text, "false") || !strcmp(text, "no") || !strcmp(text, "0")) { *out = 0; return 0; }
+        return lm_fail(err, "%s: '%s' must be true or false, got '%s'", where, key, text);
+    }
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end == text || *end != '\0' || errno || !isfinite(v))
+        return lm_fail(err, "%s: '%s' must be a number, got '%s'", where, key, text);
+    if (kind == K_INT && v != floor(v)) return lm_fail(err, "%s: '%s' must be an integer, got '%s'", where, key, text);
+    if (v < lo || v > hi) return lm_fail(err, "%s: '%s' is %s, outside [%g, %g]", where, key, text, lo, hi);
+    *out = v;
+    return 0;
+}
+
+int lm_engine_config_set(lm_engine_config *c, const char *key, const char *value, const char *where, lm_err *err) {
+    const char *bare = strncmp(key, "decoding.", 9) == 0 ? key + 9 : key;
+    for (int i = 0; i < N_GEN_KEYS; i++) {
+        if (strcmp(bare, gen_keys[i].name) != 0) continue;
+        double v;
+        if (parse_number(value, gen_keys[i].kind, gen_keys[i].lo, gen_keys[i].hi, &v, key, where, err) != 0) return -1;
+        for (int j = 0; j < c->n_overrides; j++)
+            if (c->overrides[j].key == i) { c->overrides[j].value = v; return 0; }
+        if (c->n_overrides == LM_MAX_OVERRIDES) return lm_fail(err, "%s: too many decoding settings", where);
+        c->overrides[c->n_overrides].key = i;
+        c->overrides[c->n_overrides++].value = v;
+        return 0;
+    }
+    double v;
+    if (!strcmp(key, "threads")) {
+        if (parse_number(value, K_INT, 0, 4096, &v, key, where, err)) return -1;
+        c->threads = (int)v;
+    } else if (!strcmp(key, "batch.max_sentences")) {
+        if (parse_number(value, K_INT, 1, 1 << 20, &v, key, where, err)) return -1;
+        c->max_batch_sentences = (int)v;
+    } else if (!strcmp(key, "batch.max_tokens")) {
+        if (parse_number(value, K_INT, 1, 1 << 30, &v, key, where, err)) return -1;
+        c->max_batch_tokens = (int)v;
+    } else if (!strcmp(key, "decoding.seed") || !strcmp(key, "seed")) {
+        if (parse_number(value, K_INT, 0, 9007199254740991.0, &v, key, where, err)) return -1;
+        c->seed = (uint64_t)v;
+    } else if (!strcmp(key, "tokenizer.convention")) {
+        if (!strcmp(value, "auto")) c->convention = -1;
+        else if (!strcmp(value, "m2m100")) c->convention = LM_CONV_M2M100;
+        else if (!strcmp(value, "small100")) c->convention = LM_CONV_SMALL100;
+        else return lm_fail(err, "%s: '%s' must be auto, m2m100 or small100, got '%s'", where, key, value);
+    } else if (!strcmp(key, "tokenizer.src") || !strcmp(key, "tokenizer.tgt")) {
+        char *dst = key[10] == 's' ? c->src_lang : c->tgt_lang;
+        if (strlen(value) >= sizeof c->src_lang || !value[0]) return lm_fail(err, "%s: '%s' is not a language code", where, key);
+        strcpy(dst, value);
+    } else {
+        return lm_fail(err, "%s: unknown key '%s'", where, key);
+    }
+    return 0;
+}
+
+void lm_engine_config_apply(const lm_engine_config *c, lm_gen_config *g) {
+    for (int i = 0; i < c->n_overrides; i++) {
+        double v = c->overrides[i].value;
+        char *field = (char *)g + gen_keys[c->overrides[i].key].offset;
+        switch (gen_keys[c->overrides[i].key].kind) {
+        case K_INT: *(int *)field = (int)v; break;
+        case K_FLOAT: *(float *)field = (float)v; break;
+        case K_BOOL: *(bool *)field = v != 0; break;
+        }
+    }
+}
+
+/* Walks a mapping; nested mappings give dotted keys ("batch.max_tokens"). */
+static int walk(lm_engine_config *c, yaml_document_t *doc, yaml_node_t *map, const char *prefix, const char *path, lm_err *err) {
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key), *v = yaml_document_get_node(doc, p->value);
+        char where[4200], key[512];
+        if (!k || k->type != YAML_SCALAR_NODE) return lm_fail(err, "%s: keys must be plain names", path);
+        snprintf(key, sizeof key, "%s%s", prefix, (const char *)k->data.scalar.value);
+        snprintf(where, sizeof where, "%s:%lu", path, (unsigned long)k->start_mark.line + 1);
+        if (v->type == YAML_MAPPING_NODE) {
+            if (prefix[0]) return lm_fail(err, "%s: '%s' nests too deeply", where, key);
+            char sub[600];
+            snprintf(sub, sizeof sub, "%s.", key);
+            if (strcmp(key, "batch") && strcmp(key, "tokenizer") && strcmp(key, "decoding"))
+                return lm_fail(err, "%s: unknown section '%s'", where, key);
+            if (walk(c, doc, v, sub, path, err) != 0) return -1;
+        } else if (v->type == YAML_SCALAR_NODE) {
+            if (lm_engine_config_set(c, key, (const char *)v->data.scalar.value, where, err) != 0) return -1;
+        } else {
+            return lm_fail(err, "%s: '%s' must be a value, not a list", where, key);
+        }
+    }
+    return 0;
+}
+
+int lm_engine_config_load_yaml(lm_engine_config *c, const char *path, lm_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return lm_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    int rc = -1;
+    if (!yaml_parser_initialize(&parser)) {
+        fclose(f);
+        return lm_fail(err, "%s: cannot start the YAML parser", path);
+    }
+    yaml_parser_set_input_file(&parser, f);
+    if (!yaml_parser_load(&parser, &doc)) {
+        lm_fail(err, "%s:%lu: bad YAML: %s", path, (unsigned long)parser.problem_mark.line + 1,
+                parser.problem ? parser.problem : "parse error");
+        yaml_parser_delete(&parser);
+        fclose(f);
+        return -1;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root) rc = 0; /* empty file: nothing to change */
+    else if (root->type != YAML_MAPPING_NODE) lm_fail(err, "%s: the top level must be a mapping of settings", path);
+    else rc = walk(c, &doc, root, "", path, err);
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    fclose(f);
+    return rc;
+}

@@ -1,0 +1,47 @@
+/*
+ * engine_config: engine settings from a YAML file (under configs/) and from
+ * command-line flags. Both go through one table of keys, so a flag and a
+ * YAML key mean the same thing and are range-checked the same way. Unknown
+ * keys and out-of-range values are errors that name the key.
+ *
+ * YAML layout:
+ *   threads: 0                 # 0 = all cores
+ *   batch: {max_sentences: 32, max_tokens: 4096}
+ *   tokenizer: {convention: auto, src: en, tgt: ko}
+ *   decoding: {num_beams: 5, max_length: 256, ...}   # transformers' names
+ */
+#ifndef LM_ENGINE_CONFIG_H
+#define LM_ENGINE_CONFIG_H
+
+#include "model_config.h"
+
+#define LM_MAX_OVERRIDES 32
+
+typedef struct {
+    int threads;
+    int max_batch_sentences;
+    int max_batch_tokens;
+    int convention;            /* -1: from tokenizer_config.json */
+    char src_lang[16], tgt_lang[16]; /* "" : from tokenizer_config.json */
+    uint64_t seed;
+    /* decoding settings given explicitly; applied over the model's defaults */
+    struct {
+        int key;
+        double value;
+    } overrides[LM_MAX_OVERRIDES];
+    int n_overrides;
+} lm_engine_config;
+
+void lm_engine_config_defaults(lm_engine_config *c);
+
+/* Reads a YAML file over c. */
+int lm_engine_config_load_yaml(lm_engine_config *c, const char *path, lm_err *err);
+
+/* Sets one key ("section.key" or a bare decoding key such as "num_beams")
+ * from text, as a flag would. `where` prefixes error messages. */
+int lm_engine_config_set(lm_engine_config *c, const char *key, const char *value, const char *where, lm_err *err);
+
+/* Applies the decoding overrides onto g (the model's defaults). */
+void lm_engine_config_apply(const lm_engine_config *c, lm_gen_config *g);
+
+#endif

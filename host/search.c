@@ -1,0 +1,450 @@
+/* search: see search.h. */
+#include "search.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NEG_BIG -1.0e9f /* transformers' "very large negative" for beams out of play */
+
+void lm_log_softmax(float *x, int n) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    float sum = 0;
+    for (int i = 0; i < n; i++) sum += expf(x[i] - mx);
+    float lse = logf(sum);
+    for (int i = 0; i < n; i++) x[i] = x[i] - mx - lse;
+}
+
+/* ---- logits processors, applied to one row with its sequence so far ---- */
+
+static void apply_processors(const lm_search_opts *o, const int32_t *seq, int cur_len, float *scores) {
+    const lm_gen_config *g = &o->gen;
+    int V = o->vocab_size;
+    if (g->repetition_penalty != 1.0f) {
+        /* each distinct token once: transformers gathers then scatters */
+        for (int i = 0; i < cur_len; i++) {
+            int t = seq[i];
+            bool seen = false;
+            for (int j = 0; j < i && !seen; j++) seen = seq[j] == t;
+            if (seen) continue;
+            scores[t] = scores[t] < 0 ? scores[t] * g->repetition_penalty : scores[t] / g->repetition_penalty;
+        }
+    }
+    int n = g->no_repeat_ngram_size;
+    if (n > 0 && cur_len + 1 >= n) {
+        /* ban tokens that would repeat an n-gram already in the sequence */
+        const int32_t *prefix = seq + cur_len - (n - 1);
+        for (int start = 0; start + n <= cur_len; start++)
+            if (memcmp(seq + start, prefix, (size_t)(n - 1) * sizeof *seq) == 0) scores[seq[start + n - 1]] = -INFINITY;
+    }
+    if (cur_len < g->min_length) scores[o->eos_id] = -INFINITY;
+    if (g->forced_bos_id >= 0 && cur_len == 1) {
+        for (int t = 0; t < V; t++) scores[t] = -INFINITY;
+        scores[g->forced_bos_id] = 0;
+    }
+}
+
+/* ---- per-sentence state ---- */
+
+typedef struct {
+    int32_t *seq;      /* (B, max_len) running sequences */
+    float *score;      /* (B) running scores, best first */
+    int32_t *fin_seq;  /* (B, max_len) finished pool */
+    int *fin_len;
+    float *fin_score;
+    bool *fin_done;
+    bool heuristic_open; /* transformers' is_early_stop_heuristic_unsatisfied */
+    bool done;
+    float sum_logprob;   /* greedy/sampling */
+    int len;             /* greedy/sampling length */
+    uint64_t rng;
+} sentence_state;
+
+static uint64_t splitmix(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Top k of n values, best first; ties keep the lower index first. */
+static void top_k(const float *v, int n, int k, int32_t *idx, float *val) {
+    int have = 0;
+    for (int i = 0; i < n; i++) {
+        float x = v[i];
+        if (have == k && !(x > val[k - 1])) continue;
+        int p = have < k ? have++ : k - 1;
+        while (p > 0 && x > val[p - 1]) {
+            val[p] = val[p - 1];
+            idx[p] = idx[p - 1];
+            p--;
+        }
+        val[p] = x;
+        idx[p] = i;
+    }
+    for (int i = have; i < k; i++) { val[i] = -INFINITY; idx[i] = 0; }
+}
+
+/* ---- sampling warpers (transformers' order: temperature, top-k, top-p) ---- */
+
+typedef struct {
+    float v;
+    int32_t i;
+} scored;
+
+static int scored_desc(const void *a, const void *b) {
+    const scored *x = a, *y = b;
+    if (x->v != y->v) return x->v > y->v ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* Samples a token from processed logits s (V entries, modified in place);
+ * order is scratch space for V entries. */
+static int32_t sample_token(const lm_gen_config *g, float *s, int V, uint64_t *rng, scored *order) {
+    if (g->temperature != 1.0f)
+        for (int t = 0; t < V; t++) s[t] /= g->temperature;
+    int n = 0;
+    for (int t = 0; t < V; t++)
+        if (s[t] > -INFINITY) order[n++] = (scored){s[t], t};
+    if (n == 0) return 0;
+    qsort(order, (size_t)n, sizeof *order, scored_desc);
+    if (g->top_k > 0 && g->top_k < n) {
+        float kth = order[g->top_k - 1].v; /* ties with the k-th stay, as in transformers */
+        while (n > g->top_k && order[n - 1].v < kth) n--;
+    }
+    /* softmax over the survivors, then the top-p cut on the sorted list */
+    double mx = order[0].v, sum = 0;
+    for (int i = 0; i < n; i++) sum += exp(order[i].v - mx);
+    if (g->top_p < 1.0f) {
+        double mass = 0;
+        int keep = 0;
+        while (keep < n && (keep == 0 || mass < g->top_p)) mass += exp(order[keep++].v - mx) / sum;
+        n = keep;
+        sum = 0;
+        for (int i = 0; i < n; i++) sum += exp(order[i].v - mx);
+    }
+    double u = (double)(splitmix(rng) >> 11) * (1.0 / 9007199254740992.0) * sum, acc = 0;
+    for (int i = 0; i < n; i++) {
+        acc += exp(order[i].v - mx);
+        if (u < acc) return order[i].i;
+    }
+    return order[n - 1].i;
+}
+
+static uint64_t hash_tokens(uint64_t seed, const int32_t *t, int n) {
+    uint64_t h = seed ^ 0x51ed270b27d3c4a1ull;
+    for (int i = 0; i < n; i++) h = (h ^ (uint32_t)t[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static int hyp_set(lm_hypothesis *h, const int32_t *ids, int n, float score, lm_err *err) {
+    h->ids = lm_malloc((size_t)n * sizeof *ids, err);
+    if (!h->ids) return -1;
+    memcpy(h->ids, ids, (size_t)n * sizeof *ids);
+    h->n = n;
+    h->score = score;
+    return 0;
+}
+
+void lm_search_result_free(lm_search_result *r) {
+    for (int i = 0; i < r->n_hyps; i++) free(r->hyps[i].ids);
+    free(r->hyps);
+    r->hyps = NULL;
+    r->n_hyps = 0;
+}
+
+/* ---- greedy and sampling: one row per (sentence, returned sequence) ---- */
+
+static int run_greedy(lm_backend *be, const lm_search_opts *o, const int32_t *tokens, const int32_t *lens, int n,
+                      lm_search_result *results, lm_err *err) {
+    const lm_gen_config *g = &o->gen;
+    int V = o->vocab_size, L = g->max_length;
+    int per = g->do_sample ? g->num_return_sequences : 1;
+    int R = n * per, rc = -1;
+    int32_t *seq = lm_malloc((size_t)R * L * sizeof *seq, err);
+    int32_t *row_of = lm_malloc((size_t)R * sizeof *row_of, err);   /* hypothesis -> backend row, -1 when finished */
+    int32_t *alive = lm_malloc((size_t)R * sizeof *alive, err);     /* backend row -> hypothesis */
+    int32_t *feed = lm_malloc((size_t)R * sizeof *feed, err), *parent = lm_malloc((size_t)R * sizeof *parent, err);
+    int32_t *sent = lm_malloc((size_t)R * sizeof *sent, err);
+    int *len = lm_calloc((size_t)R, sizeof *len, err);
+    float *sum = lm_calloc((size_t)R, sizeof *sum, err);
+    uint64_t *rng = lm_malloc((size_t)R * sizeof *rng, err);
+    float *logits = lm_malloc((size_t)R * V * sizeof *logits, err);
+    scored *order = g->do_sample ? lm_malloc((size_t)V * sizeof *order, err) : NULL;
+    if (!seq || !row_of || !alive || !feed || !parent || !sent || !len || !sum || !rng || !logits || (g->do_sample && !order)) {
+        lm_fail(err, "out of memory for decoding");
+        goto done;
+    }
+    const int32_t *src = tokens;
+    for (int s = 0; s < n; s++) {
+        for (int k = 0; k < per; k++) {
+            int h = s * per + k;
+            seq[(size_t)h * L] = o->decoder_start_id;
+            len[h] = 1;
+            row_of[h] = alive[h] = h;
+            sent[h] = s;
+            rng[h] = hash_tokens(o->seed + (uint64_t)k, src, lens[s]);
+        }
+        src += lens[s];
+    }
+    int rows = R;
+    if (be->ops->decode_start(be, sent, rows, L, err) != 0) goto done;
+    for (int step = 0; rows > 0 && step + 1 < L; step++) {
+        for (int r = 0; r < rows; r++) feed[r] = seq[(size_t)alive[r] * L + step];
+        if (be->ops->decode_step(be, feed, step, logits, err) != 0) goto done;
+        int kept = 0;
+        for (int r = 0; r < rows; r++) {
+            int h = alive[r];
+            int32_t *sq = seq + (size_t)h * L;
+            float *row = logits + (size_t)r * V;
+            int32_t tok;
+            if (g->do_sample) {
+                apply_processors(o, sq, len[h], row);
+                float mx = -INFINITY, z = 0;
+                for (int t = 0; t < V; t++) mx = row[t] > mx ? row[t] : mx;
+                for (int t = 0; t < V; t++) z += expf(row[t] - mx);
+                tok = sample_token(g, row, V, &rng[h], order);
+                sum[h] += row[tok] * g->temperature - mx - logf(z); /* log-prob before warping */
+            } else {
+                apply_processors(o, sq, len[h], row);
+                tok = 0;
+                for (int t = 1; t < V; t++)
+                    if (row[t] > row[tok]) tok = t;
+                float mx = row[tok], z = 0;
+                for (int t = 0; t < V; t++) z += expf(row[t] - mx);
+                sum[h] += -logf(z);
+            }
+            sq[len[h]++] = tok;
+            if (tok == o->eos_id || len[h] >= L) continue;
+            parent[kept] = r;
+            alive[kept] = h;
+            sent[kept] = sent[r];
+            kept++;
+        }
+        if (kept != rows && kept > 0 && be->ops->reorder(be, parent, sent, kept, err) != 0) goto done;
+        rows = kept;
+    }
+    for (int s = 0; s < n; s++) {
+        results[s].hyps = lm_calloc((size_t)per, sizeof *results[s].hyps, err);
+        if (!results[s].hyps) goto done;
+        results[s].n_hyps = per;
+        for (int k = 0; k < per; k++) {
+            int h = s * per + k;
+            if (hyp_set(&results[s].hyps[k], seq + (size_t)h * L, len[h], sum[h], err) != 0) goto done;
+        }
+    }
+    rc = 0;
+done:
+    free(seq); free(row_of); free(alive); free(feed); free(parent); free(sent); free(len); free(sum); free(rng);
+    free(logits); free(order);
+    return rc;
+}
+
+/* ---- beam search ---- */
+
+typedef struct {
+    int32_t *seq;        /* (B, L) running */
+    float *score;        /* (B) */
+    int32_t *fin_seq;    /* (B, L) finished pool, best first */
+    int *fin_len;
+    float *fin_score;
+    bool *fin_done;
+    int32_t *cand_idx;   /* (2B) scratch */
+    float *cand_val, *merged;
+    int32_t *sel, *parent_beam, *next_tok;
+    int32_t *new_seq;    /* (B, L) scratch */
+    bool open;           /* transformers' is_early_stop_heuristic_unsatisfied */
+    bool done;
+    int base;            /* first backend row while active */
+} beam_state;
+
+static float length_norm(int generated, float lp) { return powf((float)generated, lp); }
+
+/* One step of transformers' beam search for one sentence; logits holds its B rows. */
+static void beam_step(const lm_search_opts *o, beam_state *st, float *logits, int cur_len) {
+    const lm_gen_config *g = &o->gen;
+    int B = g->num_beams, K = 2 * B, V = o->vocab_size, L = g->max_length;
+    for (int b = 0; b < B; b++) {
+        float *row = logits + (size_t)b * V;
+        lm_log_softmax(row, V);
+        apply_processors(o, st->seq + (size_t)b * L, cur_len, row);
+        for (int t = 0; t < V; t++) row[t] += st->score[b];
+    }
+    top_k(logits, B * V, K, st->cand_idx, st->cand_val);
+    bool all_hit = true, pool_full = true;
+    for (int b = 0; b < B; b++) pool_full &= st->fin_done[b];
+    float norm = length_norm(cur_len, g->length_penalty); /* cur_len + 1 - prompt length (1) */
+    float *run_val = st->merged + B;                       /* (K) reuse: running values */
+    float fin_cand[2 * 1024];
+    for (int k = 0; k < K; k++) {
+        int tok = st->cand_idx[k] % V;
+        bool hit = tok == o->eos_id || cur_len + 1 >= L;
+        all_hit &= hit;
+        run_val[k] = st->cand_val[k] + (hit ? NEG_BIG : 0.0f);
+        float f = st->cand_val[k] / norm;
+        if (g->early_stopping && pool_full) f += NEG_BIG;
+        if (!st->open) f += NEG_BIG;
+        if (!(hit && k < B)) f += NEG_BIG;
+        fin_cand[k] = f;
+    }
+    /* next running beams: best B of the candidates that did not finish */
+    float sel_val[1024];
+    top_k(run_val, K, B, st->sel, sel_val);
+    /* finished pool: best B of the old pool and the new finishers */
+    float merged[3 * 1024];
+    int32_t midx[1024];
+    float mval[1024];
+    memcpy(merged, st->fin_score, (size_t)B * sizeof *merged);
+    memcpy(merged + B, fin_cand, (size_t)K * sizeof *merged);
+    top_k(merged, B + K, B, midx, mval);
+    int32_t *new_fin = st->new_seq;
+    int new_len[1024];
+    bool new_done[1024];
+    for (int j = 0; j < B; j++) {
+        int m = midx[j];
+        int32_t *dst = new_fin + (size_t)j * L;
+        if (m < B) {
+            memcpy(dst, st->fin_seq + (size_t)m * L, (size_t)st->fin_len[m] * sizeof *dst);
+            new_len[j] = st->fin_len[m];
+            new_done[j] = st->fin_done[m];
+        } else {
+            int k = m - B, beam = st->cand_idx[k] / V;
+            memcpy(dst, st->seq + (size_t)beam * L, (size_t)cur_len * sizeof *dst);
+            dst[cur_len] = st->cand_idx[k] % V;
+            new_len[j] = cur_len + 1;
+            new_done[j] = (st->cand_idx[k] % V == o->eos_id || cur_len + 1 >= L) && k < B;
+        }
+    }
+    memcpy(st->fin_seq, new_fin, (size_t)B * L * sizeof *new_fin);
+    for (int j = 0; j < B; j++) {
+        st->fin_len[j] = new_len[j];
+        st->fin_score[j] = mval[j];
+        st->fin_done[j] = new_done[j];
+    }
+    /* new running sequences */
+    for (int j = 0; j < B; j++) {
+        int k = st->sel[j], beam = st->cand_idx[k] / V;
+        st->parent_beam[j] = beam;
+        st->next_tok[j] = st->cand_idx[k] % V;
+        memcpy(st->new_seq + (size_t)j * L, st->seq + (size_t)beam * L, (size_t)cur_len * sizeof *st->seq);
+        st->new_seq[(size_t)j * L + cur_len] = st->next_tok[j];
+        st->score[j] = sel_val[j];
+    }
+    memcpy(st->seq, st->new_seq, (size_t)B * L * sizeof *st->seq);
+    /* early-stop heuristic with the new length (early_stopping=False flavour) */
+    float best = st->score[0] / length_norm(cur_len, g->length_penalty);
+    float worst = INFINITY;
+    pool_full = true;
+    for (int j = 0; j < B; j++) {
+        pool_full &= st->fin_done[j];
+        worst = st->fin_score[j] < worst ? st->fin_score[j] : worst;
+    }
+    bool improvable = false;
+    for (int j = 0; j < B; j++) improvable |= best > (st->fin_done[j] ? worst : NEG_BIG);
+    st->open = st->open && improvable;
+    st->done = !st->open || (g->early_stopping && pool_full) || all_hit;
+}
+
+static int run_beam(lm_backend *be, const lm_search_opts *o, const int32_t *tokens, const int32_t *lens, int n,
+                    lm_search_result *results, lm_err *err) {
+    const lm_gen_config *g = &o->gen;
+    int B = g->num_beams, K = 2 * B, V = o->vocab_size, L = g->max_length, rc = -1;
+    (void)tokens; (void)lens;
+    beam_state *st = lm_calloc((size_t)n, sizeof *st, err);
+    int32_t *feed = lm_malloc((size_t)n * B * sizeof *feed, err);
+    int32_t *parent = lm_malloc((size_t)n * B * sizeof *parent, err);
+    int32_t *sent = lm_malloc((size_t)n * B * sizeof *sent, err);
+    float *logits = lm_malloc((size_t)n * B * V * sizeof *logits, err);
+    if (!st || !feed || !parent || !sent || !logits) goto done;
+    for (int s = 0; s < n; s++) {
+        beam_state *t = &st[s];
+        t->seq = malloc((size_t)B * L * sizeof *t->seq);
+        t->fin_seq = malloc((size_t)B * L * sizeof *t->fin_seq);
+        t->new_seq = malloc((size_t)B * L * sizeof *t->new_seq);
+        t->score = malloc((size_t)B * sizeof *t->score);
+        t->fin_len = calloc((size_t)B, sizeof *t->fin_len);
+        t->fin_score = malloc((size_t)B * sizeof *t->fin_score);
+        t->fin_done = calloc((size_t)B, sizeof *t->fin_done);
+        t->cand_idx = malloc((size_t)K * sizeof *t->cand_idx);
+        t->cand_val = malloc((size_t)K * sizeof *t->cand_val);
+        t->merged = malloc((size_t)(B + K) * sizeof *t->merged);
+        t->sel = malloc((size_t)B * sizeof *t->sel);
+        t->parent_beam = malloc((size_t)B * sizeof *t->parent_beam);
+        t->next_tok = malloc((size_t)B * sizeof *t->next_tok);
+        if (!t->seq || !t->fin_seq || !t->new_seq || !t->score || !t->fin_len || !t->fin_score || !t->fin_done ||
+            !t->cand_idx || !t->cand_val || !t->merged || !t->sel || !t->parent_beam || !t->next_tok) {
+            lm_fail(err, "out of memory for beam search");
+            goto done;
+        }
+        for (int b = 0; b < B; b++) {
+            t->seq[(size_t)b * L] = o->decoder_start_id;
+            t->score[b] = b == 0 ? 0.0f : NEG_BIG;
+            t->fin_score[b] = NEG_BIG;
+        }
+        t->open = true;
+        t->base = s * B;
+        for (int b = 0; b < B; b++) sent[s * B + b] = s;
+    }
+    int rows = n * B;
+    if (be->ops->decode_start(be, sent, rows, L, err) != 0) goto done;
+    for (int cur_len = 1; rows > 0; cur_len++) {
+        for (int s = 0; s < n; s++)
+            if (!st[s].done)
+                for (int b = 0; b < B; b++) feed[st[s].base + b] = st[s].seq[(size_t)b * L + cur_len - 1];
+        if (be->ops->decode_step(be, feed, cur_len - 1, logits, err) != 0) goto done;
+#pragma omp parallel for schedule(dynamic)
+        for (int s = 0; s < n; s++)
+            if (!st[s].done) beam_step(o, &st[s], logits + (size_t)st[s].base * V, cur_len);
+        /* surviving rows: the beams of unfinished sentences, each continuing its parent */
+        int kept = 0;
+        for (int s = 0; s < n; s++) {
+            if (st[s].done) continue;
+            for (int b = 0; b < B; b++) {
+                parent[kept + b] = st[s].base + st[s].parent_beam[b];
+                sent[kept + b] = s;
+            }
+            st[s].base = kept;
+            kept += B;
+        }
+        if (kept > 0 && be->ops->reorder(be, parent, sent, kept, err) != 0) goto done;
+        rows = kept;
+    }
+    int nret = g->num_return_sequences;
+    for (int s = 0; s < n; s++) {
+        results[s].hyps = lm_calloc((size_t)nret, sizeof *results[s].hyps, err);
+        if (!results[s].hyps) goto done;
+        results[s].n_hyps = nret;
+        for (int j = 0; j < nret; j++)
+            if (hyp_set(&results[s].hyps[j], st[s].fin_seq + (size_t)j * L, st[s].fin_len[j], st[s].fin_score[j], err) != 0)
+                goto done;
+    }
+    rc = 0;
+done:
+    if (st)
+        for (int s = 0; s < n; s++) {
+            beam_state *t = &st[s];
+            free(t->seq); free(t->fin_seq); free(t->new_seq); free(t->score); free(t->fin_len); free(t->fin_score);
+            free(t->fin_done); free(t->cand_idx); free(t->cand_val); free(t->merged); free(t->sel);
+            free(t->parent_beam); free(t->next_tok);
+        }
+    free(st); free(feed); free(parent); free(sent); free(logits);
+    return rc;
+}
+
+int lm_search_run(lm_backend *be, const lm_search_opts *o, const int32_t *tokens, const int32_t *lens, int n,
+                  lm_search_result *results, lm_err *err) {
+    const lm_gen_config *g = &o->gen;
+    memset(results, 0, (size_t)n * sizeof *results);
+    if (n == 0) return 0;
+    if (g->num_beams < 1 || g->num_beams > 1024) return lm_fail(err, "num_beams must be 1..1024");
+    if (g->max_length < 2) return lm_fail(err, "max_length must be at least 2");
+    if (!g->do_sample && g->num_return_sequences > g->num_beams)
+        return lm_fail(err, "num_return_sequences (%d) cannot exceed num_beams (%d)", g->num_return_sequences, g->num_beams);
+    if (g->do_sample && g->num_beams > 1) return lm_fail(err, "beam sampling is not supported: use num_beams 1 with sampling");
+    if (be->ops->encode(be, tokens, lens, n, err) != 0) return -1;
+    int rc = g->num_beams > 1 ? run_beam(be, o, tokens, lens, n, results, err) : run_greedy(be, o, tokens, lens, n, results, err);
+    if (rc != 0)
+        for (int s = 0; s < n; s++) lm_search_result_free(&results[s]);
+    return rc;
+}

@@ -1,0 +1,42 @@
+/*
+ * search: decoding strategies over any backend, shared by all backends.
+ *
+ * Greedy and beam search reproduce transformers' generate() (v4.5x+/v5
+ * vectorised beam search; logits processors in its order: repetition
+ * penalty, no-repeat n-gram, min length, forced BOS). Sampling (temperature,
+ * top-k, top-p) uses its own seeded generator: reproducible run to run and
+ * independent of batching, but not the same random stream as PyTorch.
+ * Sentences that finish leave the batch.
+ */
+#ifndef LM_SEARCH_H
+#define LM_SEARCH_H
+
+#include "backend.h"
+
+typedef struct {
+    int32_t *ids;   /* decoder start token first, </s> last if it finished */
+    int n;
+    float score;    /* beam: length-normalised log-prob; greedy/sampling: summed log-prob */
+} lm_hypothesis;
+
+typedef struct {
+    lm_hypothesis *hyps; /* best first; num_return_sequences of them */
+    int n_hyps;
+} lm_search_result;
+
+typedef struct {
+    lm_gen_config gen;
+    int decoder_start_id, eos_id, vocab_size;
+    uint64_t seed;       /* sampling only */
+} lm_search_opts;
+
+/* Translates n source sentences (tokens back to back, lens[i] each).
+ * results must have room for n entries; free each with lm_search_result_free. */
+int  lm_search_run(lm_backend *be, const lm_search_opts *opts, const int32_t *tokens, const int32_t *lens, int n,
+                   lm_search_result *results, lm_err *err);
+void lm_search_result_free(lm_search_result *r);
+
+/* Exposed for tests: log_softmax of one row, in place. */
+void lm_log_softmax(float *x, int n);
+
+#endif
