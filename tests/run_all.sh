@@ -1,0 +1,18 @@
+#!/bin/sh
+# Runs every test binary given and the CLI tests, then prints one summary
+# line "N passed, N failed"; exits non-zero if anything failed.
+passed=0
+failed=0
+for t in "$@" tests/test_cli.sh; do
+    case "$t" in *.sh) out=$(sh "$t" 2>&1); rc=$? ;; *) out=$("$t" 2>&1); rc=$? ;; esac
+    printf '%s\n' "$out" | grep -E '^FAIL|passed, [0-9]+ failed' 
+    line=$(printf '%s\n' "$out" | grep -E '[0-9]+ passed, [0-9]+ failed' | tail -n 1)
+    p=$(printf '%s' "$line" | sed -E 's/.* ([0-9]+) passed.*/\1/')
+    f=$(printf '%s' "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+    [ -n "$line" ] || { p=0; f=1; printf '%s\n' "$out" | tail -n 20; echo "FAIL $t: no summary (exit $rc)"; }
+    [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && { f=1; echo "FAIL $t: exit status $rc"; }
+    passed=$((passed + p))
+    failed=$((failed + f))
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
