@@ -1,1 +1,68 @@
-echo "0 passed, 0 failed"
+#!/bin/sh
+# test_cli: the lyricmt command as a user runs it. Prints "N passed, N failed".
+BIN=${LYRICMT:-build/lyricmt}
+M=tests/fixtures/tiny-b
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+passed=0; failed=0
+ok()   { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL test_cli: $1"; }
+check() { if eval "$2"; then ok; else fail "$1"; fi; }
+
+# one output line per input line, empty lines kept, order kept
+printf 'I got money on my mind, never stop the grind\n\n   \nYeah, yeah!\nStarted from the bottom now we here\n' > "$T/in.txt"
+"$BIN" translate --model $M --beam 1 -i "$T/in.txt" -o "$T/out.txt" 2>"$T/err"; rc=$?
+check "translate exits 0" '[ $rc -eq 0 ]'
+check "5 lines in, 5 lines out" '[ "$(wc -l < "$T/out.txt")" -eq 5 ]'
+check "empty line stays empty" '[ -z "$(sed -n 2p "$T/out.txt")" ]'
+check "blank line gives empty line" '[ -z "$(sed -n 3p "$T/out.txt")" ]'
+check "no temporary file left" '[ ! -e "$T/out.txt.tmp" ]'
+# the same lines translated alone give the same output (batching is invisible)
+for i in 1 4 5; do
+    sed -n ${i}p "$T/in.txt" | "$BIN" translate --model $M --beam 1 > "$T/one.txt" 2>/dev/null
+    check "line $i alone matches batched" '[ "$(cat "$T/one.txt")" = "$(sed -n ${i}p "$T/out.txt")" ]'
+done
+# stdin to stdout, and the golden greedy text of transformers
+out=$(printf 'Yeah, yeah!\n' | "$BIN" translate --model $M --beam 1 2>/dev/null)
+check "stdin/stdout greedy matches transformers" '[ "$out" = "사" ]'
+# invalid UTF-8 and NUL: replaced with a warning, the line is not lost
+printf 'ok line\n\377\376 bad bytes\nlast\n' | "$BIN" translate --model $M --beam 1 > "$T/u.txt" 2>"$T/u.err"; rc=$?
+check "invalid UTF-8 does not fail" '[ $rc -eq 0 ]'
+check "invalid UTF-8 keeps line count" '[ "$(wc -l < "$T/u.txt")" -eq 3 ]'
+check "invalid UTF-8 warns with line number" 'grep -q "<stdin>:2: 2 invalid UTF-8" "$T/u.err"'
+# a line longer than the model's positions is truncated with a warning
+python3 -c "print(' '.join(['money'] * 400))" 2>/dev/null > "$T/long.txt" || awk 'BEGIN{for(i=0;i<400;i++)printf "money ";print ""}' > "$T/long.txt"
+"$BIN" translate --model $M --beam 1 -i "$T/long.txt" > "$T/l.txt" 2>"$T/l.err"; rc=$?
+check "long line translated" '[ $rc -eq 0 ] && [ "$(wc -l < "$T/l.txt")" -eq 1 ]'
+check "long line warned" 'grep -q "truncated" "$T/l.err"'
+# usage errors exit 2, runtime errors exit 1, help exits 0
+"$BIN" translate --help > "$T/h" 2>&1; check "translate --help" '[ $? -eq 0 ] && grep -q "usage: lyricmt translate" "$T/h"'
+"$BIN" info --help > /dev/null 2>&1; check "info --help" '[ $? -eq 0 ]'
+"$BIN" --help > /dev/null 2>&1; check "--help" '[ $? -eq 0 ]'
+"$BIN" translate --model $M --bogus 1 < /dev/null > /dev/null 2>&1; check "unknown flag exits 2" '[ $? -eq 2 ]'
+"$BIN" translate --model $M --beam 0 < /dev/null > /dev/null 2>"$T/e"; check "beam 0 exits 2 naming the flag" '[ $? -eq 2 ] && grep -q "num_beams" "$T/e"'
+"$BIN" translate --model /nonexistent < /dev/null > /dev/null 2>"$T/e"; check "missing model exits 1" '[ $? -eq 1 ] && grep -q "config.json: missing" "$T/e"'
+"$BIN" translate --model $M --tgt xx < /dev/null > /dev/null 2>"$T/e"; check "unknown language exits 1" '[ $? -eq 1 ] && grep -q "unknown target language" "$T/e"'
+# YAML config: unknown keys, bad values and bad syntax are errors naming the key
+printf 'decoding:\n  num_beamz: 3\n' > "$T/c1.yaml"
+"$BIN" translate --model $M --config "$T/c1.yaml" < /dev/null > /dev/null 2>"$T/e"; check "unknown YAML key" '[ $? -eq 2 ] && grep -q "c1.yaml:2: unknown key .decoding.num_beamz." "$T/e"'
+printf 'batch:\n  max_sentences: -4\n' > "$T/c2.yaml"
+"$BIN" translate --model $M --config "$T/c2.yaml" < /dev/null > /dev/null 2>"$T/e"; check "out-of-range YAML value" '[ $? -eq 2 ] && grep -q "max_sentences" "$T/e"'
+printf 'decoding: [1, 2\n' > "$T/c3.yaml"
+"$BIN" translate --model $M --config "$T/c3.yaml" < /dev/null > /dev/null 2>"$T/e"; check "bad YAML syntax" '[ $? -eq 2 ] && grep -q "bad YAML" "$T/e"'
+# flags override the file
+"$BIN" translate --model $M --config configs/greedy-fast.yaml --beam 5 -i "$T/in.txt" > "$T/b.txt" 2>/dev/null
+"$BIN" translate --model $M --beam 5 -i "$T/in.txt" > "$T/b2.txt" 2>/dev/null
+check "flag overrides config file" 'cmp -s "$T/b.txt" "$T/b2.txt"'
+# sampling is reproducible with a seed
+"$BIN" translate --model $M --config configs/augment.yaml -i "$T/in.txt" > "$T/s1.txt" 2>/dev/null
+"$BIN" translate --model $M --config configs/augment.yaml -i "$T/in.txt" > "$T/s2.txt" 2>/dev/null
+check "sampling reproducible" 'cmp -s "$T/s1.txt" "$T/s2.txt" && [ "$(wc -l < "$T/s1.txt")" -eq 5 ]'
+# a failed run leaves no output file behind
+"$BIN" translate --model /nonexistent -i "$T/in.txt" -o "$T/none.txt" 2>/dev/null
+check "failed run writes nothing" '[ ! -e "$T/none.txt" ] && [ ! -e "$T/none.txt.tmp" ]'
+# info describes the model
+"$BIN" info --model $M > "$T/info" 2>&1
+check "info" 'grep -q "decoder:        2 layers, 6 heads, d_model 48" "$T/info" && grep -q "stored f16" "$T/info"'
+echo "test_cli: $passed passed, $failed failed"
+[ $failed -eq 0 ]

@@ -1,0 +1,313 @@
+/*
+ * test_corrupt: a table of broken or inconsistent model directories, each
+ * made from a good fixture by one mutation; every one must be refused with
+ * an error that says what is wrong (checked by a substring), never a crash.
+ * Run under ASan/UBSan by `make sanitize`, so out-of-bounds reads count.
+ */
+#include "testing.h"
+#include "translator.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char tmp_root[256];
+
+static void copy_file(const char *from, const char *to) {
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    char buf[65536];
+    size_t n;
+    while (a && b && (n = fread(buf, 1, sizeof buf, a)) > 0) fwrite(buf, 1, n, b);
+    if (a) fclose(a);
+    if (b) fclose(b);
+}
+
+static char *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    *len = fread(s, 1, (size_t)n, f);
+    s[*len] = '\0';
+    fclose(f);
+    return s;
+}
+
+static void spit(const char *path, const void *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    fwrite(data, 1, len, f);
+    fclose(f);
+}
+
+/* Replaces the first `count` (0 = all) occurrences of old with new (same length). */
+static int patch(const char *path, const char *old, size_t old_len, const char *new_bytes) {
+    size_t len;
+    char *s = slurp(path, &len);
+    int hits = 0;
+    for (size_t i = 0; s && i + old_len <= len; i++)
+        if (memcmp(s + i, old, old_len) == 0) { memcpy(s + i, new_bytes, old_len); hits++; i += old_len - 1; }
+    if (s) spit(path, s, len);
+    free(s);
+    return hits;
+}
+
+static void truncate_to(const char *path, double fraction) {
+    size_t len;
+    char *s = slurp(path, &len);
+    spit(path, s, (size_t)(len * fraction));
+    free(s);
+}
+
+/* Edits a JSON file: sets key to a raw JSON value (NULL deletes it). */
+static void json_set(const char *path, const char *key, const char *raw) {
+    size_t len;
+    char *s = slurp(path, &len);
+    cJSON *root = cJSON_Parse(s);
+    free(s);
+    cJSON_DeleteItemFromObjectCaseSensitive(root, key);
+    if (raw) cJSON_AddItemToObject(root, key, cJSON_Parse(raw));
+    char *out = cJSON_Print(root);
+    spit(path, out, strlen(out));
+    free(out);
+    cJSON_Delete(root);
+}
+
+/* Rewrites a safetensors header through fn, keeping the data bytes. */
+static void safetensors_edit(const char *path, void (*fn)(cJSON *header)) {
+    size_t len;
+    unsigned char *s = (unsigned char *)slurp(path, &len);
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--) n = (n << 8) | s[i];
+    cJSON *h = cJSON_ParseWithLength((char *)s + 8, n);
+    fn(h);
+    char *text = cJSON_PrintUnformatted(h);
+    size_t tl = strlen(text);
+    unsigned char *out = malloc(8 + tl + (len - 8 - n));
+    for (int i = 0; i < 8; i++) out[i] = (unsigned char)(tl >> (8 * i));
+    memcpy(out + 8, text, tl);
+    memcpy(out + 8 + tl, s + 8 + n, len - 8 - n);
+    spit(path, out, 8 + tl + (len - 8 - n));
+    free(out); free(text); free(s);
+    cJSON_Delete(h);
+}
+
+static cJSON *tensor(cJSON *h, const char *name) { return cJSON_GetObjectItem(h, name); }
+
+static void st_overlap(cJSON *h) {
+    cJSON *o = cJSON_GetObjectItem(tensor(h, "model.encoder.layer_norm.bias"), "data_offsets");
+    cJSON_ReplaceItemInArray(o, 0, cJSON_CreateNumber(0));
+    cJSON_ReplaceItemInArray(o, 1, cJSON_CreateNumber(128));
+}
+static void st_dtype(cJSON *h) {
+    cJSON_ReplaceItemInObject(tensor(h, "model.encoder.layer_norm.bias"), "dtype", cJSON_CreateString("I64"));
+}
+static void st_shape(cJSON *h) {
+    cJSON *t = tensor(h, "model.encoder.layer_norm.bias");
+    cJSON_ReplaceItemInObject(t, "shape", cJSON_Parse("[31]"));
+}
+static void st_reshape(cJSON *h) { /* same byte count, wrong shape for the config */
+    cJSON *t = tensor(h, "model.encoder.layers.0.fc1.weight");
+    cJSON_ReplaceItemInObject(t, "shape", cJSON_Parse("[32, 64]"));
+}
+static void st_rename(cJSON *h) { /* a tensor the model needs is missing, an unknown one appears */
+    cJSON *t = cJSON_DetachItemFromObject(h, "model.decoder.layer_norm.weight");
+    cJSON_AddItemToObject(h, "model.decoder.layer_norm.weight_renamed", t);
+}
+static void st_extra(cJSON *h) { /* an unexpected (empty) tensor at the end of the data */
+    double end = 0;
+    for (cJSON *t = h->child; t; t = t->next) {
+        cJSON *o = cJSON_GetObjectItem(t, "data_offsets");
+        if (o && cJSON_GetArrayItem(o, 1)->valuedouble > end) end = cJSON_GetArrayItem(o, 1)->valuedouble;
+    }
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "dtype", "F32");
+    cJSON_AddItemToObject(t, "shape", cJSON_Parse("[0]"));
+    cJSON *o = cJSON_AddArrayToObject(t, "data_offsets");
+    cJSON_AddItemToArray(o, cJSON_CreateNumber(end));
+    cJSON_AddItemToArray(o, cJSON_CreateNumber(end));
+    cJSON_AddItemToObject(h, "model.encoder.extra.bias", t);
+}
+static void st_offsets_past_end(cJSON *h) {
+    cJSON *o = cJSON_GetObjectItem(tensor(h, "model.encoder.layer_norm.bias"), "data_offsets");
+    cJSON_ReplaceItemInArray(o, 0, cJSON_CreateNumber(1e12));
+    cJSON_ReplaceItemInArray(o, 1, cJSON_CreateNumber(1e12 + 128));
+}
+static void st_negative_dim(cJSON *h) {
+    cJSON_ReplaceItemInObject(tensor(h, "model.encoder.layer_norm.bias"), "shape", cJSON_Parse("[-32]"));
+}
+static void st_huge_shape(cJSON *h) {
+    cJSON_ReplaceItemInObject(tensor(h, "model.encoder.layer_norm.bias"), "shape", cJSON_Parse("[4294967296, 4294967296, 4294967296]"));
+}
+
+typedef struct {
+    const char *name, *base, *expect;
+    void (*mutate)(const char *dir);
+} corrupt_case;
+
+#define P(f) (snprintf(path, sizeof path, "%s/%s", dir, f), path)
+static char path[512];
+
+static void m_no_config(const char *dir) { unlink(P("config.json")); }
+static void m_config_json(const char *dir) { spit(P("config.json"), "{\"d_model\": 32,", 15); }
+static void m_arch(const char *dir) { json_set(P("config.json"), "model_type", "\"bert\""); }
+static void m_heads(const char *dir) { json_set(P("config.json"), "encoder_attention_heads", "5"); }
+static void m_layers_negative(const char *dir) { json_set(P("config.json"), "encoder_layers", "-1"); }
+static void m_vocab_string(const char *dir) { json_set(P("config.json"), "vocab_size", "\"many\""); }
+static void m_layers_more(const char *dir) { json_set(P("config.json"), "encoder_layers", "3"); }
+static void m_dmodel(const char *dir) { json_set(P("config.json"), "d_model", "64"); json_set(P("config.json"), "encoder_attention_heads", "4"); }
+static void m_activation(const char *dir) { json_set(P("config.json"), "activation_function", "\"swish\""); }
+static void m_eos_range(const char *dir) { json_set(P("config.json"), "eos_token_id", "999999"); }
+static void m_no_weights(const char *dir) { unlink(P("model.safetensors")); }
+static void m_st_truncated(const char *dir) { truncate_to(P("model.safetensors"), 0.9); }
+static void m_st_header_huge(const char *dir) { patch(P("model.safetensors"), "\0\0\0\0\0\0", 6, "\0\0\xff\xff\0\0"); }
+static void m_st_not_json(const char *dir) { patch(P("model.safetensors"), "{\"", 2, "[\""); }
+static void m_st_overlap(const char *dir) { safetensors_edit(P("model.safetensors"), st_overlap); }
+static void m_st_dtype(const char *dir) { safetensors_edit(P("model.safetensors"), st_dtype); }
+static void m_st_size(const char *dir) { safetensors_edit(P("model.safetensors"), st_shape); }
+static void m_st_shape(const char *dir) { safetensors_edit(P("model.safetensors"), st_reshape); }
+static void m_st_missing(const char *dir) { safetensors_edit(P("model.safetensors"), st_rename); }
+static void m_st_extra(const char *dir) { safetensors_edit(P("model.safetensors"), st_extra); }
+static void m_st_past_end(const char *dir) { safetensors_edit(P("model.safetensors"), st_offsets_past_end); }
+static void m_st_negative(const char *dir) { safetensors_edit(P("model.safetensors"), st_negative_dim); }
+static void m_st_huge(const char *dir) { safetensors_edit(P("model.safetensors"), st_huge_shape); }
+static void m_st_empty(const char *dir) { spit(P("model.safetensors"), "", 0); }
+static void m_st_duplicate(const char *dir) {
+    /* two entries with one name: a JSON text edit, since cJSON keeps both */
+    size_t len;
+    char *s = slurp(P("model.safetensors"), &len);
+    char *at = strstr(s + 8, "model.encoder.layer_norm.bias");
+    memcpy(at, "model.encoder.layer_norm.weight", 29); /* -> "model.encoder.layer_norm.weig" */
+    free(s);
+    patch(path, "\"model.encoder.layer_norm.bias\"", 31, "\"model.encoder.layer_norm.weig\"");
+    patch(path, "\"model.encoder.layer_norm.weight\"", 33, "\"model.encoder.layer_norm.weig\"\x20\x20");
+}
+static void m_bin_truncated(const char *dir) { truncate_to(P("pytorch_model.bin"), 0.6); }
+static void m_bin_malicious(const char *dir) {
+    /* the first GLOBAL now names os.system: must be refused, never called */
+    patch(P("pytorch_model.bin"), "torch._utils\n_rebuild_tensor_v2\n", 32, "os\nsystem\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n");
+}
+static void m_bin_opcode(const char *dir) { patch(P("pytorch_model.bin"), "\x80\x02}", 3, "\x80\x02i"); }
+static void m_bin_storage(const char *dir) {
+    /* storage member data/0 renamed in both zip headers */
+    size_t len;
+    char *s = slurp(P("pytorch_model.bin"), &len);
+    const char *key = "pytorch_model/data/0";
+    size_t kl = strlen(key);
+    for (size_t i = 0; i + kl < len; i++)
+        if (memcmp(s + i, key, kl) == 0 && !(s[i + kl] >= '0' && s[i + kl] <= '9')) s[i + kl - 1] = 'X';
+    spit(path, s, len);
+    free(s);
+}
+static void m_bin_compressed(const char *dir) {
+    /* compression method 8 (deflate) in every central directory entry */
+    size_t len;
+    char *s = slurp(P("pytorch_model.bin"), &len);
+    for (size_t i = 0; i + 12 < len; i++)
+        if (memcmp(s + i, "PK\x01\x02", 4) == 0) s[i + 10] = 8;
+    spit(path, s, len);
+    free(s);
+}
+static void m_vocab_missing(const char *dir) { unlink(P("vocab.json")); }
+static void m_vocab_specials(const char *dir) { patch(P("vocab.json"), "\"<unk>\": 3", 10, "\"<unx>\": 3"); }
+static void m_vocab_large(const char *dir) { /* 200 more pieces than the embedding has rows for */
+    size_t len;
+    char *text = slurp(P("vocab.json"), &len);
+    cJSON *v = cJSON_Parse(text);
+    int n = cJSON_GetArraySize(v);
+    for (int i = 0; i < 200; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "extra%d", i);
+        cJSON_AddNumberToObject(v, key, n + i);
+    }
+    char *out = cJSON_Print(v);
+    spit(path, out, strlen(out));
+    free(out); free(text);
+    cJSON_Delete(v);
+}
+static void m_spm_garbage(const char *dir) { spit(P("sentencepiece.bpe.model"), "not a model", 11); }
+static void m_gen_beams(const char *dir) { json_set(P("generation_config.json"), "num_beams", "0"); }
+static void m_tok_class(const char *dir) { json_set(P("tokenizer_config.json"), "tokenizer_class", "\"BertTokenizer\""); }
+static void m_max_length(const char *dir) { json_set(P("generation_config.json"), "max_length", "100000"); }
+
+static const corrupt_case cases[] = {
+    {"missing config.json", "tiny-a", "config.json: missing", m_no_config},
+    {"config.json not JSON", "tiny-a", "invalid JSON", m_config_json},
+    {"unknown architecture", "tiny-a", "only m2m_100", m_arch},
+    {"heads do not divide d_model", "tiny-a", "not divisible", m_heads},
+    {"negative layer count", "tiny-a", "'encoder_layers' is -1", m_layers_negative},
+    {"vocab_size not a number", "tiny-a", "'vocab_size' must be an integer", m_vocab_string},
+    {"config has more layers than weights", "tiny-a", "missing tensor 'model.encoder.layers.2", m_layers_more},
+    {"config width differs from weights", "tiny-a", "config.json implies", m_dmodel},
+    {"unsupported activation", "tiny-a", "activation_function 'swish'", m_activation},
+    {"special token id out of range", "tiny-a", "'eos_token_id' is 999999", m_eos_range},
+    {"no weights file", "tiny-a", "no model.safetensors or pytorch_model.bin", m_no_weights},
+    {"safetensors truncated", "tiny-a", "file truncated", m_st_truncated},
+    {"safetensors header length huge", "tiny-a", "header length", m_st_header_huge},
+    {"safetensors header not an object", "tiny-a", "does not start with '{'", m_st_not_json},
+    {"safetensors overlapping offsets", "tiny-a", "overlaps", m_st_overlap},
+    {"safetensors unsupported dtype", "tiny-a", "unsupported dtype I64", m_st_dtype},
+    {"safetensors shape and size disagree", "tiny-a", "shape x dtype needs", m_st_size},
+    {"safetensors wrong shape for config", "tiny-a", "has shape [32, 64]", m_st_shape},
+    {"safetensors tensor missing", "tiny-a", "missing tensor 'model.decoder.layer_norm.weight'", m_st_missing},
+    {"safetensors unexpected tensor", "tiny-a", "unexpected tensor 'model.encoder.extra.bias'", m_st_extra},
+    {"safetensors offsets past the end", "tiny-a", "gap before it", m_st_past_end},
+    {"safetensors negative dimension", "tiny-a", "bad shape entry", m_st_negative},
+    {"safetensors shape overflows", "tiny-a", "overflows", m_st_huge},
+    {"safetensors empty file", "tiny-a", "file is empty", m_st_empty},
+    {"safetensors duplicate name", "tiny-a", "model.encoder.layer_norm", m_st_duplicate},
+    {"pytorch_model.bin truncated", "tiny-b", "truncated", m_bin_truncated},
+    {"pickle calls os.system", "tiny-b", "'os.system', which is not on the allow-list", m_bin_malicious},
+    {"pickle opcode not allowed", "tiny-b", "opcode 0x69", m_bin_opcode},
+    {"storage missing from archive", "tiny-b", "missing from the archive", m_bin_storage},
+    {"compressed zip member", "tiny-b", "is compressed", m_bin_compressed},
+    {"vocab.json missing", "tiny-a", "vocab.json: cannot open", m_vocab_missing},
+    {"vocab.json specials misplaced", "tiny-a", "'<unk>' must have id 3", m_vocab_specials},
+    {"vocabulary larger than the model", "tiny-a", "exceed the model's vocab_size 404", m_vocab_large},
+    {"SentencePiece model garbage", "tiny-a", "cannot load SentencePiece model", m_spm_garbage},
+    {"num_beams out of range", "tiny-a", "'num_beams' is 0", m_gen_beams},
+    {"unknown tokenizer class", "tiny-a", "tokenizer_class 'BertTokenizer'", m_tok_class},
+    {"max_length beyond positions", "tiny-a", "max_length 100000 exceeds the model's 96 positions", m_max_length},
+};
+
+static void copy_fixture(const char *base, const char *dir) {
+    static const char *files[] = {"config.json", "generation_config.json", "tokenizer_config.json", "vocab.json",
+                                  "sentencepiece.bpe.model", "model.safetensors", "pytorch_model.bin"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char from[700], to[700];
+        snprintf(from, sizeof from, "tests/fixtures/%s/%s", base, files[i]);
+        snprintf(to, sizeof to, "%s/%s", dir, files[i]);
+        if (access(from, R_OK) == 0) copy_file(from, to);
+    }
+}
+
+int main(void) {
+    snprintf(tmp_root, sizeof tmp_root, "/tmp/lyricmt-corrupt-XXXXXX");
+    if (!mkdtemp(tmp_root)) { perror("mkdtemp"); return 2; }
+    int n = (int)(sizeof cases / sizeof *cases);
+    for (int i = 0; i < n; i++) {
+        char dir[600];
+        snprintf(dir, sizeof dir, "%s/case%02d", tmp_root, i);
+        mkdir(dir, 0755);
+        copy_fixture(cases[i].base, dir);
+        cases[i].mutate(dir);
+        lm_engine_config engine;
+        lm_engine_config_defaults(&engine);
+        lm_translator t;
+        lm_err err = {{0}};
+        int rc = lm_translator_open(&t, dir, &engine, &err);
+        if (rc == 0) lm_translator_close(&t);
+        bool one_line = strchr(err.msg, '\n') == NULL && err.msg[0];
+        CHECK(rc != 0, "%s: was accepted", cases[i].name);
+        CHECK(rc != 0 && strstr(err.msg, cases[i].expect) && one_line, "%s: error '%s' does not say '%s'", cases[i].name, err.msg, cases[i].expect);
+        printf("  refused %-38s %s\n", cases[i].name, err.msg);
+    }
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_root);
+    printf("%d corrupt model directories\n", n);
+    return lm_test_summary("test_corrupt");
+}
