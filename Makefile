@@ -2,11 +2,11 @@
 CC      ?= gcc
 CXX     ?= g++
 BUILD   ?= build
-CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -Wall -Wextra -fopenmp -D_GNU_SOURCE -Ihost -MMD -MP
-CXXFLAGS ?= -O2 -g
-CXXFLAGS += -std=c++17 -Wall -Wextra -Ihost -MMD -MP
-LDLIBS  = -lopenblas -lcjson -lyaml -lsentencepiece -lstdc++ -lm -fopenmp
+OPT     ?= -O2 -g
+XFLAGS  ?=
+CFLAGS   = $(OPT) $(XFLAGS) -std=c11 -Wall -Wextra -fopenmp -D_GNU_SOURCE -Ihost -MMD -MP
+CXXFLAGS = $(OPT) $(XFLAGS) -std=c++17 -Wall -Wextra -Ihost -MMD -MP
+LDLIBS   = $(XFLAGS) -lopenblas -lcjson -lyaml -lsentencepiece -lstdc++ -lm -fopenmp
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 HOST_SRC = $(filter-out host/main.c,$(wildcard host/*.c))
@@ -34,15 +34,25 @@ $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -c $< -o $@
 
-test: $(BUILD)/lyricmt $(TEST_BIN)
+test: deps
+	@$(MAKE) --no-print-directory $(BUILD)/lyricmt $(TEST_BIN)
 	@LYRICMT=$(BUILD)/lyricmt sh tests/run_all.sh $(TEST_BIN)
+
+deps:
+	@sh scripts/install-deps.sh
 
 # The whole suite again under AddressSanitizer and UndefinedBehaviorSanitizer.
 sanitize:
-	$(MAKE) BUILD=build-san CFLAGS="-O1 -g $(SAN)" CXXFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" test
+	$(MAKE) BUILD=build-san OPT="-O1 -g" XFLAGS="$(SAN)" test
 
 clean:
 	rm -rf build build-san
 
-.PHONY: all test sanitize clean
+# The main job: install what is missing, build, translate the shipped sample lyrics.
+demo:
+	sh scripts/install-deps.sh
+	$(MAKE) $(BUILD)/lyricmt
+	$(BUILD)/lyricmt translate --model tests/fixtures/tiny-b --config configs/default.yaml -i samples/lyrics.txt
+
+.PHONY: all test sanitize clean demo deps
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -63,7 +63,7 @@ int lm_translator_source_ids(lm_translator *t, const char *text, size_t len, int
     int32_t *out = lm_malloc(((size_t)np + 2) * sizeof *out, err);
     if (!out) { free(pieces); return -1; }
     out[0] = t->src_prefix_id;
-    memcpy(out + 1, pieces, (size_t)np * sizeof *out);
+    if (np > 0) memcpy(out + 1, pieces, (size_t)np * sizeof *out);
     out[np + 1] = t->model.cfg.model.eos_id;
     free(pieces);
     *ids = out;

@@ -1,0 +1,39 @@
+#!/usr/bin/env python3
+"""Make a SMaLL-100-sized checkpoint with random weights, laid out as the
+en2ko_hiphop_small-100 fine-tune ships (pytorch_model.bin, config.json,
+generation_config.json, tokenizer files), for benchmarks. Never committed.
+
+Real shapes: 12 encoder / 3 decoder layers, d_model 1024, 16 heads, FFN 4096,
+vocabulary 128112, 1024 positions. The tokenizer files are the tiny fixture's
+(a real 128k SentencePiece model cannot be downloaded here); its ids all fall
+inside the 128112-row embedding, so every matrix product has the real size.
+
+usage: python3 benchmarks/make_random_model.py OUT_DIR
+"""
+import os
+import shutil
+import sys
+
+import torch
+from transformers import M2M100Config, M2M100ForConditionalGeneration
+
+out = sys.argv[1] if len(sys.argv) > 1 else "benchmarks/models/small100-random"
+src = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "tiny-b")
+os.makedirs(out, exist_ok=True)
+torch.manual_seed(0)
+cfg = M2M100Config(vocab_size=128112, d_model=1024, encoder_layers=12, decoder_layers=3, encoder_attention_heads=16,
+                   decoder_attention_heads=16, encoder_ffn_dim=4096, decoder_ffn_dim=4096, max_position_embeddings=1024,
+                   scale_embedding=True, activation_function="relu", pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                   decoder_start_token_id=2)
+model = M2M100ForConditionalGeneration(cfg).eval()
+model.config.to_json_file(os.path.join(out, "config.json"))
+model.generation_config.update(num_beams=5, max_length=256)
+model.generation_config.to_json_file(os.path.join(out, "generation_config.json"))
+sd = model.state_dict()
+shared = sd["model.shared.weight"]
+for k in ("model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight"):
+    sd[k] = shared
+torch.save(sd, os.path.join(out, "pytorch_model.bin"))
+for f in ("sentencepiece.bpe.model", "vocab.json", "tokenizer_config.json", "special_tokens_map.json"):
+    shutil.copy(os.path.join(src, f), out)
+print(out)

@@ -1,0 +1,8 @@
+#!/bin/sh
+# Installs the Debian packages lyricmt builds against (no-op when present).
+set -e
+PKGS="build-essential libopenblas-dev libcjson-dev libyaml-dev libsentencepiece-dev"
+if dpkg -s $PKGS >/dev/null 2>&1; then exit 0; fi
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+$SUDO apt-get update -qq
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $PKGS >/dev/null
