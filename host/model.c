@@ -85,6 +85,27 @@ static int bind_attention(binder *b, const char *base, int d, lm_linear *q, lm_l
     return 0;
 }
 
+/* What encoder and decoder layers share: self-attention and its norm, and
+ * the feed-forward block with its norm. */
+typedef struct {
+    lm_linear *q, *k, *v, *o, *fc1, *fc2;
+    lm_norm *self_norm, *ffn_norm;
+} block_slots;
+
+static int bind_block(binder *b, const char *base, int d, int ffn, block_slots s) {
+    char name[LM_MAX_NAME];
+    snprintf(name, sizeof name, "%s.self_attn", base);
+    if (bind_attention(b, name, d, s.q, s.k, s.v, s.o) != 0) return -1;
+    snprintf(name, sizeof name, "%s.self_attn_layer_norm", base);
+    if (fetch_norm(b, name, d, s.self_norm) != 0) return -1;
+    snprintf(name, sizeof name, "%s.final_layer_norm", base);
+    if (fetch_norm(b, name, d, s.ffn_norm) != 0) return -1;
+    snprintf(name, sizeof name, "%s.fc1", base);
+    if (fetch_linear(b, name, d, ffn, s.fc1) != 0) return -1;
+    snprintf(name, sizeof name, "%s.fc2", base);
+    return fetch_linear(b, name, ffn, d, s.fc2);
+}
+
 static int bind_all(binder *b) {
     lm_model *m = b->m;
     const lm_model_config *c = &m->cfg.model;
@@ -137,34 +158,18 @@ static int bind_all(binder *b) {
     for (int i = 0; i < c->encoder_layers; i++) {
         lm_encoder_layer *L = &m->enc[i];
         snprintf(base, sizeof base, "encoder.layers.%d", i);
-        snprintf(name, sizeof name, "%s.self_attn", base);
-        if (bind_attention(b, name, d, &L->q, &L->k, &L->v, &L->o) != 0) return -1;
-        snprintf(name, sizeof name, "%s.self_attn_layer_norm", base);
-        if (fetch_norm(b, name, d, &L->self_norm) != 0) return -1;
-        snprintf(name, sizeof name, "%s.final_layer_norm", base);
-        if (fetch_norm(b, name, d, &L->ffn_norm) != 0) return -1;
-        snprintf(name, sizeof name, "%s.fc1", base);
-        if (fetch_linear(b, name, d, c->encoder_ffn, &L->fc1) != 0) return -1;
-        snprintf(name, sizeof name, "%s.fc2", base);
-        if (fetch_linear(b, name, c->encoder_ffn, d, &L->fc2) != 0) return -1;
+        block_slots slots = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2, &L->self_norm, &L->ffn_norm};
+        if (bind_block(b, base, d, c->encoder_ffn, slots) != 0) return -1;
     }
     for (int i = 0; i < c->decoder_layers; i++) {
         lm_decoder_layer *L = &m->dec[i];
         snprintf(base, sizeof base, "decoder.layers.%d", i);
-        snprintf(name, sizeof name, "%s.self_attn", base);
-        if (bind_attention(b, name, d, &L->q, &L->k, &L->v, &L->o) != 0) return -1;
+        block_slots slots = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2, &L->self_norm, &L->ffn_norm};
+        if (bind_block(b, base, d, c->decoder_ffn, slots) != 0) return -1;
         snprintf(name, sizeof name, "%s.encoder_attn", base);
         if (bind_attention(b, name, d, &L->cq, &L->ck, &L->cv, &L->co) != 0) return -1;
-        snprintf(name, sizeof name, "%s.self_attn_layer_norm", base);
-        if (fetch_norm(b, name, d, &L->self_norm) != 0) return -1;
         snprintf(name, sizeof name, "%s.encoder_attn_layer_norm", base);
         if (fetch_norm(b, name, d, &L->cross_norm) != 0) return -1;
-        snprintf(name, sizeof name, "%s.final_layer_norm", base);
-        if (fetch_norm(b, name, d, &L->ffn_norm) != 0) return -1;
-        snprintf(name, sizeof name, "%s.fc1", base);
-        if (fetch_linear(b, name, d, c->decoder_ffn, &L->fc1) != 0) return -1;
-        snprintf(name, sizeof name, "%s.fc2", base);
-        if (fetch_linear(b, name, c->decoder_ffn, d, &L->fc2) != 0) return -1;
     }
     if (fetch_norm(b, "encoder.layer_norm", d, &m->enc_norm) != 0) return -1;
     if (fetch_norm(b, "decoder.layer_norm", d, &m->dec_norm) != 0) return -1;
