@@ -22,6 +22,7 @@ typedef struct {
     int threads;
     /* encoder batch */
     int n_sent, total;          /* sentences, packed rows */
+    int longest;                /* longest sentence: sizes attention score scratch */
     int32_t *offset, *len;
     float *enc_out;             /* (total, D) */
     float **cross_k, **cross_v; /* per decoder layer: (total, D) */
@@ -180,6 +181,7 @@ static int cpu_encode(lm_backend *b, const int32_t *tokens, const int32_t *lens,
         if (tokens[i] < 0 || tokens[i] >= mc->vocab_size) return lm_fail(err, "token id %d outside the vocabulary", tokens[i]);
     c->n_sent = n;
     c->total = total;
+    c->longest = longest;
     if (ensure_work(c, (size_t)total, err) != 0) return -1;
     int32_t *pos = lm_malloc((size_t)total * sizeof(int32_t), err);
     if (!pos) return -1;
@@ -325,9 +327,7 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
         scale_inplace(c->q, (size_t)R * d, scaling);
 #pragma omp parallel
         {
-            int longest = 0;
-            for (int s = 0; s < c->n_sent; s++) longest = c->len[s] > longest ? c->len[s] : longest;
-            float *scores = malloc((size_t)longest * sizeof(float));
+            float *scores = malloc((size_t)c->longest * sizeof(float));
 #pragma omp for collapse(2) schedule(static)
             for (int r = 0; r < R; r++)
                 for (int h = 0; h < heads; h++) {

@@ -163,7 +163,6 @@ static int run_greedy(lm_backend *be, const lm_search_opts *o, const int32_t *to
     int per = g->do_sample ? g->num_return_sequences : 1;
     int R = n * per, rc = -1;
     int32_t *seq = lm_malloc((size_t)R * L * sizeof *seq, err);
-    int32_t *row_of = lm_malloc((size_t)R * sizeof *row_of, err);   /* hypothesis -> backend row, -1 when finished */
     int32_t *alive = lm_malloc((size_t)R * sizeof *alive, err);     /* backend row -> hypothesis */
     int32_t *feed = lm_malloc((size_t)R * sizeof *feed, err), *parent = lm_malloc((size_t)R * sizeof *parent, err);
     int32_t *sent = lm_malloc((size_t)R * sizeof *sent, err);
@@ -172,7 +171,7 @@ static int run_greedy(lm_backend *be, const lm_search_opts *o, const int32_t *to
     uint64_t *rng = lm_malloc((size_t)R * sizeof *rng, err);
     float *logits = lm_malloc((size_t)R * V * sizeof *logits, err);
     scored *order = g->do_sample ? lm_malloc((size_t)V * sizeof *order, err) : NULL;
-    if (!seq || !row_of || !alive || !feed || !parent || !sent || !len || !sum || !rng || !logits || (g->do_sample && !order)) {
+    if (!seq || !alive || !feed || !parent || !sent || !len || !sum || !rng || !logits || (g->do_sample && !order)) {
         lm_fail(err, "out of memory for decoding");
         goto done;
     }
@@ -182,7 +181,7 @@ static int run_greedy(lm_backend *be, const lm_search_opts *o, const int32_t *to
             int h = s * per + k;
             seq[(size_t)h * L] = o->decoder_start_id;
             len[h] = 1;
-            row_of[h] = alive[h] = h;
+            alive[h] = h;
             sent[h] = s;
             rng[h] = hash_tokens(o->seed + (uint64_t)k, src, lens[s]);
         }
@@ -199,15 +198,14 @@ static int run_greedy(lm_backend *be, const lm_search_opts *o, const int32_t *to
             int32_t *sq = seq + (size_t)h * L;
             float *row = logits + (size_t)r * V;
             int32_t tok;
+            apply_processors(o, sq, len[h], row);
             if (g->do_sample) {
-                apply_processors(o, sq, len[h], row);
                 float mx = -INFINITY, z = 0;
                 for (int t = 0; t < V; t++) mx = row[t] > mx ? row[t] : mx;
                 for (int t = 0; t < V; t++) z += expf(row[t] - mx);
                 tok = sample_token(g, row, V, &rng[h], order);
                 sum[h] += row[tok] * g->temperature - mx - logf(z); /* log-prob before warping */
             } else {
-                apply_processors(o, sq, len[h], row);
                 tok = 0;
                 for (int t = 1; t < V; t++)
                     if (row[t] > row[tok]) tok = t;
@@ -236,7 +234,7 @@ static int run_greedy(lm_backend *be, const lm_search_opts *o, const int32_t *to
     }
     rc = 0;
 done:
-    free(seq); free(row_of); free(alive); free(feed); free(parent); free(sent); free(len); free(sum); free(rng);
+    free(seq); free(alive); free(feed); free(parent); free(sent); free(len); free(sum); free(rng);
     free(logits); free(order);
     return rc;
 }
@@ -346,11 +344,9 @@ static void beam_step(const lm_search_opts *o, beam_state *st, float *logits, in
     st->done = !st->open || (g->early_stopping && pool_full) || all_hit;
 }
 
-static int run_beam(lm_backend *be, const lm_search_opts *o, const int32_t *tokens, const int32_t *lens, int n,
-                    lm_search_result *results, lm_err *err) {
+static int run_beam(lm_backend *be, const lm_search_opts *o, int n, lm_search_result *results, lm_err *err) {
     const lm_gen_config *g = &o->gen;
     int B = g->num_beams, K = 2 * B, V = o->vocab_size, L = g->max_length, rc = -1;
-    (void)tokens; (void)lens;
     beam_state *st = lm_calloc((size_t)n, sizeof *st, err);
     int32_t *feed = lm_malloc((size_t)n * B * sizeof *feed, err);
     int32_t *parent = lm_malloc((size_t)n * B * sizeof *parent, err);
@@ -443,7 +439,7 @@ int lm_search_run(lm_backend *be, const lm_search_opts *o, const int32_t *tokens
         return lm_fail(err, "num_return_sequences (%d) cannot exceed num_beams (%d)", g->num_return_sequences, g->num_beams);
     if (g->do_sample && g->num_beams > 1) return lm_fail(err, "beam sampling is not supported: use num_beams 1 with sampling");
     if (be->ops->encode(be, tokens, lens, n, err) != 0) return -1;
-    int rc = g->num_beams > 1 ? run_beam(be, o, tokens, lens, n, results, err) : run_greedy(be, o, tokens, lens, n, results, err);
+    int rc = g->num_beams > 1 ? run_beam(be, o, n, results, err) : run_greedy(be, o, tokens, lens, n, results, err);
     if (rc != 0)
         for (int s = 0; s < n; s++) lm_search_result_free(&results[s]);
     return rc;

@@ -177,12 +177,7 @@ static void m_st_huge(const char *dir) { safetensors_edit(P("model.safetensors")
 static void m_st_empty(const char *dir) { spit(P("model.safetensors"), "", 0); }
 static void m_st_duplicate(const char *dir) {
     /* two entries with one name: a JSON text edit, since cJSON keeps both */
-    size_t len;
-    char *s = slurp(P("model.safetensors"), &len);
-    char *at = strstr(s + 8, "model.encoder.layer_norm.bias");
-    memcpy(at, "model.encoder.layer_norm.weight", 29); /* -> "model.encoder.layer_norm.weig" */
-    free(s);
-    patch(path, "\"model.encoder.layer_norm.bias\"", 31, "\"model.encoder.layer_norm.weig\"");
+    patch(P("model.safetensors"), "\"model.encoder.layer_norm.bias\"", 31, "\"model.encoder.layer_norm.weig\"");
     patch(path, "\"model.encoder.layer_norm.weight\"", 33, "\"model.encoder.layer_norm.weig\"\x20\x20");
 }
 static void m_bin_truncated(const char *dir) { truncate_to(P("pytorch_model.bin"), 0.6); }
