@@ -6,7 +6,7 @@ OPT     ?= -O2 -g
 XFLAGS  ?=
 CFLAGS   = $(OPT) $(XFLAGS) -std=c11 -Wall -Wextra -fopenmp -D_GNU_SOURCE -Ihost -MMD -MP
 CXXFLAGS = $(OPT) $(XFLAGS) -std=c++17 -Wall -Wextra -Ihost -MMD -MP
-LDLIBS   = $(XFLAGS) -lopenblas -lcjson -lyaml -lsentencepiece -lstdc++ -lm -fopenmp
+LDLIBS   = $(XFLAGS) -pthread -lopenblas -lcjson -lyaml -lsentencepiece -lstdc++ -lm -fopenmp
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 HOST_SRC = $(filter-out host/main.c,$(wildcard host/*.c))

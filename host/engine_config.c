@@ -39,6 +39,26 @@ void lm_engine_config_defaults(lm_engine_config *c) {
     c->max_batch_sentences = 32;
     c->max_batch_tokens = 4096;
     c->convention = -1;
+    c->window_lines = 4096;
+    c->cache_lines = 65536;
+    strcpy(c->id_field, "id");
+    strcpy(c->text_field, "text");
+}
+
+static const char *const format_names[] = {"text", "tsv", "jsonl"};
+static const char *const utf8_policy_names[] = {"replace", "skip", "fail"};
+static const char *const length_policy_names[] = {"truncate", "skip", "fail"};
+
+const char *lm_format_name(lm_format f) { return format_names[f]; }
+const char *lm_policy_name(lm_policy p, bool for_length) { return (for_length ? length_policy_names : utf8_policy_names)[p]; }
+
+/* Picks one of n names; the error lists them. */
+static int parse_choice(const char *text, const char *const *names, int n, int *out, const char *key, const char *where, lm_err *err) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(text, names[i])) { *out = i; return 0; }
+    char list[128] = "";
+    for (int i = 0; i < n; i++) snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
+    return lm_fail(err, "%s: '%s' must be one of %s, got '%s'", where, key, list, text);
 }
 
 static int parse_number(const char *text, key_kind kind, double lo, double hi, double *out, const char *key, const char *where,
@@ -85,6 +105,25 @@ int lm_engine_config_set(lm_engine_config *c, const char *key, const char *value
     } else if (!strcmp(key, "decoding.seed") || !strcmp(key, "seed")) {
         if (parse_number(value, K_INT, 0, 9007199254740991.0, &v, key, where, err)) return -1;
         c->seed = (uint64_t)v;
+    } else if (!strcmp(key, "batch.window_lines")) {
+        if (parse_number(value, K_INT, 1, 1 << 24, &v, key, where, err)) return -1;
+        c->window_lines = (int)v;
+    } else if (!strcmp(key, "batch.cache_lines")) {
+        if (parse_number(value, K_INT, 0, 1 << 26, &v, key, where, err)) return -1;
+        c->cache_lines = (int)v;
+    } else if (!strcmp(key, "input.format") || !strcmp(key, "output.format")) {
+        int choice;
+        if (parse_choice(value, format_names, 3, &choice, key, where, err)) return -1;
+        *(key[0] == 'i' ? &c->input_format : &c->output_format) = (lm_format)choice;
+    } else if (!strcmp(key, "input.bad_utf8") || !strcmp(key, "input.too_long")) {
+        bool length = key[6] == 't';
+        int choice;
+        if (parse_choice(value, length ? length_policy_names : utf8_policy_names, 3, &choice, key, where, err)) return -1;
+        *(length ? &c->too_long : &c->bad_utf8) = (lm_policy)choice;
+    } else if (!strcmp(key, "input.id_field") || !strcmp(key, "input.text_field")) {
+        char *dst = key[6] == 'i' ? c->id_field : c->text_field;
+        if (strlen(value) >= sizeof c->id_field || !value[0]) return lm_fail(err, "%s: '%s' must be a field name of 1 to 63 bytes", where, key);
+        strcpy(dst, value);
     } else if (!strcmp(key, "tokenizer.convention")) {
         if (!strcmp(value, "auto")) c->convention = -1;
         else if (!strcmp(value, "m2m100")) c->convention = LM_CONV_M2M100;
@@ -124,7 +163,7 @@ static int walk(lm_engine_config *c, yaml_document_t *doc, yaml_node_t *map, con
             if (prefix[0]) return lm_fail(err, "%s: '%s' nests too deeply", where, key);
             char sub[600];
             snprintf(sub, sizeof sub, "%s.", key);
-            if (strcmp(key, "batch") && strcmp(key, "tokenizer") && strcmp(key, "decoding"))
+            if (strcmp(key, "batch") && strcmp(key, "tokenizer") && strcmp(key, "decoding") && strcmp(key, "input") && strcmp(key, "output"))
                 return lm_fail(err, "%s: unknown section '%s'", where, key);
             if (walk(c, doc, v, sub, path, err) != 0) return -1;
         } else if (v->type == YAML_SCALAR_NODE) {

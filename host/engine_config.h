@@ -9,6 +9,10 @@
  *   batch: {max_sentences: 32, max_tokens: 4096}
  *   tokenizer: {convention: auto, src: en, tgt: ko}
  *   decoding: {num_beams: 5, max_length: 256, ...}   # transformers' names
+ *   input: {format: text, id_field: id, text_field: text, bad_utf8: replace, too_long: truncate}
+ *   output: {format: text}
+ * batch also holds the bulk-job knobs: window_lines, cache_lines (0 = no
+ * reuse of repeated lines).
  */
 #ifndef LM_ENGINE_CONFIG_H
 #define LM_ENGINE_CONFIG_H
@@ -17,6 +21,12 @@
 
 #define LM_MAX_OVERRIDES 32
 
+typedef enum { LM_FORMAT_TEXT, LM_FORMAT_TSV, LM_FORMAT_JSONL } lm_format;
+
+/* What to do with a line that has a problem: bad_utf8 uses FIX (replace with
+ * U+FFFD), too_long uses FIX (truncate); SKIP gives an empty output line. */
+typedef enum { LM_POLICY_FIX, LM_POLICY_SKIP, LM_POLICY_FAIL } lm_policy;
+
 typedef struct {
     int threads;
     int max_batch_sentences;
@@ -24,6 +34,11 @@ typedef struct {
     int convention;            /* -1: from tokenizer_config.json */
     char src_lang[16], tgt_lang[16]; /* "" : from tokenizer_config.json */
     uint64_t seed;
+    int window_lines;          /* lines read ahead, sorted and batched together */
+    int cache_lines;           /* translations kept for repeated lines; 0 = off */
+    lm_format input_format, output_format;
+    char id_field[64], text_field[64]; /* JSONL input field names */
+    lm_policy bad_utf8, too_long;
     /* decoding settings given explicitly; applied over the model's defaults */
     struct {
         int key;
@@ -43,5 +58,8 @@ int lm_engine_config_set(lm_engine_config *c, const char *key, const char *value
 
 /* Applies the decoding overrides onto g (the model's defaults). */
 void lm_engine_config_apply(const lm_engine_config *c, lm_gen_config *g);
+
+const char *lm_format_name(lm_format f);
+const char *lm_policy_name(lm_policy p, bool for_length);
 
 #endif

@@ -7,39 +7,55 @@
  * Exit codes: 0 success; 1 a runtime failure (bad model, bad input file, I/O);
  * 2 a usage error (unknown flag, bad value, bad config file).
  */
-#include "translator.h"
+#include "job.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
-#define WINDOW_LINES 2048 /* lines read, sorted and translated together */
 
 static const char *translate_help =
     "usage: lyricmt translate --model DIR [options]\n"
     "\n"
-    "Translates one segment per input line; writes exactly one output line per\n"
-    "input line, in order. Empty or whitespace-only lines give empty lines.\n"
+    "Translates one segment per input line and writes exactly one output record\n"
+    "per input line, in input order. Empty or whitespace-only lines give empty\n"
+    "records without calling the model. Repeated lines are translated once.\n"
     "\n"
     "  --model DIR          Hugging Face model directory (config.json, weights, tokenizer)\n"
-    "  -i FILE              input (default: stdin)\n"
-    "  -o FILE              output (default: stdout); written to FILE.tmp, renamed when complete\n"
+    "  -i PATH              input file or directory of files (repeatable; default: stdin)\n"
+    "  -o PATH              output file (default: stdout), or a directory (existing, or\n"
+    "                       written with a trailing /) for one output per input file.\n"
+    "                       Written as .partial files with a journal beside them; run the\n"
+    "                       same command after a crash or Ctrl-C to resume.\n"
+    "  --restart            ignore an existing journal and start over\n"
+    "  --format F           input: text | tsv (id<TAB>text) | jsonl     (input.format)\n"
+    "  --id-field NAME      JSONL id field (default id)                (input.id_field)\n"
+    "  --text-field NAME    JSONL text field (default text)            (input.text_field)\n"
+    "  --output-format F    text | tsv (id, translation, score) | jsonl (output.format)\n"
+    "  --bad-utf8 P         replace (U+FFFD, default) | skip | fail    (input.bad_utf8)\n"
+    "  --too-long P         truncate (default) | skip | fail           (input.too_long)\n"
+    "  --report FILE        write every bad-input event (file, line, kind) as TSV\n"
+    "  --quiet              no progress display or summary (warnings still print)\n"
+    "  --progress MODE      auto | bar | plain | none (default auto: bar on a terminal)\n"
     "  --src LANG           source language code (default: tokenizer_config.json, else en)\n"
     "  --tgt LANG           target language code (default: tokenizer_config.json, else ko)\n"
     "  --beam N             beam size (default: generation_config.json)\n"
+    "  --n-best N           hypotheses per line (num_return_sequences), with scores\n"
     "  --max-length N       maximum output length in tokens, decoder start included\n"
     "  --convention C       auto | m2m100 (src tag, forced target tag) | small100 (target tag on the source)\n"
     "  --config FILE.yaml   engine settings (see configs/); flags override the file\n"
     "  --threads N          CPU threads (0 = all cores)\n"
     "  --device cpu         compute backend (cpu; cuda when built with it)\n"
-    "  --set KEY=VALUE      any config key, e.g. --set decoding.no_repeat_ngram_size=3\n"
+    "  --set KEY=VALUE      any config key, e.g. --set batch.max_tokens=8192\n"
     "  -h, --help           this help\n"
     "\n"
-    "Exit codes: 0 ok, 1 runtime error (model, input, I/O), 2 usage error.\n";
+    "Exit codes: 0 ok, 1 runtime error (model, input, I/O), 2 usage error,\n"
+    "130/143 stopped by SIGINT/SIGTERM after journaling what was done.\n";
 
 static const char *info_help =
     "usage: lyricmt info --model DIR\n"
@@ -65,158 +81,96 @@ static int usage_error(const char *fmt, const char *arg) {
     return EXIT_USAGE;
 }
 
-/* Replaces invalid UTF-8 sequences and NUL bytes with U+FFFD; returns how
- * many were replaced. *line is reallocated when needed. */
-static int repair_utf8(char **line, size_t *len) {
-    int fixed = 0;
-    for (;;) {
-        long bad = lm_utf8_invalid_at(*line, *len);
-        size_t nul = strnlen(*line, *len);
-        size_t at;
-        if (bad < 0 && nul == *len) return fixed;
-        at = bad >= 0 && (size_t)bad < nul ? (size_t)bad : nul;
-        char *s = malloc(*len + 3);
-        if (!s) return fixed;
-        memcpy(s, *line, at);
-        memcpy(s + at, "\xef\xbf\xbd", 3);
-        memcpy(s + at + 3, *line + at + 1, *len - at - 1);
-        *len += 2;
-        s[*len] = '\0';
-        free(*line);
-        *line = s;
-        fixed++;
-    }
+static int config_error(const lm_err *err) {
+    fprintf(stderr, "lyricmt: %s\n", err->msg);
+    return EXIT_USAGE;
 }
 
-static int write_all(FILE *f, const char *s) { return fputs(s, f) < 0 || fputc('\n', f) == EOF ? -1 : 0; }
+static bool is_directory(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
 
 static int cmd_translate(int argc, char **argv) {
-    const char *model_dir = NULL, *in_path = NULL, *out_path = NULL;
+    const char *model_dir = NULL, *progress = "auto";
+    const char **inputs = calloc((size_t)argc, sizeof *inputs);
+    lm_job_opts job = {.summary = true};
     lm_engine_config engine;
     lm_engine_config_defaults(&engine);
     lm_err err = {{0}};
+    int rc = EXIT_USAGE;
+    if (!inputs) return EXIT_RUNTIME;
+    job.inputs = inputs;
     /* the config file is read first so that flags override it, wherever they stand */
     for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--config") && i + 1 < argc) {
-            if (lm_engine_config_load_yaml(&engine, argv[i + 1], &err) != 0) {
-                fprintf(stderr, "lyricmt: %s\n", err.msg);
-                return EXIT_USAGE;
-            }
+        if (!strcmp(argv[i], "--config") && i + 1 < argc && lm_engine_config_load_yaml(&engine, argv[i + 1], &err) != 0) {
+            rc = config_error(&err);
+            goto out;
         }
+    static const struct { const char *flag, *key; } aliases[] = {
+        {"--src", "tokenizer.src"}, {"--tgt", "tokenizer.tgt"}, {"--beam", "num_beams"}, {"--n-best", "num_return_sequences"},
+        {"--max-length", "max_length"}, {"--convention", "tokenizer.convention"}, {"--threads", "threads"},
+        {"--format", "input.format"}, {"--output-format", "output.format"}, {"--id-field", "input.id_field"},
+        {"--text-field", "input.text_field"}, {"--bad-utf8", "input.bad_utf8"}, {"--too-long", "input.too_long"},
+    };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(translate_help, stdout); return 0; }
-        if (i + 1 >= argc) return usage_error("option '%s' needs a value or is unknown", a);
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(translate_help, stdout); rc = 0; goto out; }
+        if (!strcmp(a, "--quiet")) { progress = "none"; job.summary = false; continue; }
+        if (!strcmp(a, "--restart")) { job.restart = true; continue; }
+        if (i + 1 >= argc) { rc = usage_error("option '%s' needs a value or is unknown", a); goto out; }
         const char *v = argv[++i];
-        static const struct { const char *flag, *key; } aliases[] = {
-            {"--src", "tokenizer.src"}, {"--tgt", "tokenizer.tgt"}, {"--beam", "num_beams"},
-            {"--max-length", "max_length"}, {"--convention", "tokenizer.convention"}, {"--threads", "threads"},
-        };
         bool done = false;
         for (size_t k = 0; k < sizeof aliases / sizeof *aliases && !done; k++)
             if (!strcmp(a, aliases[k].flag)) {
-                if (lm_engine_config_set(&engine, aliases[k].key, v, a, &err) != 0) {
-                    fprintf(stderr, "lyricmt: %s\n", err.msg);
-                    return EXIT_USAGE;
-                }
+                if (lm_engine_config_set(&engine, aliases[k].key, v, a, &err) != 0) { rc = config_error(&err); goto out; }
                 done = true;
             }
         if (done || !strcmp(a, "--config")) continue;
         if (!strcmp(a, "--model")) model_dir = v;
-        else if (!strcmp(a, "-i")) in_path = v;
-        else if (!strcmp(a, "-o")) out_path = v;
+        else if (!strcmp(a, "-i")) inputs[job.n_inputs++] = v;
+        else if (!strcmp(a, "-o")) job.output = v;
+        else if (!strcmp(a, "--report")) job.report = v;
+        else if (!strcmp(a, "--progress")) progress = v;
         else if (!strcmp(a, "--device")) {
-            if (strcmp(v, "cpu") != 0) return usage_error("device '%s' is not available in this build (cpu)", v);
+            if (strcmp(v, "cpu") != 0) { rc = usage_error("device '%s' is not available in this build (cpu)", v); goto out; }
         } else if (!strcmp(a, "--set")) {
             char key[128];
             const char *eq = strchr(v, '=');
-            if (!eq || (size_t)(eq - v) >= sizeof key) return usage_error("--set needs KEY=VALUE, got '%s'", v);
+            if (!eq || (size_t)(eq - v) >= sizeof key) { rc = usage_error("--set needs KEY=VALUE, got '%s'", v); goto out; }
             memcpy(key, v, (size_t)(eq - v));
             key[eq - v] = '\0';
-            if (lm_engine_config_set(&engine, key, eq + 1, "--set", &err) != 0) {
-                fprintf(stderr, "lyricmt: %s\n", err.msg);
-                return EXIT_USAGE;
-            }
+            if (lm_engine_config_set(&engine, key, eq + 1, "--set", &err) != 0) { rc = config_error(&err); goto out; }
         } else {
-            return usage_error("unknown option '%s'", a);
+            rc = usage_error("unknown option '%s'", a);
+            goto out;
         }
     }
-    if (!model_dir) return usage_error("%s", "translate needs --model DIR");
-
-    FILE *in = stdin, *out = stdout;
-    if (in_path && !(in = fopen(in_path, "rb"))) {
-        fprintf(stderr, "lyricmt: %s: cannot open: %s\n", in_path, strerror(errno));
-        return EXIT_RUNTIME;
+    if (!model_dir) { rc = usage_error("%s", "translate needs --model DIR"); goto out; }
+    if (!strcmp(progress, "auto")) job.progress = isatty(STDERR_FILENO) ? LM_PROGRESS_BAR : LM_PROGRESS_PLAIN;
+    else if (!strcmp(progress, "bar")) job.progress = LM_PROGRESS_BAR;
+    else if (!strcmp(progress, "plain")) job.progress = LM_PROGRESS_PLAIN;
+    else if (!strcmp(progress, "none")) job.progress = LM_PROGRESS_NONE;
+    else { rc = usage_error("--progress must be auto, bar, plain or none, got '%s'", progress); goto out; }
+    if (job.output) {
+        size_t n = strlen(job.output);
+        job.per_file = (n && job.output[n - 1] == '/') || is_directory(job.output);
+        if (job.per_file && job.n_inputs == 0) { rc = usage_error("output %s is a directory, which needs input files (-i)", job.output); goto out; }
     }
+    job.model_dir = model_dir;
+
     lm_translator t;
     if (lm_translator_open(&t, model_dir, &engine, &err) != 0) {
         fprintf(stderr, "lyricmt: %s\n", err.msg);
-        if (in != stdin) fclose(in);
-        return EXIT_RUNTIME;
+        rc = EXIT_RUNTIME;
+        goto out;
     }
-    char tmp_path[4096];
-    if (out_path) {
-        snprintf(tmp_path, sizeof tmp_path, "%s.tmp", out_path);
-        if (!(out = fopen(tmp_path, "wb"))) {
-            fprintf(stderr, "lyricmt: %s: cannot create: %s\n", tmp_path, strerror(errno));
-            lm_translator_close(&t);
-            if (in != stdin) fclose(in);
-            return EXIT_RUNTIME;
-        }
-    }
-    const char *name = in_path ? in_path : "<stdin>";
-    char **lines = calloc(WINDOW_LINES, sizeof *lines), **res = calloc(WINDOW_LINES, sizeof *res);
-    int rc = lines && res ? 0 : EXIT_RUNTIME;
-    long line_no = 0, repaired = 0;
-    bool eof = false;
-    while (!rc && !eof) {
-        int n = 0;
-        while (n < WINDOW_LINES) {
-            char *line = NULL;
-            size_t cap = 0;
-            ssize_t got = getline(&line, &cap, in);
-            if (got < 0) { free(line); eof = true; break; }
-            size_t len = (size_t)got;
-            line_no++;
-            if (len && line[len - 1] == '\n') line[--len] = '\0';
-            if (len && line[len - 1] == '\r') line[--len] = '\0';
-            int fixed = repair_utf8(&line, &len);
-            if (fixed) {
-                fprintf(stderr, "lyricmt: warning: %s:%ld: %d invalid UTF-8 or NUL byte(s) replaced with U+FFFD\n", name, line_no, fixed);
-                repaired++;
-            }
-            lines[n++] = line;
-        }
-        if (ferror(in)) { fprintf(stderr, "lyricmt: %s: read error\n", name); rc = EXIT_RUNTIME; }
-        long truncated_before = t.n_truncated;
-        if (!rc && n > 0 && lm_translator_translate(&t, (const char *const *)lines, n, res, NULL, &err) != 0) {
-            fprintf(stderr, "lyricmt: %s: %s\n", name, err.msg);
-            rc = EXIT_RUNTIME;
-        }
-        if (t.n_truncated > truncated_before)
-            fprintf(stderr, "lyricmt: warning: %s: %ld line(s) between lines %ld and %ld exceeded the model's %d positions and were truncated\n",
-                    name, t.n_truncated - truncated_before, line_no - n + 1, line_no, t.model.cfg.model.max_positions);
-        for (int i = 0; i < n; i++) {
-            if (!rc && write_all(out, res[i]) != 0) { fprintf(stderr, "lyricmt: write error: %s\n", strerror(errno)); rc = EXIT_RUNTIME; }
-            free(lines[i]);
-            free(res[i]);
-            lines[i] = res[i] = NULL;
-        }
-    }
-    if (fflush(out) != 0 || ferror(out)) { if (!rc) fprintf(stderr, "lyricmt: write error\n"); rc = EXIT_RUNTIME; }
-    if (out_path) {
-        if (!rc && fsync(fileno(out)) != 0) rc = EXIT_RUNTIME;
-        fclose(out);
-        if (!rc && rename(tmp_path, out_path) != 0) {
-            fprintf(stderr, "lyricmt: cannot rename %s to %s: %s\n", tmp_path, out_path, strerror(errno));
-            rc = EXIT_RUNTIME;
-        }
-        if (rc) unlink(tmp_path);
-    }
-    free(lines);
-    free(res);
+    int ran = lm_job_run(&t, &job, &err);
+    if (ran < 0) fprintf(stderr, "lyricmt: %s\n", err.msg);
+    rc = ran == 0 ? 0 : ran > 0 ? 128 + ran : EXIT_RUNTIME;
     lm_translator_close(&t);
-    if (in != stdin) fclose(in);
+out:
+    free(inputs);
     return rc;
 }
 

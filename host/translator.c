@@ -50,16 +50,34 @@ void lm_translator_close(lm_translator *t) {
     memset(t, 0, sizeof *t);
 }
 
+void lm_translation_free(lm_translation *tr) {
+    for (int i = 0; i < tr->n_hyps; i++) free(tr->texts[i]);
+    free(tr->texts);
+    free(tr->scores);
+    memset(tr, 0, sizeof *tr);
+}
+
+int lm_translation_copy(lm_translation *dst, const lm_translation *src) {
+    memset(dst, 0, sizeof *dst);
+    dst->texts = calloc((size_t)src->n_hyps + 1, sizeof *dst->texts);
+    dst->scores = calloc((size_t)src->n_hyps + 1, sizeof *dst->scores);
+    if (!dst->texts || !dst->scores) { lm_translation_free(dst); return -1; }
+    dst->n_hyps = src->n_hyps;
+    dst->n_tokens = src->n_tokens;
+    for (int h = 0; h < src->n_hyps; h++) {
+        dst->scores[h] = src->scores[h];
+        if (!(dst->texts[h] = strdup(src->texts[h]))) { lm_translation_free(dst); return -1; }
+    }
+    return 0;
+}
+
 int lm_translator_source_ids(lm_translator *t, const char *text, size_t len, int32_t **ids, int *n, bool *truncated, lm_err *err) {
     int32_t *pieces;
     int np;
     if (lm_tokenizer_encode(t->tok, text, len, &pieces, &np, err) != 0) return -1;
     int limit = t->model.cfg.model.max_positions - 2;
     *truncated = np > limit;
-    if (*truncated) {
-        np = limit;
-        t->n_truncated++;
-    }
+    if (*truncated) np = limit;
     int32_t *out = lm_malloc(((size_t)np + 2) * sizeof *out, err);
     if (!out) { free(pieces); return -1; }
     out[0] = t->src_prefix_id;
@@ -71,45 +89,52 @@ int lm_translator_source_ids(lm_translator *t, const char *text, size_t len, int
     return 0;
 }
 
-static bool is_blank(const char *s) {
-    for (; *s; s++)
-        if (*s != ' ' && *s != '\t' && *s != '\r' && *s != '\n' && *s != '\v' && *s != '\f') return false;
-    return true;
-}
-
 typedef struct {
-    int line;
-    int32_t *ids;
-    int n;
-} pending;
+    int index;
+    int len;
+} by_len_entry;
 
 static int by_length(const void *a, const void *b) {
-    const pending *x = a, *y = b;
-    if (x->n != y->n) return x->n - y->n;
-    return x->line - y->line;
+    const by_len_entry *x = a, *y = b;
+    if (x->len != y->len) return x->len - y->len;
+    return x->index - y->index;
 }
 
-/* Runs one batch and writes its translations. */
-static int run_batch(lm_translator *t, pending *p, int n, char **out, lm_search_result *nbest, lm_err *err) {
+/* Detokenises one search result into a translation. */
+static int to_translation(lm_translator *t, const lm_search_result *r, lm_translation *tr, lm_err *err) {
+    tr->texts = lm_calloc((size_t)r->n_hyps, sizeof *tr->texts, err);
+    tr->scores = lm_calloc((size_t)r->n_hyps, sizeof *tr->scores, err);
+    if (!tr->texts || !tr->scores) return -1;
+    tr->n_hyps = r->n_hyps;
+    for (int h = 0; h < r->n_hyps; h++) {
+        const lm_hypothesis *hyp = &r->hyps[h];
+        if (lm_tokenizer_decode(t->tok, hyp->ids, hyp->n, &tr->texts[h], err) != 0) return -1;
+        tr->scores[h] = hyp->score;
+        tr->n_tokens += hyp->n - 1; /* the decoder start token is not generated */
+    }
+    return 0;
+}
+
+/* Runs one batch (entries of `order`) and fills their translations. */
+static int run_batch(lm_translator *t, int32_t *const *ids, const by_len_entry *order, int n, lm_translation *out, long *tokens_out,
+                     lm_err *err) {
     int total = 0;
-    for (int i = 0; i < n; i++) total += p[i].n;
+    for (int i = 0; i < n; i++) total += order[i].len;
     int32_t *tokens = lm_malloc((size_t)total * sizeof *tokens, err), *lens = lm_malloc((size_t)n * sizeof *lens, err);
     lm_search_result *res = lm_calloc((size_t)n, sizeof *res, err);
     int rc = -1;
     if (!tokens || !lens || !res) goto done;
     for (int i = 0, at = 0; i < n; i++) {
-        memcpy(tokens + at, p[i].ids, (size_t)p[i].n * sizeof *tokens);
-        lens[i] = p[i].n;
-        at += p[i].n;
+        memcpy(tokens + at, ids[order[i].index], (size_t)order[i].len * sizeof *tokens);
+        lens[i] = order[i].len;
+        at += order[i].len;
     }
     if (lm_search_run(t->backend, &t->search, tokens, lens, n, res, err) != 0) goto done;
+    *tokens_out = 0;
     for (int i = 0; i < n; i++) {
-        const lm_hypothesis *best = &res[i].hyps[0];
-        if (lm_tokenizer_decode(t->tok, best->ids, best->n, &out[p[i].line], err) != 0) goto done;
-        if (nbest) {
-            nbest[p[i].line] = res[i];
-            res[i] = (lm_search_result){0};
-        }
+        lm_translation *tr = &out[order[i].index];
+        if (to_translation(t, &res[i], tr, err) != 0) { lm_translation_free(tr); goto done; }
+        *tokens_out += tr->n_tokens;
     }
     rc = 0;
 done:
@@ -119,42 +144,62 @@ done:
     return rc;
 }
 
-int lm_translator_translate(lm_translator *t, const char *const *lines, int n, char **out, lm_search_result *nbest, lm_err *err) {
-    pending *p = lm_calloc((size_t)n, sizeof *p, err);
-    if (!p) return -1;
-    int np = 0, rc = -1;
-    for (int i = 0; i < n; i++) out[i] = NULL;
-    if (nbest) memset(nbest, 0, (size_t)n * sizeof *nbest);
-    for (int i = 0; i < n; i++) {
-        if (is_blank(lines[i])) {
-            out[i] = strdup("");
-            if (!out[i]) { lm_fail(err, "out of memory"); goto done; }
-            continue;
-        }
-        bool cut;
-        p[np].line = i;
-        if (lm_translator_source_ids(t, lines[i], strlen(lines[i]), &p[np].ids, &p[np].n, &cut, err) != 0) goto done;
-        np++;
-    }
+int lm_translator_run(lm_translator *t, int32_t *const *ids, const int *lens, int n, lm_translation *out,
+                      const lm_run_hooks *hooks, lm_err *err) {
+    memset(out, 0, (size_t)n * sizeof *out);
+    by_len_entry *order = lm_malloc((size_t)(n ? n : 1) * sizeof *order, err);
+    if (!order) return -1;
+    for (int i = 0; i < n; i++) order[i] = (by_len_entry){i, lens[i]};
     /* length-sorted batches: less padding work, similar decode lengths */
-    qsort(p, (size_t)np, sizeof *p, by_length);
-    int beams = t->search.gen.num_beams;
-    for (int start = 0; start < np;) {
+    qsort(order, (size_t)n, sizeof *order, by_length);
+    long beams = t->search.gen.num_beams;
+    int rc = 0;
+    for (int start = 0; start < n && rc == 0;) {
+        if (hooks && hooks->cancel && *hooks->cancel) { rc = 1; break; }
         int end = start, longest = 0;
-        while (end < np && end - start < t->engine.max_batch_sentences) {
-            int l = p[end].n > longest ? p[end].n : longest;
-            /* token budget counted with padding and beams, as a padded batch would hold */
+        while (end < n && end - start < t->engine.max_batch_sentences) {
+            int l = order[end].len > longest ? order[end].len : longest;
+            /* token budget counted with padding and beams, as a padded batch
+             * would hold; a line over budget on its own still runs, alone */
             if (end > start && (long)l * (end - start + 1) * beams > t->engine.max_batch_tokens) break;
             longest = l;
             end++;
         }
-        if (run_batch(t, p + start, end - start, out, nbest, err) != 0) goto done;
+        long tokens;
+        if (run_batch(t, ids, order + start, end - start, out, &tokens, err) != 0) rc = -1;
+        else if (hooks && hooks->on_batch) hooks->on_batch(hooks->ctx, end - start, tokens);
         start = end;
     }
+    free(order);
+    if (rc < 0)
+        for (int i = 0; i < n; i++) lm_translation_free(&out[i]);
+    return rc;
+}
+
+int lm_translator_translate(lm_translator *t, const char *const *lines, int n, char **out, lm_err *err) {
+    int32_t **ids = lm_calloc((size_t)n + 1, sizeof *ids, err);
+    int *lens = lm_calloc((size_t)n + 1, sizeof *lens, err), *which = lm_calloc((size_t)n + 1, sizeof *which, err);
+    lm_translation *res = lm_calloc((size_t)n + 1, sizeof *res, err);
+    int m = 0, rc = -1;
+    for (int i = 0; i < n; i++) out[i] = NULL;
+    if (!ids || !lens || !which || !res) goto done;
+    for (int i = 0; i < n; i++) {
+        bool cut;
+        if (lm_is_blank(lines[i], strlen(lines[i]))) continue;
+        if (lm_translator_source_ids(t, lines[i], strlen(lines[i]), &ids[m], &lens[m], &cut, err) != 0) goto done;
+        which[m++] = i;
+    }
+    if (lm_translator_run(t, ids, lens, m, res, NULL, err) != 0) goto done;
+    for (int j = 0; j < m; j++) {
+        out[which[j]] = res[j].texts[0];
+        res[j].texts[0] = NULL;
+    }
     rc = 0;
+    for (int i = 0; i < n; i++)
+        if (!out[i] && !(out[i] = strdup(""))) rc = lm_fail(err, "out of memory");
 done:
-    for (int i = 0; i < np; i++) free(p[i].ids);
-    free(p);
+    for (int j = 0; j < m; j++) { free(ids[j]); if (res) lm_translation_free(&res[j]); }
+    free(ids); free(lens); free(which); free(res);
     if (rc != 0)
         for (int i = 0; i < n; i++) { free(out[i]); out[i] = NULL; }
     return rc;

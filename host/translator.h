@@ -21,19 +21,43 @@ typedef struct {
     char src_lang[16], tgt_lang[16];
     int src_prefix_id;        /* first encoder token: __src__ (m2m100) or __tgt__ (small100) */
     lm_search_opts search;
-    long n_truncated;         /* lines cut to fit the model's positions */
 } lm_translator;
+
+/* One line's result: its hypotheses, detokenised, best first. */
+typedef struct {
+    char **texts;
+    float *scores;  /* as lm_hypothesis.score */
+    int n_hyps;
+    int n_tokens;   /* target tokens generated over all hypotheses */
+} lm_translation;
+
+void lm_translation_free(lm_translation *tr);
+int  lm_translation_copy(lm_translation *dst, const lm_translation *src);
+
+/* Lets a long run report progress and stop early. */
+typedef struct {
+    const volatile int *cancel;                       /* polled between batches */
+    void (*on_batch)(void *ctx, int lines, long tokens); /* after each batch */
+    void *ctx;
+} lm_run_hooks;
 
 int  lm_translator_open(lm_translator *t, const char *model_dir, const lm_engine_config *engine, lm_err *err);
 void lm_translator_close(lm_translator *t);
 
 /* Source token ids for one line: prefix + pieces + </s>, cut to the model's
- * positions (and counted in n_truncated) if too long. *ids is malloc'd. */
+ * positions if too long (*truncated says so). *ids is malloc'd. */
 int lm_translator_source_ids(lm_translator *t, const char *text, size_t len, int32_t **ids, int *n, bool *truncated, lm_err *err);
 
-/* Translates n lines; out[i] receives a malloc'd string (the best
- * hypothesis). Empty or whitespace-only lines give "" without running the
- * model. If nbest is non-NULL it receives each line's search result. */
-int lm_translator_translate(lm_translator *t, const char *const *lines, int n, char **out, lm_search_result *nbest, lm_err *err);
+/* Translates n tokenised sources in length-sorted batches under the
+ * configured sentence and token limits; out[i] receives source i's result.
+ * Returns 0 when all are done, 1 when hooks->cancel stopped it (the finished
+ * ones have out[i].texts set), -1 on error. hooks may be NULL. */
+int lm_translator_run(lm_translator *t, int32_t *const *ids, const int *lens, int n, lm_translation *out,
+                      const lm_run_hooks *hooks, lm_err *err);
+
+/* Convenience for tests and small callers: translates n text lines; out[i]
+ * receives the best hypothesis (malloc'd). Empty or whitespace-only lines
+ * give "" without running the model. */
+int lm_translator_translate(lm_translator *t, const char *const *lines, int n, char **out, lm_err *err);
 
 #endif

@@ -182,3 +182,15 @@ long lm_utf8_invalid_at(const char *str, size_t len) {
     }
     return -1;
 }
+
+uint64_t lm_hash64(const void *data, size_t len, uint64_t h) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+bool lm_is_blank(const char *s, size_t len) {
+    for (size_t i = 0; i < len; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n' && s[i] != '\v' && s[i] != '\f') return false;
+    return true;
+}

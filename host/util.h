@@ -64,6 +64,14 @@ float lm_bf16_to_f32(uint16_t b);
 /* Monotonic wall clock in seconds. */
 double lm_now(void);
 
+/* 64-bit FNV-1a, chainable: pass the previous result as h (start with
+ * LM_HASH_INIT). For fingerprints and hash tables, not for security. */
+#define LM_HASH_INIT 0xcbf29ce484222325ull
+uint64_t lm_hash64(const void *data, size_t len, uint64_t h);
+
+/* True when s holds only ASCII whitespace: such lines never reach the model. */
+bool lm_is_blank(const char *s, size_t len);
+
 /* Validates UTF-8: returns the byte offset of the first bad sequence, or -1. */
 long lm_utf8_invalid_at(const char *s, size_t len);
 

@@ -153,7 +153,7 @@ static void check_texts(lm_translator *t, const cJSON *cases, const char *key, b
     tt.search.gen.num_beams = beam ? 5 : 1;
     tt.search.gen.num_return_sequences = 1;
     lm_err err;
-    int rc = lm_translator_translate(&tt, lines, n, out, NULL, &err);
+    int rc = lm_translator_translate(&tt, lines, n, out, &err);
     CHECK(rc == 0, "%s: translate: %s", what, err.msg);
     i = 0;
     for (const cJSON *c = cases->child; c && rc == 0; c = c->next, i++) {

@@ -1,0 +1,193 @@
+/* output: see output.h. */
+#include "output.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int buf_add(lm_strbuf *b, const char *s, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *grown = realloc(b->data, cap);
+        if (!grown) return -1;
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+/* Appends s with line breaks (and tabs, for TSV) turned into spaces. */
+static int add_field(lm_strbuf *b, const char *s, bool tabs_too) {
+    size_t at = b->len;
+    if (buf_add(b, s, strlen(s)) != 0) return -1;
+    for (char *p = b->data + at; *p; p++)
+        if (*p == '\n' || *p == '\r' || (tabs_too && *p == '\t')) *p = ' ';
+    return 0;
+}
+
+/* Scores rounded to 4 decimals so that files are stable and readable. */
+static double rounded(float score) { return round((double)score * 1e4) / 1e4; }
+
+static int format_jsonl(const lm_record *r, const lm_translation *tr, const char *warning, lm_strbuf *b) {
+    cJSON *o = cJSON_CreateObject();
+    int rc = -1;
+    if (!o) return -1;
+    if (r->id_is_number) cJSON_AddItemToObject(o, "id", cJSON_CreateRaw(r->id));
+    else cJSON_AddStringToObject(o, "id", r->id);
+    cJSON_AddStringToObject(o, "source", r->text);
+    cJSON_AddStringToObject(o, "translation", tr ? tr->texts[0] : "");
+    if (tr) cJSON_AddNumberToObject(o, "score", rounded(tr->scores[0]));
+    else cJSON_AddNullToObject(o, "score");
+    if (tr && tr->n_hyps > 1) {
+        cJSON *hyps = cJSON_AddArrayToObject(o, "hypotheses");
+        for (int h = 0; hyps && h < tr->n_hyps; h++) {
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "translation", tr->texts[h]);
+            cJSON_AddNumberToObject(x, "score", rounded(tr->scores[h]));
+            cJSON_AddItemToArray(hyps, x);
+        }
+    }
+    if (warning) cJSON_AddStringToObject(o, "warning", warning);
+    char *s = cJSON_PrintUnformatted(o);
+    if (s) rc = buf_add(b, s, strlen(s)) == 0 && buf_add(b, "\n", 1) == 0 ? 0 : -1;
+    free(s);
+    cJSON_Delete(o);
+    return rc;
+}
+
+int lm_output_format(lm_format fmt, const lm_record *r, const lm_translation *tr, const char *warning, lm_strbuf *b) {
+    char num[32];
+    if (fmt == LM_FORMAT_JSONL) return format_jsonl(r, tr, warning, b);
+    if (fmt == LM_FORMAT_TSV) {
+        if (add_field(b, r->id, true) != 0) return -1;
+        for (int h = 0; h < (tr ? tr->n_hyps : 1); h++) {
+            snprintf(num, sizeof num, "\t%.4f", tr ? rounded(tr->scores[h]) : 0.0);
+            if (buf_add(b, "\t", 1) || (tr && add_field(b, tr->texts[h], true)) || (tr && buf_add(b, num, strlen(num)))) return -1;
+        }
+        if (!tr && buf_add(b, "\t", 1) != 0) return -1; /* empty score column */
+        return buf_add(b, "\n", 1);
+    }
+    /* text: the best translation; with several hypotheses, all of them tab-separated */
+    for (int h = 0; tr && h < tr->n_hyps; h++)
+        if ((h && buf_add(b, "\t", 1)) || add_field(b, tr->texts[h], tr->n_hyps > 1)) return -1;
+    return buf_add(b, "\n", 1);
+}
+
+/* ---- sink ---- */
+
+int lm_sink_init(lm_sink *s, const char *out, bool per_file, const lm_corpus *c, lm_err *err) {
+    memset(s, 0, sizeof *s);
+    s->cur = -1;
+    s->n_outputs = per_file ? c->n_files : 1;
+    s->paths = lm_calloc((size_t)s->n_outputs, sizeof *s->paths, err);
+    if (!s->paths) return -1;
+    for (int i = 0; i < s->n_outputs && out; i++) {
+        char path[8192];
+        if (per_file) snprintf(path, sizeof path, "%s/%s", out, c->files[i].name);
+        else snprintf(path, sizeof path, "%s", out);
+        if (!(s->paths[i] = strdup(path))) { lm_sink_free(s); return lm_fail(err, "out of memory"); }
+        for (int j = 0; j < i; j++)
+            if (!strcmp(s->paths[j], path)) {
+                lm_fail(err, "inputs %s and %s would both be written to %s; give them different names", c->files[j].path,
+                        c->files[i].path, path);
+                lm_sink_free(s);
+                return -1;
+            }
+    }
+    return 0;
+}
+
+void lm_sink_free(lm_sink *s) {
+    if (s->f && s->f != stdout) fclose(s->f);
+    for (int i = 0; i < s->n_outputs && s->paths; i++) free(s->paths[i]);
+    free(s->paths);
+    memset(s, 0, sizeof *s);
+}
+
+void lm_sink_partial_path(const lm_sink *s, int index, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s.partial", s->paths[index] ? s->paths[index] : "<stdout>");
+}
+
+/* Creates the directories above path, as mkdir -p would. */
+static int make_parents(const char *path, lm_err *err) {
+    char dir[8400];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) return lm_fail(err, "%s: path too long", path);
+    for (char *p = dir + 1; (p = strchr(p, '/')); p++) {
+        *p = '\0';
+        if (mkdir(dir, 0777) != 0 && errno != EEXIST) return lm_fail(err, "%s: cannot create directory: %s", dir, strerror(errno));
+        *p = '/';
+    }
+    return 0;
+}
+
+int lm_sink_open(lm_sink *s, int index, uint64_t keep_bytes, lm_err *err) {
+    s->cur = index;
+    s->bytes = keep_bytes;
+    if (!s->paths[index]) {
+        s->f = stdout;
+        return 0;
+    }
+    char partial[8300];
+    lm_sink_partial_path(s, index, partial, sizeof partial);
+    if (make_parents(partial, err) != 0) return -1;
+    if (keep_bytes == 0) {
+        s->f = fopen(partial, "wb");
+        if (!s->f) return lm_fail(err, "%s: cannot create: %s", partial, strerror(errno));
+        return 0;
+    }
+    struct stat st;
+    if (stat(partial, &st) != 0) return lm_fail(err, "%s: missing, so the journal cannot be followed", partial);
+    if ((uint64_t)st.st_size < keep_bytes)
+        return lm_fail(err, "%s: holds %lld bytes but the journal vouches for %llu", partial, (long long)st.st_size,
+                       (unsigned long long)keep_bytes);
+    /* bytes past the journal's mark belong to records that will be redone */
+    if (truncate(partial, (off_t)keep_bytes) != 0) return lm_fail(err, "%s: cannot truncate: %s", partial, strerror(errno));
+    s->f = fopen(partial, "ab");
+    if (!s->f) return lm_fail(err, "%s: cannot open: %s", partial, strerror(errno));
+    return 0;
+}
+
+int lm_sink_write(lm_sink *s, const char *data, size_t len, lm_err *err) {
+    if (fwrite(data, 1, len, s->f) != len) {
+        char partial[8300];
+        lm_sink_partial_path(s, s->cur, partial, sizeof partial);
+        return lm_fail(err, "%s: write error: %s", s->f == stdout ? "<stdout>" : partial, strerror(errno));
+    }
+    s->bytes += len;
+    return 0;
+}
+
+int lm_sink_sync(lm_sink *s, lm_err *err) {
+    if (!s->f) return 0;
+    bool ok = fflush(s->f) == 0 && !ferror(s->f);
+    if (ok && s->f != stdout) ok = fsync(fileno(s->f)) == 0;
+    if (!ok) return lm_fail(err, "%s: write error: %s", s->f == stdout ? "<stdout>" : s->paths[s->cur], strerror(errno));
+    return 0;
+}
+
+int lm_sink_publish(lm_sink *s, lm_err *err) {
+    if (lm_sink_sync(s, err) != 0) return -1;
+    if (s->f == stdout) { s->f = NULL; return 0; }
+    int closed = fclose(s->f);
+    s->f = NULL;
+    if (closed != 0) return lm_fail(err, "%s: write error: %s", s->paths[s->cur], strerror(errno));
+    return lm_sink_republish(s, s->cur, err);
+}
+
+int lm_sink_republish(lm_sink *s, int index, lm_err *err) {
+    if (!s->paths[index]) return 0;
+    char partial[8300];
+    lm_sink_partial_path(s, index, partial, sizeof partial);
+    if (rename(partial, s->paths[index]) == 0) return 0;
+    if (errno == ENOENT && access(s->paths[index], F_OK) == 0) return 0; /* renamed before the stop */
+    return lm_fail(err, "cannot rename %s to %s: %s", partial, s->paths[index], strerror(errno));
+}
