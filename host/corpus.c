@@ -150,12 +150,14 @@ int lm_utf8_repair(char **s, size_t *len) {
     }
 }
 
+/* text may point into r->text itself. */
 static int set_text(lm_record *r, const char *text, size_t len) {
+    char *copy = malloc(len + 1);
+    if (!copy) return -1;
+    memcpy(copy, text, len);
+    copy[len] = '\0';
     free(r->text);
-    r->text = malloc(len + 1);
-    if (!r->text) return -1;
-    memcpy(r->text, text, len);
-    r->text[len] = '\0';
+    r->text = copy;
     r->len = len;
     return 0;
 }

@@ -36,6 +36,7 @@ typedef struct {
     uint64_t seed;
     int window_lines;          /* lines read ahead, sorted and batched together */
     int cache_lines;           /* translations kept for repeated lines; 0 = off */
+    bool sort_by_length;       /* batch lines of similar length (off: input order, for comparison) */
     lm_format input_format, output_format;
     char id_field[64], text_field[64]; /* JSONL input field names */
     lm_policy bad_utf8, too_long;

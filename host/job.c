@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -50,7 +52,8 @@ typedef struct {
     lm_corpus corpus;
     lm_sink sink;
     lm_journal journal;
-    char journal_path[4200];
+    char journal_path[4200], lock_path[4300];
+    int lock_fd;               /* held while the job writes its outputs */
     bool journaled;
     lm_line_cache *cache;
     lm_progress progress;
@@ -458,6 +461,15 @@ static int open_job(job *j, lm_err *err) {
     } else {
         snprintf(j->journal_path, sizeof j->journal_path, "%s.journal", o->output);
     }
+    /* two jobs writing the same output would interleave; the second one is refused */
+    snprintf(j->lock_path, sizeof j->lock_path, "%s.lock", j->journal_path);
+    j->lock_fd = open(j->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (j->lock_fd < 0) return lm_fail(err, "%s: cannot create: %s", j->lock_path, strerror(errno));
+    if (flock(j->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        close(j->lock_fd);
+        j->lock_fd = -1;
+        return lm_fail(err, "another lyricmt job is writing %s (lock %s is held)", o->output, j->lock_path);
+    }
     if (build_identity(j, &j->journal) != 0) return lm_fail(err, "out of memory building the job's identity");
     return start_or_resume(j, err);
 }
@@ -468,6 +480,7 @@ int lm_job_run(lm_translator *t, const lm_job_opts *o, lm_err *err) {
     j->t = t;
     j->cfg = &t->engine;
     j->o = o;
+    j->lock_fd = -1;
     stop_requested = 0;
     pthread_mutex_init(&j->err_lock, NULL);
     queue_init(&j->to_model);
@@ -526,6 +539,10 @@ done:
         char partial[8300];
         lm_sink_partial_path(&j->sink, j->sink.cur, partial, sizeof partial);
         unlink(partial); /* not resumable: leave nothing half-done behind */
+    }
+    if (j->lock_fd >= 0) {
+        if (rc == 0) unlink(j->lock_path);
+        close(j->lock_fd);
     }
     lm_sink_free(&j->sink);
     lm_corpus_close(&j->corpus);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #define WARNINGS_SHOWN 10   /* per kind; the rest are counted (and reported) */
 #define BAR_INTERVAL 0.25   /* seconds between redraws on a terminal */
@@ -112,6 +113,8 @@ void lm_progress_finish(lm_progress *p, const char *how) {
         if (p->resumed) fprintf(stderr, ", after %ld lines written by an earlier run", p->resumed);
         fprintf(stderr, "\nlyricmt: %ld translated by the model, %ld repeats reused (%.1f%% of non-empty lines saved), %ld empty; %ld target tokens\n",
                 p->translated, p->reused, model_lines ? 100.0 * p->reused / model_lines : 0.0, p->empty, p->tokens);
+        struct rusage ru;
+        if (getrusage(RUSAGE_SELF, &ru) == 0) fprintf(stderr, "lyricmt: peak memory %.1f MB\n", ru.ru_maxrss / 1024.0);
         fprintf(stderr, "lyricmt: warnings:");
         for (int k = 0; k < LM_EVENT_KINDS; k++) fprintf(stderr, " %ld %s%s", p->events[k], event_names[k], k + 1 < LM_EVENT_KINDS ? "," : "\n");
     }

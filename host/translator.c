@@ -151,7 +151,7 @@ int lm_translator_run(lm_translator *t, int32_t *const *ids, const int *lens, in
     if (!order) return -1;
     for (int i = 0; i < n; i++) order[i] = (by_len_entry){i, lens[i]};
     /* length-sorted batches: less padding work, similar decode lengths */
-    qsort(order, (size_t)n, sizeof *order, by_length);
+    if (t->engine.sort_by_length) qsort(order, (size_t)n, sizeof *order, by_length);
     long beams = t->search.gen.num_beams;
     int rc = 0;
     for (int start = 0; start < n && rc == 0;) {

@@ -3,7 +3,7 @@
 # line "N passed, N failed"; exits non-zero if anything failed.
 passed=0
 failed=0
-for t in "$@" tests/test_cli.sh; do
+for t in "$@" tests/test_*.sh; do
     case "$t" in *.sh) out=$(sh "$t" 2>&1); rc=$? ;; *) out=$("$t" 2>&1); rc=$? ;; esac
     printf '%s\n' "$out" | grep -E '^FAIL|passed, [0-9]+ failed' 
     line=$(printf '%s\n' "$out" | grep -E '[0-9]+ passed, [0-9]+ failed' | tail -n 1)

@@ -1,0 +1,113 @@
+/*
+ * test_job_parts: the bulk job's pieces on their own: the line cache's
+ * bounds, the journal's round trip and its refusals, record formatting.
+ */
+#include "testing.h"
+#include "journal.h"
+#include "line_cache.h"
+#include "output.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static lm_translation make_tr(const char *text, float score) {
+    lm_translation tr = {0};
+    tr.texts = malloc(sizeof *tr.texts);
+    tr.scores = malloc(sizeof *tr.scores);
+    tr.texts[0] = strdup(text);
+    tr.scores[0] = score;
+    tr.n_hyps = 1;
+    return tr;
+}
+
+static void test_cache(void) {
+    lm_err err;
+    lm_line_cache *c = lm_line_cache_create(3, &err);
+    CHECK(c != NULL, "cache created");
+    for (int32_t k = 0; k < 5; k++) {
+        int32_t ids[3] = {k, k + 1, 2};
+        char text[16];
+        snprintf(text, sizeof text, "line %d", k);
+        lm_translation tr = make_tr(text, -(float)k);
+        CHECK(lm_line_cache_put(c, ids, 3, &tr) == 0, "put %d", k);
+        lm_translation_free(&tr);
+    }
+    for (int32_t k = 0; k < 5; k++) {
+        int32_t ids[3] = {k, k + 1, 2};
+        lm_translation got = {0};
+        int hit = lm_line_cache_get(c, ids, 3, &got);
+        CHECK(hit == (k >= 2), "entry %d: hit %d (only the newest 3 are kept)", k, hit);
+        if (hit) {
+            char want[16];
+            snprintf(want, sizeof want, "line %d", k);
+            CHECK(!strcmp(got.texts[0], want) && got.scores[0] == -(float)k, "entry %d holds its own translation", k);
+        }
+        lm_translation_free(&got);
+    }
+    int32_t shorter[2] = {4, 5};
+    lm_translation got = {0};
+    CHECK(lm_line_cache_get(c, shorter, 2, &got) == 0, "a prefix of a key is a miss");
+    lm_line_cache_free(c);
+    CHECK(lm_line_cache_create(0, &err) == NULL && lm_line_cache_get(NULL, shorter, 2, &got) == 0, "capacity 0: no cache, always a miss");
+}
+
+static void test_journal(void) {
+    char path[] = "/tmp/lyricmt-journal-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    lm_journal a = {0}, b = {0}, loaded;
+    lm_err err;
+    lm_journal_add(&a, "input", "songs/a.txt", "%d bytes", 120);
+    lm_journal_add(&a, "setting", "decoding", "num_beams %d", 5);
+    a.records = 42; a.output = 1; a.bytes = 977;
+    CHECK(lm_journal_save(path, &a, &err) == 0, "save: %s", err.msg);
+    CHECK(lm_journal_load(path, &loaded, &err) == 1, "load: %s", err.msg);
+    CHECK(loaded.records == 42 && loaded.output == 1 && loaded.bytes == 977, "progress mark round trip");
+    CHECK(lm_journal_compare(&loaded, &a, &err) == 0, "same identity compares equal");
+    lm_journal_add(&b, "input", "songs/a.txt", "%d bytes", 121);
+    lm_journal_add(&b, "setting", "decoding", "num_beams %d", 5);
+    CHECK(lm_journal_compare(&loaded, &b, &err) != 0 && strstr(err.msg, "input 'songs/a.txt' changed") && strstr(err.msg, "was '120 bytes', now '121 bytes'"),
+          "changed value named: %s", err.msg);
+    lm_journal_add(&a, "input", "songs/b.txt", "1 bytes");
+    CHECK(lm_journal_compare(&loaded, &a, &err) != 0 && strstr(err.msg, "songs/b.txt' was not part of the job"), "new key named: %s", err.msg);
+    lm_journal_free(&loaded);
+    /* a journal cut short (disk full, a copy gone wrong) is refused, not half-trusted */
+    FILE *f = fopen(path, "r+");
+    fseek(f, 0, SEEK_END);
+    CHECK(ftruncate(fileno(f), ftell(f) - 4) == 0, "truncate");
+    fclose(f);
+    CHECK(lm_journal_load(path, &loaded, &err) == -1 && strstr(err.msg, "not a complete lyricmt journal"), "truncated journal refused: %s", err.msg);
+    unlink(path);
+    CHECK(lm_journal_load(path, &loaded, &err) == 0, "no journal: 0");
+    lm_journal_free(&a);
+    lm_journal_free(&b);
+}
+
+static void test_format(void) {
+    lm_record r = {.id = "7", .id_is_number = true, .text = "say \"hi\"", .len = 8};
+    lm_translation tr = make_tr("안녕\nhi\tthere", -0.123456f);
+    lm_strbuf b = {0};
+    CHECK(lm_output_format(LM_FORMAT_TEXT, &r, &tr, NULL, &b) == 0 && !strcmp(b.data, "안녕 hi\tthere\n"), "text: newline becomes a space: '%s'", b.data);
+    b.len = 0;
+    CHECK(lm_output_format(LM_FORMAT_TSV, &r, &tr, NULL, &b) == 0 && !strcmp(b.data, "7\t안녕 hi there\t-0.1235\n"), "tsv: '%s'", b.data);
+    b.len = 0;
+    CHECK(lm_output_format(LM_FORMAT_JSONL, &r, &tr, NULL, &b) == 0 &&
+          !strcmp(b.data, "{\"id\":7,\"source\":\"say \\\"hi\\\"\",\"translation\":\"안녕\\nhi\\tthere\",\"score\":-0.1235}\n"), "jsonl: '%s'", b.data);
+    b.len = 0;
+    lm_record blank = {.id = "x", .text = "", .len = 0};
+    CHECK(lm_output_format(LM_FORMAT_JSONL, &blank, NULL, "bad-record", &b) == 0 &&
+          !strcmp(b.data, "{\"id\":\"x\",\"source\":\"\",\"translation\":\"\",\"score\":null,\"warning\":\"bad-record\"}\n"), "jsonl empty: '%s'", b.data);
+    b.len = 0;
+    CHECK(lm_output_format(LM_FORMAT_TEXT, &blank, NULL, NULL, &b) == 0 && !strcmp(b.data, "\n"), "text empty record is an empty line");
+    free(b.data);
+    lm_translation_free(&tr);
+}
+
+int main(void) {
+    test_cache();
+    test_journal();
+    test_format();
+    return lm_test_summary("test_job_parts");
+}
