@@ -39,7 +39,7 @@ void lm_engine_config_defaults(lm_engine_config *c) {
     c->max_batch_sentences = 32;
     c->max_batch_tokens = 4096;
     c->convention = -1;
-    c->window_lines = 4096;
+    c->window_lines = 512;
     c->cache_lines = 65536;
     c->sort_by_length = true;
     strcpy(c->id_field, "id");

@@ -16,7 +16,7 @@ check "translate exits 0" '[ $rc -eq 0 ]'
 check "5 lines in, 5 lines out" '[ "$(wc -l < "$T/out.txt")" -eq 5 ]'
 check "empty line stays empty" '[ -z "$(sed -n 2p "$T/out.txt")" ]'
 check "blank line gives empty line" '[ -z "$(sed -n 3p "$T/out.txt")" ]'
-check "no temporary file left" '[ ! -e "$T/out.txt.tmp" ]'
+check "no partial or journal left" '[ ! -e "$T/out.txt.partial" ] && [ ! -e "$T/out.txt.journal" ]'
 # the same lines translated alone give the same output (batching is invisible)
 for i in 1 4 5; do
     sed -n ${i}p "$T/in.txt" | "$BIN" translate --model $M --beam 1 > "$T/one.txt" 2>/dev/null
@@ -60,7 +60,7 @@ check "flag overrides config file" 'cmp -s "$T/b.txt" "$T/b2.txt"'
 check "sampling reproducible" 'cmp -s "$T/s1.txt" "$T/s2.txt" && [ "$(wc -l < "$T/s1.txt")" -eq 5 ]'
 # a failed run leaves no output file behind
 "$BIN" translate --model /nonexistent -i "$T/in.txt" -o "$T/none.txt" 2>/dev/null
-check "failed run writes nothing" '[ ! -e "$T/none.txt" ] && [ ! -e "$T/none.txt.tmp" ]'
+check "failed run writes nothing" '[ ! -e "$T/none.txt" ] && [ ! -e "$T/none.txt.partial" ]'
 # info describes the model
 "$BIN" info --model $M > "$T/info" 2>&1
 check "info" 'grep -q "decoder:        2 layers, 6 heads, d_model 48" "$T/info" && grep -q "stored f16" "$T/info"'
