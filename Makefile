@@ -54,5 +54,18 @@ demo:
 	$(MAKE) $(BUILD)/lyricmt
 	$(BUILD)/lyricmt translate --model tests/fixtures/tiny-b --config configs/default.yaml -i samples/lyrics.txt
 
-.PHONY: all test sanitize clean demo deps
+# Side-by-side CPU benchmark with CTranslate2 and transformers (benchmarks/README.md).
+# Makes a SMaLL-100-sized random model on first use (1.3 GB under benchmarks/models/).
+bench:
+	sh scripts/install-deps.sh
+	sh scripts/install-bench-deps.sh
+	$(MAKE) $(BUILD)/lyricmt
+	python3 benchmarks/bench.py --model small100 --lines 32 --max-length 16
+
+bench-quick:
+	sh scripts/install-bench-deps.sh
+	$(MAKE) $(BUILD)/lyricmt
+	python3 benchmarks/bench.py --model tiny --lines 200 --max-length 24
+
+.PHONY: all test sanitize clean demo deps bench bench-quick
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -10,6 +10,7 @@ inside the 128112-row embedding, so every matrix product has the real size.
 
 usage: python3 benchmarks/make_random_model.py OUT_DIR
 """
+import json
 import os
 import shutil
 import sys
@@ -34,6 +35,15 @@ shared = sd["model.shared.weight"]
 for k in ("model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight"):
     sd[k] = shared
 torch.save(sd, os.path.join(out, "pytorch_model.bin"))
-for f in ("sentencepiece.bpe.model", "vocab.json", "tokenizer_config.json", "special_tokens_map.json"):
+for f in ("sentencepiece.bpe.model", "tokenizer_config.json", "special_tokens_map.json"):
     shutil.copy(os.path.join(src, f), out)
+# vocab.json padded with never-produced pieces to the real 128,004 entries, so that
+# language ids sit where SMaLL-100's do (128,004 + index) and converters that check
+# vocabulary size against the embedding (CTranslate2's) accept the model
+with open(os.path.join(src, "vocab.json"), encoding="utf-8") as f:
+    vocab = json.load(f)
+for i in range(len(vocab), cfg.vocab_size - 100 - 8):
+    vocab[f"<unused{i}>"] = i
+with open(os.path.join(out, "vocab.json"), "w", encoding="utf-8") as f:
+    json.dump(vocab, f, ensure_ascii=False)
 print(out)

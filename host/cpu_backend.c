@@ -38,10 +38,26 @@ typedef struct {
 
 /* ---- building blocks ---- */
 
+/* y (m, n) = x (m, k) . W^T + beta y, with W (n, k). The output columns are
+ * split over this backend's OpenMP threads, each running a single-threaded
+ * OpenBLAS product on its slice. One thread pool for everything: OpenBLAS's
+ * own pthreads pool spinning against libgomp's made products up to 2.5x
+ * slower on two cores (benchmarks/NOTES.md). */
+static void gemm_nt(int m, int n, int k, const float *x, const float *w, float beta, float *y) {
+#pragma omp parallel
+    {
+        int parts = omp_get_num_threads(), t = omp_get_thread_num();
+        int chunk = ((n + parts - 1) / parts + 15) / 16 * 16; /* whole cache lines per slice */
+        int n0 = t * chunk, n1 = n0 + chunk < n ? n0 + chunk : n;
+        if (n0 < n1)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n1 - n0, k, 1.0f, x, k, w + (size_t)n0 * k, k, beta, y + n0, n);
+    }
+}
+
 /* y (n, out) = x (n, in) . W^T + b */
 static void linear(const float *x, int n, const lm_linear *l, float *y) {
     for (int i = 0; i < n; i++) memcpy(y + (size_t)i * l->out, l->b, (size_t)l->out * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 1.0f, y, l->out);
+    gemm_nt(n, l->out, l->in, x, l->w, 1.0f, y);
 }
 
 static void layer_norm(const float *x, int n, int d, const lm_norm *nm, float *y) {
@@ -344,8 +360,7 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
         feed_forward(c, R, &L->ffn_norm, &L->fc1, &L->fc2);
     }
     layer_norm(c->x, R, d, &m->dec_norm, c->h);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, mc->vocab_size, d, 1.0f, c->h, d, m->lm_head, d, 0.0f, logits,
-                mc->vocab_size);
+    gemm_nt(R, mc->vocab_size, d, c->h, m->lm_head, 0.0f, logits);
     c->steps_done = step + 1;
     return 0;
 }
@@ -397,6 +412,6 @@ lm_backend *lm_cpu_backend_create(const lm_model *model, int threads, lm_err *er
     c->base.model = model;
     c->threads = threads > 0 ? threads : omp_get_num_procs();
     omp_set_num_threads(c->threads);
-    openblas_set_num_threads(c->threads);
+    openblas_set_num_threads(1); /* threads come from OpenMP: see gemm_nt */
     return &c->base;
 }

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Side-by-side CPU benchmark: lyricmt, CTranslate2 and transformers on one model
+and one corpus, in one run. `make bench` runs it; see benchmarks/README.md.
+
+    python3 benchmarks/bench.py [--model tiny|small100] [--lines N] [--max-length N]
+                                [--threads N] [--budgets 256,1024,4096]
+
+For each setting (greedy, beam 5; each also in fixed-length mode, where every
+engine decodes exactly max-length tokens) every engine translates the same
+lines; outputs are compared with transformers' before any figure is reported.
+Writes benchmarks/results/<date>-cpu-<model>.md, .dat and .png (gnuplot).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+LYRICMT = os.path.join(ROOT, "build", "lyricmt")
+
+
+def sh(cmd, **kw):
+    print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def run_engine(name, a, model, ct2, corpus, out, beam, fixed, budget):
+    """One timed run in a child process: (seconds, peak MB)."""
+    if name.startswith("lyricmt"):
+        cmd = [LYRICMT, "translate", "--model", model, "-i", corpus, "-o", out, "--beam", str(beam), "--max-length", str(a.max_length),
+               "--convention", "m2m100", "--threads", str(a.threads), "--progress", "plain", "--set", f"batch.max_tokens={budget}",
+               "--set", "batch.max_sentences=1024", "--set", "batch.window_lines=100000", "--restart"]
+        if fixed:
+            cmd += ["--set", f"decoding.min_length={a.max_length}"]
+        if name == "lyricmt-no-reuse":
+            cmd += ["--set", "batch.cache_lines=0"]
+    else:
+        cmd = [sys.executable, os.path.join(HERE, "engines.py"), name, "--model", model, "--ct2", ct2, "--input", corpus, "--output", out,
+               "--beam", str(beam), "--max-length", str(a.max_length), "--budget", str(budget), "--threads", str(a.threads)]
+        if fixed:
+            cmd.append("--fixed")
+    print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = p.communicate()
+    if p.returncode:
+        sys.exit(f"{name} failed:\n{stderr[-3000:]}")
+    peak = 0.0
+    m = re.search(r"peak memory ([0-9.]+) MB", stderr)
+    if name.startswith("lyricmt"):
+        seconds = float(re.search(r"done: \d+ lines in ([0-9.]+) s", stderr).group(1))
+        # the summary prints tenths of a second: time more finely from the line rate
+        rate = float(re.search(r"\(([0-9.]+) lines/s", stderr).group(1))
+        lines = int(re.search(r"done: (\d+) lines", stderr).group(1))
+        seconds = lines / rate if rate > 0 else seconds
+        peak = float(m.group(1)) if m else 0.0
+    else:
+        info = json.loads(stdout.strip().splitlines()[-1])
+        seconds = info["seconds"]
+        peak = info.get("peak_mb", 0.0)
+    return seconds, peak, " ".join(cmd)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", choices=["tiny", "small100"], default="small100")
+    ap.add_argument("--lines", type=int, default=32)
+    ap.add_argument("--max-length", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--budgets", default="256,1024,4096")
+    ap.add_argument("--engines", default="lyricmt,lyricmt-no-reuse,ct2,hf_sorted,hf_loop")
+    a = ap.parse_args()
+    models = os.path.join(HERE, "models")
+    os.makedirs(models, exist_ok=True)
+    if a.model == "tiny":
+        model = os.path.join(ROOT, "tests", "fixtures", "tiny-b")
+    else:
+        model = os.path.join(models, "small100-random")
+        if not os.path.exists(os.path.join(model, "pytorch_model.bin")):
+            sh([sys.executable, os.path.join(HERE, "make_random_model.py"), model])
+    ct2 = os.path.join(models, os.path.basename(model) + "-ct2")
+    if not os.path.exists(os.path.join(ct2, "model.bin")):
+        sh(["ct2-transformers-converter", "--model", model, "--output_dir", ct2, "--force"])
+    work = os.path.join(models, "run")
+    os.makedirs(work, exist_ok=True)
+    corpus = os.path.join(work, "corpus.txt")
+    text = subprocess.run([sys.executable, os.path.join(HERE, "make_corpus.py"), "--lines", str(a.lines * 2), "--seed", "1"],
+                          check=True, capture_output=True, text=True).stdout
+    lines = [l for l in text.split("\n") if l.strip()][: a.lines]  # peers would translate blank lines; lyricmt skips them
+    with open(corpus, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    engines = a.engines.split(",")
+    budgets = [int(b) for b in a.budgets.split(",")]
+    default_budget = 4096
+    settings = [("greedy", 1, False), ("greedy, fixed length", 1, True), ("beam 5", 5, False), ("beam 5, fixed length", 5, True)]
+    rows, sweep, commands = [], [], []
+    for label, beam, fixed in settings:
+        outs, res = {}, {}
+        for e in engines:
+            if e == "hf_loop" and beam > 1 and a.model != "tiny":
+                continue  # minutes per run on two cores; the greedy rows show its gap
+            out = os.path.join(work, f"{e}.{beam}.{int(fixed)}.txt")
+            seconds, peak, cmd = run_engine(e, a, model, ct2, corpus, out, beam, fixed, default_budget)
+            outs[e] = open(out).read().split("\n")
+            res[e] = (seconds, peak)
+            commands.append(cmd)
+        ref = outs["hf_sorted"] if "hf_sorted" in outs else outs[engines[0]]
+        ref_tokens = None
+        for e in res:
+            same = sum(x == y for x, y in zip(outs[e], ref)) / max(1, len(lines) + 1)
+            rows.append((label, e, res[e][0], res[e][1], same))
+        if fixed:
+            # every engine did the same work: lines x (max_length - 1) generated tokens
+            ref_tokens = len(lines) * (a.max_length - 1) * 1
+        for i, r in enumerate(rows):
+            if r[0] == label:
+                rows[i] = r + (ref_tokens,)
+        if fixed and beam == 1:
+            for b in budgets:
+                for e in ("lyricmt-no-reuse", "ct2", "hf_sorted"):
+                    if e not in engines:
+                        continue
+                    out = os.path.join(work, f"sweep.{e}.{b}.txt")
+                    seconds, _, _ = run_engine(e, a, model, ct2, corpus, out, beam, fixed, b)
+                    sweep.append((e, b, len(lines) / seconds))
+    write_report(a, rows, sweep, commands, len(lines), model)
+
+
+def versions():
+    v = {}
+    for mod in ("ctranslate2", "transformers", "torch"):
+        try:
+            v[mod] = __import__(mod).__version__
+        except Exception:
+            v[mod] = "not installed"
+    return v
+
+
+def write_report(a, rows, sweep, commands, n_lines, model):
+    date = datetime.date.today().isoformat()
+    out_dir = os.path.join(HERE, "results")
+    os.makedirs(out_dir, exist_ok=True)
+    base = os.path.join(out_dir, f"{date}-cpu-{a.model}")
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    v = versions()
+    md = [f"# CPU benchmark: {a.model} model, {date}", "",
+          f"- machine: {cpu}, {os.cpu_count()} cores, {a.threads} threads per engine; {platform.platform()}",
+          f"- versions: ctranslate2 {v['ctranslate2']}, transformers {v['transformers']}, torch {v['torch']}; lyricmt at git "
+          + subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+          f"- model: {os.path.relpath(model, ROOT)}; corpus: {n_lines} non-blank lines from `make_corpus.py --seed 1`; "
+          f"max_length {a.max_length}; token budget 4096 (lyricmt `batch.max_tokens`, CTranslate2 `max_batch_size` with "
+          "`batch_type=\"tokens\"`, transformers sorted batches cut the same way); fp32 everywhere",
+          "- same lines: share of output lines identical to transformers' (sorted) on the same setting",
+          "- target tokens/s is given in fixed-length rows only, where every engine generates exactly lines x (max_length - 1) tokens", "",
+          "| setting | engine | lines/s | target tokens/s | seconds | peak memory (MB) | same lines | lyricmt speed-up |",
+          "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for label, e, seconds, peak, same, ref_tokens in rows:
+        mine = next(r[2] for r in rows if r[0] == label and r[1] == "lyricmt")
+        tok = f"{ref_tokens / seconds:.1f}" if ref_tokens else "-"
+        md.append(f"| {label} | {e} | {n_lines / seconds:.2f} | {tok} | {seconds:.2f} | {peak:.0f} | {same * 100:.0f}% | {seconds / mine:.2f}x |")
+    md += ["", "Commands (as run, from the repository root):", "", "```"] + sorted({c.replace(ROOT + "/", "").replace(sys.executable, "python3") for c in commands}) + ["```", ""]
+    if sweep:
+        with open(base + ".dat", "w") as f:
+            for e in sorted({s[0] for s in sweep}):
+                f.write(f"# {e}\n" + "".join(f"{b} {r:.4f}\n" for x, b, r in sweep if x == e) + "\n\n")
+        names = sorted({s[0] for s in sweep})
+        plot = ", ".join(f"'{base}.dat' index {i} with linespoints title '{n}'" for i, n in enumerate(names))
+        gp = (f"set terminal pngcairo size 800,500; set output '{base}.png'; set logscale x 2; "
+              f"set xlabel 'batch token budget'; set ylabel 'lines/s (greedy, fixed length {a.max_length})'; "
+              f"set title 'CPU throughput, {a.model} model, {a.threads} threads'; set key top left; plot {plot}")
+        try:
+            subprocess.run(["gnuplot", "-e", gp], check=True)
+            md.append(f"![throughput against token budget]({os.path.basename(base)}.png)")
+        except (OSError, subprocess.CalledProcessError) as err:
+            md.append(f"(no plot: gnuplot failed: {err})")
+    with open(base + ".md", "w") as f:
+        f.write("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

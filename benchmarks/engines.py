@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""One peer-engine run, in its own process (so its peak memory is its own).
+
+    python3 benchmarks/engines.py ENGINE --model DIR --input FILE --output FILE
+        [--ct2 DIR] [--beam N] [--max-length N] [--fixed] [--budget TOKENS] [--threads N]
+
+ENGINE: hf_loop    transformers generate(), one line at a time (what a user writes first)
+        hf_sorted  transformers generate() on length-sorted batches cut by a token budget
+        ct2        CTranslate2 translate_batch(batch_type="tokens", max_batch_size=budget)
+
+All use the m2m100 convention (source __en__ ... </s>, first target token __ko__),
+max_length counting the decoder start token as transformers does, and --fixed
+forces exactly max_length (min = max). Prints one JSON line: seconds (translation
+only, model load excluded), lines, target tokens (generated, decoder start excluded).
+"""
+import argparse
+import json
+import resource
+import time
+
+
+def batches_by_tokens(order, lengths, budget, beams):
+    """Length-sorted batches whose padded size (rows x longest x beams) fits the budget."""
+    batch, longest = [], 0
+    for i in order:
+        grown = max(longest, lengths[i])
+        if batch and grown * (len(batch) + 1) * beams > budget:
+            yield batch
+            batch, grown = [], lengths[i]
+        batch.append(i)
+        longest = grown
+    if batch:
+        yield batch
+
+
+def run_hf(a, lines, tok):
+    import torch
+    from transformers import M2M100ForConditionalGeneration
+
+    torch.set_num_threads(a.threads)
+    model = M2M100ForConditionalGeneration.from_pretrained(a.model, dtype=torch.float32).eval()
+    kw = dict(num_beams=a.beam, max_length=a.max_length, forced_bos_token_id=tok.get_lang_id("ko"), num_return_sequences=1)
+    if a.fixed:
+        kw["min_length"] = a.max_length
+    outs, tokens = [None] * len(lines), 0
+    enc = [tok(l).input_ids for l in lines]
+    if a.engine == "hf_loop":
+        groups = [[i] for i in range(len(lines))]
+    else:
+        order = sorted(range(len(lines)), key=lambda i: len(enc[i]))
+        groups = list(batches_by_tokens(order, [len(e) for e in enc], a.budget, a.beam))
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for g in groups:
+            batch = tok.pad({"input_ids": [enc[i] for i in g]}, return_tensors="pt")
+            seqs = model.generate(**batch, **kw)
+            for row, i in enumerate(g):
+                ids = [t for t in seqs[row].tolist()[1:] if t != tok.pad_token_id]
+                tokens += len(ids)
+                outs[i] = tok.decode(ids, skip_special_tokens=True)
+    return outs, tokens, time.perf_counter() - start
+
+
+def run_ct2(a, lines, tok):
+    import ctranslate2
+
+    tr = ctranslate2.Translator(a.ct2, device="cpu", compute_type="float32", intra_threads=a.threads, inter_threads=1)
+    src = [tok.convert_ids_to_tokens(tok(l).input_ids) for l in lines]
+    prefix = [[tok.convert_ids_to_tokens(tok.get_lang_id("ko"))]] * len(lines)
+    # CTranslate2 counts decoding steps after the start token, the target prefix included
+    steps = a.max_length - 1
+    start = time.perf_counter()
+    res = tr.translate_batch(src, target_prefix=prefix, beam_size=a.beam, max_batch_size=a.budget, batch_type="tokens",
+                             max_decoding_length=steps, min_decoding_length=steps if a.fixed else 1, return_end_token=True)
+    seconds = time.perf_counter() - start
+    outs, tokens = [], 0
+    for r in res:
+        ids = tok.convert_tokens_to_ids(r.hypotheses[0])
+        tokens += len(ids)
+        outs.append(tok.decode(ids, skip_special_tokens=True))
+    return outs, tokens, seconds
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("engine", choices=["hf_loop", "hf_sorted", "ct2"])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--ct2")
+    ap.add_argument("--input", required=True)
+    ap.add_argument("--output", required=True)
+    ap.add_argument("--beam", type=int, default=1)
+    ap.add_argument("--max-length", type=int, default=32)
+    ap.add_argument("--fixed", action="store_true")
+    ap.add_argument("--budget", type=int, default=4096)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    from transformers import M2M100Tokenizer
+
+    tok = M2M100Tokenizer.from_pretrained(a.model, src_lang="en", tgt_lang="ko")
+    with open(a.input, encoding="utf-8") as f:
+        lines = f.read().split("\n")[:-1]
+    outs, tokens, seconds = (run_ct2 if a.engine == "ct2" else run_hf)(a, lines, tok)
+    with open(a.output, "w", encoding="utf-8") as f:
+        f.write("".join(o + "\n" for o in outs))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "lines": len(lines), "tokens": tokens, "peak_mb": peak_mb}))
+
+
+if __name__ == "__main__":
+    main()
