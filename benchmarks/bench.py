@@ -170,7 +170,7 @@ def write_report(a, rows, sweep, commands, n_lines, model):
                 f.write(f"# {e}\n" + "".join(f"{b} {r:.4f}\n" for x, b, r in sweep if x == e) + "\n\n")
         names = sorted({s[0] for s in sweep})
         plot = ", ".join(f"'{base}.dat' index {i} with linespoints title '{n}'" for i, n in enumerate(names))
-        gp = (f"set terminal pngcairo size 800,500; set output '{base}.png'; set logscale x 2; "
+        gp = (f"set terminal pngcairo size 800,500 noenhanced; set output '{base}.png'; set logscale x 2; "
               f"set xlabel 'batch token budget'; set ylabel 'lines/s (greedy, fixed length {a.max_length})'; "
               f"set title 'CPU throughput, {a.model} model, {a.threads} threads'; set key top left; plot {plot}")
         try:
