@@ -1,14 +1,8 @@
 #!/bin/sh
 # test_bulk: bulk jobs as users run them: ordering, batching, repeats,
 # formats, bad-input policies, kill-and-resume. Prints "N passed, N failed".
-BIN=${LYRICMT:-build/lyricmt}
-M=tests/fixtures/tiny-b
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-passed=0; failed=0
-ok()   { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL test_bulk: $1"; }
-check() { if eval "$2"; then ok; else fail "$1"; fi; }
+NAME=test_bulk
+. tests/harness.sh
 run() { "$BIN" translate --model $M --progress none "$@"; }
 
 # A seeded lyric-like corpus: lengths from 1 to 40 words in shuffled order,
@@ -199,5 +193,4 @@ p1=$(sed -n 's/.*peak memory \([0-9.]*\) MB.*/\1/p' "$T/m1.err"); p10=$(sed -n '
 check "memory bounded: 4000 lines ${p1} MB, 40000 lines ${p10} MB" 'awk -v a="$p1" -v b="$p10" "BEGIN { exit !(a > 0 && b < a * 1.25 + 8) }"'
 check "large corpus complete" '[ "$(wc -l < "$T/m10.out")" -eq 40000 ]'
 
-echo "test_bulk: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+summary

@@ -1,13 +1,7 @@
 #!/bin/sh
 # test_cli: the lyricmt command as a user runs it. Prints "N passed, N failed".
-BIN=${LYRICMT:-build/lyricmt}
-M=tests/fixtures/tiny-b
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-passed=0; failed=0
-ok()   { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL test_cli: $1"; }
-check() { if eval "$2"; then ok; else fail "$1"; fi; }
+NAME=test_cli
+. tests/harness.sh
 
 # one output line per input line, empty lines kept, order kept
 printf 'I got money on my mind, never stop the grind\n\n   \nYeah, yeah!\nStarted from the bottom now we here\n' > "$T/in.txt"
@@ -64,5 +58,4 @@ check "failed run writes nothing" '[ ! -e "$T/none.txt" ] && [ ! -e "$T/none.txt
 # info describes the model
 "$BIN" info --model $M > "$T/info" 2>&1
 check "info" 'grep -q "decoder:        2 layers, 6 heads, d_model 48" "$T/info" && grep -q "stored f16" "$T/info"'
-echo "test_cli: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+summary
