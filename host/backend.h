@@ -25,9 +25,13 @@ typedef struct {
     int (*encoder_output)(lm_backend *b, int sentence, float *out, lm_err *err);
     /* Starts decoding `rows` hypotheses; row r belongs to sentence row_sentence[r]. */
     int (*decode_start)(lm_backend *b, const int32_t *row_sentence, int rows, int max_steps, lm_err *err);
-    /* Feeds tokens[r] at decoder position `step` (0-based) to every row and writes logits (rows x V). */
+    /* Feeds tokens[r] at decoder position `step` (0-based) to every row and writes logits (rows x V).
+     * logits may be NULL when the search needs none this step (a forced token): the
+     * cache is still filled but the output projection is skipped. */
     int (*decode_step)(lm_backend *b, const int32_t *tokens, int step, float *logits, lm_err *err);
-    /* Keeps `rows` rows: new row r continues old row parent[r] and belongs to sentence row_sentence[r]. */
+    /* Keeps `rows` rows: new row r continues old row parent[r] and belongs to sentence row_sentence[r].
+     * Parents may repeat, and rows may grow back up to the count given to decode_start
+     * (beam search runs one row while a sentence's beams are still identical). */
     int (*reorder)(lm_backend *b, const int32_t *parent, const int32_t *row_sentence, int rows, lm_err *err);
     void (*destroy)(lm_backend *b);
 } lm_backend_ops;

@@ -27,7 +27,7 @@ typedef struct {
     float *enc_out;             /* (total, D) */
     float **cross_k, **cross_v; /* per decoder layer: (total, D) */
     /* decoding */
-    int rows, max_steps, steps_done;
+    int rows, max_rows, max_steps, steps_done;
     int32_t *row_sentence;
     float **self_k, **self_v;   /* per decoder layer: (rows, max_steps, D) */
     float *scratch_kv;          /* reorder scratch: (rows, max_steps, D) */
@@ -288,7 +288,7 @@ static int cpu_decode_start(lm_backend *b, const int32_t *row_sentence, int rows
         if (row_sentence[r] < 0 || row_sentence[r] >= c->n_sent) return lm_fail(err, "row %d refers to no sentence", r);
         c->row_sentence[r] = row_sentence[r];
     }
-    c->rows = rows;
+    c->rows = c->max_rows = rows;
     c->max_steps = max_steps;
     c->steps_done = 0;
     return ensure_work(c, (size_t)rows, err);
@@ -359,16 +359,17 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
         add_inplace(c->x, c->h, (size_t)R * d);
         feed_forward(c, R, &L->ffn_norm, &L->fc1, &L->fc2);
     }
+    c->steps_done = step + 1;
+    if (!logits) return 0;
     layer_norm(c->x, R, d, &m->dec_norm, c->h);
     gemm_nt(R, mc->vocab_size, d, c->h, m->lm_head, 0.0f, logits);
-    c->steps_done = step + 1;
     return 0;
 }
 
 static int cpu_reorder(lm_backend *b, const int32_t *parent, const int32_t *row_sentence, int rows, lm_err *err) {
     cpu_backend *c = (cpu_backend *)b;
     const lm_model_config *mc = &b->model->cfg.model;
-    if (rows > c->rows) return lm_fail(err, "reorder cannot add rows (%d > %d)", rows, c->rows);
+    if (rows > c->max_rows) return lm_fail(err, "reorder to %d rows: decoding started with %d", rows, c->max_rows);
     for (int r = 0; r < rows; r++)
         if (parent[r] < 0 || parent[r] >= c->rows || row_sentence[r] < 0 || row_sentence[r] >= c->n_sent)
             return lm_fail(err, "reorder: bad parent or sentence for row %d", r);

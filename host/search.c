@@ -1,65 +1,26 @@
 /* search: see search.h. */
 #include "search.h"
 
+#include "logits.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define NEG_BIG -1.0e9f /* transformers' "very large negative" for beams out of play */
 
-void lm_log_softmax(float *x, int n) {
-    float mx = -INFINITY;
-    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-    float sum = 0;
-    for (int i = 0; i < n; i++) sum += expf(x[i] - mx);
-    float lse = logf(sum);
-    for (int i = 0; i < n; i++) x[i] = x[i] - mx - lse;
-}
+/* ---- logits processors, applied to a whole row with its sequence so far ---- */
 
-/* ---- logits processors, applied to one row with its sequence so far ---- */
+static bool forced_step(const lm_gen_config *g, int cur_len) { return g->forced_bos_id >= 0 && cur_len == 1; }
 
-static void apply_processors(const lm_search_opts *o, const int32_t *seq, int cur_len, float *scores) {
+static void apply_processors(const lm_search_opts *o, const int32_t *seq, int cur_len, float *scores, lm_edit *edits) {
     const lm_gen_config *g = &o->gen;
-    int V = o->vocab_size;
-    if (g->repetition_penalty != 1.0f) {
-        /* each distinct token once: transformers gathers then scatters */
-        for (int i = 0; i < cur_len; i++) {
-            int t = seq[i];
-            bool seen = false;
-            for (int j = 0; j < i && !seen; j++) seen = seq[j] == t;
-            if (seen) continue;
-            scores[t] = scores[t] < 0 ? scores[t] * g->repetition_penalty : scores[t] / g->repetition_penalty;
-        }
-    }
-    int n = g->no_repeat_ngram_size;
-    if (n > 0 && cur_len + 1 >= n) {
-        /* ban tokens that would repeat an n-gram already in the sequence */
-        const int32_t *prefix = seq + cur_len - (n - 1);
-        for (int start = 0; start + n <= cur_len; start++)
-            if (memcmp(seq + start, prefix, (size_t)(n - 1) * sizeof *seq) == 0) scores[seq[start + n - 1]] = -INFINITY;
-    }
-    if (cur_len < g->min_length) scores[o->eos_id] = -INFINITY;
-    if (g->forced_bos_id >= 0 && cur_len == 1) {
-        for (int t = 0; t < V; t++) scores[t] = -INFINITY;
+    lm_logits_apply(scores, edits, lm_logits_edits(g, o->eos_id, seq, cur_len, edits), g->repetition_penalty);
+    if (forced_step(g, cur_len)) {
+        for (int t = 0; t < o->vocab_size; t++) scores[t] = -INFINITY;
         scores[g->forced_bos_id] = 0;
     }
 }
-
-/* ---- per-sentence state ---- */
-
-typedef struct {
-    int32_t *seq;      /* (B, max_len) running sequences */
-    float *score;      /* (B) running scores, best first */
-    int32_t *fin_seq;  /* (B, max_len) finished pool */
-    int *fin_len;
-    float *fin_score;
-    bool *fin_done;
-    bool heuristic_open; /* transformers' is_early_stop_heuristic_unsatisfied */
-    bool done;
-    float sum_logprob;   /* greedy/sampling */
-    int len;             /* greedy/sampling length */
-    uint64_t rng;
-} sentence_state;
 
 static uint64_t splitmix(uint64_t *s) {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
@@ -170,8 +131,11 @@ static int run_greedy(lm_backend *be, const lm_search_opts *o, const int32_t *to
     float *sum = lm_calloc((size_t)R, sizeof *sum, err);
     uint64_t *rng = lm_malloc((size_t)R * sizeof *rng, err);
     float *logits = lm_malloc((size_t)R * V * sizeof *logits, err);
+    int32_t *chosen = lm_malloc((size_t)R * sizeof *chosen, err);
+    lm_edit *edits = lm_malloc(LM_MAX_EDITS(L) * sizeof *edits, err);
     scored *order = g->do_sample ? lm_malloc((size_t)V * sizeof *order, err) : NULL;
-    if (!seq || !alive || !feed || !parent || !sent || !len || !sum || !rng || !logits || (g->do_sample && !order)) {
+    if (!seq || !alive || !feed || !parent || !sent || !len || !sum || !rng || !logits || !chosen || !edits ||
+        (g->do_sample && !order)) {
         lm_fail(err, "out of memory for decoding");
         goto done;
     }
@@ -191,30 +155,52 @@ static int run_greedy(lm_backend *be, const lm_search_opts *o, const int32_t *to
     if (be->ops->decode_start(be, sent, rows, L, err) != 0) goto done;
     for (int step = 0; rows > 0 && step + 1 < L; step++) {
         for (int r = 0; r < rows; r++) feed[r] = seq[(size_t)alive[r] * L + step];
-        if (be->ops->decode_step(be, feed, step, logits, err) != 0) goto done;
-        int kept = 0;
-        for (int r = 0; r < rows; r++) {
-            int h = alive[r];
-            int32_t *sq = seq + (size_t)h * L;
-            float *row = logits + (size_t)r * V;
-            int32_t tok;
-            apply_processors(o, sq, len[h], row);
-            if (g->do_sample) {
+        bool forced = forced_step(g, step + 1); /* every row has step + 1 tokens */
+        if (be->ops->decode_step(be, feed, step, forced ? NULL : logits, err) != 0) goto done;
+        if (forced) {
+            for (int r = 0; r < rows; r++) chosen[r] = g->forced_bos_id; /* log-prob 0 */
+        } else if (g->do_sample) {
+            for (int r = 0; r < rows; r++) {
+                int h = alive[r];
+                float *row = logits + (size_t)r * V;
+                apply_processors(o, seq + (size_t)h * L, len[h], row, edits);
                 float mx = -INFINITY, z = 0;
                 for (int t = 0; t < V; t++) mx = row[t] > mx ? row[t] : mx;
                 for (int t = 0; t < V; t++) z += expf(row[t] - mx);
-                tok = sample_token(g, row, V, &rng[h], order);
-                sum[h] += row[tok] * g->temperature - mx - logf(z); /* log-prob before warping */
-            } else {
-                tok = 0;
-                for (int t = 1; t < V; t++)
-                    if (row[t] > row[tok]) tok = t;
-                float mx = row[tok], z = 0;
-                for (int t = 0; t < V; t++) z += expf(row[t] - mx);
-                sum[h] += -logf(z);
+                chosen[r] = sample_token(g, row, V, &rng[h], order);
+                sum[h] += row[chosen[r]] * g->temperature - mx - logf(z); /* log-prob before warping */
             }
-            sq[len[h]++] = tok;
-            if (tok == o->eos_id || len[h] >= L) continue;
+        } else {
+#pragma omp parallel
+            {
+                lm_edit *mine = malloc(LM_MAX_EDITS(L) * sizeof *mine);
+#pragma omp for schedule(static)
+                for (int r = 0; r < rows; r++) {
+                    if (!mine) continue;
+                    int h = alive[r];
+                    float *row = logits + (size_t)r * V;
+                    apply_processors(o, seq + (size_t)h * L, len[h], row, mine);
+                    int32_t tok = 0;
+                    for (int t = 1; t < V; t++)
+                        if (row[t] > row[tok]) tok = t;
+                    float mx = row[tok], z = 0;
+                    for (int t = 0; t < V; t++) z += expf(row[t] - mx);
+                    sum[h] += -logf(z);
+                    chosen[r] = tok;
+                }
+                if (!mine) chosen[0] = -1;
+                free(mine);
+            }
+            if (chosen[0] < 0) {
+                lm_fail(err, "out of memory for decoding");
+                goto done;
+            }
+        }
+        int kept = 0;
+        for (int r = 0; r < rows; r++) {
+            int h = alive[r];
+            seq[(size_t)h * L + len[h]++] = chosen[r];
+            if (chosen[r] == o->eos_id || len[h] >= L) continue;
             parent[kept] = r;
             alive[kept] = h;
             sent[kept] = sent[r];
@@ -235,12 +221,20 @@ static int run_greedy(lm_backend *be, const lm_search_opts *o, const int32_t *to
     rc = 0;
 done:
     free(seq); free(alive); free(feed); free(parent); free(sent); free(len); free(sum); free(rng);
-    free(logits); free(order);
+    free(logits); free(chosen); free(edits); free(order);
     return rc;
 }
 
 /* ---- beam search ---- */
 
+/*
+ * Beams with identical sequences share one backend row. They appear at the
+ * start: transformers runs num_beams copies of the decoder start token (the
+ * copies scored -1e9 so that only the first one's candidates count), and with
+ * a forced target-language token the copies are still identical one step
+ * later. Running each distinct sequence once gives the same candidates at a
+ * fraction of the work on those steps; after them every beam has its own row.
+ */
 typedef struct {
     int32_t *seq;        /* (B, L) running */
     float *score;        /* (B) */
@@ -248,9 +242,14 @@ typedef struct {
     int *fin_len;
     float *fin_score;
     bool *fin_done;
-    int32_t *cand_idx;   /* (2B) scratch */
-    float *cand_val, *merged;
-    int32_t *sel, *parent_beam, *next_tok;
+    int32_t *row_of;     /* (B) beam -> the sentence's backend row, 0 .. n_rows-1 */
+    int n_rows;
+    int32_t *row_parent; /* (B) after a step: new row -> old row */
+    int32_t *row_ids;    /* (B, 2B) each row's best candidates */
+    float *row_vals;
+    int32_t *cand_idx;   /* (2B) best candidates of the sentence: beam * V + token */
+    float *cand_val;
+    int32_t *sel, *parent_beam;
     int32_t *new_seq;    /* (B, L) scratch */
     bool open;           /* transformers' is_early_stop_heuristic_unsatisfied */
     bool done;
@@ -259,22 +258,45 @@ typedef struct {
 
 static float length_norm(int generated, float lp) { return powf((float)generated, lp); }
 
-/* One step of transformers' beam search for one sentence; logits holds its B rows. */
-static void beam_step(const lm_search_opts *o, beam_state *st, float *logits, int cur_len) {
+/* The sentence's best 2B candidates over all beams and tokens: each row's best
+ * 2B, shifted by each beam's score, merged. Equals transformers' top-k over the
+ * flattened (beams x vocabulary) scores, ties included. */
+static void beam_candidates(const lm_search_opts *o, beam_state *st, const float *logits, int cur_len, lm_edit *edits) {
     const lm_gen_config *g = &o->gen;
     int B = g->num_beams, K = 2 * B, V = o->vocab_size, L = g->max_length;
-    for (int b = 0; b < B; b++) {
-        float *row = logits + (size_t)b * V;
-        lm_log_softmax(row, V);
-        apply_processors(o, st->seq + (size_t)b * L, cur_len, row);
-        for (int t = 0; t < V; t++) row[t] += st->score[b];
+    for (int r = 0; r < st->n_rows; r++) {
+        int32_t *ids = st->row_ids + (size_t)r * K;
+        float *vals = st->row_vals + (size_t)r * K;
+        if (forced_step(g, cur_len)) { /* every token -inf but the forced one, whose log-prob is 0 */
+            int have = 0;
+            lm_rank_insert(ids, vals, &have, K, g->forced_bos_id, 0.0f);
+            for (int t = 0; have < K && t < V; t++)
+                if (t != g->forced_bos_id) lm_rank_insert(ids, vals, &have, K, t, -INFINITY);
+            continue;
+        }
+        int b = 0;
+        while (st->row_of[b] != r) b++;
+        int n_edits = lm_logits_edits(g, o->eos_id, st->seq + (size_t)b * L, cur_len, edits);
+        lm_logprob_topk(logits + (size_t)r * V, V, edits, n_edits, g->repetition_penalty, K, ids, vals);
     }
-    top_k(logits, B * V, K, st->cand_idx, st->cand_val);
+    int have = 0;
+    for (int b = 0; b < B; b++) {
+        const int32_t *ids = st->row_ids + (size_t)st->row_of[b] * K;
+        const float *vals = st->row_vals + (size_t)st->row_of[b] * K;
+        for (int i = 0; i < K; i++) lm_rank_insert(st->cand_idx, st->cand_val, &have, K, b * V + ids[i], vals[i] + st->score[b]);
+    }
+}
+
+/* One step of transformers' beam search for one sentence; logits holds its rows
+ * (NULL on a forced step). */
+static void beam_step(const lm_search_opts *o, beam_state *st, const float *logits, int cur_len, lm_edit *edits) {
+    const lm_gen_config *g = &o->gen;
+    int B = g->num_beams, K = 2 * B, V = o->vocab_size, L = g->max_length;
+    beam_candidates(o, st, logits, cur_len, edits);
     bool all_hit = true, pool_full = true;
     for (int b = 0; b < B; b++) pool_full &= st->fin_done[b];
     float norm = length_norm(cur_len, g->length_penalty); /* cur_len + 1 - prompt length (1) */
-    float *run_val = st->merged + B;                       /* (K) reuse: running values */
-    float fin_cand[2 * 1024];
+    float run_val[2 * 1024], fin_cand[2 * 1024];
     for (int k = 0; k < K; k++) {
         int tok = st->cand_idx[k] % V;
         bool hit = tok == o->eos_id || cur_len + 1 >= L;
@@ -320,15 +342,28 @@ static void beam_step(const lm_search_opts *o, beam_state *st, float *logits, in
         st->fin_score[j] = mval[j];
         st->fin_done[j] = new_done[j];
     }
-    /* new running sequences */
+    /* new running sequences; a beam shares a row with an earlier one when both
+     * continue the same row with the same token */
+    int32_t new_row_of[1024];
+    int n_rows = 0;
     for (int j = 0; j < B; j++) {
         int k = st->sel[j], beam = st->cand_idx[k] / V;
+        int32_t tok = st->cand_idx[k] % V;
         st->parent_beam[j] = beam;
-        st->next_tok[j] = st->cand_idx[k] % V;
         memcpy(st->new_seq + (size_t)j * L, st->seq + (size_t)beam * L, (size_t)cur_len * sizeof *st->seq);
-        st->new_seq[(size_t)j * L + cur_len] = st->next_tok[j];
+        st->new_seq[(size_t)j * L + cur_len] = tok;
         st->score[j] = sel_val[j];
+        new_row_of[j] = -1;
+        for (int i = 0; i < j && new_row_of[j] < 0; i++)
+            if (st->row_of[st->parent_beam[i]] == st->row_of[beam] && st->new_seq[(size_t)i * L + cur_len] == tok)
+                new_row_of[j] = new_row_of[i];
+        if (new_row_of[j] < 0) {
+            st->row_parent[n_rows] = st->row_of[beam];
+            new_row_of[j] = n_rows++;
+        }
     }
+    memcpy(st->row_of, new_row_of, (size_t)B * sizeof *new_row_of);
+    st->n_rows = n_rows;
     memcpy(st->seq, st->new_seq, (size_t)B * L * sizeof *st->seq);
     /* early-stop heuristic with the new length (early_stopping=False flavour) */
     float best = st->score[0] / length_norm(cur_len, g->length_penalty);
@@ -344,9 +379,45 @@ static void beam_step(const lm_search_opts *o, beam_state *st, float *logits, in
     st->done = !st->open || (g->early_stopping && pool_full) || all_hit;
 }
 
+static void beam_state_free(beam_state *t) {
+    free(t->seq); free(t->fin_seq); free(t->new_seq); free(t->score); free(t->fin_len); free(t->fin_score);
+    free(t->fin_done); free(t->row_of); free(t->row_parent); free(t->row_ids); free(t->row_vals);
+    free(t->cand_idx); free(t->cand_val); free(t->sel); free(t->parent_beam);
+}
+
+static int beam_state_init(beam_state *t, const lm_search_opts *o) {
+    int B = o->gen.num_beams, K = 2 * B, L = o->gen.max_length;
+    t->seq = malloc((size_t)B * L * sizeof *t->seq);
+    t->fin_seq = malloc((size_t)B * L * sizeof *t->fin_seq);
+    t->new_seq = malloc((size_t)B * L * sizeof *t->new_seq);
+    t->score = malloc((size_t)B * sizeof *t->score);
+    t->fin_len = calloc((size_t)B, sizeof *t->fin_len);
+    t->fin_score = malloc((size_t)B * sizeof *t->fin_score);
+    t->fin_done = calloc((size_t)B, sizeof *t->fin_done);
+    t->row_of = calloc((size_t)B, sizeof *t->row_of); /* one row: all beams start identical */
+    t->row_parent = malloc((size_t)B * sizeof *t->row_parent);
+    t->row_ids = malloc((size_t)B * K * sizeof *t->row_ids);
+    t->row_vals = malloc((size_t)B * K * sizeof *t->row_vals);
+    t->cand_idx = malloc((size_t)K * sizeof *t->cand_idx);
+    t->cand_val = malloc((size_t)K * sizeof *t->cand_val);
+    t->sel = malloc((size_t)B * sizeof *t->sel);
+    t->parent_beam = malloc((size_t)B * sizeof *t->parent_beam);
+    if (!t->seq || !t->fin_seq || !t->new_seq || !t->score || !t->fin_len || !t->fin_score || !t->fin_done || !t->row_of ||
+        !t->row_parent || !t->row_ids || !t->row_vals || !t->cand_idx || !t->cand_val || !t->sel || !t->parent_beam)
+        return -1;
+    for (int b = 0; b < B; b++) {
+        t->seq[(size_t)b * L] = o->decoder_start_id;
+        t->score[b] = b == 0 ? 0.0f : NEG_BIG;
+        t->fin_score[b] = NEG_BIG;
+    }
+    t->n_rows = 1;
+    t->open = true;
+    return 0;
+}
+
 static int run_beam(lm_backend *be, const lm_search_opts *o, int n, lm_search_result *results, lm_err *err) {
     const lm_gen_config *g = &o->gen;
-    int B = g->num_beams, K = 2 * B, V = o->vocab_size, L = g->max_length, rc = -1;
+    int B = g->num_beams, V = o->vocab_size, L = g->max_length, rc = -1;
     beam_state *st = lm_calloc((size_t)n, sizeof *st, err);
     int32_t *feed = lm_malloc((size_t)n * B * sizeof *feed, err);
     int32_t *parent = lm_malloc((size_t)n * B * sizeof *parent, err);
@@ -354,54 +425,51 @@ static int run_beam(lm_backend *be, const lm_search_opts *o, int n, lm_search_re
     float *logits = lm_malloc((size_t)n * B * V * sizeof *logits, err);
     if (!st || !feed || !parent || !sent || !logits) goto done;
     for (int s = 0; s < n; s++) {
-        beam_state *t = &st[s];
-        t->seq = malloc((size_t)B * L * sizeof *t->seq);
-        t->fin_seq = malloc((size_t)B * L * sizeof *t->fin_seq);
-        t->new_seq = malloc((size_t)B * L * sizeof *t->new_seq);
-        t->score = malloc((size_t)B * sizeof *t->score);
-        t->fin_len = calloc((size_t)B, sizeof *t->fin_len);
-        t->fin_score = malloc((size_t)B * sizeof *t->fin_score);
-        t->fin_done = calloc((size_t)B, sizeof *t->fin_done);
-        t->cand_idx = malloc((size_t)K * sizeof *t->cand_idx);
-        t->cand_val = malloc((size_t)K * sizeof *t->cand_val);
-        t->merged = malloc((size_t)(B + K) * sizeof *t->merged);
-        t->sel = malloc((size_t)B * sizeof *t->sel);
-        t->parent_beam = malloc((size_t)B * sizeof *t->parent_beam);
-        t->next_tok = malloc((size_t)B * sizeof *t->next_tok);
-        if (!t->seq || !t->fin_seq || !t->new_seq || !t->score || !t->fin_len || !t->fin_score || !t->fin_done ||
-            !t->cand_idx || !t->cand_val || !t->merged || !t->sel || !t->parent_beam || !t->next_tok) {
+        if (beam_state_init(&st[s], o) != 0) {
             lm_fail(err, "out of memory for beam search");
             goto done;
         }
-        for (int b = 0; b < B; b++) {
-            t->seq[(size_t)b * L] = o->decoder_start_id;
-            t->score[b] = b == 0 ? 0.0f : NEG_BIG;
-            t->fin_score[b] = NEG_BIG;
-        }
-        t->open = true;
-        t->base = s * B;
         for (int b = 0; b < B; b++) sent[s * B + b] = s;
     }
-    int rows = n * B;
-    if (be->ops->decode_start(be, sent, rows, L, err) != 0) goto done;
+    /* room for every beam, then one row per sentence while its beams are identical */
+    if (be->ops->decode_start(be, sent, n * B, L, err) != 0) goto done;
+    for (int s = 0; s < n; s++) {
+        parent[s] = s * B;
+        sent[s] = s;
+        st[s].base = s;
+    }
+    int rows = n;
+    if (be->ops->reorder(be, parent, sent, rows, err) != 0) goto done;
     for (int cur_len = 1; rows > 0; cur_len++) {
         for (int s = 0; s < n; s++)
             if (!st[s].done)
-                for (int b = 0; b < B; b++) feed[st[s].base + b] = st[s].seq[(size_t)b * L + cur_len - 1];
-        if (be->ops->decode_step(be, feed, cur_len - 1, logits, err) != 0) goto done;
-#pragma omp parallel for schedule(dynamic)
-        for (int s = 0; s < n; s++)
-            if (!st[s].done) beam_step(o, &st[s], logits + (size_t)st[s].base * V, cur_len);
-        /* surviving rows: the beams of unfinished sentences, each continuing its parent */
+                for (int b = 0; b < B; b++) feed[st[s].base + st[s].row_of[b]] = st[s].seq[(size_t)b * L + cur_len - 1];
+        bool forced = forced_step(g, cur_len);
+        if (be->ops->decode_step(be, feed, cur_len - 1, forced ? NULL : logits, err) != 0) goto done;
+        bool oom = false;
+#pragma omp parallel reduction(|| : oom)
+        {
+            lm_edit *edits = malloc(LM_MAX_EDITS(L) * sizeof *edits);
+            oom = !edits;
+#pragma omp for schedule(dynamic)
+            for (int s = 0; s < n; s++)
+                if (edits && !st[s].done) beam_step(o, &st[s], logits + (size_t)st[s].base * V, cur_len, edits);
+            free(edits);
+        }
+        if (oom) {
+            lm_fail(err, "out of memory for beam search");
+            goto done;
+        }
+        /* surviving rows: those of unfinished sentences, each continuing its parent */
         int kept = 0;
         for (int s = 0; s < n; s++) {
             if (st[s].done) continue;
-            for (int b = 0; b < B; b++) {
-                parent[kept + b] = st[s].base + st[s].parent_beam[b];
-                sent[kept + b] = s;
+            for (int r = 0; r < st[s].n_rows; r++) {
+                parent[kept + r] = st[s].base + st[s].row_parent[r];
+                sent[kept + r] = s;
             }
             st[s].base = kept;
-            kept += B;
+            kept += st[s].n_rows;
         }
         if (kept > 0 && be->ops->reorder(be, parent, sent, kept, err) != 0) goto done;
         rows = kept;
@@ -418,12 +486,7 @@ static int run_beam(lm_backend *be, const lm_search_opts *o, int n, lm_search_re
     rc = 0;
 done:
     if (st)
-        for (int s = 0; s < n; s++) {
-            beam_state *t = &st[s];
-            free(t->seq); free(t->fin_seq); free(t->new_seq); free(t->score); free(t->fin_len); free(t->fin_score);
-            free(t->fin_done); free(t->cand_idx); free(t->cand_val); free(t->merged); free(t->sel);
-            free(t->parent_beam); free(t->next_tok);
-        }
+        for (int s = 0; s < n; s++) beam_state_free(&st[s]);
     free(st); free(feed); free(parent); free(sent); free(logits);
     return rc;
 }

@@ -12,6 +12,7 @@
 #define LM_SEARCH_H
 
 #include "backend.h"
+#include "logits.h"
 
 typedef struct {
     int32_t *ids;   /* decoder start token first, </s> last if it finished */
@@ -35,8 +36,5 @@ typedef struct {
 int  lm_search_run(lm_backend *be, const lm_search_opts *opts, const int32_t *tokens, const int32_t *lens, int n,
                    lm_search_result *results, lm_err *err);
 void lm_search_result_free(lm_search_result *r);
-
-/* Exposed for tests: log_softmax of one row, in place. */
-void lm_log_softmax(float *x, int n);
 
 #endif

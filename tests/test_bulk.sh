@@ -122,6 +122,16 @@ check "per-file output == translating that file" 'cmp -s "$T/t2.txt" "$T/outdir/
 run --beam 1 -i "$T/songs" --output-format tsv -o "$T/all.tsv" 2>/dev/null
 check "one output for a directory, ids name file and line" '[ "$(wc -l < "$T/all.tsv")" -eq 95 ] && grep -q "^album1/track2.txt:25	" "$T/all.tsv"'
 
+# Waits (up to 5 s) while job $1 runs until journal $2 records more than $3 lines.
+wait_journal() {
+    waited=0
+    while [ $waited -lt 1000 ] && kill -0 $1 2>/dev/null; do
+        seen=$(awk -F '\t' '/^progress/ { print $2 }' "$2" 2>/dev/null)
+        [ -n "$seen" ] && [ "$seen" -gt "$3" ] && return 0
+        sleep 0.005; waited=$((waited + 1))
+    done
+}
+
 # ---- kill -9 at random moments, resume, byte-identical ----
 corpus 2500 11 > "$T/k.txt"
 run --beam 2 -i "$T/k.txt" -o "$T/k.ref" 2>/dev/null
@@ -129,7 +139,10 @@ kills=0; leak=0; mid=0; last=0
 for round in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; do
     "$BIN" translate --model $M --progress none --beam 2 --set batch.window_lines=50 -i "$T/k.txt" -o "$T/k.out" 2>/dev/null &
     pid=$!
-    sleep "$(awk -v s=$round 'BEGIN { srand(s); printf "%.3f", 0.02 + rand() * 0.4 }')"
+    # most rounds wait for the job to journal new lines, so kills land mid-job
+    # however fast this machine is; then a random extra delay
+    [ $((round % 4)) -ne 0 ] && wait_journal $pid "$T/k.out.journal" $last
+    sleep "$(awk -v s=$round 'BEGIN { srand(s); printf "%.3f", rand() * 0.05 }')"
     if kill -9 $pid 2>/dev/null; then kills=$((kills + 1)); fi
     { wait $pid; } 2>/dev/null
     # the final name only ever holds the complete output (a kill can land after the rename)
@@ -164,7 +177,7 @@ check "directory job byte-identical after kills" 'diff -r "$T/ref-dir" "$T/kdir"
 cp -r $M "$T/model"
 "$BIN" translate --model "$T/model" --progress none --beam 2 --set batch.window_lines=50 -i "$T/k.txt" -o "$T/i.out" 2>"$T/i.err" &
 pid=$!
-sleep 0.5; kill -INT $pid; wait $pid; rc=$?
+wait_journal $pid "$T/i.out.journal" 0; kill -INT $pid; wait $pid; rc=$?
 check "SIGINT exits 130 and says how to resume" '[ $rc -eq 130 ] && grep -q "run the same command again to resume" "$T/i.err" && [ -e "$T/i.out.journal" ]'
 "$BIN" translate --model "$T/model" --progress none --beam 3 -i "$T/k.txt" -o "$T/i.out" 2>"$T/e"; rc=$?
 check "changed setting refuses to resume" '[ $rc -eq 1 ] && grep -q "setting .decoding. changed" "$T/e"'

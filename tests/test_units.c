@@ -8,7 +8,49 @@
 #include "search.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* The whole-row path: log_softmax, edits, then a scan keeping the first of equals. */
+static void reference_topk(const float *x, int V, const lm_edit *e, int ne, float pen, int k, int32_t *ids, float *vals) {
+    float *row = malloc((size_t)V * sizeof *row);
+    memcpy(row, x, (size_t)V * sizeof *row);
+    lm_log_softmax(row, V);
+    lm_logits_apply(row, e, ne, pen);
+    int have = 0;
+    for (int t = 0; t < V; t++) lm_rank_insert(ids, vals, &have, k, t, row[t]);
+    for (int i = have; i < k; i++) { ids[i] = 0; vals[i] = -INFINITY; }
+    free(row);
+}
+
+/* Random rows (odd sizes, repeated values for ties) with random edits. */
+static void check_fused_topk(void) {
+    srand(7);
+    int bad = 0, runs = 0;
+    for (int trial = 0; trial < 200; trial++) {
+        int V = 1 + rand() % 700, k = 1 + rand() % 12;
+        float *x = malloc((size_t)V * sizeof *x);
+        for (int t = 0; t < V; t++) x[t] = (float)(rand() % 40) * 0.25f - 5.0f; /* coarse: many ties */
+        int32_t seq[24];
+        int cur_len = 1 + rand() % 24;
+        for (int i = 0; i < cur_len; i++) seq[i] = rand() % V;
+        lm_gen_config g;
+        lm_gen_config_defaults(&g);
+        g.repetition_penalty = trial % 3 ? 1.3f : 1.0f;
+        g.no_repeat_ngram_size = trial % 4;
+        g.min_length = trial % 5 ? 0 : 30;
+        lm_edit edits[LM_MAX_EDITS(24)];
+        int ne = lm_logits_edits(&g, rand() % V, seq, cur_len, edits);
+        int32_t id1[12], id2[12];
+        float v1[12], v2[12];
+        lm_logprob_topk(x, V, edits, ne, g.repetition_penalty, k, id1, v1);
+        reference_topk(x, V, edits, ne, g.repetition_penalty, k, id2, v2);
+        runs++;
+        if (memcmp(id1, id2, (size_t)k * sizeof *id1) != 0 || memcmp(v1, v2, (size_t)k * sizeof *v1) != 0) bad++;
+        free(x);
+    }
+    CHECK(bad == 0, "fused log-softmax + top-k equals the whole-row path bit for bit (%d of %d differ)", bad, runs);
+}
 
 int main(void) {
     CHECK(lm_utf8_invalid_at("abc", 3) == -1, "ascii is valid");
@@ -33,6 +75,8 @@ int main(void) {
     float s = 0;
     for (int i = 0; i < 4; i++) s += expf(x[i]);
     CHECK(fabsf(s - 1) < 1e-6, "log_softmax normalises");
+
+    check_fused_topk();
 
     lm_engine_config c;
     lm_err err;

@@ -1,0 +1,104 @@
+/* logits: see logits.h. */
+#include "logits.h"
+
+#include <math.h>
+#include <string.h>
+
+void lm_log_softmax(float *x, int n) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    float sum = 0;
+    for (int i = 0; i < n; i++) sum += expf(x[i] - mx);
+    float lse = logf(sum);
+    for (int i = 0; i < n; i++) x[i] = x[i] - mx - lse;
+}
+
+int lm_logits_edits(const lm_gen_config *g, int eos_id, const int32_t *seq, int cur_len, lm_edit *out) {
+    int n_out = 0;
+    if (g->repetition_penalty != 1.0f) {
+        /* each distinct token once: transformers gathers then scatters */
+        for (int i = 0; i < cur_len; i++) {
+            bool seen = false;
+            for (int j = 0; j < i && !seen; j++) seen = seq[j] == seq[i];
+            if (!seen) out[n_out++] = (lm_edit){seq[i], LM_EDIT_PENALIZE};
+        }
+    }
+    int n = g->no_repeat_ngram_size;
+    if (n > 0 && cur_len + 1 >= n) {
+        /* ban tokens that would repeat an n-gram already in the sequence */
+        const int32_t *prefix = seq + cur_len - (n - 1);
+        for (int start = 0; start + n <= cur_len; start++)
+            if (memcmp(seq + start, prefix, (size_t)(n - 1) * sizeof *seq) == 0)
+                out[n_out++] = (lm_edit){seq[start + n - 1], LM_EDIT_BAN};
+    }
+    if (cur_len < g->min_length) out[n_out++] = (lm_edit){eos_id, LM_EDIT_BAN};
+    return n_out;
+}
+
+static float edit_value(float v, lm_edit_kind kind, float penalty) {
+    if (kind == LM_EDIT_BAN) return -INFINITY;
+    return v < 0 ? v * penalty : v / penalty;
+}
+
+void lm_logits_apply(float *scores, const lm_edit *edits, int n_edits, float penalty) {
+    for (int i = 0; i < n_edits; i++) scores[edits[i].token] = edit_value(scores[edits[i].token], edits[i].kind, penalty);
+}
+
+void lm_rank_insert(int32_t *ids, float *vals, int *have, int k, int32_t id, float val) {
+    int p = *have;
+    if (p == k) {
+        if (!(val > vals[k - 1] || (val == vals[k - 1] && id < ids[k - 1]))) return;
+        p = k - 1;
+    } else {
+        (*have)++;
+    }
+    while (p > 0 && (val > vals[p - 1] || (val == vals[p - 1] && id < ids[p - 1]))) {
+        vals[p] = vals[p - 1];
+        ids[p] = ids[p - 1];
+        p--;
+    }
+    vals[p] = val;
+    ids[p] = id;
+}
+
+static bool is_edited(int32_t t, const lm_edit *edits, int n_edits) {
+    for (int i = 0; i < n_edits; i++)
+        if (edits[i].token == t) return true;
+    return false;
+}
+
+void lm_logprob_topk(const float *x, int V, const lm_edit *edits, int n_edits, float penalty, int k, int32_t *ids,
+                     float *vals) {
+    /* the same arithmetic, in the same order, as lm_log_softmax */
+    float mx = -INFINITY;
+    for (int i = 0; i < V; i++) mx = x[i] > mx ? x[i] : mx;
+    float sum = 0;
+    for (int i = 0; i < V; i++) sum += expf(x[i] - mx);
+    float lse = logf(sum);
+    /* best k of the untouched tokens: a scan in token order, so ties keep the lower token */
+    int have = 0;
+    for (int t0 = 0; t0 < V; t0 += 64) {
+        int t1 = t0 + 64 < V ? t0 + 64 : V;
+        if (have == k) { /* most blocks hold nothing better than the k-th: one vectorisable max rules them out */
+            float bmax = -INFINITY;
+            for (int t = t0; t < t1; t++) bmax = x[t] > bmax ? x[t] : bmax;
+            if (!(bmax - mx - lse > vals[k - 1])) continue; /* rounding is monotonic: no x in the block does better */
+        }
+        for (int t = t0; t < t1; t++) {
+            float v = x[t] - mx - lse;
+            if (have == k && !(v > vals[k - 1])) continue;
+            if (n_edits && is_edited(t, edits, n_edits)) continue;
+            lm_rank_insert(ids, vals, &have, k, t, v);
+        }
+    }
+    /* then each edited token once, with all its edits applied in order */
+    for (int i = 0; i < n_edits; i++) {
+        int32_t t = edits[i].token;
+        if (is_edited(t, edits, i)) continue;
+        float v = x[t] - mx - lse;
+        for (int j = i; j < n_edits; j++)
+            if (edits[j].token == t) v = edit_value(v, edits[j].kind, penalty);
+        lm_rank_insert(ids, vals, &have, k, t, v);
+    }
+    for (int i = have; i < k; i++) { ids[i] = 0; vals[i] = -INFINITY; }
+}
