@@ -12,9 +12,21 @@
 #ifndef LM_BACKEND_H
 #define LM_BACKEND_H
 
+#include "logits.h"
 #include "model.h"
 
 typedef struct lm_backend lm_backend;
+
+/* What the search wants from each row after a step when the backend picks the
+ * candidates itself (decode_step_topk), so that only rows x k numbers leave it.
+ * Row r's edits are edits[edit_start[r] .. edit_start[r + 1]). */
+typedef struct {
+    int k;                    /* candidates per row */
+    bool greedy;              /* k = 1, as lm_greedy_pick; otherwise as lm_logprob_topk */
+    float penalty;            /* repetition penalty for LM_EDIT_PENALIZE */
+    const lm_edit *edits;
+    const int32_t *edit_start; /* (rows + 1) */
+} lm_topk_request;
 
 typedef struct {
     const char *name;
@@ -29,6 +41,11 @@ typedef struct {
      * logits may be NULL when the search needs none this step (a forced token): the
      * cache is still filled but the output projection is skipped. */
     int (*decode_step)(lm_backend *b, const int32_t *tokens, int step, float *logits, lm_err *err);
+    /* Optional (NULL when absent): decode_step, then each row's candidates as
+     * req asks, written to ids and vals (rows x k). The search uses it for
+     * greedy and beam search; sampling needs decode_step's whole rows. */
+    int (*decode_step_topk)(lm_backend *b, const int32_t *tokens, int step, const lm_topk_request *req, int32_t *ids,
+                            float *vals, lm_err *err);
     /* Keeps `rows` rows: new row r continues old row parent[r] and belongs to sentence row_sentence[r].
      * Parents may repeat, and rows may grow back up to the count given to decode_start
      * (beam search runs one row while a sentence's beams are still identical). */

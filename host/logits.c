@@ -102,3 +102,14 @@ void lm_logprob_topk(const float *x, int V, const lm_edit *edits, int n_edits, f
     }
     for (int i = have; i < k; i++) { ids[i] = 0; vals[i] = -INFINITY; }
 }
+
+void lm_greedy_pick(float *x, int V, const lm_edit *edits, int n_edits, float penalty, int32_t *id, float *logprob) {
+    lm_logits_apply(x, edits, n_edits, penalty);
+    int32_t tok = 0;
+    for (int t = 1; t < V; t++)
+        if (x[t] > x[tok]) tok = t;
+    float mx = x[tok], z = 0;
+    for (int t = 0; t < V; t++) z += expf(x[t] - mx);
+    *id = tok;
+    *logprob = -logf(z);
+}

@@ -37,6 +37,10 @@ void lm_logits_apply(float *scores, const lm_edit *edits, int n_edits, float pen
 void lm_logprob_topk(const float *x, int V, const lm_edit *edits, int n_edits, float penalty, int k, int32_t *ids,
                      float *vals);
 
+/* Greedy's pick: the best token of the edited raw logits (ties to the lower
+ * token) and its log-prob under the edited row. Applies the edits to x. */
+void lm_greedy_pick(float *x, int V, const lm_edit *edits, int n_edits, float penalty, int32_t *id, float *logprob);
+
 /* Inserts (id, val) into a ranked list of at most k (val descending, then id
  * ascending); *have counts the entries. */
 void lm_rank_insert(int32_t *ids, float *vals, int *have, int k, int32_t id, float val);

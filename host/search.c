@@ -13,15 +13,6 @@
 
 static bool forced_step(const lm_gen_config *g, int cur_len) { return g->forced_bos_id >= 0 && cur_len == 1; }
 
-static void apply_processors(const lm_search_opts *o, const int32_t *seq, int cur_len, float *scores, lm_edit *edits) {
-    const lm_gen_config *g = &o->gen;
-    lm_logits_apply(scores, edits, lm_logits_edits(g, o->eos_id, seq, cur_len, edits), g->repetition_penalty);
-    if (forced_step(g, cur_len)) {
-        for (int t = 0; t < o->vocab_size; t++) scores[t] = -INFINITY;
-        scores[g->forced_bos_id] = 0;
-    }
-}
-
 static uint64_t splitmix(uint64_t *s) {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -115,6 +106,35 @@ void lm_search_result_free(lm_search_result *r) {
     r->n_hyps = 0;
 }
 
+/* ---- one decoder step, reduced to each row's candidates ---- */
+
+/* Runs step `step` and leaves req->k candidates per row in ids and vals: on the
+ * backend when it can pick them, otherwise from whole rows of logits here. */
+static int step_candidates(lm_backend *be, int V, const int32_t *feed, int step, int rows, const lm_topk_request *req,
+                           float *logits, int32_t *ids, float *vals, lm_err *err) {
+    if (be->ops->decode_step_topk) return be->ops->decode_step_topk(be, feed, step, req, ids, vals, err);
+    if (be->ops->decode_step(be, feed, step, logits, err) != 0) return -1;
+#pragma omp parallel for schedule(dynamic)
+    for (int r = 0; r < rows; r++) {
+        const lm_edit *e = req->edits + req->edit_start[r];
+        int ne = req->edit_start[r + 1] - req->edit_start[r];
+        float *row = logits + (size_t)r * V;
+        if (req->greedy) lm_greedy_pick(row, V, e, ne, req->penalty, &ids[r], &vals[r]);
+        else lm_logprob_topk(row, V, e, ne, req->penalty, req->k, ids + (size_t)r * req->k, vals + (size_t)r * req->k);
+    }
+    return 0;
+}
+
+/* A forced step's candidates without logits: the forced token at log-prob 0,
+ * then -inf for the others in token order, as a scan of the forced row gives. */
+static void forced_candidates(int forced, int V, int k, int32_t *ids, float *vals) {
+    int have = 0;
+    lm_rank_insert(ids, vals, &have, k, forced, 0.0f);
+    for (int t = 0; have < k && t < V; t++)
+        if (t != forced) lm_rank_insert(ids, vals, &have, k, t, -INFINITY);
+    for (int i = have; i < k; i++) { ids[i] = 0; vals[i] = -INFINITY; }
+}
+
 /* ---- greedy and sampling: one row per (sentence, returned sequence) ---- */
 
 static int run_greedy(lm_backend *be, const lm_search_opts *o, const int32_t *tokens, const int32_t *lens, int n,
@@ -130,12 +150,15 @@ static int run_greedy(lm_backend *be, const lm_search_opts *o, const int32_t *to
     int *len = lm_calloc((size_t)R, sizeof *len, err);
     float *sum = lm_calloc((size_t)R, sizeof *sum, err);
     uint64_t *rng = lm_malloc((size_t)R * sizeof *rng, err);
-    float *logits = lm_malloc((size_t)R * V * sizeof *logits, err);
+    bool whole_rows = g->do_sample || !be->ops->decode_step_topk;
+    float *logits = whole_rows ? lm_malloc((size_t)R * V * sizeof *logits, err) : NULL;
     int32_t *chosen = lm_malloc((size_t)R * sizeof *chosen, err);
-    lm_edit *edits = lm_malloc(LM_MAX_EDITS(L) * sizeof *edits, err);
+    float *picked = lm_malloc((size_t)R * sizeof *picked, err);
+    lm_edit *edits = lm_malloc((size_t)R * LM_MAX_EDITS(L) * sizeof *edits, err);
+    int32_t *edit_start = lm_calloc((size_t)R + 1, sizeof *edit_start, err);
     scored *order = g->do_sample ? lm_malloc((size_t)V * sizeof *order, err) : NULL;
-    if (!seq || !alive || !feed || !parent || !sent || !len || !sum || !rng || !logits || !chosen || !edits ||
-        (g->do_sample && !order)) {
+    if (!seq || !alive || !feed || !parent || !sent || !len || !sum || !rng || (whole_rows && !logits) || !chosen ||
+        !picked || !edits || !edit_start || (g->do_sample && !order)) {
         lm_fail(err, "out of memory for decoding");
         goto done;
     }
@@ -155,15 +178,15 @@ static int run_greedy(lm_backend *be, const lm_search_opts *o, const int32_t *to
     if (be->ops->decode_start(be, sent, rows, L, err) != 0) goto done;
     for (int step = 0; rows > 0 && step + 1 < L; step++) {
         for (int r = 0; r < rows; r++) feed[r] = seq[(size_t)alive[r] * L + step];
-        bool forced = forced_step(g, step + 1); /* every row has step + 1 tokens */
-        if (be->ops->decode_step(be, feed, step, forced ? NULL : logits, err) != 0) goto done;
-        if (forced) {
+        if (forced_step(g, step + 1)) { /* every row has step + 1 tokens */
+            if (be->ops->decode_step(be, feed, step, NULL, err) != 0) goto done;
             for (int r = 0; r < rows; r++) chosen[r] = g->forced_bos_id; /* log-prob 0 */
         } else if (g->do_sample) {
+            if (be->ops->decode_step(be, feed, step, logits, err) != 0) goto done;
             for (int r = 0; r < rows; r++) {
                 int h = alive[r];
                 float *row = logits + (size_t)r * V;
-                apply_processors(o, seq + (size_t)h * L, len[h], row, edits);
+                lm_logits_apply(row, edits, lm_logits_edits(g, o->eos_id, seq + (size_t)h * L, len[h], edits), g->repetition_penalty);
                 float mx = -INFINITY, z = 0;
                 for (int t = 0; t < V; t++) mx = row[t] > mx ? row[t] : mx;
                 for (int t = 0; t < V; t++) z += expf(row[t] - mx);
@@ -171,30 +194,13 @@ static int run_greedy(lm_backend *be, const lm_search_opts *o, const int32_t *to
                 sum[h] += row[chosen[r]] * g->temperature - mx - logf(z); /* log-prob before warping */
             }
         } else {
-#pragma omp parallel
-            {
-                lm_edit *mine = malloc(LM_MAX_EDITS(L) * sizeof *mine);
-#pragma omp for schedule(static)
-                for (int r = 0; r < rows; r++) {
-                    if (!mine) continue;
-                    int h = alive[r];
-                    float *row = logits + (size_t)r * V;
-                    apply_processors(o, seq + (size_t)h * L, len[h], row, mine);
-                    int32_t tok = 0;
-                    for (int t = 1; t < V; t++)
-                        if (row[t] > row[tok]) tok = t;
-                    float mx = row[tok], z = 0;
-                    for (int t = 0; t < V; t++) z += expf(row[t] - mx);
-                    sum[h] += -logf(z);
-                    chosen[r] = tok;
-                }
-                if (!mine) chosen[0] = -1;
-                free(mine);
+            for (int r = 0; r < rows; r++) {
+                int h = alive[r];
+                edit_start[r + 1] = edit_start[r] + lm_logits_edits(g, o->eos_id, seq + (size_t)h * L, len[h], edits + edit_start[r]);
             }
-            if (chosen[0] < 0) {
-                lm_fail(err, "out of memory for decoding");
-                goto done;
-            }
+            lm_topk_request req = {1, true, g->repetition_penalty, edits, edit_start};
+            if (step_candidates(be, V, feed, step, rows, &req, logits, chosen, picked, err) != 0) goto done;
+            for (int r = 0; r < rows; r++) sum[alive[r]] += picked[r];
         }
         int kept = 0;
         for (int r = 0; r < rows; r++) {
@@ -221,7 +227,7 @@ static int run_greedy(lm_backend *be, const lm_search_opts *o, const int32_t *to
     rc = 0;
 done:
     free(seq); free(alive); free(feed); free(parent); free(sent); free(len); free(sum); free(rng);
-    free(logits); free(chosen); free(edits); free(order);
+    free(logits); free(chosen); free(picked); free(edits); free(edit_start); free(order);
     return rc;
 }
 
@@ -245,8 +251,6 @@ typedef struct {
     int32_t *row_of;     /* (B) beam -> the sentence's backend row, 0 .. n_rows-1 */
     int n_rows;
     int32_t *row_parent; /* (B) after a step: new row -> old row */
-    int32_t *row_ids;    /* (B, 2B) each row's best candidates */
-    float *row_vals;
     int32_t *cand_idx;   /* (2B) best candidates of the sentence: beam * V + token */
     float *cand_val;
     int32_t *sel, *parent_beam;
@@ -259,40 +263,23 @@ typedef struct {
 static float length_norm(int generated, float lp) { return powf((float)generated, lp); }
 
 /* The sentence's best 2B candidates over all beams and tokens: each row's best
- * 2B, shifted by each beam's score, merged. Equals transformers' top-k over the
- * flattened (beams x vocabulary) scores, ties included. */
-static void beam_candidates(const lm_search_opts *o, beam_state *st, const float *logits, int cur_len, lm_edit *edits) {
-    const lm_gen_config *g = &o->gen;
-    int B = g->num_beams, K = 2 * B, V = o->vocab_size, L = g->max_length;
-    for (int r = 0; r < st->n_rows; r++) {
-        int32_t *ids = st->row_ids + (size_t)r * K;
-        float *vals = st->row_vals + (size_t)r * K;
-        if (forced_step(g, cur_len)) { /* every token -inf but the forced one, whose log-prob is 0 */
-            int have = 0;
-            lm_rank_insert(ids, vals, &have, K, g->forced_bos_id, 0.0f);
-            for (int t = 0; have < K && t < V; t++)
-                if (t != g->forced_bos_id) lm_rank_insert(ids, vals, &have, K, t, -INFINITY);
-            continue;
-        }
-        int b = 0;
-        while (st->row_of[b] != r) b++;
-        int n_edits = lm_logits_edits(g, o->eos_id, st->seq + (size_t)b * L, cur_len, edits);
-        lm_logprob_topk(logits + (size_t)r * V, V, edits, n_edits, g->repetition_penalty, K, ids, vals);
-    }
-    int have = 0;
+ * 2B (ids, vals: the sentence's rows), shifted by each beam's score, merged.
+ * Equals transformers' top-k over the flattened (beams x vocabulary) scores,
+ * ties included. */
+static void beam_candidates(const lm_search_opts *o, beam_state *st, const int32_t *ids, const float *vals) {
+    int B = o->gen.num_beams, K = 2 * B, V = o->vocab_size, have = 0;
     for (int b = 0; b < B; b++) {
-        const int32_t *ids = st->row_ids + (size_t)st->row_of[b] * K;
-        const float *vals = st->row_vals + (size_t)st->row_of[b] * K;
-        for (int i = 0; i < K; i++) lm_rank_insert(st->cand_idx, st->cand_val, &have, K, b * V + ids[i], vals[i] + st->score[b]);
+        const int32_t *ri = ids + (size_t)st->row_of[b] * K;
+        const float *rv = vals + (size_t)st->row_of[b] * K;
+        for (int i = 0; i < K; i++) lm_rank_insert(st->cand_idx, st->cand_val, &have, K, b * V + ri[i], rv[i] + st->score[b]);
     }
 }
 
-/* One step of transformers' beam search for one sentence; logits holds its rows
- * (NULL on a forced step). */
-static void beam_step(const lm_search_opts *o, beam_state *st, const float *logits, int cur_len, lm_edit *edits) {
+/* One step of transformers' beam search for one sentence, given its rows' candidates. */
+static void beam_step(const lm_search_opts *o, beam_state *st, const int32_t *ids, const float *vals, int cur_len) {
     const lm_gen_config *g = &o->gen;
     int B = g->num_beams, K = 2 * B, V = o->vocab_size, L = g->max_length;
-    beam_candidates(o, st, logits, cur_len, edits);
+    beam_candidates(o, st, ids, vals);
     bool all_hit = true, pool_full = true;
     for (int b = 0; b < B; b++) pool_full &= st->fin_done[b];
     float norm = length_norm(cur_len, g->length_penalty); /* cur_len + 1 - prompt length (1) */
@@ -381,7 +368,7 @@ static void beam_step(const lm_search_opts *o, beam_state *st, const float *logi
 
 static void beam_state_free(beam_state *t) {
     free(t->seq); free(t->fin_seq); free(t->new_seq); free(t->score); free(t->fin_len); free(t->fin_score);
-    free(t->fin_done); free(t->row_of); free(t->row_parent); free(t->row_ids); free(t->row_vals);
+    free(t->fin_done); free(t->row_of); free(t->row_parent);
     free(t->cand_idx); free(t->cand_val); free(t->sel); free(t->parent_beam);
 }
 
@@ -396,14 +383,12 @@ static int beam_state_init(beam_state *t, const lm_search_opts *o) {
     t->fin_done = calloc((size_t)B, sizeof *t->fin_done);
     t->row_of = calloc((size_t)B, sizeof *t->row_of); /* one row: all beams start identical */
     t->row_parent = malloc((size_t)B * sizeof *t->row_parent);
-    t->row_ids = malloc((size_t)B * K * sizeof *t->row_ids);
-    t->row_vals = malloc((size_t)B * K * sizeof *t->row_vals);
     t->cand_idx = malloc((size_t)K * sizeof *t->cand_idx);
     t->cand_val = malloc((size_t)K * sizeof *t->cand_val);
     t->sel = malloc((size_t)B * sizeof *t->sel);
     t->parent_beam = malloc((size_t)B * sizeof *t->parent_beam);
     if (!t->seq || !t->fin_seq || !t->new_seq || !t->score || !t->fin_len || !t->fin_score || !t->fin_done || !t->row_of ||
-        !t->row_parent || !t->row_ids || !t->row_vals || !t->cand_idx || !t->cand_val || !t->sel || !t->parent_beam)
+        !t->row_parent || !t->cand_idx || !t->cand_val || !t->sel || !t->parent_beam)
         return -1;
     for (int b = 0; b < B; b++) {
         t->seq[(size_t)b * L] = o->decoder_start_id;
@@ -422,8 +407,14 @@ static int run_beam(lm_backend *be, const lm_search_opts *o, int n, lm_search_re
     int32_t *feed = lm_malloc((size_t)n * B * sizeof *feed, err);
     int32_t *parent = lm_malloc((size_t)n * B * sizeof *parent, err);
     int32_t *sent = lm_malloc((size_t)n * B * sizeof *sent, err);
-    float *logits = lm_malloc((size_t)n * B * V * sizeof *logits, err);
-    if (!st || !feed || !parent || !sent || !logits) goto done;
+    int R = n * B, K = 2 * B;
+    float *logits = be->ops->decode_step_topk ? NULL : lm_malloc((size_t)R * V * sizeof *logits, err);
+    int32_t *ids = lm_malloc((size_t)R * K * sizeof *ids, err);
+    float *vals = lm_malloc((size_t)R * K * sizeof *vals, err);
+    lm_edit *edits = lm_malloc((size_t)R * LM_MAX_EDITS(L) * sizeof *edits, err);
+    int32_t *edit_start = lm_calloc((size_t)R + 1, sizeof *edit_start, err);
+    if (!st || !feed || !parent || !sent || (!logits && !be->ops->decode_step_topk) || !ids || !vals || !edits || !edit_start)
+        goto done;
     for (int s = 0; s < n; s++) {
         if (beam_state_init(&st[s], o) != 0) {
             lm_fail(err, "out of memory for beam search");
@@ -444,22 +435,26 @@ static int run_beam(lm_backend *be, const lm_search_opts *o, int n, lm_search_re
         for (int s = 0; s < n; s++)
             if (!st[s].done)
                 for (int b = 0; b < B; b++) feed[st[s].base + st[s].row_of[b]] = st[s].seq[(size_t)b * L + cur_len - 1];
-        bool forced = forced_step(g, cur_len);
-        if (be->ops->decode_step(be, feed, cur_len - 1, forced ? NULL : logits, err) != 0) goto done;
-        bool oom = false;
-#pragma omp parallel reduction(|| : oom)
-        {
-            lm_edit *edits = malloc(LM_MAX_EDITS(L) * sizeof *edits);
-            oom = !edits;
-#pragma omp for schedule(dynamic)
-            for (int s = 0; s < n; s++)
-                if (edits && !st[s].done) beam_step(o, &st[s], logits + (size_t)st[s].base * V, cur_len, edits);
-            free(edits);
+        if (forced_step(g, cur_len)) {
+            if (be->ops->decode_step(be, feed, cur_len - 1, NULL, err) != 0) goto done;
+            for (int r = 0; r < rows; r++) forced_candidates(g->forced_bos_id, V, K, ids + (size_t)r * K, vals + (size_t)r * K);
+        } else {
+            /* each row's edits, from the first beam on it (beams sharing a row share a sequence) */
+            for (int s = 0; s < n; s++) {
+                if (st[s].done) continue;
+                for (int r = 0; r < st[s].n_rows; r++) {
+                    int b = 0, row = st[s].base + r;
+                    while (st[s].row_of[b] != r) b++;
+                    edit_start[row + 1] = lm_logits_edits(g, o->eos_id, st[s].seq + (size_t)b * L, cur_len, edits + edit_start[row]);
+                    edit_start[row + 1] += edit_start[row];
+                }
+            }
+            lm_topk_request req = {K, false, g->repetition_penalty, edits, edit_start};
+            if (step_candidates(be, V, feed, cur_len - 1, rows, &req, logits, ids, vals, err) != 0) goto done;
         }
-        if (oom) {
-            lm_fail(err, "out of memory for beam search");
-            goto done;
-        }
+#pragma omp parallel for schedule(dynamic)
+        for (int s = 0; s < n; s++)
+            if (!st[s].done) beam_step(o, &st[s], ids + (size_t)st[s].base * K, vals + (size_t)st[s].base * K, cur_len);
         /* surviving rows: those of unfinished sentences, each continuing its parent */
         int kept = 0;
         for (int s = 0; s < n; s++) {
@@ -487,7 +482,7 @@ static int run_beam(lm_backend *be, const lm_search_opts *o, int n, lm_search_re
 done:
     if (st)
         for (int s = 0; s < n; s++) beam_state_free(&st[s]);
-    free(st); free(feed); free(parent); free(sent); free(logits);
+    free(st); free(feed); free(parent); free(sent); free(logits); free(ids); free(vals); free(edits); free(edit_start);
     return rc;
 }
 
