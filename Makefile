@@ -1,4 +1,5 @@
-# lyricmt: CPU build by default.  make | make test | make sanitize | make clean
+# lyricmt: make | make test | make sanitize | make clean | make bench
+# The CUDA backend (cuda/, kernels/) is built whenever nvcc is found.
 CC      ?= gcc
 CXX     ?= g++
 BUILD   ?= build
@@ -12,6 +13,18 @@ SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-rec
 HOST_SRC = $(filter-out host/main.c,$(wildcard host/*.c))
 HOST_OBJ = $(HOST_SRC:%.c=$(BUILD)/%.o) $(BUILD)/host/spm_shim.o
 TEST_SRC = $(wildcard tests/test_*.c)
+
+NVCC ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/cuda/bin/nvcc))
+ifneq ($(NVCC),)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+NVFLAGS   = -O2 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra -Ikernels -MMD -MP
+CFLAGS   += -DLM_WITH_CUDA -I$(CUDA_HOME)/include -Ikernels -Icuda
+LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
+HOST_OBJ += $(patsubst %.cu,$(BUILD)/%.o,$(wildcard kernels/*.cu)) $(BUILD)/cuda/cuda_backend.o
+else
+TEST_SRC := $(filter-out tests/test_cuda_%.c,$(TEST_SRC))
+endif
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/%)
 
 all: $(BUILD)/lyricmt
@@ -19,6 +32,10 @@ all: $(BUILD)/lyricmt
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/kernels/%.o: kernels/%.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -c $< -o $@
 
 $(BUILD)/host/spm_shim.o: host/spm_shim.cc
 	@mkdir -p $(dir $@)

@@ -61,4 +61,9 @@ struct lm_backend {
 /* threads <= 0: all cores. */
 lm_backend *lm_cpu_backend_create(const lm_model *model, int threads, lm_err *err);
 
+/* CUDA backend (cuda/), in builds made where nvcc was found (LM_WITH_CUDA).
+ * precision is an lm_precision; reserve_tokens sizes the first buffers (the
+ * config's batch.max_tokens); larger batches grow them, never per step. */
+lm_backend *lm_cuda_backend_create(const lm_model *model, int precision, int reserve_tokens, lm_err *err);
+
 #endif

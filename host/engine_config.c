@@ -50,7 +50,12 @@ static const char *const format_names[] = {"text", "tsv", "jsonl"};
 static const char *const utf8_policy_names[] = {"replace", "skip", "fail"};
 static const char *const length_policy_names[] = {"truncate", "skip", "fail"};
 
+static const char *const device_names[] = {"cpu", "cuda"};
+static const char *const precision_names[] = {"fp32", "fp16", "bf16"};
+
 const char *lm_format_name(lm_format f) { return format_names[f]; }
+const char *lm_device_name(lm_device d) { return device_names[d]; }
+const char *lm_precision_name(lm_precision p) { return precision_names[p]; }
 const char *lm_policy_name(lm_policy p, bool for_length) { return (for_length ? length_policy_names : utf8_policy_names)[p]; }
 
 /* Picks one of n names; the error lists them. */
@@ -97,6 +102,12 @@ int lm_engine_config_set(lm_engine_config *c, const char *key, const char *value
     if (!strcmp(key, "threads")) {
         if (parse_number(value, K_INT, 0, 4096, &v, key, where, err)) return -1;
         c->threads = (int)v;
+    } else if (!strcmp(key, "device") || !strcmp(key, "precision")) {
+        int choice;
+        bool dev = key[0] == 'd';
+        if (parse_choice(value, dev ? device_names : precision_names, dev ? 2 : 3, &choice, key, where, err)) return -1;
+        if (dev) c->device = (lm_device)choice;
+        else c->precision = (lm_precision)choice;
     } else if (!strcmp(key, "batch.max_sentences")) {
         if (parse_number(value, K_INT, 1, 1 << 20, &v, key, where, err)) return -1;
         c->max_batch_sentences = (int)v;

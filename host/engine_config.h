@@ -27,8 +27,15 @@ typedef enum { LM_FORMAT_TEXT, LM_FORMAT_TSV, LM_FORMAT_JSONL } lm_format;
  * U+FFFD), too_long uses FIX (truncate); SKIP gives an empty output line. */
 typedef enum { LM_POLICY_FIX, LM_POLICY_SKIP, LM_POLICY_FAIL } lm_policy;
 
+typedef enum { LM_DEVICE_CPU, LM_DEVICE_CUDA } lm_device;
+
+/* Weights and matrix-product inputs on the GPU; the CPU is always fp32. */
+typedef enum { LM_PREC_FP32, LM_PREC_FP16, LM_PREC_BF16 } lm_precision;
+
 typedef struct {
     int threads;
+    lm_device device;
+    lm_precision precision;
     int max_batch_sentences;
     int max_batch_tokens;
     int convention;            /* -1: from tokenizer_config.json */
@@ -61,6 +68,8 @@ int lm_engine_config_set(lm_engine_config *c, const char *key, const char *value
 void lm_engine_config_apply(const lm_engine_config *c, lm_gen_config *g);
 
 const char *lm_format_name(lm_format f);
+const char *lm_device_name(lm_device d);
+const char *lm_precision_name(lm_precision p);
 const char *lm_policy_name(lm_policy p, bool for_length);
 
 #endif

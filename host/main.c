@@ -50,7 +50,8 @@ static const char *translate_help =
     "  --convention C       auto | m2m100 (src tag, forced target tag) | small100 (target tag on the source)\n"
     "  --config FILE.yaml   engine settings (see configs/); flags override the file\n"
     "  --threads N          CPU threads (0 = all cores)\n"
-    "  --device cpu         compute backend (cpu; cuda when built with it)\n"
+    "  --device cpu|cuda    compute backend (cuda needs a build with nvcc and a GPU)\n"
+    "  --precision P        fp32, fp16 or bf16 weights on the GPU (default fp32)\n"
     "  --set KEY=VALUE      any config key, e.g. --set batch.max_tokens=8192\n"
     "  -h, --help           this help\n"
     "\n"
@@ -112,6 +113,7 @@ static int cmd_translate(int argc, char **argv) {
         {"--max-length", "max_length"}, {"--convention", "tokenizer.convention"}, {"--threads", "threads"},
         {"--format", "input.format"}, {"--output-format", "output.format"}, {"--id-field", "input.id_field"},
         {"--text-field", "input.text_field"}, {"--bad-utf8", "input.bad_utf8"}, {"--too-long", "input.too_long"},
+        {"--device", "device"}, {"--precision", "precision"},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -132,9 +134,7 @@ static int cmd_translate(int argc, char **argv) {
         else if (!strcmp(a, "-o")) job.output = v;
         else if (!strcmp(a, "--report")) job.report = v;
         else if (!strcmp(a, "--progress")) progress = v;
-        else if (!strcmp(a, "--device")) {
-            if (strcmp(v, "cpu") != 0) { rc = usage_error("device '%s' is not available in this build (cpu)", v); goto out; }
-        } else if (!strcmp(a, "--set")) {
+        else if (!strcmp(a, "--set")) {
             char key[128];
             const char *eq = strchr(v, '=');
             if (!eq || (size_t)(eq - v) >= sizeof key) { rc = usage_error("--set needs KEY=VALUE, got '%s'", v); goto out; }

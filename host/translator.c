@@ -35,7 +35,19 @@ int lm_translator_open(lm_translator *t, const char *model_dir, const lm_engine_
         lm_fail(err, "num_return_sequences (%d) cannot exceed num_beams (%d)", s->gen.num_return_sequences, s->gen.num_beams);
         goto fail;
     }
-    t->backend = lm_cpu_backend_create(&t->model, engine->threads, err);
+    if (engine->device == LM_DEVICE_CUDA) {
+#ifdef LM_WITH_CUDA
+        t->backend = lm_cuda_backend_create(&t->model, engine->precision, engine->max_batch_tokens, err);
+#else
+        lm_fail(err, "this lyricmt was built without CUDA (nvcc was not found at build time): use --device cpu");
+#endif
+    } else {
+        if (engine->precision != LM_PREC_FP32) {
+            lm_fail(err, "precision %s is for --device cuda; the CPU backend computes in fp32", lm_precision_name(engine->precision));
+            goto fail;
+        }
+        t->backend = lm_cpu_backend_create(&t->model, engine->threads, err);
+    }
     if (!t->backend) goto fail;
     return 0;
 fail:

@@ -5,7 +5,7 @@ passed=0
 failed=0
 for t in "$@" tests/test_*.sh; do
     case "$t" in *.sh) out=$(sh "$t" 2>&1); rc=$? ;; *) out=$("$t" 2>&1); rc=$? ;; esac
-    printf '%s\n' "$out" | grep -E '^FAIL|passed, [0-9]+ failed' 
+    printf '%s\n' "$out" | grep -E '^FAIL|passed, [0-9]+ failed|skipped'
     line=$(printf '%s\n' "$out" | grep -E '[0-9]+ passed, [0-9]+ failed' | tail -n 1)
     p=$(printf '%s' "$line" | sed -E 's/.* ([0-9]+) passed.*/\1/')
     f=$(printf '%s' "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')

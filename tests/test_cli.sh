@@ -55,6 +55,13 @@ check "sampling reproducible" 'cmp -s "$T/s1.txt" "$T/s2.txt" && [ "$(wc -l < "$
 # a failed run leaves no output file behind
 "$BIN" translate --model /nonexistent -i "$T/in.txt" -o "$T/none.txt" 2>/dev/null
 check "failed run writes nothing" '[ ! -e "$T/none.txt" ] && [ ! -e "$T/none.txt.partial" ]'
+# devices: fp16/bf16 are GPU-only; --device cuda says why it cannot run (no build, or no GPU)
+echo "yeah" | "$BIN" translate --model $M --precision bf16 > /dev/null 2>"$T/e"; rc=$?
+check "precision on the CPU is refused" '[ $rc -ne 0 ] && grep -q "precision bf16 is for --device cuda" "$T/e"'
+echo "yeah" | "$BIN" translate --model $M --device cuda > "$T/cuda.out" 2>"$T/e"; rc=$?
+check "--device cuda runs or says why not" '[ $rc -eq 0 ] && [ -s "$T/cuda.out" ] || grep -Eq "no CUDA GPU found|built without CUDA" "$T/e"'
+echo "yeah" | "$BIN" translate --model $M --device tpu > /dev/null 2>"$T/e"; rc=$?
+check "unknown device is a usage error" '[ $rc -ne 0 ] && grep -q "tpu" "$T/e"'
 # info describes the model
 "$BIN" info --model $M > "$T/info" 2>&1
 check "info" 'grep -q "decoder:        2 layers, 6 heads, d_model 48" "$T/info" && grep -q "stored f16" "$T/info"'

@@ -1,0 +1,510 @@
+/*
+ * cuda_backend: the M2M100 forward pass on an NVIDIA GPU, behind the same
+ * interface as the CPU backend (host/backend.h); search and scheduling stay on
+ * the host and are shared.
+ *
+ * Precision: weights live on the device in the chosen dtype (fp32 to check
+ * against the CPU; fp16 or bf16 for speed) and so do the inputs of every
+ * matrix product; products accumulate and write fp32 (cuBLAS GemmEx, compute
+ * 32F, tensor cores for 16-bit inputs), and the residual stream, layer norms,
+ * softmaxes and caches stay fp32.
+ *
+ * Memory: the model is uploaded once and never changes. Per-batch state (work
+ * buffers, encoder output and cross-attention K/V, the self-attention KV cache
+ * as a double buffer for reorders, logits) is reserved up front for the
+ * configured batch size and grows only when a batch needs more, never per step.
+ */
+#include "backend.h"
+#include "cuda_check.h"
+#include "engine_config.h"
+#include "kernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    void *w;      /* (out, in) in dtype */
+    float *b;     /* (out) */
+    int in, out;
+} dev_linear;
+
+typedef struct {
+    float *gamma, *beta;
+} dev_norm;
+
+/* Encoder layers leave the cross-attention members empty. */
+typedef struct {
+    dev_norm self_norm, cross_norm, ffn_norm;
+    dev_linear q, k, v, o, cq, ck, cv, co, fc1, fc2;
+} dev_layer;
+
+/* A device buffer that only grows. */
+typedef struct {
+    void *p;
+    size_t bytes;
+} dev_buf;
+
+typedef struct {
+    lm_backend base;
+    int dtype;                 /* LM_K_F32 / F16 / BF16 */
+    cudaDataType_t gemm_type;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    /* the model, immutable after create */
+    void *embed, *lm_head;     /* (V, D) dtype; lm_head == embed when tied */
+    float *positions;
+    dev_layer *enc, *dec;
+    dev_norm enc_norm, dec_norm;
+    void **weights;            /* every weight allocation, for destroy */
+    int n_weights;
+    /* encoder batch */
+    int n_sent, total;
+    int32_t *offset, *len;     /* host copies */
+    /* decoding */
+    int rows, max_rows, max_steps, steps_done, cur; /* cur: which half of the KV double buffer is live */
+    int32_t *row_sentence;     /* host */
+    int32_t *host_idx;         /* host staging for per-step indices */
+    float *host_logits;        /* only for requests the device cannot serve */
+    /* device state */
+    dev_buf x, y, h, q, k, v, att, ffn, enc_out, enc_in, cross, kv, logits, idx, edits, top_ids, top_vals;
+} cuda_backend;
+
+#define D_(c) ((c)->base.model->cfg.model.d_model)
+
+static size_t dtype_size(int dtype) { return dtype == LM_K_F32 ? 4 : 2; }
+
+static int reserve(dev_buf *b, size_t bytes, lm_err *err) {
+    if (bytes <= b->bytes) return 0;
+    if (b->p) CUDA_TRY(cudaFree(b->p));
+    b->p = NULL;
+    b->bytes = 0;
+    cudaError_t e = cudaMalloc(&b->p, bytes);
+    if (e != cudaSuccess) {
+        b->p = NULL;
+        return lm_fail(err, "GPU out of memory: %zu MB more needed for this batch (%s); lower batch.max_tokens", bytes >> 20,
+                       cudaGetErrorString(e));
+    }
+    b->bytes = bytes;
+    return 0;
+}
+
+/* ---- upload ---- */
+
+static int upload_f32(cuda_backend *c, const float *src, size_t n, float **out, lm_err *err) {
+    void *p;
+    CUDA_TRY(cudaMalloc(&p, n * sizeof(float)));
+    c->weights[c->n_weights++] = p;
+    CUDA_TRY(cudaMemcpy(p, src, n * sizeof(float), cudaMemcpyHostToDevice));
+    *out = p;
+    return 0;
+}
+
+/* A matrix in the compute dtype: copied as fp32 into `staging`, converted on the device. */
+static int upload_matrix(cuda_backend *c, const float *src, size_t n, void **out, float *staging, lm_err *err) {
+    if (c->dtype == LM_K_F32) return upload_f32(c, src, n, (float **)out, err);
+    void *p;
+    CUDA_TRY(cudaMalloc(&p, n * dtype_size(c->dtype)));
+    c->weights[c->n_weights++] = p;
+    CUDA_TRY(cudaMemcpy(staging, src, n * sizeof(float), cudaMemcpyHostToDevice));
+    KERNEL_TRY(lm_k_convert(staging, p, c->dtype, n, c->stream, kmsg));
+    CUDA_TRY(cudaStreamSynchronize(c->stream));
+    *out = p;
+    return 0;
+}
+
+static int upload_linear(cuda_backend *c, const lm_linear *l, dev_linear *d, float *staging, lm_err *err) {
+    d->in = l->in;
+    d->out = l->out;
+    if (upload_matrix(c, l->w, (size_t)l->in * l->out, &d->w, staging, err) != 0) return -1;
+    return upload_f32(c, l->b, (size_t)l->out, &d->b, err);
+}
+
+static int upload_norm(cuda_backend *c, const lm_norm *n, dev_norm *d, lm_err *err) {
+    int dm = D_(c);
+    if (upload_f32(c, n->gamma, (size_t)dm, &d->gamma, err) != 0) return -1;
+    return upload_f32(c, n->beta, (size_t)dm, &d->beta, err);
+}
+
+static int upload_model(cuda_backend *c, lm_err *err) {
+    const lm_model *m = c->base.model;
+    const lm_model_config *mc = &m->cfg.model;
+    int D = mc->d_model;
+    int tensors = 8 + mc->encoder_layers * 16 + mc->decoder_layers * 26; /* matrices, biases, norms */
+    c->weights = lm_calloc((size_t)tensors, sizeof *c->weights, err);
+    c->enc = lm_calloc((size_t)mc->encoder_layers, sizeof *c->enc, err);
+    c->dec = lm_calloc((size_t)mc->decoder_layers, sizeof *c->dec, err);
+    if (!c->weights || !c->enc || !c->dec) return -1;
+    float *staging = NULL;
+    size_t largest = (size_t)mc->vocab_size * D, ffn = (size_t)D * (mc->encoder_ffn > mc->decoder_ffn ? mc->encoder_ffn : mc->decoder_ffn);
+    if (ffn > largest) largest = ffn;
+    if (c->dtype != LM_K_F32) CUDA_TRY(cudaMalloc((void **)&staging, largest * sizeof(float)));
+    int rc = -1;
+    if (upload_matrix(c, m->embed, (size_t)mc->vocab_size * D, &c->embed, staging, err) != 0) goto done;
+    c->lm_head = c->embed;
+    if (m->lm_head != m->embed && upload_matrix(c, m->lm_head, (size_t)mc->vocab_size * D, &c->lm_head, staging, err) != 0)
+        goto done;
+    if (upload_f32(c, m->positions, (size_t)m->n_positions * D, &c->positions, err) != 0) goto done;
+    for (int l = 0; l < mc->encoder_layers; l++) {
+        const lm_encoder_layer *L = &m->enc[l];
+        dev_layer *d = &c->enc[l];
+        if (upload_norm(c, &L->self_norm, &d->self_norm, err) || upload_norm(c, &L->ffn_norm, &d->ffn_norm, err) ||
+            upload_linear(c, &L->q, &d->q, staging, err) || upload_linear(c, &L->k, &d->k, staging, err) ||
+            upload_linear(c, &L->v, &d->v, staging, err) || upload_linear(c, &L->o, &d->o, staging, err) ||
+            upload_linear(c, &L->fc1, &d->fc1, staging, err) || upload_linear(c, &L->fc2, &d->fc2, staging, err))
+            goto done;
+    }
+    for (int l = 0; l < mc->decoder_layers; l++) {
+        const lm_decoder_layer *L = &m->dec[l];
+        dev_layer *d = &c->dec[l];
+        if (upload_norm(c, &L->self_norm, &d->self_norm, err) || upload_norm(c, &L->cross_norm, &d->cross_norm, err) ||
+            upload_norm(c, &L->ffn_norm, &d->ffn_norm, err) || upload_linear(c, &L->q, &d->q, staging, err) ||
+            upload_linear(c, &L->k, &d->k, staging, err) || upload_linear(c, &L->v, &d->v, staging, err) ||
+            upload_linear(c, &L->o, &d->o, staging, err) || upload_linear(c, &L->cq, &d->cq, staging, err) ||
+            upload_linear(c, &L->ck, &d->ck, staging, err) || upload_linear(c, &L->cv, &d->cv, staging, err) ||
+            upload_linear(c, &L->co, &d->co, staging, err) || upload_linear(c, &L->fc1, &d->fc1, staging, err) ||
+            upload_linear(c, &L->fc2, &d->fc2, staging, err))
+            goto done;
+    }
+    if (upload_norm(c, &m->enc_norm, &c->enc_norm, err) || upload_norm(c, &m->dec_norm, &c->dec_norm, err)) goto done;
+    rc = 0;
+done:
+    if (staging) cudaFree(staging);
+    return rc;
+}
+
+/* ---- building blocks ---- */
+
+/* y (rows, out) fp32 = x (rows, in; dtype) . W^T: cuBLAS is column-major, so
+ * this is y^T = W x^T with W read transposed. */
+static int gemm(cuda_backend *c, int rows, const dev_linear *l, const void *x, float *y, lm_err *err) {
+    const float one = 1.0f, zero = 0.0f;
+    CUBLAS_TRY(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, l->out, rows, l->in, &one, l->w, c->gemm_type, l->in, x,
+                            c->gemm_type, l->in, &zero, y, CUDA_R_32F, l->out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return 0;
+}
+
+/* Work buffers for n rows. */
+static int reserve_work(cuda_backend *c, size_t n, lm_err *err) {
+    const lm_model_config *mc = &c->base.model->cfg.model;
+    size_t D = (size_t)mc->d_model, F = (size_t)(mc->encoder_ffn > mc->decoder_ffn ? mc->encoder_ffn : mc->decoder_ffn);
+    size_t es = dtype_size(c->dtype), wide = F > D ? F : D;
+    if (reserve(&c->x, n * D * 4, err) || reserve(&c->y, n * wide * 4, err) || reserve(&c->h, n * D * es, err) ||
+        reserve(&c->q, n * D * 4, err) || reserve(&c->k, n * D * 4, err) || reserve(&c->v, n * D * 4, err) ||
+        reserve(&c->att, n * D * es, err) || reserve(&c->ffn, n * F * es, err) || reserve(&c->idx, n * 6 * sizeof(int32_t), err))
+        return -1;
+    return 0;
+}
+
+/* x += fc2(act(fc1(h))) + b2, then next_norm(x) into h. */
+static int feed_forward(cuda_backend *c, int n, const dev_layer *L, const dev_norm *next, void *next_out, int next_dtype,
+                        lm_err *err) {
+    int act = c->base.model->cfg.model.activation == LM_ACT_RELU ? LM_K_ACT_RELU : LM_K_ACT_GELU;
+    if (gemm(c, n, &L->fc1, c->h.p, c->y.p, err)) return -1;
+    KERNEL_TRY(lm_k_bias_act(c->y.p, L->fc1.b, c->ffn.p, c->dtype, (size_t)L->fc1.out, n, L->fc1.out, act, 1.0f, c->stream, kmsg));
+    if (gemm(c, n, &L->fc2, c->ffn.p, c->y.p, err)) return -1;
+    KERNEL_TRY(lm_k_add_layernorm(c->x.p, c->y.p, L->fc2.b, next->gamma, next->beta, next_out, next_dtype, n, D_(c), c->stream, kmsg));
+    return 0;
+}
+
+/* ---- encoder ---- */
+
+static int cuda_encode(lm_backend *b, const int32_t *tokens, const int32_t *lens, int n, lm_err *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    const lm_model_config *mc = &b->model->cfg.model;
+    int D = mc->d_model, heads = mc->encoder_heads, hd = D / heads;
+    int total = 0;
+    for (int s = 0; s < n; s++) {
+        if (lens[s] <= 0 || lens[s] > mc->max_positions)
+            return lm_fail(err, "sentence %d has %d tokens; the model takes 1 to %d", s, lens[s], mc->max_positions);
+        total += lens[s];
+    }
+    for (int i = 0; i < total; i++)
+        if (tokens[i] < 0 || tokens[i] >= mc->vocab_size) return lm_fail(err, "token id %d outside the vocabulary", tokens[i]);
+    free(c->offset);
+    free(c->len);
+    c->offset = lm_malloc((size_t)n * sizeof(int32_t), err);
+    c->len = lm_malloc((size_t)n * sizeof(int32_t), err);
+    int32_t *h_idx = lm_malloc((size_t)total * 4 * sizeof(int32_t), err);
+    if (!c->offset || !c->len || !h_idx) { free(h_idx); return -1; }
+    /* indices per token row: token, position, first key row, key count (its sentence) */
+    for (int s = 0, off = 0; s < n; off += lens[s], s++) {
+        c->offset[s] = off;
+        c->len[s] = lens[s];
+        for (int i = 0; i < lens[s]; i++) {
+            h_idx[off + i] = tokens[off + i];
+            h_idx[total + off + i] = i;
+            h_idx[2 * total + off + i] = off;
+            h_idx[3 * total + off + i] = lens[s];
+        }
+    }
+    c->n_sent = n;
+    c->total = total;
+    size_t es = dtype_size(c->dtype);
+    int rc = reserve_work(c, (size_t)total, err);
+    if (rc == 0)
+        rc = reserve(&c->enc_out, (size_t)total * D * 4, err) || reserve(&c->enc_in, (size_t)total * D * es, err) ||
+             reserve(&c->cross, (size_t)mc->decoder_layers * 2 * total * D * 4, err);
+    int32_t *d_idx = c->idx.p;
+    if (rc == 0 && (cudaMemcpyAsync(d_idx, h_idx, (size_t)total * 4 * sizeof(int32_t), cudaMemcpyHostToDevice, c->stream) != cudaSuccess ||
+                    cudaStreamSynchronize(c->stream) != cudaSuccess))
+        rc = lm_fail(err, "uploading the batch's token ids failed");
+    free(h_idx);
+    if (rc != 0) return -1;
+
+    int32_t *d_tok = d_idx, *d_pos = d_idx + total, *d_start = d_idx + 2 * total, *d_len = d_idx + 3 * total;
+    float scaling = 1.0f / sqrtf((float)hd);
+    KERNEL_TRY(lm_k_embed(c->x.p, c->embed, c->dtype, c->positions, d_tok, d_pos, total, D, b->model->embed_scale, c->stream, kmsg));
+    KERNEL_TRY(lm_k_add_layernorm(c->x.p, NULL, NULL, c->enc[0].self_norm.gamma, c->enc[0].self_norm.beta, c->h.p, c->dtype, total,
+                                  D, c->stream, kmsg));
+    for (int l = 0; l < mc->encoder_layers; l++) {
+        const dev_layer *L = &c->enc[l];
+        if (gemm(c, total, &L->q, c->h.p, c->q.p, err) || gemm(c, total, &L->k, c->h.p, c->k.p, err) ||
+            gemm(c, total, &L->v, c->h.p, c->v.p, err))
+            return -1;
+        KERNEL_TRY(lm_k_bias_act(c->q.p, L->q.b, c->q.p, LM_K_F32, (size_t)D, total, D, LM_K_ACT_NONE, scaling, c->stream, kmsg));
+        KERNEL_TRY(lm_k_bias_act(c->k.p, L->k.b, c->k.p, LM_K_F32, (size_t)D, total, D, LM_K_ACT_NONE, 1.0f, c->stream, kmsg));
+        KERNEL_TRY(lm_k_bias_act(c->v.p, L->v.b, c->v.p, LM_K_F32, (size_t)D, total, D, LM_K_ACT_NONE, 1.0f, c->stream, kmsg));
+        KERNEL_TRY(lm_k_attention(c->q.p, D, c->k.p, c->v.p, D, d_start, d_len, c->att.p, c->dtype, D, total, heads, hd, c->stream, kmsg));
+        if (gemm(c, total, &L->o, c->att.p, c->y.p, err)) return -1;
+        KERNEL_TRY(lm_k_add_layernorm(c->x.p, c->y.p, L->o.b, L->ffn_norm.gamma, L->ffn_norm.beta, c->h.p, c->dtype, total, D,
+                                      c->stream, kmsg));
+        bool last = l + 1 == mc->encoder_layers;
+        const dev_norm *next = last ? &c->enc_norm : &c->enc[l + 1].self_norm;
+        if (feed_forward(c, total, L, next, last ? c->enc_out.p : c->h.p, last ? LM_K_F32 : c->dtype, err)) return -1;
+    }
+    /* cross-attention keys and values of every decoder layer, computed once per batch */
+    const void *enc_in = c->enc_out.p;
+    if (c->dtype != LM_K_F32) {
+        KERNEL_TRY(lm_k_convert(c->enc_out.p, c->enc_in.p, c->dtype, (size_t)total * D, c->stream, kmsg));
+        enc_in = c->enc_in.p;
+    }
+    for (int l = 0; l < mc->decoder_layers; l++) {
+        float *ck = (float *)c->cross.p + (size_t)(2 * l) * total * D, *cv = ck + (size_t)total * D;
+        if (gemm(c, total, &c->dec[l].ck, enc_in, ck, err) || gemm(c, total, &c->dec[l].cv, enc_in, cv, err)) return -1;
+        KERNEL_TRY(lm_k_bias_act(ck, c->dec[l].ck.b, ck, LM_K_F32, (size_t)D, total, D, LM_K_ACT_NONE, 1.0f, c->stream, kmsg));
+        KERNEL_TRY(lm_k_bias_act(cv, c->dec[l].cv.b, cv, LM_K_F32, (size_t)D, total, D, LM_K_ACT_NONE, 1.0f, c->stream, kmsg));
+    }
+    CUDA_TRY(cudaStreamSynchronize(c->stream));
+    return 0;
+}
+
+static int cuda_encoder_output(lm_backend *b, int s, float *out, lm_err *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    if (s < 0 || s >= c->n_sent) return lm_fail(err, "no sentence %d in the encoded batch", s);
+    size_t D = (size_t)D_(c);
+    CUDA_TRY(cudaMemcpy(out, (float *)c->enc_out.p + (size_t)c->offset[s] * D, (size_t)c->len[s] * D * sizeof(float),
+                        cudaMemcpyDeviceToHost));
+    return 0;
+}
+
+/* ---- decoder ---- */
+
+/* Layer l's self-attention keys (kv = 0) or values (kv = 1) in half `half` of the double buffer. */
+static float *cache(cuda_backend *c, int half, int l, int kv) {
+    size_t per = (size_t)c->max_rows * c->max_steps * D_(c);
+    int layers = c->base.model->cfg.model.decoder_layers;
+    return (float *)c->kv.p + (((size_t)half * layers + l) * 2 + kv) * per;
+}
+
+static int cuda_decode_start(lm_backend *b, const int32_t *row_sentence, int rows, int max_steps, lm_err *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    const lm_model_config *mc = &b->model->cfg.model;
+    if (max_steps > mc->max_positions) return lm_fail(err, "%d decoder steps exceed the model's %d positions", max_steps, mc->max_positions);
+    for (int r = 0; r < rows; r++)
+        if (row_sentence[r] < 0 || row_sentence[r] >= c->n_sent) return lm_fail(err, "row %d refers to no sentence", r);
+    free(c->row_sentence);
+    free(c->host_idx);
+    c->row_sentence = lm_malloc((size_t)rows * sizeof(int32_t), err);
+    c->host_idx = lm_malloc((size_t)rows * 6 * sizeof(int32_t), err);
+    if (!c->row_sentence || !c->host_idx) return -1;
+    memcpy(c->row_sentence, row_sentence, (size_t)rows * sizeof(int32_t));
+    size_t kv_floats = (size_t)2 * mc->decoder_layers * 2 * rows * max_steps * mc->d_model;
+    if (reserve_work(c, (size_t)rows, err) || reserve(&c->kv, kv_floats * sizeof(float), err) ||
+        reserve(&c->logits, (size_t)rows * mc->vocab_size * sizeof(float), err) ||
+        reserve(&c->top_ids, (size_t)rows * LM_K_TOPK_MAX * sizeof(int32_t), err) ||
+        reserve(&c->top_vals, (size_t)rows * LM_K_TOPK_MAX * sizeof(float), err))
+        return -1;
+    c->rows = c->max_rows = rows;
+    c->max_steps = max_steps;
+    c->steps_done = 0;
+    c->cur = 0;
+    return 0;
+}
+
+/* One decoder step for every row; leaves the final-norm output in h and, when
+ * want_logits, the logits (rows, V) in c->logits. */
+static int decoder_forward(cuda_backend *c, const int32_t *tokens, int step, bool want_logits, lm_err *err) {
+    const lm_model *m = c->base.model;
+    const lm_model_config *mc = &m->cfg.model;
+    int D = mc->d_model, heads = mc->decoder_heads, hd = D / heads, R = c->rows;
+    if (step != c->steps_done || step >= c->max_steps) return lm_fail(err, "decoder step %d out of order", step);
+    for (int r = 0; r < R; r++)
+        if (tokens[r] < 0 || tokens[r] >= mc->vocab_size) return lm_fail(err, "token id %d outside the vocabulary", tokens[r]);
+    /* per row: token, position, self keys (start, count), cross keys (start, count) */
+    int32_t *hi = c->host_idx;
+    for (int r = 0; r < R; r++) {
+        int s = c->row_sentence[r];
+        hi[r] = tokens[r];
+        hi[R + r] = step;
+        hi[2 * R + r] = r * c->max_steps;
+        hi[3 * R + r] = step + 1;
+        hi[4 * R + r] = c->offset[s];
+        hi[5 * R + r] = c->len[s];
+    }
+    int32_t *di = c->idx.p;
+    CUDA_TRY(cudaMemcpyAsync(di, hi, (size_t)R * 6 * sizeof(int32_t), cudaMemcpyHostToDevice, c->stream));
+    float scaling = 1.0f / sqrtf((float)hd);
+    size_t row_stride = (size_t)c->max_steps * D;
+    KERNEL_TRY(lm_k_embed(c->x.p, c->embed, c->dtype, c->positions, di, di + R, R, D, m->embed_scale, c->stream, kmsg));
+    KERNEL_TRY(lm_k_add_layernorm(c->x.p, NULL, NULL, c->dec[0].self_norm.gamma, c->dec[0].self_norm.beta, c->h.p, c->dtype, R, D,
+                                  c->stream, kmsg));
+    for (int l = 0; l < mc->decoder_layers; l++) {
+        const dev_layer *L = &c->dec[l];
+        float *ck = cache(c, c->cur, l, 0), *cv = cache(c, c->cur, l, 1);
+        /* self-attention over the row's cache, the new key and value appended first */
+        if (gemm(c, R, &L->q, c->h.p, c->q.p, err) || gemm(c, R, &L->k, c->h.p, c->k.p, err) || gemm(c, R, &L->v, c->h.p, c->v.p, err))
+            return -1;
+        KERNEL_TRY(lm_k_bias_act(c->q.p, L->q.b, c->q.p, LM_K_F32, (size_t)D, R, D, LM_K_ACT_NONE, scaling, c->stream, kmsg));
+        KERNEL_TRY(lm_k_bias_act(c->k.p, L->k.b, ck + (size_t)step * D, LM_K_F32, row_stride, R, D, LM_K_ACT_NONE, 1.0f, c->stream, kmsg));
+        KERNEL_TRY(lm_k_bias_act(c->v.p, L->v.b, cv + (size_t)step * D, LM_K_F32, row_stride, R, D, LM_K_ACT_NONE, 1.0f, c->stream, kmsg));
+        KERNEL_TRY(lm_k_attention(c->q.p, D, ck, cv, D, di + 2 * R, di + 3 * R, c->att.p, c->dtype, D, R, heads, hd, c->stream, kmsg));
+        if (gemm(c, R, &L->o, c->att.p, c->y.p, err)) return -1;
+        KERNEL_TRY(lm_k_add_layernorm(c->x.p, c->y.p, L->o.b, L->cross_norm.gamma, L->cross_norm.beta, c->h.p, c->dtype, R, D,
+                                      c->stream, kmsg));
+        /* cross-attention over the row's sentence: its beams share the sentence's keys and values */
+        float *xk = (float *)c->cross.p + (size_t)(2 * l) * c->total * D, *xv = xk + (size_t)c->total * D;
+        if (gemm(c, R, &L->cq, c->h.p, c->q.p, err)) return -1;
+        KERNEL_TRY(lm_k_bias_act(c->q.p, L->cq.b, c->q.p, LM_K_F32, (size_t)D, R, D, LM_K_ACT_NONE, scaling, c->stream, kmsg));
+        KERNEL_TRY(lm_k_attention(c->q.p, D, xk, xv, D, di + 4 * R, di + 5 * R, c->att.p, c->dtype, D, R, heads, hd, c->stream, kmsg));
+        if (gemm(c, R, &L->co, c->att.p, c->y.p, err)) return -1;
+        KERNEL_TRY(lm_k_add_layernorm(c->x.p, c->y.p, L->co.b, L->ffn_norm.gamma, L->ffn_norm.beta, c->h.p, c->dtype, R, D, c->stream,
+                                      kmsg));
+        const dev_norm *next = l + 1 == mc->decoder_layers ? &c->dec_norm : &c->dec[l + 1].self_norm;
+        if (feed_forward(c, R, L, next, c->h.p, c->dtype, err)) return -1;
+    }
+    c->steps_done = step + 1;
+    if (want_logits) {
+        dev_linear head = {c->lm_head, NULL, D, mc->vocab_size};
+        if (gemm(c, R, &head, c->h.p, c->logits.p, err)) return -1;
+    }
+    return 0;
+}
+
+static int cuda_decode_step(lm_backend *b, const int32_t *tokens, int step, float *logits, lm_err *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    if (decoder_forward(c, tokens, step, logits != NULL, err)) return -1;
+    if (logits)
+        CUDA_TRY(cudaMemcpyAsync(logits, c->logits.p, (size_t)c->rows * b->model->cfg.model.vocab_size * sizeof(float),
+                                 cudaMemcpyDeviceToHost, c->stream));
+    CUDA_TRY(cudaStreamSynchronize(c->stream));
+    return 0;
+}
+
+static int cuda_decode_step_topk(lm_backend *b, const int32_t *tokens, int step, const lm_topk_request *req, int32_t *ids,
+                                 float *vals, lm_err *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    int R = c->rows, V = b->model->cfg.model.vocab_size;
+    if (req->k > LM_K_TOPK_MAX) { /* very wide beams: whole rows to the host, same functions there */
+        if (!c->host_logits) c->host_logits = lm_malloc((size_t)c->max_rows * V * sizeof(float), err);
+        if (!c->host_logits || cuda_decode_step(b, tokens, step, c->host_logits, err)) return -1;
+        for (int r = 0; r < R; r++) {
+            const lm_edit *e = req->edits + req->edit_start[r];
+            int ne = req->edit_start[r + 1] - req->edit_start[r];
+            float *row = c->host_logits + (size_t)r * V;
+            if (req->greedy) lm_greedy_pick(row, V, e, ne, req->penalty, &ids[r], &vals[r]);
+            else lm_logprob_topk(row, V, e, ne, req->penalty, req->k, ids + (size_t)r * req->k, vals + (size_t)r * req->k);
+        }
+        return 0;
+    }
+    if (decoder_forward(c, tokens, step, true, err)) return -1;
+    /* edits and their row offsets, in one upload */
+    int n_edits = req->edit_start[R];
+    size_t edit_bytes = (size_t)n_edits * sizeof(lm_edit), start_bytes = (size_t)(R + 1) * sizeof(int32_t);
+    if (reserve(&c->edits, edit_bytes + start_bytes, err)) return -1;
+    int32_t *d_edits = c->edits.p, *d_start = (int32_t *)((char *)c->edits.p + edit_bytes);
+    if (n_edits) CUDA_TRY(cudaMemcpyAsync(d_edits, req->edits, edit_bytes, cudaMemcpyHostToDevice, c->stream));
+    CUDA_TRY(cudaMemcpyAsync(d_start, req->edit_start, start_bytes, cudaMemcpyHostToDevice, c->stream));
+    KERNEL_TRY(lm_k_logprob_topk(c->logits.p, R, V, d_edits, d_start, req->penalty, req->k, req->greedy, c->top_ids.p, c->top_vals.p,
+                                 c->stream, kmsg));
+    CUDA_TRY(cudaMemcpyAsync(ids, c->top_ids.p, (size_t)R * req->k * sizeof(int32_t), cudaMemcpyDeviceToHost, c->stream));
+    CUDA_TRY(cudaMemcpyAsync(vals, c->top_vals.p, (size_t)R * req->k * sizeof(float), cudaMemcpyDeviceToHost, c->stream));
+    CUDA_TRY(cudaStreamSynchronize(c->stream));
+    return 0;
+}
+
+static int cuda_reorder(lm_backend *b, const int32_t *parent, const int32_t *row_sentence, int rows, lm_err *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    const lm_model_config *mc = &b->model->cfg.model;
+    if (rows > c->max_rows) return lm_fail(err, "reorder to %d rows: decoding started with %d", rows, c->max_rows);
+    for (int r = 0; r < rows; r++)
+        if (parent[r] < 0 || parent[r] >= c->rows || row_sentence[r] < 0 || row_sentence[r] >= c->n_sent)
+            return lm_fail(err, "reorder: bad parent or sentence for row %d", r);
+    int32_t *d_parent = c->idx.p;
+    CUDA_TRY(cudaMemcpyAsync(d_parent, parent, (size_t)rows * sizeof(int32_t), cudaMemcpyHostToDevice, c->stream));
+    size_t stride = (size_t)c->max_steps * mc->d_model, used = (size_t)c->steps_done * mc->d_model;
+    for (int l = 0; l < mc->decoder_layers; l++)
+        for (int kv = 0; kv < 2; kv++)
+            KERNEL_TRY(lm_k_gather_rows(cache(c, 1 - c->cur, l, kv), cache(c, c->cur, l, kv), d_parent, rows, stride, used, c->stream,
+                                        kmsg));
+    c->cur = 1 - c->cur;
+    memcpy(c->row_sentence, row_sentence, (size_t)rows * sizeof(int32_t));
+    c->rows = rows;
+    CUDA_TRY(cudaStreamSynchronize(c->stream)); /* the parent upload reads host memory the caller owns */
+    return 0;
+}
+
+static void cuda_destroy(lm_backend *b) {
+    cuda_backend *c = (cuda_backend *)b;
+    dev_buf *bufs[] = {&c->x, &c->y, &c->h, &c->q, &c->k, &c->v, &c->att, &c->ffn, &c->enc_out, &c->enc_in, &c->cross,
+                       &c->kv, &c->logits, &c->idx, &c->edits, &c->top_ids, &c->top_vals};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) cudaFree(bufs[i]->p);
+    for (int i = 0; i < c->n_weights; i++) cudaFree(c->weights[i]);
+    if (c->blas) cublasDestroy(c->blas);
+    if (c->stream) cudaStreamDestroy(c->stream);
+    free(c->weights); free(c->enc); free(c->dec);
+    free(c->offset); free(c->len); free(c->row_sentence); free(c->host_idx); free(c->host_logits);
+    free(c);
+}
+
+static const lm_backend_ops cuda_ops = {
+    .name = "cuda",
+    .encode = cuda_encode,
+    .encoder_output = cuda_encoder_output,
+    .decode_start = cuda_decode_start,
+    .decode_step = cuda_decode_step,
+    .decode_step_topk = cuda_decode_step_topk,
+    .reorder = cuda_reorder,
+    .destroy = cuda_destroy,
+};
+
+static int setup(cuda_backend *c, int reserve_tokens, lm_err *err) {
+    int devices = 0;
+    cudaError_t e = cudaGetDeviceCount(&devices);
+    if (e != cudaSuccess || devices == 0)
+        return lm_fail(err, "no CUDA GPU found (%s): use --device cpu", e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+    CUDA_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+    CUBLAS_TRY(cublasCreate(&c->blas));
+    CUBLAS_TRY(cublasSetStream(c->blas, c->stream));
+    if (upload_model(c, err)) return -1;
+    return reserve_tokens > 0 ? reserve_work(c, (size_t)reserve_tokens, err) : 0;
+}
+
+lm_backend *lm_cuda_backend_create(const lm_model *model, int precision, int reserve_tokens, lm_err *err) {
+    const lm_model_config *mc = &model->cfg.model;
+    if (mc->d_model / mc->encoder_heads > 256 || mc->d_model / mc->decoder_heads > 256) {
+        lm_fail(err, "the CUDA attention kernel takes heads up to 256 wide");
+        return NULL;
+    }
+    cuda_backend *c = lm_calloc(1, sizeof *c, err);
+    if (!c) return NULL;
+    c->base.ops = &cuda_ops;
+    c->base.model = model;
+    c->dtype = precision == LM_PREC_FP16 ? LM_K_F16 : precision == LM_PREC_BF16 ? LM_K_BF16 : LM_K_F32;
+    c->gemm_type = c->dtype == LM_K_F16 ? CUDA_R_16F : c->dtype == LM_K_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+    if (setup(c, reserve_tokens, err) != 0) {
+        cuda_destroy(&c->base);
+        return NULL;
+    }
+    return &c->base;
+}

@@ -1,0 +1,60 @@
+/* common: what every kernel file shares: dtype loads and stores, block
+ * reductions, the launch check. */
+#ifndef LM_KERNELS_COMMON_CUH
+#define LM_KERNELS_COMMON_CUH
+
+#include "kernels.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+/* Every launch function ends with this: the launch error, if any, as text. */
+static inline int lm_k_launched(const char **msg) {
+    cudaError_t e = cudaGetLastError();
+    if (e == cudaSuccess) return 0;
+    if (msg) *msg = cudaGetErrorString(e);
+    return -1;
+}
+
+__device__ __forceinline__ float lm_load(const void *p, int dtype, size_t i) {
+    if (dtype == LM_K_F16) return __half2float(((const __half *)p)[i]);
+    if (dtype == LM_K_BF16) return __bfloat162float(((const __nv_bfloat16 *)p)[i]);
+    return ((const float *)p)[i];
+}
+
+__device__ __forceinline__ void lm_store(void *p, int dtype, size_t i, float v) {
+    if (dtype == LM_K_F16) ((__half *)p)[i] = __float2half(v);
+    else if (dtype == LM_K_BF16) ((__nv_bfloat16 *)p)[i] = __float2bfloat16(v);
+    else ((float *)p)[i] = v;
+}
+
+__device__ __forceinline__ float lm_warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float lm_warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* Sum (or max) over the block, returned to every thread; blockDim.x a multiple of 32, at most 1024. */
+__device__ __forceinline__ float lm_block_reduce(float v, bool is_max) {
+    __shared__ float part[32];
+    __shared__ float result;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = is_max ? lm_warp_max(v) : lm_warp_sum(v);
+    if (lane == 0) part[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        float w = lane < warps ? part[lane] : (is_max ? -INFINITY : 0.0f);
+        w = is_max ? lm_warp_max(w) : lm_warp_sum(w);
+        if (lane == 0) result = w;
+    }
+    __syncthreads();
+    float r = result;
+    __syncthreads(); /* part and result are reused by the next call */
+    return r;
+}
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * kernels: the CUDA kernels of the CUDA backend, one op per file, each behind
+ * one launch function callable from C. Every launch function checks the launch
+ * and returns 0, or -1 with the CUDA error text in *msg (static storage).
+ *
+ * Types: activations, caches and matrix-product outputs are float; weights and
+ * matrix-product inputs are of the backend's dtype (LM_K_F32/F16/BF16),
+ * passed as void pointers. Rows are row-major with the stride given.
+ * The CPU reference of each op is in tests/test_cuda_kernels.c (or, for
+ * logprob_topk, host/logits.c).
+ */
+#ifndef LM_KERNELS_H
+#define LM_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cuda_runtime.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { LM_K_F32 = 0, LM_K_F16 = 1, LM_K_BF16 = 2 };
+enum { LM_K_ACT_NONE = 0, LM_K_ACT_RELU = 1, LM_K_ACT_GELU = 2 };
+
+/* Largest k logprob_topk takes on the device (callers fall back to the host). */
+#define LM_K_TOPK_MAX 16
+
+/* dst (n, dtype) = src (n, float): uploading weights in the compute precision. */
+int lm_k_convert(const float *src, void *dst, int dtype, size_t n, cudaStream_t s, const char **msg);
+
+/* x[i] = table[tokens[i]] * scale + positions[pos[i] + 2]: table (V, d) of dtype,
+ * positions (P, d) float, x (n, d) float. */
+int lm_k_embed(float *x, const void *table, int dtype, const float *positions, const int32_t *tokens,
+               const int32_t *pos, int n, int d, float scale, cudaStream_t s, const char **msg);
+
+/* For each of n rows: x += y + bias when y is given (bias may be NULL), then
+ * out = layer_norm(x) * gamma + beta, stored as out_dtype. */
+int lm_k_add_layernorm(float *x, const float *y, const float *bias, const float *gamma, const float *beta, void *out,
+                       int out_dtype, int n, int d, cudaStream_t s, const char **msg);
+
+/* out[i * ld_out + j] = act(y[i * cols + j] + bias[j]) * scale, stored as
+ * out_dtype: matrix-product epilogues (bias, activation, query scaling) and
+ * appends to the KV cache (ld_out = its row stride). */
+int lm_k_bias_act(const float *y, const float *bias, void *out, int out_dtype, size_t ld_out, int n, int cols, int act,
+                  float scale, cudaStream_t s, const char **msg);
+
+/* Attention for `rows` query rows and `heads` heads of width hd: query row i
+ * attends to key rows key_start[i] .. key_start[i] + key_len[i] - 1 of k and v
+ * (stride ld_kv), softmax in registers, no score matrix in memory. q is
+ * already scaled; out (rows, ld_out) of out_dtype. A row with no keys gives 0.
+ * Serves the encoder (packed sentences), decoder self-attention (the row's
+ * cache) and cross-attention (the row's sentence, shared by its beams). */
+int lm_k_attention(const float *q, int ld_q, const float *k, const float *v, int ld_kv, const int32_t *key_start,
+                   const int32_t *key_len, void *out, int out_dtype, int ld_out, int rows, int heads, int hd,
+                   cudaStream_t s, const char **msg);
+
+/* dst row r = the first `used` floats of src row parent[r]; rows of `stride` floats. */
+int lm_k_gather_rows(float *dst, const float *src, const int32_t *parent, int rows, size_t stride, size_t used,
+                     cudaStream_t s, const char **msg);
+
+/* Per row of logits (rows, V): the k best candidates after the row's edits
+ * (edits[edit_start[r] .. edit_start[r + 1]) of {token, kind} int pairs), as
+ * lm_logprob_topk, or with greedy != 0 the best token of the edited raw logits
+ * and its log-prob, as lm_greedy_pick. k <= LM_K_TOPK_MAX. */
+int lm_k_logprob_topk(const float *logits, int rows, int V, const int32_t *edits, const int32_t *edit_start,
+                      float penalty, int k, int greedy, int32_t *ids, float *vals, cudaStream_t s, const char **msg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

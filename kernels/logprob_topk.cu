@@ -1,0 +1,115 @@
+/* logprob_topk: log-softmax + edits + top-k of a 128k row on the device, one
+ * block per row, so only rows x k numbers go back to the host. Passes: the
+ * row's max, its sum of exponentials, then each thread's own top-k of its
+ * strided tokens, merged pairwise in shared memory (log2(threads) rounds);
+ * thread 0 adds the edited tokens last. Ranking: value descending, then token
+ * ascending, as the host's scan. */
+#include "common.cuh"
+
+#define THREADS 256
+#define NO_TOKEN 0x7fffffff
+
+__device__ __forceinline__ bool ranks_before(float v, int id, float w, int jd) { return v > w || (v == w && id < jd); }
+
+__device__ void rank_insert(int32_t *ids, float *vals, int k, int32_t id, float v) {
+    if (!ranks_before(v, id, vals[k - 1], ids[k - 1])) return;
+    int p = k - 1;
+    while (p > 0 && ranks_before(v, id, vals[p - 1], ids[p - 1])) {
+        vals[p] = vals[p - 1];
+        ids[p] = ids[p - 1];
+        p--;
+    }
+    vals[p] = v;
+    ids[p] = id;
+}
+
+__device__ bool is_edited(int32_t t, const int32_t *edits, int n) {
+    for (int i = 0; i < n; i++)
+        if (edits[2 * i] == t) return true;
+    return false;
+}
+
+__device__ float edit_value(float v, int kind, float penalty) {
+    if (kind == 1) return -INFINITY; /* LM_EDIT_BAN */
+    return v < 0 ? v * penalty : v / penalty;
+}
+
+__global__ void logprob_topk_kernel(const float *logits, int V, const int32_t *edits_all, const int32_t *edit_start, float penalty,
+                                    int k, int greedy, int32_t *ids_out, float *vals_out) {
+    __shared__ int32_t s_ids[THREADS * LM_K_TOPK_MAX];
+    __shared__ float s_vals[THREADS * LM_K_TOPK_MAX];
+    const float *x = logits + (size_t)blockIdx.x * V;
+    const int32_t *edits = edits_all + 2 * (size_t)edit_start[blockIdx.x];
+    int n_edits = edit_start[blockIdx.x + 1] - edit_start[blockIdx.x];
+    int t = threadIdx.x;
+
+    float mx = -INFINITY;
+    for (int i = t; i < V; i += THREADS) mx = fmaxf(mx, x[i]);
+    mx = lm_block_reduce(mx, true);
+    float sum = 0;
+    for (int i = t; i < V; i += THREADS) sum += expf(x[i] - mx);
+    sum = lm_block_reduce(sum, false);
+    float lse = logf(sum);
+
+    int32_t *ids = s_ids + t * k;
+    float *vals = s_vals + t * k;
+    for (int j = 0; j < k; j++) { ids[j] = NO_TOKEN; vals[j] = -INFINITY; }
+    for (int i = t; i < V; i += THREADS) {
+        float v = greedy ? x[i] : x[i] - mx - lse; /* greedy ranks the raw logits */
+        if (!ranks_before(v, i, vals[k - 1], ids[k - 1])) continue;
+        if (n_edits && is_edited(i, edits, n_edits)) continue;
+        rank_insert(ids, vals, k, i, v);
+    }
+    __syncthreads();
+    for (int stride = THREADS / 2; stride > 0; stride >>= 1) {
+        if (t < stride) {
+            int32_t *a_ids = ids, *b_ids = s_ids + (t + stride) * k;
+            float *a_vals = vals, *b_vals = s_vals + (t + stride) * k;
+            int32_t m_ids[LM_K_TOPK_MAX];
+            float m_vals[LM_K_TOPK_MAX];
+            int ia = 0, ib = 0;
+            for (int j = 0; j < k; j++) {
+                bool take_a = ranks_before(a_vals[ia], a_ids[ia], b_vals[ib], b_ids[ib]);
+                m_ids[j] = take_a ? a_ids[ia] : b_ids[ib];
+                m_vals[j] = take_a ? a_vals[ia] : b_vals[ib];
+                if (take_a) ia++; else ib++;
+            }
+            for (int j = 0; j < k; j++) { a_ids[j] = m_ids[j]; a_vals[j] = m_vals[j]; }
+        }
+        __syncthreads();
+    }
+    if (t != 0) return;
+    /* edited tokens, each once with all its edits in order; greedy also corrects the row's sum */
+    float z = sum;
+    for (int e = 0; e < n_edits; e++) {
+        int32_t tok = edits[2 * e];
+        if (is_edited(tok, edits, e)) continue;
+        float raw = greedy ? x[tok] : x[tok] - mx - lse, v = raw;
+        for (int f = e; f < n_edits; f++)
+            if (edits[2 * f] == tok) v = edit_value(v, edits[2 * f + 1], penalty);
+        if (greedy) z += expf(v - mx) - expf(raw - mx);
+        rank_insert(ids, vals, k, tok, v);
+    }
+    int32_t *out_ids = ids_out + (size_t)blockIdx.x * k;
+    float *out_vals = vals_out + (size_t)blockIdx.x * k;
+    if (greedy) { /* the best token's log-prob under the edited row (edits only lower values: mx still bounds them) */
+        out_ids[0] = ids[0] == NO_TOKEN ? 0 : ids[0];
+        out_vals[0] = vals[0] - mx - logf(z);
+        return;
+    }
+    for (int j = 0; j < k; j++) {
+        out_ids[j] = ids[j] == NO_TOKEN ? 0 : ids[j];
+        out_vals[j] = vals[j];
+    }
+}
+
+extern "C" int lm_k_logprob_topk(const float *logits, int rows, int V, const int32_t *edits, const int32_t *edit_start,
+                                 float penalty, int k, int greedy, int32_t *ids, float *vals, cudaStream_t s, const char **msg) {
+    if (k < 1 || k > LM_K_TOPK_MAX || (greedy && k != 1)) {
+        if (msg) *msg = "logprob_topk: k must be 1..16 (1 for greedy)";
+        return -1;
+    }
+    if (rows == 0) return 0;
+    logprob_topk_kernel<<<rows, THREADS, 0, s>>>(logits, V, edits, edit_start, penalty, k, greedy, ids, vals);
+    return lm_k_launched(msg);
+}
