@@ -4,6 +4,11 @@ and one corpus, in one run. `make bench` runs it; see benchmarks/README.md.
 
     python3 benchmarks/bench.py [--model tiny|small100] [--lines N] [--max-length N]
                                 [--threads N] [--budgets 256,1024,4096]
+                                [--device cpu|cuda] [--precision fp32|fp16|bf16]
+
+With --device cuda every engine runs on the GPU in the given precision
+(lyricmt --device cuda, CTranslate2 device="cuda", transformers .to("cuda")),
+and fixed-length rows also give achieved TFLOP/s from the model's FLOP count.
 
 For each setting (greedy, beam 5; each also in fixed-length mode, where every
 engine decodes exactly max-length tokens) every engine translates the same
@@ -34,6 +39,7 @@ def run_engine(name, a, model, ct2, corpus, out, beam, fixed, budget):
     """One timed run in a child process: (seconds, peak MB)."""
     if name.startswith("lyricmt"):
         cmd = [LYRICMT, "translate", "--model", model, "-i", corpus, "-o", out, "--beam", str(beam), "--max-length", str(a.max_length),
+               "--device", a.device, "--precision", a.precision,
                "--convention", "m2m100", "--threads", str(a.threads), "--progress", "plain", "--set", f"batch.max_tokens={budget}",
                "--set", "batch.max_sentences=1024", "--set", "batch.window_lines=100000", "--restart"]
         if fixed:
@@ -42,7 +48,8 @@ def run_engine(name, a, model, ct2, corpus, out, beam, fixed, budget):
             cmd += ["--set", "batch.cache_lines=0"]
     else:
         cmd = [sys.executable, os.path.join(HERE, "engines.py"), name, "--model", model, "--ct2", ct2, "--input", corpus, "--output", out,
-               "--beam", str(beam), "--max-length", str(a.max_length), "--budget", str(budget), "--threads", str(a.threads)]
+               "--beam", str(beam), "--max-length", str(a.max_length), "--budget", str(budget), "--threads", str(a.threads),
+               "--device", a.device, "--precision", a.precision]
         if fixed:
             cmd.append("--fixed")
     print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
@@ -74,6 +81,8 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--budgets", default="256,1024,4096")
     ap.add_argument("--engines", default="lyricmt,lyricmt-no-reuse,ct2,hf_sorted,hf_loop")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32")
     a = ap.parse_args()
     models = os.path.join(HERE, "models")
     os.makedirs(models, exist_ok=True)
@@ -94,6 +103,12 @@ def main():
     lines = [l for l in text.split("\n") if l.strip()][: a.lines]  # peers would translate blank lines; lyricmt skips them
     with open(corpus, "w") as f:
         f.write("\n".join(lines) + "\n")
+    # read the weights once so that no engine's first run pays for the disk (the page cache then holds them)
+    for d in (model, ct2):
+        for name in os.listdir(d):
+            with open(os.path.join(d, name), "rb") as f:
+                while f.read(1 << 24):
+                    pass
     engines = a.engines.split(",")
     budgets = [int(b) for b in a.budgets.split(",")]
     default_budget = 4096
@@ -114,12 +129,15 @@ def main():
         for e in res:
             same = sum(x == y for x, y in zip(outs[e], ref)) / max(1, len(lines) + 1)
             rows.append((label, e, res[e][0], res[e][1], same))
+        flops = None
         if fixed:
             # every engine did the same work: lines x (max_length - 1) generated tokens
             ref_tokens = len(lines) * (a.max_length - 1) * 1
+            if a.device == "cuda":
+                flops = model_flops(model, corpus, beam, a.max_length)
         for i, r in enumerate(rows):
             if r[0] == label:
-                rows[i] = r + (ref_tokens,)
+                rows[i] = r + (ref_tokens, flops)
         if fixed and beam == 1:
             for b in budgets:
                 for e in ("lyricmt-no-reuse", "ct2", "hf_sorted"):
@@ -129,6 +147,34 @@ def main():
                     seconds, _, _ = run_engine(e, a, model, ct2, corpus, out, beam, fixed, b)
                     sweep.append((e, b, len(lines) / seconds))
     write_report(a, rows, sweep, commands, len(lines), model)
+
+
+def model_flops(model, corpus, beam, max_length):
+    """Matrix-product FLOPs of translating the corpus at fixed length: encoder
+    over the source tokens, cross K/V once per source token, decoder and output
+    projection per generated token of every beam row (attention scores left out)."""
+    from transformers import M2M100Tokenizer
+
+    cfg = json.load(open(os.path.join(model, "config.json")))
+    D, V = cfg["d_model"], cfg["vocab_size"]
+    tok = M2M100Tokenizer.from_pretrained(model, src_lang="en", tgt_lang="ko")
+    lines = [l for l in open(corpus, encoding="utf-8").read().split("\n") if l.strip()]
+    src = sum(len(tok(l).input_ids) for l in lines)
+    enc = cfg["encoder_layers"] * (4 * D * D + 2 * D * cfg["encoder_ffn_dim"])
+    cross_kv = cfg["decoder_layers"] * 2 * D * D
+    dec = cfg["decoder_layers"] * (6 * D * D + 2 * D * cfg["decoder_ffn_dim"]) + V * D
+    return 2.0 * (src * (enc + cross_kv) + len(lines) * beam * (max_length - 1) * dec)
+
+
+def machine(a):
+    if a.device == "cuda":
+        try:
+            return subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"], capture_output=True,
+                                  text=True).stdout.strip()
+        except OSError:
+            return "unknown GPU"
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    return f"{cpu}, {os.cpu_count()} cores, {a.threads} threads per engine"
 
 
 def versions():
@@ -145,24 +191,26 @@ def write_report(a, rows, sweep, commands, n_lines, model):
     date = datetime.date.today().isoformat()
     out_dir = os.path.join(HERE, "results")
     os.makedirs(out_dir, exist_ok=True)
-    base = os.path.join(out_dir, f"{date}-cpu-{a.model}")
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    base = os.path.join(out_dir, f"{date}-{a.device}-{a.model}" + (f"-{a.precision}" if a.device == "cuda" else ""))
     v = versions()
-    md = [f"# CPU benchmark: {a.model} model, {date}", "",
-          f"- machine: {cpu}, {os.cpu_count()} cores, {a.threads} threads per engine; {platform.platform()}",
+    md = [f"# {a.device.upper()} benchmark: {a.model} model, {date}", "",
+          f"- machine: {machine(a)}; {platform.platform()}",
           f"- versions: ctranslate2 {v['ctranslate2']}, transformers {v['transformers']}, torch {v['torch']}; lyricmt at git "
           + subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
           f"- model: {os.path.relpath(model, ROOT)}; corpus: {n_lines} non-blank lines from `make_corpus.py --seed 1`; "
           f"max_length {a.max_length}; token budget 4096 (lyricmt `batch.max_tokens`, CTranslate2 `max_batch_size` with "
-          "`batch_type=\"tokens\"`, transformers sorted batches cut the same way); fp32 everywhere",
+          "`batch_type=\"tokens\"`, transformers sorted batches cut the same way); "
+          f"{a.precision} everywhere",
           "- same lines: share of output lines identical to transformers' (sorted) on the same setting",
-          "- target tokens/s is given in fixed-length rows only, where every engine generates exactly lines x (max_length - 1) tokens", "",
-          "| setting | engine | lines/s | target tokens/s | seconds | peak memory (MB) | same lines | lyricmt speed-up |",
-          "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for label, e, seconds, peak, same, ref_tokens in rows:
+          "- target tokens/s is given in fixed-length rows only, where every engine generates exactly lines x (max_length - 1) tokens",
+          "- TFLOP/s (GPU runs, fixed-length rows): matrix-product FLOPs of the work (`model_flops` in bench.py) over the time", "",
+          "| setting | engine | lines/s | target tokens/s | TFLOP/s | seconds | peak host memory (MB) | same lines | lyricmt speed-up |",
+          "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for label, e, seconds, peak, same, ref_tokens, flops in rows:
         mine = next(r[2] for r in rows if r[0] == label and r[1] == "lyricmt")
         tok = f"{ref_tokens / seconds:.1f}" if ref_tokens else "-"
-        md.append(f"| {label} | {e} | {n_lines / seconds:.2f} | {tok} | {seconds:.2f} | {peak:.0f} | {same * 100:.0f}% | {seconds / mine:.2f}x |")
+        tf = f"{flops / seconds / 1e12:.2f}" if flops else "-"
+        md.append(f"| {label} | {e} | {n_lines / seconds:.2f} | {tok} | {tf} | {seconds:.2f} | {peak:.0f} | {same * 100:.0f}% | {seconds / mine:.2f}x |")
     md += ["", "Commands (as run, from the repository root):", "", "```"] + sorted({c.replace(ROOT + "/", "").replace(sys.executable, "python3") for c in commands}) + ["```", ""]
     if sweep:
         with open(base + ".dat", "w") as f:
@@ -172,7 +220,7 @@ def write_report(a, rows, sweep, commands, n_lines, model):
         plot = ", ".join(f"'{base}.dat' index {i} with linespoints title '{n}'" for i, n in enumerate(names))
         gp = (f"set terminal pngcairo size 800,500 noenhanced; set output '{base}.png'; set logscale x 2; "
               f"set xlabel 'batch token budget'; set ylabel 'lines/s (greedy, fixed length {a.max_length})'; "
-              f"set title 'CPU throughput, {a.model} model, {a.threads} threads'; set key top left; plot {plot}")
+              f"set title '{a.device.upper()} throughput, {a.model} model'; set key top left; plot {plot}")
         try:
             subprocess.run(["gnuplot", "-e", gp], check=True)
             md.append(f"![throughput against token budget]({os.path.basename(base)}.png)")

@@ -3,6 +3,7 @@
 
     python3 benchmarks/engines.py ENGINE --model DIR --input FILE --output FILE
         [--ct2 DIR] [--beam N] [--max-length N] [--fixed] [--budget TOKENS] [--threads N]
+        [--device cpu|cuda] [--precision fp32|fp16|bf16]
 
 ENGINE: hf_loop    transformers generate(), one line at a time (what a user writes first)
         hf_sorted  transformers generate() on length-sorted batches cut by a token budget
@@ -38,7 +39,8 @@ def run_hf(a, lines, tok):
     from transformers import M2M100ForConditionalGeneration
 
     torch.set_num_threads(a.threads)
-    model = M2M100ForConditionalGeneration.from_pretrained(a.model, dtype=torch.float32).eval()
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[a.precision]
+    model = M2M100ForConditionalGeneration.from_pretrained(a.model, dtype=dtype).eval().to(a.device)
     kw = dict(num_beams=a.beam, max_length=a.max_length, forced_bos_token_id=tok.get_lang_id("ko"), num_return_sequences=1)
     if a.fixed:
         kw["min_length"] = a.max_length
@@ -52,7 +54,7 @@ def run_hf(a, lines, tok):
     start = time.perf_counter()
     with torch.inference_mode():
         for g in groups:
-            batch = tok.pad({"input_ids": [enc[i] for i in g]}, return_tensors="pt")
+            batch = tok.pad({"input_ids": [enc[i] for i in g]}, return_tensors="pt").to(a.device)
             seqs = model.generate(**batch, **kw)
             for row, i in enumerate(g):
                 ids = [t for t in seqs[row].tolist()[1:] if t != tok.pad_token_id]
@@ -64,7 +66,8 @@ def run_hf(a, lines, tok):
 def run_ct2(a, lines, tok):
     import ctranslate2
 
-    tr = ctranslate2.Translator(a.ct2, device="cpu", compute_type="float32", intra_threads=a.threads, inter_threads=1)
+    compute = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}[a.precision]
+    tr = ctranslate2.Translator(a.ct2, device=a.device, compute_type=compute, intra_threads=a.threads, inter_threads=1)
     src = [tok.convert_ids_to_tokens(tok(l).input_ids) for l in lines]
     prefix = [[tok.convert_ids_to_tokens(tok.get_lang_id("ko"))]] * len(lines)
     # CTranslate2 counts decoding steps after the start token, the target prefix included
@@ -93,6 +96,8 @@ def main():
     ap.add_argument("--fixed", action="store_true")
     ap.add_argument("--budget", type=int, default=4096)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32")
     a = ap.parse_args()
     from transformers import M2M100Tokenizer
 

@@ -28,7 +28,7 @@ static void test_cache(void) {
     CHECK(c != NULL, "cache created");
     for (int32_t k = 0; k < 5; k++) {
         int32_t ids[3] = {k, k + 1, 2};
-        char text[16];
+        char text[32];
         snprintf(text, sizeof text, "line %d", k);
         lm_translation tr = make_tr(text, -(float)k);
         CHECK(lm_line_cache_put(c, ids, 3, &tr) == 0, "put %d", k);
@@ -40,7 +40,7 @@ static void test_cache(void) {
         int hit = lm_line_cache_get(c, ids, 3, &got);
         CHECK(hit == (k >= 2), "entry %d: hit %d (only the newest 3 are kept)", k, hit);
         if (hit) {
-            char want[16];
+            char want[32];
             snprintf(want, sizeof want, "line %d", k);
             CHECK(!strcmp(got.texts[0], want) && got.scores[0] == -(float)k, "entry %d holds its own translation", k);
         }
