@@ -8,6 +8,7 @@
  * norms and element-wise work are spread over threads with OpenMP.
  */
 #include "backend.h"
+#include "packed_gemm.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -16,6 +17,12 @@
 #include <string.h>
 
 #define LN_EPS 1e-5f
+
+/* The decoder's per-step products, packed in this order: q k v o cq co fc1 fc2.
+ * Cross-attention keys and values (ck, cv) run once per batch over all source
+ * tokens, where BLAS does well, so they stay unpacked, as does the encoder. */
+enum { P_Q, P_K, P_V, P_O, P_CQ, P_CO, P_FC1, P_FC2, DEC_PACKED };
+static const lm_packed unpacked; /* an empty pack: decoder_linear falls back to BLAS */
 
 typedef struct {
     lm_backend base;
@@ -31,6 +38,9 @@ typedef struct {
     int32_t *row_sentence;
     float **self_k, **self_v;   /* per decoder layer: (rows, max_steps, D) */
     float *scratch_kv;          /* reorder scratch: (rows, max_steps, D) */
+    /* decoder products packed once (packed_gemm.h); all empty without AVX-512 */
+    lm_packed head;             /* output projection */
+    lm_packed *dec_packed;      /* per decoder layer, DEC_PACKED of them, in decoder_linears order */
     /* work buffers, grown on demand */
     float *x, *h, *q, *k, *v, *att, *ffn;
     size_t cap_rows_d, cap_rows_f;
@@ -54,10 +64,34 @@ static void gemm_nt(int m, int n, int k, const float *x, const float *w, float b
     }
 }
 
+/* y (rows, p->n) = x . W^T from packed weights, the columns split over the threads */
+static void packed_product(const lm_packed *p, int rows, const float *x, float *y) {
+#pragma omp parallel
+    {
+        int parts = omp_get_num_threads(), t = omp_get_thread_num();
+        int panels = (p->n + LM_PANEL - 1) / LM_PANEL, per = (panels + parts - 1) / parts;
+        int n0 = t * per * LM_PANEL, n1 = (t + 1) * per * LM_PANEL;
+        if (n1 > p->n) n1 = p->n;
+        if (n0 < n1) lm_packed_gemm(p, rows, x, y, n0, n1);
+    }
+}
+
 /* y (n, out) = x (n, in) . W^T + b */
 static void linear(const float *x, int n, const lm_linear *l, float *y) {
     for (int i = 0; i < n; i++) memcpy(y + (size_t)i * l->out, l->b, (size_t)l->out * sizeof(float));
     gemm_nt(n, l->out, l->in, x, l->w, 1.0f, y);
+}
+
+/* linear, from the packed copy when there is one */
+static void decoder_linear(const float *x, int n, const lm_linear *l, const lm_packed *p, float *y) {
+    if (!p->panels) {
+        linear(x, n, l, y);
+        return;
+    }
+    packed_product(p, n, x, y);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < l->out; j++) y[(size_t)i * l->out + j] += l->b[j];
 }
 
 static void layer_norm(const float *x, int n, int d, const lm_norm *nm, float *y) {
@@ -152,12 +186,13 @@ static void embed(const lm_model *m, const int32_t *tokens, const int32_t *posit
 }
 
 /* x += fc2(act(fc1(norm(x)))) */
-static void feed_forward(cpu_backend *c, int n, const lm_norm *nm, const lm_linear *fc1, const lm_linear *fc2) {
+static void feed_forward(cpu_backend *c, int n, const lm_norm *nm, const lm_linear *fc1, const lm_linear *fc2,
+                         const lm_packed *p1, const lm_packed *p2) {
     const lm_model_config *mc = &c->base.model->cfg.model;
     layer_norm(c->x, n, mc->d_model, nm, c->h);
-    linear(c->h, n, fc1, c->ffn);
+    decoder_linear(c->h, n, fc1, p1, c->ffn);
     activate(c->ffn, (size_t)n * fc1->out, mc->activation);
-    linear(c->ffn, n, fc2, c->att);
+    decoder_linear(c->ffn, n, fc2, p2, c->att);
     add_inplace(c->x, c->att, (size_t)n * mc->d_model);
 }
 
@@ -230,7 +265,7 @@ static int cpu_encode(lm_backend *b, const int32_t *tokens, const int32_t *lens,
         }
         linear(c->att, total, &L->o, c->h);
         add_inplace(c->x, c->h, (size_t)total * d);
-        feed_forward(c, total, &L->ffn_norm, &L->fc1, &L->fc2);
+        feed_forward(c, total, &L->ffn_norm, &L->fc1, &L->fc2, &unpacked, &unpacked);
     }
     c->enc_out = lm_malloc((size_t)total * d * sizeof(float), err);
     c->cross_k = calloc((size_t)mc->decoder_layers, sizeof(float *));
@@ -311,11 +346,13 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
     size_t row_stride = (size_t)c->max_steps * d;
     for (int l = 0; l < mc->decoder_layers; l++) {
         const lm_decoder_layer *L = &m->dec[l];
+        const lm_packed *P = c->dec_packed ? c->dec_packed + (size_t)l * DEC_PACKED : NULL;
+#define PACK(i) (P ? &P[i] : &unpacked)
         /* self-attention over this row's cache, including the new token */
         layer_norm(c->x, R, d, &L->self_norm, c->h);
-        linear(c->h, R, &L->q, c->q);
-        linear(c->h, R, &L->k, c->k);
-        linear(c->h, R, &L->v, c->v);
+        decoder_linear(c->h, R, &L->q, PACK(P_Q), c->q);
+        decoder_linear(c->h, R, &L->k, PACK(P_K), c->k);
+        decoder_linear(c->h, R, &L->v, PACK(P_V), c->v);
         scale_inplace(c->q, (size_t)R * d, scaling);
         for (int r = 0; r < R; r++) {
             memcpy(c->self_k[l] + r * row_stride + (size_t)step * d, c->k + (size_t)r * d, (size_t)d * sizeof(float));
@@ -334,12 +371,12 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
                 }
             free(scores);
         }
-        linear(c->att, R, &L->o, c->h);
+        decoder_linear(c->att, R, &L->o, PACK(P_O), c->h);
         add_inplace(c->x, c->h, (size_t)R * d);
 
         /* cross-attention over the row's sentence */
         layer_norm(c->x, R, d, &L->cross_norm, c->h);
-        linear(c->h, R, &L->cq, c->q);
+        decoder_linear(c->h, R, &L->cq, PACK(P_CQ), c->q);
         scale_inplace(c->q, (size_t)R * d, scaling);
 #pragma omp parallel
         {
@@ -355,14 +392,16 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
                 }
             free(scores);
         }
-        linear(c->att, R, &L->co, c->h);
+        decoder_linear(c->att, R, &L->co, PACK(P_CO), c->h);
         add_inplace(c->x, c->h, (size_t)R * d);
-        feed_forward(c, R, &L->ffn_norm, &L->fc1, &L->fc2);
+        feed_forward(c, R, &L->ffn_norm, &L->fc1, &L->fc2, PACK(P_FC1), PACK(P_FC2));
+#undef PACK
     }
     c->steps_done = step + 1;
     if (!logits) return 0;
     layer_norm(c->x, R, d, &m->dec_norm, c->h);
-    gemm_nt(R, mc->vocab_size, d, c->h, m->lm_head, 0.0f, logits);
+    if (c->head.panels) packed_product(&c->head, R, c->h, logits);
+    else gemm_nt(R, mc->vocab_size, d, c->h, m->lm_head, 0.0f, logits);
     return 0;
 }
 
@@ -393,6 +432,10 @@ static void cpu_destroy(lm_backend *b) {
     free_batch(c);
     free_decode(c);
     free(c->x); free(c->h); free(c->q); free(c->k); free(c->v); free(c->att); free(c->ffn);
+    lm_packed_free(&c->head);
+    if (c->dec_packed)
+        for (int i = 0; i < c->base.model->cfg.model.decoder_layers * DEC_PACKED; i++) lm_packed_free(&c->dec_packed[i]);
+    free(c->dec_packed);
     free(c);
 }
 
@@ -406,6 +449,30 @@ static const lm_backend_ops cpu_ops = {
     .destroy = cpu_destroy,
 };
 
+/* Packs the output projection and the decoder's per-step products. The packed
+ * copies serve every product from then on; the mapped originals are read again
+ * only for embedding rows, so the kernel may drop their pages (peak memory
+ * stays that of one copy). */
+static int pack_one(cpu_backend *c, lm_packed *p, const float *w, int n, int k, lm_err *err) {
+    if (lm_packed_init(p, w, n, k, err) != 0) return -1;
+    lm_mmap_release(&c->base.model->file.map, w, (size_t)n * k * sizeof(float));
+    return 0;
+}
+
+static int pack_decoder(cpu_backend *c, lm_err *err) {
+    const lm_model *m = c->base.model;
+    const lm_model_config *mc = &m->cfg.model;
+    c->dec_packed = lm_calloc((size_t)mc->decoder_layers * DEC_PACKED, sizeof *c->dec_packed, err);
+    if (!c->dec_packed || pack_one(c, &c->head, m->lm_head, mc->vocab_size, mc->d_model, err) != 0) return -1;
+    for (int l = 0; l < mc->decoder_layers; l++) {
+        const lm_decoder_layer *L = &m->dec[l];
+        const lm_linear *lin[DEC_PACKED] = {&L->q, &L->k, &L->v, &L->o, &L->cq, &L->co, &L->fc1, &L->fc2};
+        for (int i = 0; i < DEC_PACKED; i++)
+            if (pack_one(c, &c->dec_packed[(size_t)l * DEC_PACKED + i], lin[i]->w, lin[i]->out, lin[i]->in, err) != 0) return -1;
+    }
+    return 0;
+}
+
 lm_backend *lm_cpu_backend_create(const lm_model *model, int threads, lm_err *err) {
     cpu_backend *c = lm_calloc(1, sizeof *c, err);
     if (!c) return NULL;
@@ -414,5 +481,9 @@ lm_backend *lm_cpu_backend_create(const lm_model *model, int threads, lm_err *er
     c->threads = threads > 0 ? threads : omp_get_num_procs();
     omp_set_num_threads(c->threads);
     openblas_set_num_threads(1); /* threads come from OpenMP: see gemm_nt */
+    if (lm_packed_supported() && pack_decoder(c, err) != 0) {
+        cpu_destroy(&c->base);
+        return NULL;
+    }
     return &c->base;
 }

@@ -103,6 +103,14 @@ int lm_mmap_open(const char *path, lm_mmap *m, lm_err *err) {
     return 0;
 }
 
+void lm_mmap_release(const lm_mmap *m, const void *p, size_t n) {
+    const uint8_t *b = p;
+    if (!m->data || b < m->data || b + n > m->data + m->size) return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)b + page - 1) / page * page, hi = (uintptr_t)(b + n) / page * page;
+    if (lo < hi) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 void lm_mmap_close(lm_mmap *m) {
     if (m->data) munmap((void *)m->data, m->size);
     m->data = NULL;

@@ -51,6 +51,10 @@ typedef struct {
 
 int  lm_mmap_open(const char *path, lm_mmap *m, lm_err *err);
 void lm_mmap_close(lm_mmap *m);
+/* Tells the kernel that bytes [p, p + n) of the map are not needed for now
+ * (whole pages inside it only; nothing if p is outside). Reading them again
+ * faults them back in from the file. */
+void lm_mmap_release(const lm_mmap *m, const void *p, size_t n);
 
 bool lm_file_exists(const char *path);
 
