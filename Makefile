@@ -62,6 +62,14 @@ deps:
 sanitize:
 	$(MAKE) BUILD=build-san OPT="-O1 -g" XFLAGS="$(SAN)" test
 
+# On a GPU machine: the CUDA tests under compute-sanitizer (memory errors, then shared-memory races).
+SANITIZER ?= $(firstword $(shell command -v compute-sanitizer 2>/dev/null) $(wildcard $(CUDA_HOME)/bin/compute-sanitizer $(CUDA_HOME)/extras/compute-sanitizer/compute-sanitizer))
+cuda-sanitize: $(BUILD)/test_cuda_kernels $(BUILD)/test_golden
+	@[ -n "$(SANITIZER)" ] || { echo "compute-sanitizer not found (part of the CUDA toolkit)"; exit 1; }
+	$(SANITIZER) --tool memcheck --error-exitcode 1 $(BUILD)/test_cuda_kernels
+	$(SANITIZER) --tool racecheck --error-exitcode 1 $(BUILD)/test_cuda_kernels
+	$(SANITIZER) --tool memcheck --error-exitcode 1 $(BUILD)/test_golden
+
 clean:
 	rm -rf build build-san
 
@@ -84,5 +92,5 @@ bench-quick:
 	$(MAKE) $(BUILD)/lyricmt
 	python3 benchmarks/bench.py --model tiny --lines 200 --max-length 24
 
-.PHONY: all test sanitize clean demo deps bench bench-quick
+.PHONY: all test sanitize cuda-sanitize clean demo deps bench bench-quick
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
