@@ -65,7 +65,6 @@ typedef struct {
     int rows, max_rows, max_steps, steps_done, cur; /* cur: which half of the KV double buffer is live */
     int32_t *row_sentence;     /* host */
     int32_t *host_idx;         /* host staging for per-step indices */
-    float *host_logits;        /* only for requests the device cannot serve */
     /* device state */
     dev_buf x, y, h, q, k, v, att, ffn, enc_out, enc_in, cross, kv, logits, idx, edits, top_ids, top_vals;
 } cuda_backend;
@@ -405,18 +404,6 @@ static int cuda_decode_step_topk(lm_backend *b, const int32_t *tokens, int step,
                                  float *vals, lm_err *err) {
     cuda_backend *c = (cuda_backend *)b;
     int R = c->rows, V = b->model->cfg.model.vocab_size;
-    if (req->k > LM_K_TOPK_MAX) { /* very wide beams: whole rows to the host, same functions there */
-        if (!c->host_logits) c->host_logits = lm_malloc((size_t)c->max_rows * V * sizeof(float), err);
-        if (!c->host_logits || cuda_decode_step(b, tokens, step, c->host_logits, err)) return -1;
-        for (int r = 0; r < R; r++) {
-            const lm_edit *e = req->edits + req->edit_start[r];
-            int ne = req->edit_start[r + 1] - req->edit_start[r];
-            float *row = c->host_logits + (size_t)r * V;
-            if (req->greedy) lm_greedy_pick(row, V, e, ne, req->penalty, &ids[r], &vals[r]);
-            else lm_logprob_topk(row, V, e, ne, req->penalty, req->k, ids + (size_t)r * req->k, vals + (size_t)r * req->k);
-        }
-        return 0;
-    }
     if (decoder_forward(c, tokens, step, true, err)) return -1;
     /* edits and their row offsets, in one upload */
     int n_edits = req->edit_start[R];
@@ -463,7 +450,7 @@ static void cuda_destroy(lm_backend *b) {
     if (c->blas) cublasDestroy(c->blas);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c->weights); free(c->enc); free(c->dec);
-    free(c->offset); free(c->len); free(c->row_sentence); free(c->host_idx); free(c->host_logits);
+    free(c->offset); free(c->len); free(c->row_sentence); free(c->host_idx);
     free(c);
 }
 
@@ -474,6 +461,7 @@ static const lm_backend_ops cuda_ops = {
     .decode_start = cuda_decode_start,
     .decode_step = cuda_decode_step,
     .decode_step_topk = cuda_decode_step_topk,
+    .topk_max = LM_K_TOPK_MAX, /* wider beams get whole rows on the host */
     .reorder = cuda_reorder,
     .destroy = cuda_destroy,
 };

@@ -42,10 +42,12 @@ typedef struct {
      * cache is still filled but the output projection is skipped. */
     int (*decode_step)(lm_backend *b, const int32_t *tokens, int step, float *logits, lm_err *err);
     /* Optional (NULL when absent): decode_step, then each row's candidates as
-     * req asks, written to ids and vals (rows x k). The search uses it for
-     * greedy and beam search; sampling needs decode_step's whole rows. */
+     * req asks, written to ids and vals (rows x k), for req->k <= topk_max. The
+     * search uses it for greedy and beam search when k fits; otherwise, and for
+     * sampling, it takes decode_step's whole rows. */
     int (*decode_step_topk)(lm_backend *b, const int32_t *tokens, int step, const lm_topk_request *req, int32_t *ids,
                             float *vals, lm_err *err);
+    int topk_max;
     /* Keeps `rows` rows: new row r continues old row parent[r] and belongs to sentence row_sentence[r].
      * Parents may repeat, and rows may grow back up to the count given to decode_start
      * (beam search runs one row while a sentence's beams are still identical). */

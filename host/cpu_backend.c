@@ -48,6 +48,14 @@ typedef struct {
 
 /* ---- building blocks ---- */
 
+/* This OpenMP thread's share [n0, n1) of n columns, in whole multiples of `align`. */
+static void thread_columns(int n, int align, int *n0, int *n1) {
+    int parts = omp_get_num_threads(), t = omp_get_thread_num();
+    int chunk = ((n + parts - 1) / parts + align - 1) / align * align;
+    *n0 = t * chunk;
+    *n1 = *n0 + chunk < n ? *n0 + chunk : n;
+}
+
 /* y (m, n) = x (m, k) . W^T + beta y, with W (n, k). The output columns are
  * split over this backend's OpenMP threads, each running a single-threaded
  * OpenBLAS product on its slice. One thread pool for everything: OpenBLAS's
@@ -56,9 +64,8 @@ typedef struct {
 static void gemm_nt(int m, int n, int k, const float *x, const float *w, float beta, float *y) {
 #pragma omp parallel
     {
-        int parts = omp_get_num_threads(), t = omp_get_thread_num();
-        int chunk = ((n + parts - 1) / parts + 15) / 16 * 16; /* whole cache lines per slice */
-        int n0 = t * chunk, n1 = n0 + chunk < n ? n0 + chunk : n;
+        int n0, n1;
+        thread_columns(n, 16, &n0, &n1); /* whole cache lines per slice */
         if (n0 < n1)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n1 - n0, k, 1.0f, x, k, w + (size_t)n0 * k, k, beta, y + n0, n);
     }
@@ -68,10 +75,8 @@ static void gemm_nt(int m, int n, int k, const float *x, const float *w, float b
 static void packed_product(const lm_packed *p, int rows, const float *x, float *y) {
 #pragma omp parallel
     {
-        int parts = omp_get_num_threads(), t = omp_get_thread_num();
-        int panels = (p->n + LM_PANEL - 1) / LM_PANEL, per = (panels + parts - 1) / parts;
-        int n0 = t * per * LM_PANEL, n1 = (t + 1) * per * LM_PANEL;
-        if (n1 > p->n) n1 = p->n;
+        int n0, n1;
+        thread_columns(p->n, LM_PANEL, &n0, &n1); /* whole panels per slice */
         if (n0 < n1) lm_packed_gemm(p, rows, x, y, n0, n1);
     }
 }

@@ -102,12 +102,14 @@ int lm_engine_config_set(lm_engine_config *c, const char *key, const char *value
     if (!strcmp(key, "threads")) {
         if (parse_number(value, K_INT, 0, 4096, &v, key, where, err)) return -1;
         c->threads = (int)v;
-    } else if (!strcmp(key, "device") || !strcmp(key, "precision")) {
+    } else if (!strcmp(key, "device")) {
         int choice;
-        bool dev = key[0] == 'd';
-        if (parse_choice(value, dev ? device_names : precision_names, dev ? 2 : 3, &choice, key, where, err)) return -1;
-        if (dev) c->device = (lm_device)choice;
-        else c->precision = (lm_precision)choice;
+        if (parse_choice(value, device_names, 2, &choice, key, where, err)) return -1;
+        c->device = (lm_device)choice;
+    } else if (!strcmp(key, "precision")) {
+        int choice;
+        if (parse_choice(value, precision_names, 3, &choice, key, where, err)) return -1;
+        c->precision = (lm_precision)choice;
     } else if (!strcmp(key, "batch.max_sentences")) {
         if (parse_number(value, K_INT, 1, 1 << 20, &v, key, where, err)) return -1;
         c->max_batch_sentences = (int)v;

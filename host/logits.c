@@ -35,24 +35,19 @@ int lm_logits_edits(const lm_gen_config *g, int eos_id, const int32_t *seq, int 
     return n_out;
 }
 
-static float edit_value(float v, lm_edit_kind kind, float penalty) {
-    if (kind == LM_EDIT_BAN) return -INFINITY;
-    return v < 0 ? v * penalty : v / penalty;
-}
-
 void lm_logits_apply(float *scores, const lm_edit *edits, int n_edits, float penalty) {
-    for (int i = 0; i < n_edits; i++) scores[edits[i].token] = edit_value(scores[edits[i].token], edits[i].kind, penalty);
+    for (int i = 0; i < n_edits; i++) scores[edits[i].token] = lm_edit_value(scores[edits[i].token], edits[i].kind, penalty);
 }
 
 void lm_rank_insert(int32_t *ids, float *vals, int *have, int k, int32_t id, float val) {
     int p = *have;
     if (p == k) {
-        if (!(val > vals[k - 1] || (val == vals[k - 1] && id < ids[k - 1]))) return;
+        if (!lm_ranks_before(val, id, vals[k - 1], ids[k - 1])) return;
         p = k - 1;
     } else {
         (*have)++;
     }
-    while (p > 0 && (val > vals[p - 1] || (val == vals[p - 1] && id < ids[p - 1]))) {
+    while (p > 0 && lm_ranks_before(val, id, vals[p - 1], ids[p - 1])) {
         vals[p] = vals[p - 1];
         ids[p] = ids[p - 1];
         p--;
@@ -97,7 +92,7 @@ void lm_logprob_topk(const float *x, int V, const lm_edit *edits, int n_edits, f
         if (is_edited(t, edits, i)) continue;
         float v = x[t] - mx - lse;
         for (int j = i; j < n_edits; j++)
-            if (edits[j].token == t) v = edit_value(v, edits[j].kind, penalty);
+            if (edits[j].token == t) v = lm_edit_value(v, edits[j].kind, penalty);
         lm_rank_insert(ids, vals, &have, k, t, v);
     }
     for (int i = have; i < k; i++) { ids[i] = 0; vals[i] = -INFINITY; }

@@ -11,14 +11,8 @@
 #ifndef LM_LOGITS_H
 #define LM_LOGITS_H
 
+#include "logit_rules.h"
 #include "model_config.h"
-
-typedef enum { LM_EDIT_PENALIZE = 0, LM_EDIT_BAN = 1 } lm_edit_kind;
-
-typedef struct {
-    int32_t token;
-    int32_t kind; /* lm_edit_kind */
-} lm_edit;
 
 /* Upper bound on the edits of a row whose sequence has cur_len tokens. */
 #define LM_MAX_EDITS(cur_len) (2 * (cur_len) + 1)

@@ -23,18 +23,7 @@ static uint64_t splitmix(uint64_t *s) {
 /* Top k of n values, best first; ties keep the lower index first. */
 static void top_k(const float *v, int n, int k, int32_t *idx, float *val) {
     int have = 0;
-    for (int i = 0; i < n; i++) {
-        float x = v[i];
-        if (have == k && !(x > val[k - 1])) continue;
-        int p = have < k ? have++ : k - 1;
-        while (p > 0 && x > val[p - 1]) {
-            val[p] = val[p - 1];
-            idx[p] = idx[p - 1];
-            p--;
-        }
-        val[p] = x;
-        idx[p] = i;
-    }
+    for (int i = 0; i < n; i++) lm_rank_insert(idx, val, &have, k, i, v[i]);
     for (int i = have; i < k; i++) { val[i] = -INFINITY; idx[i] = 0; }
 }
 
@@ -112,7 +101,7 @@ void lm_search_result_free(lm_search_result *r) {
  * backend when it can pick them, otherwise from whole rows of logits here. */
 static int step_candidates(lm_backend *be, int V, const int32_t *feed, int step, int rows, const lm_topk_request *req,
                            float *logits, int32_t *ids, float *vals, lm_err *err) {
-    if (be->ops->decode_step_topk) return be->ops->decode_step_topk(be, feed, step, req, ids, vals, err);
+    if (be->ops->decode_step_topk && req->k <= be->ops->topk_max) return be->ops->decode_step_topk(be, feed, step, req, ids, vals, err);
     if (be->ops->decode_step(be, feed, step, logits, err) != 0) return -1;
 #pragma omp parallel for schedule(dynamic)
     for (int r = 0; r < rows; r++) {
@@ -150,7 +139,7 @@ static int run_greedy(lm_backend *be, const lm_search_opts *o, const int32_t *to
     int *len = lm_calloc((size_t)R, sizeof *len, err);
     float *sum = lm_calloc((size_t)R, sizeof *sum, err);
     uint64_t *rng = lm_malloc((size_t)R * sizeof *rng, err);
-    bool whole_rows = g->do_sample || !be->ops->decode_step_topk;
+    bool whole_rows = g->do_sample || !be->ops->decode_step_topk || be->ops->topk_max < 1;
     float *logits = whole_rows ? lm_malloc((size_t)R * V * sizeof *logits, err) : NULL;
     int32_t *chosen = lm_malloc((size_t)R * sizeof *chosen, err);
     float *picked = lm_malloc((size_t)R * sizeof *picked, err);
@@ -408,12 +397,13 @@ static int run_beam(lm_backend *be, const lm_search_opts *o, int n, lm_search_re
     int32_t *parent = lm_malloc((size_t)n * B * sizeof *parent, err);
     int32_t *sent = lm_malloc((size_t)n * B * sizeof *sent, err);
     int R = n * B, K = 2 * B;
-    float *logits = be->ops->decode_step_topk ? NULL : lm_malloc((size_t)R * V * sizeof *logits, err);
+    bool on_backend = be->ops->decode_step_topk && K <= be->ops->topk_max;
+    float *logits = on_backend ? NULL : lm_malloc((size_t)R * V * sizeof *logits, err);
     int32_t *ids = lm_malloc((size_t)R * K * sizeof *ids, err);
     float *vals = lm_malloc((size_t)R * K * sizeof *vals, err);
     lm_edit *edits = lm_malloc((size_t)R * LM_MAX_EDITS(L) * sizeof *edits, err);
     int32_t *edit_start = lm_calloc((size_t)R + 1, sizeof *edit_start, err);
-    if (!st || !feed || !parent || !sent || (!logits && !be->ops->decode_step_topk) || !ids || !vals || !edits || !edit_start)
+    if (!st || !feed || !parent || !sent || (!logits && !on_backend) || !ids || !vals || !edits || !edit_start)
         goto done;
     for (int s = 0; s < n; s++) {
         if (beam_state_init(&st[s], o) != 0) {

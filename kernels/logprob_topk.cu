@@ -5,16 +5,15 @@
  * thread 0 adds the edited tokens last. Ranking: value descending, then token
  * ascending, as the host's scan. */
 #include "common.cuh"
+#include "logit_rules.h"
 
 #define THREADS 256
 #define NO_TOKEN 0x7fffffff
 
-__device__ __forceinline__ bool ranks_before(float v, int id, float w, int jd) { return v > w || (v == w && id < jd); }
-
 __device__ void rank_insert(int32_t *ids, float *vals, int k, int32_t id, float v) {
-    if (!ranks_before(v, id, vals[k - 1], ids[k - 1])) return;
+    if (!lm_ranks_before(v, id, vals[k - 1], ids[k - 1])) return;
     int p = k - 1;
-    while (p > 0 && ranks_before(v, id, vals[p - 1], ids[p - 1])) {
+    while (p > 0 && lm_ranks_before(v, id, vals[p - 1], ids[p - 1])) {
         vals[p] = vals[p - 1];
         ids[p] = ids[p - 1];
         p--;
@@ -27,11 +26,6 @@ __device__ bool is_edited(int32_t t, const int32_t *edits, int n) {
     for (int i = 0; i < n; i++)
         if (edits[2 * i] == t) return true;
     return false;
-}
-
-__device__ float edit_value(float v, int kind, float penalty) {
-    if (kind == 1) return -INFINITY; /* LM_EDIT_BAN */
-    return v < 0 ? v * penalty : v / penalty;
 }
 
 __global__ void logprob_topk_kernel(const float *logits, int V, const int32_t *edits_all, const int32_t *edit_start, float penalty,
@@ -56,7 +50,7 @@ __global__ void logprob_topk_kernel(const float *logits, int V, const int32_t *e
     for (int j = 0; j < k; j++) { ids[j] = NO_TOKEN; vals[j] = -INFINITY; }
     for (int i = t; i < V; i += THREADS) {
         float v = greedy ? x[i] : x[i] - mx - lse; /* greedy ranks the raw logits */
-        if (!ranks_before(v, i, vals[k - 1], ids[k - 1])) continue;
+        if (!lm_ranks_before(v, i, vals[k - 1], ids[k - 1])) continue;
         if (n_edits && is_edited(i, edits, n_edits)) continue;
         rank_insert(ids, vals, k, i, v);
     }
@@ -69,7 +63,7 @@ __global__ void logprob_topk_kernel(const float *logits, int V, const int32_t *e
             float m_vals[LM_K_TOPK_MAX];
             int ia = 0, ib = 0;
             for (int j = 0; j < k; j++) {
-                bool take_a = ranks_before(a_vals[ia], a_ids[ia], b_vals[ib], b_ids[ib]);
+                bool take_a = lm_ranks_before(a_vals[ia], a_ids[ia], b_vals[ib], b_ids[ib]);
                 m_ids[j] = take_a ? a_ids[ia] : b_ids[ib];
                 m_vals[j] = take_a ? a_vals[ia] : b_vals[ib];
                 if (take_a) ia++; else ib++;
@@ -86,7 +80,7 @@ __global__ void logprob_topk_kernel(const float *logits, int V, const int32_t *e
         if (is_edited(tok, edits, e)) continue;
         float raw = greedy ? x[tok] : x[tok] - mx - lse, v = raw;
         for (int f = e; f < n_edits; f++)
-            if (edits[2 * f] == tok) v = edit_value(v, edits[2 * f + 1], penalty);
+            if (edits[2 * f] == tok) v = lm_edit_value(v, edits[2 * f + 1], penalty);
         if (greedy) z += expf(v - mx) - expf(raw - mx);
         rank_insert(ids, vals, k, tok, v);
     }

@@ -45,11 +45,10 @@ static void *to_device(const void *host, size_t bytes) {
     return p;
 }
 
-/* n floats of a device buffer of dtype, widened on the host through the convert kernel's inverse: we read
- * fp32 results only, so kernels under test write fp32 unless the dtype path itself is tested. */
+/* n floats from the device. */
 static void from_device(float *host, const void *dev, size_t n) { cudaMemcpy(host, dev, n * sizeof(float), cudaMemcpyDeviceToHost); }
 
-/* A dtype buffer back to floats: convert's output read through a tiny round trip on the host. */
+/* One stored fp16 or bf16 value as a float. */
 static float half_bits_to_float(uint16_t h, int dtype) {
     if (dtype == LM_K_BF16) {
         uint32_t u = (uint32_t)h << 16;
