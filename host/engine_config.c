@@ -79,8 +79,13 @@ static int parse_number(const char *text, key_kind kind, double lo, double hi, d
     double v = strtod(text, &end);
     if (end == text || *end != '\0' || errno || !isfinite(v))
         return lm_fail(err, "%s: '%s' must be a number, got '%s'", where, key, text);
-    if (kind == K_INT && v != floor(v)) return lm_fail(err, "%s: '%s' must be an integer, got '%s'", where, key, text);
-    if (v < lo || v > hi) return lm_fail(err, "%s: '%s' is %s, outside [%g, %g]", where, key, text, lo, hi);
+    /* digits only: 1e3 and 4.0 are numbers, but not what anyone means by a count */
+    if (kind == K_INT && (v != floor(v) || strspn(text + (text[0] == '-'), "0123456789") != strlen(text + (text[0] == '-'))))
+        return lm_fail(err, "%s: '%s' must be an integer, got '%s'", where, key, text);
+    if (v < lo || v > hi) {
+        if (kind == K_INT) return lm_fail(err, "%s: '%s' is %s, outside [%.0f, %.0f]", where, key, text, lo, hi);
+        return lm_fail(err, "%s: '%s' is %s, outside [%g, %g]", where, key, text, lo, hi);
+    }
     *out = v;
     return 0;
 }

@@ -59,6 +59,7 @@ typedef struct {
     lm_progress progress;
     queue to_model, to_writer;
     long skip;                 /* records an earlier run wrote */
+    long vouched;              /* records the journal on disk vouches for; -1 before it is known */
     pthread_mutex_t err_lock;
     lm_err err;
     bool failed;
@@ -147,10 +148,10 @@ static int prepare(job *j, item *it, lm_err *err) {
     }
     if (r->bad_bytes) {
         lm_policy p = j->cfg->bad_utf8;
-        if (p == LM_POLICY_FAIL) return lm_fail(err, "%s:%ld: invalid UTF-8 or NUL byte (input.bad_utf8 is fail)", file, r->line);
-        snprintf(detail, sizeof detail, "%d invalid UTF-8 or NUL byte(s) %s", r->bad_bytes,
-                 p == LM_POLICY_FIX ? "replaced with U+FFFD" : "; line skipped, empty output");
+        snprintf(detail, sizeof detail, "%d invalid UTF-8 or NUL byte(s)%s", r->bad_bytes,
+                 p == LM_POLICY_FIX ? " replaced with U+FFFD" : p == LM_POLICY_SKIP ? "; line skipped, empty output" : "; input.bad_utf8 is fail");
         lm_progress_event(&j->progress, LM_EVENT_BAD_UTF8, file, r->line, detail);
+        if (p == LM_POLICY_FAIL) return lm_fail(err, "%s:%ld: invalid UTF-8 or NUL byte (input.bad_utf8 is fail)", file, r->line);
         it->warning = lm_event_name(LM_EVENT_BAD_UTF8);
         if (p == LM_POLICY_SKIP) { it->no_model = true; return 0; }
     }
@@ -158,13 +159,15 @@ static int prepare(job *j, item *it, lm_err *err) {
     bool cut;
     if (lm_translator_source_ids(j->t, r->text, r->len, &it->ids, &it->n_ids, &cut, err) != 0)
         return lm_fail_prefix(err, "%s:%ld", file, r->line);
-    if (cut) {
+    if (cut || r->overlong) {
         lm_policy p = j->cfg->too_long;
         int positions = j->t->model.cfg.model.max_positions;
-        if (p == LM_POLICY_FAIL) return lm_fail(err, "%s:%ld: longer than the model's %d positions (input.too_long is fail)", file, r->line, positions);
-        snprintf(detail, sizeof detail, "longer than the model's %d positions; %s", positions,
-                 p == LM_POLICY_FIX ? "truncated" : "skipped, empty output");
+        char what[96];
+        if (cut) snprintf(what, sizeof what, "longer than the model's %d positions", positions);
+        else snprintf(what, sizeof what, "longer than %zu bytes, of which only those were read", j->corpus.line_cap);
+        snprintf(detail, sizeof detail, "%s; %s", what, p == LM_POLICY_FIX ? "truncated" : p == LM_POLICY_SKIP ? "skipped, empty output" : "input.too_long is fail");
         lm_progress_event(&j->progress, LM_EVENT_TOO_LONG, file, r->line, detail);
+        if (p == LM_POLICY_FAIL) return lm_fail(err, "%s:%ld: %s (input.too_long is fail)", file, r->line, what);
         it->warning = lm_event_name(LM_EVENT_TOO_LONG);
         if (p == LM_POLICY_SKIP) {
             free(it->ids);
@@ -209,6 +212,8 @@ static void *reader_main(void *arg) {
             w->n++;
         }
         w->n_write = w->n;
+        /* a file truncated or rewritten under us would give a short or mixed output */
+        if (!end && lm_corpus_check(&j->corpus, &e) != 0) { job_fail(j, &e); end = true; }
         if (w->n == 0 || queue_push(&j->to_model, w) != 0) window_free(w);
     }
     queue_close(&j->to_model);
@@ -298,7 +303,9 @@ static int save_journal(job *j, lm_err *err) {
     if (!j->journaled) return 0;
     j->journal.output = j->sink.cur;
     j->journal.bytes = j->sink.bytes;
-    return lm_journal_save(j->journal_path, &j->journal, err);
+    if (lm_journal_save(j->journal_path, &j->journal, err) != 0) return -1;
+    j->vouched = j->journal.records;
+    return 0;
 }
 
 /* Completes outputs until `target` is the open one (target == n_outputs:
@@ -312,6 +319,7 @@ static int advance_output(job *j, int target, lm_err *err) {
             j->journal.output = next;
             j->journal.bytes = 0;
             if (lm_journal_save(j->journal_path, &j->journal, err) != 0) return -1;
+            j->vouched = j->journal.records;
         }
         if (lm_sink_publish(&j->sink, err) != 0) return -1;
         if (next == j->sink.n_outputs) { j->sink.cur = next; break; }
@@ -409,10 +417,11 @@ static int start_or_resume(job *j, lm_err *err) {
         if (lm_sink_open(&j->sink, 0, 0, err) != 0) return -1;
         return save_journal(j, err);
     }
-    int rc = lm_journal_compare(&saved, &j->journal, err);
     long records = saved.records;
     int output = saved.output;
     uint64_t bytes = saved.bytes;
+    /* a journal that vouches for nothing holds nothing to keep: settings may change freely */
+    int rc = records == 0 && output == 0 && bytes == 0 ? 0 : lm_journal_compare(&saved, &j->journal, err);
     lm_journal_free(&saved);
     if (rc != 0)
         return lm_fail_prefix(err, "cannot resume from %s (remove it, or pass --restart to start over)", j->journal_path);
@@ -420,7 +429,7 @@ static int start_or_resume(job *j, lm_err *err) {
         return lm_fail(err, "%s: progress mark is past the end of the job; remove it or pass --restart", j->journal_path);
     for (int i = 0; i < output; i++)
         if (lm_sink_republish(&j->sink, i, err) != 0) return -1;
-    j->journal.records = j->skip = records;
+    j->journal.records = j->skip = j->vouched = records;
     if (output == j->sink.n_outputs) { j->sink.cur = output; return 0; } /* all written; only the journal remained */
     if (lm_sink_open(&j->sink, output, bytes, err) != 0) return -1;
     return 0;
@@ -446,20 +455,115 @@ static void model_loop(job *j) {
     }
 }
 
+/* Files and directories the job itself writes, as they exist now, so a
+ * directory walk does not read them back as input. */
+static int own_files(const lm_job_opts *o, lm_file_id *ids, int *n) {
+    *n = 0;
+    char base[4200], path[4300];
+    if (o->report && lm_file_id_get(o->report, &ids[*n])) (*n)++;
+    if (!o->output) return 0;
+    if (o->per_file) {
+        if (lm_file_id_get(o->output, &ids[*n])) (*n)++;
+        return 0;
+    }
+    char *real = realpath(o->output, NULL);
+    snprintf(base, sizeof base, "%s", real ? real : o->output);
+    free(real);
+    static const char *const suffixes[] = {"", ".partial", ".journal", ".journal.tmp", ".journal.lock"};
+    for (size_t k = 0; k < sizeof suffixes / sizeof *suffixes; k++) {
+        snprintf(path, sizeof path, "%s%s", base, suffixes[k]);
+        if (lm_file_id_get(path, &ids[*n])) (*n)++;
+    }
+    return 0;
+}
+
+static bool same_file(const char *a, const char *b) {
+    lm_file_id x, y;
+    return !strcmp(a, b) || (lm_file_id_get(a, &x) && lm_file_id_get(b, &y) && lm_file_id_eq(x, y));
+}
+
+/* Fails if path names one of the job's input files (same device and inode,
+ * whatever the spelling: links, "..", hard links). */
+static int refuse_if_input(const job *j, const char *path, lm_err *err) {
+    const lm_corpus *c = &j->corpus;
+    lm_file_id id;
+    if (!lm_file_id_get(path, &id)) return 0;
+    for (int f = 0; f < c->n_files; f++) {
+        lm_file_id in = c->files[f].id;
+        struct stat st;
+        if (!strcmp(c->files[f].path, "-")) { /* standard input redirected from a file */
+            if (fstat(0, &st) != 0 || !S_ISREG(st.st_mode)) continue;
+            in = (lm_file_id){(uint64_t)st.st_dev, (uint64_t)st.st_ino};
+        } else if (c->files[f].stream) {
+            continue;
+        }
+        if (lm_file_id_eq(id, in))
+            return lm_fail(err, "refusing to write %s: it is the input %s (outputs, reports and journals never replace an input)", path,
+                           lm_corpus_file_label(c, f));
+    }
+    return 0;
+}
+
+/* Everything the job will write is checked against the inputs before
+ * anything is written. */
+static int refuse_overwrites(const job *j, lm_err *err) {
+    const lm_sink *s = &j->sink;
+    const char *report = j->o->report;
+    if (report && refuse_if_input(j, report, err) != 0) return -1;
+    for (int i = 0; i < s->n_outputs && s->paths[i]; i++) {
+        char partial[8300];
+        lm_sink_partial_path(s, i, partial, sizeof partial);
+        if (refuse_if_input(j, s->paths[i], err) != 0 || refuse_if_input(j, partial, err) != 0) return -1;
+        if (report && same_file(report, s->paths[i])) return lm_fail(err, "--report %s is also the translation output", report);
+    }
+    if (!s->paths[0] || s->direct) return 0;
+    char base[8300], path[8400];
+    if (j->o->per_file) snprintf(base, sizeof base, "%s/.lyricmt-journal", j->o->output);
+    else snprintf(base, sizeof base, "%s.journal", s->paths[0]);
+    static const char *const suffixes[] = {"", ".tmp", ".lock"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(path, sizeof path, "%s%s", base, suffixes[k]);
+        if (refuse_if_input(j, path, err) != 0) return -1;
+    }
+    return 0;
+}
+
 static int open_job(job *j, lm_err *err) {
     const lm_job_opts *o = j->o;
-    if (lm_corpus_open(&j->corpus, o->inputs, o->n_inputs, j->cfg, err) != 0) return -1;
+    lm_file_id own[8];
+    int n_own;
+    own_files(o, own, &n_own);
+    if (o->per_file && n_own > 0)
+        for (int i = 0; i < o->n_inputs; i++) {
+            lm_file_id in;
+            if (lm_file_id_get(o->inputs[i], &in) && lm_file_id_eq(in, own[n_own - 1]))
+                return lm_fail(err, "output directory %s is the input directory %s: the translations would replace the lyrics; choose another",
+                               o->output, o->inputs[i]);
+        }
+    if (lm_corpus_open(&j->corpus, o->inputs, o->n_inputs, j->cfg, own, n_own, err) != 0) return -1;
+    j->corpus.cancel = &stop_requested;
+    /* enough text for the model's positions (about 64 bytes each): a longer line is cut
+     * while it is read, so memory does not grow with it */
+    size_t cap = (size_t)j->t->model.cfg.model.max_positions * 64;
+    j->corpus.line_cap = cap < 65536 ? 65536 : cap;
+    for (int i = 0; i < j->corpus.n_skipped; i++)
+        lm_progress_event(&j->progress, LM_EVENT_SKIPPED_PATH, j->corpus.skipped[i].path, 0, j->corpus.skipped[i].why);
     if (lm_corpus_scan(&j->corpus, err) != 0) return -1;
-    if (o->per_file && (!o->output || j->corpus.n_files == 0)) return lm_fail(err, "one output per input file needs input files and an output directory");
     if (lm_sink_init(&j->sink, o->output, o->per_file, &j->corpus, err) != 0) return -1;
-    /* resumable when both ends are files: stdin cannot be read twice */
-    j->journaled = o->output && j->corpus.n_files > 0;
+    j->sink.cancel = &stop_requested;
+    if (refuse_overwrites(j, err) != 0) return -1;
+    /* resumable when both ends are regular files: a stream cannot be read twice,
+     * and a device cannot be cut back to a journal's mark */
+    j->journaled = o->output && !j->sink.direct && !j->corpus.streamed;
+    if (o->output && !j->journaled)
+        fprintf(stderr, "lyricmt: note: %s is %s: writing without a journal, so this job cannot be resumed\n",
+                j->sink.direct ? o->output : "an input", j->sink.direct ? "a device or FIFO" : "a pipe, device or standard input");
     if (!j->journaled) return lm_sink_open(&j->sink, 0, 0, err);
     if (o->per_file) {
         if (mkdir(o->output, 0777) != 0 && errno != EEXIST) return lm_fail(err, "%s: cannot create directory: %s", o->output, strerror(errno));
         snprintf(j->journal_path, sizeof j->journal_path, "%s/.lyricmt-journal", o->output);
     } else {
-        snprintf(j->journal_path, sizeof j->journal_path, "%s.journal", o->output);
+        snprintf(j->journal_path, sizeof j->journal_path, "%s.journal", j->sink.paths[0]);
     }
     /* two jobs writing the same output would interleave; the second one is refused */
     snprintf(j->lock_path, sizeof j->lock_path, "%s.lock", j->journal_path);
@@ -481,64 +585,65 @@ int lm_job_run(lm_translator *t, const lm_job_opts *o, lm_err *err) {
     j->cfg = &t->engine;
     j->o = o;
     j->lock_fd = -1;
+    j->vouched = -1;
     stop_requested = 0;
     pthread_mutex_init(&j->err_lock, NULL);
     queue_init(&j->to_model);
     queue_init(&j->to_writer);
     lm_progress_init(&j->progress, o->progress, o->summary, -1, 0);
     int rc = -1;
-    bool threads = false;
-    struct sigaction old_int, old_term, act;
     pthread_t reader, writer;
-    if (open_job(j, err) != 0) goto done;
-    j->progress.total = lm_corpus_total(&j->corpus);
-    j->progress.resumed = j->skip;
-    if (o->report && lm_progress_open_report(&j->progress, o->report, err) != 0) goto done;
-    if (t->engine.cache_lines > 0 && !(j->cache = lm_line_cache_create(t->engine.cache_lines, err))) goto done;
 
-    /* a first Ctrl-C stops cleanly; a second one (SA_RESETHAND) kills */
+    /* a first Ctrl-C stops cleanly; a second one (SA_RESETHAND) kills. Set
+     * before opening anything: waiting for a FIFO's writer or reader must
+     * give way to a stop too. */
+    struct sigaction old_int, old_term, act;
     memset(&act, 0, sizeof act);
     act.sa_handler = on_signal;
     act.sa_flags = SA_RESETHAND;
     sigemptyset(&act.sa_mask);
     sigaction(SIGINT, &act, &old_int);
     sigaction(SIGTERM, &act, &old_term);
-    threads = true;
-    if (pthread_create(&reader, NULL, reader_main, j) != 0) { lm_fail(err, "cannot start the reader thread"); threads = false; goto restore; }
+
+    if (open_job(j, err) != 0) goto done;
+    j->progress.total = lm_corpus_total(&j->corpus);
+    j->progress.resumed = j->skip;
+    if (o->report && lm_progress_open_report(&j->progress, o->report, err) != 0) goto done;
+    if (t->engine.cache_lines > 0 && !(j->cache = lm_line_cache_create(t->engine.cache_lines, err))) goto done;
+    if (pthread_create(&reader, NULL, reader_main, j) != 0) { lm_fail(err, "cannot start the reader thread"); goto done; }
     if (pthread_create(&writer, NULL, writer_main, j) != 0) {
         lm_fail(err, "cannot start the writer thread");
         stop_requested = -1;
         queue_close(&j->to_model);
         pthread_join(reader, NULL);
-        threads = false;
-        goto restore;
+        goto done;
     }
     model_loop(j);
     queue_close(&j->to_model);
     queue_close(&j->to_writer);
     pthread_join(reader, NULL);
     pthread_join(writer, NULL);
-restore:
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    if (!threads) goto done;
     if (j->failed) {
         *err = j->err;
     } else if (stop_requested > 0) {
         rc = stop_requested;
-    } else if (advance_output(j, j->sink.n_outputs, err) == 0) {
+    } else if (advance_output(j, j->sink.n_outputs, err) == 0 && lm_progress_close_report(&j->progress, err) == 0) {
         if (j->journaled && unlink(j->journal_path) != 0 && errno != ENOENT) lm_fail(err, "%s: cannot remove: %s", j->journal_path, strerror(errno));
         else rc = 0;
     }
+    if (rc != 0) lm_progress_close_report(&j->progress, NULL);
     lm_progress_finish(&j->progress, rc == 0 ? "done" : rc > 0 ? "interrupted" : "failed");
-    if (rc != 0 && j->journaled)
-        fprintf(stderr, "lyricmt: %ld lines are written and journaled in %s; run the same command again to resume\n", j->journal.records,
-                j->journal_path);
 done:
-    if (rc < 0 && !j->journaled && j->sink.paths && j->sink.cur >= 0 && j->sink.paths[j->sink.cur]) {
-        char partial[8300];
-        lm_sink_partial_path(&j->sink, j->sink.cur, partial, sizeof partial);
-        unlink(partial); /* not resumable: leave nothing half-done behind */
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (rc != 0 && j->journaled && j->vouched > 0) {
+        fprintf(stderr, "lyricmt: the journal %s vouches for %ld written lines; run the same command again to resume\n", j->journal_path,
+                j->vouched);
+    } else if (rc != 0 && (j->vouched == 0 || !j->journaled)) {
+        /* nothing a later run could resume from: leave nothing half-done behind */
+        lm_sink_abandon(&j->sink);
+        if (j->journaled) unlink(j->journal_path);
+        if (j->lock_fd >= 0) unlink(j->lock_path);
     }
     if (j->lock_fd >= 0) {
         if (rc == 0) unlink(j->lock_path);

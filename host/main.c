@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define LM_VERSION "0.4.0"
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
 
@@ -27,7 +28,7 @@ static const char *translate_help =
     "records without calling the model. Repeated lines are translated once.\n"
     "\n"
     "  --model DIR          Hugging Face model directory (config.json, weights, tokenizer)\n"
-    "  -i PATH              input file or directory of files (repeatable; default: stdin)\n"
+    "  -i PATH              input file or directory of files (repeatable; - or none: stdin)\n"
     "  -o PATH              output file (default: stdout), or a directory (existing, or\n"
     "                       written with a trailing /) for one output per input file.\n"
     "                       Written as .partial files with a journal beside them; run the\n"
@@ -67,7 +68,7 @@ static const char *info_help =
     "Exit codes: 0 ok, 1 the model does not load, 2 usage error.\n";
 
 static const char *main_help =
-    "usage: lyricmt <command> [options]\n"
+    "usage: lyricmt <command> [options]   (lyricmt --version)\n"
     "\n"
     "commands:\n"
     "  translate   translate text lines with an M2M100 / SMaLL-100 model\n"
@@ -104,7 +105,7 @@ static int cmd_translate(int argc, char **argv) {
     job.inputs = inputs;
     /* the config file is read first so that flags override it, wherever they stand */
     for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--config") && i + 1 < argc && lm_engine_config_load_yaml(&engine, argv[i + 1], &err) != 0) {
+        if (!strcmp(argv[i], "--config") && i + 1 < argc && argv[i + 1][0] && lm_engine_config_load_yaml(&engine, argv[i + 1], &err) != 0) {
             rc = config_error(&err);
             goto out;
         }
@@ -122,6 +123,11 @@ static int cmd_translate(int argc, char **argv) {
         if (!strcmp(a, "--restart")) { job.restart = true; continue; }
         if (i + 1 >= argc) { rc = usage_error("option '%s' needs a value or is unknown", a); goto out; }
         const char *v = argv[++i];
+        /* an empty path would put .partial, journal and lock files in the working directory */
+        if (!v[0] && (!strcmp(a, "-o") || !strcmp(a, "-i") || !strcmp(a, "--report") || !strcmp(a, "--model") || !strcmp(a, "--config"))) {
+            rc = usage_error("option '%s' needs a non-empty path", a);
+            goto out;
+        }
         bool done = false;
         for (size_t k = 0; k < sizeof aliases / sizeof *aliases && !done; k++)
             if (!strcmp(a, aliases[k].flag)) {
@@ -160,9 +166,10 @@ static int cmd_translate(int argc, char **argv) {
     job.model_dir = model_dir;
 
     lm_translator t;
-    if (lm_translator_open(&t, model_dir, &engine, &err) != 0) {
+    int opened = lm_translator_open(&t, model_dir, &engine, &err);
+    if (opened != 0) {
         fprintf(stderr, "lyricmt: %s\n", err.msg);
-        rc = EXIT_RUNTIME;
+        rc = opened == -2 ? EXIT_USAGE : EXIT_RUNTIME;
         goto out;
     }
     int ran = lm_job_run(&t, &job, &err);
@@ -178,7 +185,8 @@ static int cmd_info(int argc, char **argv) {
     const char *model_dir = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { fputs(info_help, stdout); return 0; }
-        if (!strcmp(argv[i], "--model") && i + 1 < argc) model_dir = argv[++i];
+        if (!strcmp(argv[i], "--model") && i + 1 < argc && argv[i + 1][0]) model_dir = argv[++i];
+        else if (!strcmp(argv[i], "--model")) return usage_error("option '%s' needs a model directory", argv[i]);
         else return usage_error("unknown option '%s'", argv[i]);
     }
     if (!model_dir) return usage_error("%s", "info needs --model DIR");
@@ -212,12 +220,32 @@ static int cmd_info(int argc, char **argv) {
     return 0;
 }
 
-int main(int argc, char **argv) {
+static int dispatch(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         fputs(main_help, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : 0;
     }
+    if (!strcmp(argv[1], "--version")) {
+        printf("lyricmt %s (CUDA backend: %s)\n", LM_VERSION,
+#ifdef LM_WITH_CUDA
+               "built"
+#else
+               "not built"
+#endif
+        );
+        return 0;
+    }
     if (!strcmp(argv[1], "translate")) return cmd_translate(argc - 1, argv + 1);
     if (!strcmp(argv[1], "info")) return cmd_info(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", argv[1]);
+}
+
+int main(int argc, char **argv) {
+    int rc = dispatch(argc, argv);
+    /* a full disk or closed pipe on standard output must not end in "success" */
+    if (fflush(stdout) != 0 || ferror(stdout) || fclose(stdout) != 0) {
+        fprintf(stderr, "lyricmt: error writing standard output: %s\n", strerror(errno));
+        if (rc == 0) rc = EXIT_RUNTIME;
+    }
+    return rc;
 }

@@ -3,6 +3,8 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +43,7 @@ static int format_jsonl(const lm_record *r, const lm_translation *tr, const char
     cJSON *o = cJSON_CreateObject();
     int rc = -1;
     if (!o) return -1;
-    if (r->id_is_number) cJSON_AddItemToObject(o, "id", cJSON_CreateRaw(r->id));
+    if (r->id_json) cJSON_AddItemToObject(o, "id", cJSON_CreateRaw(r->id_json)); /* as the input wrote it */
     else cJSON_AddStringToObject(o, "id", r->id);
     cJSON_AddStringToObject(o, "source", r->text);
     cJSON_AddStringToObject(o, "translation", tr ? tr->texts[0] : "");
@@ -84,6 +86,37 @@ int lm_output_format(lm_format fmt, const lm_record *r, const lm_translation *tr
 
 /* ---- sink ---- */
 
+/* Where an output really goes: a link's target, and whether it is a device
+ * or FIFO to write in place. Fails on a link to nothing and on files that
+ * must not be written (block devices, sockets, directories). */
+static char *resolve_output(const char *path, bool *direct, lm_err *err) {
+    struct stat st;
+    *direct = false;
+    if (lstat(path, &st) != 0) {
+        if (errno != ENOENT) { lm_fail(err, "%s: %s", path, strerror(errno)); return NULL; }
+        char *copy = strdup(path);
+        if (!copy) lm_fail(err, "out of memory");
+        return copy;
+    }
+    char *real = S_ISLNK(st.st_mode) ? realpath(path, NULL) : strdup(path);
+    if (!real) {
+        lm_fail(err, "%s: is a symbolic link to a missing file (%s); give the target path", path, strerror(errno));
+        return NULL;
+    }
+    if (stat(real, &st) != 0) {
+        lm_fail(err, "%s: %s", real, strerror(errno));
+    } else if (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)) {
+        *direct = true;
+        return real;
+    } else if (S_ISREG(st.st_mode)) {
+        return real;
+    } else {
+        lm_fail(err, "%s: exists and is not a regular file, device or FIFO; refusing to write it", path);
+    }
+    free(real);
+    return NULL;
+}
+
 int lm_sink_init(lm_sink *s, const char *out, bool per_file, const lm_corpus *c, lm_err *err) {
     memset(s, 0, sizeof *s);
     s->cur = -1;
@@ -92,13 +125,20 @@ int lm_sink_init(lm_sink *s, const char *out, bool per_file, const lm_corpus *c,
     if (!s->paths) return -1;
     for (int i = 0; i < s->n_outputs && out; i++) {
         char path[8192];
+        bool direct;
         if (per_file) snprintf(path, sizeof path, "%s/%s", out, c->files[i].name);
         else snprintf(path, sizeof path, "%s", out);
-        if (!(s->paths[i] = strdup(path))) { lm_sink_free(s); return lm_fail(err, "out of memory"); }
+        if (!(s->paths[i] = resolve_output(path, &direct, err))) { lm_sink_free(s); return -1; }
+        if (direct && per_file) {
+            lm_fail(err, "%s: is a device or FIFO; one output per input file must be regular files", path);
+            lm_sink_free(s);
+            return -1;
+        }
+        s->direct = direct;
         for (int j = 0; j < i; j++)
-            if (!strcmp(s->paths[j], path)) {
+            if (!strcmp(s->paths[j], s->paths[i])) {
                 lm_fail(err, "inputs %s and %s would both be written to %s; give them different names", c->files[j].path,
-                        c->files[i].path, path);
+                        c->files[i].path, s->paths[i]);
                 lm_sink_free(s);
                 return -1;
             }
@@ -114,7 +154,7 @@ void lm_sink_free(lm_sink *s) {
 }
 
 void lm_sink_partial_path(const lm_sink *s, int index, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s.partial", s->paths[index] ? s->paths[index] : "<stdout>");
+    snprintf(buf, cap, "%s%s", s->paths[index] ? s->paths[index] : "<stdout>", s->direct ? "" : ".partial");
 }
 
 /* Creates the directories above path, as mkdir -p would. */
@@ -129,19 +169,40 @@ static int make_parents(const char *path, lm_err *err) {
     return 0;
 }
 
+/* A device or FIFO, opened without creating or truncating anything. Opening
+ * a FIFO for writing blocks until it has a reader, so that wait polls, and
+ * gives way to a stop request. */
+static int open_direct(lm_sink *s, const char *path, lm_err *err) {
+    bool told = false;
+    int fd;
+    while ((fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0 && errno == ENXIO) {
+        if (s->cancel && *s->cancel) return lm_fail(err, "%s: stopped while waiting for a reader", path);
+        if (!told) fprintf(stderr, "lyricmt: waiting for a reader on %s\n", path);
+        told = true;
+        usleep(100 * 1000);
+    }
+    if (fd < 0) return lm_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK); /* writes may wait for the reader */
+    if (!(s->f = fdopen(fd, "wb"))) { close(fd); return lm_fail(err, "%s: cannot open: %s", path, strerror(errno)); }
+    return 0;
+}
+
 int lm_sink_open(lm_sink *s, int index, uint64_t keep_bytes, lm_err *err) {
     s->cur = index;
     s->bytes = keep_bytes;
+    s->made_partial = false;
     if (!s->paths[index]) {
         s->f = stdout;
         return 0;
     }
+    if (s->direct) return open_direct(s, s->paths[index], err);
     char partial[8300];
     lm_sink_partial_path(s, index, partial, sizeof partial);
     if (make_parents(partial, err) != 0) return -1;
     if (keep_bytes == 0) {
         s->f = fopen(partial, "wb");
         if (!s->f) return lm_fail(err, "%s: cannot create: %s", partial, strerror(errno));
+        s->made_partial = true;
         return 0;
     }
     struct stat st;
@@ -153,14 +214,20 @@ int lm_sink_open(lm_sink *s, int index, uint64_t keep_bytes, lm_err *err) {
     if (truncate(partial, (off_t)keep_bytes) != 0) return lm_fail(err, "%s: cannot truncate: %s", partial, strerror(errno));
     s->f = fopen(partial, "ab");
     if (!s->f) return lm_fail(err, "%s: cannot open: %s", partial, strerror(errno));
+    s->made_partial = true;
     return 0;
+}
+
+static const char *open_name(const lm_sink *s, char *buf, size_t cap) {
+    if (s->f == stdout) return "<stdout>";
+    lm_sink_partial_path(s, s->cur, buf, cap);
+    return buf;
 }
 
 int lm_sink_write(lm_sink *s, const char *data, size_t len, lm_err *err) {
     if (fwrite(data, 1, len, s->f) != len) {
-        char partial[8300];
-        lm_sink_partial_path(s, s->cur, partial, sizeof partial);
-        return lm_fail(err, "%s: write error: %s", s->f == stdout ? "<stdout>" : partial, strerror(errno));
+        char name[8300];
+        return lm_fail(err, "%s: write error: %s", open_name(s, name, sizeof name), strerror(errno));
     }
     s->bytes += len;
     return 0;
@@ -169,8 +236,12 @@ int lm_sink_write(lm_sink *s, const char *data, size_t len, lm_err *err) {
 int lm_sink_sync(lm_sink *s, lm_err *err) {
     if (!s->f) return 0;
     bool ok = fflush(s->f) == 0 && !ferror(s->f);
-    if (ok && s->f != stdout) ok = fsync(fileno(s->f)) == 0;
-    if (!ok) return lm_fail(err, "%s: write error: %s", s->f == stdout ? "<stdout>" : s->paths[s->cur], strerror(errno));
+    /* devices and pipes have nothing to sync (fsync says EINVAL) */
+    if (ok && s->f != stdout && !s->direct) ok = fsync(fileno(s->f)) == 0;
+    if (!ok) {
+        char name[8300];
+        return lm_fail(err, "%s: write error: %s", open_name(s, name, sizeof name), strerror(errno));
+    }
     return 0;
 }
 
@@ -179,15 +250,27 @@ int lm_sink_publish(lm_sink *s, lm_err *err) {
     if (s->f == stdout) { s->f = NULL; return 0; }
     int closed = fclose(s->f);
     s->f = NULL;
+    s->made_partial = false;
     if (closed != 0) return lm_fail(err, "%s: write error: %s", s->paths[s->cur], strerror(errno));
     return lm_sink_republish(s, s->cur, err);
 }
 
 int lm_sink_republish(lm_sink *s, int index, lm_err *err) {
-    if (!s->paths[index]) return 0;
+    if (!s->paths[index] || s->direct) return 0;
     char partial[8300];
     lm_sink_partial_path(s, index, partial, sizeof partial);
     if (rename(partial, s->paths[index]) == 0) return 0;
     if (errno == ENOENT && access(s->paths[index], F_OK) == 0) return 0; /* renamed before the stop */
     return lm_fail(err, "cannot rename %s to %s: %s", partial, s->paths[index], strerror(errno));
+}
+
+void lm_sink_abandon(lm_sink *s) {
+    if (s->f && s->f != stdout) fclose(s->f);
+    s->f = NULL;
+    if (s->made_partial) {
+        char partial[8300];
+        lm_sink_partial_path(s, s->cur, partial, sizeof partial);
+        unlink(partial);
+    }
+    s->made_partial = false;
 }

@@ -9,7 +9,7 @@
 #define BAR_INTERVAL 0.25   /* seconds between redraws on a terminal */
 #define PLAIN_INTERVAL 5.0  /* seconds between lines otherwise */
 
-static const char *const event_names[LM_EVENT_KINDS] = {"invalid-utf8", "too-long", "bad-record"};
+static const char *const event_names[LM_EVENT_KINDS] = {"invalid-utf8", "too-long", "bad-record", "skipped-path"};
 
 const char *lm_event_name(lm_event_kind kind) { return event_names[kind]; }
 
@@ -32,8 +32,17 @@ void lm_progress_free(lm_progress *p) {
 int lm_progress_open_report(lm_progress *p, const char *path, lm_err *err) {
     p->report = fopen(path, "w");
     if (!p->report) return lm_fail(err, "%s: cannot create the report: %s", path, strerror(errno));
+    p->report_path = path;
     fprintf(p->report, "file\tline\tkind\tdetail\n");
     return 0;
+}
+
+int lm_progress_close_report(lm_progress *p, lm_err *err) {
+    if (!p->report) return 0;
+    bool ok = fflush(p->report) == 0 && !ferror(p->report);
+    ok = fclose(p->report) == 0 && ok;
+    p->report = NULL;
+    return ok ? 0 : lm_fail(err, "%s: cannot write the report: %s", p->report_path, strerror(errno));
 }
 
 static void clear_bar(lm_progress *p) {
@@ -47,7 +56,8 @@ void lm_progress_event(lm_progress *p, lm_event_kind kind, const char *file, lon
     if (p->report) fprintf(p->report, "%s\t%ld\t%s\t%s\n", file, line, event_names[kind], detail);
     if (seen <= WARNINGS_SHOWN) {
         clear_bar(p);
-        fprintf(stderr, "lyricmt: warning: %s:%ld: %s\n", file, line, detail);
+        if (line > 0) fprintf(stderr, "lyricmt: warning: %s:%ld: %s\n", file, line, detail);
+        else fprintf(stderr, "lyricmt: warning: %s: %s\n", file, detail);
         if (seen == WARNINGS_SHOWN) fprintf(stderr, "lyricmt: further %s warnings are only counted%s\n", event_names[kind], p->report ? " and reported" : "");
     }
     pthread_mutex_unlock(&p->lock);

@@ -15,7 +15,9 @@
 
 #include "util.h"
 
-typedef enum { LM_EVENT_BAD_UTF8, LM_EVENT_TOO_LONG, LM_EVENT_BAD_RECORD, LM_EVENT_KINDS } lm_event_kind;
+/* SKIPPED_PATH: a directory entry that was passed over (a dangling link, a
+ * link loop, a FIFO); its line is 0. */
+typedef enum { LM_EVENT_BAD_UTF8, LM_EVENT_TOO_LONG, LM_EVENT_BAD_RECORD, LM_EVENT_SKIPPED_PATH, LM_EVENT_KINDS } lm_event_kind;
 typedef enum { LM_PROGRESS_NONE, LM_PROGRESS_PLAIN, LM_PROGRESS_BAR } lm_progress_mode;
 
 typedef struct {
@@ -32,6 +34,7 @@ typedef struct {
     long tokens;             /* target tokens generated */
     long events[LM_EVENT_KINDS];
     FILE *report;
+    const char *report_path;
     bool bar_shown;
 } lm_progress;
 
@@ -40,6 +43,8 @@ void lm_progress_free(lm_progress *p);
 
 /* Writes every event to path as TSV: file, line, kind, detail. */
 int  lm_progress_open_report(lm_progress *p, const char *path, lm_err *err);
+/* Closes the report, failing if any of it could not be written. */
+int  lm_progress_close_report(lm_progress *p, lm_err *err);
 
 /* A warning about one input line: counted, reported, and (the first few of
  * each kind) printed. */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int lm_translator_open(lm_translator *t, const char *model_dir, const lm_engine_config *engine, lm_err *err) {
     memset(t, 0, sizeof *t);
@@ -29,11 +30,11 @@ int lm_translator_open(lm_translator *t, const char *model_dir, const lm_engine_
     t->src_prefix_id = t->convention == LM_CONV_M2M100 ? src_id : tgt_id;
     if (s->gen.max_length > cfg->model.max_positions) {
         lm_fail(err, "max_length %d exceeds the model's %d positions", s->gen.max_length, cfg->model.max_positions);
-        goto fail;
+        goto settings;
     }
     if (!s->gen.do_sample && s->gen.num_return_sequences > s->gen.num_beams) {
         lm_fail(err, "num_return_sequences (%d) cannot exceed num_beams (%d)", s->gen.num_return_sequences, s->gen.num_beams);
-        goto fail;
+        goto settings;
     }
     if (engine->device == LM_DEVICE_CUDA) {
 #ifdef LM_WITH_CUDA
@@ -44,15 +45,28 @@ int lm_translator_open(lm_translator *t, const char *model_dir, const lm_engine_
     } else {
         if (engine->precision != LM_PREC_FP32) {
             lm_fail(err, "precision %s is for --device cuda; the CPU backend computes in fp32", lm_precision_name(engine->precision));
-            goto fail;
+            goto settings;
         }
-        t->backend = lm_cpu_backend_create(&t->model, engine->threads, err);
+        t->backend = lm_cpu_backend_create(&t->model, lm_translator_threads(engine->threads), err);
     }
     if (!t->backend) goto fail;
     return 0;
 fail:
     lm_translator_close(t);
     return -1;
+settings:
+    lm_translator_close(t);
+    return -2;
+}
+
+int lm_translator_threads(int asked) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int most = cores > 0 ? 2 * (int)cores : 2;
+    if (asked <= most) return asked;
+    /* more threads than cores only make them wait on each other (4096 on two
+     * cores took minutes for four lines) */
+    fprintf(stderr, "lyricmt: note: threads %d is more than twice the %ld CPU cores; using %d\n", asked, cores, most);
+    return most;
 }
 
 void lm_translator_close(lm_translator *t) {

@@ -41,7 +41,12 @@ typedef struct {
     void *ctx;
 } lm_run_hooks;
 
+/* 0 when open; -1 when the model cannot be used; -2 when the settings do not
+ * fit the model (max_length past its positions, more returned sequences
+ * than beams, a GPU precision on the CPU): a usage error. */
 int  lm_translator_open(lm_translator *t, const char *model_dir, const lm_engine_config *engine, lm_err *err);
+/* CPU threads to use for a request (0 = all cores), capped at twice the cores. */
+int  lm_translator_threads(int asked);
 void lm_translator_close(lm_translator *t);
 
 /* Source token ids for one line: prefix + pieces + </s>, cut to the model's

@@ -165,30 +165,39 @@ double lm_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-long lm_utf8_invalid_at(const char *str, size_t len) {
+size_t lm_utf8_seq_len(const char *str, size_t len, size_t i) {
     const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = s[i];
-        size_t n;
-        uint32_t cp;
-        if (c < 0x80) { i++; continue; }
-        else if ((c & 0xe0) == 0xc0) { n = 1; cp = c & 0x1f; }
-        else if ((c & 0xf0) == 0xe0) { n = 2; cp = c & 0x0f; }
-        else if ((c & 0xf8) == 0xf0) { n = 3; cp = c & 0x07; }
-        else return (long)i;
-        if (i + n >= len) return (long)i; /* truncated sequence */
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return (long)i;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        /* overlong forms, surrogates and out-of-range code points */
-        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-            (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-            return (long)i;
-        i += n + 1;
+    unsigned c = s[i];
+    size_t n;
+    uint32_t cp;
+    if (c < 0x80) return 1;
+    else if ((c & 0xe0) == 0xc0) { n = 1; cp = c & 0x1f; }
+    else if ((c & 0xf0) == 0xe0) { n = 2; cp = c & 0x0f; }
+    else if ((c & 0xf8) == 0xf0) { n = 3; cp = c & 0x07; }
+    else return 0;
+    if (i + n >= len) return 0; /* truncated sequence */
+    for (size_t k = 1; k <= n; k++) {
+        if ((s[i + k] & 0xc0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i + k] & 0x3f);
     }
+    /* overlong forms, surrogates and out-of-range code points */
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+        return 0;
+    return n + 1;
+}
+
+long lm_utf8_invalid_at(const char *s, size_t len) {
+    for (size_t i = 0, n; i < len; i += n)
+        if (!(n = lm_utf8_seq_len(s, len, i))) return (long)i;
     return -1;
+}
+
+bool lm_file_id_get(const char *path, lm_file_id *id) {
+    struct stat st;
+    if (stat(path, &st) != 0) return false;
+    id->dev = (uint64_t)st.st_dev;
+    id->ino = (uint64_t)st.st_ino;
+    return true;
 }
 
 uint64_t lm_hash64(const void *data, size_t len, uint64_t h) {

@@ -78,5 +78,17 @@ bool lm_is_blank(const char *s, size_t len);
 
 /* Validates UTF-8: returns the byte offset of the first bad sequence, or -1. */
 long lm_utf8_invalid_at(const char *s, size_t len);
+/* Length of the valid UTF-8 sequence at s[i] (1 to 4), or 0 when the bytes
+ * there are not one (NUL counts as valid here). */
+size_t lm_utf8_seq_len(const char *s, size_t len, size_t i);
+
+/* A file's identity (device and inode, links followed): two paths name the
+ * same file exactly when these agree, whatever their spelling. */
+typedef struct {
+    uint64_t dev, ino;
+} lm_file_id;
+/* false when path does not exist (or cannot be looked at). */
+bool lm_file_id_get(const char *path, lm_file_id *id);
+static inline bool lm_file_id_eq(lm_file_id a, lm_file_id b) { return a.dev == b.dev && a.ino == b.ino; }
 
 #endif

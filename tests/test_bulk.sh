@@ -98,7 +98,7 @@ run --beam 1 --format tsv --output-format tsv -i "$T/m.tsv" > "$T/m.out" 2>"$T/m
 check "TSV: malformed line kept as a warned empty record" '[ "$(wc -l < "$T/m.out")" -eq 3 ] && grep -q "m.tsv:2: unusable tsv record" "$T/m.err"'
 printf '{"id": 1, "text": "yeah"}\n{oops\n{"id": 3}\n' > "$T/m.jsonl"
 run --beam 1 --format jsonl --output-format jsonl -i "$T/m.jsonl" > "$T/m.out" 2>"$T/m.err"
-check "JSONL: bad JSON and missing text are warned empty records" '[ "$(wc -l < "$T/m.out")" -eq 3 ] && grep -q "m.jsonl:2: unusable jsonl record (not a JSON object)" "$T/m.err" && sed -n 3p "$T/m.out" | grep -q "\"warning\":\"bad-record\""'
+check "JSONL: bad JSON and missing text are warned empty records" '[ "$(wc -l < "$T/m.out")" -eq 3 ] && grep -q "m.jsonl:2: unusable jsonl record (bad JSON: expected a string)" "$T/m.err" && sed -n 3p "$T/m.out" | grep -q "\"warning\":\"bad-record\""'
 
 # ---- n-best and sampled outputs ----
 run --beam 4 --n-best 3 --output-format jsonl -i "$T/c20.txt" > "$T/nb.out" 2>/dev/null

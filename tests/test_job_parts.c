@@ -5,6 +5,7 @@
 #include "testing.h"
 #include "journal.h"
 #include "line_cache.h"
+#include "json_line.h"
 #include "output.h"
 
 #include <stdio.h>
@@ -86,7 +87,7 @@ static void test_journal(void) {
 }
 
 static void test_format(void) {
-    lm_record r = {.id = "7", .id_is_number = true, .text = "say \"hi\"", .len = 8};
+    lm_record r = {.id = "7", .id_json = "7", .text = "say \"hi\"", .len = 8};
     lm_translation tr = make_tr("안녕\nhi\tthere", -0.123456f);
     lm_strbuf b = {0};
     CHECK(lm_output_format(LM_FORMAT_TEXT, &r, &tr, NULL, &b) == 0 && !strcmp(b.data, "안녕 hi\tthere\n"), "text: newline becomes a space: '%s'", b.data);
@@ -105,7 +106,66 @@ static void test_format(void) {
     lm_translation_free(&tr);
 }
 
+/* JSONL records keep their ids byte for byte and their text at its real length. */
+static void test_json_line(void) {
+    lm_json_value id, text;
+    const char *line = "{\"text\": \"a\\u0000b\", \"id\": 9007199254740993, \"x\": [1, {\"y\": null}]}";
+    CHECK(lm_json_line_fields(line, strlen(line), "id", &id, "text", &text) == NULL, "valid record parses");
+    CHECK(id.kind == LM_JSON_NUMBER && id.raw_len == 16 && !memcmp(id.raw, "9007199254740993", 16), "big integer id kept raw");
+    size_t n;
+    char *t = lm_json_string_decode(text.raw, text.raw_len, &n);
+    CHECK(t && n == 3 && t[0] == 'a' && t[1] == '\0' && t[2] == 'b', "\\u0000 decodes to a NUL inside the text (len %zu)", n);
+    free(t);
+    static const struct { const char *raw, *want; } ids[] = {{"0.1", "0.1"}, {"1e2", "1e2"}, {"null", "null"}, {"[1, 2]", "[1, 2]"}, {"-0", "-0"}};
+    for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
+        char buf[128];
+        snprintf(buf, sizeof buf, "{\"id\": %s, \"text\": \"x\"}", ids[i].raw);
+        CHECK(lm_json_line_fields(buf, strlen(buf), "id", &id, "text", &text) == NULL && id.raw_len == strlen(ids[i].want) &&
+                  !memcmp(id.raw, ids[i].want, id.raw_len), "id %s round-trips", ids[i].raw);
+    }
+    const char *pair = "\"\\ud83c\\udfa4 \\u00e9\\/\"";
+    t = lm_json_string_decode(pair, strlen(pair), &n);
+    CHECK(t && !strcmp(t, "\xf0\x9f\x8e\xa4 \xc3\xa9/"), "surrogate pair and escapes decode: '%s'", t);
+    free(t);
+    const char *lone = "\"\\ud800x\"";
+    t = lm_json_string_decode(lone, strlen(lone), &n);
+    CHECK(t && lm_utf8_invalid_at(t, n) == 0, "a lone surrogate stays invalid for the UTF-8 policy");
+    free(t);
+    static const char *const bad[] = {"{oops", "{\"id\": 1,}", "{\"id\": 01}", "{\"id\": 1} x", "[1]", "{\"t\": \"\\q\"}", "{\"t\": tru}", "{\"t\": 1.}"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        CHECK(lm_json_line_fields(bad[i], strlen(bad[i]), "id", &id, "text", &text) != NULL, "'%s' refused", bad[i]);
+    char deep[300];
+    memset(deep, '[', sizeof deep);
+    memcpy(deep, "{\"a\":", 5);
+    CHECK(lm_json_line_fields(deep, sizeof deep, "id", &id, "text", &text) != NULL, "deep nesting refused, not recursed into");
+    const char *esc_key = "{\"\\u0069d\": \"k\", \"text\": \"v\"}";
+    CHECK(lm_json_line_fields(esc_key, strlen(esc_key), "id", &id, "text", &text) == NULL && id.kind == LM_JSON_STRING, "escaped key matches");
+}
+
+/* Repair is one pass: every bad byte and NUL becomes U+FFFD, good text is kept. */
+static void test_utf8_repair(void) {
+    char *s = malloc(16);
+    memcpy(s, "a\xff\0b\xe2\x82\xac\xc3", 8);
+    size_t len = 8;
+    int bad = lm_utf8_repair(&s, &len);
+    CHECK(bad == 3 && len == 5 + 9 && !memcmp(s, "a\xef\xbf\xbd\xef\xbf\xbd" "b\xe2\x82\xac\xef\xbf\xbd", len), "repair: %d bad, %zu bytes", bad, len);
+    CHECK(lm_utf8_invalid_at(s, len) < 0, "repaired text is valid UTF-8");
+    free(s);
+    size_t big = (size_t)1 << 20;
+    s = malloc(big);
+    memset(s, 0xff, big);
+    len = big;
+    double t0 = lm_now();
+    bad = lm_utf8_repair(&s, &len);
+    double dt = lm_now() - t0;
+    /* the old repair rescanned per byte: minutes for this; one pass is milliseconds */
+    CHECK(bad == (int)big && len == 3 * big && dt < 5.0, "1 MB of 0xFF repaired in %.3f s", dt);
+    free(s);
+}
+
 int main(void) {
+    test_json_line();
+    test_utf8_repair();
     test_cache();
     test_journal();
     test_format();

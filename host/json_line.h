@@ -1,0 +1,35 @@
+/*
+ * json_line: reads one JSONL record (a JSON object on one line) for the
+ * corpus reader, keeping what a general JSON library throws away:
+ *   - the raw text of every value, so an id is written back byte for byte
+ *     as the input had it (9007199254740993 stays exact, 0.1 stays 0.1,
+ *     null and [1, 2] stay what they were);
+ *   - the decoded text's real length, so "\u0000" is a NUL byte the bad
+ *     input policy sees rather than the end of the string.
+ * Strict RFC 8259 syntax, linear time, nesting bounded.
+ */
+#ifndef LM_JSON_LINE_H
+#define LM_JSON_LINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum { LM_JSON_ABSENT, LM_JSON_STRING, LM_JSON_NUMBER, LM_JSON_OTHER } lm_json_kind;
+
+typedef struct {
+    lm_json_kind kind;
+    const char *raw;  /* the value's bytes in the line (for a string, quotes included) */
+    size_t raw_len;
+} lm_json_value;
+
+/* Finds the first occurrence of two top-level keys in the object on
+ * line[0..len). Returns NULL when the line is one JSON object, else why not. */
+const char *lm_json_line_fields(const char *line, size_t len, const char *key_a, lm_json_value *a, const char *key_b, lm_json_value *b);
+
+/* Decodes a string value's raw text (quotes included) into a malloc'd,
+ * NUL-terminated buffer of *len bytes (which may hold NUL bytes, and
+ * unpaired surrogates as the invalid 3-byte sequences they encode to, for
+ * the UTF-8 policy to find). NULL when out of memory. */
+char *lm_json_string_decode(const char *raw, size_t raw_len, size_t *len);
+
+#endif
