@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #define LM_VERSION "0.4.0"
+#define LM_OMP_SPINCOUNT "10000"
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
 
@@ -240,7 +241,21 @@ static int dispatch(int argc, char **argv) {
     return usage_error("unknown command '%s'", argv[1]);
 }
 
+/* libgomp's idle workers spin (300,000 rounds by default) before they sleep,
+ * and it reads that setting only once, as it is loaded, before main runs.
+ * With other processes on the cores (or a parallel build next to a job) the
+ * spinning workers take the time the busy ones need: a 400-line job went from
+ * 6.7 s to over 120 s. So unless the user chose a policy, the program starts
+ * itself again once with a short spin (benchmarks/NOTES.md has the figures). */
+static void choose_omp_wait_policy(char **argv) {
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    if (setenv("GOMP_SPINCOUNT", LM_OMP_SPINCOUNT, 1) != 0) return;
+    execv("/proc/self/exe", argv); /* returns only on failure: then run as we are */
+    unsetenv("GOMP_SPINCOUNT");
+}
+
 int main(int argc, char **argv) {
+    choose_omp_wait_policy(argv);
     int rc = dispatch(argc, argv);
     /* a full disk or closed pipe on standard output must not end in "success" */
     if (fflush(stdout) != 0 || ferror(stdout) || fclose(stdout) != 0) {
