@@ -1,0 +1,36 @@
+/*
+ * cuda_device: what the CUDA backend and its tests share besides the kernels:
+ * whether a GPU can be used at all (and, when it cannot, whether that is "no
+ * GPU here" or a broken setup), and the one matrix-product wrapper.
+ */
+#ifndef LM_CUDA_DEVICE_H
+#define LM_CUDA_DEVICE_H
+
+#include "util.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+typedef enum {
+    LM_CUDA_READY = 0,   /* at least one device answers */
+    LM_CUDA_ABSENT = 1,  /* no GPU on this machine: no NVIDIA driver, or the driver sees no device */
+    LM_CUDA_BROKEN = -1, /* a GPU setup that fails: driver older than the runtime, device busy or lost, ... */
+} lm_cuda_state;
+
+/* Probes the CUDA runtime. For ABSENT and BROKEN, `why` (size n) gets one line
+ * naming the CUDA error and, for BROKEN, the driver and runtime versions. */
+lm_cuda_state lm_cuda_probe(char *why, size_t n);
+
+/* A linear layer's weight on the device: (out, in) row-major, as PyTorch stores it. */
+typedef struct {
+    void *w;  /* (out, in), of the product's input type */
+    float *b; /* (out); the caller adds it (kernels' bias_act or add_layernorm) */
+    int in, out;
+} lm_dev_linear;
+
+/* y (rows, out) fp32 = x (rows, in) . W^T, x and W of `type` (CUDA_R_32F, _16F,
+ * _16BF), fp32 accumulation, on the handle's stream. */
+int lm_cuda_linear(cublasHandle_t blas, cudaDataType_t type, int rows, const lm_dev_linear *l, const void *x, float *y,
+                   lm_err *err);
+
+#endif
