@@ -68,8 +68,6 @@ typedef struct {
 
 static size_t dtype_size(int dtype) { return dtype == LM_K_F32 ? 4 : 2; }
 
-#define MB(bytes) (((bytes) + (1u << 20) - 1) >> 20) /* rounded up: a need is never understated */
-
 static int reserve(dev_buf *b, size_t bytes, lm_err *err) {
     if (bytes <= b->bytes) return 0;
     if (b->p) CUDA_TRY(cudaFree(b->p));
@@ -81,10 +79,7 @@ static int reserve(dev_buf *b, size_t bytes, lm_err *err) {
         size_t free_b = 0, total_b = 0;
         cudaGetLastError(); /* reported below */
         cudaMemGetInfo(&free_b, &total_b);
-        return lm_fail(err,
-                       "GPU out of memory: this batch needs a %zu MB buffer and %zu MB of the GPU's %zu MB are free (%s); "
-                       "lower batch.max_tokens",
-                       MB(bytes), free_b >> 20, total_b >> 20, cudaGetErrorString(e));
+        return lm_cuda_out_of_memory(err, bytes, free_b, total_b, cudaGetErrorString(e));
     }
     b->bytes = bytes;
     return 0;

@@ -10,15 +10,8 @@ static void version_text(int v, char *out, size_t n) {
     else snprintf(out, n, "%d.%d", v / 1000, v % 1000 / 10);
 }
 
-lm_cuda_state lm_cuda_probe(char *why, size_t n) {
-    int devices = 0, driver = 0, runtime = 0;
-    cudaError_t e = cudaGetDeviceCount(&devices);
+lm_cuda_state lm_cuda_classify(cudaError_t e, int devices, int driver, int runtime, char *why, size_t n) {
     if (e == cudaSuccess && devices > 0) return LM_CUDA_READY;
-    /* the driver version is 0 when no NVIDIA driver (libcuda) is installed: then
-     * the runtime's "driver version is insufficient" means only "no GPU here" */
-    cudaDriverGetVersion(&driver);
-    cudaRuntimeGetVersion(&runtime);
-    cudaGetLastError(); /* the probe's error is reported here, not left for the next call */
     char dv[16], rv[16];
     version_text(driver, dv, sizeof dv);
     version_text(runtime, rv, sizeof rv);
@@ -26,12 +19,35 @@ lm_cuda_state lm_cuda_probe(char *why, size_t n) {
         snprintf(why, n, "no GPU (the NVIDIA driver %s sees no CUDA device)", dv);
         return LM_CUDA_ABSENT;
     }
+    /* the driver version is 0 when no NVIDIA driver (libcuda) is installed: then
+     * the runtime's "driver version is insufficient" only means "no GPU here" */
     if (driver == 0) {
         snprintf(why, n, "no GPU (no NVIDIA driver on this machine; CUDA runtime %s)", rv);
         return LM_CUDA_ABSENT;
     }
-    snprintf(why, n, "CUDA fails: %s (%s); driver supports CUDA %s, runtime is %s", cudaGetErrorName(e), cudaGetErrorString(e), dv, rv);
+    snprintf(why, n, "CUDA fails: %s (%s); the driver supports CUDA %s, the runtime is CUDA %s", cudaGetErrorName(e), cudaGetErrorString(e),
+             dv, rv);
     return LM_CUDA_BROKEN;
+}
+
+lm_cuda_state lm_cuda_probe(char *why, size_t n) {
+    int devices = 0, driver = 0, runtime = 0;
+    cudaError_t e = cudaGetDeviceCount(&devices);
+    if (e != cudaSuccess || devices == 0) {
+        cudaDriverGetVersion(&driver);
+        cudaRuntimeGetVersion(&runtime);
+        cudaGetLastError(); /* the probe's error is reported through `why`, not left for the next call */
+    }
+    return lm_cuda_classify(e, devices, driver, runtime, why, n);
+}
+
+#define MB_UP(bytes) (((bytes) + ((size_t)1 << 20) - 1) >> 20)
+
+int lm_cuda_out_of_memory(lm_err *err, size_t need, size_t free_bytes, size_t total_bytes, const char *cuda_msg) {
+    return lm_fail(err,
+                   "GPU out of memory: this batch needs a %zu MB buffer and %zu MB of the GPU's %zu MB are free (%s); "
+                   "lower batch.max_tokens",
+                   MB_UP(need), free_bytes >> 20, total_bytes >> 20, cuda_msg);
 }
 
 /* cuBLAS is column-major: y^T (out, rows) = W (out, in) . x^T, where W row-major

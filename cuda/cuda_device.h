@@ -21,6 +21,15 @@ typedef enum {
  * naming the CUDA error and, for BROKEN, the driver and runtime versions. */
 lm_cuda_state lm_cuda_probe(char *why, size_t n);
 
+/* The probe's judgement from what the runtime said (cudaGetDeviceCount's
+ * error and count, cudaDriverGetVersion, cudaRuntimeGetVersion); pure, so the
+ * cases a machine without a GPU cannot produce are tested anyway. */
+lm_cuda_state lm_cuda_classify(cudaError_t e, int devices, int driver, int runtime, char *why, size_t n);
+
+/* The out-of-memory error: the buffer asked for (rounded up to MB), what is
+ * free and the card's total (rounded down). Returns -1. */
+int lm_cuda_out_of_memory(lm_err *err, size_t need, size_t free_bytes, size_t total_bytes, const char *cuda_msg);
+
 /* A linear layer's weight on the device: (out, in) row-major, as PyTorch stores it. */
 typedef struct {
     void *w;  /* (out, in), of the product's input type */
