@@ -181,6 +181,7 @@ static int run_greedy(lm_backend *be, const lm_search_opts *o, const int32_t *to
                 float mx = -INFINITY, z = 0;
                 for (int t = 0; t < V; t++) mx = row[t] > mx ? row[t] : mx;
                 for (int t = 0; t < V; t++) z += expf(row[t] - mx);
+                if (isnan(z) || mx == -INFINITY) { lm_bad_logits(err, step, r); goto done; } /* as logits.h refuses */
                 chosen[r] = sample_token(g, row, V, &rng[h], order);
                 sum[h] += row[chosen[r]] * g->temperature - mx - logf(z); /* log-prob before warping */
             }
