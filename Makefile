@@ -63,13 +63,15 @@ deps:
 sanitize:
 	$(MAKE) BUILD=build-san OPT="-O1 -g" XFLAGS="$(SAN)" test
 
-# On a GPU machine: the CUDA tests under compute-sanitizer (memory errors, then shared-memory races).
+# On a GPU machine: the CUDA tests under compute-sanitizer (memory errors,
+# shared-memory races, barrier misuse, reads of uninitialised device memory).
 SANITIZER ?= $(firstword $(shell command -v compute-sanitizer 2>/dev/null) $(wildcard $(CUDA_HOME)/bin/compute-sanitizer $(CUDA_HOME)/extras/compute-sanitizer/compute-sanitizer))
 cuda-sanitize: $(BUILD)/test_cuda_kernels $(BUILD)/test_golden
 	@[ -n "$(SANITIZER)" ] || { echo "compute-sanitizer not found (part of the CUDA toolkit)"; exit 1; }
-	$(SANITIZER) --tool memcheck --error-exitcode 1 $(BUILD)/test_cuda_kernels
-	$(SANITIZER) --tool racecheck --error-exitcode 1 $(BUILD)/test_cuda_kernels
-	$(SANITIZER) --tool memcheck --error-exitcode 1 $(BUILD)/test_golden
+	for tool in memcheck racecheck synccheck initcheck; do \
+	    LYRICMT_CUDA_QUICK=1 $(SANITIZER) --tool $$tool --error-exitcode 1 $(BUILD)/test_cuda_kernels || exit 1; \
+	    LYRICMT_GOLDEN_PRECISION=bf16 $(SANITIZER) --tool $$tool --error-exitcode 1 $(BUILD)/test_golden || exit 1; \
+	done
 
 clean:
 	rm -rf build build-san build-gpu build-gpu.obj
