@@ -478,7 +478,7 @@ static const lm_backend_ops cuda_ops = {
 static int setup(cuda_backend *c, int reserve_tokens, lm_err *err) {
     char why[256];
     lm_cuda_state st = lm_cuda_probe(why, sizeof why);
-    if (st == LM_CUDA_ABSENT) return lm_fail(err, "--device cuda: %s: use --device cpu", why);
+    if (st == LM_CUDA_ABSENT) return lm_fail(err, "--device cuda: no CUDA GPU found (%s): use --device cpu", why);
     if (st == LM_CUDA_BROKEN) return lm_fail(err, "--device cuda: %s", why);
     CUDA_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     CUBLAS_TRY(cublasCreate(&c->blas));

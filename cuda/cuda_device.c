@@ -16,13 +16,13 @@ lm_cuda_state lm_cuda_classify(cudaError_t e, int devices, int driver, int runti
     version_text(driver, dv, sizeof dv);
     version_text(runtime, rv, sizeof rv);
     if (e == cudaSuccess || e == cudaErrorNoDevice) {
-        snprintf(why, n, "no GPU (the NVIDIA driver %s sees no CUDA device)", dv);
+        snprintf(why, n, "the NVIDIA driver %s sees no CUDA device", dv);
         return LM_CUDA_ABSENT;
     }
     /* the driver version is 0 when no NVIDIA driver (libcuda) is installed: then
      * the runtime's "driver version is insufficient" only means "no GPU here" */
     if (driver == 0) {
-        snprintf(why, n, "no GPU (no NVIDIA driver on this machine; CUDA runtime %s)", rv);
+        snprintf(why, n, "no NVIDIA driver on this machine; CUDA runtime %s", rv);
         return LM_CUDA_ABSENT;
     }
     snprintf(why, n, "CUDA fails: %s (%s); the driver supports CUDA %s, the runtime is CUDA %s", cudaGetErrorName(e), cudaGetErrorString(e),

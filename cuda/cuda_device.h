@@ -17,8 +17,10 @@ typedef enum {
     LM_CUDA_BROKEN = -1, /* a GPU setup that fails: driver older than the runtime, device busy or lost, ... */
 } lm_cuda_state;
 
-/* Probes the CUDA runtime. For ABSENT and BROKEN, `why` (size n) gets one line
- * naming the CUDA error and, for BROKEN, the driver and runtime versions. */
+/* Probes the CUDA runtime. For ABSENT, `why` (size n) gets what was found
+ * ("no NVIDIA driver on this machine; CUDA runtime 13.0"), for callers to
+ * print as "no GPU (...)"; for BROKEN, the CUDA error with the driver's and
+ * the runtime's CUDA versions. */
 lm_cuda_state lm_cuda_probe(char *why, size_t n);
 
 /* The probe's judgement from what the runtime said (cudaGetDeviceCount's

@@ -20,10 +20,11 @@ static inline bool lm_cuda_gate(const char *who) {
     const char *req = getenv("LYRICMT_REQUIRE_CUDA");
     bool required = req && *req && strcmp(req, "0") != 0;
     if (st == LM_CUDA_ABSENT && !required) {
-        printf("%s: skipped, %s\n", who, why);
+        printf("%s: skipped, no GPU (%s)\n", who, why);
         return false;
     }
-    CHECK(0, "%s: %s%s", who, why, st == LM_CUDA_ABSENT ? " (LYRICMT_REQUIRE_CUDA is set: a GPU is required)" : "");
+    if (st == LM_CUDA_ABSENT) CHECK(0, "%s: no GPU (%s), and LYRICMT_REQUIRE_CUDA is set: a GPU is required", who, why);
+    else CHECK(0, "%s: %s", who, why);
     return false;
 }
 
