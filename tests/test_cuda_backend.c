@@ -21,7 +21,7 @@
 #include "kernels.h"
 #include "logits.h"
 #include "testing.h"
-#include "cuda_gate.h"
+#include "cuda_testing.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -33,18 +33,6 @@ static float frand(void) { /* uniform in [-1, 1) */
     return (float)(rng >> 40) / 8388608.0f - 1.0f;
 }
 static void fill(float *x, size_t n, float scale, float offset) { for (size_t i = 0; i < n; i++) x[i] = offset + frand() * scale; }
-
-/* max |a - b| / (|b| + rms(b)) */
-static double rel_err(const float *a, const float *b, size_t n) {
-    double rms = 0, worst = 0;
-    for (size_t i = 0; i < n; i++) rms += (double)b[i] * b[i];
-    rms = sqrt(rms / (n ? n : 1)) + 1e-30;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)a[i] - b[i]) / (fabs(b[i]) + rms);
-        if (!(e <= worst)) worst = e;
-    }
-    return worst;
-}
 
 /* ---- without a GPU ---- */
 
@@ -103,11 +91,7 @@ static void round_like_device(float *x, size_t n, int dtype, cudaStream_t s) {
     to_dtype(&d, x, n, dtype, s);
     cudaMemcpyAsync(h, d, n * 2, cudaMemcpyDeviceToHost, s);
     cudaStreamSynchronize(s);
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u = (uint32_t)h[i] << 16;
-        if (dtype == LM_K_BF16) memcpy(&x[i], &u, 4);
-        else x[i] = lm_f16_to_f32(h[i]);
-    }
+    for (size_t i = 0; i < n; i++) x[i] = lm_half_bits_to_float(h[i], dtype);
     free(h);
     cudaFree(d);
 }
@@ -142,7 +126,7 @@ static void test_linear(int dtype, int rows, int in, int out) {
     cudaMemcpyAsync(got, d_y, ny * 4, cudaMemcpyDeviceToHost, s);
     cudaStreamSynchronize(s);
     /* inputs identical to the reference's; only fp32 accumulation order differs */
-    double e = rel_err(got, want, ny), tol = dtype == LM_K_F32 ? 1e-5 : 1e-4;
+    double e = lm_max_rel_err(got, want, ny), tol = dtype == LM_K_F32 ? 1e-5 : 1e-4;
     CHECK(e < tol, "linear %s rows=%d in=%d out=%d: differs from the CPU product by %g", names[dtype], rows, in, out, e);
     /* the same comparison on a transposed weight (what a swapped OP_T/OP_N or
      * leading dimension would read) must fail: the shapes are not square */
@@ -150,7 +134,7 @@ static void test_linear(int dtype, int rows, int in, int out) {
     rc = lm_cuda_linear(blas, types[dtype], rows, &lt, d_x, d_y, &err);
     cudaMemcpyAsync(got, d_y, ny * 4, cudaMemcpyDeviceToHost, s);
     cudaStreamSynchronize(s);
-    CHECK(rc != 0 || rel_err(got, want, ny) > 0.1, "linear %s: a transposed weight passes the comparison", names[dtype]);
+    CHECK(rc != 0 || lm_max_rel_err(got, want, ny) > 0.1, "linear %s: a transposed weight passes the comparison", names[dtype]);
     cudaFree(d_w); cudaFree(d_wt); cudaFree(d_x); cudaFree(d_y);
     free(w); free(wt); free(x); free(want); free(got);
     cublasDestroy(blas);
@@ -279,7 +263,7 @@ static void test_backend_fp32(random_model *rm, const batch *b) {
     double worst = 0;
     for (int s = 0; s < N_SENT; s++) {
         CHECK(cpu->ops->encoder_output(cpu, s, a, &err) == 0 && gpu->ops->encoder_output(gpu, s, c, &err) == 0, "encoder_output");
-        double e = rel_err(c, a, (size_t)b->lens[s] * D);
+        double e = lm_max_rel_err(c, a, (size_t)b->lens[s] * D);
         worst = e > worst ? e : worst;
     }
     CHECK(worst < 1e-4, "SMaLL-100 shapes: CUDA fp32 encoder states differ from the CPU's by %g", worst);
@@ -292,7 +276,7 @@ static void test_backend_fp32(random_model *rm, const batch *b) {
         }
         CHECK(cpu->ops->decode_step(cpu, b->feed[t], t, la, &err) == 0, "cpu step %d: %s", t, err.msg);
         CHECK(gpu->ops->decode_step(gpu, b->feed[t], t, lc, &err) == 0, "cuda step %d: %s", t, err.msg);
-        double e = rel_err(lc, la, (size_t)ROWS * V);
+        double e = lm_max_rel_err(lc, la, (size_t)ROWS * V);
         CHECK(e < 1e-4, "SMaLL-100 shapes, %d rows: CUDA fp32 logits at step %d differ from the CPU's by %g", ROWS, t, e);
         int differ = 0;
         for (int r = 0; r < ROWS; r++) {

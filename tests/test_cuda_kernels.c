@@ -10,7 +10,7 @@
 #include "kernels.h"
 #include "logits.h"
 #include "testing.h"
-#include "cuda_gate.h"
+#include "cuda_testing.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -26,17 +26,6 @@ static void fill(float *x, size_t n, float scale) { for (size_t i = 0; i < n; i+
 static double tolerance(int dtype) { return dtype == LM_K_F32 ? 1e-5 : dtype == LM_K_F16 ? 1e-3 : 8e-3; }
 static size_t dtype_size(int dtype) { return dtype == LM_K_F32 ? 4 : 2; }
 static const char *dtype_name(int dtype) { return dtype == LM_K_F32 ? "fp32" : dtype == LM_K_F16 ? "fp16" : "bf16"; }
-
-static double max_rel_err(const float *got, const float *want, size_t n) {
-    double rms = 0, worst = 0;
-    for (size_t i = 0; i < n; i++) rms += (double)want[i] * want[i];
-    rms = sqrt(rms / (n ? n : 1)) + 1e-30;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)got[i] - want[i]) / (fabs(want[i]) + rms);
-        if (!(e <= worst)) worst = e; /* NaN counts as the worst */
-    }
-    return worst;
-}
 
 /* ---- device helpers ----
  * Everything runs as the backend runs it: on a non-blocking stream (not
@@ -68,22 +57,11 @@ static void bytes_from_device(void *host, const void *dev, size_t bytes) {
 /* n floats from the device. */
 static void from_device(float *host, const void *dev, size_t n) { bytes_from_device(host, dev, n * sizeof(float)); }
 
-/* One stored fp16 or bf16 value as a float. */
-static float half_bits_to_float(uint16_t h, int dtype) {
-    if (dtype == LM_K_BF16) {
-        uint32_t u = (uint32_t)h << 16;
-        float f;
-        memcpy(&f, &u, 4);
-        return f;
-    }
-    return lm_f16_to_f32(h);
-}
-
 static void dtype_to_host(float *host, const void *dev, size_t n, int dtype) {
     if (dtype == LM_K_F32) { from_device(host, dev, n); return; }
     uint16_t *tmp = malloc(n * sizeof *tmp);
     bytes_from_device(tmp, dev, n * sizeof *tmp);
-    for (size_t i = 0; i < n; i++) host[i] = half_bits_to_float(tmp[i], dtype);
+    for (size_t i = 0; i < n; i++) host[i] = lm_half_bits_to_float(tmp[i], dtype);
     free(tmp);
 }
 
@@ -152,8 +130,8 @@ static void test_embed(int dtype, int V, int d, int n) {
     int32_t *d_tok = to_device(tok, sizeof(int32_t) * n), *d_p = to_device(p, sizeof(int32_t) * n);
     KCHECK(lm_k_embed(d_x, d_table, dtype, d_pos, d_tok, d_p, n, d, 1.5f, stream, &msg), "embed");
     from_device(got, d_x, (size_t)n * d);
-    CHECK(max_rel_err(got, want, (size_t)n * d) < 1e-6, "embed %s n=%d: differs from the reference", dtype_name(dtype), n);
-    CHECK(max_rel_err(rounded, table, (size_t)V * d) < tolerance(dtype), "convert %s: rounding beyond one ulp", dtype_name(dtype));
+    CHECK(lm_max_rel_err(got, want, (size_t)n * d) < 1e-6, "embed %s n=%d: differs from the reference", dtype_name(dtype), n);
+    CHECK(lm_max_rel_err(rounded, table, (size_t)V * d) < tolerance(dtype), "convert %s: rounding beyond one ulp", dtype_name(dtype));
     cudaFree(d_src); cudaFree(d_table); cudaFree(d_pos); cudaFree(d_x); cudaFree(d_tok); cudaFree(d_p);
     free(table); free(pos); free(want); free(got); free(rounded); free(tok); free(p);
 }
@@ -167,7 +145,7 @@ static void test_convert_long(int dtype, size_t n) {
     void *d_out = device_zeros(dtype_size(dtype) * n);
     KCHECK(lm_k_convert(d_x, d_out, dtype, n, stream, &msg), "convert");
     dtype_to_host(got, d_out, n, dtype);
-    CHECK(max_rel_err(got, x, n) < tolerance(dtype), "convert %s n=%zu: differs (grid-stride tail?)", dtype_name(dtype), n);
+    CHECK(lm_max_rel_err(got, x, n) < tolerance(dtype), "convert %s n=%zu: differs (grid-stride tail?)", dtype_name(dtype), n);
     cudaFree(d_x); cudaFree(d_out);
     free(x); free(got);
 }
@@ -186,9 +164,9 @@ static void test_layernorm(int dtype, int n, int d, bool with_residual) {
     KCHECK(lm_k_add_layernorm(d_x, with_residual ? d_y : NULL, d_bias, d_g, d_b, d_out, dtype, n, d, stream, &msg), "add_layernorm");
     dtype_to_host(got, d_out, nd, dtype);
     from_device(gx, d_x, nd);
-    CHECK(max_rel_err(got, want, nd) < tolerance(dtype) + 1e-5, "add_layernorm %s n=%d d=%d: output differs by %g", dtype_name(dtype), n,
-          d, max_rel_err(got, want, nd));
-    CHECK(max_rel_err(gx, x, nd) < 1e-6, "add_layernorm n=%d d=%d: residual stream differs", n, d);
+    CHECK(lm_max_rel_err(got, want, nd) < tolerance(dtype) + 1e-5, "add_layernorm %s n=%d d=%d: output differs by %g", dtype_name(dtype), n,
+          d, lm_max_rel_err(got, want, nd));
+    CHECK(lm_max_rel_err(gx, x, nd) < 1e-6, "add_layernorm n=%d d=%d: residual stream differs", n, d);
     cudaFree(d_x); cudaFree(d_y); cudaFree(d_bias); cudaFree(d_g); cudaFree(d_b); cudaFree(d_out);
     free(x); free(y); free(bias); free(g); free(b); free(want); free(got); free(gx);
 }
@@ -211,7 +189,7 @@ static void test_bias_act(int dtype, int act, int n, int cols, int ld) {
     void *d_out = device_zeros(sizeof(float) * nl);
     KCHECK(lm_k_bias_act(d_y, d_bias, d_out, dtype, (size_t)ld, n, cols, act, 0.25f, stream, &msg), "bias_act");
     dtype_to_host(got, d_out, nl, dtype);
-    CHECK(max_rel_err(got, want, nl) < tolerance(dtype) + 1e-6, "bias_act %s act=%d n=%d cols=%d differs", dtype_name(dtype), act, n, cols);
+    CHECK(lm_max_rel_err(got, want, nl) < tolerance(dtype) + 1e-6, "bias_act %s act=%d n=%d cols=%d differs", dtype_name(dtype), act, n, cols);
     cudaFree(d_y); cudaFree(d_bias); cudaFree(d_out);
     free(y); free(bias); free(want); free(got);
 }
@@ -236,8 +214,8 @@ static void test_attention(int dtype, int heads, int hd, int rows) {
     void *d_out = device_zeros(sizeof(float) * rd);
     KCHECK(lm_k_attention(d_q, d, d_k, d_v, d, d_start, d_len, d_out, dtype, d, rows, heads, hd, stream, &msg), "attention");
     dtype_to_host(got, d_out, rd, dtype);
-    CHECK(max_rel_err(got, want, rd) < tolerance(dtype) + 1e-5, "attention %s heads=%d hd=%d rows=%d differs by %g", dtype_name(dtype),
-          heads, hd, rows, max_rel_err(got, want, rd));
+    CHECK(lm_max_rel_err(got, want, rd) < tolerance(dtype) + 1e-5, "attention %s heads=%d hd=%d rows=%d differs by %g", dtype_name(dtype),
+          heads, hd, rows, lm_max_rel_err(got, want, rd));
     bool zeros = true;
     for (int c = 0; c < d; c++) zeros &= got[7 * d + c] == 0.0f;
     CHECK(zeros, "attention: a row with no keys gives zeros");

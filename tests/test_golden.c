@@ -257,7 +257,7 @@ static void check_model(const char *name, lm_device device, lm_precision precisi
 }
 
 #ifdef LM_WITH_CUDA
-#include "cuda_gate.h"
+#include "cuda_testing.h"
 
 /* 16-bit runs must keep at least this share of the greedy and beam outputs
  * identical to transformers' fp32 ones, over both fixtures and conventions.
