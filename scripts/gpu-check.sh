@@ -38,6 +38,8 @@ step() {
         FAILED=1
         return 1
     fi
+    local left=$((DEADLINE + 30 - $(elapsed))) # no step may outlive the call
+    [ "$limit" -gt "$left" ] && limit=$left
     t0=$(date +%s)
     timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
     rc=$?
@@ -108,7 +110,7 @@ run_tests() {
 find_cublas12() {
     local d
     for d in $(ldconfig -p 2>/dev/null | awk '/libcublas\.so\.12/ {print $NF}' | xargs -r -n1 dirname) /usr/local/cuda-12*/lib64 \
-        $(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null | xargs -r -n1 -I{} echo {}/nvidia/cublas/lib); do
+        $(python3 -c 'import site; print("\n".join(site.getsitepackages()))' 2>/dev/null | sed 's|$|/nvidia/cublas/lib|'); do
         [ -e "$d/libcublas.so.12" ] && { echo "$d"; return 0; }
     done
     return 1
@@ -165,7 +167,7 @@ if not os.path.exists(d + '/pytorch_model.bin'):
         [ -n "$f" ] || return 1
         { [ -n "${3:-}" ] && printf '%s\n\n' "$3"; cat "$f"; } >"$OUT/results/$2.md"
     }
-    step bench_fp16 300 python3 benchmarks/bench.py $common --precision fp16 --engines lyricmt,lyricmt-no-reuse,${ct2_engines}hf_sorted &&
+    step bench_fp16 360 python3 benchmarks/bench.py $common --precision fp16 --engines lyricmt,lyricmt-no-reuse,${ct2_engines}hf_sorted &&
         keep fp16 cuda-small100-fp16
     step bench_bf16 240 python3 benchmarks/bench.py $common --precision bf16 --engines lyricmt,${ct2_engines}hf_sorted && keep bf16 cuda-small100-bf16
     if [ -n "$ct2_engines" ]; then
