@@ -128,6 +128,11 @@ static int upload_norm(cuda_backend *c, const lm_norm *n, dev_norm *d, lm_err *e
     return upload_f32(c, n->beta, (size_t)dm, &d->beta, err);
 }
 
+static int wait_stream(cuda_backend *c, lm_err *err) {
+    CUDA_TRY(cudaStreamSynchronize(c->stream));
+    return 0;
+}
+
 static int upload_model(cuda_backend *c, lm_err *err) {
     const lm_model *m = c->base.model;
     const lm_model_config *mc = &m->cfg.model;
@@ -138,6 +143,7 @@ static int upload_model(cuda_backend *c, lm_err *err) {
     c->dec = lm_calloc((size_t)mc->decoder_layers, sizeof *c->dec, err);
     if (!c->weights || !c->enc || !c->dec) return -1;
     float *staging = NULL;
+    lm_err later;
     size_t largest = (size_t)mc->vocab_size * D, ffn = (size_t)D * (mc->encoder_ffn > mc->decoder_ffn ? mc->encoder_ffn : mc->decoder_ffn);
     if (ffn > largest) largest = ffn;
     if (c->dtype != LM_K_F32) CUDA_TRY(cudaMalloc((void **)&staging, largest * sizeof(float)));
@@ -172,7 +178,7 @@ static int upload_model(cuda_backend *c, lm_err *err) {
     rc = 0;
 done:
     /* every copy and convert done before staging goes (and before the first batch) */
-    if (cudaStreamSynchronize(c->stream) != cudaSuccess && rc == 0) rc = lm_fail(err, "uploading the model: %s", cudaGetErrorString(cudaGetLastError()));
+    if (wait_stream(c, rc == 0 ? err : &later) != 0) rc = -1; /* the first error is the one reported */
     if (staging && cudaFree(staging) != cudaSuccess && rc == 0) rc = lm_fail(err, "freeing the upload staging buffer failed");
     return rc;
 }
