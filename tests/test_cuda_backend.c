@@ -12,8 +12,10 @@
  *     heads of 64, FFN 4096, vocabulary 128,112) with random weights made
  *     here: CUDA fp32 against the CPU backend over 160 rows (encoder states,
  *     logits, greedy ids, a beam reorder between steps);
- *   - decode_step_topk against decode_step plus the host's top-k, in fp16
- *     and bf16, greedy and k = 10 and 16, with edits.
+ *   - in fp16 and bf16: encoder states and step-0 logits within test_golden's
+ *     16-bit bounds of the CPU's (an upload that converts a matrix before its
+ *     copy lands garbles them), and decode_step_topk against decode_step plus
+ *     the host's top-k, greedy and k = 10 and 16, with edits.
  */
 #include "backend.h"
 #include "cuda_device.h"
@@ -242,6 +244,10 @@ static void make_batch(batch *b, int V) {
     for (int r = 0; r < ROWS; r++) b->parent[r] = (r * 37 + 11) % ROWS / N_SENT * N_SENT + r % N_SENT; /* same sentence */
 }
 
+/* The CPU backend's encoder states (every sentence, back to back) and step-0
+ * logits, kept by test_backend_fp32 for the 16-bit runs. */
+static float *cpu_states, *cpu_logits0;
+
 static int start_batch(lm_backend *be, const batch *b, lm_err *err) {
     if (be->ops->encode(be, b->tokens, b->lens, N_SENT, err) != 0) return -1;
     return be->ops->decode_start(be, b->row_sentence, ROWS, STEPS, err);
@@ -259,15 +265,16 @@ static void test_backend_fp32(random_model *rm, const batch *b) {
     if (!cpu || !gpu) goto done;
     CHECK(start_batch(cpu, b, &err) == 0, "cpu: %s", err.msg);
     CHECK(start_batch(gpu, b, &err) == 0, "cuda: %s", err.msg);
-    float *a = malloc(sizeof(float) * 64 * D), *c = malloc(sizeof(float) * 64 * D);
+    float *c = malloc(sizeof(float) * 64 * D);
     double worst = 0;
-    for (int s = 0; s < N_SENT; s++) {
+    for (int s = 0, off = 0; s < N_SENT; off += b->lens[s], s++) {
+        float *a = cpu_states + (size_t)off * D;
         CHECK(cpu->ops->encoder_output(cpu, s, a, &err) == 0 && gpu->ops->encoder_output(gpu, s, c, &err) == 0, "encoder_output");
         double e = lm_max_rel_err(c, a, (size_t)b->lens[s] * D);
         worst = e > worst ? e : worst;
     }
     CHECK(worst < 1e-4, "SMaLL-100 shapes: CUDA fp32 encoder states differ from the CPU's by %g", worst);
-    free(a); free(c);
+    free(c);
     float *la = malloc(sizeof(float) * ROWS * V), *lc = malloc(sizeof(float) * ROWS * V), *row = malloc(sizeof(float) * V);
     for (int t = 0; t < STEPS; t++) {
         if (t == 2) { /* beams fork: rows continue others of their sentence */
@@ -277,6 +284,7 @@ static void test_backend_fp32(random_model *rm, const batch *b) {
         CHECK(cpu->ops->decode_step(cpu, b->feed[t], t, la, &err) == 0, "cpu step %d: %s", t, err.msg);
         CHECK(gpu->ops->decode_step(gpu, b->feed[t], t, lc, &err) == 0, "cuda step %d: %s", t, err.msg);
         double e = lm_max_rel_err(lc, la, (size_t)ROWS * V);
+        if (t == 0) memcpy(cpu_logits0, la, sizeof(float) * ROWS * V);
         CHECK(e < 1e-4, "SMaLL-100 shapes, %d rows: CUDA fp32 logits at step %d differ from the CPU's by %g", ROWS, t, e);
         int differ = 0;
         for (int r = 0; r < ROWS; r++) {
@@ -310,6 +318,17 @@ static void test_topk_path(random_model *rm, const batch *b, int precision) {
     CHECK(topk != NULL, "cuda %s: %s", name, topk ? "" : err.msg);
     if (!whole || !topk) goto done;
     CHECK(start_batch(whole, b, &err) == 0 && start_batch(topk, b, &err) == 0, "%s start: %s", name, err.msg);
+    /* weights uploaded and converted whole (the upload race would garble some):
+     * states and step-0 logits near the CPU's, within test_golden's 16-bit bounds */
+    double tol = precision == LM_PREC_FP16 ? 1e-2 : 5e-2, worst = 0;
+    float *st = malloc(sizeof(float) * 64 * m->cfg.model.d_model);
+    for (int s = 0, off = 0; s < N_SENT; off += b->lens[s], s++) {
+        CHECK(whole->ops->encoder_output(whole, s, st, &err) == 0, "%s encoder_output: %s", name, err.msg);
+        double e = lm_max_rel_err(st, cpu_states + (size_t)off * m->cfg.model.d_model, (size_t)b->lens[s] * m->cfg.model.d_model);
+        worst = e > worst ? e : worst;
+    }
+    free(st);
+    CHECK(worst < tol, "SMaLL-100 shapes: CUDA %s encoder states differ from the CPU's by %g (bound %g)", name, worst, tol);
     float *logits = malloc(sizeof(float) * ROWS * V), *vals = malloc(sizeof(float) * ROWS * 16), *want_v = malloc(sizeof(float) * 16);
     int32_t *ids = malloc(sizeof(int32_t) * ROWS * 16), want_i[16];
     lm_edit *edits = malloc(sizeof(lm_edit) * ROWS * 6);
@@ -330,6 +349,10 @@ static void test_topk_path(random_model *rm, const batch *b, int precision) {
         }
         lm_topk_request req = {k, greedy, 1.2f, edits, start};
         CHECK(whole->ops->decode_step(whole, b->feed[t], t, logits, &err) == 0, "%s step %d: %s", name, t, err.msg);
+        if (t == 0) {
+            double e = lm_max_rel_err(logits, cpu_logits0, (size_t)ROWS * V);
+            CHECK(e < tol, "SMaLL-100 shapes: CUDA %s step-0 logits differ from the CPU's by %g (bound %g)", name, e, tol);
+        }
         CHECK(topk->ops->decode_step_topk(topk, b->feed[t], t, &req, ids, vals, &err) == 0, "%s topk step %d: %s", name, t, err.msg);
         int bad = -1;
         for (int r = 0; r < ROWS && bad < 0; r++) {
@@ -367,9 +390,13 @@ int main(void) {
     CHECK(make_model(&rm) == 0, "making the random SMaLL-100-shaped model");
     batch b;
     make_batch(&b, rm.m.cfg.model.vocab_size);
+    cpu_states = calloc((size_t)b.total * rm.m.cfg.model.d_model, sizeof(float));
+    cpu_logits0 = calloc((size_t)ROWS * rm.m.cfg.model.vocab_size, sizeof(float));
     test_backend_fp32(&rm, &b);
     test_topk_path(&rm, &b, LM_PREC_FP16);
     test_topk_path(&rm, &b, LM_PREC_BF16);
     free_model(&rm);
+    free(cpu_states);
+    free(cpu_logits0);
     return lm_test_summary("test_cuda_backend");
 }
