@@ -12,9 +12,9 @@
  *     heads of 64, FFN 4096, vocabulary 128,112) with random weights made
  *     here: CUDA fp32 against the CPU backend over 160 rows (encoder states,
  *     logits, greedy ids, a beam reorder between steps);
- *   - in fp16 and bf16: encoder states and step-0 logits within test_golden's
- *     16-bit bounds of the CPU's (an upload that converts a matrix before its
- *     copy lands garbles them), and decode_step_topk against decode_step plus
+ *   - in fp16 and bf16: encoder states and step-0 logits near the CPU's
+ *     (relative RMS under 2e-2 / 8e-2: an upload that converts a matrix before
+ *     its copy lands garbles them), and decode_step_topk against decode_step plus
  *     the host's top-k, greedy and k = 10 and 16, with edits.
  */
 #include "backend.h"
@@ -35,6 +35,16 @@ static float frand(void) { /* uniform in [-1, 1) */
     return (float)(rng >> 40) / 8388608.0f - 1.0f;
 }
 static void fill(float *x, size_t n, float scale, float offset) { for (size_t i = 0; i < n; i++) x[i] = offset + frand() * scale; }
+
+/* |a - b| / |b| over whole arrays: a garbled matrix gives O(1), rounding a few 1e-3. */
+static double rms_rel_err(const float *a, const float *b, size_t n) {
+    double d = 0, r = 0;
+    for (size_t i = 0; i < n; i++) {
+        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        r += (double)b[i] * b[i];
+    }
+    return isnan(d) ? INFINITY : sqrt(d / (r + 1e-30));
+}
 
 /* ---- without a GPU ---- */
 
@@ -319,12 +329,15 @@ static void test_topk_path(random_model *rm, const batch *b, int precision) {
     if (!whole || !topk) goto done;
     CHECK(start_batch(whole, b, &err) == 0 && start_batch(topk, b, &err) == 0, "%s start: %s", name, err.msg);
     /* weights uploaded and converted whole (the upload race would garble some):
-     * states and step-0 logits near the CPU's, within test_golden's 16-bit bounds */
-    double tol = precision == LM_PREC_FP16 ? 1e-2 : 5e-2, worst = 0;
+     * states and step-0 logits near the CPU's as a whole. Bounds (provisional
+     * until measured): fp16 2e-2 and bf16 8e-2 relative RMS, about ten times
+     * the rounding of 15 layers' product inputs (2^-11, 2^-8 each) and ten
+     * times below what a garbled matrix gives. */
+    double tol = precision == LM_PREC_FP16 ? 2e-2 : 8e-2, worst = 0;
     float *st = malloc(sizeof(float) * 64 * m->cfg.model.d_model);
     for (int s = 0, off = 0; s < N_SENT; off += b->lens[s], s++) {
         CHECK(whole->ops->encoder_output(whole, s, st, &err) == 0, "%s encoder_output: %s", name, err.msg);
-        double e = lm_max_rel_err(st, cpu_states + (size_t)off * m->cfg.model.d_model, (size_t)b->lens[s] * m->cfg.model.d_model);
+        double e = rms_rel_err(st, cpu_states + (size_t)off * m->cfg.model.d_model, (size_t)b->lens[s] * m->cfg.model.d_model);
         worst = e > worst ? e : worst;
     }
     free(st);
@@ -350,7 +363,7 @@ static void test_topk_path(random_model *rm, const batch *b, int precision) {
         lm_topk_request req = {k, greedy, 1.2f, edits, start};
         CHECK(whole->ops->decode_step(whole, b->feed[t], t, logits, &err) == 0, "%s step %d: %s", name, t, err.msg);
         if (t == 0) {
-            double e = lm_max_rel_err(logits, cpu_logits0, (size_t)ROWS * V);
+            double e = rms_rel_err(logits, cpu_logits0, (size_t)ROWS * V);
             CHECK(e < tol, "SMaLL-100 shapes: CUDA %s step-0 logits differ from the CPU's by %g (bound %g)", name, e, tol);
         }
         CHECK(topk->ops->decode_step_topk(topk, b->feed[t], t, &req, ids, vals, &err) == 0, "%s topk step %d: %s", name, t, err.msg);
