@@ -7,7 +7,8 @@ OPT     ?= -O2 -g
 XFLAGS  ?=
 CFLAGS   = $(OPT) $(XFLAGS) -std=c11 -Wall -Wextra -fopenmp -D_GNU_SOURCE -Ihost -MMD -MP
 CXXFLAGS = $(OPT) $(XFLAGS) -std=c++17 -Wall -Wextra -Ihost -MMD -MP
-LDLIBS   = $(XFLAGS) -pthread -lopenblas -lcjson -lyaml -lsentencepiece -lstdc++ -lm -fopenmp
+LDEXTRA ?=
+LDLIBS   = $(XFLAGS) $(LDEXTRA) -pthread -lopenblas -lcjson -lyaml -lsentencepiece -lstdc++ -lm -fopenmp
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 HOST_SRC = $(filter-out host/main.c,$(wildcard host/*.c))
@@ -21,7 +22,7 @@ CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=s
 NVFLAGS   = -O2 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra -Ikernels -Ihost -MMD -MP
 CFLAGS   += -DLM_WITH_CUDA -I$(CUDA_HOME)/include -Ikernels -Icuda
 LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
-HOST_OBJ += $(patsubst %.cu,$(BUILD)/%.o,$(wildcard kernels/*.cu)) $(BUILD)/cuda/cuda_backend.o
+HOST_OBJ += $(patsubst %.cu,$(BUILD)/%.o,$(wildcard kernels/*.cu)) $(patsubst %.c,$(BUILD)/%.o,$(wildcard cuda/*.c))
 else
 TEST_SRC := $(filter-out tests/test_cuda_%.c,$(TEST_SRC))
 endif
@@ -62,16 +63,52 @@ deps:
 sanitize:
 	$(MAKE) BUILD=build-san OPT="-O1 -g" XFLAGS="$(SAN)" test
 
-# On a GPU machine: the CUDA tests under compute-sanitizer (memory errors, then shared-memory races).
+# On a GPU machine: the CUDA tests under compute-sanitizer (memory errors,
+# shared-memory races, barrier misuse, reads of uninitialised device memory).
 SANITIZER ?= $(firstword $(shell command -v compute-sanitizer 2>/dev/null) $(wildcard $(CUDA_HOME)/bin/compute-sanitizer $(CUDA_HOME)/extras/compute-sanitizer/compute-sanitizer))
 cuda-sanitize: $(BUILD)/test_cuda_kernels $(BUILD)/test_golden
 	@[ -n "$(SANITIZER)" ] || { echo "compute-sanitizer not found (part of the CUDA toolkit)"; exit 1; }
-	$(SANITIZER) --tool memcheck --error-exitcode 1 $(BUILD)/test_cuda_kernels
-	$(SANITIZER) --tool racecheck --error-exitcode 1 $(BUILD)/test_cuda_kernels
-	$(SANITIZER) --tool memcheck --error-exitcode 1 $(BUILD)/test_golden
+	for tool in memcheck racecheck synccheck initcheck; do \
+	    LYRICMT_CUDA_QUICK=1 $(SANITIZER) --tool $$tool --error-exitcode 1 $(BUILD)/test_cuda_kernels || exit 1; \
+	    LYRICMT_GOLDEN_PRECISION=bf16 $(SANITIZER) --tool $$tool --error-exitcode 1 $(BUILD)/test_golden || exit 1; \
+	done
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-gpu build-gpu.obj
+
+# ---- the one-call GPU check (benchmarks/README.md, "On a GPU") ----
+# The GPU machines have the CUDA toolkit, compute-sanitizer, PyTorch and
+# transformers, but none of our Debian libraries and no network. build-gpu/
+# carries what they lack, under the 64 MiB a call may carry: every binary for
+# sm_90 (stripped; they find the libraries in ../deps/lib, which
+# scripts/gpu-check.sh unpacks there: an old-style RPATH, which unlike RUNPATH
+# also serves the libraries' own dependencies, OpenBLAS's libgfortran), the Debian packages as the compressed
+# .deb files apt-get download fetches, and the CTranslate2 wheel for Python
+# 3.12. There: `bash scripts/gpu-check.sh tests`, then `... bench`.
+GPU_BUNDLE   = build-gpu
+GPU_ARCH     = -gencode arch=compute_90,code=sm_90
+GPU_DEBS     = libopenblas0-pthread libgfortran5 libquadmath0 libgomp1 libcjson1 libyaml-0-2 libsentencepiece0
+GPU_WHEELS   = ctranslate2==4.8.5
+GPU_MAX_MIB  = 60
+gpu-bundle:
+	@[ -n "$(NVCC)" ] || { echo "gpu-bundle: nvcc not found: the bundle needs the CUDA toolkit"; exit 1; }
+	$(MAKE) --no-print-directory BUILD=$(GPU_BUNDLE).obj OPT=-O2 CUDA_ARCH="$(GPU_ARCH)" LDEXTRA='-Wl,--disable-new-dtags,-rpath,\$$$$ORIGIN/../deps/lib' gpu-binaries
+	rm -rf $(GPU_BUNDLE)/bin $(GPU_BUNDLE)/deps && mkdir -p $(GPU_BUNDLE)/bin $(GPU_BUNDLE)/debs $(GPU_BUNDLE)/wheels
+	cp $(GPU_BUNDLE).obj/lyricmt $(patsubst $(BUILD)/%,$(GPU_BUNDLE).obj/%,$(TEST_BIN)) $(GPU_BUNDLE)/bin/
+	strip $(GPU_BUNDLE)/bin/*
+	cd $(GPU_BUNDLE)/debs && for p in $(GPU_DEBS); do ls $${p}_*.deb >/dev/null 2>&1 || apt-get download $$p || exit 1; done
+	cd $(GPU_BUNDLE)/wheels && ls ctranslate2-*.whl >/dev/null 2>&1 || python3 -m pip download -q --no-deps --only-binary=:all: \
+	    --python-version 3.12 --platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 -d . $(GPU_WHEELS)
+	git rev-parse HEAD > $(GPU_BUNDLE)/COMMIT
+	@size=$$(du -sk $(GPU_BUNDLE) | cut -f1); echo "$(GPU_BUNDLE): $$((size / 1024)) MiB"; \
+	    [ $$size -le $$(( $(GPU_MAX_MIB) * 1024 )) ] || { echo "gpu-bundle: over $(GPU_MAX_MIB) MiB"; exit 1; }
+
+gpu-binaries: $(BUILD)/lyricmt $(TEST_BIN)
+
+# Shows here that the bundle is complete: its binaries run with the Debian
+# libraries hidden (each overmounted in a private mount namespace; needs root).
+gpu-bundle-check: gpu-bundle
+	sh scripts/gpu-bundle-check.sh $(GPU_BUNDLE) $(GPU_DEBS)
 
 # The main job: install what is missing, build, translate the shipped sample lyrics.
 demo:
@@ -92,5 +129,5 @@ bench-quick:
 	$(MAKE) $(BUILD)/lyricmt
 	python3 benchmarks/bench.py --model tiny --lines 200 --max-length 24
 
-.PHONY: all test sanitize cuda-sanitize clean demo deps bench bench-quick
+.PHONY: all test sanitize cuda-sanitize clean demo deps bench bench-quick gpu-bundle gpu-binaries gpu-bundle-check
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

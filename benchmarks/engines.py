@@ -16,6 +16,7 @@ only, model load excluded), lines, target tokens (generated, decoder start exclu
 """
 import argparse
 import json
+import os
 import resource
 import time
 
@@ -67,6 +68,7 @@ def run_ct2(a, lines, tok):
     import ctranslate2
 
     compute = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}[a.precision]
+    compute = os.environ.get("LYRICMT_CT2_COMPUTE_TYPE", compute)  # e.g. int8_float16 (scripts/gpu-check.sh)
     tr = ctranslate2.Translator(a.ct2, device=a.device, compute_type=compute, intra_threads=a.threads, inter_threads=1)
     src = [tok.convert_ids_to_tokens(tok(l).input_ids) for l in lines]
     prefix = [[tok.convert_ids_to_tokens(tok.get_lang_id("ko"))]] * len(lines)

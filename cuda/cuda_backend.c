@@ -16,6 +16,7 @@
  */
 #include "backend.h"
 #include "cuda_check.h"
+#include "cuda_device.h"
 #include "engine_config.h"
 #include "kernels.h"
 
@@ -24,19 +25,13 @@
 #include <string.h>
 
 typedef struct {
-    void *w;      /* (out, in) in dtype */
-    float *b;     /* (out) */
-    int in, out;
-} dev_linear;
-
-typedef struct {
     float *gamma, *beta;
 } dev_norm;
 
 /* Encoder layers leave the cross-attention members empty. */
 typedef struct {
     dev_norm self_norm, cross_norm, ffn_norm;
-    dev_linear q, k, v, o, cq, ck, cv, co, fc1, fc2;
+    lm_dev_linear q, k, v, o, cq, ck, cv, co, fc1, fc2;
 } dev_layer;
 
 /* A device buffer that only grows. */
@@ -81,20 +76,29 @@ static int reserve(dev_buf *b, size_t bytes, lm_err *err) {
     cudaError_t e = cudaMalloc(&b->p, bytes);
     if (e != cudaSuccess) {
         b->p = NULL;
-        return lm_fail(err, "GPU out of memory: %zu MB more needed for this batch (%s); lower batch.max_tokens", bytes >> 20,
-                       cudaGetErrorString(e));
+        size_t free_b = 0, total_b = 0;
+        cudaGetLastError(); /* reported below */
+        cudaMemGetInfo(&free_b, &total_b);
+        return lm_cuda_out_of_memory(err, bytes, free_b, total_b, cudaGetErrorString(e));
     }
     b->bytes = bytes;
     return 0;
 }
 
-/* ---- upload ---- */
+/* ---- upload ----
+ * Every copy goes on the backend's stream, the one the kernels run on: that
+ * stream is non-blocking, so it is NOT ordered after copies on the legacy
+ * default stream (plain cudaMemcpy), and a convert there could read `staging`
+ * before its copy landed. On one stream the copy, the convert and the next
+ * matrix's copy into the same staging run in order. From pageable memory the
+ * copy returns once the source is staged, so the host may move on;
+ * upload_model waits for the stream once at the end. */
 
 static int upload_f32(cuda_backend *c, const float *src, size_t n, float **out, lm_err *err) {
     void *p;
     CUDA_TRY(cudaMalloc(&p, n * sizeof(float)));
     c->weights[c->n_weights++] = p;
-    CUDA_TRY(cudaMemcpy(p, src, n * sizeof(float), cudaMemcpyHostToDevice));
+    CUDA_TRY(cudaMemcpyAsync(p, src, n * sizeof(float), cudaMemcpyHostToDevice, c->stream));
     *out = p;
     return 0;
 }
@@ -105,14 +109,13 @@ static int upload_matrix(cuda_backend *c, const float *src, size_t n, void **out
     void *p;
     CUDA_TRY(cudaMalloc(&p, n * dtype_size(c->dtype)));
     c->weights[c->n_weights++] = p;
-    CUDA_TRY(cudaMemcpy(staging, src, n * sizeof(float), cudaMemcpyHostToDevice));
+    CUDA_TRY(cudaMemcpyAsync(staging, src, n * sizeof(float), cudaMemcpyHostToDevice, c->stream));
     KERNEL_TRY(lm_k_convert(staging, p, c->dtype, n, c->stream, kmsg));
-    CUDA_TRY(cudaStreamSynchronize(c->stream));
     *out = p;
     return 0;
 }
 
-static int upload_linear(cuda_backend *c, const lm_linear *l, dev_linear *d, float *staging, lm_err *err) {
+static int upload_linear(cuda_backend *c, const lm_linear *l, lm_dev_linear *d, float *staging, lm_err *err) {
     d->in = l->in;
     d->out = l->out;
     if (upload_matrix(c, l->w, (size_t)l->in * l->out, &d->w, staging, err) != 0) return -1;
@@ -125,6 +128,11 @@ static int upload_norm(cuda_backend *c, const lm_norm *n, dev_norm *d, lm_err *e
     return upload_f32(c, n->beta, (size_t)dm, &d->beta, err);
 }
 
+static int wait_stream(cuda_backend *c, lm_err *err) {
+    CUDA_TRY(cudaStreamSynchronize(c->stream));
+    return 0;
+}
+
 static int upload_model(cuda_backend *c, lm_err *err) {
     const lm_model *m = c->base.model;
     const lm_model_config *mc = &m->cfg.model;
@@ -135,6 +143,7 @@ static int upload_model(cuda_backend *c, lm_err *err) {
     c->dec = lm_calloc((size_t)mc->decoder_layers, sizeof *c->dec, err);
     if (!c->weights || !c->enc || !c->dec) return -1;
     float *staging = NULL;
+    lm_err later;
     size_t largest = (size_t)mc->vocab_size * D, ffn = (size_t)D * (mc->encoder_ffn > mc->decoder_ffn ? mc->encoder_ffn : mc->decoder_ffn);
     if (ffn > largest) largest = ffn;
     if (c->dtype != LM_K_F32) CUDA_TRY(cudaMalloc((void **)&staging, largest * sizeof(float)));
@@ -168,18 +177,23 @@ static int upload_model(cuda_backend *c, lm_err *err) {
     if (upload_norm(c, &m->enc_norm, &c->enc_norm, err) || upload_norm(c, &m->dec_norm, &c->dec_norm, err)) goto done;
     rc = 0;
 done:
-    if (staging) cudaFree(staging);
+    /* every copy and convert done before staging goes (and before the first batch) */
+    if (wait_stream(c, rc == 0 ? err : &later) != 0) rc = -1; /* the first error is the one reported */
+    if (staging && cudaFree(staging) != cudaSuccess && rc == 0) rc = lm_fail(err, "freeing the upload staging buffer failed");
     return rc;
 }
 
 /* ---- building blocks ---- */
 
-/* y (rows, out) fp32 = x (rows, in; dtype) . W^T: cuBLAS is column-major, so
- * this is y^T = W x^T with W read transposed. */
-static int gemm(cuda_backend *c, int rows, const dev_linear *l, const void *x, float *y, lm_err *err) {
-    const float one = 1.0f, zero = 0.0f;
-    CUBLAS_TRY(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, l->out, rows, l->in, &one, l->w, c->gemm_type, l->in, x,
-                            c->gemm_type, l->in, &zero, y, CUDA_R_32F, l->out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+/* y (rows, out) fp32 = x (rows, in; dtype) . W^T (cuda_device.c, tested alone in test_cuda_backend). */
+static int gemm(cuda_backend *c, int rows, const lm_dev_linear *l, const void *x, float *y, lm_err *err) {
+    return lm_cuda_linear(c->blas, c->gemm_type, rows, l, x, y, err);
+}
+
+/* bytes from the host, waited for (the caller frees or rewrites src next). */
+static int to_device_now(cuda_backend *c, void *dst, const void *src, size_t bytes, lm_err *err) {
+    CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
+    CUDA_TRY(cudaStreamSynchronize(c->stream));
     return 0;
 }
 
@@ -245,9 +259,7 @@ static int cuda_encode(lm_backend *b, const int32_t *tokens, const int32_t *lens
         rc = reserve(&c->enc_out, (size_t)total * D * 4, err) || reserve(&c->enc_in, (size_t)total * D * es, err) ||
              reserve(&c->cross, (size_t)mc->decoder_layers * 2 * total * D * 4, err);
     int32_t *d_idx = c->idx.p;
-    if (rc == 0 && (cudaMemcpyAsync(d_idx, h_idx, (size_t)total * 4 * sizeof(int32_t), cudaMemcpyHostToDevice, c->stream) != cudaSuccess ||
-                    cudaStreamSynchronize(c->stream) != cudaSuccess))
-        rc = lm_fail(err, "uploading the batch's token ids failed");
+    if (rc == 0) rc = to_device_now(c, d_idx, h_idx, (size_t)total * 4 * sizeof(int32_t), err);
     free(h_idx);
     if (rc != 0) return -1;
 
@@ -292,8 +304,9 @@ static int cuda_encoder_output(lm_backend *b, int s, float *out, lm_err *err) {
     cuda_backend *c = (cuda_backend *)b;
     if (s < 0 || s >= c->n_sent) return lm_fail(err, "no sentence %d in the encoded batch", s);
     size_t D = (size_t)D_(c);
-    CUDA_TRY(cudaMemcpy(out, (float *)c->enc_out.p + (size_t)c->offset[s] * D, (size_t)c->len[s] * D * sizeof(float),
-                        cudaMemcpyDeviceToHost));
+    CUDA_TRY(cudaMemcpyAsync(out, (float *)c->enc_out.p + (size_t)c->offset[s] * D, (size_t)c->len[s] * D * sizeof(float),
+                             cudaMemcpyDeviceToHost, c->stream));
+    CUDA_TRY(cudaStreamSynchronize(c->stream));
     return 0;
 }
 
@@ -384,7 +397,7 @@ static int decoder_forward(cuda_backend *c, const int32_t *tokens, int step, boo
     }
     c->steps_done = step + 1;
     if (want_logits) {
-        dev_linear head = {c->lm_head, NULL, D, mc->vocab_size};
+        lm_dev_linear head = {c->lm_head, NULL, D, mc->vocab_size};
         if (gemm(c, R, &head, c->h.p, c->logits.p, err)) return -1;
     }
     return 0;
@@ -417,6 +430,8 @@ static int cuda_decode_step_topk(lm_backend *b, const int32_t *tokens, int step,
     CUDA_TRY(cudaMemcpyAsync(ids, c->top_ids.p, (size_t)R * req->k * sizeof(int32_t), cudaMemcpyDeviceToHost, c->stream));
     CUDA_TRY(cudaMemcpyAsync(vals, c->top_vals.p, (size_t)R * req->k * sizeof(float), cudaMemcpyDeviceToHost, c->stream));
     CUDA_TRY(cudaStreamSynchronize(c->stream));
+    for (int r = 0; r < R; r++) /* refused rows, as the host's pick refuses them */
+        if (ids[(size_t)r * req->k] == LM_K_BAD_ROW) return lm_bad_logits(err, step, r);
     return 0;
 }
 
@@ -467,10 +482,10 @@ static const lm_backend_ops cuda_ops = {
 };
 
 static int setup(cuda_backend *c, int reserve_tokens, lm_err *err) {
-    int devices = 0;
-    cudaError_t e = cudaGetDeviceCount(&devices);
-    if (e != cudaSuccess || devices == 0)
-        return lm_fail(err, "no CUDA GPU found (%s): use --device cpu", e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+    char why[256];
+    lm_cuda_state st = lm_cuda_probe(why, sizeof why);
+    if (st == LM_CUDA_ABSENT) return lm_fail(err, "--device cuda: no CUDA GPU found (%s): use --device cpu", why);
+    if (st == LM_CUDA_BROKEN) return lm_fail(err, "--device cuda: %s", why);
     CUDA_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     CUBLAS_TRY(cublasCreate(&c->blas));
     CUBLAS_TRY(cublasSetStream(c->blas, c->stream));

@@ -62,13 +62,14 @@ static bool is_edited(int32_t t, const lm_edit *edits, int n_edits) {
     return false;
 }
 
-void lm_logprob_topk(const float *x, int V, const lm_edit *edits, int n_edits, float penalty, int k, int32_t *ids,
-                     float *vals) {
+int lm_logprob_topk(const float *x, int V, const lm_edit *edits, int n_edits, float penalty, int k, int32_t *ids,
+                    float *vals) {
     /* the same arithmetic, in the same order, as lm_log_softmax */
     float mx = -INFINITY;
     for (int i = 0; i < V; i++) mx = x[i] > mx ? x[i] : mx;
     float sum = 0;
     for (int i = 0; i < V; i++) sum += expf(x[i] - mx);
+    if (isnan(sum)) return -1; /* a NaN or +inf logit, or none finite */
     float lse = logf(sum);
     /* best k of the untouched tokens: a scan in token order, so ties keep the lower token */
     int have = 0;
@@ -96,15 +97,25 @@ void lm_logprob_topk(const float *x, int V, const lm_edit *edits, int n_edits, f
         lm_rank_insert(ids, vals, &have, k, t, v);
     }
     for (int i = have; i < k; i++) { ids[i] = 0; vals[i] = -INFINITY; }
+    return 0;
 }
 
-void lm_greedy_pick(float *x, int V, const lm_edit *edits, int n_edits, float penalty, int32_t *id, float *logprob) {
+int lm_greedy_pick(float *x, int V, const lm_edit *edits, int n_edits, float penalty, int32_t *id, float *logprob) {
+    bool bad = false; /* judged on the raw row, as the device does: an edit may hide a NaN */
+    for (int i = 0; i < n_edits; i++) bad |= !(x[edits[i].token] < INFINITY);
     lm_logits_apply(x, edits, n_edits, penalty);
     int32_t tok = 0;
     for (int t = 1; t < V; t++)
         if (x[t] > x[tok]) tok = t;
     float mx = x[tok], z = 0;
     for (int t = 0; t < V; t++) z += expf(x[t] - mx);
+    if (bad || isnan(z) || mx == -INFINITY) return -1;
     *id = tok;
     *logprob = -logf(z);
+    return 0;
+}
+
+int lm_bad_logits(lm_err *err, int step, int row) {
+    return lm_fail(err, "decoder step %d, row %d: the logits hold NaN or +inf (or no finite value, or every token is banned): "
+                        "the model's numbers overflowed; no token is picked from such a row", step, row);
 }

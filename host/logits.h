@@ -25,15 +25,24 @@ int lm_logits_edits(const lm_gen_config *g, int eos_id, const int32_t *seq, int 
 /* Applies edits, in order, to a whole row of scores. */
 void lm_logits_apply(float *scores, const lm_edit *edits, int n_edits, float penalty);
 
+/* NaN rows: both functions below, and the CUDA kernel that mirrors them,
+ * refuse (return -1) a row holding a NaN or +inf logit or no finite logit,
+ * and greedy a row whose every token is banned; the search then fails the
+ * batch with lm_bad_logits. -inf logits are fine (probability 0). */
+
 /* The k best tokens of log_softmax(x) after the edits, best first, ties to the
  * lower token (as a scan over the row would find them). vals are bit-identical
- * to lm_log_softmax followed by lm_logits_apply. */
-void lm_logprob_topk(const float *x, int V, const lm_edit *edits, int n_edits, float penalty, int k, int32_t *ids,
-                     float *vals);
+ * to lm_log_softmax followed by lm_logits_apply. 0, or -1 for a refused row. */
+int lm_logprob_topk(const float *x, int V, const lm_edit *edits, int n_edits, float penalty, int k, int32_t *ids,
+                    float *vals);
 
 /* Greedy's pick: the best token of the edited raw logits (ties to the lower
- * token) and its log-prob under the edited row. Applies the edits to x. */
-void lm_greedy_pick(float *x, int V, const lm_edit *edits, int n_edits, float penalty, int32_t *id, float *logprob);
+ * token) and its log-prob under the edited row. Applies the edits to x.
+ * 0, or -1 for a refused row. */
+int lm_greedy_pick(float *x, int V, const lm_edit *edits, int n_edits, float penalty, int32_t *id, float *logprob);
+
+/* The error for a refused row (always returns -1). */
+int lm_bad_logits(lm_err *err, int step, int row);
 
 /* Inserts (id, val) into a ranked list of at most k (val descending, then id
  * ascending); *have counts the entries. */

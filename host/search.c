@@ -103,15 +103,17 @@ static int step_candidates(lm_backend *be, int V, const int32_t *feed, int step,
                            float *logits, int32_t *ids, float *vals, lm_err *err) {
     if (be->ops->decode_step_topk && req->k <= be->ops->topk_max) return be->ops->decode_step_topk(be, feed, step, req, ids, vals, err);
     if (be->ops->decode_step(be, feed, step, logits, err) != 0) return -1;
-#pragma omp parallel for schedule(dynamic)
+    int bad = rows;
+#pragma omp parallel for schedule(dynamic) reduction(min : bad)
     for (int r = 0; r < rows; r++) {
         const lm_edit *e = req->edits + req->edit_start[r];
         int ne = req->edit_start[r + 1] - req->edit_start[r];
         float *row = logits + (size_t)r * V;
-        if (req->greedy) lm_greedy_pick(row, V, e, ne, req->penalty, &ids[r], &vals[r]);
-        else lm_logprob_topk(row, V, e, ne, req->penalty, req->k, ids + (size_t)r * req->k, vals + (size_t)r * req->k);
+        int rc = req->greedy ? lm_greedy_pick(row, V, e, ne, req->penalty, &ids[r], &vals[r])
+                             : lm_logprob_topk(row, V, e, ne, req->penalty, req->k, ids + (size_t)r * req->k, vals + (size_t)r * req->k);
+        if (rc != 0 && r < bad) bad = r;
     }
-    return 0;
+    return bad < rows ? lm_bad_logits(err, step, bad) : 0;
 }
 
 /* A forced step's candidates without logits: the forced token at log-prob 0,
@@ -179,6 +181,7 @@ static int run_greedy(lm_backend *be, const lm_search_opts *o, const int32_t *to
                 float mx = -INFINITY, z = 0;
                 for (int t = 0; t < V; t++) mx = row[t] > mx ? row[t] : mx;
                 for (int t = 0; t < V; t++) z += expf(row[t] - mx);
+                if (isnan(z) || mx == -INFINITY) { lm_bad_logits(err, step, r); goto done; } /* as logits.h refuses */
                 chosen[r] = sample_token(g, row, V, &rng[h], order);
                 sum[h] += row[chosen[r]] * g->temperature - mx - logf(z); /* log-prob before warping */
             }

@@ -29,6 +29,11 @@ __global__ void add_layernorm_kernel(float *x, const float *y, const float *bias
 extern "C" int lm_k_add_layernorm(float *x, const float *y, const float *bias, const float *gamma, const float *beta,
                                   void *out, int out_dtype, int n, int d, cudaStream_t s, const char **msg) {
     if (n == 0) return 0;
+    if ((size_t)d * sizeof(float) > 48 * 1024) { /* the row is held in shared memory */
+        if (msg) *msg = "add_layernorm: rows wider than 12,288";
+        return -1;
+    }
+    /* one block per row on gridDim.x (limit 2^31 - 1, above any int n) */
     add_layernorm_kernel<<<n, 256, (size_t)d * sizeof(float), s>>>(x, y, bias, gamma, beta, out, out_dtype, d);
     return lm_k_launched(msg);
 }

@@ -55,7 +55,11 @@ extern "C" int lm_k_attention(const float *q, int ld_q, const float *k, const fl
     }
     size_t warps = (size_t)rows * heads;
     if (warps == 0) return 0;
-    size_t blocks = (warps * 32 + 127) / 128;
+    size_t blocks = (warps * 32 + 127) / 128; /* on gridDim.x: up to 2^31 - 1 */
+    if (blocks > 0x7fffffffu) {
+        if (msg) *msg = "attention: more (row, head) pairs than one grid holds";
+        return -1;
+    }
     attention_kernel<<<(unsigned)blocks, 128, 0, s>>>(q, ld_q, k, v, ld_kv, key_start, key_len, out, out_dtype, ld_out, rows,
                                                      heads, hd);
     return lm_k_launched(msg);

@@ -8,6 +8,17 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+/* Grids: one-block-per-row kernels put rows on gridDim.x, whose limit (2^31 - 1)
+ * is above any int row count; only y and z stop at 65,535, and no kernel uses
+ * them. Element-wise kernels loop grid-stride over a grid of at most this many
+ * blocks (plenty to fill a GPU: an H100 has 132 SMs). */
+#define LM_K_MAX_BLOCKS 65535u
+
+static inline unsigned lm_k_blocks(size_t work, unsigned threads) {
+    size_t b = (work + threads - 1) / threads;
+    return b < LM_K_MAX_BLOCKS ? (unsigned)b : LM_K_MAX_BLOCKS;
+}
+
 /* Every launch function ends with this: the launch error, if any, as text. */
 static inline int lm_k_launched(const char **msg) {
     cudaError_t e = cudaGetLastError();

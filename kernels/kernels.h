@@ -63,7 +63,10 @@ int lm_k_gather_rows(float *dst, const float *src, const int32_t *parent, int ro
 /* Per row of logits (rows, V): the k best candidates after the row's edits
  * (edits[edit_start[r] .. edit_start[r + 1]) of {token, kind} int pairs), as
  * lm_logprob_topk, or with greedy != 0 the best token of the edited raw logits
- * and its log-prob, as lm_greedy_pick. k <= LM_K_TOPK_MAX. */
+ * and its log-prob, as lm_greedy_pick. k <= LM_K_TOPK_MAX. A row that those
+ * refuse (NaN or +inf logits, no finite logit, greedy with every token
+ * banned) gets ids LM_K_BAD_ROW and values NaN. */
+#define LM_K_BAD_ROW (-1)
 int lm_k_logprob_topk(const float *logits, int rows, int V, const int32_t *edits, const int32_t *edit_start,
                       float penalty, int k, int greedy, int32_t *ids, float *vals, cudaStream_t s, const char **msg);
 

@@ -3,7 +3,19 @@
  * row's max, its sum of exponentials, then each thread's own top-k of its
  * strided tokens, merged pairwise in shared memory (log2(threads) rounds);
  * thread 0 adds the edited tokens last. Ranking: value descending, then token
- * ascending, as the host's scan. */
+ * ascending, as the host's scan.
+ *
+ * Refusal, as host/logits.c: a row whose sum of exponentials is NaN (a NaN or
+ * +inf logit, or no finite logit at all) gets id LM_K_BAD_ROW, and a greedy
+ * row whose every token is banned too; the backend turns that into an error.
+ *
+ * Greedy's log-prob is taken under the edited row, so its normaliser is the sum
+ * over the tokens no edit touches plus each edited token's edited term. That
+ * sum is (all - edited raw terms) when the edited raw terms hold at most half
+ * of the row (the subtraction then loses at most one bit), and otherwise is
+ * summed again leaving the edited tokens out: banning the token that holds
+ * nearly all the probability would otherwise cancel to 0 (a score of +inf).
+ */
 #include "common.cuh"
 #include "logit_rules.h"
 
@@ -43,7 +55,36 @@ __global__ void logprob_topk_kernel(const float *logits, int V, const int32_t *e
     float sum = 0;
     for (int i = t; i < V; i += THREADS) sum += expf(x[i] - mx);
     sum = lm_block_reduce(sum, false);
+    int32_t *out_ids = ids_out + (size_t)blockIdx.x * k;
+    float *out_vals = vals_out + (size_t)blockIdx.x * k;
+    if (isnan(sum)) { /* block-uniform: every thread holds the reduced sum */
+        if (t == 0)
+            for (int j = 0; j < k; j++) { out_ids[j] = LM_K_BAD_ROW; out_vals[j] = NAN; }
+        return;
+    }
     float lse = logf(sum);
+
+    /* greedy: the sum over the tokens no edit touches (see the top of the file) */
+    __shared__ float s_edited_raw;
+    float rest = sum;
+    if (greedy && n_edits) {
+        if (t == 0) {
+            float e_raw = 0;
+            for (int e = 0; e < n_edits; e++)
+                if (!is_edited(edits[2 * e], edits, e)) e_raw += expf(x[edits[2 * e]] - mx);
+            s_edited_raw = e_raw;
+        }
+        __syncthreads();
+        float e_raw = s_edited_raw;
+        if (e_raw <= 0.5f * sum) {
+            rest = sum - e_raw;
+        } else {
+            float part = 0;
+            for (int i = t; i < V; i += THREADS)
+                if (!is_edited(i, edits, n_edits)) part += expf(x[i] - mx);
+            rest = lm_block_reduce(part, false);
+        }
+    }
 
     int32_t *ids = s_ids + t * k;
     float *vals = s_vals + t * k;
@@ -73,22 +114,21 @@ __global__ void logprob_topk_kernel(const float *logits, int V, const int32_t *e
         __syncthreads();
     }
     if (t != 0) return;
-    /* edited tokens, each once with all its edits in order; greedy also corrects the row's sum */
-    float z = sum;
+    /* edited tokens, each once with all its edits in order; greedy adds their edited terms to the sum */
+    float z = rest;
     for (int e = 0; e < n_edits; e++) {
         int32_t tok = edits[2 * e];
         if (is_edited(tok, edits, e)) continue;
         float raw = greedy ? x[tok] : x[tok] - mx - lse, v = raw;
         for (int f = e; f < n_edits; f++)
             if (edits[2 * f] == tok) v = lm_edit_value(v, edits[2 * f + 1], penalty);
-        if (greedy) z += expf(v - mx) - expf(raw - mx);
+        if (greedy) z += expf(v - mx);
         rank_insert(ids, vals, k, tok, v);
     }
-    int32_t *out_ids = ids_out + (size_t)blockIdx.x * k;
-    float *out_vals = vals_out + (size_t)blockIdx.x * k;
-    if (greedy) { /* the best token's log-prob under the edited row (edits only lower values: mx still bounds them) */
-        out_ids[0] = ids[0] == NO_TOKEN ? 0 : ids[0];
-        out_vals[0] = vals[0] - mx - logf(z);
+    if (greedy) { /* the best token's log-prob under the edited row */
+        bool none = ids[0] == NO_TOKEN || vals[0] == -INFINITY; /* every token banned */
+        out_ids[0] = none ? LM_K_BAD_ROW : ids[0];
+        out_vals[0] = none ? NAN : vals[0] - mx - logf(z);
         return;
     }
     for (int j = 0; j < k; j++) {
@@ -104,6 +144,7 @@ extern "C" int lm_k_logprob_topk(const float *logits, int rows, int V, const int
         return -1;
     }
     if (rows == 0) return 0;
+    /* one block per row on gridDim.x (limit 2^31 - 1, above any int rows) */
     logprob_topk_kernel<<<rows, THREADS, 0, s>>>(logits, V, edits, edit_start, penalty, k, greedy, ids, vals);
     return lm_k_launched(msg);
 }

@@ -10,6 +10,7 @@
 #include "kernels.h"
 #include "logits.h"
 #include "testing.h"
+#include "cuda_testing.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -23,51 +24,49 @@ static float frand(void) { /* uniform in [-1, 1) */
 static void fill(float *x, size_t n, float scale) { for (size_t i = 0; i < n; i++) x[i] = frand() * scale; }
 
 static double tolerance(int dtype) { return dtype == LM_K_F32 ? 1e-5 : dtype == LM_K_F16 ? 1e-3 : 8e-3; }
+static size_t dtype_size(int dtype) { return dtype == LM_K_F32 ? 4 : 2; }
 static const char *dtype_name(int dtype) { return dtype == LM_K_F32 ? "fp32" : dtype == LM_K_F16 ? "fp16" : "bf16"; }
 
-static double max_rel_err(const float *got, const float *want, size_t n) {
-    double rms = 0, worst = 0;
-    for (size_t i = 0; i < n; i++) rms += (double)want[i] * want[i];
-    rms = sqrt(rms / (n ? n : 1)) + 1e-30;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)got[i] - want[i]) / (fabs(want[i]) + rms);
-        if (!(e <= worst)) worst = e; /* NaN counts as the worst */
-    }
-    return worst;
-}
+/* ---- device helpers ----
+ * Everything runs as the backend runs it: on a non-blocking stream (not
+ * ordered after the legacy default stream), copies with cudaMemcpyAsync from
+ * pageable memory, no device-wide synchronisation; results are read after
+ * waiting for that stream only. */
 
-/* ---- device helpers ---- */
+static cudaStream_t stream;
 
 static void *to_device(const void *host, size_t bytes) {
     void *p = NULL;
     if (cudaMalloc(&p, bytes ? bytes : 4) != cudaSuccess) return NULL;
-    if (bytes) cudaMemcpy(p, host, bytes, cudaMemcpyHostToDevice);
+    if (bytes) cudaMemcpyAsync(p, host, bytes, cudaMemcpyHostToDevice, stream);
     return p;
 }
 
-/* n floats from the device. */
-static void from_device(float *host, const void *dev, size_t n) { cudaMemcpy(host, dev, n * sizeof(float), cudaMemcpyDeviceToHost); }
-
-/* One stored fp16 or bf16 value as a float. */
-static float half_bits_to_float(uint16_t h, int dtype) {
-    if (dtype == LM_K_BF16) {
-        uint32_t u = (uint32_t)h << 16;
-        float f;
-        memcpy(&f, &u, 4);
-        return f;
-    }
-    return lm_f16_to_f32(h);
+static void *device_zeros(size_t bytes) {
+    void *p = NULL;
+    if (cudaMalloc(&p, bytes ? bytes : 4) != cudaSuccess) return NULL;
+    cudaMemsetAsync(p, 0, bytes ? bytes : 4, stream);
+    return p;
 }
+
+static void bytes_from_device(void *host, const void *dev, size_t bytes) {
+    cudaMemcpyAsync(host, dev, bytes, cudaMemcpyDeviceToHost, stream);
+    cudaStreamSynchronize(stream);
+}
+
+/* n floats from the device. */
+static void from_device(float *host, const void *dev, size_t n) { bytes_from_device(host, dev, n * sizeof(float)); }
 
 static void dtype_to_host(float *host, const void *dev, size_t n, int dtype) {
     if (dtype == LM_K_F32) { from_device(host, dev, n); return; }
     uint16_t *tmp = malloc(n * sizeof *tmp);
-    cudaMemcpy(tmp, dev, n * sizeof *tmp, cudaMemcpyDeviceToHost);
-    for (size_t i = 0; i < n; i++) host[i] = half_bits_to_float(tmp[i], dtype);
+    bytes_from_device(tmp, dev, n * sizeof *tmp);
+    for (size_t i = 0; i < n; i++) host[i] = lm_half_bits_to_float(tmp[i], dtype);
     free(tmp);
 }
 
-#define KCHECK(call, what) CHECK((call) == 0 && cudaDeviceSynchronize() == cudaSuccess, "%s: launch failed: %s", what, msg)
+#define KCHECK(call, what) CHECK((call) == 0 && cudaStreamSynchronize(stream) == cudaSuccess, "%s: launch failed: %s (%s)", what, msg, \
+                                 cudaGetErrorString(cudaGetLastError()))
 
 /* ---- CPU references ---- */
 
@@ -112,31 +111,43 @@ static void ref_attention(const float *q, const float *k, const float *v, const 
 
 /* ---- tests ---- */
 
-static void test_embed(int dtype) {
+static void test_embed(int dtype, int V, int d, int n) {
     const char *msg = "";
-    int V = 37, d = 24, n = 13, P = 40;
+    int P = 40;
     float *table = malloc(sizeof(float) * V * d), *pos = malloc(sizeof(float) * P * d), *want = malloc(sizeof(float) * n * d),
           *got = malloc(sizeof(float) * n * d), *rounded = malloc(sizeof(float) * V * d);
-    int32_t tok[13], p[13];
+    int32_t *tok = malloc(sizeof(int32_t) * n), *p = malloc(sizeof(int32_t) * n);
     fill(table, (size_t)V * d, 1);
     fill(pos, (size_t)P * d, 1);
-    for (int i = 0; i < n; i++) { tok[i] = (i * 7) % V; p[i] = (i * 3) % (P - 2); }
+    for (int i = 0; i < n; i++) { tok[i] = (int32_t)(((size_t)i * 7) % V); p[i] = (i * 3) % (P - 2); }
     float *d_src = to_device(table, sizeof(float) * V * d);
-    void *d_table = NULL;
-    cudaMalloc(&d_table, sizeof(float) * V * d);
-    KCHECK(lm_k_convert(d_src, d_table, dtype, (size_t)V * d, 0, &msg), "convert");
+    void *d_table = device_zeros(dtype_size(dtype) * V * d);
+    KCHECK(lm_k_convert(d_src, d_table, dtype, (size_t)V * d, stream, &msg), "convert");
     dtype_to_host(rounded, d_table, (size_t)V * d, dtype);
     for (int i = 0; i < n; i++)
-        for (int j = 0; j < d; j++) want[i * d + j] = rounded[tok[i] * d + j] * 1.5f + pos[(p[i] + 2) * d + j];
-    float *d_pos = to_device(pos, sizeof(float) * P * d), *d_x = NULL;
-    int32_t *d_tok = to_device(tok, sizeof tok), *d_p = to_device(p, sizeof p);
-    cudaMalloc((void **)&d_x, sizeof(float) * n * d);
-    KCHECK(lm_k_embed(d_x, d_table, dtype, d_pos, d_tok, d_p, n, d, 1.5f, 0, &msg), "embed");
+        for (int j = 0; j < d; j++) want[(size_t)i * d + j] = rounded[(size_t)tok[i] * d + j] * 1.5f + pos[(size_t)(p[i] + 2) * d + j];
+    float *d_pos = to_device(pos, sizeof(float) * P * d), *d_x = device_zeros(sizeof(float) * n * d);
+    int32_t *d_tok = to_device(tok, sizeof(int32_t) * n), *d_p = to_device(p, sizeof(int32_t) * n);
+    KCHECK(lm_k_embed(d_x, d_table, dtype, d_pos, d_tok, d_p, n, d, 1.5f, stream, &msg), "embed");
     from_device(got, d_x, (size_t)n * d);
-    CHECK(max_rel_err(got, want, (size_t)n * d) < 1e-6, "embed %s: differs from the reference", dtype_name(dtype));
-    CHECK(max_rel_err(rounded, table, (size_t)V * d) < tolerance(dtype), "convert %s: rounding beyond one ulp", dtype_name(dtype));
+    CHECK(lm_max_rel_err(got, want, (size_t)n * d) < 1e-6, "embed %s n=%d: differs from the reference", dtype_name(dtype), n);
+    CHECK(lm_max_rel_err(rounded, table, (size_t)V * d) < tolerance(dtype), "convert %s: rounding beyond one ulp", dtype_name(dtype));
     cudaFree(d_src); cudaFree(d_table); cudaFree(d_pos); cudaFree(d_x); cudaFree(d_tok); cudaFree(d_p);
-    free(table); free(pos); free(want); free(got); free(rounded);
+    free(table); free(pos); free(want); free(got); free(rounded); free(tok); free(p);
+}
+
+/* convert alone over more elements than 65,535 blocks x 256 threads cover in one pass */
+static void test_convert_long(int dtype, size_t n) {
+    const char *msg = "";
+    float *x = malloc(sizeof(float) * n), *got = malloc(sizeof(float) * n);
+    fill(x, n, 4);
+    float *d_x = to_device(x, sizeof(float) * n);
+    void *d_out = device_zeros(dtype_size(dtype) * n);
+    KCHECK(lm_k_convert(d_x, d_out, dtype, n, stream, &msg), "convert");
+    dtype_to_host(got, d_out, n, dtype);
+    CHECK(lm_max_rel_err(got, x, n) < tolerance(dtype), "convert %s n=%zu: differs (grid-stride tail?)", dtype_name(dtype), n);
+    cudaFree(d_x); cudaFree(d_out);
+    free(x); free(got);
 }
 
 static void test_layernorm(int dtype, int n, int d, bool with_residual) {
@@ -148,27 +159,26 @@ static void test_layernorm(int dtype, int n, int d, bool with_residual) {
     fill(x, nd, 3); fill(y, nd, 1); fill(bias, d, 1); fill(g, d, 1); fill(b, d, 1);
     float *d_x = to_device(x, sizeof(float) * nd), *d_y = to_device(y, sizeof(float) * nd), *d_bias = to_device(bias, sizeof(float) * d),
           *d_g = to_device(g, sizeof(float) * d), *d_b = to_device(b, sizeof(float) * d);
-    void *d_out = NULL;
-    cudaMalloc(&d_out, sizeof(float) * nd);
+    void *d_out = device_zeros(sizeof(float) * nd);
     ref_layernorm(x, with_residual ? y : NULL, bias, g, b, want, n, d);
-    KCHECK(lm_k_add_layernorm(d_x, with_residual ? d_y : NULL, d_bias, d_g, d_b, d_out, dtype, n, d, 0, &msg), "add_layernorm");
+    KCHECK(lm_k_add_layernorm(d_x, with_residual ? d_y : NULL, d_bias, d_g, d_b, d_out, dtype, n, d, stream, &msg), "add_layernorm");
     dtype_to_host(got, d_out, nd, dtype);
     from_device(gx, d_x, nd);
-    CHECK(max_rel_err(got, want, nd) < tolerance(dtype) + 1e-5, "add_layernorm %s n=%d d=%d: output differs by %g", dtype_name(dtype), n,
-          d, max_rel_err(got, want, nd));
-    CHECK(max_rel_err(gx, x, nd) < 1e-6, "add_layernorm n=%d d=%d: residual stream differs", n, d);
+    CHECK(lm_max_rel_err(got, want, nd) < tolerance(dtype) + 1e-5, "add_layernorm %s n=%d d=%d: output differs by %g", dtype_name(dtype), n,
+          d, lm_max_rel_err(got, want, nd));
+    CHECK(lm_max_rel_err(gx, x, nd) < 1e-6, "add_layernorm n=%d d=%d: residual stream differs", n, d);
     cudaFree(d_x); cudaFree(d_y); cudaFree(d_bias); cudaFree(d_g); cudaFree(d_b); cudaFree(d_out);
     free(x); free(y); free(bias); free(g); free(b); free(want); free(got); free(gx);
 }
 
-static void test_bias_act(int dtype, int act) {
-    const char *msg = "";
-    int n = 7, cols = 45, ld = 61; /* written with a row stride, as into the KV cache */
-    float *y = malloc(sizeof(float) * n * cols), *bias = malloc(sizeof(float) * cols), *want = calloc((size_t)n * ld, sizeof(float)),
-          *got = malloc(sizeof(float) * n * ld);
+static void test_bias_act(int dtype, int act, int n, int cols, int ld) {
+    const char *msg = ""; /* written with a row stride ld >= cols, as into the KV cache */
+    size_t nl = (size_t)n * ld;
+    float *y = malloc(sizeof(float) * n * cols), *bias = malloc(sizeof(float) * cols), *want = calloc(nl, sizeof(float)),
+          *got = malloc(sizeof(float) * nl);
     fill(y, (size_t)n * cols, 2);
     fill(bias, cols, 1);
-    for (int i = 0; i < n; i++)
+    for (size_t i = 0; i < (size_t)n; i++)
         for (int j = 0; j < cols; j++) {
             float v = y[i * cols + j] + bias[j];
             if (act == LM_K_ACT_RELU) v = v > 0 ? v : 0;
@@ -176,122 +186,231 @@ static void test_bias_act(int dtype, int act) {
             want[i * ld + j] = v * 0.25f;
         }
     float *d_y = to_device(y, sizeof(float) * n * cols), *d_bias = to_device(bias, sizeof(float) * cols);
-    void *d_out = NULL;
-    cudaMalloc(&d_out, sizeof(float) * n * ld);
-    cudaMemset(d_out, 0, sizeof(float) * n * ld);
-    KCHECK(lm_k_bias_act(d_y, d_bias, d_out, dtype, (size_t)ld, n, cols, act, 0.25f, 0, &msg), "bias_act");
-    dtype_to_host(got, d_out, (size_t)n * ld, dtype);
-    CHECK(max_rel_err(got, want, (size_t)n * ld) < tolerance(dtype) + 1e-6, "bias_act %s act=%d differs", dtype_name(dtype), act);
+    void *d_out = device_zeros(sizeof(float) * nl);
+    KCHECK(lm_k_bias_act(d_y, d_bias, d_out, dtype, (size_t)ld, n, cols, act, 0.25f, stream, &msg), "bias_act");
+    dtype_to_host(got, d_out, nl, dtype);
+    CHECK(lm_max_rel_err(got, want, nl) < tolerance(dtype) + 1e-6, "bias_act %s act=%d n=%d cols=%d differs", dtype_name(dtype), act, n, cols);
     cudaFree(d_y); cudaFree(d_bias); cudaFree(d_out);
     free(y); free(bias); free(want); free(got);
 }
 
-static void test_attention(int dtype, int heads, int hd) {
+/* rows query rows over `keys` key rows: packed sentences of odd lengths, a
+ * decoder-like row over a long span, and every 8th row with no keys. */
+static void test_attention(int dtype, int heads, int hd, int rows) {
     const char *msg = "";
-    int d = heads * hd, rows = 9, keys = 40;
-    /* packed sentences of odd lengths, a decoder-like row over a long cache, and a row with no keys */
-    int32_t start[9] = {0, 0, 0, 3, 3, 10, 17, 0, 5}, len[9] = {3, 3, 3, 7, 7, 7, 23, 0, 1};
-    float *q = malloc(sizeof(float) * rows * d), *k = malloc(sizeof(float) * keys * d), *v = malloc(sizeof(float) * keys * d),
-          *want = malloc(sizeof(float) * rows * d), *got = malloc(sizeof(float) * rows * d);
-    fill(q, (size_t)rows * d, 1); fill(k, (size_t)keys * d, 1); fill(v, (size_t)keys * d, 1);
+    int d = heads * hd, keys = 40;
+    int32_t *start = malloc(sizeof(int32_t) * rows), *len = malloc(sizeof(int32_t) * rows);
+    for (int i = 0; i < rows; i++) {
+        start[i] = (i * 5) % 17;
+        len[i] = i % 8 == 7 ? 0 : i % 8 == 6 ? 23 : 1 + (i * 3) % 7;
+    }
+    size_t rd = (size_t)rows * d;
+    float *q = malloc(sizeof(float) * rd), *k = malloc(sizeof(float) * keys * d), *v = malloc(sizeof(float) * keys * d),
+          *want = malloc(sizeof(float) * rd), *got = malloc(sizeof(float) * rd);
+    fill(q, rd, 1); fill(k, (size_t)keys * d, 1); fill(v, (size_t)keys * d, 1);
     ref_attention(q, k, v, start, len, want, rows, heads, hd, d);
-    float *d_q = to_device(q, sizeof(float) * rows * d), *d_k = to_device(k, sizeof(float) * keys * d),
-          *d_v = to_device(v, sizeof(float) * keys * d);
-    int32_t *d_start = to_device(start, sizeof start), *d_len = to_device(len, sizeof len);
-    void *d_out = NULL;
-    cudaMalloc(&d_out, sizeof(float) * rows * d);
-    KCHECK(lm_k_attention(d_q, d, d_k, d_v, d, d_start, d_len, d_out, dtype, d, rows, heads, hd, 0, &msg), "attention");
-    dtype_to_host(got, d_out, (size_t)rows * d, dtype);
-    CHECK(max_rel_err(got, want, (size_t)rows * d) < tolerance(dtype) + 1e-5, "attention %s heads=%d hd=%d differs by %g", dtype_name(dtype),
-          heads, hd, max_rel_err(got, want, (size_t)rows * d));
+    float *d_q = to_device(q, sizeof(float) * rd), *d_k = to_device(k, sizeof(float) * keys * d), *d_v = to_device(v, sizeof(float) * keys * d);
+    int32_t *d_start = to_device(start, sizeof(int32_t) * rows), *d_len = to_device(len, sizeof(int32_t) * rows);
+    void *d_out = device_zeros(sizeof(float) * rd);
+    KCHECK(lm_k_attention(d_q, d, d_k, d_v, d, d_start, d_len, d_out, dtype, d, rows, heads, hd, stream, &msg), "attention");
+    dtype_to_host(got, d_out, rd, dtype);
+    CHECK(lm_max_rel_err(got, want, rd) < tolerance(dtype) + 1e-5, "attention %s heads=%d hd=%d rows=%d differs by %g", dtype_name(dtype),
+          heads, hd, rows, lm_max_rel_err(got, want, rd));
     bool zeros = true;
     for (int c = 0; c < d; c++) zeros &= got[7 * d + c] == 0.0f;
     CHECK(zeros, "attention: a row with no keys gives zeros");
     cudaFree(d_q); cudaFree(d_k); cudaFree(d_v); cudaFree(d_start); cudaFree(d_len); cudaFree(d_out);
-    free(q); free(k); free(v); free(want); free(got);
+    free(q); free(k); free(v); free(want); free(got); free(start); free(len);
 }
 
-static void test_gather_rows(void) {
+static void test_gather_rows(int rows, size_t stride, size_t used) {
     const char *msg = "";
-    int rows = 5;
-    size_t stride = 33, used = 20;
-    int32_t parent[5] = {2, 2, 0, 4, 1};
-    float *src = malloc(sizeof(float) * rows * stride), *got = malloc(sizeof(float) * rows * stride);
-    fill(src, rows * stride, 1);
-    float *d_src = to_device(src, sizeof(float) * rows * stride), *d_dst = NULL;
-    cudaMalloc((void **)&d_dst, sizeof(float) * rows * stride);
-    int32_t *d_parent = to_device(parent, sizeof parent);
-    KCHECK(lm_k_gather_rows(d_dst, d_src, d_parent, rows, stride, used, 0, &msg), "gather_rows");
-    from_device(got, d_dst, rows * stride);
-    bool same = true;
-    for (int r = 0; r < rows; r++) same &= memcmp(got + r * stride, src + parent[r] * stride, used * sizeof(float)) == 0;
-    CHECK(same, "gather_rows: rows copied from their parents");
+    int32_t *parent = malloc(sizeof(int32_t) * rows);
+    for (int r = 0; r < rows; r++) parent[r] = (int32_t)(((size_t)r * 7 + 2) % rows); /* repeats and moves */
+    parent[0] = rows - 1; /* the last row reaches the first: a row index past 65,535 must land */
+    size_t n = (size_t)rows * stride;
+    float *src = malloc(sizeof(float) * n), *got = malloc(sizeof(float) * n);
+    fill(src, n, 1);
+    float *d_src = to_device(src, sizeof(float) * n), *d_dst = device_zeros(sizeof(float) * n);
+    int32_t *d_parent = to_device(parent, sizeof(int32_t) * rows);
+    KCHECK(lm_k_gather_rows(d_dst, d_src, d_parent, rows, stride, used, stream, &msg), "gather_rows");
+    from_device(got, d_dst, n);
+    int bad = -1;
+    for (int r = 0; r < rows && bad < 0; r++) {
+        if (memcmp(got + r * stride, src + parent[r] * stride, used * sizeof(float)) != 0) bad = r;
+        for (size_t j = used; j < stride && bad < 0; j++)
+            if (got[r * stride + j] != 0.0f) bad = r; /* nothing past `used` written */
+    }
+    CHECK(bad < 0, "gather_rows rows=%d: row %d not copied from its parent", rows, bad);
     cudaFree(d_src); cudaFree(d_dst); cudaFree(d_parent);
-    free(src); free(got);
+    free(src); free(got); free(parent);
 }
 
-/* Device top-k against the host's lm_logprob_topk / lm_greedy_pick: the same
- * tokens, values within fp32 rounding (the sums run in another order). */
-static void test_logprob_topk(int V, int k, bool greedy) {
-    const char *msg = "";
-    int rows = 6;
-    float *x = malloc(sizeof(float) * rows * V), *row = malloc(sizeof(float) * V);
-    for (int i = 0; i < rows * V; i++) x[i] = (float)((int)(frand() * 40)) * 0.25f; /* coarse values: ties */
-    lm_edit edits[64];
-    int32_t start[7] = {0};
+/* ---- logprob_topk against an independent reference ----
+ * Double precision, the whole edited row, a full sort: it shares no code with
+ * host/logits.c or logit_rules.h (only the lm_edit layout the kernel reads). */
+
+static const double *sort_keys;
+static int by_value_then_id(const void *a, const void *b) {
+    int i = *(const int *)a, j = *(const int *)b;
+    if (sort_keys[i] != sort_keys[j]) return sort_keys[i] > sort_keys[j] ? -1 : 1;
+    return i - j;
+}
+
+/* Row x's reference: value[t] for every token (greedy: the edited raw logit's
+ * log-prob; otherwise the edited log-prob), and the k best (value, id); false
+ * when the row is to be refused. */
+static bool ref_topk(const float *x, int V, const lm_edit *e, int ne, double penalty, int k, bool greedy, double *value, int32_t *ids,
+                     double *vals) {
+    double mx = -INFINITY;
+    bool finite = false;
+    for (int t = 0; t < V; t++) {
+        if (isnan(x[t]) || x[t] == INFINITY) return false;
+        if (isfinite(x[t])) finite = true;
+        value[t] = x[t];
+        if (x[t] > mx) mx = x[t];
+    }
+    if (!finite) return false;
+    if (!greedy) { /* log-softmax of the raw row, then the edits */
+        double z = 0;
+        for (int t = 0; t < V; t++) z += exp(value[t] - mx);
+        for (int t = 0; t < V; t++) value[t] -= mx + log(z);
+    }
+    for (int i = 0; i < ne; i++) {
+        double *v = &value[e[i].token];
+        *v = e[i].kind == LM_EDIT_BAN ? -INFINITY : *v < 0 ? *v * penalty : *v / penalty;
+    }
+    if (greedy) { /* log-softmax of the edited row */
+        double m2 = -INFINITY, z = 0;
+        for (int t = 0; t < V; t++) m2 = value[t] > m2 ? value[t] : m2;
+        if (m2 == -INFINITY) return false; /* every token banned */
+        for (int t = 0; t < V; t++) z += exp(value[t] - m2);
+        for (int t = 0; t < V; t++) value[t] -= m2 + log(z);
+    }
+    int *order = malloc(sizeof(int) * V);
+    for (int t = 0; t < V; t++) order[t] = t;
+    sort_keys = value;
+    qsort(order, (size_t)V, sizeof *order, by_value_then_id);
+    for (int j = 0; j < k; j++) {
+        ids[j] = j < V ? order[j] : 0;
+        vals[j] = j < V ? value[order[j]] : -INFINITY;
+    }
+    free(order);
+    return true;
+}
+
+static bool close_to(double got, double want) {
+    return got == want || fabs(got - want) <= 2e-5 * (1 + fabs(want));
+}
+
+/* Rows follow a cycle of 8 kinds when `special`: 0 the dominant token (p ~ 1 - 1e-7)
+ * banned, 1 the dominant token penalised, 2 -inf entries, 3 a +inf entry, 4 a
+ * NaN, 5 every logit -inf; 6 and 7 coarse values (ties) with edits. Otherwise
+ * all coarse, with edits. */
+static void make_topk_rows(float *x, int rows, int V, bool special, lm_edit *edits, int32_t *start, int max_edits) {
     int n = 0;
-    for (int r = 0; r < rows; r++) { /* row 0 no edits; others penalties and bans, one token twice */
-        for (int e = 0; e < r * 2; e++) edits[n++] = (lm_edit){(r * 31 + e * 17) % V, e % 3 == 2 ? LM_EDIT_BAN : LM_EDIT_PENALIZE};
-        if (r == 5) edits[n++] = (lm_edit){(r * 31) % V, LM_EDIT_BAN};
+    start[0] = 0;
+    for (int r = 0; r < rows; r++) {
+        float *row = x + (size_t)r * V;
+        int kind = special ? r % 8 : 6;
+        int dom = (r * 131 + 17) % V;
+        for (int t = 0; t < V; t++) row[t] = kind <= 1 ? 0.0f : (float)((int)(frand() * 40)) * 0.25f;
+        if (kind <= 1) row[dom] = 28.0f;
+        if (kind == 2) for (int t = 0; t < V; t += 7) row[t] = -INFINITY;
+        if (kind == 3) row[dom] = INFINITY;
+        if (kind == 4) row[dom] = NAN;
+        if (kind == 5) for (int t = 0; t < V; t++) row[t] = -INFINITY;
+        if (kind == 0) edits[n++] = (lm_edit){dom, LM_EDIT_BAN};
+        if (kind <= 1) edits[n++] = (lm_edit){dom, LM_EDIT_PENALIZE}; /* kind 0: penalised after its ban, still -inf */
+        int extra = (r % 6) * 2 < max_edits - 3 ? (r % 6) * 2 : 0; /* penalties and bans, one token twice */
+        for (int e = 0; e < extra; e++) edits[n++] = (lm_edit){(r * 31 + e * 17) % V, e % 3 == 2 ? LM_EDIT_BAN : LM_EDIT_PENALIZE};
+        if (r % 6 == 5 && extra) edits[n++] = (lm_edit){(r * 31) % V, LM_EDIT_BAN};
         start[r + 1] = n;
     }
-    int32_t *want_ids = malloc(sizeof(int32_t) * rows * k), *got_ids = malloc(sizeof(int32_t) * rows * k);
-    float *want_vals = malloc(sizeof(float) * rows * k), *got_vals = malloc(sizeof(float) * rows * k);
-    for (int r = 0; r < rows; r++) {
-        memcpy(row, x + (size_t)r * V, sizeof(float) * V);
-        if (greedy) lm_greedy_pick(row, V, edits + start[r], start[r + 1] - start[r], 1.3f, &want_ids[r], &want_vals[r]);
-        else lm_logprob_topk(row, V, edits + start[r], start[r + 1] - start[r], 1.3f, k, want_ids + r * k, want_vals + r * k);
-    }
-    float *d_x = to_device(x, sizeof(float) * rows * V), *d_vals = NULL;
-    int32_t *d_edits = to_device(edits, sizeof(lm_edit) * n), *d_start = to_device(start, sizeof start), *d_ids = NULL;
-    cudaMalloc((void **)&d_ids, sizeof(int32_t) * rows * k);
-    cudaMalloc((void **)&d_vals, sizeof(float) * rows * k);
-    KCHECK(lm_k_logprob_topk(d_x, rows, V, d_edits, d_start, 1.3f, k, greedy, d_ids, d_vals, 0, &msg), "logprob_topk");
-    cudaMemcpy(got_ids, d_ids, sizeof(int32_t) * rows * k, cudaMemcpyDeviceToHost);
+}
+
+static void test_logprob_topk(int V, int k, bool greedy, int rows, bool special) {
+    const char *msg = "";
+    const int max_edits = 16;
+    size_t rv = (size_t)rows * V;
+    float *x = malloc(sizeof(float) * rv);
+    lm_edit *edits = malloc(sizeof(lm_edit) * rows * max_edits);
+    int32_t *start = malloc(sizeof(int32_t) * (rows + 1));
+    make_topk_rows(x, rows, V, special, edits, start, max_edits);
+    int32_t *got_ids = malloc(sizeof(int32_t) * rows * k), *want_ids = malloc(sizeof(int32_t) * k);
+    float *got_vals = malloc(sizeof(float) * rows * k);
+    double *want_vals = malloc(sizeof(double) * k), *value = malloc(sizeof(double) * V);
+    float *d_x = to_device(x, sizeof(float) * rv), *d_vals = device_zeros(sizeof(float) * rows * k);
+    int32_t *d_edits = to_device(edits, sizeof(lm_edit) * start[rows]), *d_start = to_device(start, sizeof(int32_t) * (rows + 1)),
+            *d_ids = device_zeros(sizeof(int32_t) * rows * k);
+    KCHECK(lm_k_logprob_topk(d_x, rows, V, d_edits, d_start, 1.3f, k, greedy, d_ids, d_vals, stream, &msg), "logprob_topk");
+    bytes_from_device(got_ids, d_ids, sizeof(int32_t) * rows * k);
     from_device(got_vals, d_vals, (size_t)rows * k);
-    /* -inf entries compare equal; finite ones within 1e-5 */
-    bool same_ids = memcmp(got_ids, want_ids, sizeof(int32_t) * rows * k) == 0, close = true;
-    for (int i = 0; i < rows * k; i++)
-        if (!(got_vals[i] == want_vals[i]) && !(fabsf(got_vals[i] - want_vals[i]) <= 1e-5f * (1 + fabsf(want_vals[i])))) close = false;
-    CHECK(same_ids, "logprob_topk V=%d k=%d greedy=%d: tokens differ from the host's", V, k, greedy);
-    CHECK(close, "logprob_topk V=%d k=%d greedy=%d: values differ from the host's", V, k, greedy);
+    int bad_row = -1, refused = 0;
+    const char *what = "";
+    for (int r = 0; r < rows && bad_row < 0; r++) {
+        const int32_t *gi = got_ids + (size_t)r * k;
+        const float *gv = got_vals + (size_t)r * k;
+        bool ok = ref_topk(x + (size_t)r * V, V, edits + start[r], start[r + 1] - start[r], 1.3, k, greedy, value, want_ids, want_vals);
+        if (!ok) {
+            refused++;
+            if (gi[0] != LM_K_BAD_ROW) { bad_row = r; what = "a row to refuse was not refused"; }
+            continue;
+        }
+        for (int j = 0; j < k && bad_row < 0; j++) {
+            /* the same token, or one whose reference value ties the reference's at this rank (rounding may order near-ties) */
+            bool same_token = gi[j] == want_ids[j] || (gi[j] >= 0 && gi[j] < V && close_to(value[gi[j]], want_vals[j]));
+            for (int i = 0; i < j; i++) same_token &= gi[i] != gi[j] || j >= V;
+            if (!same_token) { bad_row = r; what = "tokens differ"; }
+            else if (!close_to(gv[j], want_vals[j])) { bad_row = r; what = "values differ"; }
+        }
+    }
+    CHECK(bad_row < 0, "logprob_topk V=%d k=%d greedy=%d rows=%d: row %d (kind %d): %s", V, k, greedy, rows, bad_row,
+          special ? bad_row % 8 : 6, what);
+    if (special) CHECK(refused >= rows / 8 * 3, "logprob_topk: %d rows refused, expected the NaN, +inf and all -inf ones", refused);
     cudaFree(d_x); cudaFree(d_vals); cudaFree(d_edits); cudaFree(d_start); cudaFree(d_ids);
-    free(x); free(row); free(want_ids); free(got_ids); free(want_vals); free(got_vals);
+    free(x); free(edits); free(start); free(got_ids); free(want_ids); free(got_vals); free(want_vals); free(value);
 }
 
 int main(void) {
-    int devices = 0;
-    cudaError_t e = cudaGetDeviceCount(&devices);
-    if (e != cudaSuccess || devices == 0) {
-        printf("test_cuda_kernels: skipped, no CUDA GPU (%s)\n", e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
-        return lm_test_summary("test_cuda_kernels");
-    }
+    if (!lm_cuda_gate("test_cuda_kernels")) return lm_test_summary("test_cuda_kernels");
+    CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) == cudaSuccess, "a non-blocking stream");
     for (int dtype = LM_K_F32; dtype <= LM_K_BF16; dtype++) {
-        test_embed(dtype);
+        test_embed(dtype, 37, 24, 13);
         test_layernorm(dtype, 5, 1024, true);
         test_layernorm(dtype, 3, 37, false);
         test_layernorm(dtype, 1, 1, true);
-        for (int act = LM_K_ACT_NONE; act <= LM_K_ACT_GELU; act++) test_bias_act(dtype, act);
-        test_attention(dtype, 16, 64);
-        test_attention(dtype, 3, 40);
-        test_attention(dtype, 1, 7);
+        for (int act = LM_K_ACT_NONE; act <= LM_K_ACT_GELU; act++) test_bias_act(dtype, act, 7, 45, 61);
+        test_attention(dtype, 16, 64, 9);
+        test_attention(dtype, 3, 40, 9);
+        test_attention(dtype, 1, 7, 9);
     }
-    test_gather_rows();
-    test_logprob_topk(128112, 10, false);
-    test_logprob_topk(1001, 16, false);
-    test_logprob_topk(7, 3, false);
-    test_logprob_topk(5, 16, false); /* fewer tokens than k: padding like the host */
-    test_logprob_topk(128112, 1, true);
-    test_logprob_topk(333, 1, true);
+    test_gather_rows(5, 33, 20);
+    test_logprob_topk(128112, 10, false, 16, true);
+    test_logprob_topk(128112, 1, true, 16, true);
+    test_logprob_topk(1001, 16, false, 6, false);
+    test_logprob_topk(7, 3, false, 6, false);
+    test_logprob_topk(5, 16, false, 6, false); /* fewer tokens than k: padded with token 0 at -inf */
+    test_logprob_topk(333, 1, true, 8, true);
+
+    /* past the grid limits: more than 65,535 rows (gridDim.y/z's limit) and
+     * element-wise work beyond 65,535 blocks x 256 threads (grid-stride tails);
+     * LYRICMT_CUDA_QUICK=1 leaves them out (the slower compute-sanitizer tools) */
+    const char *quick = getenv("LYRICMT_CUDA_QUICK");
+    if (quick && *quick && strcmp(quick, "0") != 0) {
+        printf("test_cuda_kernels: sizes past the grid limits left out (LYRICMT_CUDA_QUICK)\n");
+        cudaStreamDestroy(stream);
+        return lm_test_summary("test_cuda_kernels");
+    }
+    int big = 70001;
+    test_convert_long(LM_K_BF16, (size_t)65535 * 256 * 2 + 77);
+    test_embed(LM_K_F16, 37, 8, big);
+    test_layernorm(LM_K_F32, big, 8, true);
+    test_bias_act(LM_K_F32, LM_K_ACT_GELU, big, 257, 300);
+    test_attention(LM_K_F32, 2, 8, big);
+    test_gather_rows(big, 9, 5);
+    test_logprob_topk(8, 3, false, big, true);
+    test_logprob_topk(8, 1, true, big, true);
+    cudaStreamDestroy(stream);
     return lm_test_summary("test_cuda_kernels");
 }

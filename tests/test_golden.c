@@ -12,7 +12,8 @@
  *
  * With a CUDA build on a machine with a GPU, the same checks run on the CUDA
  * backend in fp32; in fp16 and bf16 the states are held to a looser tolerance
- * (LOGIT_RTOL_F16, _BF16) and the share of identical outputs is reported.
+ * (LOGIT_RTOL_F16, _BF16) and the share of identical outputs must reach a
+ * bound (MIN_SAME_F16, _BF16).
  */
 #include "testing.h"
 #include "translator.h"
@@ -183,11 +184,15 @@ static void check_texts(lm_translator *t, const cJSON *cases, const char *key, b
     same_texts(t, cases, key, beam, true, what);
 }
 
+static int texts_same, texts_total; /* over a 16-bit run, for check_cuda's bound */
+
 /* The share of cases whose greedy and beam texts equal transformers' (16-bit runs). */
 static void report_same_texts(lm_translator *t, const cJSON *cases, const char *what) {
     int n = cJSON_GetArraySize(cases);
     int greedy = same_texts(t, cases, "greedy_text", false, false, what), beam = same_texts(t, cases, "beam_text", true, false, what);
     printf("%s: identical to transformers: greedy %d/%d, beam %d/%d\n", what, greedy, n, beam, n);
+    texts_same += greedy + beam;
+    texts_total += 2 * n;
 }
 
 static void check_model(const char *name, lm_device device, lm_precision precision) {
@@ -252,20 +257,35 @@ static void check_model(const char *name, lm_device device, lm_precision precisi
 }
 
 #ifdef LM_WITH_CUDA
-#include <cuda_runtime.h>
+#include "cuda_testing.h"
+
+/* 16-bit runs must keep at least this share of the greedy and beam outputs
+ * identical to transformers' fp32 ones, over both fixtures and conventions.
+ * Provisional until a GPU run measures ours: transformers itself, run wholly
+ * in 16 bits on these fixtures (CPU, torch 2.15), keeps 104/104 in fp16 and
+ * 98/104 (94%) in bf16; this backend rounds less (weights and product inputs
+ * only; residual stream, norms and softmaxes in fp32), and the bounds leave
+ * room for other rounding order in the tensor cores. */
+#define MIN_SAME_F16 0.90
+#define MIN_SAME_BF16 0.80
 
 static void check_cuda(void) {
-    int devices = 0;
-    cudaError_t e = cudaGetDeviceCount(&devices);
-    if (e != cudaSuccess || devices == 0) {
-        printf("test_golden: CUDA backend skipped, no CUDA GPU (%s)\n", e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
-        return;
-    }
-    const double tol[3] = {LOGIT_RTOL_F32, LOGIT_RTOL_F16, LOGIT_RTOL_BF16};
+    if (!lm_cuda_gate("test_golden: CUDA backend")) return;
+    const double tol[3] = {LOGIT_RTOL_F32, LOGIT_RTOL_F16, LOGIT_RTOL_BF16}, min_same[3] = {1.0, MIN_SAME_F16, MIN_SAME_BF16};
+    const char *precision = getenv("LYRICMT_GOLDEN_PRECISION"); /* scripts/gpu-check.sh runs each alone */
     for (int p = LM_PREC_FP32; p <= LM_PREC_BF16; p++) {
+        if (precision && *precision && strcmp(precision, lm_precision_name((lm_precision)p)) != 0) continue;
         logit_rtol = tol[p];
+        texts_same = texts_total = 0;
         check_model("tiny-a", LM_DEVICE_CUDA, (lm_precision)p);
         check_model("tiny-b", LM_DEVICE_CUDA, (lm_precision)p);
+        if (p != LM_PREC_FP32) {
+            double share = texts_total ? (double)texts_same / texts_total : 0;
+            printf("test_golden: CUDA %s: %d/%d outputs identical to transformers (%.0f%%; at least %.0f%% required)\n",
+                   lm_precision_name((lm_precision)p), texts_same, texts_total, 100 * share, 100 * min_same[p]);
+            CHECK(share >= min_same[p], "CUDA %s: only %d/%d outputs identical to transformers, below the %.0f%% bound",
+                  lm_precision_name((lm_precision)p), texts_same, texts_total, 100 * min_same[p]);
+        }
     }
     logit_rtol = LOGIT_RTOL_F32;
 }

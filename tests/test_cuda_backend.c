@@ -1,0 +1,415 @@
+/*
+ * test_cuda_backend: the CUDA backend's parts above the kernels.
+ *
+ * Without a GPU (any CUDA build): how the GPU probe judges what the runtime
+ * says (no driver, no device, a driver older than the runtime) and the
+ * out-of-memory message; then one "skipped" line.
+ * With a GPU:
+ *   - the cuBLAS product wrapper alone against a CPU product on non-square
+ *     shapes in fp32, fp16 and bf16 (the comparison is shown to catch a
+ *     transposed weight);
+ *   - the whole backend at SMaLL-100 shapes (12/3 layers, d_model 1024, 16
+ *     heads of 64, FFN 4096, vocabulary 128,112) with random weights made
+ *     here: CUDA fp32 against the CPU backend over 160 rows (encoder states,
+ *     logits, greedy ids, a beam reorder between steps);
+ *   - in fp16 and bf16: encoder states and step-0 logits near the CPU's
+ *     (relative RMS under 2e-2 / 8e-2: an upload that converts a matrix before
+ *     its copy lands garbles them), and decode_step_topk against decode_step plus
+ *     the host's top-k, greedy and k = 10 and 16, with edits.
+ */
+#include "backend.h"
+#include "cuda_device.h"
+#include "engine_config.h"
+#include "kernels.h"
+#include "logits.h"
+#include "testing.h"
+#include "cuda_testing.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static float frand(void) { /* uniform in [-1, 1) */
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)(rng >> 40) / 8388608.0f - 1.0f;
+}
+static void fill(float *x, size_t n, float scale, float offset) { for (size_t i = 0; i < n; i++) x[i] = offset + frand() * scale; }
+
+/* |a - b| / |b| over whole arrays: a garbled matrix gives O(1), rounding a few 1e-3. */
+static double rms_rel_err(const float *a, const float *b, size_t n) {
+    double d = 0, r = 0;
+    for (size_t i = 0; i < n; i++) {
+        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        r += (double)b[i] * b[i];
+    }
+    return isnan(d) ? INFINITY : sqrt(d / (r + 1e-30));
+}
+
+/* ---- without a GPU ---- */
+
+static void test_probe_cases(void) {
+    char why[256];
+    CHECK(lm_cuda_classify(cudaErrorInsufficientDriver, 0, 0, 13000, why, sizeof why) == LM_CUDA_ABSENT && strstr(why, "no NVIDIA driver") &&
+              !strstr(why, "insufficient"),
+          "no driver at all is 'no GPU', not the runtime's driver message: %s", why);
+    CHECK(lm_cuda_classify(cudaErrorNoDevice, 0, 13000, 13000, why, sizeof why) == LM_CUDA_ABSENT && strstr(why, "no CUDA device"),
+          "a driver that sees no device is 'no GPU': %s", why);
+    CHECK(lm_cuda_classify(cudaSuccess, 0, 13000, 13000, why, sizeof why) == LM_CUDA_ABSENT, "zero devices is 'no GPU'");
+    CHECK(lm_cuda_classify(cudaErrorInsufficientDriver, 0, 12080, 13000, why, sizeof why) == LM_CUDA_BROKEN && strstr(why, "12.8") &&
+              strstr(why, "13.0") && strstr(why, "cudaErrorInsufficientDriver"),
+          "a driver older than the runtime is an error naming both versions: %s", why);
+    CHECK(lm_cuda_classify(cudaErrorDevicesUnavailable, 0, 13000, 13000, why, sizeof why) == LM_CUDA_BROKEN,
+          "a busy device is an error, not a skip: %s", why);
+    CHECK(lm_cuda_classify(cudaSuccess, 1, 13000, 13000, why, sizeof why) == LM_CUDA_READY, "one device is ready");
+}
+
+static void test_oom_message(void) {
+    lm_err err;
+    lm_cuda_out_of_memory(&err, (size_t)3000 << 20 | 5, (size_t)1200 << 20, (size_t)81559 << 20, "out of memory");
+    CHECK(strstr(err.msg, "needs a 3001 MB buffer") && strstr(err.msg, "1200 MB of the GPU's 81559 MB are free") &&
+              !strstr(err.msg, "more needed"),
+          "out-of-memory message: %s", err.msg);
+}
+
+/* ---- the product wrapper ---- */
+
+static void to_dtype(void **dst, const float *src, size_t n, int dtype, cudaStream_t s) {
+    float *tmp = NULL;
+    const char *msg = "";
+    cudaMalloc(dst, n * (dtype == LM_K_F32 ? 4 : 2));
+    cudaMalloc((void **)&tmp, n * sizeof(float));
+    cudaMemcpyAsync(tmp, src, n * sizeof(float), cudaMemcpyHostToDevice, s);
+    CHECK(lm_k_convert(tmp, *dst, dtype, n, s, &msg) == 0, "convert: %s", msg);
+    cudaStreamSynchronize(s);
+    cudaFree(tmp);
+}
+
+/* y = x . W^T on the CPU from the values the device holds (rounded to dtype). */
+static void ref_linear(const float *x, const float *w, float *y, int rows, int in, int out) {
+    for (int i = 0; i < rows; i++)
+        for (int o = 0; o < out; o++) {
+            double acc = 0;
+            for (int j = 0; j < in; j++) acc += (double)x[(size_t)i * in + j] * w[(size_t)o * in + j];
+            y[(size_t)i * out + o] = (float)acc;
+        }
+}
+
+/* x rounded as the device stores it in dtype (what the product then reads). */
+static void round_like_device(float *x, size_t n, int dtype, cudaStream_t s) {
+    if (dtype == LM_K_F32) return;
+    void *d = NULL;
+    uint16_t *h = malloc(n * 2);
+    to_dtype(&d, x, n, dtype, s);
+    cudaMemcpyAsync(h, d, n * 2, cudaMemcpyDeviceToHost, s);
+    cudaStreamSynchronize(s);
+    for (size_t i = 0; i < n; i++) x[i] = lm_half_bits_to_float(h[i], dtype);
+    free(h);
+    cudaFree(d);
+}
+
+static void test_linear(int dtype, int rows, int in, int out) {
+    static const cudaDataType_t types[3] = {CUDA_R_32F, CUDA_R_16F, CUDA_R_16BF};
+    const char *names[3] = {"fp32", "fp16", "bf16"};
+    cudaStream_t s;
+    cublasHandle_t blas;
+    cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+    cublasCreate(&blas);
+    cublasSetStream(blas, s);
+    size_t nw = (size_t)in * out, nx = (size_t)rows * in, ny = (size_t)rows * out;
+    float *w = malloc(nw * 4), *wt = malloc(nw * 4), *x = malloc(nx * 4), *want = malloc(ny * 4), *got = malloc(ny * 4);
+    fill(w, nw, 1, 0);
+    fill(x, nx, 1, 0);
+    round_like_device(w, nw, dtype, s);
+    round_like_device(x, nx, dtype, s);
+    for (int o = 0; o < out; o++)
+        for (int j = 0; j < in; j++) wt[(size_t)j * out + o] = w[(size_t)o * in + j];
+    ref_linear(x, w, want, rows, in, out);
+    void *d_w = NULL, *d_wt = NULL, *d_x = NULL;
+    float *d_y = NULL;
+    to_dtype(&d_w, w, nw, dtype, s);
+    to_dtype(&d_wt, wt, nw, dtype, s);
+    to_dtype(&d_x, x, nx, dtype, s);
+    cudaMalloc((void **)&d_y, ny * 4);
+    lm_err err;
+    lm_dev_linear l = {d_w, NULL, in, out};
+    int rc = lm_cuda_linear(blas, types[dtype], rows, &l, d_x, d_y, &err);
+    CHECK(rc == 0, "linear %s: %s", names[dtype], err.msg);
+    cudaMemcpyAsync(got, d_y, ny * 4, cudaMemcpyDeviceToHost, s);
+    cudaStreamSynchronize(s);
+    /* inputs identical to the reference's; only fp32 accumulation order differs */
+    double e = lm_max_rel_err(got, want, ny), tol = dtype == LM_K_F32 ? 1e-5 : 1e-4;
+    CHECK(e < tol, "linear %s rows=%d in=%d out=%d: differs from the CPU product by %g", names[dtype], rows, in, out, e);
+    /* the same comparison on a transposed weight (what a swapped OP_T/OP_N or
+     * leading dimension would read) must fail: the shapes are not square */
+    lm_dev_linear lt = {d_wt, NULL, in, out};
+    rc = lm_cuda_linear(blas, types[dtype], rows, &lt, d_x, d_y, &err);
+    cudaMemcpyAsync(got, d_y, ny * 4, cudaMemcpyDeviceToHost, s);
+    cudaStreamSynchronize(s);
+    CHECK(rc != 0 || lm_max_rel_err(got, want, ny) > 0.1, "linear %s: a transposed weight passes the comparison", names[dtype]);
+    cudaFree(d_w); cudaFree(d_wt); cudaFree(d_x); cudaFree(d_y);
+    free(w); free(wt); free(x); free(want); free(got);
+    cublasDestroy(blas);
+    cudaStreamDestroy(s);
+}
+
+/* ---- a SMaLL-100-shaped model with random weights ---- */
+
+typedef struct {
+    lm_model m;
+    float *pool;
+    size_t used, size;
+} random_model;
+
+static float *take(random_model *r, size_t n, float scale, float offset) {
+    float *p = r->pool + r->used;
+    r->used += n;
+    fill(p, n, scale, offset);
+    return p;
+}
+
+static lm_linear rand_linear(random_model *r, int in, int out) {
+    lm_linear l = {NULL, NULL, in, out};
+    l.w = take(r, (size_t)in * out, 1.7f / sqrtf((float)in), 0); /* unit-variance outputs from unit-variance inputs */
+    l.b = take(r, (size_t)out, 0.05f, 0);
+    return l;
+}
+
+static lm_norm rand_norm(random_model *r, int d) {
+    lm_norm n;
+    n.gamma = take(r, (size_t)d, 0.1f, 1.0f);
+    n.beta = take(r, (size_t)d, 0.05f, 0);
+    return n;
+}
+
+static int make_model(random_model *r) {
+    memset(r, 0, sizeof *r);
+    lm_model_config *c = &r->m.cfg.model;
+    *c = (lm_model_config){.d_model = 1024, .encoder_layers = 12, .decoder_layers = 3, .encoder_heads = 16, .decoder_heads = 16,
+                           .encoder_ffn = 4096, .decoder_ffn = 4096, .vocab_size = 128112, .max_positions = 1024,
+                           .scale_embedding = true, .tie_word_embeddings = true, .activation = LM_ACT_RELU,
+                           .pad_id = 1, .bos_id = 0, .eos_id = 2, .decoder_start_id = 2};
+    size_t D = 1024, F = 4096, V = 128112;
+    size_t enc = 4 * (D * D + D) + D * F + F + F * D + D + 4 * D, dec = 8 * (D * D + D) + D * F + F + F * D + D + 6 * D;
+    r->size = V * D + 12 * enc + 3 * dec + 4 * D;
+    r->pool = malloc(r->size * sizeof(float));
+    if (!r->pool) return -1;
+    lm_model *m = &r->m;
+    m->embed = m->lm_head = take(r, V * D, 1.0f, 0);
+    m->embed_scale = 32.0f;
+    m->n_positions = c->max_positions + 2;
+    m->positions = malloc((size_t)m->n_positions * D * sizeof(float));
+    lm_sinusoidal_table(m->positions, m->n_positions, (int)D, 1);
+    m->enc = calloc(12, sizeof *m->enc);
+    m->dec = calloc(3, sizeof *m->dec);
+    for (int l = 0; l < 12; l++) {
+        lm_encoder_layer *L = &m->enc[l];
+        L->self_norm = rand_norm(r, (int)D);
+        L->q = rand_linear(r, (int)D, (int)D); L->k = rand_linear(r, (int)D, (int)D);
+        L->v = rand_linear(r, (int)D, (int)D); L->o = rand_linear(r, (int)D, (int)D);
+        L->ffn_norm = rand_norm(r, (int)D);
+        L->fc1 = rand_linear(r, (int)D, (int)F); L->fc2 = rand_linear(r, (int)F, (int)D);
+    }
+    for (int l = 0; l < 3; l++) {
+        lm_decoder_layer *L = &m->dec[l];
+        L->self_norm = rand_norm(r, (int)D);
+        L->q = rand_linear(r, (int)D, (int)D); L->k = rand_linear(r, (int)D, (int)D);
+        L->v = rand_linear(r, (int)D, (int)D); L->o = rand_linear(r, (int)D, (int)D);
+        L->cross_norm = rand_norm(r, (int)D);
+        L->cq = rand_linear(r, (int)D, (int)D); L->ck = rand_linear(r, (int)D, (int)D);
+        L->cv = rand_linear(r, (int)D, (int)D); L->co = rand_linear(r, (int)D, (int)D);
+        L->ffn_norm = rand_norm(r, (int)D);
+        L->fc1 = rand_linear(r, (int)D, (int)F); L->fc2 = rand_linear(r, (int)F, (int)D);
+    }
+    m->enc_norm = rand_norm(r, (int)D);
+    m->dec_norm = rand_norm(r, (int)D);
+    return r->used <= r->size ? 0 : -1;
+}
+
+static void free_model(random_model *r) {
+    free(r->pool);
+    free(r->m.positions);
+    free(r->m.enc);
+    free(r->m.dec);
+}
+
+#define N_SENT 8
+#define ROWS 160
+#define STEPS 4
+
+/* The batch both backends see: 8 sentences of 3 to 45 tokens, 20 rows each. */
+typedef struct {
+    int32_t tokens[N_SENT * 64], lens[N_SENT], total, row_sentence[ROWS], feed[STEPS][ROWS], parent[ROWS];
+} batch;
+
+static void make_batch(batch *b, int V) {
+    b->total = 0;
+    for (int s = 0; s < N_SENT; s++) {
+        b->lens[s] = 3 + (s * 7) % 43;
+        for (int i = 0; i < b->lens[s]; i++) b->tokens[b->total++] = 4 + (int32_t)((frand() + 1) * 0.5f * (V - 5));
+    }
+    for (int r = 0; r < ROWS; r++) b->row_sentence[r] = r % N_SENT;
+    for (int t = 0; t < STEPS; t++)
+        for (int r = 0; r < ROWS; r++) b->feed[t][r] = t == 0 ? 2 : 4 + (int32_t)((frand() + 1) * 0.5f * (V - 5));
+    for (int r = 0; r < ROWS; r++) b->parent[r] = (r * 37 + 11) % ROWS / N_SENT * N_SENT + r % N_SENT; /* same sentence */
+}
+
+/* The CPU backend's encoder states (every sentence, back to back) and step-0
+ * logits, kept by test_backend_fp32 for the 16-bit runs. */
+static float *cpu_states, *cpu_logits0;
+
+static int start_batch(lm_backend *be, const batch *b, lm_err *err) {
+    if (be->ops->encode(be, b->tokens, b->lens, N_SENT, err) != 0) return -1;
+    return be->ops->decode_start(be, b->row_sentence, ROWS, STEPS, err);
+}
+
+/* CUDA fp32 against the CPU backend: encoder states, logits at every step, greedy ids. */
+static void test_backend_fp32(random_model *rm, const batch *b) {
+    lm_err err;
+    const lm_model *m = &rm->m;
+    int V = m->cfg.model.vocab_size, D = m->cfg.model.d_model;
+    lm_backend *cpu = lm_cpu_backend_create(m, 0, &err);
+    CHECK(cpu != NULL, "cpu backend: %s", cpu ? "" : err.msg);
+    lm_backend *gpu = lm_cuda_backend_create(m, LM_PREC_FP32, 256, &err);
+    CHECK(gpu != NULL, "cuda backend fp32: %s", gpu ? "" : err.msg);
+    if (!cpu || !gpu) goto done;
+    CHECK(start_batch(cpu, b, &err) == 0, "cpu: %s", err.msg);
+    CHECK(start_batch(gpu, b, &err) == 0, "cuda: %s", err.msg);
+    float *c = malloc(sizeof(float) * 64 * D);
+    double worst = 0;
+    for (int s = 0, off = 0; s < N_SENT; off += b->lens[s], s++) {
+        float *a = cpu_states + (size_t)off * D;
+        CHECK(cpu->ops->encoder_output(cpu, s, a, &err) == 0 && gpu->ops->encoder_output(gpu, s, c, &err) == 0, "encoder_output");
+        double e = lm_max_rel_err(c, a, (size_t)b->lens[s] * D);
+        worst = e > worst ? e : worst;
+    }
+    CHECK(worst < 1e-4, "SMaLL-100 shapes: CUDA fp32 encoder states differ from the CPU's by %g", worst);
+    free(c);
+    float *la = malloc(sizeof(float) * ROWS * V), *lc = malloc(sizeof(float) * ROWS * V), *row = malloc(sizeof(float) * V);
+    for (int t = 0; t < STEPS; t++) {
+        if (t == 2) { /* beams fork: rows continue others of their sentence */
+            CHECK(cpu->ops->reorder(cpu, b->parent, b->row_sentence, ROWS, &err) == 0, "cpu reorder: %s", err.msg);
+            CHECK(gpu->ops->reorder(gpu, b->parent, b->row_sentence, ROWS, &err) == 0, "cuda reorder: %s", err.msg);
+        }
+        CHECK(cpu->ops->decode_step(cpu, b->feed[t], t, la, &err) == 0, "cpu step %d: %s", t, err.msg);
+        CHECK(gpu->ops->decode_step(gpu, b->feed[t], t, lc, &err) == 0, "cuda step %d: %s", t, err.msg);
+        double e = lm_max_rel_err(lc, la, (size_t)ROWS * V);
+        if (t == 0) memcpy(cpu_logits0, la, sizeof(float) * ROWS * V);
+        CHECK(e < 1e-4, "SMaLL-100 shapes, %d rows: CUDA fp32 logits at step %d differ from the CPU's by %g", ROWS, t, e);
+        int differ = 0;
+        for (int r = 0; r < ROWS; r++) {
+            int32_t ia, ic;
+            float va, vc;
+            memcpy(row, la + (size_t)r * V, sizeof(float) * V);
+            lm_greedy_pick(row, V, NULL, 0, 1.0f, &ia, &va);
+            memcpy(row, lc + (size_t)r * V, sizeof(float) * V);
+            lm_greedy_pick(row, V, NULL, 0, 1.0f, &ic, &vc);
+            /* a different pick only where the CPU's two candidates are within the tolerance */
+            if (ia != ic && fabsf(la[(size_t)r * V + ia] - la[(size_t)r * V + ic]) > 1e-4f * (1 + fabsf(la[(size_t)r * V + ia]))) differ++;
+        }
+        CHECK(differ == 0, "SMaLL-100 shapes: step %d: %d of %d rows pick another token on CUDA fp32", t, differ, ROWS);
+    }
+    free(la); free(lc); free(row);
+done:
+    if (gpu) gpu->ops->destroy(gpu);
+    if (cpu) cpu->ops->destroy(cpu);
+}
+
+/* decode_step_topk against decode_step + the host's pick on another backend of
+ * the same precision fed the same (identical products give identical logits). */
+static void test_topk_path(random_model *rm, const batch *b, int precision) {
+    const char *name = precision == LM_PREC_FP16 ? "fp16" : "bf16";
+    lm_err err;
+    const lm_model *m = &rm->m;
+    int V = m->cfg.model.vocab_size;
+    lm_backend *whole = lm_cuda_backend_create(m, precision, 256, &err);
+    CHECK(whole != NULL, "cuda %s: %s", name, whole ? "" : err.msg);
+    lm_backend *topk = lm_cuda_backend_create(m, precision, 256, &err);
+    CHECK(topk != NULL, "cuda %s: %s", name, topk ? "" : err.msg);
+    if (!whole || !topk) goto done;
+    CHECK(start_batch(whole, b, &err) == 0 && start_batch(topk, b, &err) == 0, "%s start: %s", name, err.msg);
+    /* weights uploaded and converted whole (the upload race would garble some):
+     * states and step-0 logits near the CPU's as a whole. Bounds (provisional
+     * until measured): fp16 2e-2 and bf16 8e-2 relative RMS, about ten times
+     * the rounding of 15 layers' product inputs (2^-11, 2^-8 each) and ten
+     * times below what a garbled matrix gives. */
+    double tol = precision == LM_PREC_FP16 ? 2e-2 : 8e-2, worst = 0;
+    float *st = malloc(sizeof(float) * 64 * m->cfg.model.d_model);
+    for (int s = 0, off = 0; s < N_SENT; off += b->lens[s], s++) {
+        CHECK(whole->ops->encoder_output(whole, s, st, &err) == 0, "%s encoder_output: %s", name, err.msg);
+        double e = rms_rel_err(st, cpu_states + (size_t)off * m->cfg.model.d_model, (size_t)b->lens[s] * m->cfg.model.d_model);
+        worst = e > worst ? e : worst;
+    }
+    free(st);
+    CHECK(worst < tol, "SMaLL-100 shapes: CUDA %s encoder states differ from the CPU's by %g (bound %g)", name, worst, tol);
+    float *logits = malloc(sizeof(float) * ROWS * V), *vals = malloc(sizeof(float) * ROWS * 16), *want_v = malloc(sizeof(float) * 16);
+    int32_t *ids = malloc(sizeof(int32_t) * ROWS * 16), want_i[16];
+    lm_edit *edits = malloc(sizeof(lm_edit) * ROWS * 6);
+    int32_t start[ROWS + 1];
+    for (int t = 0; t < STEPS; t++) {
+        int k = t == 1 ? 1 : t == 2 ? 10 : 16;
+        bool greedy = k == 1;
+        int n = 0;
+        for (int r = 0; r < ROWS; r++) { /* repetition penalties on the row's fed tokens, a ban */
+            start[r] = n;
+            for (int s = 0; s <= t && s < 3; s++) edits[n++] = (lm_edit){b->feed[s][r], LM_EDIT_PENALIZE};
+            if (r % 3 == 0) edits[n++] = (lm_edit){(r * 997) % V, LM_EDIT_BAN};
+        }
+        start[ROWS] = n;
+        if (t == 2) {
+            CHECK(whole->ops->reorder(whole, b->parent, b->row_sentence, ROWS, &err) == 0, "reorder: %s", err.msg);
+            CHECK(topk->ops->reorder(topk, b->parent, b->row_sentence, ROWS, &err) == 0, "reorder: %s", err.msg);
+        }
+        lm_topk_request req = {k, greedy, 1.2f, edits, start};
+        CHECK(whole->ops->decode_step(whole, b->feed[t], t, logits, &err) == 0, "%s step %d: %s", name, t, err.msg);
+        if (t == 0) {
+            double e = rms_rel_err(logits, cpu_logits0, (size_t)ROWS * V);
+            CHECK(e < tol, "SMaLL-100 shapes: CUDA %s step-0 logits differ from the CPU's by %g (bound %g)", name, e, tol);
+        }
+        CHECK(topk->ops->decode_step_topk(topk, b->feed[t], t, &req, ids, vals, &err) == 0, "%s topk step %d: %s", name, t, err.msg);
+        int bad = -1;
+        for (int r = 0; r < ROWS && bad < 0; r++) {
+            float *row = logits + (size_t)r * V;
+            int ne = start[r + 1] - start[r];
+            if (greedy) lm_greedy_pick(row, V, edits + start[r], ne, 1.2f, want_i, want_v);
+            else lm_logprob_topk(row, V, edits + start[r], ne, 1.2f, k, want_i, want_v);
+#define NEAR(a, b) (fabsf((a) - (b)) <= 1e-5f * (1 + fabsf(b)))
+            for (int j = 0; j < k; j++) {
+                int32_t g = ids[(size_t)r * k + j];
+                /* another token only in a near-tie of the host's list (sums run in another order) */
+                bool tie = (j > 0 && NEAR(want_v[j - 1], want_v[j])) || (j + 1 < k && NEAR(want_v[j + 1], want_v[j]));
+                if (!NEAR(vals[(size_t)r * k + j], want_v[j]) || (g != want_i[j] && !tie)) bad = r;
+            }
+#undef NEAR
+        }
+        CHECK(bad < 0, "%s step %d (k=%d): decode_step_topk differs from decode_step + host top-k at row %d", name, t, k, bad);
+    }
+    free(logits); free(vals); free(want_v); free(ids); free(edits);
+done:
+    if (whole) whole->ops->destroy(whole);
+    if (topk) topk->ops->destroy(topk);
+}
+
+int main(void) {
+    test_probe_cases();
+    test_oom_message();
+    if (!lm_cuda_gate("test_cuda_backend")) return lm_test_summary("test_cuda_backend");
+    for (int dtype = LM_K_F32; dtype <= LM_K_BF16; dtype++) {
+        test_linear(dtype, 37, 70, 53);
+        test_linear(dtype, 1, 1024, 4096);
+        test_linear(dtype, 160, 4096, 1024);
+    }
+    random_model rm;
+    CHECK(make_model(&rm) == 0, "making the random SMaLL-100-shaped model");
+    batch b;
+    make_batch(&b, rm.m.cfg.model.vocab_size);
+    cpu_states = calloc((size_t)b.total * rm.m.cfg.model.d_model, sizeof(float));
+    cpu_logits0 = calloc((size_t)ROWS * rm.m.cfg.model.vocab_size, sizeof(float));
+    test_backend_fp32(&rm, &b);
+    test_topk_path(&rm, &b, LM_PREC_FP16);
+    test_topk_path(&rm, &b, LM_PREC_BF16);
+    free_model(&rm);
+    free(cpu_states);
+    free(cpu_logits0);
+    return lm_test_summary("test_cuda_backend");
+}
