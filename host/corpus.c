@@ -162,7 +162,7 @@ void lm_corpus_close(lm_corpus *c) {
     free(c->skipped);
     if (c->fd > 0) close(c->fd);
     free(c->rbuf);
-    free(c->line);
+    free(c->line.data);
     memset(c, 0, sizeof *c);
     c->fd = -1;
 }
@@ -310,27 +310,17 @@ static int read_more(lm_corpus *c, lm_err *err) {
 
 /* Keeps up to `keep` bytes of the line being assembled. */
 static int line_add(lm_corpus *c, const char *p, size_t n, size_t keep, bool *over) {
-    if (c->line_len + n > keep) {
+    if (c->line.len + n > keep) {
         *over = true;
-        n = keep > c->line_len ? keep - c->line_len : 0;
+        n = keep > c->line.len ? keep - c->line.len : 0;
     }
-    if (c->line_len + n + 1 > c->line_alloc) {
-        size_t cap = c->line_alloc ? c->line_alloc : 256;
-        while (cap < c->line_len + n + 1) cap *= 2;
-        char *grown = realloc(c->line, cap);
-        if (!grown) return -1;
-        c->line = grown;
-        c->line_alloc = cap;
-    }
-    memcpy(c->line + c->line_len, p, n);
-    c->line_len += n;
-    return 0;
+    return lm_strbuf_add(&c->line, p, n);
 }
 
 /* The next raw line of the open file into c->line. 1: a line; 0: end of
  * file (checked against the scan); -1: error; 2: stop requested. */
 static int next_line(lm_corpus *c, size_t keep, bool *over, lm_err *err) {
-    c->line_len = 0;
+    c->line.len = 0;
     *over = false;
     bool any = false;
     for (;;) {
@@ -354,8 +344,7 @@ static int next_line(lm_corpus *c, size_t keep, bool *over, lm_err *err) {
         c->rpos += n + (nl != NULL);
         if (nl) break;
     }
-    c->line[c->line_len] = '\0';
-    return 1;
+    return lm_strbuf_add(&c->line, "", 0) == 0 ? 1 : lm_fail(err, "out of memory"); /* terminated even when empty */
 }
 
 /* Where to cut an over-long line kept to `len` bytes: at the last space in
@@ -478,12 +467,12 @@ int lm_corpus_next(lm_corpus *c, lm_record *r, lm_err *err) {
         if (got < 0) return -1;
         c->cur++;
     }
-    size_t len = c->line_len;
+    size_t len = c->line.len;
     c->line_no++;
-    if (!over && len && c->line[len - 1] == '\r') len--;
+    if (!over && len && c->line.data[len - 1] == '\r') len--;
     r->file = c->cur;
     r->line = c->line_no;
-    if (set_text(r, c->line, len) != 0 || parse_line(c, r, over) != 0) return lm_fail(err, "out of memory");
+    if (set_text(r, c->line.data, len) != 0 || parse_line(c, r, over) != 0) return lm_fail(err, "out of memory");
     return 1;
 }
 

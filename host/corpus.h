@@ -59,8 +59,7 @@ typedef struct {
     char *rbuf;
     size_t rpos, rlen;
     bool eof;
-    char *line;
-    size_t line_len, line_alloc;
+    lm_strbuf line;    /* the line being read, at most its kept bytes */
 } lm_corpus;
 
 #define LM_CORPUS_LINE_CAP ((size_t)1 << 20)

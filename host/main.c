@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #define LM_VERSION "0.4.0"
-#define LM_OMP_SPINCOUNT "10000"
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
 
@@ -242,16 +241,17 @@ static int dispatch(int argc, char **argv) {
 }
 
 /* libgomp's idle workers spin (300,000 rounds by default) before they sleep,
- * and it reads that setting only once, as it is loaded, before main runs.
- * With other processes on the cores (or a parallel build next to a job) the
- * spinning workers take the time the busy ones need: a 400-line job went from
- * 6.7 s to over 120 s. So unless the user chose a policy, the program starts
- * itself again once with a short spin (benchmarks/NOTES.md has the figures). */
+ * and it reads its wait policy only once, as it is loaded, before main runs.
+ * With other processes on the cores (a parallel build, a second job) the
+ * spinning workers take the time the busy ones need: a 400-line job took
+ * 12.5 s instead of 0.5 s with a fuzzer beside it, 35 s with two busy loops
+ * (benchmarks/NOTES.md, attempt 5). So unless the user chose a policy, the
+ * program starts itself again once with the passive one. */
 static void choose_omp_wait_policy(char **argv) {
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
-    if (setenv("GOMP_SPINCOUNT", LM_OMP_SPINCOUNT, 1) != 0) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
     execv("/proc/self/exe", argv); /* returns only on failure: then run as we are */
-    unsetenv("GOMP_SPINCOUNT");
+    unsetenv("OMP_WAIT_POLICY");
 }
 
 int main(int argc, char **argv) {

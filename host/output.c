@@ -12,25 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int buf_add(lm_strbuf *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *grown = realloc(b->data, cap);
-        if (!grown) return -1;
-        b->data = grown;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return 0;
-}
-
 /* Appends s with line breaks (and tabs, for TSV) turned into spaces. */
 static int add_field(lm_strbuf *b, const char *s, bool tabs_too) {
     size_t at = b->len;
-    if (buf_add(b, s, strlen(s)) != 0) return -1;
+    if (lm_strbuf_add(b, s, strlen(s)) != 0) return -1;
     for (char *p = b->data + at; *p; p++)
         if (*p == '\n' || *p == '\r' || (tabs_too && *p == '\t')) *p = ' ';
     return 0;
@@ -60,7 +45,7 @@ static int format_jsonl(const lm_record *r, const lm_translation *tr, const char
     }
     if (warning) cJSON_AddStringToObject(o, "warning", warning);
     char *s = cJSON_PrintUnformatted(o);
-    if (s) rc = buf_add(b, s, strlen(s)) == 0 && buf_add(b, "\n", 1) == 0 ? 0 : -1;
+    if (s) rc = lm_strbuf_add(b, s, strlen(s)) == 0 && lm_strbuf_add(b, "\n", 1) == 0 ? 0 : -1;
     free(s);
     cJSON_Delete(o);
     return rc;
@@ -73,15 +58,15 @@ int lm_output_format(lm_format fmt, const lm_record *r, const lm_translation *tr
         if (add_field(b, r->id, true) != 0) return -1;
         for (int h = 0; h < (tr ? tr->n_hyps : 1); h++) {
             snprintf(num, sizeof num, "\t%.4f", tr ? rounded(tr->scores[h]) : 0.0);
-            if (buf_add(b, "\t", 1) || (tr && add_field(b, tr->texts[h], true)) || (tr && buf_add(b, num, strlen(num)))) return -1;
+            if (lm_strbuf_add(b, "\t", 1) || (tr && add_field(b, tr->texts[h], true)) || (tr && lm_strbuf_add(b, num, strlen(num)))) return -1;
         }
-        if (!tr && buf_add(b, "\t", 1) != 0) return -1; /* empty score column */
-        return buf_add(b, "\n", 1);
+        if (!tr && lm_strbuf_add(b, "\t", 1) != 0) return -1; /* empty score column */
+        return lm_strbuf_add(b, "\n", 1);
     }
     /* text: the best translation; with several hypotheses, all of them tab-separated */
     for (int h = 0; tr && h < tr->n_hyps; h++)
-        if ((h && buf_add(b, "\t", 1)) || add_field(b, tr->texts[h], tr->n_hyps > 1)) return -1;
-    return buf_add(b, "\n", 1);
+        if ((h && lm_strbuf_add(b, "\t", 1)) || add_field(b, tr->texts[h], tr->n_hyps > 1)) return -1;
+    return lm_strbuf_add(b, "\n", 1);
 }
 
 /* ---- sink ---- */

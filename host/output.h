@@ -17,11 +17,6 @@
 
 #include <signal.h>
 
-typedef struct {
-    char *data;
-    size_t len, cap;
-} lm_strbuf;
-
 /* Appends one record and its newline. tr NULL: no translation (blank or
  * skipped line); `warning` (may be NULL) names why, in TSV/JSONL only.
  * Newlines (and tabs, in TSV) inside a translation become spaces, so a

@@ -192,6 +192,21 @@ long lm_utf8_invalid_at(const char *s, size_t len) {
     return -1;
 }
 
+int lm_strbuf_add(lm_strbuf *b, const char *s, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *grown = realloc(b->data, cap);
+        if (!grown) return -1;
+        b->data = grown;
+        b->cap = cap;
+    }
+    if (n) memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
 bool lm_file_id_get(const char *path, lm_file_id *id) {
     struct stat st;
     if (stat(path, &st) != 0) return false;

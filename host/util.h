@@ -58,6 +58,14 @@ void lm_mmap_release(const lm_mmap *m, const void *p, size_t n);
 
 bool lm_file_exists(const char *path);
 
+/* A growable byte string, always NUL-terminated after its len bytes. */
+typedef struct {
+    char *data;
+    size_t len, cap;
+} lm_strbuf;
+/* Appends n bytes; -1 when out of memory. */
+int lm_strbuf_add(lm_strbuf *b, const char *s, size_t n);
+
 /* Joins dir and name into buf; fails if it does not fit. */
 int lm_path_join(char *buf, size_t cap, const char *dir, const char *name, lm_err *err);
 

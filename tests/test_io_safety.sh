@@ -105,9 +105,19 @@ check "a named FIFO is streamed, not read twice" '[ $rc -eq 0 ] && cmp -s "$T/p1
 "$BIN" translate --model $M --beam 1 --progress none -i "$T/fifo-in" -o "$T/p4.txt" 2>/dev/null &
 pid=$! # the program itself, not a shell around it, receives the signal
 sleep 1
+# 9. OpenMP workers sleep rather than spin unless the user chose otherwise
+policy=$(tr '\0' '\n' < /proc/$pid/environ 2>/dev/null | grep '^OMP_WAIT_POLICY=')
 kill -TERM $pid
 wait_or_kill $pid 10; rc=$?
 check "SIGTERM while a FIFO has no writer stops the job (143)" '[ $rc -eq 143 ] && [ ! -e "$T/p4.txt" ] && [ ! -e "$T/p4.txt.partial" ]'
+check "the job runs with OMP_WAIT_POLICY=passive by default" '[ "$policy" = "OMP_WAIT_POLICY=passive" ]'
+OMP_WAIT_POLICY=active "$BIN" translate --model $M --beam 1 --progress none -i "$T/fifo-in" 2>/dev/null &
+pid=$!
+sleep 1
+policy=$(tr '\0' '\n' < /proc/$pid/environ 2>/dev/null | grep '^OMP_WAIT_POLICY=')
+kill -TERM $pid
+wait_or_kill $pid 10
+check "a user's own OMP_WAIT_POLICY is kept" '[ "$policy" = "OMP_WAIT_POLICY=active" ]'
 
 # ---- 5. an input that changes while it is read fails the job ----
 awk 'BEGIN { srand(5); split("money mind grind bottom here yeah never stop flow rhyme street dream", w, " ")
