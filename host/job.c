@@ -457,14 +457,14 @@ static void model_loop(job *j) {
 
 /* Files and directories the job itself writes, as they exist now, so a
  * directory walk does not read them back as input. */
-static int own_files(const lm_job_opts *o, lm_file_id *ids, int *n) {
+static void own_files(const lm_job_opts *o, lm_file_id *ids, int *n) {
     *n = 0;
     char base[4200], path[4300];
     if (o->report && lm_file_id_get(o->report, &ids[*n])) (*n)++;
-    if (!o->output) return 0;
+    if (!o->output) return;
     if (o->per_file) {
         if (lm_file_id_get(o->output, &ids[*n])) (*n)++;
-        return 0;
+        return;
     }
     char *real = realpath(o->output, NULL);
     snprintf(base, sizeof base, "%s", real ? real : o->output);
@@ -474,7 +474,6 @@ static int own_files(const lm_job_opts *o, lm_file_id *ids, int *n) {
         snprintf(path, sizeof path, "%s%s", base, suffixes[k]);
         if (lm_file_id_get(path, &ids[*n])) (*n)++;
     }
-    return 0;
 }
 
 static bool same_file(const char *a, const char *b) {
@@ -530,13 +529,12 @@ static int refuse_overwrites(const job *j, lm_err *err) {
 
 static int open_job(job *j, lm_err *err) {
     const lm_job_opts *o = j->o;
-    lm_file_id own[8];
+    lm_file_id own[8], out_dir, in;
     int n_own;
     own_files(o, own, &n_own);
-    if (o->per_file && n_own > 0)
+    if (o->per_file && lm_file_id_get(o->output, &out_dir))
         for (int i = 0; i < o->n_inputs; i++) {
-            lm_file_id in;
-            if (lm_file_id_get(o->inputs[i], &in) && lm_file_id_eq(in, own[n_own - 1]))
+            if (lm_file_id_get(o->inputs[i], &in) && lm_file_id_eq(in, out_dir))
                 return lm_fail(err, "output directory %s is the input directory %s: the translations would replace the lyrics; choose another",
                                o->output, o->inputs[i]);
         }
