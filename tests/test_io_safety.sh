@@ -48,7 +48,7 @@ check "-o a dangling link is refused, nothing created" '[ $rc -eq 1 ] && [ -L "$
 mkfifo "$T/fifo-out"
 run -i "$T/in.txt" -o "$T/fifo-out" 2>/dev/null &
 pid=$!
-timeout 30 cat "$T/fifo-out" > "$T/from-fifo"
+timeout -k 5 30 cat "$T/fifo-out" > "$T/from-fifo"
 wait_or_kill $pid 30; rc=$?
 check "-o a FIFO streams the translation to its reader" '[ $rc -eq 0 ] && [ -p "$T/fifo-out" ] && cmp -s "$T/from-fifo" "$T/ref.txt"'
 
@@ -92,14 +92,14 @@ check "a per-file output directory inside the input is not read back" '[ $rc -eq
 rm -r "$T/album/ko"
 
 # ---- 4 and 7. pipes, FIFOs and standard input are read once, and a stop is honoured ----
-printf 'yeah\nmoney\n' | timeout 60 "$BIN" translate --model $M --beam 1 --progress none -i /dev/stdin -o "$T/p1.txt" 2>/dev/null; rc=$?
+printf 'yeah\nmoney\n' | timeout -k 5 60 "$BIN" translate --model $M --beam 1 --progress none -i /dev/stdin -o "$T/p1.txt" 2>/dev/null; rc=$?
 check "-i /dev/stdin from a pipe translates every line" '[ $rc -eq 0 ] && [ "$(lines "$T/p1.txt")" -eq 2 ] && [ -n "$(head -1 "$T/p1.txt")" ]'
 printf 'yeah\nmoney\n' | run -i - 2>/dev/null > "$T/p2.txt"; rc=$?
 check "-i - is standard input" '[ $rc -eq 0 ] && cmp -s "$T/p1.txt" "$T/p2.txt"'
 mkfifo "$T/fifo-in"
 run -i "$T/fifo-in" -o "$T/p3.txt" 2>/dev/null &
 pid=$!
-timeout 30 sh -c 'printf "yeah\nmoney\n" > "$1"' sh "$T/fifo-in"
+timeout -k 5 30 sh -c 'printf "yeah\nmoney\n" > "$1"' sh "$T/fifo-in"
 wait_or_kill $pid 30; rc=$?
 check "a named FIFO is streamed, not read twice" '[ $rc -eq 0 ] && cmp -s "$T/p1.txt" "$T/p3.txt"'
 "$BIN" translate --model $M --beam 1 --progress none -i "$T/fifo-in" -o "$T/p4.txt" 2>/dev/null &
@@ -168,7 +168,7 @@ check "JSONL \\u0000 under skip gives an empty translation" 'sed -n 8p "$T/ids.s
 
 # ---- 8. thread counts are capped ----
 printf 'a\nb\nc\nd\n' > "$T/four.txt"
-timeout 60 "$BIN" translate --model $M --beam 1 --quiet --threads 4096 -i "$T/four.txt" > "$T/t.out" 2>"$T/e"; rc=$?
+timeout -k 5 60 "$BIN" translate --model $M --beam 1 --quiet --threads 4096 -i "$T/four.txt" > "$T/t.out" 2>"$T/e"; rc=$?
 check "--threads 4096 is capped with a note and finishes" '[ $rc -eq 0 ] && [ "$(lines "$T/t.out")" -eq 4 ] && grep -q "more than twice the" "$T/e"'
 
 # ---- 10 (and fuzzing's 2). huge lines: bounded memory, linear time ----
@@ -178,9 +178,9 @@ run -i "$T/huge.txt" 2>"$T/m1.err" > "$T/huge.out"; rc=$?
 m0=$(sed -n 's/.*peak memory \([0-9.]*\) MB.*/\1/p' "$T/m0.err"); m1=$(sed -n 's/.*peak memory \([0-9.]*\) MB.*/\1/p' "$T/m1.err")
 check "a 5.4 MB line: one output line, peak memory ${m1} MB vs ${m0} MB for short lines" '[ $rc -eq 0 ] && [ "$(lines "$T/huge.out")" -eq 1 ] && awk -v a="$m0" -v b="$m1" "BEGIN { exit !(a > 0 && b < a + 24) }"'
 awk 'BEGIN { for (i = 0; i < 1048576; i++) printf "%c", 255; print "" }' > "$T/ff.txt"
-timeout 20 "$BIN" translate --model $M --beam 1 --progress none -i "$T/ff.txt" > /dev/null 2>"$T/e"; rc=$?
+timeout -k 5 20 "$BIN" translate --model $M --beam 1 --progress none -i "$T/ff.txt" > /dev/null 2>"$T/e"; rc=$?
 check "a 1 MB line of invalid bytes is handled (quadratic repair took minutes)" '[ $rc -eq 0 ] && grep -q "invalid UTF-8" "$T/e"'
-timeout 20 "$BIN" translate --model $M --beam 1 --progress none --bad-utf8 fail -i "$T/ff.txt" > /dev/null 2>"$T/e"; rc=$?
+timeout -k 5 20 "$BIN" translate --model $M --beam 1 --progress none --bad-utf8 fail -i "$T/ff.txt" > /dev/null 2>"$T/e"; rc=$?
 check "... and refused quickly under --bad-utf8 fail" '[ $rc -eq 1 ] && grep -q "ff.txt:1: invalid UTF-8" "$T/e"'
 
 # ---- 12. an empty path is a usage error, and nothing is written ----
@@ -226,7 +226,7 @@ check "--version" '[ $rc -eq 0 ] && grep -Eq "^lyricmt [0-9]+\.[0-9]+\.[0-9]+ " 
 mkdir -p "$T/walk/sub"
 cp "$T/in.txt" "$T/walk/a.txt"; cp "$T/in.txt" "$T/walk/sub/b.txt"
 ln -s missing.txt "$T/walk/dangling.txt"; ln -s self "$T/walk/self"; ln -s .. "$T/walk/sub/up"; mkfifo "$T/walk/pipe"
-timeout 60 "$BIN" translate --model $M --beam 1 --progress none -i "$T/walk" -o "$T/walk.out" 2>"$T/e"; rc=$?
+timeout -k 5 60 "$BIN" translate --model $M --beam 1 --progress none -i "$T/walk" -o "$T/walk.out" 2>"$T/e"; rc=$?
 check "a directory with a dangling link, loops and a FIFO: translated, not hung" '[ $rc -eq 0 ] && [ "$(lines "$T/walk.out")" -eq 6 ]'
 check "each skipped entry warned and counted" 'grep -q "dangling.txt: dangling symbolic link, skipped" "$T/e" && grep -q "self: symbolic link loop" "$T/e" && grep -q "up: directory link loop" "$T/e" && grep -q "pipe: not a regular file" "$T/e" && grep -q "4 skipped-path" "$T/e"'
 
