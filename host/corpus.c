@@ -156,11 +156,11 @@ fail:
 }
 
 void lm_corpus_close(lm_corpus *c) {
+    if (c->fd >= 0 && c->files && strcmp(c->files[c->cur].path, "-")) close(c->fd); /* a zeroed corpus has fd 0 and no files */
     for (int i = 0; i < c->n_files; i++) { free(c->files[i].path); free(c->files[i].name); }
     free(c->files);
     for (int i = 0; i < c->n_skipped; i++) free(c->skipped[i].path);
     free(c->skipped);
-    if (c->fd > 0) close(c->fd);
     free(c->rbuf);
     free(c->line.data);
     memset(c, 0, sizeof *c);
@@ -197,6 +197,7 @@ int lm_corpus_scan(lm_corpus *c, lm_err *err) {
         char last = '\n';
         ssize_t got;
         while ((got = read(fd, buf, READ_CHUNK)) != 0) {
+            if (c->cancel && *c->cancel) { rc = lm_fail(err, "%s: stopped while scanning", f->path); break; }
             if (got < 0) {
                 if (errno == EINTR) continue;
                 rc = lm_fail(err, "%s: read error: %s", f->path, strerror(errno));
@@ -280,7 +281,7 @@ static int open_current(lm_corpus *c, lm_err *err) {
 }
 
 static void close_current(lm_corpus *c) {
-    if (c->fd > 0) close(c->fd);
+    if (c->fd >= 0 && strcmp(c->files[c->cur].path, "-")) close(c->fd); /* standard input is not ours to close */
     c->fd = -1;
 }
 
@@ -422,12 +423,12 @@ static int parse_jsonl(lm_corpus *c, lm_record *r, bool over) {
 
 static int parse_line(lm_corpus *c, lm_record *r, bool over) {
     if (c->format == LM_FORMAT_JSONL) return parse_jsonl(c, r, over);
-    if (check_utf8(r) != 0) return -1;
-    if (over) {
+    if (over) { /* cut first: a character split by the cap is not a bad byte */
         r->len = cut_point(r->text, r->len);
         r->text[r->len] = '\0';
         r->overlong = true;
     }
+    if (check_utf8(r) != 0) return -1;
     if (c->format == LM_FORMAT_TEXT) {
         char id[4200];
         if (c->n_files > 1) snprintf(id, sizeof id, "%s:%ld", c->files[c->cur].name, r->line);
@@ -454,8 +455,9 @@ static int parse_line(lm_corpus *c, lm_record *r, bool over) {
 int lm_corpus_next(lm_corpus *c, lm_record *r, lm_err *err) {
     memset(r, 0, sizeof *r);
     if (!c->rbuf && !(c->rbuf = lm_malloc(READ_CHUNK, err))) return -1;
-    /* JSON escapes take room: a JSONL line may be a few times the text it holds */
-    size_t keep = c->format == LM_FORMAT_JSONL ? 4 * c->line_cap + 4096 : c->line_cap;
+    /* JSON escapes take room: a JSONL line may be a few times the text it holds;
+     * one more byte leaves room for a CRLF line's \r */
+    size_t keep = c->format == LM_FORMAT_JSONL ? 4 * c->line_cap + 4096 : c->line_cap + 1;
     bool over;
     for (;;) {
         if (c->cur >= c->n_files) return 0;
@@ -470,9 +472,13 @@ int lm_corpus_next(lm_corpus *c, lm_record *r, lm_err *err) {
     size_t len = c->line.len;
     c->line_no++;
     if (!over && len && c->line.data[len - 1] == '\r') len--;
+    if (c->format != LM_FORMAT_JSONL && len > c->line_cap) { over = true; len = c->line_cap; }
     r->file = c->cur;
     r->line = c->line_no;
-    if (set_text(r, c->line.data, len) != 0 || parse_line(c, r, over) != 0) return lm_fail(err, "out of memory");
+    if (set_text(r, c->line.data, len) != 0 || parse_line(c, r, over) != 0) {
+        lm_record_free(r);
+        return lm_fail(err, "out of memory");
+    }
     return 1;
 }
 

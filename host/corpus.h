@@ -27,7 +27,6 @@
 
 #include "engine_config.h"
 
-#include <signal.h>
 #include <stdio.h>
 
 typedef struct {
@@ -48,7 +47,7 @@ typedef struct {
     lm_format format;
     char id_field[64], text_field[64];
     size_t line_cap;   /* bytes of a line kept (LM_CORPUS_LINE_CAP unless set after open) */
-    const volatile sig_atomic_t *cancel; /* polled while waiting on a stream; may be NULL */
+    const volatile int *cancel; /* polled while waiting on a stream; may be NULL */
     struct lm_corpus_skip { char *path; const char *why; } *skipped; /* entries a directory walk passed over */
     int n_skipped;
     /* reading position */

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define QUEUE_DEPTH 2 /* windows waiting between two stages */
@@ -429,15 +430,33 @@ static int start_or_resume(job *j, lm_err *err) {
         return lm_fail(err, "%s: progress mark is past the end of the job; remove it or pass --restart", j->journal_path);
     for (int i = 0; i < output; i++)
         if (lm_sink_republish(&j->sink, i, err) != 0) return -1;
-    j->journal.records = j->skip = j->vouched = records;
-    if (output == j->sink.n_outputs) { j->sink.cur = output; return 0; } /* all written; only the journal remained */
-    if (lm_sink_open(&j->sink, output, bytes, err) != 0) return -1;
+    j->journal.records = j->skip = records;
+    if (output == j->sink.n_outputs) j->sink.cur = output; /* all written; only the journal remained */
+    else if (lm_sink_open(&j->sink, output, bytes, err) != 0) return -1;
+    j->vouched = records; /* only now is "run it again to resume" true */
     return 0;
 }
 
 /* ---- the job ---- */
 
 static void on_signal(int sig) { stop_requested = sig; }
+
+/* A writer blocked on a pipe or device nobody reads would hold a stopped job
+ * forever; there is nothing to journal on such an output, so once a stop has
+ * waited a few seconds for it the process ends with the signal's status. */
+static void join_writer(job *j, pthread_t writer) {
+    for (;;) {
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        t.tv_sec += 3;
+        if (pthread_timedjoin_np(writer, NULL, &t) == 0) return;
+        bool stream = j->sink.direct || (j->sink.n_outputs == 1 && !j->sink.paths[0]);
+        if (stop_requested > 0 && stream) {
+            fprintf(stderr, "lyricmt: stopped; the output is not being read, so what is still queued for it is dropped\n");
+            _exit(128 + stop_requested);
+        }
+    }
+}
 
 /* The model stage: runs on the calling thread until the reader is done or
  * a stop is requested. */
@@ -544,8 +563,6 @@ static int open_job(job *j, lm_err *err) {
      * while it is read, so memory does not grow with it */
     size_t cap = (size_t)j->t->model.cfg.model.max_positions * 64;
     j->corpus.line_cap = cap < 65536 ? 65536 : cap;
-    for (int i = 0; i < j->corpus.n_skipped; i++)
-        lm_progress_event(&j->progress, LM_EVENT_SKIPPED_PATH, j->corpus.skipped[i].path, 0, j->corpus.skipped[i].why);
     if (lm_corpus_scan(&j->corpus, err) != 0) return -1;
     if (lm_sink_init(&j->sink, o->output, o->per_file, &j->corpus, err) != 0) return -1;
     j->sink.cancel = &stop_requested;
@@ -556,14 +573,15 @@ static int open_job(job *j, lm_err *err) {
     if (o->output && !j->journaled)
         fprintf(stderr, "lyricmt: note: %s is %s: writing without a journal, so this job cannot be resumed\n",
                 j->sink.direct ? o->output : "an input", j->sink.direct ? "a device or FIFO" : "a pipe, device or standard input");
-    if (!j->journaled) return lm_sink_open(&j->sink, 0, 0, err);
+    if (!o->output || j->sink.direct) return lm_sink_open(&j->sink, 0, 0, err);
     if (o->per_file) {
         if (mkdir(o->output, 0777) != 0 && errno != EEXIST) return lm_fail(err, "%s: cannot create directory: %s", o->output, strerror(errno));
         snprintf(j->journal_path, sizeof j->journal_path, "%s/.lyricmt-journal", o->output);
     } else {
         snprintf(j->journal_path, sizeof j->journal_path, "%s.journal", j->sink.paths[0]);
     }
-    /* two jobs writing the same output would interleave; the second one is refused */
+    /* two jobs writing the same output would clobber each other's .partial; the
+     * second one is refused, journaled or not */
     snprintf(j->lock_path, sizeof j->lock_path, "%s.lock", j->journal_path);
     j->lock_fd = open(j->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
     if (j->lock_fd < 0) return lm_fail(err, "%s: cannot create: %s", j->lock_path, strerror(errno));
@@ -572,6 +590,7 @@ static int open_job(job *j, lm_err *err) {
         j->lock_fd = -1;
         return lm_fail(err, "another lyricmt job is writing %s (lock %s is held)", o->output, j->lock_path);
     }
+    if (!j->journaled) return lm_sink_open(&j->sink, 0, 0, err);
     if (build_identity(j, &j->journal) != 0) return lm_fail(err, "out of memory building the job's identity");
     return start_or_resume(j, err);
 }
@@ -589,6 +608,7 @@ int lm_job_run(lm_translator *t, const lm_job_opts *o, lm_err *err) {
     queue_init(&j->to_model);
     queue_init(&j->to_writer);
     lm_progress_init(&j->progress, o->progress, o->summary, -1, 0);
+    j->progress.cancel = &stop_requested;
     int rc = -1;
     pthread_t reader, writer;
 
@@ -607,6 +627,8 @@ int lm_job_run(lm_translator *t, const lm_job_opts *o, lm_err *err) {
     j->progress.total = lm_corpus_total(&j->corpus);
     j->progress.resumed = j->skip;
     if (o->report && lm_progress_open_report(&j->progress, o->report, err) != 0) goto done;
+    for (int i = 0; i < j->corpus.n_skipped; i++)
+        lm_progress_event(&j->progress, LM_EVENT_SKIPPED_PATH, j->corpus.skipped[i].path, 0, j->corpus.skipped[i].why);
     if (t->engine.cache_lines > 0 && !(j->cache = lm_line_cache_create(t->engine.cache_lines, err))) goto done;
     if (pthread_create(&reader, NULL, reader_main, j) != 0) { lm_fail(err, "cannot start the reader thread"); goto done; }
     if (pthread_create(&writer, NULL, writer_main, j) != 0) {
@@ -620,7 +642,7 @@ int lm_job_run(lm_translator *t, const lm_job_opts *o, lm_err *err) {
     queue_close(&j->to_model);
     queue_close(&j->to_writer);
     pthread_join(reader, NULL);
-    pthread_join(writer, NULL);
+    join_writer(j, writer);
     if (j->failed) {
         *err = j->err;
     } else if (stop_requested > 0) {
@@ -632,6 +654,7 @@ int lm_job_run(lm_translator *t, const lm_job_opts *o, lm_err *err) {
     if (rc != 0) lm_progress_close_report(&j->progress, NULL);
     lm_progress_finish(&j->progress, rc == 0 ? "done" : rc > 0 ? "interrupted" : "failed");
 done:
+    if (rc < 0 && stop_requested > 0) rc = stop_requested; /* a stop that cut a wait or a read short is still a stop */
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     if (rc != 0 && j->journaled && j->vouched > 0) {

@@ -6,7 +6,8 @@
  *     null and [1, 2] stay what they were);
  *   - the decoded text's real length, so "\u0000" is a NUL byte the bad
  *     input policy sees rather than the end of the string.
- * Strict RFC 8259 syntax, linear time, nesting bounded.
+ * RFC 8259 syntax (raw control characters inside strings are let through,
+ * as cJSON did), linear time, nesting bounded.
  */
 #ifndef LM_JSON_LINE_H
 #define LM_JSON_LINE_H

@@ -57,7 +57,7 @@ static const char *translate_help =
     "  -h, --help           this help\n"
     "\n"
     "Exit codes: 0 ok, 1 runtime error (model, input, I/O), 2 usage error,\n"
-    "130/143 stopped by SIGINT/SIGTERM after journaling what was done.\n";
+    "130/143 stopped by SIGINT/SIGTERM (a journaled job keeps what was done for a resume).\n";
 
 static const char *info_help =
     "usage: lyricmt info --model DIR\n"

@@ -84,6 +84,10 @@ static char *resolve_output(const char *path, bool *direct, lm_err *err) {
         return copy;
     }
     char *real = S_ISLNK(st.st_mode) ? realpath(path, NULL) : strdup(path);
+    if (!real && stat(path, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))) {
+        *direct = true; /* /dev/stdout onto a pipe: a link to "pipe:[...]", which has no path */
+        return strdup(path);
+    }
     if (!real) {
         lm_fail(err, "%s: is a symbolic link to a missing file (%s); give the target path", path, strerror(errno));
         return NULL;
@@ -154,21 +158,35 @@ static int make_parents(const char *path, lm_err *err) {
     return 0;
 }
 
-/* A device or FIFO, opened without creating or truncating anything. Opening
- * a FIFO for writing blocks until it has a reader, so that wait polls, and
- * gives way to a stop request. */
-static int open_direct(lm_sink *s, const char *path, lm_err *err) {
-    bool told = false;
+/* The .partial is the job's own scratch name, written only under the
+ * output's lock: a stale one (from a run that could not be resumed) is
+ * removed, never followed if it is a link, and the new one is created
+ * exclusively, so nothing but this job's file is ever written there. */
+static int open_partial(lm_sink *s, const char *partial, uint64_t keep_bytes, lm_err *err) {
     int fd;
-    while ((fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0 && errno == ENXIO) {
-        if (s->cancel && *s->cancel) return lm_fail(err, "%s: stopped while waiting for a reader", path);
-        if (!told) fprintf(stderr, "lyricmt: waiting for a reader on %s\n", path);
-        told = true;
-        usleep(100 * 1000);
+    if (keep_bytes == 0) {
+        struct stat st;
+        if (lstat(partial, &st) == 0 && (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) && unlink(partial) != 0)
+            return lm_fail(err, "%s: cannot remove the stale partial output: %s", partial, strerror(errno));
+        fd = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+        if (fd < 0) return lm_fail(err, "%s: cannot create: %s", partial, strerror(errno));
+    } else {
+        fd = open(partial, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) return lm_fail(err, "%s: cannot be followed from the journal: %s", partial, strerror(errno));
+        struct stat st;
+        if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < keep_bytes) {
+            close(fd);
+            return lm_fail(err, "%s: holds %lld bytes but the journal vouches for %llu", partial, (long long)st.st_size,
+                           (unsigned long long)keep_bytes);
+        }
+        /* bytes past the journal's mark belong to records that will be redone */
+        if (ftruncate(fd, (off_t)keep_bytes) != 0) {
+            close(fd);
+            return lm_fail(err, "%s: cannot truncate: %s", partial, strerror(errno));
+        }
     }
-    if (fd < 0) return lm_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK); /* writes may wait for the reader */
-    if (!(s->f = fdopen(fd, "wb"))) { close(fd); return lm_fail(err, "%s: cannot open: %s", path, strerror(errno)); }
+    if (!(s->f = fdopen(fd, keep_bytes ? "ab" : "wb"))) { close(fd); return lm_fail(err, "%s: cannot open: %s", partial, strerror(errno)); }
+    s->made_partial = true;
     return 0;
 }
 
@@ -180,27 +198,11 @@ int lm_sink_open(lm_sink *s, int index, uint64_t keep_bytes, lm_err *err) {
         s->f = stdout;
         return 0;
     }
-    if (s->direct) return open_direct(s, s->paths[index], err);
+    if (s->direct) return (s->f = lm_open_for_writing(s->paths[index], 0, s->cancel, err)) ? 0 : -1;
     char partial[8300];
     lm_sink_partial_path(s, index, partial, sizeof partial);
     if (make_parents(partial, err) != 0) return -1;
-    if (keep_bytes == 0) {
-        s->f = fopen(partial, "wb");
-        if (!s->f) return lm_fail(err, "%s: cannot create: %s", partial, strerror(errno));
-        s->made_partial = true;
-        return 0;
-    }
-    struct stat st;
-    if (stat(partial, &st) != 0) return lm_fail(err, "%s: missing, so the journal cannot be followed", partial);
-    if ((uint64_t)st.st_size < keep_bytes)
-        return lm_fail(err, "%s: holds %lld bytes but the journal vouches for %llu", partial, (long long)st.st_size,
-                       (unsigned long long)keep_bytes);
-    /* bytes past the journal's mark belong to records that will be redone */
-    if (truncate(partial, (off_t)keep_bytes) != 0) return lm_fail(err, "%s: cannot truncate: %s", partial, strerror(errno));
-    s->f = fopen(partial, "ab");
-    if (!s->f) return lm_fail(err, "%s: cannot open: %s", partial, strerror(errno));
-    s->made_partial = true;
-    return 0;
+    return open_partial(s, partial, keep_bytes, err);
 }
 
 static const char *open_name(const lm_sink *s, char *buf, size_t cap) {
@@ -230,6 +232,16 @@ int lm_sink_sync(lm_sink *s, lm_err *err) {
     return 0;
 }
 
+/* resuming: a missing .partial whose final name exists was renamed before the stop */
+static int put_in_place(lm_sink *s, int index, bool resuming, lm_err *err) {
+    if (!s->paths[index] || s->direct) return 0;
+    char partial[8300];
+    lm_sink_partial_path(s, index, partial, sizeof partial);
+    if (rename(partial, s->paths[index]) == 0) return 0;
+    if (resuming && errno == ENOENT && access(s->paths[index], F_OK) == 0) return 0;
+    return lm_fail(err, "cannot rename %s to %s: %s", partial, s->paths[index], strerror(errno));
+}
+
 int lm_sink_publish(lm_sink *s, lm_err *err) {
     if (lm_sink_sync(s, err) != 0) return -1;
     if (s->f == stdout) { s->f = NULL; return 0; }
@@ -237,17 +249,10 @@ int lm_sink_publish(lm_sink *s, lm_err *err) {
     s->f = NULL;
     s->made_partial = false;
     if (closed != 0) return lm_fail(err, "%s: write error: %s", s->paths[s->cur], strerror(errno));
-    return lm_sink_republish(s, s->cur, err);
+    return put_in_place(s, s->cur, false, err);
 }
 
-int lm_sink_republish(lm_sink *s, int index, lm_err *err) {
-    if (!s->paths[index] || s->direct) return 0;
-    char partial[8300];
-    lm_sink_partial_path(s, index, partial, sizeof partial);
-    if (rename(partial, s->paths[index]) == 0) return 0;
-    if (errno == ENOENT && access(s->paths[index], F_OK) == 0) return 0; /* renamed before the stop */
-    return lm_fail(err, "cannot rename %s to %s: %s", partial, s->paths[index], strerror(errno));
-}
+int lm_sink_republish(lm_sink *s, int index, lm_err *err) { return put_in_place(s, index, true, err); }
 
 void lm_sink_abandon(lm_sink *s) {
     if (s->f && s->f != stdout) fclose(s->f);

@@ -15,8 +15,6 @@
 #include "corpus.h"
 #include "translator.h"
 
-#include <signal.h>
-
 /* Appends one record and its newline. tr NULL: no translation (blank or
  * skipped line); `warning` (may be NULL) names why, in TSV/JSONL only.
  * Newlines (and tabs, in TSV) inside a translation become spaces, so a
@@ -27,7 +25,7 @@ typedef struct {
     int n_outputs;       /* 1, or one per input file */
     char **paths;        /* final paths, symbolic links resolved; NULL for standard output */
     bool direct;         /* the one output is a character device or FIFO: written in place, never renamed */
-    const volatile sig_atomic_t *cancel; /* ends a wait for a FIFO's reader; may be NULL */
+    const volatile int *cancel; /* ends a wait for a FIFO's reader; may be NULL */
     int cur;             /* output open now, -1 if none */
     FILE *f;
     bool made_partial;   /* the open output is a .partial this sink created */

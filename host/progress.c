@@ -2,6 +2,7 @@
 #include "progress.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/resource.h>
 
@@ -30,8 +31,8 @@ void lm_progress_free(lm_progress *p) {
 }
 
 int lm_progress_open_report(lm_progress *p, const char *path, lm_err *err) {
-    p->report = fopen(path, "w");
-    if (!p->report) return lm_fail(err, "%s: cannot create the report: %s", path, strerror(errno));
+    p->report = lm_open_for_writing(path, O_CREAT | O_TRUNC, p->cancel, err);
+    if (!p->report) return lm_fail_prefix(err, "the report");
     p->report_path = path;
     fprintf(p->report, "file\tline\tkind\tdetail\n");
     return 0;

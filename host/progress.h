@@ -35,6 +35,7 @@ typedef struct {
     long events[LM_EVENT_KINDS];
     FILE *report;
     const char *report_path;
+    const volatile int *cancel; /* ends a wait for a FIFO report's reader */
     bool bar_shown;
 } lm_progress;
 

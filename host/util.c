@@ -192,6 +192,22 @@ long lm_utf8_invalid_at(const char *s, size_t len) {
     return -1;
 }
 
+FILE *lm_open_for_writing(const char *path, int flags, const volatile int *cancel, lm_err *err) {
+    bool told = false;
+    int fd;
+    while ((fd = open(path, flags | O_WRONLY | O_NONBLOCK | O_CLOEXEC, 0666)) < 0 && errno == ENXIO) {
+        if (cancel && *cancel) { lm_fail(err, "%s: stopped while waiting for a reader", path); return NULL; }
+        if (!told) fprintf(stderr, "lyricmt: waiting for a reader on %s\n", path);
+        told = true;
+        usleep(100 * 1000);
+    }
+    if (fd < 0) { lm_fail(err, "%s: cannot open for writing: %s", path, strerror(errno)); return NULL; }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK); /* once open, writes may wait for the reader */
+    FILE *f = fdopen(fd, (flags & O_APPEND) ? "ab" : "wb");
+    if (!f) { lm_fail(err, "%s: cannot open: %s", path, strerror(errno)); close(fd); }
+    return f;
+}
+
 int lm_strbuf_add(lm_strbuf *b, const char *s, size_t n) {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #define LM_ERR_LEN 512
 
@@ -57,6 +58,12 @@ void lm_mmap_close(lm_mmap *m);
 void lm_mmap_release(const lm_mmap *m, const void *p, size_t n);
 
 bool lm_file_exists(const char *path);
+
+/* Opens path for writing with open(2) flags (O_WRONLY is added). A FIFO
+ * with no reader yet is waited for (said once on stderr) until one comes or
+ * *cancel becomes non-zero, instead of blocking in open(). Returns a stream,
+ * or NULL with err set. */
+FILE *lm_open_for_writing(const char *path, int flags, const volatile int *cancel, lm_err *err);
 
 /* A growable byte string, always NUL-terminated after its len bytes. */
 typedef struct {

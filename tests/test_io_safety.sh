@@ -52,6 +52,19 @@ timeout -k 5 30 cat "$T/fifo-out" > "$T/from-fifo"
 wait_or_kill $pid 30; rc=$?
 check "-o a FIFO streams the translation to its reader" '[ $rc -eq 0 ] && [ -p "$T/fifo-out" ] && cmp -s "$T/from-fifo" "$T/ref.txt"'
 
+run -i "$T/in.txt" -o /dev/stdout 2>"$T/e" | cat > "$T/via-stdout"
+check "-o /dev/stdout onto a pipe writes the pipe" 'cmp -s "$T/via-stdout" "$T/ref.txt"'
+echo precious > "$T/victim.txt"
+ln -s victim.txt "$T/o5.txt.partial"
+run -i "$T/in.txt" -o "$T/o5.txt" 2>/dev/null; rc=$?
+check "a stale .partial that is a link is replaced, its target untouched" '[ $rc -eq 0 ] && [ "$(cat "$T/victim.txt")" = precious ] && cmp -s "$T/o5.txt" "$T/ref.txt" && [ ! -L "$T/o5.txt" ]'
+mkfifo "$T/fifo-noreader"
+"$BIN" translate --model $M --beam 1 --progress none -i "$T/in.txt" -o "$T/fifo-noreader" 2>/dev/null &
+pid=$!
+sleep 1; kill -TERM $pid
+wait_or_kill $pid 10; rc=$?
+check "SIGTERM while waiting for a FIFO output's reader exits 143" '[ $rc -eq 143 ]'
+
 # ---- 2. an output, report or journal that is an input is refused, untouched ----
 run -i "$T/in.txt" -o "$T/in.txt" 2>"$T/e"; rc=$?
 check "-i X -o X refused, X untouched" '[ $rc -eq 1 ] && cmp -s "$T/in.txt" "$T/in.orig" && grep -q "in.txt" "$T/e"'
@@ -146,6 +159,34 @@ tr 'a' 'o' < "$T/big.txt" > "$T/big.edit"; cat "$T/big.edit" > "$T/big2.txt"
 wait_or_kill $pid 120; rc=$?
 check "input rewritten (same size) during the job: exit 1 naming it" '[ $rc -eq 1 ] && grep -q "big2.txt: changed" "$T/e" && [ ! -e "$T/big2.out" ]'
 
+# a second job on the same output is refused, journaled or not
+cp "$T/big.txt" "$T/big3.txt"
+"$BIN" translate --model $M --beam 1 --progress none -i "$T/big3.txt" -o "$T/shared.out" --set batch.window_lines=64 2>/dev/null &
+pid=$!
+wait_progress $pid "$T/shared.out.journal"
+echo hello | run -o "$T/shared.out" 2>"$T/e"; rc2=$?
+kill -INT $pid; wait_or_kill $pid 30; rc=$?
+check "a second job (from stdin) on a running job's output is refused" '[ $rc2 -eq 1 ] && grep -q "another lyricmt job is writing" "$T/e" && [ $rc -eq 130 ]'
+rm -f "$T/big3.txt"
+# the resume hint is only given when a resume can work
+"$BIN" translate --model $M --beam 1 --progress none -i "$T/big.txt" -o "$T/hint.out" --set batch.window_lines=64 2>/dev/null &
+pid=$!
+wait_progress $pid "$T/hint.out.journal"
+kill -INT $pid; wait_or_kill $pid 30
+rm -f "$T/hint.out.partial"
+run -i "$T/big.txt" -o "$T/hint.out" 2>"$T/e"; rc=$?
+check "a resume that cannot work says so, without 'run the same command again'" '[ $rc -eq 1 ] && grep -q "hint.out.partial" "$T/e" && ! grep -q "run the same command again" "$T/e"'
+# a writer blocked on a pipe nobody reads still honours SIGTERM
+mkfifo "$T/stuck"
+sleep 30 < "$T/stuck" &
+sleeper=$!
+"$BIN" translate --model $M --beam 1 --progress none -i "$T/big.txt" > "$T/stuck" 2>/dev/null &
+pid=$!
+sleep 3; kill -TERM $pid
+wait_or_kill $pid 15; rc=$?
+kill $sleeper 2>/dev/null; wait $sleeper 2>/dev/null
+check "SIGTERM with the writer blocked on an unread pipe exits 143" '[ $rc -eq 143 ]'
+
 # ---- 6. JSONL ids round-trip byte for byte; NUL follows the UTF-8 policy ----
 cat > "$T/ids.jsonl" <<'EOF'
 {"id": 9007199254740993, "text": "yeah"}
@@ -182,6 +223,10 @@ timeout -k 5 20 "$BIN" translate --model $M --beam 1 --progress none -i "$T/ff.t
 check "a 1 MB line of invalid bytes is handled (quadratic repair took minutes)" '[ $rc -eq 0 ] && grep -q "invalid UTF-8" "$T/e"'
 timeout -k 5 20 "$BIN" translate --model $M --beam 1 --progress none --bad-utf8 fail -i "$T/ff.txt" > /dev/null 2>"$T/e"; rc=$?
 check "... and refused quickly under --bad-utf8 fail" '[ $rc -eq 1 ] && grep -q "ff.txt:1: invalid UTF-8" "$T/e"'
+python3 -c "import sys; sys.stdout.buffer.write(b'a' * 65535 + '\uac00\ub098'.encode() + b'\n')" > "$T/split.txt" 2>/dev/null ||
+    { awk 'BEGIN { for (i = 0; i < 65535; i++) printf "a" }' > "$T/split.txt"; printf '\352\260\200\353\202\230\n' >> "$T/split.txt"; }
+run -i "$T/split.txt" --bad-utf8 fail > /dev/null 2>"$T/e"; rc=$?
+check "a long valid line cut inside a character is not invalid UTF-8" '[ $rc -eq 0 ] && ! grep -q "invalid UTF-8" "$T/e" && grep -q "split.txt:1: longer than" "$T/e"'
 
 # ---- 12. an empty path is a usage error, and nothing is written ----
 mkdir "$T/cwd"
@@ -228,6 +273,8 @@ cp "$T/in.txt" "$T/walk/a.txt"; cp "$T/in.txt" "$T/walk/sub/b.txt"
 ln -s missing.txt "$T/walk/dangling.txt"; ln -s self "$T/walk/self"; ln -s .. "$T/walk/sub/up"; mkfifo "$T/walk/pipe"
 timeout -k 5 60 "$BIN" translate --model $M --beam 1 --progress none -i "$T/walk" -o "$T/walk.out" 2>"$T/e"; rc=$?
 check "a directory with a dangling link, loops and a FIFO: translated, not hung" '[ $rc -eq 0 ] && [ "$(lines "$T/walk.out")" -eq 6 ]'
+timeout -k 5 60 "$BIN" translate --model $M --beam 1 --progress none -i "$T/walk" --report "$T/walk.tsv" > /dev/null 2>&1
+check "skipped entries reach --report" '[ "$(grep -c "skipped-path" "$T/walk.tsv")" -eq 4 ]'
 check "each skipped entry warned and counted" 'grep -q "dangling.txt: dangling symbolic link, skipped" "$T/e" && grep -q "self: symbolic link loop" "$T/e" && grep -q "up: directory link loop" "$T/e" && grep -q "pipe: not a regular file" "$T/e" && grep -q "4 skipped-path" "$T/e"'
 
 summary
