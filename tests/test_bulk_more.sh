@@ -10,18 +10,20 @@ run() { "$BIN" translate --model $M --progress none "$@"; }
 golden() { awk -F '\t' -v f="$1" -v t="$2" '$1 == "m2m100" && $2 == t { print $f; exit }' $M/golden_cli.tsv; }
 A="Yeah, yeah!"; B="Started from the bottom now we here"
 
-# ---- whitespace-only records: kept, with their ids, as empty translations ----
-printf 'a\t%s\nb\t   \nc\t\t \nd\t%s\n' "$A" "$B" > "$T/ws.tsv"
+# ---- whitespace-only records: kept, with their ids, as empty translations; a
+# whitespace-only line is an empty record, like an empty line ----
+printf 'a\t%s\nb\t   \nc\t\t \n  \t \nd\t%s\n' "$A" "$B" > "$T/ws.tsv"
 run --beam 1 --format tsv --output-format tsv -i "$T/ws.tsv" > "$T/ws.out" 2>"$T/ws.err"; rc=$?
-check "TSV whitespace-only: exit 0, 4 records, ids in order" '[ $rc -eq 0 ] && [ "$(cut -f1 "$T/ws.out" | tr "\n" " ")" = "a b c d " ]'
+check "TSV whitespace-only: exit 0, 5 records, ids in order" '[ $rc -eq 0 ] && [ "$(cut -f1 "$T/ws.out" | tr "\n" " ")" = "a b c  d " ]'
 check "TSV whitespace-only records translate to nothing" '[ -z "$(sed -n 2p "$T/ws.out" | cut -f2)" ] && [ -z "$(sed -n 3p "$T/ws.out" | cut -f2)" ]'
-check "TSV records around them equal transformers' greedy" '[ "$(sed -n 1p "$T/ws.out" | cut -f2)" = "$(golden 3 "$A")" ] && [ "$(sed -n 4p "$T/ws.out" | cut -f2)" = "$(golden 3 "$B")" ]'
+check "TSV records around them equal transformers' greedy" '[ "$(sed -n 1p "$T/ws.out" | cut -f2)" = "$(golden 3 "$A")" ] && [ "$(sed -n 5p "$T/ws.out" | cut -f2)" = "$(golden 3 "$B")" ]'
 check "TSV whitespace-only records are not bad records" 'grep -q "0 bad-record" "$T/ws.err"'
-printf '{"id": 1, "text": "%s"}\n{"id": 2, "text": "   "}\n{"id": 3, "text": "\\t \\n"}\n{"id": 4, "text": "%s"}\n' "$A" "$B" > "$T/ws.jsonl"
+printf '{"id": 1, "text": "%s"}\n{"id": 2, "text": "   "}\n{"id": 3, "text": "\\t \\n"}\n \t \n{"id": 4, "text": "%s"}\n' "$A" "$B" > "$T/ws.jsonl"
 run --beam 1 --format jsonl --output-format jsonl -i "$T/ws.jsonl" > "$T/wj.out" 2>"$T/wj.err"; rc=$?
-check "JSONL whitespace-only: exit 0, 4 records" '[ $rc -eq 0 ] && [ "$(wc -l < "$T/wj.out")" -eq 4 ]'
+check "JSONL whitespace-only: exit 0, 5 records, the blank line an empty one" '[ $rc -eq 0 ] && [ "$(wc -l < "$T/wj.out")" -eq 5 ] && sed -n 4p "$T/wj.out" | grep -q "\"translation\":\"\",\"score\":null"'
 check "JSONL whitespace-only records: ids kept, empty translation, no score" 'sed -n 2p "$T/wj.out" | grep -q "^{\"id\":2,.*\"translation\":\"\",\"score\":null" && sed -n 3p "$T/wj.out" | grep -q "^{\"id\":3,.*\"translation\":\"\",\"score\":null"'
-check "JSONL records around them equal transformers' greedy" 'sed -n 1p "$T/wj.out" | grep -qF "\"translation\":\"$(golden 3 "$A")\"" && sed -n 4p "$T/wj.out" | grep -qF "\"translation\":\"$(golden 3 "$B")\""'
+check "JSONL source echoed exactly" 'sed -n 1p "$T/wj.out" | grep -qF "\"source\":\"$A\","'
+check "JSONL records around them equal transformers' greedy" 'sed -n 1p "$T/wj.out" | grep -qF "\"translation\":\"$(golden 3 "$A")\"" && sed -n 5p "$T/wj.out" | grep -qF "\"translation\":\"$(golden 3 "$B")\""'
 check "JSONL whitespace-only records are not bad records" 'grep -q "0 bad-record" "$T/wj.err"'
 
 # ---- n-best JSONL: 3 hypotheses, transformers' texts and scores (rounded to 4 decimals) ----
