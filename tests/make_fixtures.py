@@ -4,14 +4,20 @@
 For each model spec below this writes tests/fixtures/<name>/ laid out exactly as a
 Hugging Face M2M100 download (config.json, generation_config.json,
 tokenizer_config.json, special_tokens_map.json, vocab.json,
-sentencepiece.bpe.model, and model.safetensors or pytorch_model.bin), with random
-weights, plus golden.json: what transformers itself computes on those files
-(token ids, encoder states, first decoder logits, greedy, beam and n-best outputs,
-in both input conventions).
+sentencepiece.bpe.model, and model.safetensors or pytorch_model.bin), with weights
+trained for a few hundred steps on a synthetic EN->KO task (so outputs vary in length
+and content and end with </s>, in both conventions), plus golden.json: what
+transformers itself computes on those files (eager attention, fp32), for every input
+and both input conventions: source ids, encoder states, the first decoder steps'
+logits, greedy, beam 3-best and option-laden outputs with their scores, detokenised
+texts, and the first step's sampling distributions under transformers' warpers; and
+golden_cli.tsv, the same texts and scores for the shell tests. The torch and
+transformers versions are in golden.json's "meta".
 
 Needs: pip install transformers torch sentencepiece safetensors; spm_train
 (Debian's `sentencepiece`). CI never runs this: the outputs are committed.
 Run from the repository root:  python3 tests/make_fixtures.py
+(--sweep prints how varied the outputs are for a few training lengths.)
 """
 import json
 import os
@@ -154,7 +160,7 @@ def train(model, tok, spec):
     rng = random.Random(spec["seed"] + 100)
     pairs = parallel_pairs(rng, 4000)
     ko = tok.get_lang_id("ko")
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=spec.get("lr", 3e-3))
     model.train()
     for step in range(spec["steps"]):
         conv = "m2m100" if step % 2 == 0 else "small100"
@@ -375,9 +381,11 @@ def sweep():
     for spec in SPECS:
         with tempfile.TemporaryDirectory() as d:
             tok, vocab_len, _ = make_tokenizer(spec, d)
-            for steps in (200, 400, 800):
-                model = make_model(dict(spec, steps=steps), vocab_len, tok)
-                print(f"{spec['name']} {steps} steps:\n  {quick_stats(spec, model, tok)}", flush=True)
+            for steps, lr in ((400, 3e-3), (800, 3e-3), (800, 1e-3), (1500, 1e-3)):
+                if "--only" in sys.argv and spec["name"] != sys.argv[-1]:
+                    continue
+                model = make_model(dict(spec, steps=steps, lr=lr), vocab_len, tok)
+                print(f"{spec['name']} {steps} steps at {lr}:\n  {quick_stats(spec, model, tok)}", flush=True)
 
 
 def main():
