@@ -120,20 +120,16 @@ static void st_overlap(cJSON *h) { /* its first 64 bytes overlap the previous te
     st_cut_at = (size_t)e - 64;
     st_cut_len = 64;
 }
-static void st_first_dim(cJSON *h) { /* one row fewer than the config's vocab_size */
+/* The last tensor reshaped to `shape`, `bytes` shorter, and the file cut to match. */
+static void reshape_last(cJSON *h, const char *shape, double bytes) {
     double b = offset_of(h, LAST, 0), e = offset_of(h, LAST, 1);
-    cJSON_ReplaceItemInObject(tensor(h, LAST), "shape", cJSON_Parse("[403, 32]"));
-    set_offsets(h, LAST, b, e - 32 * 4);
-    st_cut_at = (size_t)e - 32 * 4;
-    st_cut_len = 32 * 4;
+    cJSON_ReplaceItemInObject(tensor(h, LAST), "shape", cJSON_Parse(shape));
+    set_offsets(h, LAST, b, e - bytes);
+    st_cut_at = (size_t)(e - bytes);
+    st_cut_len = (size_t)bytes;
 }
-static void st_second_dim(cJSON *h) { /* one column fewer than the config's d_model */
-    double b = offset_of(h, LAST, 0), e = offset_of(h, LAST, 1);
-    cJSON_ReplaceItemInObject(tensor(h, LAST), "shape", cJSON_Parse("[404, 31]"));
-    set_offsets(h, LAST, b, e - 404 * 4);
-    st_cut_at = (size_t)e - 404 * 4;
-    st_cut_len = 404 * 4;
-}
+static void st_first_dim(cJSON *h) { reshape_last(h, "[403, 32]", 32 * 4); }   /* a row fewer than vocab_size */
+static void st_second_dim(cJSON *h) { reshape_last(h, "[404, 31]", 404 * 4); } /* a column fewer than d_model */
 static void st_dtype(cJSON *h) {
     cJSON_ReplaceItemInObject(tensor(h, "model.encoder.layer_norm.bias"), "dtype", cJSON_CreateString("I64"));
 }
