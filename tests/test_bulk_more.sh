@@ -23,6 +23,8 @@ run --beam 1 --format jsonl --output-format jsonl -i "$T/ws.jsonl" > "$T/wj.out"
 check "JSONL whitespace-only: exit 0, 5 records, the blank line an empty one" '[ $rc -eq 0 ] && [ "$(wc -l < "$T/wj.out")" -eq 5 ] && sed -n 4p "$T/wj.out" | grep -q "\"translation\":\"\",\"score\":null"'
 check "JSONL whitespace-only records: ids kept, empty translation, no score" 'sed -n 2p "$T/wj.out" | grep -q "^{\"id\":2,.*\"translation\":\"\",\"score\":null" && sed -n 3p "$T/wj.out" | grep -q "^{\"id\":3,.*\"translation\":\"\",\"score\":null"'
 check "JSONL source echoed exactly" 'sed -n 1p "$T/wj.out" | grep -qF "\"source\":\"$A\","'
+printf '%s\n%s\n' "$A" "$B" | run --beam 1 --output-format jsonl > "$T/tj.out" 2>/dev/null
+check "text in, JSONL out: each line's source echoed exactly" 'sed -n 1p "$T/tj.out" | grep -qF "\"source\":\"$A\"," && sed -n 2p "$T/tj.out" | grep -qF "\"source\":\"$B\","'
 check "JSONL records around them equal transformers' greedy" 'sed -n 1p "$T/wj.out" | grep -qF "\"translation\":\"$(golden 3 "$A")\"" && sed -n 5p "$T/wj.out" | grep -qF "\"translation\":\"$(golden 3 "$B")\""'
 check "JSONL whitespace-only records are not bad records" 'grep -q "0 bad-record" "$T/wj.err"'
 
