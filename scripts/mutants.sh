@@ -58,9 +58,11 @@ while IFS="$TAB" read -r name file from to; do
                 *.sh) cmd="sh $t" ;;
                 *) [ -x "$m/$BUILD/$t" ] || continue; cmd="./$BUILD/$t" ;;
                 esac
-                if ! (cd "$m" && LYRICMT="$BUILD/lyricmt" timeout 900 nice $cmd > "$work/test.log" 2>&1); then
+                (cd "$m" && LYRICMT="$BUILD/lyricmt" timeout 900 nice $cmd > "$work/test.log" 2>&1)
+                rc=$?
+                if [ $rc -ne 0 ]; then
                     first=$(grep -m1 '^FAIL' "$work/test.log" | cut -c1-90)
-                    result="killed by $(basename "$t")${first:+: $first}"
+                    result="killed by $(basename "$t"): ${first:-exit status $rc}"
                     break
                 fi
             done
