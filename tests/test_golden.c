@@ -321,6 +321,7 @@ static void check_model(const char *name, lm_device device, lm_precision precisi
     free(text);
     const char *convs[2] = {"m2m100", "small100"};
     worst_state = worst_score = 0;
+    const char *gemm = device == LM_DEVICE_CPU && getenv("LYRICMT_CPU_GEMM") ? getenv("LYRICMT_CPU_GEMM") : "";
     for (int ci = 0; ci < 2; ci++) {
         lm_engine_config engine;
         lm_engine_config_defaults(&engine);
@@ -336,7 +337,8 @@ static void check_model(const char *name, lm_device device, lm_precision precisi
         CHECK(cJSON_GetArraySize(cases) >= 10, "%s: %d golden cases for %s", name, cJSON_GetArraySize(cases), convs[ci]);
         snprintf(what, sizeof what, "%s/%s tokens", name, convs[ci]);
         check_tokenizer(&t, golden, cases, ci == 0, what);
-        snprintf(what, sizeof what, "%s/%s/%s-%s states", name, convs[ci], lm_device_name(device), lm_precision_name(precision));
+        snprintf(what, sizeof what, "%s/%s/%s-%s%s%s states", name, convs[ci], lm_device_name(device), lm_precision_name(precision),
+                 *gemm ? "-" : "", gemm);
         check_states(&t, cases, what);
         if (precision != LM_PREC_FP32) { /* 16-bit: outputs may differ where candidates nearly tie */
             report_same_texts(&t, cases, what);
@@ -391,8 +393,8 @@ static void check_model(const char *name, lm_device device, lm_precision precisi
         lm_translator_close(&t);
     }
     if (device == LM_DEVICE_CPU) check_cli_table(dir, golden);
-    printf("%s %s-%s: worst error vs transformers: states/logits %.2g, scores %.2g (relative)\n", name, lm_device_name(device),
-           lm_precision_name(precision), worst_state, worst_score);
+    printf("%s %s-%s%s%s: worst error vs transformers: states/logits %.2g, scores %.2g (relative)\n", name, lm_device_name(device),
+           lm_precision_name(precision), *gemm ? "-" : "", gemm, worst_state, worst_score);
     cJSON_Delete(golden);
 }
 
