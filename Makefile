@@ -1,4 +1,4 @@
-# lyricmt: make | make test | make sanitize | make clean | make bench
+# lyricmt: make | make test | make sanitize | make mutants | make clean | make bench
 # The CUDA backend (cuda/, kernels/) is built whenever nvcc is found.
 CC      ?= gcc
 CXX     ?= g++
@@ -73,6 +73,13 @@ cuda-sanitize: $(BUILD)/test_cuda_kernels $(BUILD)/test_golden
 	    LYRICMT_GOLDEN_PRECISION=bf16 $(SANITIZER) --tool $$tool --error-exitcode 1 $(BUILD)/test_golden || exit 1; \
 	done
 
+# Each deliberate bug of tests/mutants/list.txt planted in a scratch copy, built
+# and run against the test suite; fails if any survives. Long (about a minute a
+# mutant): not part of `make test` or CI. `make mutants M="name ..."` runs some.
+mutants: deps
+	@$(MAKE) --no-print-directory $(BUILD)/lyricmt $(TEST_BIN)
+	@BUILD=$(BUILD) sh scripts/mutants.sh $(M)
+
 clean:
 	rm -rf build build-san build-gpu build-gpu.obj
 
@@ -129,5 +136,5 @@ bench-quick:
 	$(MAKE) $(BUILD)/lyricmt
 	python3 benchmarks/bench.py --model tiny --lines 200 --max-length 24
 
-.PHONY: all test sanitize cuda-sanitize clean demo deps bench bench-quick gpu-bundle gpu-binaries gpu-bundle-check
+.PHONY: all test sanitize cuda-sanitize mutants clean demo deps bench bench-quick gpu-bundle gpu-binaries gpu-bundle-check
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

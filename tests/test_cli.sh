@@ -2,6 +2,12 @@
 # test_cli: the lyricmt command as a user runs it. Prints "N passed, N failed".
 NAME=test_cli
 . tests/harness.sh
+# Expectations come from the fixtures, never typed here: golden_cli.tsv (written by
+# tests/make_fixtures.py from transformers' outputs; test_golden checks it against
+# golden.json) and config.json. golden FIELD TEXT [CONVENTION]: that column of the
+# text's row (3 greedy text, 4 greedy score, 5/7/9 beam texts, 6/8/10 their scores).
+golden() { awk -F '\t' -v f="$1" -v t="$2" -v c="${3:-m2m100}" '$1 == c && $2 == t { print $f; exit }' $M/golden_cli.tsv; }
+config() { sed -n "s/^ *\"$1\": *\([0-9]*\).*/\1/p" $M/config.json; }
 
 # one output line per input line, empty lines kept, order kept
 printf 'I got money on my mind, never stop the grind\n\n   \nYeah, yeah!\nStarted from the bottom now we here\n' > "$T/in.txt"
@@ -17,8 +23,18 @@ for i in 1 4 5; do
     check "line $i alone matches batched" '[ "$(cat "$T/one.txt")" = "$(sed -n ${i}p "$T/out.txt")" ]'
 done
 # stdin to stdout, and the golden greedy text of transformers
-out=$(printf 'Yeah, yeah!\n' | "$BIN" translate --model $M --beam 1 2>/dev/null)
-check "stdin/stdout greedy matches transformers" '[ "$out" = "사" ]'
+for conv in m2m100 small100; do
+    out=$(printf 'Yeah, yeah!\n' | "$BIN" translate --model $M --convention $conv --beam 1 2>/dev/null)
+    want=$(golden 3 'Yeah, yeah!' $conv)
+    check "stdin/stdout greedy matches transformers ($conv: '$want')" '[ -n "$want" ] && [ "$out" = "$want" ]'
+done
+# n-best TSV: every golden input, its 3 best translations and their scores, which
+# the output rounds to 4 decimals
+grep "^m2m100	" $M/golden_cli.tsv | cut -f2 > "$T/g.txt"
+"$BIN" translate --model $M --convention m2m100 --beam 5 --n-best 3 --output-format tsv -i "$T/g.txt" > "$T/g.tsv" 2>/dev/null
+grep "^m2m100	" $M/golden_cli.tsv | paste - "$T/g.tsv" > "$T/g.both"
+bad=$(awk -F '\t' '{ for (h = 0; h < 3; h++) { if ($(5 + 2 * h) != $(12 + 2 * h)) n++; d = $(6 + 2 * h) - $(13 + 2 * h); if (d > 0.00006 || d < -0.00006) n++ } } END { print n + 0 }' "$T/g.both")
+check "n-best TSV: 3 translations and scores per line equal transformers' ($bad differ)" '[ "$(wc -l < "$T/g.tsv")" -eq 13 ] && [ "$bad" -eq 0 ]'
 # invalid UTF-8 and NUL: replaced with a warning, the line is not lost
 printf 'ok line\n\377\376 bad bytes\nlast\n' | "$BIN" translate --model $M --beam 1 > "$T/u.txt" 2>"$T/u.err"; rc=$?
 check "invalid UTF-8 does not fail" '[ $rc -eq 0 ]'
@@ -64,5 +80,6 @@ echo "yeah" | "$BIN" translate --model $M --device tpu > /dev/null 2>"$T/e"; rc=
 check "unknown device is a usage error" '[ $rc -ne 0 ] && grep -q "tpu" "$T/e"'
 # info describes the model
 "$BIN" info --model $M > "$T/info" 2>&1
-check "info" 'grep -q "decoder:        2 layers, 6 heads, d_model 48" "$T/info" && grep -q "stored f16" "$T/info"'
+want="decoder:        $(config decoder_layers) layers, $(config decoder_attention_heads) heads, d_model $(config d_model)"
+check "info: $want" 'grep -q "$want" "$T/info" && grep -q "stored f16" "$T/info"'
 summary

@@ -76,32 +76,60 @@ static void json_set(const char *path, const char *key, const char *raw) {
     cJSON_Delete(root);
 }
 
-/* Rewrites a safetensors header through fn, keeping the data bytes. */
+/* Data bytes [st_cut_at, st_cut_at + st_cut_len) that a header edit removes
+ * (set by the edit, so that the file stays consistent apart from its one fault). */
+static size_t st_cut_at, st_cut_len;
+
+/* Rewrites a safetensors header through fn, keeping the data bytes (less any cut). */
 static void safetensors_edit(const char *path, void (*fn)(cJSON *header)) {
     size_t len;
     unsigned char *s = (unsigned char *)slurp(path, &len);
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = (n << 8) | s[i];
     cJSON *h = cJSON_ParseWithLength((char *)s + 8, n);
+    st_cut_at = st_cut_len = 0;
     fn(h);
     char *text = cJSON_PrintUnformatted(h);
-    size_t tl = strlen(text);
-    unsigned char *out = malloc(8 + tl + (len - 8 - n));
+    size_t tl = strlen(text), data = len - 8 - n;
+    unsigned char *out = malloc(8 + tl + data), *src = s + 8 + n;
     for (int i = 0; i < 8; i++) out[i] = (unsigned char)(tl >> (8 * i));
     memcpy(out + 8, text, tl);
-    memcpy(out + 8 + tl, s + 8 + n, len - 8 - n);
-    spit(path, out, 8 + tl + (len - 8 - n));
+    memcpy(out + 8 + tl, src, st_cut_at);
+    memcpy(out + 8 + tl + st_cut_at, src + st_cut_at + st_cut_len, data - st_cut_at - st_cut_len);
+    spit(path, out, 8 + tl + data - st_cut_len);
     free(out); free(text); free(s);
     cJSON_Delete(h);
 }
 
 static cJSON *tensor(cJSON *h, const char *name) { return cJSON_GetObjectItem(h, name); }
 
-static void st_overlap(cJSON *h) {
-    cJSON *o = cJSON_GetObjectItem(tensor(h, "model.encoder.layer_norm.bias"), "data_offsets");
-    cJSON_ReplaceItemInArray(o, 0, cJSON_CreateNumber(0));
-    cJSON_ReplaceItemInArray(o, 1, cJSON_CreateNumber(128));
+static double offset_of(cJSON *h, const char *name, int i) {
+    return cJSON_GetArrayItem(cJSON_GetObjectItem(tensor(h, name), "data_offsets"), i)->valuedouble;
 }
+static void set_offsets(cJSON *h, const char *name, double begin, double end) {
+    cJSON *o = cJSON_GetObjectItem(tensor(h, name), "data_offsets");
+    cJSON_ReplaceItemInArray(o, 0, cJSON_CreateNumber(begin));
+    cJSON_ReplaceItemInArray(o, 1, cJSON_CreateNumber(end));
+}
+/* The last tensor in the data (the embedding, 404 x 32 f32) moved or resized,
+ * and the file cut to match, so that nothing else is wrong. */
+#define LAST "model.shared.weight"
+static void st_overlap(cJSON *h) { /* its first 64 bytes overlap the previous tensor; no gap */
+    double b = offset_of(h, LAST, 0), e = offset_of(h, LAST, 1);
+    set_offsets(h, LAST, b - 64, e - 64);
+    st_cut_at = (size_t)e - 64;
+    st_cut_len = 64;
+}
+/* The last tensor reshaped to `shape`, `bytes` shorter, and the file cut to match. */
+static void reshape_last(cJSON *h, const char *shape, double bytes) {
+    double b = offset_of(h, LAST, 0), e = offset_of(h, LAST, 1);
+    cJSON_ReplaceItemInObject(tensor(h, LAST), "shape", cJSON_Parse(shape));
+    set_offsets(h, LAST, b, e - bytes);
+    st_cut_at = (size_t)(e - bytes);
+    st_cut_len = (size_t)bytes;
+}
+static void st_first_dim(cJSON *h) { reshape_last(h, "[403, 32]", 32 * 4); }   /* a row fewer than vocab_size */
+static void st_second_dim(cJSON *h) { reshape_last(h, "[404, 31]", 404 * 4); } /* a column fewer than d_model */
 static void st_dtype(cJSON *h) {
     cJSON_ReplaceItemInObject(tensor(h, "model.encoder.layer_norm.bias"), "dtype", cJSON_CreateString("I64"));
 }
@@ -113,11 +141,18 @@ static void st_reshape(cJSON *h) { /* same byte count, wrong shape for the confi
     cJSON *t = tensor(h, "model.encoder.layers.0.fc1.weight");
     cJSON_ReplaceItemInObject(t, "shape", cJSON_Parse("[32, 64]"));
 }
-static void st_rename(cJSON *h) { /* a tensor the model needs is missing, an unknown one appears */
-    cJSON *t = cJSON_DetachItemFromObject(h, "model.decoder.layer_norm.weight");
-    cJSON_AddItemToObject(h, "model.decoder.layer_norm.weight_renamed", t);
+static void st_remove(cJSON *h) { /* a tensor the model needs is gone, with its bytes */
+    const char *name = "model.decoder.layer_norm.weight";
+    double b = offset_of(h, name, 0), e = offset_of(h, name, 1);
+    cJSON_DeleteItemFromObject(h, name);
+    for (cJSON *t = h->child; t; t = t->next)
+        if (strcmp(t->string, "__metadata__") && offset_of(h, t->string, 0) >= e)
+            set_offsets(h, t->string, offset_of(h, t->string, 0) - (e - b), offset_of(h, t->string, 1) - (e - b));
+    st_cut_at = (size_t)b;
+    st_cut_len = (size_t)(e - b);
 }
-static void st_extra(cJSON *h) { /* an unexpected (empty) tensor at the end of the data */
+/* An empty tensor at the end of the data, named name. */
+static void add_empty(cJSON *h, const char *name) {
     double end = 0;
     for (cJSON *t = h->child; t; t = t->next) {
         cJSON *o = cJSON_GetObjectItem(t, "data_offsets");
@@ -129,12 +164,15 @@ static void st_extra(cJSON *h) { /* an unexpected (empty) tensor at the end of t
     cJSON *o = cJSON_AddArrayToObject(t, "data_offsets");
     cJSON_AddItemToArray(o, cJSON_CreateNumber(end));
     cJSON_AddItemToArray(o, cJSON_CreateNumber(end));
-    cJSON_AddItemToObject(h, "model.encoder.extra.bias", t);
+    cJSON_AddItemToObject(h, name, t); /* cJSON keeps a second item of the same name */
 }
-static void st_offsets_past_end(cJSON *h) {
-    cJSON *o = cJSON_GetObjectItem(tensor(h, "model.encoder.layer_norm.bias"), "data_offsets");
-    cJSON_ReplaceItemInArray(o, 0, cJSON_CreateNumber(1e12));
-    cJSON_ReplaceItemInArray(o, 1, cJSON_CreateNumber(1e12 + 128));
+static void st_extra(cJSON *h) { add_empty(h, "model.encoder.extra.bias"); } /* an unexpected (empty) tensor */
+static void st_duplicate(cJSON *h) { add_empty(h, "model.encoder.layer_norm.bias"); } /* the name twice, no bytes shared */
+static void st_offsets_past_end(cJSON *h) { /* the last tensor's bytes gone, its offsets far past the end */
+    double b = offset_of(h, LAST, 0), e = offset_of(h, LAST, 1);
+    set_offsets(h, LAST, 1e12, 1e12 + (e - b));
+    st_cut_at = (size_t)b;
+    st_cut_len = (size_t)(e - b);
 }
 static void st_negative_dim(cJSON *h) {
     cJSON_ReplaceItemInObject(tensor(h, "model.encoder.layer_norm.bias"), "shape", cJSON_Parse("[-32]"));
@@ -169,17 +207,15 @@ static void m_st_overlap(const char *dir) { safetensors_edit(P("model.safetensor
 static void m_st_dtype(const char *dir) { safetensors_edit(P("model.safetensors"), st_dtype); }
 static void m_st_size(const char *dir) { safetensors_edit(P("model.safetensors"), st_shape); }
 static void m_st_shape(const char *dir) { safetensors_edit(P("model.safetensors"), st_reshape); }
-static void m_st_missing(const char *dir) { safetensors_edit(P("model.safetensors"), st_rename); }
+static void m_st_missing(const char *dir) { safetensors_edit(P("model.safetensors"), st_remove); }
+static void m_st_first_dim(const char *dir) { safetensors_edit(P("model.safetensors"), st_first_dim); }
+static void m_st_second_dim(const char *dir) { safetensors_edit(P("model.safetensors"), st_second_dim); }
 static void m_st_extra(const char *dir) { safetensors_edit(P("model.safetensors"), st_extra); }
 static void m_st_past_end(const char *dir) { safetensors_edit(P("model.safetensors"), st_offsets_past_end); }
 static void m_st_negative(const char *dir) { safetensors_edit(P("model.safetensors"), st_negative_dim); }
 static void m_st_huge(const char *dir) { safetensors_edit(P("model.safetensors"), st_huge_shape); }
 static void m_st_empty(const char *dir) { spit(P("model.safetensors"), "", 0); }
-static void m_st_duplicate(const char *dir) {
-    /* two entries with one name: a JSON text edit, since cJSON keeps both */
-    patch(P("model.safetensors"), "\"model.encoder.layer_norm.bias\"", 31, "\"model.encoder.layer_norm.weig\"");
-    patch(path, "\"model.encoder.layer_norm.weight\"", 33, "\"model.encoder.layer_norm.weig\"\x20\x20");
-}
+static void m_st_duplicate(const char *dir) { safetensors_edit(P("model.safetensors"), st_duplicate); }
 static void m_bin_truncated(const char *dir) { truncate_to(P("pytorch_model.bin"), 0.6); }
 static void m_bin_malicious(const char *dir) {
     /* the first GLOBAL now names os.system: must be refused, never called */
@@ -243,17 +279,19 @@ static const corrupt_case cases[] = {
     {"safetensors truncated", "tiny-a", "file truncated", m_st_truncated},
     {"safetensors header length huge", "tiny-a", "header length", m_st_header_huge},
     {"safetensors header not an object", "tiny-a", "does not start with '{'", m_st_not_json},
-    {"safetensors overlapping offsets", "tiny-a", "overlaps", m_st_overlap},
+    {"safetensors overlapping offsets", "tiny-a", "'model.shared.weight': data starts at 120128, expected 120192 (overlaps the previous tensor)", m_st_overlap},
     {"safetensors unsupported dtype", "tiny-a", "unsupported dtype I64", m_st_dtype},
     {"safetensors shape and size disagree", "tiny-a", "shape x dtype needs", m_st_size},
-    {"safetensors wrong shape for config", "tiny-a", "has shape [32, 64]", m_st_shape},
+    {"safetensors wrong shape for config", "tiny-a", "has shape [32, 64], config.json implies [64, 32]", m_st_shape},
+    {"safetensors first dimension wrong", "tiny-a", "'model.shared.weight' has shape [403, 32], config.json implies [404, 32]", m_st_first_dim},
+    {"safetensors second dimension wrong", "tiny-a", "'model.shared.weight' has shape [404, 31], config.json implies [404, 32]", m_st_second_dim},
     {"safetensors tensor missing", "tiny-a", "missing tensor 'model.decoder.layer_norm.weight'", m_st_missing},
     {"safetensors unexpected tensor", "tiny-a", "unexpected tensor 'model.encoder.extra.bias'", m_st_extra},
-    {"safetensors offsets past the end", "tiny-a", "gap before it", m_st_past_end},
+    {"safetensors offsets past the end", "tiny-a", "'model.shared.weight': data starts at 1000000000000, expected 120192", m_st_past_end},
     {"safetensors negative dimension", "tiny-a", "bad shape entry", m_st_negative},
     {"safetensors shape overflows", "tiny-a", "overflows", m_st_huge},
     {"safetensors empty file", "tiny-a", "file is empty", m_st_empty},
-    {"safetensors duplicate name", "tiny-a", "model.encoder.layer_norm", m_st_duplicate},
+    {"safetensors duplicate name", "tiny-a", "duplicate tensor 'model.encoder.layer_norm.bias'", m_st_duplicate},
     {"pytorch_model.bin truncated", "tiny-b", "truncated", m_bin_truncated},
     {"pickle calls os.system", "tiny-b", "'os.system', which is not on the allow-list", m_bin_malicious},
     {"pickle opcode not allowed", "tiny-b", "opcode 0x69", m_bin_opcode},

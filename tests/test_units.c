@@ -1,6 +1,7 @@
 /*
  * test_units: small pieces checked on their own: UTF-8 validation, half
- * floats, the sinusoidal table, log-softmax, engine config keys.
+ * floats, the sinusoidal table, log-softmax, the search's top-k and greedy
+ * pick against an independent reference, packed products, engine config keys.
  */
 #include "testing.h"
 #include "engine_config.h"
@@ -54,45 +55,131 @@ static void check_packed_gemm(void) {
     free(w); free(x); free(y); free(one); free(row); free(part);
 }
 
-/* The whole-row path: log_softmax, edits, then a scan keeping the first of equals. */
-static void reference_topk(const float *x, int V, const lm_edit *e, int ne, float pen, int k, int32_t *ids, float *vals) {
+/*
+ * An independent reference for the search's per-row work, written from
+ * transformers' definitions with none of the engine's helpers (lm_log_softmax,
+ * lm_logits_edits, lm_rank_insert, logit_rules.h): log_softmax, then the
+ * processors in transformers' order (repetition penalty on each distinct
+ * earlier token, no-repeat n-gram bans, min-length ban of </s>), then a full
+ * sort by value, ties to the lower token.
+ */
+typedef struct {
+    float v;
+    int32_t t;
+} ref_cand;
+
+static int ref_cand_order(const void *a, const void *b) {
+    const ref_cand *x = a, *y = b;
+    if (x->v != y->v) return x->v > y->v ? -1 : 1;
+    return (x->t > y->t) - (x->t < y->t);
+}
+
+/* transformers' processors on one row of scores (log-probs or raw logits) */
+static void ref_process(float *s, const lm_gen_config *g, int eos, const int32_t *seq, int cur_len) {
+    if (g->repetition_penalty != 1.0f) {
+        bool *seen = calloc((size_t)cur_len, sizeof *seen);
+        float *orig = malloc((size_t)cur_len * sizeof *orig);
+        for (int i = 0; i < cur_len; i++) orig[i] = s[seq[i]]; /* gather, then scatter: once per token */
+        for (int i = 0; i < cur_len; i++) {
+            for (int j = 0; j < i; j++) seen[i] |= seq[j] == seq[i];
+            if (!seen[i]) s[seq[i]] = orig[i] < 0 ? orig[i] * g->repetition_penalty : orig[i] / g->repetition_penalty;
+        }
+        free(seen);
+        free(orig);
+    }
+    int n = g->no_repeat_ngram_size;
+    if (n > 0 && cur_len + 1 >= n)
+        for (int start = 0; start + n <= cur_len; start++) {
+            bool same = true;
+            for (int j = 0; j < n - 1; j++) same &= seq[start + j] == seq[cur_len - n + 1 + j];
+            if (same) s[seq[start + n - 1]] = -INFINITY;
+        }
+    if (cur_len < g->min_length) s[eos] = -INFINITY;
+}
+
+static void ref_log_softmax(float *x, int V) {
+    float mx = x[0], sum = 0;
+    for (int t = 1; t < V; t++) mx = fmaxf(mx, x[t]);
+    for (int t = 0; t < V; t++) sum += expf(x[t] - mx);
+    float lse = logf(sum);
+    for (int t = 0; t < V; t++) x[t] = x[t] - mx - lse;
+}
+
+static void reference_topk(const float *x, int V, const lm_gen_config *g, int eos, const int32_t *seq, int cur_len, int k,
+                           int32_t *ids, float *vals) {
+    float *row = malloc((size_t)V * sizeof *row);
+    ref_cand *c = malloc((size_t)V * sizeof *c);
+    memcpy(row, x, (size_t)V * sizeof *row);
+    ref_log_softmax(row, V);
+    ref_process(row, g, eos, seq, cur_len);
+    for (int t = 0; t < V; t++) c[t] = (ref_cand){row[t], t};
+    qsort(c, (size_t)V, sizeof *c, ref_cand_order);
+    for (int i = 0; i < k; i++) {
+        ids[i] = i < V ? c[i].t : 0;
+        vals[i] = i < V ? c[i].v : -INFINITY;
+    }
+    free(row);
+    free(c);
+}
+
+/* greedy: the processors on the raw logits, the first maximum, its log-softmax */
+static void reference_greedy(const float *x, int V, const lm_gen_config *g, int eos, const int32_t *seq, int cur_len,
+                             int32_t *id, float *logprob) {
     float *row = malloc((size_t)V * sizeof *row);
     memcpy(row, x, (size_t)V * sizeof *row);
-    lm_log_softmax(row, V);
-    lm_logits_apply(row, e, ne, pen);
-    int have = 0;
-    for (int t = 0; t < V; t++) lm_rank_insert(ids, vals, &have, k, t, row[t]);
-    for (int i = have; i < k; i++) { ids[i] = 0; vals[i] = -INFINITY; }
+    ref_process(row, g, eos, seq, cur_len);
+    int best = 0;
+    for (int t = 1; t < V; t++)
+        if (row[t] > row[best]) best = t;
+    ref_log_softmax(row, V);
+    *id = best;
+    *logprob = row[best];
     free(row);
 }
 
-/* Random rows (odd sizes, repeated values for ties) with random edits. */
+/* Random rows (odd sizes, repeated values for ties) with random processor
+ * settings: the engine's fused top-k and greedy pick against the references. */
 static void check_fused_topk(void) {
     srand(7);
-    int bad = 0, runs = 0;
-    for (int trial = 0; trial < 200; trial++) {
+    int bad_ids = 0, bad_vals = 0, bad_greedy = 0, runs = 0;
+    double worst = 0;
+    for (int trial = 0; trial < 300; trial++) {
         int V = 1 + rand() % 700, k = 1 + rand() % 12;
-        float *x = malloc((size_t)V * sizeof *x);
+        float *x = malloc((size_t)V * sizeof *x), *y = malloc((size_t)V * sizeof *y);
         for (int t = 0; t < V; t++) x[t] = (float)(rand() % 40) * 0.25f - 5.0f; /* coarse: many ties */
         int32_t seq[24];
         int cur_len = 1 + rand() % 24;
-        for (int i = 0; i < cur_len; i++) seq[i] = rand() % V;
+        for (int i = 0; i < cur_len; i++) seq[i] = rand() % (V < 30 ? V : 30); /* a few tokens: repeats and n-grams */
         lm_gen_config g;
         lm_gen_config_defaults(&g);
         g.repetition_penalty = trial % 3 ? 1.3f : 1.0f;
         g.no_repeat_ngram_size = trial % 4;
         g.min_length = trial % 5 ? 0 : 30;
+        int eos = rand() % V;
         lm_edit edits[LM_MAX_EDITS(24)];
-        int ne = lm_logits_edits(&g, rand() % V, seq, cur_len, edits);
-        int32_t id1[12], id2[12];
-        float v1[12], v2[12];
+        int ne = lm_logits_edits(&g, eos, seq, cur_len, edits);
+        int32_t id1[12], id2[12], gid1, gid2;
+        float v1[12], v2[12], glp1, glp2;
         lm_logprob_topk(x, V, edits, ne, g.repetition_penalty, k, id1, v1);
-        reference_topk(x, V, edits, ne, g.repetition_penalty, k, id2, v2);
+        reference_topk(x, V, &g, eos, seq, cur_len, k, id2, v2);
+        memcpy(y, x, (size_t)V * sizeof *y);
+        lm_greedy_pick(y, V, edits, ne, g.repetition_penalty, &gid1, &glp1);
+        reference_greedy(x, V, &g, eos, seq, cur_len, &gid2, &glp2);
         runs++;
-        if (memcmp(id1, id2, (size_t)k * sizeof *id1) != 0 || memcmp(v1, v2, (size_t)k * sizeof *v1) != 0) bad++;
+        int kk = k < V ? k : V;
+        bad_ids += memcmp(id1, id2, (size_t)kk * sizeof *id1) != 0;
+        for (int i = 0; i < kk; i++) {
+            double e = isinf(v2[i]) ? (v1[i] == v2[i] ? 0 : INFINITY) : fabs(v1[i] - v2[i]);
+            worst = fmax(worst, e);
+            bad_vals += e > 1e-6;
+        }
+        bad_greedy += gid1 != gid2 || !(fabsf(glp1 - glp2) <= 1e-6f || glp1 == glp2 || (isnan(glp1) && isnan(glp2))); /* V 1, banned */
         free(x);
+        free(y);
     }
-    CHECK(bad == 0, "fused log-softmax + top-k equals the whole-row path bit for bit (%d of %d differ)", bad, runs);
+    CHECK(bad_ids == 0, "fused log-softmax + top-k: ids equal the reference (%d of %d rows differ)", bad_ids, runs);
+    CHECK(bad_vals == 0, "fused log-softmax + top-k: values within 1e-6 of the reference (%d differ, worst %g)", bad_vals, worst);
+    CHECK(bad_greedy == 0, "greedy pick equals the reference (%d of %d rows differ)", bad_greedy, runs);
 }
 
 int main(void) {
