@@ -14,7 +14,6 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define QUEUE_DEPTH 2 /* windows waiting between two stages */
@@ -22,6 +21,11 @@
 /* Set by SIGINT/SIGTERM (the signal number) and by a stage that failed (-1):
  * every stage polls it. A signal handler can only reach a global. */
 static volatile sig_atomic_t stop_requested;
+/* A writer blocked on a pipe or device that nobody reads would hold a stopped
+ * job forever (the model stage waits for room in its queue). Such an output
+ * has nothing to journal, so a stop arms an alarm, and if the writer is still
+ * inside a write when it rings, the process ends with the signal's status. */
+static volatile sig_atomic_t stream_output, writing;
 
 typedef struct {
     lm_record rec;
@@ -350,7 +354,11 @@ static void *writer_main(void *arg) {
     lm_err e = {{0}};
     bool broken = false;
     for (window *w; (w = queue_pop(&j->to_writer)); window_free(w)) {
-        if (broken || write_window(j, w, &b, &e) == 0) continue;
+        if (broken) continue;
+        writing = 1;
+        int rc = write_window(j, w, &b, &e);
+        writing = 0;
+        if (rc == 0) continue;
         broken = true; /* keep draining so the model stage never blocks */
         job_fail(j, &e);
         stop_requested = -1;
@@ -439,23 +447,15 @@ static int start_or_resume(job *j, lm_err *err) {
 
 /* ---- the job ---- */
 
-static void on_signal(int sig) { stop_requested = sig; }
+static void on_signal(int sig) {
+    stop_requested = sig;
+    if (stream_output) alarm(3);
+}
 
-/* A writer blocked on a pipe or device nobody reads would hold a stopped job
- * forever; there is nothing to journal on such an output, so once a stop has
- * waited a few seconds for it the process ends with the signal's status. */
-static void join_writer(job *j, pthread_t writer) {
-    for (;;) {
-        struct timespec t;
-        clock_gettime(CLOCK_REALTIME, &t);
-        t.tv_sec += 3;
-        if (pthread_timedjoin_np(writer, NULL, &t) == 0) return;
-        bool stream = j->sink.direct || (j->sink.n_outputs == 1 && !j->sink.paths[0]);
-        if (stop_requested > 0 && stream) {
-            fprintf(stderr, "lyricmt: stopped; the output is not being read, so what is still queued for it is dropped\n");
-            _exit(128 + stop_requested);
-        }
-    }
+static void on_alarm(int sig) {
+    (void)sig;
+    if (writing) _exit(128 + stop_requested);
+    alarm(3);
 }
 
 /* The model stage: runs on the calling thread until the reader is done or
@@ -566,6 +566,7 @@ static int open_job(job *j, lm_err *err) {
     if (lm_corpus_scan(&j->corpus, err) != 0) return -1;
     if (lm_sink_init(&j->sink, o->output, o->per_file, &j->corpus, err) != 0) return -1;
     j->sink.cancel = &stop_requested;
+    stream_output = j->sink.direct || !o->output;
     if (refuse_overwrites(j, err) != 0) return -1;
     /* resumable when both ends are regular files: a stream cannot be read twice,
      * and a device cannot be cut back to a journal's mark */
@@ -615,13 +616,17 @@ int lm_job_run(lm_translator *t, const lm_job_opts *o, lm_err *err) {
     /* a first Ctrl-C stops cleanly; a second one (SA_RESETHAND) kills. Set
      * before opening anything: waiting for a FIFO's writer or reader must
      * give way to a stop too. */
-    struct sigaction old_int, old_term, act;
+    struct sigaction old_int, old_term, old_alrm, act;
     memset(&act, 0, sizeof act);
     act.sa_handler = on_signal;
     act.sa_flags = SA_RESETHAND;
     sigemptyset(&act.sa_mask);
     sigaction(SIGINT, &act, &old_int);
     sigaction(SIGTERM, &act, &old_term);
+    act.sa_handler = on_alarm;
+    act.sa_flags = 0;
+    sigaction(SIGALRM, &act, &old_alrm);
+    stream_output = writing = 0;
 
     if (open_job(j, err) != 0) goto done;
     j->progress.total = lm_corpus_total(&j->corpus);
@@ -642,7 +647,7 @@ int lm_job_run(lm_translator *t, const lm_job_opts *o, lm_err *err) {
     queue_close(&j->to_model);
     queue_close(&j->to_writer);
     pthread_join(reader, NULL);
-    join_writer(j, writer);
+    pthread_join(writer, NULL);
     if (j->failed) {
         *err = j->err;
     } else if (stop_requested > 0) {
@@ -654,9 +659,11 @@ int lm_job_run(lm_translator *t, const lm_job_opts *o, lm_err *err) {
     if (rc != 0) lm_progress_close_report(&j->progress, NULL);
     lm_progress_finish(&j->progress, rc == 0 ? "done" : rc > 0 ? "interrupted" : "failed");
 done:
+    alarm(0);
     if (rc < 0 && stop_requested > 0) rc = stop_requested; /* a stop that cut a wait or a read short is still a stop */
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGALRM, &old_alrm, NULL);
     if (rc != 0 && j->journaled && j->vouched > 0) {
         fprintf(stderr, "lyricmt: the journal %s vouches for %ld written lines; run the same command again to resume\n", j->journal_path,
                 j->vouched);

@@ -228,6 +228,11 @@ python3 -c "import sys; sys.stdout.buffer.write(b'a' * 65535 + '\uac00\ub098'.en
 run -i "$T/split.txt" --bad-utf8 fail > /dev/null 2>"$T/e"; rc=$?
 check "a long valid line cut inside a character is not invalid UTF-8" '[ $rc -eq 0 ] && ! grep -q "invalid UTF-8" "$T/e" && grep -q "split.txt:1: longer than" "$T/e"'
 
+# CRLF line ends are line ends, not text
+awk '{ printf "%s\r\n", $0 }' "$T/in.txt" > "$T/crlf.txt"
+run -i "$T/crlf.txt" > "$T/crlf.out" 2>/dev/null
+check "a CRLF file translates as its LF twin" 'cmp -s "$T/crlf.out" "$T/ref.txt"'
+
 # ---- 12. an empty path is a usage error, and nothing is written ----
 mkdir "$T/cwd"
 (cd "$T/cwd" && "$OLDPWD/$BIN" translate --model "$OLDPWD/$M" -i "$T/in.txt" -o '' > /dev/null 2>"$T/e"); rc=$?
