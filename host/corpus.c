@@ -397,6 +397,10 @@ static int parse_jsonl(lm_corpus *c, lm_record *r, bool over) {
         return (r->id = strdup("")) && set_text(r, "", 0) == 0 ? 0 : -1;
     }
     if (check_utf8(r) != 0) return -1;
+    if (lm_is_blank(r->text, r->len)) { /* a blank line is an empty record, as in text and TSV */
+        r->id = strdup("");
+        return r->id ? set_text(r, "", 0) : -1;
+    }
     lm_json_value id, text;
     if ((r->malformed = lm_json_line_fields(r->text, r->len, c->id_field, &id, c->text_field, &text)))
         return (r->id = strdup("")) && set_text(r, "", 0) == 0 ? 0 : -1;

@@ -163,7 +163,7 @@ static void check_fused_topk(void) {
         lm_logprob_topk(x, V, edits, ne, g.repetition_penalty, k, id1, v1);
         reference_topk(x, V, &g, eos, seq, cur_len, k, id2, v2);
         memcpy(y, x, (size_t)V * sizeof *y);
-        lm_greedy_pick(y, V, edits, ne, g.repetition_penalty, &gid1, &glp1);
+        int picked = lm_greedy_pick(y, V, edits, ne, g.repetition_penalty, &gid1, &glp1);
         reference_greedy(x, V, &g, eos, seq, cur_len, &gid2, &glp2);
         runs++;
         int kk = k < V ? k : V;
@@ -173,7 +173,9 @@ static void check_fused_topk(void) {
             worst = fmax(worst, e);
             bad_vals += e > 1e-6;
         }
-        bad_greedy += gid1 != gid2 || !(fabsf(glp1 - glp2) <= 1e-6f || glp1 == glp2 || (isnan(glp1) && isnan(glp2))); /* V 1, banned */
+        /* a row whose every token is banned (V 1) has nothing to pick: the engine refuses it */
+        bool unpickable = isnan(glp2) || glp2 == -INFINITY;
+        bad_greedy += picked != 0 ? !unpickable : unpickable || gid1 != gid2 || !(fabsf(glp1 - glp2) <= 1e-6f);
         free(x);
         free(y);
     }
