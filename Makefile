@@ -51,7 +51,7 @@ $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -c $< -o $@
 
-# Fuzzing (tests/fuzz/README.md): one libFuzzer target per parser, built by
+# Fuzzing (README.md, "Fuzzing"): one libFuzzer target per parser, built by
 # clang under AddressSanitizer and UndefinedBehaviorSanitizer whatever BUILD is.
 FUZZ_CC      ?= clang
 FUZZ_CXX     ?= clang++
