@@ -287,6 +287,16 @@ static void copy_fixture(const char *base, const char *dir) {
  * crash is a failed check rather than the end of the run, and so that the
  * child's own peak RSS and wall time can be bounded. ---- */
 
+/* What `lyricmt info` and `translate` do first: open the directory whole. */
+static int open_model_dir(const char *dir, lm_err *err) {
+    lm_engine_config engine;
+    lm_engine_config_defaults(&engine);
+    lm_translator t;
+    int rc = lm_translator_open(&t, dir, &engine, err);
+    if (rc == 0) lm_translator_close(&t);
+    return rc;
+}
+
 typedef struct {
     int rc;             /* lm_translator_open's result; -2: the child died */
     char msg[LM_ERR_LEN];
@@ -302,12 +312,8 @@ static child_result open_in_child(const char *dir) {
     pid_t pid = fork();
     if (pid == 0) {
         close(fd[0]);
-        lm_engine_config engine;
-        lm_engine_config_defaults(&engine);
-        lm_translator t;
         lm_err err = {{0}};
-        int rc = lm_translator_open(&t, dir, &engine, &err);
-        if (rc == 0) lm_translator_close(&t);
+        int rc = open_model_dir(dir, &err);
         if (write(fd[1], &rc, sizeof rc) != sizeof rc || write(fd[1], err.msg, sizeof err.msg) != sizeof err.msg) _exit(3);
         _exit(0);
     }
@@ -520,12 +526,8 @@ int main(void) {
         mkdir(dir, 0755);
         copy_fixture(cases[i].base, dir);
         cases[i].mutate(dir);
-        lm_engine_config engine;
-        lm_engine_config_defaults(&engine);
-        lm_translator t;
         lm_err err = {{0}};
-        int rc = lm_translator_open(&t, dir, &engine, &err);
-        if (rc == 0) lm_translator_close(&t);
+        int rc = open_model_dir(dir, &err);
         bool one_line = strchr(err.msg, '\n') == NULL && err.msg[0];
         CHECK(rc != 0, "%s: was accepted", cases[i].name);
         CHECK(rc != 0 && strstr(err.msg, cases[i].expect) && one_line, "%s: error '%s' does not say '%s'", cases[i].name, err.msg, cases[i].expect);
