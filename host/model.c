@@ -299,10 +299,11 @@ int lm_model_load(const char *dir, lm_model *m, lm_err *err) {
     binder b = {.m = m, .tf = &m->file, .prefix = "", .err = err};
     for (int i = 0; i < m->file.n; i++)
         if (strncmp(m->file.tensors[i].name, "model.", 6) == 0) b.prefix = "model.";
-    b.used = calloc((size_t)m->file.n, sizeof *b.used);
-    b.widened = calloc((size_t)max_storage_id(&m->file) + 1, sizeof *b.widened);
-    if (!b.used || !b.widened) { lm_fail(err, "out of memory"); rc = -1; }
-    else {
+    b.used = lm_calloc((size_t)m->file.n, sizeof *b.used, err);
+    b.widened = b.used ? lm_calloc((size_t)max_storage_id(&m->file) + 1, sizeof *b.widened, err) : NULL;
+    if (!b.widened) {
+        rc = -1;
+    } else {
         b.dry = true;
         rc = bind_all(&b);
         if (rc == 0) rc = check_sizes(m, err);
