@@ -1,4 +1,4 @@
-# lyricmt: make | make test | make sanitize | make mutants | make clean | make bench
+# lyricmt: make | make test | make sanitize | make fuzz | make mutants | make clean | make bench
 # The CUDA backend (cuda/, kernels/) is built whenever nvcc is found.
 CC      ?= gcc
 CXX     ?= g++
@@ -45,16 +45,45 @@ $(BUILD)/host/spm_shim.o: host/spm_shim.cc
 $(BUILD)/lyricmt: $(BUILD)/host/main.o $(HOST_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/testing.o $(HOST_OBJ)
+$(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/testing.o $(BUILD)/tests/zip_writer.o $(HOST_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -c $< -o $@
 
+# Fuzzing (README.md, "Fuzzing"): one libFuzzer target per parser, built by
+# clang under AddressSanitizer and UndefinedBehaviorSanitizer whatever BUILD is.
+FUZZ_CC      ?= clang
+FUZZ_CXX     ?= clang++
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS   = -O1 -g -std=c11 -Wall -Wextra -fopenmp -D_GNU_SOURCE -Ihost -Itests -MMD -MP $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZ_TARGETS  = $(filter-out fuzz_util,$(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_BIN      = $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
+FUZZ_OBJ      = $(HOST_SRC:%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/host/spm_shim.o \
+                $(FUZZ_BUILD)/tests/fuzz/fuzz_util.o $(FUZZ_BUILD)/tests/zip_writer.o
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_BUILD)/host/spm_shim.o: host/spm_shim.cc
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) -O1 -g -std=c++17 -Wall -Wextra -Ihost -MMD -MP $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_OBJ)
+	$(FUZZ_CXX) $(FUZZ_SAN) -fsanitize=fuzzer -fopenmp $^ -o $@ -pthread -lopenblas -lcjson -lyaml -lsentencepiece -lstdc++ -lm
+
+# Every target for FUZZ_SECONDS each; fails on any crash, leak, timeout or memory blow-up.
+fuzz: deps
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+	sh tests/fuzz/run.sh fuzz $(FUZZ_SECONDS) $(FUZZ_BIN)
+
 test: deps
-	@$(MAKE) --no-print-directory $(BUILD)/lyricmt $(TEST_BIN)
-	@LYRICMT=$(BUILD)/lyricmt sh tests/run_all.sh $(TEST_BIN)
+	@$(MAKE) --no-print-directory $(BUILD)/lyricmt $(TEST_BIN) $(FUZZ_BIN)
+	@LYRICMT=$(BUILD)/lyricmt FUZZ_BUILD=$(FUZZ_BUILD) sh tests/run_all.sh $(TEST_BIN)
 
 deps:
 	@sh scripts/install-deps.sh
@@ -81,7 +110,7 @@ mutants: deps
 	@BUILD=$(BUILD) sh scripts/mutants.sh $(M)
 
 clean:
-	rm -rf build build-san build-gpu build-gpu.obj
+	rm -rf build build-san build-gpu build-gpu.obj $(FUZZ_BUILD)
 
 # ---- the one-call GPU check (benchmarks/README.md, "On a GPU") ----
 # The GPU machines have the CUDA toolkit, compute-sanitizer, PyTorch and
@@ -136,5 +165,5 @@ bench-quick:
 	$(MAKE) $(BUILD)/lyricmt
 	python3 benchmarks/bench.py --model tiny --lines 200 --max-length 24
 
-.PHONY: all test sanitize cuda-sanitize mutants clean demo deps bench bench-quick gpu-bundle gpu-binaries gpu-bundle-check
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+.PHONY: all test fuzz sanitize cuda-sanitize mutants clean demo deps bench bench-quick gpu-bundle gpu-binaries gpu-bundle-check
+-include $(shell find $(BUILD) $(FUZZ_BUILD) -name '*.d' 2>/dev/null)

@@ -7,14 +7,43 @@
 #include <string.h>
 
 /* Every tensor the config implies, where its pointer goes, and which
- * tensors of the file are accounted for. */
+ * tensors of the file are accounted for. Binding runs twice: a dry pass
+ * that only checks names and shapes (and allocates nothing), then, once the
+ * sizes are known to be sane, the pass that sets the pointers. */
 typedef struct {
     lm_model *m;
     const lm_tensor_file *tf;
     const char *prefix;  /* "model." for ForConditionalGeneration checkpoints, or "" */
     bool *used;
+    bool dry;
+    float **widened;     /* by storage_id: the storage as f32, widened once */
     lm_err *err;
 } binder;
+
+/* The whole storage behind t as f32, converted once however many tensors
+ * view it (a file of views of one storage once cost memory per view). */
+static const float *widen_storage(binder *b, const lm_tensor_info *t) {
+    float **slot = &b->widened[t->storage_id];
+    if (*slot) return *slot;
+    size_t esize = lm_dtype_size(t->dtype);
+    uint64_t n = t->storage_nbytes / esize;
+    float *buf = lm_malloc(n * sizeof(float), b->err);
+    if (!buf) return NULL;
+    float **owned = realloc(b->m->owned, ((size_t)b->m->n_owned + 1) * sizeof *owned);
+    if (!owned) { free(buf); lm_fail(b->err, "out of memory"); return NULL; }
+    b->m->owned = owned;
+    b->m->owned[b->m->n_owned++] = buf;
+    for (uint64_t i = 0; i < n; i++) {
+        uint16_t h;
+        switch (t->dtype) {
+        case LM_F32: memcpy(&buf[i], t->storage + 4 * i, 4); break;
+        case LM_F16: memcpy(&h, t->storage + 2 * i, 2); buf[i] = lm_f16_to_f32(h); break;
+        case LM_BF16: memcpy(&h, t->storage + 2 * i, 2); buf[i] = lm_bf16_to_f32(h); break;
+        }
+    }
+    *slot = buf;
+    return buf;
+}
 
 static int fetch(binder *b, const char *name, int64_t d0, int64_t d1, const float **out) {
     char full[LM_MAX_NAME + 16];
@@ -32,27 +61,16 @@ static int fetch(binder *b, const char *name, int64_t d0, int64_t d1, const floa
     }
     b->used[t - b->tf->tensors] = true;
     b->m->n_params += lm_tensor_numel(t);
-    uint64_t n = lm_tensor_numel(t);
+    *out = NULL;
+    if (b->dry) return 0;
     if (t->dtype == LM_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) {
         *out = (const float *)t->data;
         return 0;
     }
-    /* widen f16/bf16 (or copy a misaligned f32) into an owned buffer */
-    float *buf = lm_malloc(n * sizeof(float), b->err);
-    if (!buf) return -1;
-    float **owned = realloc(b->m->owned, ((size_t)b->m->n_owned + 1) * sizeof *owned);
-    if (!owned) { free(buf); return lm_fail(b->err, "out of memory"); }
-    b->m->owned = owned;
-    b->m->owned[b->m->n_owned++] = buf;
-    for (uint64_t i = 0; i < n; i++) {
-        uint16_t h;
-        switch (t->dtype) {
-        case LM_F32: memcpy(&buf[i], t->data + 4 * i, 4); break;
-        case LM_F16: memcpy(&h, t->data + 2 * i, 2); buf[i] = lm_f16_to_f32(h); break;
-        case LM_BF16: memcpy(&h, t->data + 2 * i, 2); buf[i] = lm_bf16_to_f32(h); break;
-        }
-    }
-    *out = buf;
+    /* f16/bf16 (or a misaligned f32 storage): a view into the widened copy */
+    const float *base = widen_storage(b, t);
+    if (!base) return -1;
+    *out = base + (t->data - t->storage) / lm_dtype_size(t->dtype);
     return 0;
 }
 
@@ -115,21 +133,23 @@ static int bind_all(binder *b) {
     /* the shared embedding may be stored under any of its tied names */
     static const char *const embed_names[] = {"shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"};
     const float *emb = NULL;
+    bool have_emb = false;
     for (int i = 0; i < 3; i++) {
         snprintf(name, sizeof name, "%s%s", b->prefix, embed_names[i]);
         if (!lm_tensor_file_find(b->tf, name)) continue;
         const float *p;
         uint64_t before = m->n_params;
         if (fetch(b, embed_names[i], c->vocab_size, d, &p) != 0) return -1;
-        if (emb) { /* a second copy counts once and must be identical */
+        if (have_emb) { /* a second copy counts once and must be identical */
             m->n_params = before;
-            if (p != emb && memcmp(p, emb, (size_t)c->vocab_size * d * sizeof(float)) != 0)
+            if (!b->dry && p != emb && memcmp(p, emb, (size_t)c->vocab_size * d * sizeof(float)) != 0)
                 return lm_fail(b->err, "%s: tensor '%s' differs from the shared embedding it should be tied to", b->tf->path, name);
         } else {
             emb = p;
+            have_emb = true;
         }
     }
-    if (!emb) return lm_fail(b->err, "%s: missing tensor '%sshared.weight' (the token embedding)", b->tf->path, b->prefix);
+    if (!have_emb) return lm_fail(b->err, "%s: missing tensor '%sshared.weight' (the token embedding)", b->tf->path, b->prefix);
     m->embed = emb;
     m->lm_head = emb;
     const lm_tensor_info *head = lm_tensor_file_find(b->tf, "lm_head.weight");
@@ -143,7 +163,7 @@ static int bind_all(binder *b) {
         if (rc != 0) return -1;
         if (c->tie_word_embeddings) {
             m->n_params = before;
-            if (p != emb && memcmp(p, emb, (size_t)c->vocab_size * d * sizeof(float)) != 0)
+            if (!b->dry && p != emb && memcmp(p, emb, (size_t)c->vocab_size * d * sizeof(float)) != 0)
                 return lm_fail(b->err, "%s: 'lm_head.weight' differs from the shared embedding but config.json ties them", b->tf->path);
         } else {
             m->lm_head = p;
@@ -152,8 +172,8 @@ static int bind_all(binder *b) {
         return lm_fail(b->err, "%s: missing tensor 'lm_head.weight' (config.json unties it)", b->tf->path);
     }
 
-    m->enc = calloc((size_t)c->encoder_layers, sizeof *m->enc);
-    m->dec = calloc((size_t)c->decoder_layers, sizeof *m->dec);
+    if (!m->enc) m->enc = calloc((size_t)c->encoder_layers, sizeof *m->enc);
+    if (!m->dec) m->dec = calloc((size_t)c->decoder_layers, sizeof *m->dec);
     if (!m->enc || !m->dec) return lm_fail(b->err, "out of memory");
     for (int i = 0; i < c->encoder_layers; i++) {
         lm_encoder_layer *L = &m->enc[i];
@@ -208,6 +228,50 @@ void lm_sinusoidal_table(float *out, int rows, int dim, int padding_idx) {
     if (padding_idx >= 0 && padding_idx < rows) memset(out + (size_t)padding_idx * dim, 0, (size_t)dim * sizeof(float));
 }
 
+static int max_storage_id(const lm_tensor_file *tf) {
+    int top = 0;
+    for (int i = 0; i < tf->n; i++)
+        if (tf->tensors[i].storage_id > top) top = tf->tensors[i].storage_id;
+    return top;
+}
+
+/* Values the file really stores: each storage once, however many tensors
+ * view it. */
+static uint64_t stored_values(const lm_tensor_file *tf, lm_err *err) {
+    bool *seen = lm_calloc((size_t)max_storage_id(tf) + 1, sizeof *seen, err);
+    if (!seen) return UINT64_MAX;
+    uint64_t total = 0;
+    for (int i = 0; i < tf->n; i++) {
+        const lm_tensor_info *t = &tf->tensors[i];
+        if (seen[t->storage_id]) continue;
+        seen[t->storage_id] = true;
+        total += t->storage_nbytes / lm_dtype_size(t->dtype);
+    }
+    free(seen);
+    return total;
+}
+
+/* Run after the dry binding pass, before anything is widened or packed:
+ * memory then follows the config (every view gets its own f32 rows in the
+ * compute backend, the position table is max_positions x d_model), so a
+ * config must not ask for more parameters than the file holds, nor for a
+ * position table larger than the whole model. */
+static int check_sizes(const lm_model *m, lm_err *err) {
+    const lm_model_config *c = &m->cfg.model;
+    uint64_t present = stored_values(&m->file, err);
+    if (present == UINT64_MAX) return -1;
+    if (m->n_params > present)
+        return lm_fail(err, "%s: config.json implies %llu parameters but the file stores only %llu values "
+                       "(tensors that should be distinct share storage)", m->weights_path,
+                       (unsigned long long)m->n_params, (unsigned long long)present);
+    uint64_t table = (uint64_t)(c->max_positions + 2) * (uint64_t)c->d_model;
+    if (table > m->n_params)
+        return lm_fail(err, "%s: max_position_embeddings %d x d_model %d needs a %llu-value position table, "
+                       "more than the model's %llu parameters", m->weights_path, c->max_positions, c->d_model,
+                       (unsigned long long)table, (unsigned long long)m->n_params);
+    return 0;
+}
+
 int lm_model_load(const char *dir, lm_model *m, lm_err *err) {
     memset(m, 0, sizeof *m);
     if (lm_dir_config_load(dir, &m->cfg, err) != 0) return -1;
@@ -235,10 +299,20 @@ int lm_model_load(const char *dir, lm_model *m, lm_err *err) {
     binder b = {.m = m, .tf = &m->file, .prefix = "", .err = err};
     for (int i = 0; i < m->file.n; i++)
         if (strncmp(m->file.tensors[i].name, "model.", 6) == 0) b.prefix = "model.";
-    b.used = calloc((size_t)m->file.n, sizeof *b.used);
-    if (!b.used) { lm_fail(err, "out of memory"); goto fail; }
-    rc = bind_all(&b);
+    b.used = lm_calloc((size_t)m->file.n, sizeof *b.used, err);
+    b.widened = b.used ? lm_calloc((size_t)max_storage_id(&m->file) + 1, sizeof *b.widened, err) : NULL;
+    if (!b.widened) {
+        rc = -1;
+    } else {
+        b.dry = true;
+        rc = bind_all(&b);
+        if (rc == 0) rc = check_sizes(m, err);
+        b.dry = false;
+        m->n_params = 0;
+        if (rc == 0) rc = bind_all(&b);
+    }
     free(b.used);
+    free(b.widened);
     if (rc != 0) goto fail;
 
     const lm_model_config *c = &m->cfg.model;

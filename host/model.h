@@ -54,7 +54,7 @@ typedef struct {
     lm_dtype stored_dtype;
     uint64_t n_params;
     lm_tensor_file file;
-    float **owned;            /* widened f16/bf16 tensors */
+    float **owned;            /* f16/bf16 storages widened to f32, one buffer per storage */
     int n_owned;
 } lm_model;
 

@@ -97,6 +97,8 @@ static int parse_header(lm_tensor_file *tf, const char *json, size_t json_len, c
         uint64_t begin = 0, end = 0;
         if (parse_entry(item, &t, &begin, &end, err) != 0) goto done;
         t.data = buffer + begin; /* validated against buffer_len below, before use */
+        t.storage = t.data;
+        t.storage_nbytes = t.nbytes;
         t.storage_id = tf->n;
         if (lm_tensor_file_add(tf, &t, err) != 0) goto done;
         spans[n_spans++] = (span){begin, end, tf->n - 1};

@@ -1,8 +1,11 @@
 /* tensor_file: the format-independent half; see tensor_file.h. */
 #include "tensor_file.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+_Static_assert(offsetof(lm_tensor_info, name) == 0, "name_index finds the name at offset 0");
 
 const char *lm_dtype_name(lm_dtype t) {
     switch (t) {
@@ -31,18 +34,20 @@ int lm_tensor_file_add(lm_tensor_file *tf, const lm_tensor_info *t, lm_err *err)
         if (!p) return lm_fail(err, "out of memory for the tensor table");
         tf->tensors = p;
     }
-    tf->tensors[tf->n++] = *t;
+    tf->tensors[tf->n] = *t;
+    if (lm_name_index_add(&tf->index, tf->tensors, sizeof *tf->tensors, tf->n, err) != 0) return -1;
+    tf->n++;
     return 0;
 }
 
 const lm_tensor_info *lm_tensor_file_find(const lm_tensor_file *tf, const char *name) {
-    for (int i = 0; i < tf->n; i++)
-        if (strcmp(tf->tensors[i].name, name) == 0) return &tf->tensors[i];
-    return NULL;
+    int i = lm_name_index_find(&tf->index, tf->tensors, sizeof *tf->tensors, name);
+    return i < 0 ? NULL : &tf->tensors[i];
 }
 
 void lm_tensor_file_close(lm_tensor_file *tf) {
     free(tf->tensors);
+    lm_name_index_free(&tf->index);
     lm_mmap_close(&tf->map);
     memset(tf, 0, sizeof *tf);
 }

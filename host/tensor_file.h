@@ -12,6 +12,7 @@
 #ifndef LM_TENSOR_FILE_H
 #define LM_TENSOR_FILE_H
 
+#include "name_index.h"
 #include "util.h"
 
 #define LM_MAX_DIMS 4
@@ -31,6 +32,8 @@ typedef struct {
     const uint8_t *data;   /* inside the mapping */
     uint64_t nbytes;
     int storage_id;        /* tensors with the same id share bytes (tied weights) */
+    const uint8_t *storage;   /* the whole storage this tensor is a view of */
+    uint64_t storage_nbytes;
 } lm_tensor_info;
 
 typedef struct {
@@ -38,6 +41,7 @@ typedef struct {
     lm_mmap map;
     lm_tensor_info *tensors;
     int n;
+    lm_name_index index;   /* by name */
 } lm_tensor_file;
 
 int  lm_safetensors_open(const char *path, lm_tensor_file *tf, lm_err *err);

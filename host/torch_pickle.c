@@ -16,8 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PICKLE_MAX_VALUES 4000000
-#define PICKLE_MAX_MEMO 4000000
+/* What unpickling may hold at once. torch.save writes about a dozen values
+ * per tensor, so an M2M100 state dict (under 1,000 tensors; 43,000 with
+ * the 1,024 + 1,024 layers config.json allows) needs a few MB. Without a
+ * byte bound, a 4 MB pickle of one-byte TUPLE1 opcodes held 1 GB. */
+#define PICKLE_MAX_VALUES 1000000
+#define PICKLE_MAX_BYTES (64u << 20)
+#define PICKLE_MAX_MEMO 1000000
 #define PICKLE_MAX_STACK 100000
 
 typedef enum { V_NONE, V_BOOL, V_INT, V_FLOAT, V_STR, V_TUPLE, V_LIST, V_DICT, V_GLOBAL, V_STORAGE, V_TENSOR, V_MARK } vkind;
@@ -62,11 +67,22 @@ typedef struct {
     pv **memo;
     int memo_cap;
     int memo_len; /* distinct entries set: MEMOIZE's implicit index */
+    size_t bytes; /* held by values, their item arrays and the memo */
     lm_err *err;
 } machine;
 
+/* Counts n more bytes against PICKLE_MAX_BYTES before they are allocated. */
+static int charge(machine *m, size_t n) {
+    if (n > PICKLE_MAX_BYTES - m->bytes)
+        return lm_fail(m->err, "pickle needs more than %u MiB to unpickle (%d values so far); a real checkpoint needs a few MB",
+                       PICKLE_MAX_BYTES >> 20, m->n_all);
+    m->bytes += n;
+    return 0;
+}
+
 static pv *new_value(machine *m, vkind kind) {
-    if (m->n_all >= PICKLE_MAX_VALUES) { lm_fail(m->err, "pickle has too many values"); return NULL; }
+    if (m->n_all >= PICKLE_MAX_VALUES) { lm_fail(m->err, "pickle has more than %d values; a real checkpoint has far fewer", PICKLE_MAX_VALUES); return NULL; }
+    if (charge(m, sizeof(pv) + sizeof(pv *)) != 0) return NULL;
     if (m->n_all == m->cap_all) {
         int cap = m->cap_all ? m->cap_all * 2 : 1024;
         pv **a = realloc(m->all, (size_t)cap * sizeof *a);
@@ -84,6 +100,7 @@ static pv *new_value(machine *m, vkind kind) {
 static int push_item(machine *m, pv *container, pv *item) {
     if (container->n == container->cap) {
         int cap = container->cap ? container->cap * 2 : 4;
+        if (charge(m, (size_t)(cap - container->cap) * sizeof(pv *)) != 0) return -1;
         pv **a = realloc(container->items, (size_t)cap * sizeof *a);
         if (!a) return lm_fail(m->err, "out of memory");
         container->items = a;
@@ -135,6 +152,7 @@ static int memo_put(machine *m, uint64_t idx) {
     if ((int)idx >= m->memo_cap) {
         int cap = m->memo_cap ? m->memo_cap : 256;
         while (cap <= (int)idx) cap *= 2;
+        if (charge(m, (size_t)(cap - m->memo_cap) * sizeof(pv *)) != 0) return -1;
         pv **a = realloc(m->memo, (size_t)cap * sizeof *a);
         if (!a) return lm_fail(m->err, "out of memory");
         memset(a + m->memo_cap, 0, (size_t)(cap - m->memo_cap) * sizeof *a);
@@ -420,6 +438,8 @@ static int resolve_tensor(const pv *key, const pv *t, const lm_zip *zip, const c
                        (long long)t->offset, (unsigned long long)numel, (unsigned long long)s->numel);
     info->nbytes = numel * esize;
     info->data = tf->map.data + e->offset + (uint64_t)t->offset * esize;
+    info->storage = tf->map.data + e->offset;
+    info->storage_nbytes = e->size;
     info->storage_id = (int)(e - zip->entries);
     return 0;
 }

@@ -1,10 +1,13 @@
 /* torch_zip: see torch_zip.h. Reference: PKWARE APPNOTE 6.3 sections 4.3. */
 #include "torch_zip.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define ZIP_MAX_ENTRIES 20000 /* a model has hundreds; the name check is quadratic */
+#define ZIP_MAX_ENTRIES 20000 /* a model has hundreds */
+
+_Static_assert(offsetof(lm_zip_entry, name) == 0, "name_index finds the name at offset 0");
 
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
@@ -37,7 +40,8 @@ static int find_directory(const uint8_t *d, uint64_t size, uint64_t *cd_off, uin
     if (*count == 0xffff || *cd_size == 0xffffffffu || *cd_off == 0xffffffffu) {
         if (eocd < 20 || rd32(d + eocd - 20) != 0x07064b50) return lm_fail(err, "zip64 locator missing");
         uint64_t z64 = rd64(d + eocd - 20 + 8);
-        if (z64 > size - 56 || rd32(d + z64) != 0x06064b50) return lm_fail(err, "bad zip64 end-of-directory record");
+        /* size first: size - 56 wraps for archives under 56 bytes */
+        if (size < 56 || z64 > size - 56 || rd32(d + z64) != 0x06064b50) return lm_fail(err, "bad zip64 end-of-directory record");
         *count = rd64(d + z64 + 32);
         *cd_size = rd64(d + z64 + 40);
         *cd_off = rd64(d + z64 + 48);
@@ -94,7 +98,7 @@ int lm_zip_open(const uint8_t *d, uint64_t size, lm_zip *z, lm_err *err) {
         if (strlen(e->name) != nlen) { lm_fail(err, "zip entry name contains NUL"); goto fail; }
         if (zip64_extra(d + p + 46 + nlen, xlen, &usize, &csize, &lho) != 0) { lm_fail(err, "zip entry '%s': bad zip64 extra field", e->name); goto fail; }
         if (method != 0 || csize != usize) { lm_fail(err, "zip entry '%s' is compressed (method %u); PyTorch archives are stored uncompressed", e->name, method); goto fail; }
-        if (lho > size - 30 || size < 30 || rd32(d + lho) != 0x04034b50) { lm_fail(err, "zip entry '%s': local header outside the file or corrupt", e->name); goto fail; }
+        if (size < 30 || lho > size - 30 || rd32(d + lho) != 0x04034b50) { lm_fail(err, "zip entry '%s': local header outside the file or corrupt", e->name); goto fail; }
         uint64_t data_off = lho + 30 + rd16(d + lho + 26) + rd16(d + lho + 28), data_end;
         if (!lm_add_u64(data_off, usize, &data_end) || data_end > size) {
             lm_fail(err, "zip entry '%s': data [%llu, +%llu) runs past the end of the %llu-byte file (truncated?)", e->name,
@@ -104,6 +108,7 @@ int lm_zip_open(const uint8_t *d, uint64_t size, lm_zip *z, lm_err *err) {
         if (lm_zip_find(z, e->name)) { lm_fail(err, "duplicate zip entry '%s'", e->name); goto fail; }
         e->offset = data_off;
         e->size = usize;
+        if (lm_name_index_add(&z->index, z->entries, sizeof *z->entries, z->n, err) != 0) goto fail;
         ranges[z->n] = (range){lho, data_end};
         z->n++;
         p += 46 + nlen + xlen + clen;
@@ -120,13 +125,13 @@ fail:
 }
 
 const lm_zip_entry *lm_zip_find(const lm_zip *z, const char *name) {
-    for (int i = 0; i < z->n; i++)
-        if (strcmp(z->entries[i].name, name) == 0) return &z->entries[i];
-    return NULL;
+    int i = lm_name_index_find(&z->index, z->entries, sizeof *z->entries, name);
+    return i < 0 ? NULL : &z->entries[i];
 }
 
 void lm_zip_free(lm_zip *z) {
     free(z->entries);
+    lm_name_index_free(&z->index);
     z->entries = NULL;
     z->n = 0;
 }

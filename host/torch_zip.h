@@ -9,6 +9,7 @@
 #ifndef LM_TORCH_ZIP_H
 #define LM_TORCH_ZIP_H
 
+#include "name_index.h"
 #include "util.h"
 
 #define LM_ZIP_MAX_NAME 512
@@ -22,6 +23,7 @@ typedef struct {
 typedef struct {
     lm_zip_entry *entries;
     int n;
+    lm_name_index index;   /* by name */
 } lm_zip;
 
 int  lm_zip_open(const uint8_t *data, uint64_t size, lm_zip *z, lm_err *err);

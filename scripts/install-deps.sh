@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages lyricmt builds against (no-op when present).
 set -e
-PKGS="build-essential libopenblas-dev libcjson-dev libyaml-dev libsentencepiece-dev"
+# clang, libclang-rt-dev (libFuzzer) and libomp-dev build the fuzz targets.
+PKGS="build-essential libopenblas-dev libcjson-dev libyaml-dev libsentencepiece-dev clang libclang-rt-dev libomp-dev"
 if dpkg -s $PKGS >/dev/null 2>&1; then exit 0; fi
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 $SUDO apt-get update -qq

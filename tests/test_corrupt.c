@@ -6,11 +6,14 @@
  */
 #include "testing.h"
 #include "translator.h"
+#include "zip_writer.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char tmp_root[256];
@@ -317,6 +320,240 @@ static void copy_fixture(const char *base, const char *dir) {
     }
 }
 
+/* ---- Issue 14: inputs a fuzzing run found (crash, quadratic time,
+ * unbounded memory). Each directory is opened in a child process so that a
+ * crash is a failed check rather than the end of the run, and so that the
+ * child's own peak RSS and wall time can be bounded. ---- */
+
+/* What `lyricmt info` and `translate` do first: open the directory whole. */
+static int open_model_dir(const char *dir, lm_err *err) {
+    lm_engine_config engine;
+    lm_engine_config_defaults(&engine);
+    lm_translator t;
+    int rc = lm_translator_open(&t, dir, &engine, err);
+    if (rc == 0) lm_translator_close(&t);
+    return rc;
+}
+
+typedef struct {
+    int rc;             /* lm_translator_open's result; -2: the child died */
+    char msg[LM_ERR_LEN];
+    long peak_rss_mb;
+    double seconds;
+} child_result;
+
+static child_result open_in_child(const char *dir) {
+    child_result r = {.rc = -2};
+    int fd[2];
+    if (pipe(fd) != 0) { perror("pipe"); return r; }
+    double t0 = lm_now();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        lm_err err = {{0}};
+        int rc = open_model_dir(dir, &err);
+        if (write(fd[1], &rc, sizeof rc) != sizeof rc || write(fd[1], err.msg, sizeof err.msg) != sizeof err.msg) _exit(3);
+        _exit(0);
+    }
+    close(fd[1]);
+    int rc;
+    if (read(fd[0], &rc, sizeof rc) == sizeof rc && read(fd[0], r.msg, sizeof r.msg) == sizeof r.msg) r.rc = rc;
+    close(fd[0]);
+    int status = 0;
+    struct rusage ru;
+    if (pid > 0 && wait4(pid, &status, 0, &ru) == pid) r.peak_rss_mb = ru.ru_maxrss / 1024;
+    if (WIFSIGNALED(status)) { r.rc = -2; snprintf(r.msg, sizeof r.msg, "killed by signal %d", WTERMSIG(status)); }
+    r.seconds = lm_now() - t0;
+    return r;
+}
+
+/* Little writers for a torch.save-style pickle: a dict of name -> tensor
+ * whose persistent ids all name one storage, "0". */
+typedef struct {
+    char *p;
+    size_t len, cap;
+} pkl_buf;
+
+static void pkl_put(pkl_buf *b, const void *d, size_t n) {
+    if (b->len + n > b->cap) {
+        b->cap = (b->len + n) * 2;
+        b->p = realloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->len, d, n);
+    b->len += n;
+}
+static void pkl_op(pkl_buf *b, const char *ops) { pkl_put(b, ops, strlen(ops)); }
+static void pkl_int(pkl_buf *b, uint32_t v) {
+    uint8_t o[5] = {'J', (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    pkl_put(b, o, 5);
+}
+static void pkl_str(pkl_buf *b, const char *s) {
+    uint32_t n = (uint32_t)strlen(s);
+    uint8_t o[5] = {'X', (uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16), (uint8_t)(n >> 24)};
+    pkl_put(b, o, 5);
+    pkl_put(b, s, n);
+}
+/* dict[name] = _rebuild_tensor_v2(storage "0" (f16, numel), 0, (d0[, d1]), strides) */
+static void pkl_view(pkl_buf *b, const char *name, uint32_t numel, int d0, int d1) {
+    pkl_str(b, name);
+    pkl_op(b, "ctorch._utils\n_rebuild_tensor_v2\n((");
+    pkl_str(b, "storage");
+    pkl_op(b, "ctorch\nHalfStorage\n");
+    pkl_str(b, "0");
+    pkl_str(b, "cpu");
+    pkl_int(b, numel);
+    pkl_op(b, "tQ");
+    pkl_int(b, 0);
+    pkl_op(b, "(");
+    pkl_int(b, (uint32_t)d0);
+    if (d1 > 0) pkl_int(b, (uint32_t)d1);
+    pkl_op(b, "t(");
+    if (d1 > 0) pkl_int(b, (uint32_t)d1);
+    pkl_int(b, 1);
+    pkl_op(b, "ttRs");
+}
+
+static void write_torchbin(const char *path, const void *pickle, size_t pickle_len, const void *storage, size_t storage_len) {
+    lm_zip_member members[] = {
+        {"pytorch_model/data.pkl", pickle, pickle_len},
+        {"pytorch_model/byteorder", "little", 6},
+        {"pytorch_model/data/0", storage, storage_len},
+    };
+    size_t n;
+    uint8_t *zip = lm_zip_build(members, storage ? 3 : 2, &n);
+    spit(path, zip, n);
+    free(zip);
+}
+
+static void view_linear(pkl_buf *b, uint32_t numel, const char *base, int out, int in) {
+    char name[LM_MAX_NAME];
+    snprintf(name, sizeof name, "%s.weight", base);
+    pkl_view(b, name, numel, out, in);
+    snprintf(name, sizeof name, "%s.bias", base);
+    pkl_view(b, name, numel, out, 0);
+}
+
+/* Every tensor of a d_model 1024, 16 + 16 layer M2M100 as a view of one
+ * 2 MB f16 storage: widened once per view this asked for about 1 GB. */
+static void m_views_of_one_storage(const char *dir) {
+    enum { D = 1024, F = 1024, LAYERS = 16, V = 524, NUMEL = D * D };
+    json_set(P("config.json"), "d_model", "1024");
+    json_set(path, "encoder_ffn_dim", "1024");
+    json_set(path, "decoder_ffn_dim", "1024");
+    json_set(path, "encoder_attention_heads", "16");
+    json_set(path, "decoder_attention_heads", "16");
+    json_set(path, "encoder_layers", "16");
+    json_set(path, "decoder_layers", "16");
+    pkl_buf b = {0};
+    char base[LM_MAX_NAME];
+    pkl_op(&b, "\x80\x02}");
+    pkl_view(&b, "shared.weight", NUMEL, V, D);
+    for (int side = 0; side < 2; side++) {
+        const char *coder = side ? "decoder" : "encoder";
+        for (int i = 0; i < LAYERS; i++) {
+            const char *blocks[] = {"self_attn", "encoder_attn"};
+            for (int k = 0; k < 1 + side; k++) {
+                static const char *proj[] = {"q_proj", "k_proj", "v_proj", "out_proj"};
+                for (int j = 0; j < 4; j++) {
+                    snprintf(base, sizeof base, "%s.layers.%d.%s.%s", coder, i, blocks[k], proj[j]);
+                    view_linear(&b, NUMEL, base, D, D);
+                }
+                snprintf(base, sizeof base, "%s.layers.%d.%s_layer_norm", coder, i, blocks[k]);
+                view_linear(&b, NUMEL, base, D, 0);
+            }
+            snprintf(base, sizeof base, "%s.layers.%d.final_layer_norm", coder, i);
+            view_linear(&b, NUMEL, base, D, 0);
+            snprintf(base, sizeof base, "%s.layers.%d.fc1", coder, i);
+            view_linear(&b, NUMEL, base, F, D);
+            snprintf(base, sizeof base, "%s.layers.%d.fc2", coder, i);
+            view_linear(&b, NUMEL, base, D, F);
+        }
+        snprintf(base, sizeof base, "%s.layer_norm", coder);
+        view_linear(&b, NUMEL, base, D, 0);
+    }
+    pkl_op(&b, ".");
+    uint16_t *storage = calloc(NUMEL, sizeof *storage);
+    write_torchbin(P("pytorch_model.bin"), b.p, b.len, storage, NUMEL * sizeof *storage);
+    free(storage);
+    free(b.p);
+}
+
+/* 4 MB of TUPLE1 opcodes: one value each, which the old value cap let
+ * grow to about 1 GB before refusing. */
+static void m_pickle_tuple1(const char *dir) {
+    size_t n = 4u << 20;
+    char *pickle = malloc(n);
+    memset(pickle, 0x85, n);
+    memcpy(pickle, "\x80\x02N", 3);
+    pickle[n - 1] = '.';
+    write_torchbin(P("pytorch_model.bin"), pickle, n, NULL, 0);
+    free(pickle);
+}
+
+/* A pytorch_model.bin of 42 bytes: a zip64 locator and an end record whose
+ * fields say "see zip64", which made `size - 56` wrap and the reader jump
+ * 2 GB past the mapping. */
+static void m_zip64_42_bytes(const char *dir) {
+    static const uint8_t bin[42] = {
+        0x50, 0x4b, 0x06, 0x07, 0, 0, 0, 0, 0x00, 0x00, 0xff, 0x7f, 0, 0, 0, 0, 1, 0, 0, 0,
+        0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0};
+    spit(P("pytorch_model.bin"), bin, sizeof bin);
+}
+
+/* 100,000 empty tensors in a 21 MB header, the last a duplicate: the old
+ * linear duplicate check took 31 s to refuse it. */
+static void m_many_tensors(const char *dir) {
+    enum { N = 100000 };
+    size_t cap = (size_t)N * 96 + 64, len = 1;
+    char *h = malloc(cap);
+    h[0] = '{';
+    for (int i = 0; i < N; i++)
+        len += (size_t)snprintf(h + len, cap - len, "%s\"model.t.%06d\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}",
+                                i ? "," : "", i == N - 1 ? 0 : i);
+    h[len++] = '}';
+    unlink(P("model.safetensors"));
+    uint8_t *file = malloc(8 + len);
+    for (int i = 0; i < 8; i++) file[i] = (uint8_t)((uint64_t)len >> (8 * i));
+    memcpy(file + 8, h, len);
+    spit(path, file, 8 + len);
+    free(file);
+    free(h);
+}
+
+typedef struct {
+    const char *name, *base, *expect;
+    void (*mutate)(const char *dir);
+    long max_rss_mb;   /* the child's peak resident size */
+    double max_seconds;
+} bounded_case;
+
+/* Generous bounds (they hold under ASan on a loaded machine) that the
+ * unfixed code still exceeds several times over. */
+static const bounded_case bounded_cases[] = {
+    {"42-byte zip64 pytorch_model.bin", "tiny-b", "bad zip64 end-of-directory record", m_zip64_42_bytes, 512, 30},
+    {"100,000 tensors, one duplicate", "tiny-a", "duplicate tensor 'model.t.000000'", m_many_tensors, 512, 10},
+    {"4 MB pickle of TUPLE1", "tiny-b", "pickle needs more than", m_pickle_tuple1, 400, 30},
+    {"tensors that are views of one storage", "tiny-b", "share storage", m_views_of_one_storage, 400, 30},
+};
+
+static void bounded_regressions(void) {
+    int n = (int)(sizeof bounded_cases / sizeof *bounded_cases);
+    for (int i = 0; i < n; i++) {
+        const bounded_case *c = &bounded_cases[i];
+        char dir[600];
+        snprintf(dir, sizeof dir, "%s/bounded%02d", tmp_root, i);
+        mkdir(dir, 0755);
+        copy_fixture(c->base, dir);
+        c->mutate(dir);
+        child_result r = open_in_child(dir);
+        bool one_line = strchr(r.msg, '\n') == NULL && r.msg[0];
+        CHECK(r.rc == -1 && strstr(r.msg, c->expect) && one_line, "%s: error '%s' does not say '%s'", c->name, r.msg, c->expect);
+        CHECK(r.peak_rss_mb <= c->max_rss_mb, "%s: peak RSS %ld MB, bound %ld MB", c->name, r.peak_rss_mb, c->max_rss_mb);
+        CHECK(r.seconds <= c->max_seconds, "%s: took %.1f s, bound %.0f s", c->name, r.seconds, c->max_seconds);
+        printf("  refused %-38s %s (peak RSS %ld MB, %.2f s)\n", c->name, r.msg, r.peak_rss_mb, r.seconds);
+    }
+}
+
 int main(void) {
     snprintf(tmp_root, sizeof tmp_root, "/tmp/lyricmt-corrupt-XXXXXX");
     if (!mkdtemp(tmp_root)) { perror("mkdtemp"); return 2; }
@@ -327,17 +564,14 @@ int main(void) {
         mkdir(dir, 0755);
         copy_fixture(cases[i].base, dir);
         cases[i].mutate(dir);
-        lm_engine_config engine;
-        lm_engine_config_defaults(&engine);
-        lm_translator t;
         lm_err err = {{0}};
-        int rc = lm_translator_open(&t, dir, &engine, &err);
-        if (rc == 0) lm_translator_close(&t);
+        int rc = open_model_dir(dir, &err);
         bool one_line = strchr(err.msg, '\n') == NULL && err.msg[0];
         CHECK(rc != 0, "%s: was accepted", cases[i].name);
         CHECK(rc != 0 && strstr(err.msg, cases[i].expect) && one_line, "%s: error '%s' does not say '%s'", cases[i].name, err.msg, cases[i].expect);
         printf("  refused %-38s %s\n", cases[i].name, err.msg);
     }
+    bounded_regressions();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_root);
