@@ -103,11 +103,27 @@ static size_t key_length(const char *line) {
     return tab ? (size_t)(tab - line) : strlen(line);
 }
 
-static const char *find_key(const lm_journal *j, const char *line) {
-    size_t k = key_length(line);
-    for (int i = 0; i < j->n; i++)
-        if (key_length(j->lines[i]) == k && !strncmp(j->lines[i], line, k)) return j->lines[i];
-    return NULL;
+static int by_key(const void *a, const void *b) {
+    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+    size_t kx = key_length(x), ky = key_length(y);
+    int c = strncmp(x, y, kx < ky ? kx : ky);
+    return c ? c : (kx > ky) - (kx < ky);
+}
+
+/* The journal's lines sorted by key, so each lookup is a binary search: a
+ * journal may hold a line per input file, and comparing two by linear search
+ * would be quadratic in the size of an archive. */
+static const char **sorted_lines(const lm_journal *j) {
+    const char **v = malloc(((size_t)j->n + 1) * sizeof *v);
+    if (!v) return NULL;
+    for (int i = 0; i < j->n; i++) v[i] = j->lines[i];
+    qsort(v, (size_t)j->n, sizeof *v, by_key);
+    return v;
+}
+
+static const char *find_key(const char **sorted, int n, const char *line) {
+    const char **hit = bsearch(&line, sorted, (size_t)n, sizeof *sorted, by_key);
+    return hit ? *hit : NULL;
 }
 
 static void describe(const char *line, char *kind, char *key, size_t cap) {
@@ -120,18 +136,23 @@ static void describe(const char *line, char *kind, char *key, size_t cap) {
 
 int lm_journal_compare(const lm_journal *saved, const lm_journal *now, lm_err *err) {
     char kind[512], key[512];
-    for (int i = 0; i < saved->n; i++) {
-        const char *was = saved->lines[i], *is = find_key(now, was);
+    const char **now_sorted = sorted_lines(now), **saved_sorted = sorted_lines(saved);
+    int rc = 0;
+    if (!now_sorted || !saved_sorted) rc = lm_fail(err, "out of memory comparing journals");
+    for (int i = 0; i < saved->n && rc == 0; i++) {
+        const char *was = saved->lines[i], *is = find_key(now_sorted, now->n, was);
         describe(was, kind, key, sizeof kind);
-        if (!is) return lm_fail(err, "%s '%s' was part of the job and no longer is", kind, key);
-        if (strcmp(was, is) != 0)
-            return lm_fail(err, "%s '%s' changed since the journal was written (was '%s', now '%s')", kind, key,
-                           was + key_length(was) + (was[key_length(was)] ? 1 : 0), is + key_length(is) + (is[key_length(is)] ? 1 : 0));
+        if (!is) rc = lm_fail(err, "%s '%s' was part of the job and no longer is", kind, key);
+        else if (strcmp(was, is) != 0)
+            rc = lm_fail(err, "%s '%s' changed since the journal was written (was '%s', now '%s')", kind, key,
+                         was + key_length(was) + (was[key_length(was)] ? 1 : 0), is + key_length(is) + (is[key_length(is)] ? 1 : 0));
     }
-    for (int i = 0; i < now->n; i++)
-        if (!find_key(saved, now->lines[i])) {
+    for (int i = 0; i < now->n && rc == 0; i++)
+        if (!find_key(saved_sorted, saved->n, now->lines[i])) {
             describe(now->lines[i], kind, key, sizeof kind);
-            return lm_fail(err, "%s '%s' was not part of the job when the journal was written", kind, key);
+            rc = lm_fail(err, "%s '%s' was not part of the job when the journal was written", kind, key);
         }
-    return 0;
+    free(now_sorted);
+    free(saved_sorted);
+    return rc;
 }

@@ -163,7 +163,31 @@ static void test_utf8_repair(void) {
     free(s);
 }
 
+/* A journal holds a line per input file: comparing two of an archive's size
+ * must not be quadratic (50,000 lines: seconds of strncmp before; milliseconds). */
+static void test_journal_many_files(void) {
+    lm_journal a = {0}, b = {0};
+    for (int i = 0; i < 50000; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "songs/track%05d.txt", (i * 7919) % 50000);
+        lm_journal_add(&a, "input", name, "%d bytes", i);
+        snprintf(name, sizeof name, "songs/track%05d.txt", (i * 7919) % 50000);
+        lm_journal_add(&b, "input", name, "%d bytes", i);
+    }
+    lm_err err = {{0}};
+    double t0 = lm_now();
+    int same = lm_journal_compare(&a, &b, &err);
+    double dt = lm_now() - t0;
+    CHECK(same == 0 && dt < 2.0, "50,000-line journals compared in %.3f s", dt);
+    free(b.lines[49999]);
+    b.lines[49999] = strdup("input\tsongs/extra.txt\t1 bytes");
+    CHECK(lm_journal_compare(&a, &b, &err) != 0 && strstr(err.msg, "no longer is"), "a file missing from a big journal is named: %s", err.msg);
+    lm_journal_free(&a);
+    lm_journal_free(&b);
+}
+
 int main(void) {
+    test_journal_many_files();
     test_json_line();
     test_utf8_repair();
     test_cache();
