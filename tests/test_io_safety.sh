@@ -232,6 +232,8 @@ check "a long valid line cut inside a character is not invalid UTF-8" '[ $rc -eq
 awk '{ printf "%s\r\n", $0 }' "$T/in.txt" > "$T/crlf.txt"
 run -i "$T/crlf.txt" > "$T/crlf.out" 2>/dev/null
 check "a CRLF file translates as its LF twin" 'cmp -s "$T/crlf.out" "$T/ref.txt"'
+run -i "$T/crlf.txt" --output-format jsonl > "$T/crlf.jsonl" 2>/dev/null
+check "a CRLF line's echoed source has no \\r" '[ "$(lines "$T/crlf.jsonl")" -eq 3 ] && ! grep -qF "\\r" "$T/crlf.jsonl"'
 
 # ---- 12. an empty path is a usage error, and nothing is written ----
 mkdir "$T/cwd"
