@@ -63,6 +63,13 @@ struct lm_backend {
 /* threads <= 0: all cores. */
 lm_backend *lm_cpu_backend_create(const lm_model *model, int threads, lm_err *err);
 
+/* The OpenBLAS kernel family in use ("SkylakeX", "Haswell", "Prescott", ...),
+ * and the one to ask for instead when OpenBLAS did not recognise this CPU
+ * and fell back to its SSE3 kernels though the CPU has AVX2 or AVX-512
+ * (NULL when its own choice stands). host/blas_core.c. */
+const char *lm_blas_core(void);
+const char *lm_blas_core_override(void);
+
 /* CUDA backend (cuda/), in builds made where nvcc was found (LM_WITH_CUDA).
  * precision is an lm_precision; reserve_tokens sizes the first buffers (the
  * config's batch.max_tokens); larger batches grow them, never per step. */

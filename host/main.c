@@ -226,7 +226,7 @@ static int dispatch(int argc, char **argv) {
         return argc < 2 ? EXIT_USAGE : 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("lyricmt %s (CUDA backend: %s)\n", LM_VERSION,
+        printf("lyricmt %s (OpenBLAS kernels: %s; CUDA backend: %s)\n", LM_VERSION, lm_blas_core(),
 #ifdef LM_WITH_CUDA
                "built"
 #else
@@ -240,22 +240,26 @@ static int dispatch(int argc, char **argv) {
     return usage_error("unknown command '%s'", argv[1]);
 }
 
-/* libgomp's idle workers spin (300,000 rounds by default) before they sleep,
- * and it reads its wait policy only once, as it is loaded, before main runs.
- * With other processes on the cores (a parallel build, a second job) the
- * spinning workers take the time the busy ones need: a 400-line job took
- * 12.5 s instead of 0.5 s with a fuzzer beside it, 35 s with two busy loops
- * (benchmarks/NOTES.md, attempt 5). So unless the user chose a policy, the
- * program starts itself again once with the passive one. */
-static void choose_omp_wait_policy(char **argv) {
-    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
-    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
-    execv("/proc/self/exe", argv); /* returns only on failure: then run as we are */
-    unsetenv("OMP_WAIT_POLICY");
+/* Two runtime libraries read their settings only once, as they load, before
+ * main runs, so the program restarts itself once with them set, unless the
+ * user chose them:
+ * - libgomp's idle workers spin (300,000 rounds by default) before they sleep.
+ *   With other processes on the cores the spinning workers take the time the
+ *   busy ones need: a 400-line job took 12.5 s instead of 0.5 s with a fuzzer
+ *   beside it, 35 s with two busy loops. Passive waiting costs 2.6% when idle
+ *   (benchmarks/NOTES.md, attempt 5).
+ * - OpenBLAS falls back to SSE3 kernels on CPUs it does not recognise, even
+ *   with AVX-512 there: twice slower (host/blas_core.c). */
+static void prepare_runtime(char **argv) {
+    bool again = false;
+    if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) again |= setenv("OMP_WAIT_POLICY", "passive", 1) == 0;
+    const char *core = getenv("OPENBLAS_CORETYPE") ? NULL : lm_blas_core_override();
+    if (core) again |= setenv("OPENBLAS_CORETYPE", core, 1) == 0;
+    if (again) execv("/proc/self/exe", argv); /* returns only on failure: then run as we are */
 }
 
 int main(int argc, char **argv) {
-    choose_omp_wait_policy(argv);
+    prepare_runtime(argv);
     int rc = dispatch(argc, argv);
     /* a full disk or closed pipe on standard output must not end in "success" */
     if (fflush(stdout) != 0 || ferror(stdout) || fclose(stdout) != 0) {

@@ -273,6 +273,12 @@ echo yeah | run --set batch.max_tokens=99999999999 > /dev/null 2>"$T/e"; rc=$?
 check "ranges print as integers" '[ $rc -eq 2 ] && grep -q "outside \[1, 1073741824\]" "$T/e"'
 "$BIN" --version > "$T/v" 2>&1; rc=$?
 check "--version" '[ $rc -eq 0 ] && grep -Eq "^lyricmt [0-9]+\.[0-9]+\.[0-9]+ " "$T/v"'
+OPENBLAS_CORETYPE=Prescott "$BIN" --version > "$T/vp" 2>&1
+check "a user's OPENBLAS_CORETYPE is kept" 'grep -q "OpenBLAS kernels: Prescott" "$T/vp"'
+if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+    env -u OPENBLAS_CORETYPE "$BIN" --version > "$T/vd" 2>&1
+    check "OpenBLAS does not run its SSE3 kernels on an AVX2 CPU" 'grep -q "OpenBLAS kernels: " "$T/vd" && ! grep -q "OpenBLAS kernels: Prescott" "$T/vd"'
+fi
 
 # ---- 16. dangling links, link loops and FIFOs in an input directory are skipped and counted ----
 mkdir -p "$T/walk/sub"
