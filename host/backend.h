@@ -60,8 +60,10 @@ struct lm_backend {
     const lm_model *model;
 };
 
-/* threads <= 0: all cores. */
-lm_backend *lm_cpu_backend_create(const lm_model *model, int threads, lm_err *err);
+/* threads <= 0: all cores. weights (cpu_weights.h) are prepared once per model
+ * and shared by every CPU backend made from it; they must outlive the backend. */
+typedef struct lm_cpu_weights lm_cpu_weights;
+lm_backend *lm_cpu_backend_create(const lm_model *model, const lm_cpu_weights *weights, int threads, lm_err *err);
 
 /* The OpenBLAS kernel family in use ("SkylakeX", "Haswell", "Prescott", ...),
  * and the one to ask for instead when OpenBLAS did not recognise this CPU

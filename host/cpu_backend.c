@@ -8,7 +8,7 @@
  * norms and element-wise work are spread over threads with OpenMP.
  */
 #include "backend.h"
-#include "packed_gemm.h"
+#include "cpu_weights.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -18,10 +18,6 @@
 
 #define LN_EPS 1e-5f
 
-/* The decoder's per-step products, packed in this order: q k v o cq co fc1 fc2.
- * Cross-attention keys and values (ck, cv) run once per batch over all source
- * tokens, where BLAS does well, so they stay unpacked, as does the encoder. */
-enum { P_Q, P_K, P_V, P_O, P_CQ, P_CO, P_FC1, P_FC2, DEC_PACKED };
 static const lm_packed unpacked; /* an empty pack: decoder_linear falls back to BLAS */
 
 typedef struct {
@@ -38,9 +34,7 @@ typedef struct {
     int32_t *row_sentence;
     float **self_k, **self_v;   /* per decoder layer: (rows, max_steps, D) */
     float *scratch_kv;          /* reorder scratch: (rows, max_steps, D) */
-    /* decoder products packed once (packed_gemm.h); all empty without AVX-512 */
-    lm_packed head;             /* output projection */
-    lm_packed *dec_packed;      /* per decoder layer, DEC_PACKED of them, in decoder_linears order */
+    const lm_cpu_weights *weights; /* prepared weights, shared with other backends; not owned */
     /* work buffers, grown on demand */
     float *x, *h, *q, *k, *v, *att, *ffn;
     size_t cap_rows_d, cap_rows_f;
@@ -79,6 +73,12 @@ static void packed_product(const lm_packed *p, int rows, const float *x, float *
         thread_columns(p->n, LM_PANEL, &n0, &n1); /* whole panels per slice */
         if (n0 < n1) lm_packed_gemm(p, rows, x, y, n0, n1);
     }
+}
+
+/* Decoder layer l's product i as prepared, or the empty pack (BLAS on the original). */
+static const lm_packed *dec_pack(const cpu_backend *c, int l, int i) {
+    const lm_packed *p = lm_cpu_weights_dec(c->weights, l, i);
+    return p ? p : &unpacked;
 }
 
 /* y (n, out) = x (n, in) . W^T + b */
@@ -351,13 +351,12 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
     size_t row_stride = (size_t)c->max_steps * d;
     for (int l = 0; l < mc->decoder_layers; l++) {
         const lm_decoder_layer *L = &m->dec[l];
-        const lm_packed *P = c->dec_packed ? c->dec_packed + (size_t)l * DEC_PACKED : NULL;
-#define PACK(i) (P ? &P[i] : &unpacked)
+#define PACK(i) dec_pack(c, l, LM_DEC_##i)
         /* self-attention over this row's cache, including the new token */
         layer_norm(c->x, R, d, &L->self_norm, c->h);
-        decoder_linear(c->h, R, &L->q, PACK(P_Q), c->q);
-        decoder_linear(c->h, R, &L->k, PACK(P_K), c->k);
-        decoder_linear(c->h, R, &L->v, PACK(P_V), c->v);
+        decoder_linear(c->h, R, &L->q, PACK(Q), c->q);
+        decoder_linear(c->h, R, &L->k, PACK(K), c->k);
+        decoder_linear(c->h, R, &L->v, PACK(V), c->v);
         scale_inplace(c->q, (size_t)R * d, scaling);
         for (int r = 0; r < R; r++) {
             memcpy(c->self_k[l] + r * row_stride + (size_t)step * d, c->k + (size_t)r * d, (size_t)d * sizeof(float));
@@ -376,12 +375,12 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
                 }
             free(scores);
         }
-        decoder_linear(c->att, R, &L->o, PACK(P_O), c->h);
+        decoder_linear(c->att, R, &L->o, PACK(O), c->h);
         add_inplace(c->x, c->h, (size_t)R * d);
 
         /* cross-attention over the row's sentence */
         layer_norm(c->x, R, d, &L->cross_norm, c->h);
-        decoder_linear(c->h, R, &L->cq, PACK(P_CQ), c->q);
+        decoder_linear(c->h, R, &L->cq, PACK(CQ), c->q);
         scale_inplace(c->q, (size_t)R * d, scaling);
 #pragma omp parallel
         {
@@ -397,15 +396,15 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
                 }
             free(scores);
         }
-        decoder_linear(c->att, R, &L->co, PACK(P_CO), c->h);
+        decoder_linear(c->att, R, &L->co, PACK(CO), c->h);
         add_inplace(c->x, c->h, (size_t)R * d);
-        feed_forward(c, R, &L->ffn_norm, &L->fc1, &L->fc2, PACK(P_FC1), PACK(P_FC2));
+        feed_forward(c, R, &L->ffn_norm, &L->fc1, &L->fc2, PACK(FC1), PACK(FC2));
 #undef PACK
     }
     c->steps_done = step + 1;
     if (!logits) return 0;
     layer_norm(c->x, R, d, &m->dec_norm, c->h);
-    if (c->head.panels) packed_product(&c->head, R, c->h, logits);
+    if (c->weights->head.panels) packed_product(&c->weights->head, R, c->h, logits);
     else gemm_nt(R, mc->vocab_size, d, c->h, m->lm_head, 0.0f, logits);
     return 0;
 }
@@ -437,10 +436,6 @@ static void cpu_destroy(lm_backend *b) {
     free_batch(c);
     free_decode(c);
     free(c->x); free(c->h); free(c->q); free(c->k); free(c->v); free(c->att); free(c->ffn);
-    lm_packed_free(&c->head);
-    if (c->dec_packed)
-        for (int i = 0; i < c->base.model->cfg.model.decoder_layers * DEC_PACKED; i++) lm_packed_free(&c->dec_packed[i]);
-    free(c->dec_packed);
     free(c);
 }
 
@@ -454,50 +449,14 @@ static const lm_backend_ops cpu_ops = {
     .destroy = cpu_destroy,
 };
 
-/* Packs the output projection and the decoder's per-step products. The packed
- * copies serve every product from then on; the mapped originals are read again
- * only for embedding rows, so the kernel may drop their pages (peak memory
- * stays that of one copy). */
-static int pack_one(cpu_backend *c, lm_packed *p, const float *w, int n, int k, lm_err *err) {
-    if (lm_packed_init(p, w, n, k, err) != 0) return -1;
-    lm_mmap_release(&c->base.model->file.map, w, (size_t)n * k * sizeof(float));
-    return 0;
-}
-
-static int pack_decoder(cpu_backend *c, lm_err *err) {
-    const lm_model *m = c->base.model;
-    const lm_model_config *mc = &m->cfg.model;
-    c->dec_packed = lm_calloc((size_t)mc->decoder_layers * DEC_PACKED, sizeof *c->dec_packed, err);
-    if (!c->dec_packed || pack_one(c, &c->head, m->lm_head, mc->vocab_size, mc->d_model, err) != 0) return -1;
-    for (int l = 0; l < mc->decoder_layers; l++) {
-        const lm_decoder_layer *L = &m->dec[l];
-        const lm_linear *lin[DEC_PACKED] = {&L->q, &L->k, &L->v, &L->o, &L->cq, &L->co, &L->fc1, &L->fc2};
-        for (int i = 0; i < DEC_PACKED; i++)
-            if (pack_one(c, &c->dec_packed[(size_t)l * DEC_PACKED + i], lin[i]->w, lin[i]->out, lin[i]->in, err) != 0) return -1;
-    }
-    return 0;
-}
-
-lm_backend *lm_cpu_backend_create(const lm_model *model, int threads, lm_err *err) {
+lm_backend *lm_cpu_backend_create(const lm_model *model, const lm_cpu_weights *weights, int threads, lm_err *err) {
     cpu_backend *c = lm_calloc(1, sizeof *c, err);
     if (!c) return NULL;
     c->base.ops = &cpu_ops;
     c->base.model = model;
+    c->weights = weights;
     c->threads = threads > 0 ? threads : omp_get_num_procs();
     omp_set_num_threads(c->threads);
     openblas_set_num_threads(1); /* threads come from OpenMP: see gemm_nt */
-    /* LYRICMT_CPU_GEMM=blas or =packed forces one decoder path, so the tests run
-     * the goldens through both on an AVX-512 machine (unset: packed when supported) */
-    const char *force = getenv("LYRICMT_CPU_GEMM");
-    bool want_packed = force && !strcmp(force, "packed"), want_blas = force && !strcmp(force, "blas");
-    if (want_packed && !lm_packed_supported()) {
-        cpu_destroy(&c->base);
-        lm_fail(err, "LYRICMT_CPU_GEMM=packed needs AVX-512, which this CPU lacks");
-        return NULL;
-    }
-    if (!want_blas && lm_packed_supported() && pack_decoder(c, err) != 0) {
-        cpu_destroy(&c->base);
-        return NULL;
-    }
     return &c->base;
 }

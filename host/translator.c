@@ -47,7 +47,8 @@ int lm_translator_open(lm_translator *t, const char *model_dir, const lm_engine_
             lm_fail(err, "precision %s is for --device cuda; the CPU backend computes in fp32", lm_precision_name(engine->precision));
             goto settings;
         }
-        t->backend = lm_cpu_backend_create(&t->model, lm_translator_threads(engine->threads), err);
+        if (lm_cpu_weights_init(&t->cpu_weights, &t->model, err) != 0) goto fail;
+        t->backend = lm_cpu_backend_create(&t->model, &t->cpu_weights, lm_translator_threads(engine->threads), err);
     }
     if (!t->backend) goto fail;
     return 0;
@@ -71,6 +72,7 @@ int lm_translator_threads(int asked) {
 
 void lm_translator_close(lm_translator *t) {
     if (t->backend) t->backend->ops->destroy(t->backend);
+    lm_cpu_weights_free(&t->cpu_weights);
     lm_tokenizer_free(t->tok);
     lm_model_free(&t->model);
     memset(t, 0, sizeof *t);

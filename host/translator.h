@@ -8,6 +8,7 @@
 #define LM_TRANSLATOR_H
 
 #include "backend.h"
+#include "cpu_weights.h"
 #include "engine_config.h"
 #include "search.h"
 #include "tokenizer.h"
@@ -15,6 +16,7 @@
 typedef struct {
     lm_model model;
     lm_tokenizer *tok;
+    lm_cpu_weights cpu_weights; /* the CPU backend's prepared weights (empty for CUDA) */
     lm_backend *backend;
     lm_engine_config engine;
     lm_convention convention;

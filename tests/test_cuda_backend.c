@@ -18,6 +18,7 @@
  *     the host's top-k, greedy and k = 10 and 16, with edits.
  */
 #include "backend.h"
+#include "cpu_weights.h"
 #include "cuda_device.h"
 #include "engine_config.h"
 #include "kernels.h"
@@ -268,7 +269,9 @@ static void test_backend_fp32(random_model *rm, const batch *b) {
     lm_err err;
     const lm_model *m = &rm->m;
     int V = m->cfg.model.vocab_size, D = m->cfg.model.d_model;
-    lm_backend *cpu = lm_cpu_backend_create(m, 0, &err);
+    lm_cpu_weights cw;
+    CHECK(lm_cpu_weights_init(&cw, m, &err) == 0, "cpu weights: %s", err.msg);
+    lm_backend *cpu = lm_cpu_backend_create(m, &cw, 0, &err);
     CHECK(cpu != NULL, "cpu backend: %s", cpu ? "" : err.msg);
     lm_backend *gpu = lm_cuda_backend_create(m, LM_PREC_FP32, 256, &err);
     CHECK(gpu != NULL, "cuda backend fp32: %s", gpu ? "" : err.msg);
@@ -313,6 +316,7 @@ static void test_backend_fp32(random_model *rm, const batch *b) {
 done:
     if (gpu) gpu->ops->destroy(gpu);
     if (cpu) cpu->ops->destroy(cpu);
+    lm_cpu_weights_free(&cw);
 }
 
 /* decode_step_topk against decode_step + the host's pick on another backend of
