@@ -1,6 +1,8 @@
 /* translator: see translator.h. */
 #include "translator.h"
 
+#include "score.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +152,14 @@ static int run_batch(lm_translator *t, int32_t *const *ids, const by_len_entry *
     lm_search_result *res = lm_calloc((size_t)n, sizeof *res, err);
     int rc = -1;
     if (!tokens || !lens || !res) goto done;
+    if (t->scoring) { /* packed pairs, force-decoded */
+        int *which = lm_malloc((size_t)n * sizeof *which, err);
+        if (!which) goto done;
+        for (int i = 0; i < n; i++) { which[i] = order[i].index; lens[i] = order[i].len; }
+        rc = lm_score_batch(t, ids, which, lens, n, out, tokens_out, err);
+        free(which);
+        goto done;
+    }
     for (int i = 0, at = 0; i < n; i++) {
         memcpy(tokens + at, ids[order[i].index], (size_t)order[i].len * sizeof *tokens);
         lens[i] = order[i].len;
@@ -178,7 +188,7 @@ int lm_translator_run(lm_translator *t, int32_t *const *ids, const int *lens, in
     for (int i = 0; i < n; i++) order[i] = (by_len_entry){i, lens[i]};
     /* length-sorted batches: less padding work, similar decode lengths */
     if (t->engine.sort_by_length) qsort(order, (size_t)n, sizeof *order, by_length);
-    long beams = t->search.gen.num_beams;
+    long beams = t->scoring ? 1 : t->search.gen.num_beams;
     int rc = 0;
     for (int start = 0; start < n && rc == 0;) {
         if (hooks && hooks->cancel && *hooks->cancel) { rc = 1; break; }
