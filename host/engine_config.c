@@ -44,6 +44,8 @@ void lm_engine_config_defaults(lm_engine_config *c) {
     c->sort_by_length = true;
     strcpy(c->id_field, "id");
     strcpy(c->text_field, "text");
+    strcpy(c->source_field, "source");
+    strcpy(c->target_field, "target");
 }
 
 static const char *const format_names[] = {"text", "tsv", "jsonl"};
@@ -142,8 +144,9 @@ int lm_engine_config_set(lm_engine_config *c, const char *key, const char *value
         int choice;
         if (parse_choice(value, length ? length_policy_names : utf8_policy_names, 3, &choice, key, where, err)) return -1;
         *(length ? &c->too_long : &c->bad_utf8) = (lm_policy)choice;
-    } else if (!strcmp(key, "input.id_field") || !strcmp(key, "input.text_field")) {
-        char *dst = key[6] == 'i' ? c->id_field : c->text_field;
+    } else if (!strcmp(key, "input.id_field") || !strcmp(key, "input.text_field") || !strcmp(key, "input.source_field") ||
+               !strcmp(key, "input.target_field")) {
+        char *dst = key[6] == 'i' ? c->id_field : key[6] == 's' ? c->source_field : key[7] == 'a' ? c->target_field : c->text_field;
         if (strlen(value) >= sizeof c->id_field || !value[0]) return lm_fail(err, "%s: '%s' must be a field name of 1 to 63 bytes", where, key);
         strcpy(dst, value);
     } else if (!strcmp(key, "tokenizer.convention")) {

@@ -46,6 +46,7 @@ typedef struct {
     bool sort_by_length;       /* batch lines of similar length (off: input order, for comparison) */
     lm_format input_format, output_format;
     char id_field[64], text_field[64]; /* JSONL input field names */
+    char source_field[64], target_field[64]; /* JSONL pair fields (lyricmt score) */
     lm_policy bad_utf8, too_long;
     /* decoding settings given explicitly; applied over the model's defaults */
     struct {

@@ -2,6 +2,7 @@
  * lyricmt: command-line entry point.
  *
  *   lyricmt translate --model DIR [options]   translate lines (stdin -> stdout)
+ *   lyricmt score --model DIR [options]       log-probabilities of (source, target) pairs
  *   lyricmt info --model DIR                  describe a model directory
  *
  * Exit codes: 0 success; 1 a runtime failure (bad model, bad input file, I/O);
@@ -59,6 +60,28 @@ static const char *translate_help =
     "Exit codes: 0 ok, 1 runtime error (model, input, I/O), 2 usage error,\n"
     "130/143 stopped by SIGINT/SIGTERM (a journaled job keeps what was done for a resume).\n";
 
+static const char *score_help =
+    "usage: lyricmt score --model DIR [options]\n"
+    "\n"
+    "Force-decodes (source, target) pairs and writes, per pair and in input order,\n"
+    "how likely the model finds the target: the summed log-probability of its\n"
+    "labels, that sum divided by the number of labels, and the number of labels.\n"
+    "Labels are the target as the model was trained on it: [__tgt__] pieces </s>\n"
+    "(m2m100 convention) or pieces </s> (small100), so the sum is the negative of\n"
+    "transformers' loss times the labels. Blank lines give empty records.\n"
+    "\n"
+    "  --model DIR          Hugging Face model directory\n"
+    "  -i PATH, -o PATH     inputs and output, as for translate (journaled, resumable)\n"
+    "  --format F           tsv (source<TAB>target, the default) | jsonl  (input.format)\n"
+    "  --src-field NAME     JSONL source field (default source)        (input.source_field)\n"
+    "  --tgt-field NAME     JSONL target field (default target)        (input.target_field)\n"
+    "  --id-field NAME      JSONL id field (default id; absent: the line number)\n"
+    "  --output-format F    tsv (id, score, normalized, tokens; the default) | jsonl\n"
+    "  --bad-utf8, --too-long, --report, --progress, --quiet, --restart, --src, --tgt,\n"
+    "  --convention, --config, --set, --threads, --device, --precision: as for translate\n"
+    "\n"
+    "Exit codes: as for translate.\n";
+
 static const char *info_help =
     "usage: lyricmt info --model DIR\n"
     "\n"
@@ -72,6 +95,7 @@ static const char *main_help =
     "\n"
     "commands:\n"
     "  translate   translate text lines with an M2M100 / SMaLL-100 model\n"
+    "  score       log-probabilities of given (source, target) pairs under the model\n"
     "  info        describe and validate a model directory\n"
     "\n"
     "Run 'lyricmt <command> --help' for a command's options.\n";
@@ -93,12 +117,14 @@ static bool is_directory(const char *path) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static int cmd_translate(int argc, char **argv) {
+/* translate, and score (the same bulk job over pairs, force-decoded). */
+static int cmd_translate(int argc, char **argv, bool score) {
     const char *model_dir = NULL, *progress = "auto";
     const char **inputs = calloc((size_t)argc, sizeof *inputs);
     lm_job_opts job = {.summary = true};
     lm_engine_config engine;
     lm_engine_config_defaults(&engine);
+    if (score) engine.input_format = engine.output_format = LM_FORMAT_TSV;
     lm_err err = {{0}};
     int rc = EXIT_USAGE;
     if (!inputs) return EXIT_RUNTIME;
@@ -114,11 +140,12 @@ static int cmd_translate(int argc, char **argv) {
         {"--max-length", "max_length"}, {"--convention", "tokenizer.convention"}, {"--threads", "threads"},
         {"--format", "input.format"}, {"--output-format", "output.format"}, {"--id-field", "input.id_field"},
         {"--text-field", "input.text_field"}, {"--bad-utf8", "input.bad_utf8"}, {"--too-long", "input.too_long"},
-        {"--device", "device"}, {"--precision", "precision"},
+        {"--device", "device"}, {"--precision", "precision"}, {"--src-field", "input.source_field"},
+        {"--tgt-field", "input.target_field"},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(translate_help, stdout); rc = 0; goto out; }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(score ? score_help : translate_help, stdout); rc = 0; goto out; }
         if (!strcmp(a, "--quiet")) { progress = "none"; job.summary = false; continue; }
         if (!strcmp(a, "--restart")) { job.restart = true; continue; }
         if (i + 1 >= argc) { rc = usage_error("option '%s' needs a value or is unknown", a); goto out; }
@@ -152,7 +179,16 @@ static int cmd_translate(int argc, char **argv) {
             goto out;
         }
     }
-    if (!model_dir) { rc = usage_error("%s", "translate needs --model DIR"); goto out; }
+    if (!model_dir) { rc = usage_error("%s", score ? "score needs --model DIR" : "translate needs --model DIR"); goto out; }
+    if (score && (engine.input_format == LM_FORMAT_TEXT || engine.output_format == LM_FORMAT_TEXT)) {
+        rc = usage_error("%s", "score reads and writes tsv or jsonl (--format, --output-format), not text");
+        goto out;
+    }
+    /* a repeat's score is taken from its twin in the same window only: the
+     * earlier windows' batches could round its last bit differently, and a
+     * resumed job must write the bytes an uninterrupted one would */
+    if (score) engine.cache_lines = 0;
+    job.score = score;
     if (!strcmp(progress, "auto")) job.progress = isatty(STDERR_FILENO) ? LM_PROGRESS_BAR : LM_PROGRESS_PLAIN;
     else if (!strcmp(progress, "bar")) job.progress = LM_PROGRESS_BAR;
     else if (!strcmp(progress, "plain")) job.progress = LM_PROGRESS_PLAIN;
@@ -172,6 +208,7 @@ static int cmd_translate(int argc, char **argv) {
         rc = opened == -2 ? EXIT_USAGE : EXIT_RUNTIME;
         goto out;
     }
+    t.scoring = score;
     int ran = lm_job_run(&t, &job, &err);
     if (ran < 0) fprintf(stderr, "lyricmt: %s\n", err.msg);
     rc = ran == 0 ? 0 : ran > 0 ? 128 + ran : EXIT_RUNTIME;
@@ -235,7 +272,8 @@ static int dispatch(int argc, char **argv) {
         );
         return 0;
     }
-    if (!strcmp(argv[1], "translate")) return cmd_translate(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "translate")) return cmd_translate(argc - 1, argv + 1, false);
+    if (!strcmp(argv[1], "score")) return cmd_translate(argc - 1, argv + 1, true);
     if (!strcmp(argv[1], "info")) return cmd_info(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", argv[1]);
 }
