@@ -65,8 +65,8 @@ static double label_logprob(const float *x, int V, int32_t label) {
     return (double)x[label] - mx - log(sum);
 }
 
-int lm_score_forced(lm_backend *be, int decoder_start_id, int vocab_size, const int32_t *src, const int32_t *src_lens,
-                    const int32_t *const *labels, const int *n_labels, int n, double *sums, lm_err *err) {
+int lm_score_forced(lm_backend *be, int decoder_start_id, int vocab_size, const int32_t *src, const int32_t *src_lens, int n_src,
+                    const int32_t *pair_src, const int32_t *const *labels, const int *n_labels, int n, double *sums, lm_err *err) {
     int longest = 0;
     for (int i = 0; i < n; i++) {
         if (n_labels[i] <= 0) return lm_fail(err, "pair %d has no labels", i);
@@ -76,13 +76,17 @@ int lm_score_forced(lm_backend *be, int decoder_start_id, int vocab_size, const 
     if (n == 0) return 0;
     int32_t *pair = lm_malloc((size_t)n * sizeof *pair, err), *feed = lm_malloc((size_t)n * sizeof *feed, err);
     int32_t *parent = lm_malloc((size_t)n * sizeof *parent, err), *next = lm_malloc((size_t)n * sizeof *next, err);
+    int32_t *sent = lm_malloc((size_t)n * sizeof *sent, err);
     float *logits = lm_malloc((size_t)n * vocab_size * sizeof *logits, err); /* what decode_step writes anyway */
     int rc = -1;
-    if (!pair || !feed || !parent || !next || !logits) goto done;
-    if (be->ops->encode(be, src, src_lens, n, err) != 0) goto done;
-    for (int i = 0; i < n; i++) pair[i] = i;
+    if (!pair || !feed || !parent || !next || !sent || !logits) goto done;
+    if (be->ops->encode(be, src, src_lens, n_src, err) != 0) goto done;
+    for (int i = 0; i < n; i++) {
+        pair[i] = i;
+        sent[i] = pair_src ? pair_src[i] : i;
+    }
     int rows = n;
-    if (be->ops->decode_start(be, pair, rows, longest, err) != 0) goto done;
+    if (be->ops->decode_start(be, sent, rows, longest, err) != 0) goto done;
     for (int step = 0; rows > 0; step++) {
         for (int r = 0; r < rows; r++) feed[r] = step == 0 ? decoder_start_id : labels[pair[r]][step - 1];
         if (be->ops->decode_step(be, feed, step, logits, err) != 0) goto done;
@@ -100,14 +104,15 @@ int lm_score_forced(lm_backend *be, int decoder_start_id, int vocab_size, const 
             if (n_labels[pair[r]] > step + 1) { parent[kept] = r; next[kept++] = pair[r]; }
         if (kept == 0) break;
         if (kept < rows) {
-            if (be->ops->reorder(be, parent, next, kept, err) != 0) goto done;
+            for (int r = 0; r < kept; r++) sent[r] = pair_src ? pair_src[next[r]] : next[r];
+            if (be->ops->reorder(be, parent, sent, kept, err) != 0) goto done;
             memcpy(pair, next, (size_t)kept * sizeof *pair);
             rows = kept;
         }
     }
     rc = 0;
 done:
-    free(pair); free(feed); free(parent); free(next); free(logits);
+    free(pair); free(feed); free(parent); free(next); free(sent); free(logits);
     return rc;
 }
 
@@ -130,7 +135,8 @@ int lm_score_batch(lm_translator *t, int32_t *const *ids, const int *which, cons
         n_labels[i] = lens[i] - 1 - p[0];
     }
     const lm_search_opts *s = &t->search;
-    if (lm_score_forced(t->backend, s->decoder_start_id, s->vocab_size, src, src_lens, labels, n_labels, n, sums, err) != 0) goto done;
+    if (lm_score_forced(t->backend, s->decoder_start_id, s->vocab_size, src, src_lens, n, NULL, labels, n_labels, n, sums, err) != 0)
+        goto done;
     *tokens_out = 0;
     for (int i = 0; i < n; i++) {
         lm_translation *tr = &out[which[i]];

@@ -38,11 +38,12 @@ int lm_score_pair_ids(lm_translator *t, const char *src, size_t src_len, const c
 int lm_score_batch(lm_translator *t, int32_t *const *ids, const int *which, const int *lens, int n, lm_translation *out,
                    long *tokens_out, lm_err *err);
 
-/* Teacher-forced log-probabilities, the engine under lm_score_batch: source i
- * is lens[i] tokens of src (back to back), its labels are labels[i] (n_labels[i] > 0).
+/* Teacher-forced log-probabilities, the engine under lm_score_batch: n_src
+ * sources of src_lens[s] tokens back to back in src, encoded once; pair i
+ * scores labels[i] (n_labels[i] > 0) given source pair_src[i] (NULL: source i).
  * sums[i] = sum of log p(labels[i][t]); each row's log-softmax in double. */
-int lm_score_forced(lm_backend *be, int decoder_start_id, int vocab_size, const int32_t *src, const int32_t *src_lens,
-                    const int32_t *const *labels, const int *n_labels, int n, double *sums, lm_err *err);
+int lm_score_forced(lm_backend *be, int decoder_start_id, int vocab_size, const int32_t *src, const int32_t *src_lens, int n_src,
+                    const int32_t *pair_src, const int32_t *const *labels, const int *n_labels, int n, double *sums, lm_err *err);
 
 /* One output record of `lyricmt score`: TSV "id, sum, normalised, tokens" or
  * JSONL {"id", "score", "normalized", "tokens"} (r's id as the input wrote it).
