@@ -48,7 +48,7 @@ void lm_engine_config_defaults(lm_engine_config *c) {
     strcpy(c->target_field, "target");
 }
 
-static const char *const format_names[] = {"text", "tsv", "jsonl"};
+static const char *const format_names[] = {"text", "tsv", "jsonl", "pairs"};
 static const char *const utf8_policy_names[] = {"replace", "skip", "fail"};
 static const char *const length_policy_names[] = {"truncate", "skip", "fail"};
 
@@ -137,8 +137,15 @@ int lm_engine_config_set(lm_engine_config *c, const char *key, const char *value
         c->sort_by_length = v != 0;
     } else if (!strcmp(key, "input.format") || !strcmp(key, "output.format")) {
         int choice;
-        if (parse_choice(value, format_names, 3, &choice, key, where, err)) return -1;
+        if (parse_choice(value, format_names, key[0] == 'i' ? 3 : 4, &choice, key, where, err)) return -1;
         *(key[0] == 'i' ? &c->input_format : &c->output_format) = (lm_format)choice;
+    } else if (!strcmp(key, "output.dedup_hypotheses")) {
+        if (parse_number(value, K_BOOL, 0, 1, &v, key, where, err)) return -1;
+        c->dedup_hypotheses = v != 0;
+    } else if (!strcmp(key, "output.min_score")) {
+        if (parse_number(value, K_FLOAT, -1e9, 0, &v, key, where, err)) return -1;
+        c->has_min_score = true;
+        c->min_score = v;
     } else if (!strcmp(key, "input.bad_utf8") || !strcmp(key, "input.too_long")) {
         bool length = key[6] == 't';
         int choice;

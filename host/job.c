@@ -415,7 +415,9 @@ static int build_identity(job *j, lm_journal *id) {
                          e->id_field, e->text_field, lm_policy_name(e->bad_utf8, false), lm_policy_name(e->too_long, true));
     if (j->o->score) /* a translation's journal never resumes a scoring job, nor the other way round */
         rc |= lm_journal_add(id, "setting", "score", "pairs: source field %s, target field %s", e->source_field, e->target_field);
-    rc |= lm_journal_add(id, "setting", "output", "%s, %s", lm_format_name(e->output_format), j->o->per_file ? "one file per input" : "one file");
+    rc |= lm_journal_add(id, "setting", "output", "%s, %s, dedup_hypotheses %d, min_score %s%.9g", lm_format_name(e->output_format),
+                         j->o->per_file ? "one file per input" : "one file", e->dedup_hypotheses, e->has_min_score ? "" : "none ",
+                         e->has_min_score ? e->min_score : 0.0);
     return rc ? -1 : 0;
 }
 

@@ -39,6 +39,12 @@ static const char *translate_help =
     "  --id-field NAME      JSONL id field (default id)                (input.id_field)\n"
     "  --text-field NAME    JSONL text field (default text)            (input.text_field)\n"
     "  --output-format F    text | tsv (id, translation, score) | jsonl (output.format)\n"
+    "                       | pairs: a parallel corpus, one JSONL line per hypothesis:\n"
+    "                       id, sample, source, target, score (as lyricmt score's normalized)\n"
+    "  --dedup-hypotheses   drop a line's hypotheses that repeat an earlier one's text\n"
+    "                                                     (output.dedup_hypotheses)\n"
+    "  --min-score X        drop hypotheses whose model score (lyricmt score's normalized,\n"
+    "                       a log-prob per label) is below X   (output.min_score)\n"
     "  --bad-utf8 P         replace (U+FFFD, default) | skip | fail    (input.bad_utf8)\n"
     "  --too-long P         truncate (default) | skip | fail           (input.too_long)\n"
     "  --report FILE        write every bad-input event (file, line, kind) as TSV\n"
@@ -141,13 +147,14 @@ static int cmd_translate(int argc, char **argv, bool score) {
         {"--format", "input.format"}, {"--output-format", "output.format"}, {"--id-field", "input.id_field"},
         {"--text-field", "input.text_field"}, {"--bad-utf8", "input.bad_utf8"}, {"--too-long", "input.too_long"},
         {"--device", "device"}, {"--precision", "precision"}, {"--src-field", "input.source_field"},
-        {"--tgt-field", "input.target_field"},
+        {"--tgt-field", "input.target_field"}, {"--min-score", "output.min_score"},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(score ? score_help : translate_help, stdout); rc = 0; goto out; }
         if (!strcmp(a, "--quiet")) { progress = "none"; job.summary = false; continue; }
         if (!strcmp(a, "--restart")) { job.restart = true; continue; }
+        if (!strcmp(a, "--dedup-hypotheses") && !score) { engine.dedup_hypotheses = true; continue; }
         if (i + 1 >= argc) { rc = usage_error("option '%s' needs a value or is unknown", a); goto out; }
         const char *v = argv[++i];
         /* an empty path would put .partial, journal and lock files in the working directory */
@@ -189,6 +196,13 @@ static int cmd_translate(int argc, char **argv, bool score) {
      * resumed job must write the bytes an uninterrupted one would */
     if (score) engine.cache_lines = 0;
     job.score = score;
+    /* the same for translations rescored by augmentation (augment.h) */
+    if (engine.has_min_score || engine.output_format == LM_FORMAT_PAIRS) engine.cache_lines = 0;
+    if (score && (engine.has_min_score || engine.dedup_hypotheses)) {
+        rc = usage_error("%s", "--min-score and --dedup-hypotheses are for translate (score writes every pair's score)");
+        goto out;
+    }
+    if (score && engine.output_format == LM_FORMAT_PAIRS) { rc = usage_error("%s", "score writes tsv or jsonl, not pairs"); goto out; }
     if (!strcmp(progress, "auto")) job.progress = isatty(STDERR_FILENO) ? LM_PROGRESS_BAR : LM_PROGRESS_PLAIN;
     else if (!strcmp(progress, "bar")) job.progress = LM_PROGRESS_BAR;
     else if (!strcmp(progress, "plain")) job.progress = LM_PROGRESS_PLAIN;

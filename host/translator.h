@@ -27,7 +27,8 @@ typedef struct {
 /* One line's result: its hypotheses, detokenised, best first. */
 typedef struct {
     char **texts;
-    float *scores;  /* as lm_hypothesis.score */
+    float *scores;  /* as lm_hypothesis.score; after augmentation's rescoring, the length-normalised model score */
+    int *sample;    /* NULL, or each hypothesis's index among the search's (augmentation dropped some) */
     int n_hyps;
     int n_tokens;   /* target tokens generated over all hypotheses */
 } lm_translation;
