@@ -1,0 +1,80 @@
+#!/bin/sh
+# test_augment: the augmentation workflow: sampled hypotheses, --dedup-hypotheses,
+# --min-score, --output-format pairs (a JSONL parallel corpus), the README's
+# recipe and its split into aligned FILE.en / FILE.ko, and kill -9 then resume.
+NAME=test_augment
+. tests/harness.sh
+run() { "$BIN" translate --model $M --progress none "$@"; }
+S="--set do_sample=true --set num_beams=1 --set seed=7"
+printf 'I got money on my mind, never stop the grind\nStarted from the bottom now we here\n\nCold nights in the city, dreams made of gold\nI got money on my mind, never stop the grind\nyeah\n' > "$T/in.txt"
+
+# ---- pairs: one line per hypothesis with id, sample index, source, target, score ----
+run $S --n-best 5 --output-format pairs -i "$T/in.txt" -o "$T/all.jsonl" 2>/dev/null; rc=$?
+check "pairs: 5 per non-empty line (25)" '[ $rc -eq 0 ] && [ "$(wc -l < "$T/all.jsonl")" -eq 25 ]'
+check "pairs: fields in order, sample indices 0-4" 'awk "/^\{\"id\":[0-9]+,\"sample\":[0-4],\"source\":\".*\",\"target\":\".+\",\"score\":-[0-9]+\.[0-9][0-9][0-9][0-9][0-9][0-9]\}$/ { n++ } END { exit n != 25 }" "$T/all.jsonl" && [ "$(sed -n "s/.*\"sample\":\([0-9]\).*/\1/p" "$T/all.jsonl" | sort | uniq -c | awk "{print \$1}" | tr "\n" " ")" = "5 5 5 5 5 " ]'
+check "pairs: ids are input line numbers (blank line 3 has none)" '[ "$(sed "s/^{\"id\":\([0-9]*\),.*/\1/" "$T/all.jsonl" | uniq | tr "\n" " ")" = "1 2 4 5 6 " ]'
+check "pairs: a repeated line has the same samples" '[ "$(grep "^{\"id\":1," "$T/all.jsonl" | cut -d, -f2-)" = "$(grep "^{\"id\":5," "$T/all.jsonl" | cut -d, -f2-)" ]'
+# the score of each pair is what lyricmt score gives that (source, target) pair
+"$BIN" score --model $M --progress none --format jsonl -i "$T/all.jsonl" -o "$T/rescored.tsv" 2>/dev/null
+bad=$(sed 's/.*"score":\(-[0-9.]*\)}$/\1/' "$T/all.jsonl" | paste - "$T/rescored.tsv" | awk -F '\t' '{ d = $1 - $4; if (d < 0) d = -d; if (d > 1e-6 * (-$1) + 2e-6) b++ } END { print b + 0 }')
+check "pairs: scores equal lyricmt score's normalized ($bad differ)" '[ "$(wc -l < "$T/rescored.tsv")" -eq 25 ] && [ "$bad" -eq 0 ]'
+
+# ---- --dedup-hypotheses: a cold temperature repeats samples; repeats go, first ones stay ----
+C="--set temperature=0.05"
+run $S $C --n-best 5 --output-format pairs -i "$T/in.txt" -o "$T/cold.jsonl" 2>/dev/null
+run $S $C --n-best 5 --output-format pairs --dedup-hypotheses -i "$T/in.txt" -o "$T/dedup.jsonl" 2>/dev/null; rc=$?
+# expected: the undeduplicated output keeping the first (id, target) of each
+awk '{ k = $0; sub(/,"sample":[0-9]+/, "", k); sub(/,"score":.*/, "", k); if (!seen[k]++) print }' "$T/cold.jsonl" > "$T/want"
+check "dedup: repeats existed to drop" '[ "$(wc -l < "$T/want")" -lt "$(wc -l < "$T/cold.jsonl")" ]'
+check "dedup: exactly the first of each repeated sample kept, with its index" '[ $rc -eq 0 ] && cmp -s "$T/want" "$T/dedup.jsonl"'
+run $S $C --n-best 5 --output-format jsonl --dedup-hypotheses -i "$T/in.txt" -o "$T/dedup2.jsonl" 2>/dev/null
+check "dedup: JSONL hypotheses lists shrink too" '[ "$(wc -l < "$T/dedup2.jsonl")" -eq 6 ] && [ "$(grep -o "\"translation\":" "$T/dedup2.jsonl" | wc -l)" -lt 30 ]'
+
+# ---- --min-score: exactly the pairs at or above the floor ----
+floor=$(sed 's/.*"score":\(-[0-9.]*\)}$/\1/' "$T/all.jsonl" | sort -n | sed -n 12p)
+run $S --n-best 5 --output-format pairs --min-score "$floor" -i "$T/in.txt" -o "$T/min.jsonl" 2>/dev/null; rc=$?
+awk -v f="$floor" '{ s = $0; sub(/.*"score":/, "", s); sub(/}$/, "", s); if (s + 0 >= f + 0) print }' "$T/all.jsonl" > "$T/want"
+check "min-score $floor: the pairs at or above it, none else" '[ $rc -eq 0 ] && [ "$(wc -l < "$T/min.jsonl")" -ge 10 ] && [ "$(wc -l < "$T/min.jsonl")" -lt 25 ] && cmp -s "$T/want" "$T/min.jsonl"'
+run $S --n-best 5 --output-format text --min-score -0.5 -i "$T/in.txt" -o "$T/none.txt" 2>/dev/null; rc=$?
+check "min-score: text output keeps one (empty) line per input line" '[ $rc -eq 0 ] && [ "$(wc -l < "$T/none.txt")" -eq 6 ] && [ "$(grep -c . "$T/none.txt")" -eq 0 ]'
+run $S --min-score 0.5 -i "$T/in.txt" > /dev/null 2>"$T/e"; rc=$?
+check "min-score above 0 is a usage error" '[ $rc -eq 2 ] && grep -q "output.min_score" "$T/e"'
+"$BIN" score --model $M --min-score -2 -i "$T/in.txt" > /dev/null 2>"$T/e"; rc=$?
+check "score refuses --min-score" '[ $rc -eq 2 ]'
+run --format pairs -i "$T/in.txt" > /dev/null 2>"$T/e"; rc=$?
+check "pairs is not an input format" '[ $rc -eq 2 ] && grep -q "text, tsv, jsonl, got .pairs." "$T/e"'
+
+# ---- the config file does the same ----
+run --config configs/augment.yaml -i "$T/in.txt" -o "$T/cfg.jsonl" 2>/dev/null; rc=$?
+run --config configs/augment.yaml -i "$T/in.txt" -o "$T/cfg2.jsonl" 2>/dev/null
+check "augment.yaml: pairs, up to 5 deduplicated samples a line, reproducible" '[ $rc -eq 0 ] && [ "$(wc -l < "$T/cfg.jsonl")" -ge 15 ] && [ "$(wc -l < "$T/cfg.jsonl")" -le 25 ] && grep -q "\"sample\":4" "$T/cfg.jsonl" && cmp -s "$T/cfg.jsonl" "$T/cfg2.jsonl"'
+printf 'output:\n  dedup_hypotheses: maybe\n' > "$T/bad.yaml"
+run --config "$T/bad.yaml" -i "$T/in.txt" > /dev/null 2>"$T/e"; rc=$?
+check "bad dedup_hypotheses in YAML names file, line, key" '[ $rc -eq 2 ] && grep -q "bad.yaml:2: .output.dedup_hypotheses. must be true or false" "$T/e"'
+
+# ---- kill -9, resume byte-identical; a changed floor refuses to resume ----
+awk 'BEGIN { srand(3); split("money mind grind bottom here yeah never stop flow rhyme street dream gold chain night", w, " ")
+    for (i = 0; i < 600; i++) { s = ""; n = 2 + int(rand() * 10); for (k = 0; k < n; k++) s = s (k ? " " : "") w[int(rand() * 15) + 1]; print s } }' > "$T/k.txt"
+A="--config configs/augment.yaml --min-score -3.4 --set batch.window_lines=20"
+run $A -i "$T/k.txt" -o "$T/k.ref" 2>/dev/null
+check "600 lines augmented" '[ "$(wc -l < "$T/k.ref")" -gt 600 ]'
+mid=0
+for round in 1 2 3 4 5 6 7 8; do
+    "$BIN" translate --model $M --progress none $A -i "$T/k.txt" -o "$T/k.out" 2>/dev/null &
+    pid=$!
+    sleep "$(awk -v s=$round 'BEGIN { srand(s + 40); printf "%.3f", 0.05 + rand() * 0.4 }')"
+    kill -9 $pid 2>/dev/null
+    { wait $pid; } 2>/dev/null
+    [ -e "$T/k.out.journal" ] && mid=$((mid + 1))
+done
+run $A -i "$T/k.txt" -o "$T/k.out" 2>/dev/null; rc=$?
+check "killed 8 times ($mid left a journal), then finished" '[ $rc -eq 0 ] && [ $mid -ge 2 ]'
+check "resumed corpus byte-identical" 'cmp -s "$T/k.ref" "$T/k.out"'
+"$BIN" translate --model $M --progress none $A -i "$T/k.txt" -o "$T/c.out" 2>/dev/null &
+pid=$!
+while ! [ "$(awk -F '\t' '/^progress/ { print $2 }' "$T/c.out.journal" 2>/dev/null)" -gt 0 ] 2>/dev/null && kill -0 $pid 2>/dev/null; do sleep 0.005; done
+kill -9 $pid 2>/dev/null; { wait $pid; } 2>/dev/null
+run $A --min-score -3.0 -i "$T/k.txt" -o "$T/c.out" 2>"$T/e"; rc=$?
+check "a changed --min-score refuses to resume" '[ $rc -eq 1 ] && grep -q "setting .output. changed" "$T/e"'
+
+summary
