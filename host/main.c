@@ -3,12 +3,14 @@
  *
  *   lyricmt translate --model DIR [options]   translate lines (stdin -> stdout)
  *   lyricmt score --model DIR [options]       log-probabilities of (source, target) pairs
+ *   lyricmt split-pairs -i PAIRS -o PREFIX    a pairs corpus as PREFIX.en + PREFIX.ko
  *   lyricmt info --model DIR                  describe a model directory
  *
  * Exit codes: 0 success; 1 a runtime failure (bad model, bad input file, I/O);
  * 2 a usage error (unknown flag, bad value, bad config file).
  */
 #include "job.h"
+#include "split_pairs.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -88,6 +90,19 @@ static const char *score_help =
     "\n"
     "Exit codes: as for translate.\n";
 
+static const char *split_help =
+    "usage: lyricmt split-pairs -i PAIRS.jsonl -o PREFIX [--src en] [--tgt ko]\n"
+    "\n"
+    "Writes a pairs corpus (translate --output-format pairs) as two line-aligned\n"
+    "files, PREFIX.SRC and PREFIX.TGT (default PREFIX.en and PREFIX.ko): line k of\n"
+    "one translates line k of the other. Both are written as .partial files and\n"
+    "renamed once both are complete. A line that is not a pair stops it, named\n"
+    "by file and line.\n"
+    "\n"
+    "  --src-field NAME, --tgt-field NAME   JSONL fields (default source, target)\n"
+    "\n"
+    "Exit codes: 0 ok, 1 runtime error (input, I/O, a line that is not a pair), 2 usage error.\n";
+
 static const char *info_help =
     "usage: lyricmt info --model DIR\n"
     "\n"
@@ -102,6 +117,7 @@ static const char *main_help =
     "commands:\n"
     "  translate   translate text lines with an M2M100 / SMaLL-100 model\n"
     "  score       log-probabilities of given (source, target) pairs under the model\n"
+    "  split-pairs a pairs corpus (translate --output-format pairs) as FILE.en + FILE.ko\n"
     "  info        describe and validate a model directory\n"
     "\n"
     "Run 'lyricmt <command> --help' for a command's options.\n";
@@ -232,6 +248,37 @@ out:
     return rc;
 }
 
+static int cmd_split_pairs(int argc, char **argv) {
+    const char *input = NULL, *prefix = NULL, *src = "en", *tgt = "ko";
+    lm_engine_config engine;
+    lm_engine_config_defaults(&engine);
+    lm_err err = {{0}};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(split_help, stdout); return 0; }
+        if (i + 1 >= argc || !argv[i + 1][0]) return usage_error("option '%s' needs a value or is unknown", a);
+        const char *v = argv[++i];
+        if (!strcmp(a, "-i")) input = v;
+        else if (!strcmp(a, "-o")) prefix = v;
+        else if (!strcmp(a, "--src")) src = v;
+        else if (!strcmp(a, "--tgt")) tgt = v;
+        else if (!strcmp(a, "--src-field") || !strcmp(a, "--tgt-field")) {
+            if (lm_engine_config_set(&engine, a[2] == 's' ? "input.source_field" : "input.target_field", v, a, &err) != 0) return config_error(&err);
+        } else {
+            return usage_error("unknown option '%s'", a);
+        }
+    }
+    if (!input || !prefix) return usage_error("%s", "split-pairs needs -i PAIRS.jsonl and -o PREFIX");
+    if (strchr(src, '/') || strchr(tgt, '/')) return usage_error("%s", "--src and --tgt are file name endings, not paths");
+    long pairs;
+    if (lm_split_pairs(input, prefix, src, tgt, &engine, &pairs, &err) != 0) {
+        fprintf(stderr, "lyricmt: %s\n", err.msg);
+        return EXIT_RUNTIME;
+    }
+    fprintf(stderr, "lyricmt: %ld pairs written to %s.%s and %s.%s\n", pairs, prefix, src, prefix, tgt);
+    return 0;
+}
+
 static int cmd_info(int argc, char **argv) {
     const char *model_dir = NULL;
     for (int i = 1; i < argc; i++) {
@@ -289,6 +336,7 @@ static int dispatch(int argc, char **argv) {
     if (!strcmp(argv[1], "translate")) return cmd_translate(argc - 1, argv + 1, false);
     if (!strcmp(argv[1], "score")) return cmd_translate(argc - 1, argv + 1, true);
     if (!strcmp(argv[1], "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "split-pairs")) return cmd_split_pairs(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", argv[1]);
 }
 

@@ -52,6 +52,35 @@ printf 'output:\n  dedup_hypotheses: maybe\n' > "$T/bad.yaml"
 run --config "$T/bad.yaml" -i "$T/in.txt" > /dev/null 2>"$T/e"; rc=$?
 check "bad dedup_hypotheses in YAML names file, line, key" '[ $rc -eq 2 ] && grep -q "bad.yaml:2: .output.dedup_hypotheses. must be true or false" "$T/e"'
 
+# ---- split-pairs: two aligned files, all or nothing ----
+"$BIN" split-pairs -i "$T/min.jsonl" -o "$T/min" 2>"$T/e"; rc=$?
+n=$(wc -l < "$T/min.jsonl")
+check "split-pairs: PREFIX.en and PREFIX.ko, one line per pair" '[ $rc -eq 0 ] && [ "$(wc -l < "$T/min.en")" -eq $n ] && [ "$(wc -l < "$T/min.ko")" -eq $n ] && grep -q "$n pairs written" "$T/e"'
+sed 's/.*"source":"\([^"]*\)","target".*/\1/' "$T/min.jsonl" > "$T/want.en"
+sed 's/.*"target":"\([^"]*\)","score".*/\1/' "$T/min.jsonl" > "$T/want.ko"
+check "split-pairs: line k of each is pair k" 'cmp -s "$T/want.en" "$T/min.en" && cmp -s "$T/want.ko" "$T/min.ko"'
+printf '{"source": "a\\nb", "target": "c\\td"}\n{"source": "x", "target": "y"}\n{"target": "z"}\n' > "$T/bad.jsonl"
+"$BIN" split-pairs -i "$T/bad.jsonl" -o "$T/bad" 2>"$T/e"; rc=$?
+check "split-pairs: a line that is not a pair stops it, named, nothing written" '[ $rc -eq 1 ] && grep -q "bad.jsonl:3: not a pair (no string source field)" "$T/e" && [ -z "$(ls "$T" | grep "^bad\.\(en\|ko\)")" ]'
+head -2 "$T/bad.jsonl" > "$T/two.jsonl"
+"$BIN" split-pairs -i "$T/two.jsonl" -o "$T/two" --src eng --tgt kor 2>/dev/null; rc=$?
+check "split-pairs: line breaks and tabs inside a text become spaces; --src/--tgt name the files" '[ $rc -eq 0 ] && [ "$(cat "$T/two.eng")" = "$(printf "a b\nx")" ] && [ "$(cat "$T/two.kor")" = "$(printf "c d\ny")" ]'
+"$BIN" split-pairs -i "$T/two.jsonl" -o "$T/two" --src jsonl 2>"$T/e"; rc=$?
+check "split-pairs: never writes over its input" '[ $rc -eq 1 ] && grep -q "it is the input" "$T/e" && [ "$(wc -l < "$T/two.jsonl")" -eq 2 ]'
+
+# ---- the README's recipe, as written there, with the counts it states ----
+# (in a scratch directory: the repository's files linked in, build/lyricmt being the binary under test)
+mkdir -p "$T/recipe/build" && ln -s "$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")" "$T/recipe/build/lyricmt"
+for d in configs samples tests; do ln -s "$(pwd)/$d" "$T/recipe/$d"; done
+sed -n '/^```sh recipe$/,/^```$/p' README.md | sed '1d;$d' > "$T/recipe.sh"
+(cd "$T/recipe" && sh -e ../recipe.sh > ../recipe.out 2>&1); rc=$?
+check "README recipe runs as written" '[ $rc -eq 0 ] && [ -s "$T/recipe.sh" ]'
+p=$(wc -l < "$T/recipe/songs.pairs.jsonl"); e=$(wc -l < "$T/recipe/songs.en"); k=$(wc -l < "$T/recipe/songs.ko"); sc=$(wc -l < "$T/recipe/songs.scores.tsv")
+check "README states the recipe's counts ($p pairs kept)" 'grep -q "^| pairs kept (score >= -3.2) | $p |$" README.md && [ $e -eq $p ] && [ $k -eq $p ] && [ $sc -eq $p ]'
+run --config configs/augment.yaml -i samples/songs > "$T/unfiltered.jsonl" 2>/dev/null
+u=$(wc -l < "$T/unfiltered.jsonl")
+check "README states the unfiltered count ($u)" 'grep -q "^| pairs sampled, repeats dropped | $u |$" README.md'
+
 # ---- kill -9, resume byte-identical; a changed floor refuses to resume ----
 awk 'BEGIN { srand(3); split("money mind grind bottom here yeah never stop flow rhyme street dream gold chain night", w, " ")
     for (i = 0; i < 600; i++) { s = ""; n = 2 + int(rand() * 10); for (k = 0; k < n; k++) s = s (k ? " " : "") w[int(rand() * 15) + 1]; print s } }' > "$T/k.txt"
