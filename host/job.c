@@ -621,6 +621,7 @@ int lm_job_run(lm_translator *t, const lm_job_opts *o, lm_err *err) {
     queue_init(&j->to_writer);
     lm_progress_init(&j->progress, o->progress, o->summary, -1, 0);
     j->progress.cancel = &stop_requested;
+    if (o->score) j->progress.model_verb = "scored";
     int rc = -1;
     pthread_t reader, writer;
 
