@@ -87,21 +87,33 @@ awk 'BEGIN { srand(3); split("money mind grind bottom here yeah never stop flow 
 A="--config configs/augment.yaml --min-score -3.4 --set batch.window_lines=20"
 run $A -i "$T/k.txt" -o "$T/k.ref" 2>/dev/null
 check "600 lines augmented" '[ "$(wc -l < "$T/k.ref")" -gt 600 ]'
-mid=0
+# Waits (up to 5 s) while job $1 runs until journal $2 records more than $3 lines.
+wait_journal() {
+    waited=0
+    while [ $waited -lt 1000 ] && kill -0 $1 2>/dev/null; do
+        seen=$(awk -F '\t' '/^progress/ { print $2 }' "$2" 2>/dev/null)
+        [ -n "$seen" ] && [ "$seen" -gt "$3" ] && return 0
+        sleep 0.005; waited=$((waited + 1))
+    done
+}
+mid=0; last=0
 for round in 1 2 3 4 5 6 7 8; do
     "$BIN" translate --model $M --progress none $A -i "$T/k.txt" -o "$T/k.out" 2>/dev/null &
     pid=$!
-    sleep "$(awk -v s=$round 'BEGIN { srand(s + 40); printf "%.3f", 0.05 + rand() * 0.4 }')"
+    [ $((round % 3)) -ne 0 ] && wait_journal $pid "$T/k.out.journal" $last
+    sleep "$(awk -v s=$round 'BEGIN { srand(s + 40); printf "%.3f", rand() * 0.05 }')"
     kill -9 $pid 2>/dev/null
     { wait $pid; } 2>/dev/null
-    [ -e "$T/k.out.journal" ] && mid=$((mid + 1))
+    now=$(awk -F '\t' '/^progress/ { print $2 }' "$T/k.out.journal" 2>/dev/null)
+    [ -n "$now" ] && [ "$now" -gt "$last" ] && [ "$now" -lt 600 ] && { mid=$((mid + 1)); last=$now; }
 done
+echo "test_augment: 8 kills, $mid of them mid-job after new progress"
 run $A -i "$T/k.txt" -o "$T/k.out" 2>/dev/null; rc=$?
-check "killed 8 times ($mid left a journal), then finished" '[ $rc -eq 0 ] && [ $mid -ge 2 ]'
+check "killed 8 times ($mid mid-job after new progress), then finished" '[ $rc -eq 0 ] && [ $mid -ge 3 ]'
 check "resumed corpus byte-identical" 'cmp -s "$T/k.ref" "$T/k.out"'
 "$BIN" translate --model $M --progress none $A -i "$T/k.txt" -o "$T/c.out" 2>/dev/null &
 pid=$!
-while ! [ "$(awk -F '\t' '/^progress/ { print $2 }' "$T/c.out.journal" 2>/dev/null)" -gt 0 ] 2>/dev/null && kill -0 $pid 2>/dev/null; do sleep 0.005; done
+wait_journal $pid "$T/c.out.journal" 0
 kill -9 $pid 2>/dev/null; { wait $pid; } 2>/dev/null
 run $A --min-score -3.0 -i "$T/k.txt" -o "$T/c.out" 2>"$T/e"; rc=$?
 check "a changed --min-score refuses to resume" '[ $rc -eq 1 ] && grep -q "setting .output. changed" "$T/e"'

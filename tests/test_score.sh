@@ -77,23 +77,36 @@ awk 'BEGIN { srand(5); split("money mind grind bottom here yeah never stop flow 
         if (rand() < 0.2) print "money\t돈 돈"; else print s "\t" t } }' > "$T/k.tsv"
 score --set batch.window_lines=50 -i "$T/k.tsv" -o "$T/k.ref" 2>/dev/null
 check "2000 pairs scored" '[ "$(wc -l < "$T/k.ref")" -eq 2000 ]'
-mid=0
+# Waits (up to 5 s) while job $1 runs until journal $2 records more than $3 lines.
+wait_journal() {
+    waited=0
+    while [ $waited -lt 1000 ] && kill -0 $1 2>/dev/null; do
+        seen=$(awk -F '\t' '/^progress/ { print $2 }' "$2" 2>/dev/null)
+        [ -n "$seen" ] && [ "$seen" -gt "$3" ] && return 0
+        sleep 0.005; waited=$((waited + 1))
+    done
+}
+mid=0; last=0
 for round in 1 2 3 4 5 6 7 8 9 10; do
     "$BIN" score --model $M --progress none --set batch.window_lines=50 -i "$T/k.tsv" -o "$T/k.out" 2>/dev/null &
     pid=$!
-    sleep "$(awk -v s=$round 'BEGIN { srand(s); printf "%.3f", 0.02 + rand() * 0.15 }')"
+    # most kills wait for new journaled lines, so they land mid-job however busy the machine is
+    [ $((round % 3)) -ne 0 ] && wait_journal $pid "$T/k.out.journal" $last
+    sleep "$(awk -v s=$round 'BEGIN { srand(s); printf "%.3f", rand() * 0.05 }')"
     kill -9 $pid 2>/dev/null
     { wait $pid; } 2>/dev/null
-    [ -e "$T/k.out.journal" ] && mid=$((mid + 1))
+    now=$(awk -F '\t' '/^progress/ { print $2 }' "$T/k.out.journal" 2>/dev/null)
+    [ -n "$now" ] && [ "$now" -gt "$last" ] && [ "$now" -lt 2000 ] && { mid=$((mid + 1)); last=$now; }
 done
+echo "test_score: 10 kills, $mid of them mid-job after new progress"
 score --set batch.window_lines=50 -i "$T/k.tsv" -o "$T/k.out" 2>/dev/null; rc=$?
-check "killed 10 times ($mid left a journal), then finished" '[ $rc -eq 0 ] && [ $mid -ge 2 ]'
+check "killed 10 times ($mid mid-job after new progress), then finished" '[ $rc -eq 0 ] && [ $mid -ge 3 ]'
 check "resumed scores byte-identical" 'cmp -s "$T/k.ref" "$T/k.out"'
 check "journal and partial removed" '[ ! -e "$T/k.out.journal" ] && [ ! -e "$T/k.out.partial" ]'
 # a translation's journal never resumes a scoring job
 "$BIN" score --model $M --progress none --set batch.window_lines=50 -i "$T/k.tsv" -o "$T/x.out" 2>/dev/null &
 pid=$!
-while [ "$(awk -F '\t' '/^progress/ { print $2 }' "$T/x.out.journal" 2>/dev/null)" -gt 0 ] 2>/dev/null; [ $? -ne 0 ] && kill -0 $pid 2>/dev/null; do sleep 0.005; done
+wait_journal $pid "$T/x.out.journal" 0
 kill -9 $pid 2>/dev/null; { wait $pid; } 2>/dev/null
 "$BIN" translate --model $M --progress none --format tsv --set batch.window_lines=50 -i "$T/k.tsv" -o "$T/x.out" 2>"$T/e"; rc=$?
 check "translate refuses a scoring job's journal" '[ $rc -eq 1 ] && grep -q "cannot resume .*x.out.journal.*score" "$T/e"'
