@@ -3,6 +3,7 @@
 
 #include "score.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,7 +61,10 @@ int lm_augment_batch(lm_translator *t, const int32_t *src, const int32_t *src_le
             lm_translation *tr = &out[which[i]];
             for (int h = 0; h < tr->n_hyps; h++, p++) {
                 tr->scores[h] = (float)(sums[p] / n_labels[p]);
-                keep[h] = !e->has_min_score || tr->scores[h] >= e->min_score;
+                /* compared as written (6 decimals), so that a pair shown at the floor is kept */
+                char shown[64];
+                snprintf(shown, sizeof shown, "%.6f", tr->scores[h]);
+                keep[h] = !e->has_min_score || strtod(shown, NULL) >= e->min_score;
             }
             compact(tr, keep);
         }
