@@ -401,12 +401,20 @@ static int parse_jsonl(lm_corpus *c, lm_record *r, bool over) {
         r->id = strdup("");
         return r->id ? set_text(r, "", 0) : -1;
     }
-    lm_json_value id, text;
+    lm_json_value id, text, src, unused;
     if ((r->malformed = lm_json_line_fields(r->text, r->len, c->id_field, &id, c->text_field, &text)))
         return (r->id = strdup("")) && set_text(r, "", 0) == 0 ? 0 : -1;
-    if (text.kind != LM_JSON_STRING) r->malformed = "no string text field";
+    if (text.kind != LM_JSON_STRING) r->malformed = c->pairs ? "no string target field" : "no string text field";
+    if (c->pairs) {
+        lm_json_line_fields(r->text, r->len, c->source_field, &src, c->source_field, &unused); /* the syntax passed above */
+        if (src.kind != LM_JSON_STRING && !r->malformed) r->malformed = "no string source field";
+    }
     size_t n;
-    if (id.kind == LM_JSON_STRING) {
+    if (c->pairs && !id.kind) { /* ids are optional for pairs: the line number, as for text */
+        char num[32];
+        snprintf(num, sizeof num, "%ld", r->line);
+        if (!(r->id = strdup(num)) || !(r->id_json = strdup(num))) return -1;
+    } else if (id.kind == LM_JSON_STRING) {
         if (!(r->id = lm_json_string_decode(id.raw, id.raw_len, &n)) || lm_utf8_repair(&r->id, &n) < 0) return -1;
     } else if (!(r->id = strndup(id.raw ? id.raw : "", id.raw_len))) {
         return -1;
@@ -414,6 +422,17 @@ static int parse_jsonl(lm_corpus *c, lm_record *r, bool over) {
     /* written back exactly as the input spelled it */
     if (id.kind && !(r->id_json = strndup(id.raw, id.raw_len))) return -1;
     if (r->malformed) return set_text(r, "", 0);
+    if (c->pairs) {
+        if (!(r->src = lm_json_string_decode(src.raw, src.raw_len, &r->src_len))) return -1;
+        int bad = lm_utf8_repair(&r->src, &r->src_len);
+        if (bad < 0) return -1;
+        r->bad_bytes += bad;
+        if (r->src_len > c->line_cap) {
+            r->src_len = cut_point(r->src, c->line_cap);
+            r->src[r->src_len] = '\0';
+            r->overlong = true;
+        }
+    }
     char *decoded = lm_json_string_decode(text.raw, text.raw_len, &n);
     if (!decoded) return -1;
     free(r->text);
@@ -433,13 +452,21 @@ static int parse_line(lm_corpus *c, lm_record *r, bool over) {
         r->overlong = true;
     }
     if (check_utf8(r) != 0) return -1;
-    if (c->format == LM_FORMAT_TEXT) {
+    if (c->format == LM_FORMAT_TEXT || c->pairs) { /* pairs are numbered as text lines are */
         char id[4200];
         if (c->n_files > 1) snprintf(id, sizeof id, "%s:%ld", c->files[c->cur].name, r->line);
         else snprintf(id, sizeof id, "%ld", r->line);
         if (!(r->id = strdup(id))) return -1;
         if (c->n_files == 1 && !(r->id_json = strdup(id))) return -1;
-        return 0;
+        if (!c->pairs || lm_is_blank(r->text, r->len)) return 0;
+        char *tab = memchr(r->text, '\t', r->len);
+        if (!tab) {
+            r->malformed = "no tab between source and target";
+            return set_text(r, "", 0);
+        }
+        r->src_len = (size_t)(tab - r->text);
+        if (!(r->src = strndup(r->text, r->src_len))) return -1;
+        return set_text(r, tab + 1, r->len - r->src_len - 1);
     }
     if (lm_is_blank(r->text, r->len)) {
         r->id = strdup("");
@@ -496,6 +523,7 @@ int lm_corpus_check(const lm_corpus *c, lm_err *err) {
 }
 
 void lm_record_free(lm_record *r) {
+    free(r->src);
     free(r->id);
     free(r->id_json);
     free(r->text);

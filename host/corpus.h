@@ -46,6 +46,9 @@ typedef struct {
     bool streamed;     /* some input is a stream: no total, no resume */
     lm_format format;
     char id_field[64], text_field[64];
+    bool pairs;        /* records are (source, target) pairs: TSV source<TAB>target, or JSONL
+                        * source_field and text_field (the target); set after open */
+    char source_field[64];
     size_t line_cap;   /* bytes of a line kept (LM_CORPUS_LINE_CAP unless set after open) */
     const volatile int *cancel; /* polled while waiting on a stream; may be NULL */
     struct lm_corpus_skip { char *path; const char *why; } *skipped; /* entries a directory walk passed over */
@@ -73,6 +76,9 @@ typedef struct {
     int bad_bytes;      /* invalid UTF-8 sequences or NULs replaced by U+FFFD */
     bool overlong;      /* longer than line_cap: only its start was kept */
     const char *malformed; /* non-NULL: why a TSV/JSONL line has no usable text */
+    char *src;          /* pairs: the source (UTF-8, repaired, NUL-terminated; text is the
+                         * target); NULL for a blank line or a malformed record */
+    size_t src_len;
 } lm_record;
 
 /* skip: files and directories (by identity) a directory walk must pass

@@ -44,9 +44,11 @@ void lm_engine_config_defaults(lm_engine_config *c) {
     c->sort_by_length = true;
     strcpy(c->id_field, "id");
     strcpy(c->text_field, "text");
+    strcpy(c->source_field, "source");
+    strcpy(c->target_field, "target");
 }
 
-static const char *const format_names[] = {"text", "tsv", "jsonl"};
+static const char *const format_names[] = {"text", "tsv", "jsonl", "pairs"};
 static const char *const utf8_policy_names[] = {"replace", "skip", "fail"};
 static const char *const length_policy_names[] = {"truncate", "skip", "fail"};
 
@@ -135,15 +137,23 @@ int lm_engine_config_set(lm_engine_config *c, const char *key, const char *value
         c->sort_by_length = v != 0;
     } else if (!strcmp(key, "input.format") || !strcmp(key, "output.format")) {
         int choice;
-        if (parse_choice(value, format_names, 3, &choice, key, where, err)) return -1;
+        if (parse_choice(value, format_names, key[0] == 'i' ? 3 : 4, &choice, key, where, err)) return -1;
         *(key[0] == 'i' ? &c->input_format : &c->output_format) = (lm_format)choice;
+    } else if (!strcmp(key, "output.dedup_hypotheses")) {
+        if (parse_number(value, K_BOOL, 0, 1, &v, key, where, err)) return -1;
+        c->dedup_hypotheses = v != 0;
+    } else if (!strcmp(key, "output.min_score")) {
+        if (parse_number(value, K_FLOAT, -1e9, 0, &v, key, where, err)) return -1;
+        c->has_min_score = true;
+        c->min_score = v;
     } else if (!strcmp(key, "input.bad_utf8") || !strcmp(key, "input.too_long")) {
         bool length = key[6] == 't';
         int choice;
         if (parse_choice(value, length ? length_policy_names : utf8_policy_names, 3, &choice, key, where, err)) return -1;
         *(length ? &c->too_long : &c->bad_utf8) = (lm_policy)choice;
-    } else if (!strcmp(key, "input.id_field") || !strcmp(key, "input.text_field")) {
-        char *dst = key[6] == 'i' ? c->id_field : c->text_field;
+    } else if (!strcmp(key, "input.id_field") || !strcmp(key, "input.text_field") || !strcmp(key, "input.source_field") ||
+               !strcmp(key, "input.target_field")) {
+        char *dst = key[6] == 'i' ? c->id_field : key[6] == 's' ? c->source_field : key[7] == 'a' ? c->target_field : c->text_field;
         if (strlen(value) >= sizeof c->id_field || !value[0]) return lm_fail(err, "%s: '%s' must be a field name of 1 to 63 bytes", where, key);
         strcpy(dst, value);
     } else if (!strcmp(key, "tokenizer.convention")) {

@@ -21,7 +21,9 @@
 
 #define LM_MAX_OVERRIDES 32
 
-typedef enum { LM_FORMAT_TEXT, LM_FORMAT_TSV, LM_FORMAT_JSONL } lm_format;
+/* PAIRS is an output format only: one JSONL line per kept hypothesis, a
+ * ready parallel corpus (augment.h). */
+typedef enum { LM_FORMAT_TEXT, LM_FORMAT_TSV, LM_FORMAT_JSONL, LM_FORMAT_PAIRS } lm_format;
 
 /* What to do with a line that has a problem: bad_utf8 uses FIX (replace with
  * U+FFFD), too_long uses FIX (truncate); SKIP gives an empty output line. */
@@ -46,7 +48,13 @@ typedef struct {
     bool sort_by_length;       /* batch lines of similar length (off: input order, for comparison) */
     lm_format input_format, output_format;
     char id_field[64], text_field[64]; /* JSONL input field names */
+    char source_field[64], target_field[64]; /* JSONL pair fields (lyricmt score) */
     lm_policy bad_utf8, too_long;
+    /* augmentation (augment.h): drop a line's repeated hypotheses; drop those
+     * whose model score (score.h, length-normalised) is below min_score */
+    bool dedup_hypotheses;
+    bool has_min_score;
+    double min_score;
     /* decoding settings given explicitly; applied over the model's defaults */
     struct {
         int key;

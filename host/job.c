@@ -5,6 +5,7 @@
 #include "journal.h"
 #include "line_cache.h"
 #include "output.h"
+#include "score.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -160,9 +161,10 @@ static int prepare(job *j, item *it, lm_err *err) {
         it->warning = lm_event_name(LM_EVENT_BAD_UTF8);
         if (p == LM_POLICY_SKIP) { it->no_model = true; return 0; }
     }
-    if (lm_is_blank(r->text, r->len)) { it->no_model = true; return 0; }
+    if (j->o->score ? !r->src : lm_is_blank(r->text, r->len)) { it->no_model = true; return 0; }
     bool cut;
-    if (lm_translator_source_ids(j->t, r->text, r->len, &it->ids, &it->n_ids, &cut, err) != 0)
+    if ((j->o->score ? lm_score_pair_ids(j->t, r->src, r->src_len, r->text, r->len, &it->ids, &it->n_ids, &cut, err)
+                     : lm_translator_source_ids(j->t, r->text, r->len, &it->ids, &it->n_ids, &cut, err)) != 0)
         return lm_fail_prefix(err, "%s:%ld", file, r->line);
     if (cut || r->overlong) {
         lm_policy p = j->cfg->too_long;
@@ -339,7 +341,7 @@ static int write_window(job *j, const window *w, lm_strbuf *b, lm_err *err) {
         int out = j->sink.n_outputs > 1 ? it->rec.file : 0;
         if (out != j->sink.cur && advance_output(j, out, err) != 0) return -1;
         b->len = 0;
-        if (lm_output_format(j->cfg->output_format, &it->rec, it->tr.texts ? &it->tr : NULL, it->warning, b) != 0)
+        if ((j->o->score ? lm_score_format : lm_output_format)(j->cfg->output_format, &it->rec, it->tr.texts ? &it->tr : NULL, it->warning, b) != 0)
             return lm_fail(err, "out of memory");
         if (lm_sink_write(&j->sink, b->data, b->len, err) != 0) return -1;
         j->journal.records++;
@@ -411,7 +413,11 @@ static int build_identity(job *j, lm_journal *id) {
                          g->top_k, g->top_p, (unsigned long long)t->search.seed);
     rc |= lm_journal_add(id, "setting", "input", "%s, id field %s, text field %s, bad_utf8 %s, too_long %s", lm_format_name(e->input_format),
                          e->id_field, e->text_field, lm_policy_name(e->bad_utf8, false), lm_policy_name(e->too_long, true));
-    rc |= lm_journal_add(id, "setting", "output", "%s, %s", lm_format_name(e->output_format), j->o->per_file ? "one file per input" : "one file");
+    if (j->o->score) /* a translation's journal never resumes a scoring job, nor the other way round */
+        rc |= lm_journal_add(id, "setting", "score", "pairs: source field %s, target field %s", e->source_field, e->target_field);
+    rc |= lm_journal_add(id, "setting", "output", "%s, %s, dedup_hypotheses %d, min_score %s%.9g", lm_format_name(e->output_format),
+                         j->o->per_file ? "one file per input" : "one file", e->dedup_hypotheses, e->has_min_score ? "" : "none ",
+                         e->has_min_score ? e->min_score : 0.0);
     return rc ? -1 : 0;
 }
 
@@ -558,6 +564,11 @@ static int open_job(job *j, lm_err *err) {
                                o->output, o->inputs[i]);
         }
     if (lm_corpus_open(&j->corpus, o->inputs, o->n_inputs, j->cfg, own, n_own, err) != 0) return -1;
+    if (o->score) {
+        j->corpus.pairs = true;
+        snprintf(j->corpus.source_field, sizeof j->corpus.source_field, "%s", j->cfg->source_field);
+        snprintf(j->corpus.text_field, sizeof j->corpus.text_field, "%s", j->cfg->target_field);
+    }
     j->corpus.cancel = &stop_requested;
     /* enough text for the model's positions (about 64 bytes each): a longer line is cut
      * while it is read, so memory does not grow with it */
@@ -610,6 +621,7 @@ int lm_job_run(lm_translator *t, const lm_job_opts *o, lm_err *err) {
     queue_init(&j->to_writer);
     lm_progress_init(&j->progress, o->progress, o->summary, -1, 0);
     j->progress.cancel = &stop_requested;
+    if (o->score) j->progress.model_verb = "scored";
     int rc = -1;
     pthread_t reader, writer;
 

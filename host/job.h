@@ -30,6 +30,8 @@ typedef struct {
     lm_progress_mode progress;
     bool summary;
     bool restart;              /* discard an existing journal and start over */
+    bool score;                /* lyricmt score: records are (source, target) pairs, force-decoded
+                                * by the translator in scoring mode (score.h) */
 } lm_job_opts;
 
 /* 0: done. A signal number (SIGINT, SIGTERM): stopped on request after

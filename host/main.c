@@ -2,12 +2,15 @@
  * lyricmt: command-line entry point.
  *
  *   lyricmt translate --model DIR [options]   translate lines (stdin -> stdout)
+ *   lyricmt score --model DIR [options]       log-probabilities of (source, target) pairs
+ *   lyricmt split-pairs -i PAIRS -o PREFIX    a pairs corpus as PREFIX.en + PREFIX.ko
  *   lyricmt info --model DIR                  describe a model directory
  *
  * Exit codes: 0 success; 1 a runtime failure (bad model, bad input file, I/O);
  * 2 a usage error (unknown flag, bad value, bad config file).
  */
 #include "job.h"
+#include "split_pairs.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -38,6 +41,12 @@ static const char *translate_help =
     "  --id-field NAME      JSONL id field (default id)                (input.id_field)\n"
     "  --text-field NAME    JSONL text field (default text)            (input.text_field)\n"
     "  --output-format F    text | tsv (id, translation, score) | jsonl (output.format)\n"
+    "                       | pairs: a parallel corpus, one JSONL line per hypothesis:\n"
+    "                       id, sample, source, target, score (as lyricmt score's normalized)\n"
+    "  --dedup-hypotheses   drop a line's hypotheses that repeat an earlier one's text\n"
+    "                                                     (output.dedup_hypotheses)\n"
+    "  --min-score X        drop hypotheses whose model score (lyricmt score's normalized,\n"
+    "                       a log-prob per label) is below X   (output.min_score)\n"
     "  --bad-utf8 P         replace (U+FFFD, default) | skip | fail    (input.bad_utf8)\n"
     "  --too-long P         truncate (default) | skip | fail           (input.too_long)\n"
     "  --report FILE        write every bad-input event (file, line, kind) as TSV\n"
@@ -59,6 +68,41 @@ static const char *translate_help =
     "Exit codes: 0 ok, 1 runtime error (model, input, I/O), 2 usage error,\n"
     "130/143 stopped by SIGINT/SIGTERM (a journaled job keeps what was done for a resume).\n";
 
+static const char *score_help =
+    "usage: lyricmt score --model DIR [options]\n"
+    "\n"
+    "Force-decodes (source, target) pairs and writes, per pair and in input order,\n"
+    "how likely the model finds the target: the summed log-probability of its\n"
+    "labels, that sum divided by the number of labels, and the number of labels.\n"
+    "Labels are the target as the model was trained on it: [__tgt__] pieces </s>\n"
+    "(m2m100 convention) or pieces </s> (small100), so the sum is the negative of\n"
+    "transformers' loss times the labels. Blank lines give empty records.\n"
+    "\n"
+    "  --model DIR          Hugging Face model directory\n"
+    "  -i PATH, -o PATH     inputs and output, as for translate (journaled, resumable)\n"
+    "  --format F           tsv (source<TAB>target, the default) | jsonl  (input.format)\n"
+    "  --src-field NAME     JSONL source field (default source)        (input.source_field)\n"
+    "  --tgt-field NAME     JSONL target field (default target)        (input.target_field)\n"
+    "  --id-field NAME      JSONL id field (default id; absent: the line number)\n"
+    "  --output-format F    tsv (id, score, normalized, tokens; the default) | jsonl\n"
+    "  --bad-utf8, --too-long, --report, --progress, --quiet, --restart, --src, --tgt,\n"
+    "  --convention, --config, --set, --threads, --device, --precision: as for translate\n"
+    "\n"
+    "Exit codes: as for translate.\n";
+
+static const char *split_help =
+    "usage: lyricmt split-pairs -i PAIRS.jsonl -o PREFIX [--src en] [--tgt ko]\n"
+    "\n"
+    "Writes a pairs corpus (translate --output-format pairs) as two line-aligned\n"
+    "files, PREFIX.SRC and PREFIX.TGT (default PREFIX.en and PREFIX.ko): line k of\n"
+    "one translates line k of the other. Both are written as .partial files and\n"
+    "renamed once both are complete. A line that is not a pair stops it, named\n"
+    "by file and line.\n"
+    "\n"
+    "  --src-field NAME, --tgt-field NAME   JSONL fields (default source, target)\n"
+    "\n"
+    "Exit codes: 0 ok, 1 runtime error (input, I/O, a line that is not a pair), 2 usage error.\n";
+
 static const char *info_help =
     "usage: lyricmt info --model DIR\n"
     "\n"
@@ -72,6 +116,8 @@ static const char *main_help =
     "\n"
     "commands:\n"
     "  translate   translate text lines with an M2M100 / SMaLL-100 model\n"
+    "  score       log-probabilities of given (source, target) pairs under the model\n"
+    "  split-pairs a pairs corpus (translate --output-format pairs) as FILE.en + FILE.ko\n"
     "  info        describe and validate a model directory\n"
     "\n"
     "Run 'lyricmt <command> --help' for a command's options.\n";
@@ -93,12 +139,14 @@ static bool is_directory(const char *path) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static int cmd_translate(int argc, char **argv) {
+/* translate, and score (the same bulk job over pairs, force-decoded). */
+static int cmd_translate(int argc, char **argv, bool score) {
     const char *model_dir = NULL, *progress = "auto";
     const char **inputs = calloc((size_t)argc, sizeof *inputs);
     lm_job_opts job = {.summary = true};
     lm_engine_config engine;
     lm_engine_config_defaults(&engine);
+    if (score) engine.input_format = engine.output_format = LM_FORMAT_TSV;
     lm_err err = {{0}};
     int rc = EXIT_USAGE;
     if (!inputs) return EXIT_RUNTIME;
@@ -114,13 +162,15 @@ static int cmd_translate(int argc, char **argv) {
         {"--max-length", "max_length"}, {"--convention", "tokenizer.convention"}, {"--threads", "threads"},
         {"--format", "input.format"}, {"--output-format", "output.format"}, {"--id-field", "input.id_field"},
         {"--text-field", "input.text_field"}, {"--bad-utf8", "input.bad_utf8"}, {"--too-long", "input.too_long"},
-        {"--device", "device"}, {"--precision", "precision"},
+        {"--device", "device"}, {"--precision", "precision"}, {"--src-field", "input.source_field"},
+        {"--tgt-field", "input.target_field"}, {"--min-score", "output.min_score"},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(translate_help, stdout); rc = 0; goto out; }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(score ? score_help : translate_help, stdout); rc = 0; goto out; }
         if (!strcmp(a, "--quiet")) { progress = "none"; job.summary = false; continue; }
         if (!strcmp(a, "--restart")) { job.restart = true; continue; }
+        if (!strcmp(a, "--dedup-hypotheses") && !score) { engine.dedup_hypotheses = true; continue; }
         if (i + 1 >= argc) { rc = usage_error("option '%s' needs a value or is unknown", a); goto out; }
         const char *v = argv[++i];
         /* an empty path would put .partial, journal and lock files in the working directory */
@@ -152,7 +202,23 @@ static int cmd_translate(int argc, char **argv) {
             goto out;
         }
     }
-    if (!model_dir) { rc = usage_error("%s", "translate needs --model DIR"); goto out; }
+    if (!model_dir) { rc = usage_error("%s", score ? "score needs --model DIR" : "translate needs --model DIR"); goto out; }
+    if (score && (engine.input_format == LM_FORMAT_TEXT || engine.output_format == LM_FORMAT_TEXT)) {
+        rc = usage_error("%s", "score reads and writes tsv or jsonl (--format, --output-format), not text");
+        goto out;
+    }
+    /* a repeat's score is taken from its twin in the same window only: the
+     * earlier windows' batches could round its last bit differently, and a
+     * resumed job must write the bytes an uninterrupted one would */
+    if (score) engine.cache_lines = 0;
+    job.score = score;
+    /* the same for translations rescored by augmentation (augment.h) */
+    if (engine.has_min_score || engine.output_format == LM_FORMAT_PAIRS) engine.cache_lines = 0;
+    if (score && (engine.has_min_score || engine.dedup_hypotheses)) {
+        rc = usage_error("%s", "--min-score and --dedup-hypotheses are for translate (score writes every pair's score)");
+        goto out;
+    }
+    if (score && engine.output_format == LM_FORMAT_PAIRS) { rc = usage_error("%s", "score writes tsv or jsonl, not pairs"); goto out; }
     if (!strcmp(progress, "auto")) job.progress = isatty(STDERR_FILENO) ? LM_PROGRESS_BAR : LM_PROGRESS_PLAIN;
     else if (!strcmp(progress, "bar")) job.progress = LM_PROGRESS_BAR;
     else if (!strcmp(progress, "plain")) job.progress = LM_PROGRESS_PLAIN;
@@ -172,6 +238,7 @@ static int cmd_translate(int argc, char **argv) {
         rc = opened == -2 ? EXIT_USAGE : EXIT_RUNTIME;
         goto out;
     }
+    t.scoring = score;
     int ran = lm_job_run(&t, &job, &err);
     if (ran < 0) fprintf(stderr, "lyricmt: %s\n", err.msg);
     rc = ran == 0 ? 0 : ran > 0 ? 128 + ran : EXIT_RUNTIME;
@@ -179,6 +246,37 @@ static int cmd_translate(int argc, char **argv) {
 out:
     free(inputs);
     return rc;
+}
+
+static int cmd_split_pairs(int argc, char **argv) {
+    const char *input = NULL, *prefix = NULL, *src = "en", *tgt = "ko";
+    lm_engine_config engine;
+    lm_engine_config_defaults(&engine);
+    lm_err err = {{0}};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(split_help, stdout); return 0; }
+        if (i + 1 >= argc || !argv[i + 1][0]) return usage_error("option '%s' needs a value or is unknown", a);
+        const char *v = argv[++i];
+        if (!strcmp(a, "-i")) input = v;
+        else if (!strcmp(a, "-o")) prefix = v;
+        else if (!strcmp(a, "--src")) src = v;
+        else if (!strcmp(a, "--tgt")) tgt = v;
+        else if (!strcmp(a, "--src-field") || !strcmp(a, "--tgt-field")) {
+            if (lm_engine_config_set(&engine, a[2] == 's' ? "input.source_field" : "input.target_field", v, a, &err) != 0) return config_error(&err);
+        } else {
+            return usage_error("unknown option '%s'", a);
+        }
+    }
+    if (!input || !prefix) return usage_error("%s", "split-pairs needs -i PAIRS.jsonl and -o PREFIX");
+    if (strchr(src, '/') || strchr(tgt, '/')) return usage_error("%s", "--src and --tgt are file name endings, not paths");
+    long pairs;
+    if (lm_split_pairs(input, prefix, src, tgt, &engine, &pairs, &err) != 0) {
+        fprintf(stderr, "lyricmt: %s\n", err.msg);
+        return EXIT_RUNTIME;
+    }
+    fprintf(stderr, "lyricmt: %ld pairs written to %s.%s and %s.%s\n", pairs, prefix, src, prefix, tgt);
+    return 0;
 }
 
 static int cmd_info(int argc, char **argv) {
@@ -235,8 +333,10 @@ static int dispatch(int argc, char **argv) {
         );
         return 0;
     }
-    if (!strcmp(argv[1], "translate")) return cmd_translate(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "translate")) return cmd_translate(argc - 1, argv + 1, false);
+    if (!strcmp(argv[1], "score")) return cmd_translate(argc - 1, argv + 1, true);
     if (!strcmp(argv[1], "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "split-pairs")) return cmd_split_pairs(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", argv[1]);
 }
 

@@ -51,8 +51,35 @@ static int format_jsonl(const lm_record *r, const lm_translation *tr, const char
     return rc;
 }
 
+/* A ready parallel corpus: one line per hypothesis, none for a line without
+ * any (blank, skipped, or every hypothesis filtered out) nor for an empty
+ * hypothesis, which is no translation of anything. */
+static int format_pairs(const lm_record *r, const lm_translation *tr, lm_strbuf *b) {
+    for (int h = 0; tr && h < tr->n_hyps; h++) {
+        if (!tr->texts[h][0]) continue;
+        cJSON *o = cJSON_CreateObject();
+        if (!o) return -1;
+        if (r->id_json) cJSON_AddItemToObject(o, "id", cJSON_CreateRaw(r->id_json));
+        else cJSON_AddStringToObject(o, "id", r->id);
+        cJSON_AddNumberToObject(o, "sample", tr->sample ? tr->sample[h] : h);
+        cJSON_AddStringToObject(o, "source", r->text);
+        cJSON_AddStringToObject(o, "target", tr->texts[h]);
+        char num[32];
+        snprintf(num, sizeof num, "%.6f", tr->scores[h]); /* as lyricmt score writes it */
+        cJSON_AddItemToObject(o, "score", cJSON_CreateRaw(num));
+        char *s = cJSON_PrintUnformatted(o);
+        int rc = s && lm_strbuf_add(b, s, strlen(s)) == 0 && lm_strbuf_add(b, "\n", 1) == 0 ? 0 : -1;
+        free(s);
+        cJSON_Delete(o);
+        if (rc != 0) return -1;
+    }
+    return 0;
+}
+
 int lm_output_format(lm_format fmt, const lm_record *r, const lm_translation *tr, const char *warning, lm_strbuf *b) {
     char num[32];
+    if (fmt == LM_FORMAT_PAIRS) return format_pairs(r, tr, b);
+    if (tr && tr->n_hyps == 0) tr = NULL; /* every hypothesis filtered out: an empty record */
     if (fmt == LM_FORMAT_JSONL) return format_jsonl(r, tr, warning, b);
     if (fmt == LM_FORMAT_TSV) {
         if (add_field(b, r->id, true) != 0) return -1;

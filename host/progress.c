@@ -122,8 +122,8 @@ void lm_progress_finish(lm_progress *p, const char *how) {
         fprintf(stderr, "lyricmt: %s: %ld lines in %.1f s (%.1f lines/s, %.0f target tokens/s)", how, p->done, elapsed, p->done / secs,
                 p->tokens / secs);
         if (p->resumed) fprintf(stderr, ", after %ld lines written by an earlier run", p->resumed);
-        fprintf(stderr, "\nlyricmt: %ld translated by the model, %ld repeats reused (%.1f%% of non-empty lines saved), %ld empty; %ld target tokens\n",
-                p->translated, p->reused, model_lines ? 100.0 * p->reused / model_lines : 0.0, p->empty, p->tokens);
+        fprintf(stderr, "\nlyricmt: %ld %s by the model, %ld repeats reused (%.1f%% of non-empty lines saved), %ld empty; %ld target tokens\n",
+                p->translated, p->model_verb ? p->model_verb : "translated", p->reused, model_lines ? 100.0 * p->reused / model_lines : 0.0, p->empty, p->tokens);
         struct rusage ru;
         if (getrusage(RUSAGE_SELF, &ru) == 0) fprintf(stderr, "lyricmt: peak memory %.1f MB\n", ru.ru_maxrss / 1024.0);
         fprintf(stderr, "lyricmt: warnings:");

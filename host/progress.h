@@ -31,7 +31,8 @@ typedef struct {
     long translated;         /* lines the model translated */
     long reused;             /* repeated lines answered from earlier translations */
     long empty;              /* blank or skipped lines: empty output, model not called */
-    long tokens;             /* target tokens generated */
+    long tokens;             /* target tokens generated (scored, for lyricmt score) */
+    const char *model_verb;  /* what the model did to a line, for the summary: "translated" (or "scored") */
     long events[LM_EVENT_KINDS];
     FILE *report;
     const char *report_path;

@@ -1,6 +1,9 @@
 /* translator: see translator.h. */
 #include "translator.h"
 
+#include "augment.h"
+#include "score.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +85,7 @@ void lm_translation_free(lm_translation *tr) {
     for (int i = 0; i < tr->n_hyps; i++) free(tr->texts[i]);
     free(tr->texts);
     free(tr->scores);
+    free(tr->sample);
     memset(tr, 0, sizeof *tr);
 }
 
@@ -90,6 +94,10 @@ int lm_translation_copy(lm_translation *dst, const lm_translation *src) {
     dst->texts = calloc((size_t)src->n_hyps + 1, sizeof *dst->texts);
     dst->scores = calloc((size_t)src->n_hyps + 1, sizeof *dst->scores);
     if (!dst->texts || !dst->scores) { lm_translation_free(dst); return -1; }
+    if (src->sample) {
+        if (!(dst->sample = calloc((size_t)src->n_hyps + 1, sizeof *dst->sample))) { lm_translation_free(dst); return -1; }
+        memcpy(dst->sample, src->sample, (size_t)src->n_hyps * sizeof *dst->sample);
+    }
     dst->n_hyps = src->n_hyps;
     dst->n_tokens = src->n_tokens;
     for (int h = 0; h < src->n_hyps; h++) {
@@ -152,6 +160,14 @@ static int run_batch(lm_translator *t, int32_t *const *ids, const by_len_entry *
     lm_search_result *res = lm_calloc((size_t)n, sizeof *res, err);
     int rc = -1;
     if (!tokens || !lens || !res) goto done;
+    if (t->scoring) { /* packed pairs, force-decoded */
+        int *which = lm_malloc((size_t)n * sizeof *which, err);
+        if (!which) goto done;
+        for (int i = 0; i < n; i++) { which[i] = order[i].index; lens[i] = order[i].len; }
+        rc = lm_score_batch(t, ids, which, lens, n, out, tokens_out, err);
+        free(which);
+        goto done;
+    }
     for (int i = 0, at = 0; i < n; i++) {
         memcpy(tokens + at, ids[order[i].index], (size_t)order[i].len * sizeof *tokens);
         lens[i] = order[i].len;
@@ -163,6 +179,14 @@ static int run_batch(lm_translator *t, int32_t *const *ids, const by_len_entry *
         lm_translation *tr = &out[order[i].index];
         if (to_translation(t, &res[i], tr, err) != 0) { lm_translation_free(tr); goto done; }
         *tokens_out += tr->n_tokens;
+    }
+    if (lm_augment_wanted(&t->engine)) {
+        int *which = lm_malloc((size_t)n * sizeof *which, err);
+        if (!which) goto done;
+        for (int i = 0; i < n; i++) which[i] = order[i].index;
+        int bad = lm_augment_batch(t, tokens, lens, which, n, out, err);
+        free(which);
+        if (bad) goto done;
     }
     rc = 0;
 done:
@@ -180,7 +204,7 @@ int lm_translator_run(lm_translator *t, int32_t *const *ids, const int *lens, in
     for (int i = 0; i < n; i++) order[i] = (by_len_entry){i, lens[i]};
     /* length-sorted batches: less padding work, similar decode lengths */
     if (t->engine.sort_by_length) qsort(order, (size_t)n, sizeof *order, by_length);
-    long beams = t->search.gen.num_beams;
+    long beams = t->scoring ? 1 : t->search.gen.num_beams;
     int rc = 0;
     for (int start = 0; start < n && rc == 0;) {
         if (hooks && hooks->cancel && *hooks->cancel) { rc = 1; break; }

@@ -23,12 +23,14 @@ typedef struct {
     char src_lang[16], tgt_lang[16];
     int src_prefix_id;        /* first encoder token: __src__ (m2m100) or __tgt__ (small100) */
     lm_search_opts search;
+    bool scoring;             /* lm_translator_run force-decodes packed pairs (score.h) instead of searching */
 } lm_translator;
 
 /* One line's result: its hypotheses, detokenised, best first. */
 typedef struct {
     char **texts;
-    float *scores;  /* as lm_hypothesis.score */
+    float *scores;  /* as lm_hypothesis.score; after augmentation's rescoring, the length-normalised model score */
+    int *sample;    /* NULL, or each hypothesis's index among the search's (augmentation dropped some) */
     int n_hyps;
     int n_tokens;   /* target tokens generated over all hypotheses */
 } lm_translation;

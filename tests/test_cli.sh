@@ -65,8 +65,8 @@ printf 'decoding: [1, 2\n' > "$T/c3.yaml"
 "$BIN" translate --model $M --beam 5 -i "$T/in.txt" > "$T/b2.txt" 2>/dev/null
 check "flag overrides config file" 'cmp -s "$T/b.txt" "$T/b2.txt"'
 # sampling is reproducible with a seed
-"$BIN" translate --model $M --config configs/augment.yaml -i "$T/in.txt" > "$T/s1.txt" 2>/dev/null
-"$BIN" translate --model $M --config configs/augment.yaml -i "$T/in.txt" > "$T/s2.txt" 2>/dev/null
+"$BIN" translate --model $M --config configs/augment.yaml --output-format text -i "$T/in.txt" > "$T/s1.txt" 2>/dev/null
+"$BIN" translate --model $M --config configs/augment.yaml --output-format text -i "$T/in.txt" > "$T/s2.txt" 2>/dev/null
 check "sampling reproducible" 'cmp -s "$T/s1.txt" "$T/s2.txt" && [ "$(wc -l < "$T/s1.txt")" -eq 5 ]'
 # a failed run leaves no output file behind
 "$BIN" translate --model /nonexistent -i "$T/in.txt" -o "$T/none.txt" 2>/dev/null

@@ -1,0 +1,218 @@
+/*
+ * test_score: force-decoded pair scores against transformers' loss
+ * (tests/make_score_goldens.py, recorded on the committed tiny models):
+ *   - source ids and labels exact, in both conventions (language token, </s>,
+ *     empty target, literal special tokens, a target cut at the positions);
+ *   - every pair's summed log-probability within SCORE_RTOL of -loss x labels,
+ *     and every prefix sum within the same of the recorded per-token values
+ *     (so a wrong position, label shift or token is caught where it happens);
+ *   - batch invariance: a pair alone, in length-sorted batches of 5, and all
+ *     unsorted in one batch gives the same float, bit for bit;
+ *   - on the CPU through both decoder paths (packed AVX-512 and OpenBLAS).
+ */
+#include "score.h"
+#include "packed_gemm.h"
+#include "testing.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Relative error bound: the logits are fp32 in both (products summed in
+ * different orders); the measured worst, 7e-6 (1.3e-5 when the prefixes had
+ * their own encoder rows: a one-label prefix of -0.51 off by 6.5e-6), is
+ * printed each run. */
+#define SCORE_RTOL 3e-5
+/* Alone and in batches: the encoder's OpenBLAS products may round the last
+ * bit differently for a different number of rows (the packed decoder
+ * products do not): measured 2e-7 relative, one float ulp of the sum. */
+#define BATCH_RTOL 1e-6
+
+static double worst, worst_batch;
+
+static const cJSON *item(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
+
+static bool same_ids(const cJSON *arr, const int32_t *ids, int n) {
+    if (cJSON_GetArraySize(arr) != n) return false;
+    for (int i = 0; i < n; i++)
+        if (cJSON_GetArrayItem(arr, i)->valueint != ids[i]) return false;
+    return true;
+}
+
+static double rel(double x, double ref) { return fabs(x - ref) / (fabs(ref) > 1e-3 ? fabs(ref) : 1e-3); }
+
+/* Runs all pairs through lm_translator_run (scoring) and returns their sums. */
+static int run_all(lm_translator *t, int32_t **ids, int *lens, int n, float *sums, int *counts, lm_err *err) {
+    lm_translation *out = calloc((size_t)n, sizeof *out);
+    int rc = lm_translator_run(t, ids, lens, n, out, NULL, err);
+    for (int i = 0; rc == 0 && i < n; i++) {
+        sums[i] = out[i].n_hyps == 1 ? out[i].scores[0] : NAN;
+        counts[i] = out[i].n_tokens;
+    }
+    for (int i = 0; i < n; i++) lm_translation_free(&out[i]);
+    free(out);
+    return rc;
+}
+
+/* Every prefix of every pair's labels, scored in one batch: prefix k's sum is
+ * the recorded per-token values summed up to k. */
+static void check_prefixes(lm_translator *t, const cJSON *cases, const char *what) {
+    int n_cases = cJSON_GetArraySize(cases), checked = 0, bad = 0;
+    for (int c = 0; c < n_cases; c++) {
+        const cJSON *cs = cJSON_GetArrayItem(cases, c), *lp = item(cs, "token_logprobs"), *src = item(cs, "input_ids"),
+                    *lab = item(cs, "labels");
+        int nl = cJSON_GetArraySize(lab), ns = cJSON_GetArraySize(src);
+        if (nl > 24) nl = 24; /* the long target: its first positions are enough here */
+        int32_t *s = malloc((size_t)ns * sizeof *s), *l = malloc((size_t)nl * sizeof *l), *lens = calloc(1, sizeof *lens),
+                *zeros = calloc((size_t)nl, sizeof *zeros);
+        const int32_t **labels = malloc((size_t)nl * sizeof *labels);
+        int *counts = malloc((size_t)nl * sizeof *counts);
+        double *sums = malloc((size_t)nl * sizeof *sums);
+        for (int i = 0; i < nl; i++) l[i] = cJSON_GetArrayItem(lab, i)->valueint;
+        for (int i = 0; i < ns; i++) s[i] = cJSON_GetArrayItem(src, i)->valueint;
+        lens[0] = ns;
+        for (int k = 0; k < nl; k++) { /* one source, encoded once, under every prefix */
+            labels[k] = l;
+            counts[k] = k + 1;
+        }
+        lm_err err;
+        int rc = lm_score_forced(t->backend, t->search.decoder_start_id, t->search.vocab_size, s, lens, 1, zeros, labels, counts, nl, sums, &err);
+        CHECK(rc == 0, "%s: prefixes of pair %d: %s", what, c, rc ? err.msg : "");
+        double ref = 0;
+        for (int k = 0; rc == 0 && k < nl; k++) {
+            ref += cJSON_GetArrayItem(lp, k)->valuedouble;
+            double e = rel(sums[k], ref);
+            worst = e > worst ? e : worst;
+            checked++;
+            if (e > SCORE_RTOL && bad++ < 3)
+                fprintf(stderr, "%s: pair %d, first %d labels: %.8g, transformers %.8g\n", what, c, k + 1, sums[k], ref);
+        }
+        free(s); free(l); free(lens); free(zeros); free(labels); free(counts); free(sums);
+    }
+    CHECK(bad == 0 && checked > 80, "%s: %d of %d prefix sums off by more than %g relative", what, bad, checked, SCORE_RTOL);
+}
+
+static void check_model(const char *name, const char *gemm) {
+    char dir[256], path[300];
+    snprintf(dir, sizeof dir, "tests/fixtures/%s", name);
+    snprintf(path, sizeof path, "%s/golden_score.json", dir);
+    char *text = lm_test_read(path);
+    cJSON *golden = cJSON_Parse(text);
+    free(text);
+    CHECK(golden != NULL, "%s: golden_score.json does not parse", name);
+    if (!golden) return;
+    int positions = item(golden, "positions")->valueint;
+    const char *convs[2] = {"m2m100", "small100"};
+    for (int ci = 0; ci < 2; ci++) {
+        char what[128];
+        snprintf(what, sizeof what, "%s/%s/%s", name, convs[ci], gemm);
+        lm_engine_config engine;
+        lm_engine_config_defaults(&engine);
+        engine.convention = ci;
+        engine.max_batch_sentences = 5; /* several batches of mixed lengths */
+        lm_translator t;
+        lm_err err;
+        if (lm_translator_open(&t, dir, &engine, &err) != 0) { CHECK(0, "%s: %s", what, err.msg); continue; }
+        t.scoring = true;
+        const cJSON *cases = item(item(golden, "conventions"), convs[ci]);
+        int n = cJSON_GetArraySize(cases);
+        CHECK(n >= 14, "%s: %d golden pairs", what, n);
+        int32_t **ids = calloc((size_t)n, sizeof *ids);
+        int *lens = calloc((size_t)n, sizeof *lens), *counts = calloc((size_t)n, sizeof *counts), cuts = 0, ids_ok = 0;
+        float *batched = calloc((size_t)n, sizeof *batched), *alone = calloc((size_t)n, sizeof *alone),
+              *unsorted = calloc((size_t)n, sizeof *unsorted);
+        for (int c = 0; c < n; c++) {
+            const cJSON *cs = cJSON_GetArrayItem(cases, c);
+            const char *src = item(cs, "source")->valuestring, *tgt = item(cs, "target")->valuestring;
+            bool cut;
+            if (lm_score_pair_ids(&t, src, strlen(src), tgt, strlen(tgt), &ids[c], &lens[c], &cut, &err) != 0) {
+                CHECK(0, "%s: pair %d: %s", what, c, err.msg);
+                continue;
+            }
+            int ns = ids[c][0], nl = lens[c] - 1 - ns;
+            bool ok = same_ids(item(cs, "input_ids"), ids[c] + 1, ns) && same_ids(item(cs, "labels"), ids[c] + 1 + ns, nl);
+            ids_ok += ok;
+            if (!ok) fprintf(stderr, "%s: pair %d ('%s' -> '%s'): ids differ from transformers'\n", what, c, src, tgt);
+            CHECK(cut == (nl == positions), "%s: pair %d cut %d with %d labels of %d positions", what, c, cut, nl, positions);
+            cuts += cut;
+        }
+        CHECK(ids_ok == n, "%s: %d of %d pairs with transformers' source ids and labels", what, ids_ok, n);
+        CHECK(cuts == 1, "%s: %d targets cut at the positions (the golden set has one)", what, cuts);
+
+        CHECK(run_all(&t, ids, lens, n, batched, counts, &err) == 0, "%s: batched: %s", what, err.msg);
+        int bad = 0;
+        for (int c = 0; c < n; c++) {
+            const cJSON *cs = cJSON_GetArrayItem(cases, c);
+            double ref = item(cs, "score")->valuedouble, e = rel(batched[c], ref);
+            worst = e > worst ? e : worst;
+            if (e > SCORE_RTOL || counts[c] != item(cs, "tokens")->valueint) {
+                bad++;
+                fprintf(stderr, "%s: pair %d: %.8g over %d labels, transformers %.8g over %d\n", what, c, batched[c], counts[c], ref,
+                        item(cs, "tokens")->valueint);
+            }
+        }
+        CHECK(bad == 0, "%s: %d of %d pair scores differ from transformers' loss by more than %g relative", what, bad, n, SCORE_RTOL);
+
+        int diff = 0;
+        for (int c = 0; c < n; c++) {
+            int cnt;
+            CHECK(run_all(&t, &ids[c], &lens[c], 1, &alone[c], &cnt, &err) == 0, "%s: alone: %s", what, err.msg);
+            double e = rel(alone[c], batched[c]);
+            worst_batch = e > worst_batch ? e : worst_batch;
+            diff += e > BATCH_RTOL;
+        }
+        CHECK(diff == 0, "%s: %d of %d pairs score differently alone than in batches", what, diff, n);
+        t.engine.sort_by_length = false;
+        t.engine.max_batch_sentences = 64;
+        CHECK(run_all(&t, ids, lens, n, unsorted, counts, &err) == 0, "%s: unsorted: %s", what, err.msg);
+        diff = 0;
+        for (int c = 0; c < n; c++) {
+            double e = rel(unsorted[c], batched[c]);
+            worst_batch = e > worst_batch ? e : worst_batch;
+            diff += e > BATCH_RTOL;
+        }
+        CHECK(diff == 0, "%s: %d pairs differ in one unsorted batch from sorted batches", what, diff);
+
+        check_prefixes(&t, cases, what);
+        for (int c = 0; c < n; c++) free(ids[c]);
+        free(ids); free(lens); free(counts); free(batched); free(alone); free(unsorted);
+        lm_translator_close(&t);
+    }
+    cJSON_Delete(golden);
+}
+
+/* A pair with no labels is refused, not scored as 0. */
+static void check_refusals(void) {
+    lm_engine_config engine;
+    lm_engine_config_defaults(&engine);
+    lm_translator t;
+    lm_err err;
+    if (lm_translator_open(&t, "tests/fixtures/tiny-a", &engine, &err) != 0) { CHECK(0, "%s", err.msg); return; }
+    int32_t src[3] = {t.src_prefix_id, 5, 2}, lens[1] = {3};
+    const int32_t *labels[1] = {src};
+    int n_labels[1] = {0};
+    double sum;
+    CHECK(lm_score_forced(t.backend, 2, t.search.vocab_size, src, lens, 1, NULL, labels, n_labels, 1, &sum, &err) == -1 && strstr(err.msg, "no labels"),
+          "a pair without labels is refused");
+    lm_translator_close(&t);
+}
+
+int main(void) {
+    const char *paths[2] = {"packed", "blas"};
+    for (int i = 0; i < 2; i++) {
+        if (i == 0 && !lm_packed_supported()) {
+            printf("test_score: packed decoder path skipped: this CPU has no AVX-512 (the BLAS path runs below)\n");
+            continue;
+        }
+        setenv("LYRICMT_CPU_GEMM", paths[i], 1);
+        worst = worst_batch = 0;
+        check_model("tiny-a", paths[i]);
+        check_model("tiny-b", paths[i]);
+        printf("test_score: CPU %s: worst error vs transformers' loss %.2g relative (bound %g); alone vs batched %.2g (bound %g)\n",
+               paths[i], worst, SCORE_RTOL, worst_batch, BATCH_RTOL);
+    }
+    unsetenv("LYRICMT_CPU_GEMM");
+    check_refusals();
+    return lm_test_summary("test_score");
+}
