@@ -3,10 +3,13 @@
  *
  *   lyricmt translate --model DIR [options]   translate lines (stdin -> stdout)
  *   lyricmt info --model DIR                  describe a model directory
+ *   lyricmt eval --hyp FILE --ref FILE        chrF and BLEU as sacreBLEU computes them
+ *   lyricmt compare --model A --model B -i F  the same lines through several models, side by side
  *
  * Exit codes: 0 success; 1 a runtime failure (bad model, bad input file, I/O);
  * 2 a usage error (unknown flag, bad value, bad config file).
  */
+#include "evaluate.h"
 #include "job.h"
 
 #include <errno.h>
@@ -73,6 +76,8 @@ static const char *main_help =
     "commands:\n"
     "  translate   translate text lines with an M2M100 / SMaLL-100 model\n"
     "  info        describe and validate a model directory\n"
+    "  eval        chrF and BLEU of translations against references (as sacreBLEU)\n"
+    "  compare     the same lines through several models, side by side, with scores\n"
     "\n"
     "Run 'lyricmt <command> --help' for a command's options.\n";
 
@@ -237,6 +242,8 @@ static int dispatch(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "translate")) return cmd_translate(argc - 1, argv + 1);
     if (!strcmp(argv[1], "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "eval")) return lm_eval_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "compare")) return lm_compare_main(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", argv[1]);
 }
 
