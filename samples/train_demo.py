@@ -54,9 +54,11 @@ def make_tokenizer(pairs, d):
             for en, ko in pairs:
                 f.write(en + "\n" + en.lower() + "\n" + ko + "\n")
         prefix = os.path.join(tmp, "spm")
-        subprocess.run(["spm_train", f"--input={corpus}", f"--model_prefix={prefix}", "--model_type=bpe",
+        # relative paths: the model file records them, and a random directory name would
+        # make it differ from run to run
+        subprocess.run(["spm_train", "--input=corpus.txt", "--model_prefix=spm", "--model_type=bpe",
                         f"--vocab_size={SPM_VOCAB}", "--character_coverage=1.0", "--minloglevel=2",
-                        "--num_threads=1", "--hard_vocab_limit=false"], check=True,
+                        "--num_threads=1", "--hard_vocab_limit=false"], check=True, cwd=tmp,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         shutil.copy(prefix + ".model", os.path.join(d, "sentencepiece.bpe.model"))
         pieces = [line.split("\t")[0] for line in open(prefix + ".vocab", encoding="utf-8")]
