@@ -110,9 +110,13 @@ static bool *diff_marks(const char *hyp, const char *base, size_t **hoff, int *n
 
 typedef void (*escape_fn)(FILE *f, const char *s, size_t n);
 
+/* Markdown: the characters that would end a cell or start markup are
+ * backslash-escaped; control characters (a stray CR or tab) become spaces,
+ * since a line break would end the row. */
 static void md_escape(FILE *f, const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        if (strchr("\\|`*_[]<>~#&", s[i]) && s[i]) fputc('\\', f);
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) { fputc(' ', f); continue; }
+        if (strchr("\\|`*_[]<>~#&", s[i])) fputc('\\', f);
         fputc(s[i], f);
     }
 }

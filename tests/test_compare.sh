@@ -28,12 +28,13 @@ check "no score table without references" '! grep -q chrF2 "$T/plain.md"'
 check "a model that differs from the first is marked" 'grep -q "\*\*" "$T/plain.md"'
 
 # escaping: table syntax and markup in the text stay text
-printf 'a | b <script>alert("x")</script> & \047q\047\nWe ride tonight\n' > "$T/evil.en"
-printf '<b>x</b> | y\n우리는 오늘 밤 달려\n' > "$T/evil.ko"
+printf 'a | b <script>alert("x")</script> & \047q\047\nWe ride tonight\nstray\rcarriage\treturn\n' > "$T/evil.en"
+printf '<b>x</b> | y\n우리는 오늘 밤 달려\n밤\n' > "$T/evil.ko"
 "$BIN" compare --model $D --model $M -i "$T/evil.en" --ref "$T/evil.ko" -o "$T/evil.md" --html "$T/evil.html" --threads 1; rc=$?
 check "compare on markup (exit $rc)" '[ $rc -eq 0 ]'
 check "HTML: no raw markup from the input" '! grep -q "<script>\|<b>x" "$T/evil.html" && grep -qF "a | b &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;q&#39;" "$T/evil.html"'
 check "Markdown: pipes and angle brackets escaped" 'grep -qF "| a \| b \<script\>alert(\"x\")\</script\> \& '"'"'q'"'"' |" "$T/evil.md" && grep -qF "\<b\>x\</b\> \| y" "$T/evil.md"'
+check "a CR inside a line does not break its row: 3 rows" '[ "$(grep -c "^| [0-9]" "$T/evil.md")" -eq 3 ] && grep -q "^| 3 | stray carriage return |" "$T/evil.md"'
 check "every Markdown row has the same number of cells" '[ "$(grep "^| [0-9]" "$T/evil.md" | sed "s/\\\\|//g" | awk -F"|" "{ print NF }" | sort -u | wc -l)" -eq 1 ]'
 check "a line that matches its reference is unmarked in the HTML" 'grep -qF "<td class=\"model\">우리는 오늘 밤 달려</td>" "$T/evil.html"'
 
