@@ -67,7 +67,7 @@ static void check_case(const char *name, const cJSON *c) {
             CHECK(close_to(b.precisions[n], cJSON_GetArrayItem(p, n)->valuedouble), "%s/%s: precision %d %.12f, sacreBLEU %.12f",
                   name, tname, n + 1, b.precisions[n], cJSON_GetArrayItem(p, n)->valuedouble);
         for (int w = 1; w <= 6; w += 5) {
-            char key[16], *text = NULL;
+            char key[32], *text = NULL;
             size_t len = 0;
             snprintf(key, sizeof key, "cli_w%d", w);
             FILE *f = open_memstream(&text, &len);
