@@ -146,11 +146,13 @@ gpu-binaries: $(BUILD)/lyricmt $(TEST_BIN)
 gpu-bundle-check: gpu-bundle
 	sh scripts/gpu-bundle-check.sh $(GPU_BUNDLE) $(GPU_DEBS)
 
-# The main job: install what is missing, build, translate the shipped sample lyrics.
+# The main job: install what is missing, build, translate the shipped sample lyrics
+# with the toy demo model (samples/model, samples/train_demo.py), each line beside its source.
 demo:
 	sh scripts/install-deps.sh
 	$(MAKE) $(BUILD)/lyricmt
-	$(BUILD)/lyricmt translate --model tests/fixtures/tiny-b --config configs/default.yaml -i samples/lyrics.txt
+	$(BUILD)/lyricmt translate --model samples/model --config configs/default.yaml -i samples/lyrics.txt -o $(BUILD)/lyrics.ko.txt
+	paste samples/lyrics.txt $(BUILD)/lyrics.ko.txt
 
 # Side-by-side CPU benchmark with CTranslate2 and transformers (benchmarks/README.md).
 # Makes a SMaLL-100-sized random model on first use (1.3 GB under benchmarks/models/).

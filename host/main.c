@@ -5,10 +5,13 @@
  *   lyricmt score --model DIR [options]       log-probabilities of (source, target) pairs
  *   lyricmt split-pairs -i PAIRS -o PREFIX    a pairs corpus as PREFIX.en + PREFIX.ko
  *   lyricmt info --model DIR                  describe a model directory
+ *   lyricmt eval --hyp FILE --ref FILE        chrF and BLEU as sacreBLEU computes them
+ *   lyricmt compare --model A --model B -i F  the same lines through several models, side by side
  *
  * Exit codes: 0 success; 1 a runtime failure (bad model, bad input file, I/O);
  * 2 a usage error (unknown flag, bad value, bad config file).
  */
+#include "evaluate.h"
 #include "job.h"
 #include "split_pairs.h"
 
@@ -119,6 +122,8 @@ static const char *main_help =
     "  score       log-probabilities of given (source, target) pairs under the model\n"
     "  split-pairs a pairs corpus (translate --output-format pairs) as FILE.en + FILE.ko\n"
     "  info        describe and validate a model directory\n"
+    "  eval        chrF and BLEU of translations against references (as sacreBLEU)\n"
+    "  compare     the same lines through several models, side by side, with scores\n"
     "\n"
     "Run 'lyricmt <command> --help' for a command's options.\n";
 
@@ -337,6 +342,8 @@ static int dispatch(int argc, char **argv) {
     if (!strcmp(argv[1], "score")) return cmd_translate(argc - 1, argv + 1, true);
     if (!strcmp(argv[1], "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(argv[1], "split-pairs")) return cmd_split_pairs(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "eval")) return lm_eval_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "compare")) return lm_compare_main(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", argv[1]);
 }
 

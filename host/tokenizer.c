@@ -1,5 +1,6 @@
 /* tokenizer: see tokenizer.h. */
 #include "tokenizer.h"
+#include "special_tokens.h"
 #include "spm_shim.h"
 
 #include <cjson/cJSON.h>
@@ -28,7 +29,17 @@ struct lm_tokenizer {
     int32_t *slots;
     uint32_t n_slots;
     char lang_tokens[LM_NUM_LANGS][12];
+    /* What the directory's tokenizer files declare (special_tokens.h): text is
+     * split on the added tokens before SentencePiece; per id, whether decoding
+     * skips it and whether its text is a special token's (written as is, not
+     * through SentencePiece), and the added token's text where one has the id. */
+    lm_special_entry *added;
+    int n_added;
+    uint8_t *id_flags;      /* model_vocab entries: ID_SKIP, ID_LITERAL */
+    const char **id_text;   /* model_vocab entries, NULL unless an added token */
 };
+
+enum { ID_SKIP = 1, ID_LITERAL = 2 };
 
 static uint32_t hash_str(const char *s, size_t n) {
     uint32_t h = 2166136261u;
@@ -100,6 +111,72 @@ done:
     return rc;
 }
 
+static const lm_special_entry *find_added(const lm_tokenizer *t, const char *text) {
+    for (int i = 0; i < t->n_added; i++)
+        if (strcmp(t->added[i].text, text) == 0) return &t->added[i];
+    return NULL;
+}
+
+static int push_added(lm_tokenizer *t, const char *text, int32_t id, lm_err *err) {
+    lm_special_entry *p = realloc(t->added, (size_t)(t->n_added + 1) * sizeof *p);
+    if (!p) return lm_fail(err, "out of memory");
+    t->added = p;
+    if (!(p[t->n_added].text = strdup(text))) return lm_fail(err, "out of memory");
+    p[t->n_added++].id = id;
+    return 0;
+}
+
+/* Marks the ids whose text is the special token s as written literally. */
+static void mark_literal(lm_tokenizer *t, const char *s) {
+    const lm_special_entry *a = find_added(t, s);
+    if (a && a->id < t->model_vocab) t->id_flags[a->id] |= ID_LITERAL;
+    for (int i = 0; i < LM_NUM_LANGS; i++)
+        if (strcmp(t->lang_tokens[i], s) == 0 && !t->id_text[t->n_vocab + i]) t->id_flags[t->n_vocab + i] |= ID_LITERAL;
+    int v = lookup(t, s, strlen(s));
+    if (v >= 0 && !t->id_text[v]) t->id_flags[v] |= ID_LITERAL;
+}
+
+/* transformers' rules (special_tokens.h): the added tokens are
+ * added_tokens_decoder's (else the four named ones), then each extra special
+ * token not among them, with its vocab.json id or else the next new id from
+ * len(vocab.json) on; so a full list of the 100 language tokens in fairseq's
+ * order lands on the language ids, and a partial list does not. Decoding
+ * skips the named tokens and the extra ones. */
+static int resolve_specials(lm_tokenizer *t, const char *dir, lm_err *err) {
+    lm_special_tokens st;
+    if (lm_special_tokens_load(dir, &st, err) != 0) return -1;
+    int rc = -1;
+    t->id_flags = calloc((size_t)t->model_vocab, 1);
+    t->id_text = calloc((size_t)t->model_vocab, sizeof *t->id_text);
+    if (!t->id_flags || !t->id_text) { lm_fail(err, "out of memory"); goto done; }
+    int32_t next = t->n_vocab;
+    for (int i = 0; i < (st.has_decoder ? st.n_decoder : 4); i++) {
+        const char *text = st.has_decoder ? st.decoder[i].text : base_specials[i];
+        int32_t id = st.has_decoder ? st.decoder[i].id : i;
+        if (find_added(t, text)) continue;
+        if (push_added(t, text, id, err) != 0) goto done;
+        if (id >= next) next = id + 1;
+    }
+    for (int i = 0; i < st.n_extra; i++) {
+        if (find_added(t, st.extra[i].text)) continue;
+        int v = lookup(t, st.extra[i].text, strlen(st.extra[i].text));
+        if (push_added(t, st.extra[i].text, v >= 0 ? v : next++, err) != 0) goto done;
+    }
+    for (int i = 0; i < t->n_added; i++)
+        if (t->added[i].id < t->model_vocab) t->id_text[t->added[i].id] = t->added[i].text;
+    for (int i = 0; i < 4; i++) t->id_flags[i] |= ID_SKIP;
+    for (int i = 0; i < st.n_extra; i++) {
+        const lm_special_entry *a = find_added(t, st.extra[i].text);
+        if (a->id < t->model_vocab) t->id_flags[a->id] |= ID_SKIP;
+    }
+    for (int i = 0; i < 4; i++) mark_literal(t, base_specials[i]);
+    for (int i = 0; i < st.n_extra; i++) mark_literal(t, st.extra[i].text);
+    rc = 0;
+done:
+    lm_special_tokens_free(&st);
+    return rc;
+}
+
 int lm_tokenizer_load(const char *dir, int model_vocab, lm_tokenizer **out, lm_err *err) {
     *out = NULL;
     lm_tokenizer *t = calloc(1, sizeof *t);
@@ -112,6 +189,7 @@ int lm_tokenizer_load(const char *dir, int model_vocab, lm_tokenizer **out, lm_e
     }
     t->model_vocab = model_vocab;
     for (int i = 0; i < LM_NUM_LANGS; i++) snprintf(t->lang_tokens[i], sizeof t->lang_tokens[i], "__%s__", lang_codes[i]);
+    if (resolve_specials(t, dir, err) != 0) goto fail;
     if (lm_path_join(path, sizeof path, dir, "sentencepiece.bpe.model", err) != 0) goto fail;
     if (!lm_file_exists(path)) { lm_fail(err, "%s: missing", path); goto fail; }
     t->spm = lm_spm_load(path, err->msg, sizeof err->msg);
@@ -129,6 +207,10 @@ void lm_tokenizer_free(lm_tokenizer *t) {
         for (int i = 0; i < t->n_vocab; i++) free(t->pieces[i]);
     free(t->pieces);
     free(t->slots);
+    for (int i = 0; i < t->n_added; i++) free(t->added[i].text);
+    free(t->added);
+    free(t->id_flags);
+    free(t->id_text);
     lm_spm_free(t->spm);
     free(t);
 }
@@ -160,20 +242,16 @@ static void emit_piece(void *ctx, const char *piece, size_t len) {
     append_id(b, id < 0 ? UNK_ID : id);
 }
 
-/* Length of the special token starting at s (0 if none) and its id. */
+/* Length of the longest added token starting at s (0 if none) and its id. */
 static size_t match_special(const lm_tokenizer *t, const char *s, size_t left, int32_t *id) {
-    if (s[0] == '<') {
-        for (int i = 0; i < 4; i++) {
-            size_t n = strlen(base_specials[i]);
-            if (n <= left && memcmp(s, base_specials[i], n) == 0) { *id = i; return n; }
-        }
-    } else if (s[0] == '_' && left >= 6 && s[1] == '_') {
-        for (int i = 0; i < LM_NUM_LANGS; i++) {
-            size_t n = strlen(t->lang_tokens[i]);
-            if (n <= left && memcmp(s, t->lang_tokens[i], n) == 0) { *id = t->n_vocab + i; return n; }
-        }
+    size_t best = 0;
+    for (int i = 0; i < t->n_added; i++) {
+        const char *a = t->added[i].text;
+        if (a[0] != s[0]) continue;
+        size_t n = strlen(a);
+        if (n > best && n <= left && memcmp(s, a, n) == 0) { best = n; *id = t->added[i].id; }
     }
-    return 0;
+    return best;
 }
 
 int lm_tokenizer_encode(const lm_tokenizer *tok, const char *text, size_t len, int32_t **ids, int *n, lm_err *err) {
@@ -246,13 +324,17 @@ int lm_tokenizer_decode(const lm_tokenizer *tok, const int32_t *ids, int n, char
     for (int i = 0; i < n; i++) {
         int id = ids[i];
         if (id < 0 || id >= tok->model_vocab) { free(run); free(b.s); return lm_fail(err, "token id %d outside the vocabulary", id); }
-        if (id < 4 || (id >= tok->n_vocab && id < tok->n_vocab + LM_NUM_LANGS)) continue; /* special: skipped */
-        if (id < tok->n_vocab && tok->pieces[id]) {
-            run[n_run++] = tok->pieces[id];
-        } else {
-            /* madeup words have no piece; transformers writes the literal unk token */
+        if (tok->id_flags[id] & ID_SKIP) continue;
+        /* madeup words have no piece: transformers writes the unk token */
+        const char *text = tok->id_text[id] ? tok->id_text[id]
+                           : id >= tok->n_vocab && id < tok->n_vocab + LM_NUM_LANGS ? tok->lang_tokens[id - tok->n_vocab]
+                           : id < tok->n_vocab && tok->pieces[id] ? tok->pieces[id] : "<unk>";
+        if (tok->id_flags[id] & ID_LITERAL || (!tok->id_text[id] && id >= tok->n_vocab + LM_NUM_LANGS)) {
+            /* a special token's text is written as is, not through SentencePiece */
             if (flush_pieces(tok, run, &n_run, &b) != 0) break;
-            str_append(&b, "<unk>", 5);
+            str_append(&b, text, strlen(text));
+        } else {
+            run[n_run++] = text;
         }
     }
     int rc = flush_pieces(tok, run, &n_run, &b);
