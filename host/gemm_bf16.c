@@ -1,0 +1,111 @@
+/* gemm_bf16: see gemm_bf16.h. */
+#include "gemm_bf16.h"
+#include "cpu_features.h"
+
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ROWS 8 /* rows per tile: 8 x 2 accumulators */
+#define PAIR_WORDS (LM_B16_PANEL * 2)
+
+bool lm_b16_supported(void) { return (lm_cpu_features() & LM_CPU_BF16) != 0; }
+
+uint16_t lm_bf16_round(float v) {
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* NaN: keep it a (quiet) NaN */
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+float lm_bf16_float(uint16_t b) {
+    uint32_t u = (uint32_t)b << 16;
+    float v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+int lm_b16_init(lm_b16 *w, const float *W, int n, int k, lm_err *err) {
+    memset(w, 0, sizeof *w);
+    if (k > LM_B16_MAX_K) return lm_fail(err, "bf16: a %d-wide product exceeds the %d supported", k, LM_B16_MAX_K);
+    int panels = (n + LM_B16_PANEL - 1) / LM_B16_PANEL, k2 = (k + 1) / 2 * 2;
+    size_t bytes = (size_t)panels * k2 * LM_B16_PANEL * sizeof(uint16_t);
+    w->panels = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!w->panels) return lm_fail(err, "out of memory converting a %d x %d weight to bf16 (%zu MB)", n, k, bytes >> 20);
+    w->n = n;
+    w->k = k;
+    w->k2 = k2;
+#pragma omp parallel for schedule(static)
+    for (int p = 0; p < panels; p++) {
+        uint16_t *dst = w->panels + (size_t)p * k2 * LM_B16_PANEL;
+        for (int j = 0; j < LM_B16_PANEL; j++) {
+            int o = p * LM_B16_PANEL + j;
+            for (int kk = 0; kk < k2; kk++)
+                dst[(size_t)(kk / 2) * PAIR_WORDS + j * 2 + kk % 2] = o < n && kk < k ? lm_bf16_round(W[(size_t)o * k + kk]) : 0;
+        }
+    }
+    return 0;
+}
+
+void lm_b16_free(lm_b16 *w) {
+    free(w->panels);
+    memset(w, 0, sizeof *w);
+}
+
+void lm_b16_convert_row(const float *x, int k, int k2, uint16_t *out) {
+    for (int kk = 0; kk < k; kk++) out[kk] = lm_bf16_round(x[kk]);
+    for (int kk = k; kk < k2; kk++) out[kk] = 0;
+}
+
+static int32_t load32(const uint16_t *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* `rows` (<= ROWS) rows against one panel: y[i][0..cols). */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void tile(int rows, int pairs, const uint16_t *x, int ldx,
+                                                                         const uint16_t *panel, float *y, int ldy, int cols,
+                                                                         const float *bias) {
+    __m512 lo[ROWS], hi[ROWS];
+    for (int i = 0; i < ROWS; i++) lo[i] = hi[i] = _mm512_setzero_ps();
+    if (rows == ROWS) {
+        for (int g = 0; g < pairs; g++) {
+            __m512bh w0 = (__m512bh)_mm512_load_si512(panel + (size_t)g * PAIR_WORDS);
+            __m512bh w1 = (__m512bh)_mm512_load_si512(panel + (size_t)g * PAIR_WORDS + 32);
+#pragma GCC unroll 8
+            for (int i = 0; i < ROWS; i++) {
+                __m512bh a = (__m512bh)_mm512_set1_epi32(load32(x + (size_t)i * ldx + 2 * g));
+                lo[i] = _mm512_dpbf16_ps(lo[i], a, w0);
+                hi[i] = _mm512_dpbf16_ps(hi[i], a, w1);
+            }
+        }
+    } else {
+        for (int g = 0; g < pairs; g++) {
+            __m512bh w0 = (__m512bh)_mm512_load_si512(panel + (size_t)g * PAIR_WORDS);
+            __m512bh w1 = (__m512bh)_mm512_load_si512(panel + (size_t)g * PAIR_WORDS + 32);
+            for (int i = 0; i < rows; i++) {
+                __m512bh a = (__m512bh)_mm512_set1_epi32(load32(x + (size_t)i * ldx + 2 * g));
+                lo[i] = _mm512_dpbf16_ps(lo[i], a, w0);
+                hi[i] = _mm512_dpbf16_ps(hi[i], a, w1);
+            }
+        }
+    }
+    for (int i = 0; i < rows; i++) {
+        float out[LM_B16_PANEL];
+        _mm512_storeu_ps(out, lo[i]);
+        _mm512_storeu_ps(out + 16, hi[i]);
+        float *yi = y + (size_t)i * ldy;
+        for (int o = 0; o < cols; o++) yi[o] = bias ? out[o] + bias[o] : out[o];
+    }
+}
+
+void lm_b16_gemm(const lm_b16 *w, int m, const uint16_t *xb, const float *bias, float *y, int n0, int n1) {
+    for (int j = n0; j < n1; j += LM_B16_PANEL) {
+        const uint16_t *panel = w->panels + (size_t)(j / LM_B16_PANEL) * w->k2 * LM_B16_PANEL;
+        int cols = n1 - j < LM_B16_PANEL ? n1 - j : LM_B16_PANEL;
+        for (int i = 0; i < m; i += ROWS)
+            tile(m - i < ROWS ? m - i : ROWS, w->k2 / 2, xb + (size_t)i * w->k2, w->k2, panel, y + (size_t)i * w->n + j, w->n, cols,
+                 bias ? bias + j : NULL);
+    }
+}
