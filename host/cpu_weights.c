@@ -157,7 +157,7 @@ static void converted_linear(const lm_cpu_matrix *w, int m, const float *x, cons
     {
 #pragma omp for schedule(static)
         for (int i = 0; i < m; i++) {
-            if (w->form == LM_FORM_INT8) step[i] = lm_q8_quantize_row(x + (size_t)i * w->k, w->k, w->q8.k4, (uint8_t *)rows + (size_t)i * w->q8.k4);
+            if (w->form == LM_FORM_INT8) step[i] = lm_q8_quantize_row(&w->q8, x + (size_t)i * w->k, (uint8_t *)rows + (size_t)i * w->q8.k4);
             else lm_b16_convert_row(x + (size_t)i * w->k, w->k, w->b16.k2, (uint16_t *)rows + (size_t)i * w->b16.k2);
         }
         int n0, n1;

@@ -63,40 +63,39 @@ static int32_t load32(const uint16_t *p) {
     return v;
 }
 
-/* `rows` (<= ROWS) rows against one panel: y[i][0..cols). */
-__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void tile(int rows, int pairs, const uint16_t *x, int ldx,
+/* acc += a . w by pairs, as _mm512_dpbf16_ps; in asm for the reason
+ * gemm_int8.c gives (GCC adds a register copy per intrinsic call). */
+__attribute__((target("avx512f,avx512bf16"))) static inline __m512 dpbf16(__m512 acc, __m512i a, __m512i w) {
+    __asm__("vdpbf16ps %2, %1, %0" : "+v"(acc) : "v"(a), "v"(w));
+    return acc;
+}
+
+/* `rows` (<= ROWS) rows against one panel: y[i][0..cols). A partial tile
+ * repeats its last row rather than take a slower loop; the repeats are not
+ * stored. */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void tile(int rows, int pairs, const uint16_t *xb, int ldx,
                                                                          const uint16_t *panel, float *y, int ldy, int cols,
                                                                          const float *bias) {
     __m512 lo[ROWS], hi[ROWS];
-    for (int i = 0; i < ROWS; i++) lo[i] = hi[i] = _mm512_setzero_ps();
-    if (rows == ROWS) {
-        for (int g = 0; g < pairs; g++) {
-            __m512bh w0 = (__m512bh)_mm512_load_si512(panel + (size_t)g * PAIR_WORDS);
-            __m512bh w1 = (__m512bh)_mm512_load_si512(panel + (size_t)g * PAIR_WORDS + 32);
+    const uint16_t *x[ROWS];
+    for (int i = 0; i < ROWS; i++) {
+        lo[i] = hi[i] = _mm512_setzero_ps();
+        x[i] = xb + (size_t)(i < rows ? i : rows - 1) * ldx;
+    }
+    for (int g = 0; g < pairs; g++) {
+        __m512i w0 = _mm512_load_si512(panel + (size_t)g * PAIR_WORDS), w1 = _mm512_load_si512(panel + (size_t)g * PAIR_WORDS + 32);
 #pragma GCC unroll 8
-            for (int i = 0; i < ROWS; i++) {
-                __m512bh a = (__m512bh)_mm512_set1_epi32(load32(x + (size_t)i * ldx + 2 * g));
-                lo[i] = _mm512_dpbf16_ps(lo[i], a, w0);
-                hi[i] = _mm512_dpbf16_ps(hi[i], a, w1);
-            }
-        }
-    } else {
-        for (int g = 0; g < pairs; g++) {
-            __m512bh w0 = (__m512bh)_mm512_load_si512(panel + (size_t)g * PAIR_WORDS);
-            __m512bh w1 = (__m512bh)_mm512_load_si512(panel + (size_t)g * PAIR_WORDS + 32);
-            for (int i = 0; i < rows; i++) {
-                __m512bh a = (__m512bh)_mm512_set1_epi32(load32(x + (size_t)i * ldx + 2 * g));
-                lo[i] = _mm512_dpbf16_ps(lo[i], a, w0);
-                hi[i] = _mm512_dpbf16_ps(hi[i], a, w1);
-            }
+        for (int i = 0; i < ROWS; i++) {
+            __m512i a = _mm512_set1_epi32(load32(x[i] + 2 * g));
+            lo[i] = dpbf16(lo[i], a, w0);
+            hi[i] = dpbf16(hi[i], a, w1);
         }
     }
+    __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1), m1 = cols >= 32 ? 0xffff : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
+    __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps(), b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
     for (int i = 0; i < rows; i++) {
-        float out[LM_B16_PANEL];
-        _mm512_storeu_ps(out, lo[i]);
-        _mm512_storeu_ps(out + 16, hi[i]);
-        float *yi = y + (size_t)i * ldy;
-        for (int o = 0; o < cols; o++) yi[o] = bias ? out[o] + bias[o] : out[o];
+        _mm512_mask_storeu_ps(y + (size_t)i * ldy, m0, bias ? _mm512_add_ps(lo[i], b0) : lo[i]);
+        _mm512_mask_storeu_ps(y + (size_t)i * ldy + 16, m1, bias ? _mm512_add_ps(hi[i], b1) : hi[i]);
     }
 }
 

@@ -16,11 +16,62 @@ lm_q8_kernel lm_q8_best_kernel(void) {
     return f & LM_CPU_VNNI ? LM_Q8_VNNI : f & LM_CPU_AVX2 ? LM_Q8_AVX2 : LM_Q8_NONE;
 }
 
-/* round(v * inv) within [-127, 127]: never -128, so |q| * 127 * 2 fits in
- * vpmaddubsw's 16 bits */
-static int quantize(float v, float inv) {
-    long q = lrintf(v * inv);
-    return q > 127 ? 127 : q < -127 ? -127 : (int)q;
+/* round(v * inv) to nearest even, within [-127, 127]: never -128, so
+ * |q| * 127 * 2 fits in vpmaddubsw's 16 bits. Adding and taking off 1.5 * 2^23
+ * rounds any |r| < 2^22 to an integer in the current (nearest-even) mode, as
+ * rintf would, without a libm call, so the loops vectorize. */
+static inline int quantize(float v, float inv) {
+    float r = v * inv;
+    r = r < 127.0f ? r : 127.0f; /* a NaN becomes 127: defined, if meaningless */
+    r = r > -127.0f ? r : -127.0f;
+    return (int)((r + 0x1.8p23f) - 0x1.8p23f);
+}
+
+static float abs_max(const float *v, int k) {
+    float m = 0;
+    for (int i = 0; i < k; i++) {
+        float a = fabsf(v[i]);
+        m = a > m ? a : m;
+    }
+    return m;
+}
+
+/* out[i] = quantize(v[i], inv) + offset for i < k, then `offset` up to k4 */
+static void quantize_values(const float *v, int k, int k4, float inv, int offset, int8_t *out) {
+    for (int i = 0; i < k; i++) out[i] = (int8_t)(quantize(v[i], inv) + offset);
+    for (int i = k; i < k4; i++) out[i] = (int8_t)offset;
+}
+
+/* The same two steps with AVX-512 (for the VNNI kernel's CPUs): vcvtps2dq
+ * rounds to nearest even like the scalar trick, so the bytes are identical. */
+__attribute__((target("avx512f"))) static float abs_max_avx512(const float *v, int k) {
+    __m512 m = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= k; i += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(v + i)));
+    if (i < k) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_maskz_loadu_ps((__mmask16)((1u << (k - i)) - 1), v + i)));
+    return _mm512_reduce_max_ps(m);
+}
+
+__attribute__((target("avx512f"))) static void quantize_values_avx512(const float *v, int k, int k4, float inv, int offset, int8_t *out) {
+    const __m512 s = _mm512_set1_ps(inv), hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
+    const __m512i off = _mm512_set1_epi32(offset);
+    for (int i = 0; i < k; i += 16) {
+        __mmask16 mask = k - i >= 16 ? 0xffff : (__mmask16)((1u << (k - i)) - 1);
+        __m512 r = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, v + i), s);
+        r = _mm512_max_ps(_mm512_min_ps(r, hi), lo); /* a NaN becomes -127 here, 127 in the scalar path */
+        _mm512_mask_cvtepi32_storeu_epi8(out + i, mask, _mm512_add_epi32(_mm512_cvtps_epi32(r), off));
+    }
+    for (int i = k; i < k4; i++) out[i] = (int8_t)offset;
+}
+
+/* One row of k values: its step (max / 127, 0 for a zero row) and its values,
+ * with AVX-512 where the kernel is VNNI. */
+static float quantize_row(const float *v, int k, int k4, int offset, bool avx512, int8_t *out) {
+    float amax = avx512 ? abs_max_avx512(v, k) : abs_max(v, k);
+    float inv = amax > 0 ? 127.0f / amax : 0;
+    if (avx512) quantize_values_avx512(v, k, k4, inv, offset, out);
+    else quantize_values(v, k, k4, inv, offset, out);
+    return amax / 127.0f;
 }
 
 int lm_q8_init(lm_q8 *w, const float *W, int n, int k, lm_q8_kernel kernel, lm_err *err) {
@@ -39,23 +90,22 @@ int lm_q8_init(lm_q8 *w, const float *W, int n, int k, lm_q8_kernel kernel, lm_e
     w->k = k;
     w->k4 = k4;
     w->kernel = kernel;
-#pragma omp parallel for schedule(static)
-    for (int p = 0; p < panels; p++) {
-        int8_t *dst = w->panels + (size_t)p * k4 * LM_Q8_PANEL;
-        for (int j = 0; j < LM_Q8_PANEL; j++) {
-            int o = p * LM_Q8_PANEL + j;
-            const float *row = o < n ? W + (size_t)o * k : NULL;
-            float amax = 0;
-            for (int kk = 0; row && kk < k; kk++) amax = fmaxf(amax, fabsf(row[kk]));
-            float inv = amax > 0 ? 127.0f / amax : 0;
-            int32_t sum = 0;
-            for (int kk = 0; kk < k4; kk++) {
-                int q = row && kk < k ? quantize(row[kk], inv) : 0;
-                dst[(size_t)(kk / 4) * GROUP_BYTES + j * 4 + kk % 4] = (int8_t)q;
-                sum += q;
+    bool avx512 = kernel == LM_Q8_VNNI;
+#pragma omp parallel
+    {
+        int8_t row[LM_Q8_MAX_K]; /* one output row quantized, then spread over the panel's groups */
+#pragma omp for schedule(static)
+        for (int p = 0; p < panels; p++) {
+            int8_t *dst = w->panels + (size_t)p * k4 * LM_Q8_PANEL;
+            for (int j = 0; j < LM_Q8_PANEL; j++) {
+                int o = p * LM_Q8_PANEL + j;
+                if (o < n) w->scale[o] = quantize_row(W + (size_t)o * k, k, k4, 0, avx512, row);
+                else memset(row, 0, (size_t)k4), w->scale[o] = 0;
+                int32_t sum = 0;
+                for (int kk = 0; kk < k4; kk++) sum += row[kk];
+                w->comp[o] = 128 * sum;
+                for (int g = 0; g < k4 / 4; g++) memcpy(dst + (size_t)g * GROUP_BYTES + j * 4, row + 4 * g, 4);
             }
-            w->scale[o] = amax / 127.0f;
-            w->comp[o] = 128 * sum;
         }
     }
     return 0;
@@ -68,13 +118,9 @@ void lm_q8_free(lm_q8 *w) {
     memset(w, 0, sizeof *w);
 }
 
-float lm_q8_quantize_row(const float *x, int k, int k4, uint8_t *q) {
-    float amax = 0;
-    for (int kk = 0; kk < k; kk++) amax = fmaxf(amax, fabsf(x[kk]));
-    float inv = amax > 0 ? 127.0f / amax : 0;
-    for (int kk = 0; kk < k; kk++) q[kk] = (uint8_t)(quantize(x[kk], inv) + 128);
-    for (int kk = k; kk < k4; kk++) q[kk] = 128;
-    return amax / 127.0f;
+float lm_q8_quantize_row(const lm_q8 *w, const float *x, uint8_t *q) {
+    /* +128 as a signed byte is -128 + value: the same bits as the u8 value + 128 */
+    return quantize_row(x, w->k, w->k4, 128, w->kernel == LM_Q8_VNNI, (int8_t *)q);
 }
 
 static int32_t load32(const uint8_t *p) {
@@ -83,35 +129,48 @@ static int32_t load32(const uint8_t *p) {
     return v;
 }
 
-/* `rows` (<= ROWS) quantized rows against one panel: acc[i][0..32) =
- * sum over k of (qx + 128) * qW. */
+/* acc += a (u8) . w (s8) by groups of 4, as _mm512_dpbusd_epi32. Written in
+ * asm because GCC wraps the intrinsic in a register copy per call (GCC bug
+ * 94663, as intgemm notes), which halved the tile's speed here. */
+__attribute__((target("avx512f,avx512vnni"))) static inline __m512i dpbusd(__m512i acc, __m512i a, __m512i w) {
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(w));
+    return acc;
+}
+
+/* `rows` (<= ROWS) quantized rows against one panel, into y[i][0..cols):
+ * (sum over k of (qx + 128) * qW - comp) * (step * scale) + bias. A partial
+ * tile repeats its last row rather than take a slower loop; the repeats are
+ * not stored. */
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void tile_vnni(int rows, int groups, const uint8_t *q, int ldq,
-                                                                              const int8_t *panel, int32_t *acc) {
+                                                                              const int8_t *panel, const float *step, const float *scale,
+                                                                              const int32_t *comp, const float *bias, float *y, int ldy,
+                                                                              int cols) {
     __m512i lo[ROWS], hi[ROWS];
-    for (int i = 0; i < ROWS; i++) lo[i] = hi[i] = _mm512_setzero_si512();
-    if (rows == ROWS) {
-        for (int g = 0; g < groups; g++) {
-            __m512i w0 = _mm512_load_si512(panel + (size_t)g * GROUP_BYTES), w1 = _mm512_load_si512(panel + (size_t)g * GROUP_BYTES + 64);
+    const uint8_t *x[ROWS];
+    for (int i = 0; i < ROWS; i++) {
+        lo[i] = hi[i] = _mm512_setzero_si512();
+        x[i] = q + (size_t)(i < rows ? i : rows - 1) * ldq;
+    }
+    for (int g = 0; g < groups; g++) {
+        __m512i w0 = _mm512_load_si512(panel + (size_t)g * GROUP_BYTES), w1 = _mm512_load_si512(panel + (size_t)g * GROUP_BYTES + 64);
 #pragma GCC unroll 8
-            for (int i = 0; i < ROWS; i++) {
-                __m512i a = _mm512_set1_epi32(load32(q + (size_t)i * ldq + 4 * g));
-                lo[i] = _mm512_dpbusd_epi32(lo[i], a, w0);
-                hi[i] = _mm512_dpbusd_epi32(hi[i], a, w1);
-            }
-        }
-    } else {
-        for (int g = 0; g < groups; g++) {
-            __m512i w0 = _mm512_load_si512(panel + (size_t)g * GROUP_BYTES), w1 = _mm512_load_si512(panel + (size_t)g * GROUP_BYTES + 64);
-            for (int i = 0; i < rows; i++) {
-                __m512i a = _mm512_set1_epi32(load32(q + (size_t)i * ldq + 4 * g));
-                lo[i] = _mm512_dpbusd_epi32(lo[i], a, w0);
-                hi[i] = _mm512_dpbusd_epi32(hi[i], a, w1);
-            }
+        for (int i = 0; i < ROWS; i++) {
+            __m512i a = _mm512_set1_epi32(load32(x[i] + 4 * g));
+            lo[i] = dpbusd(lo[i], a, w0);
+            hi[i] = dpbusd(hi[i], a, w1);
         }
     }
+    __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1), m1 = cols >= 32 ? 0xffff : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
+    __m512 sc0 = _mm512_maskz_loadu_ps(m0, scale), sc1 = _mm512_maskz_loadu_ps(m1, scale + 16);
+    __m512i c0 = _mm512_maskz_loadu_epi32(m0, comp), c1 = _mm512_maskz_loadu_epi32(m1, comp + 16);
+    __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps(), b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
     for (int i = 0; i < rows; i++) {
-        _mm512_storeu_si512(acc + i * LM_Q8_PANEL, lo[i]);
-        _mm512_storeu_si512(acc + i * LM_Q8_PANEL + 16, hi[i]);
+        __m512 s = _mm512_set1_ps(step[i]);
+        __m512 v0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(lo[i], c0)), _mm512_mul_ps(s, sc0));
+        __m512 v1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(hi[i], c1)), _mm512_mul_ps(s, sc1));
+        if (bias) v0 = _mm512_add_ps(v0, b0), v1 = _mm512_add_ps(v1, b1);
+        _mm512_mask_storeu_ps(y + (size_t)i * ldy, m0, v0);
+        _mm512_mask_storeu_ps(y + (size_t)i * ldy + 16, m1, v1);
     }
 }
 
@@ -141,24 +200,27 @@ __attribute__((target("avx2"))) static void tile_avx2(int rows, int groups, cons
 }
 
 void lm_q8_gemm(const lm_q8 *w, int m, const uint8_t *q, const float *step, const float *bias, float *y, int n0, int n1) {
-    int groups = w->k4 / 4, tile_rows = w->kernel == LM_Q8_VNNI ? ROWS : ROWS_AVX2;
-    bool shifted = w->kernel == LM_Q8_VNNI;
-    int32_t acc[ROWS * LM_Q8_PANEL];
+    int groups = w->k4 / 4;
+    int32_t acc[ROWS_AVX2 * LM_Q8_PANEL];
     for (int j = n0; j < n1; j += LM_Q8_PANEL) {
         const int8_t *panel = w->panels + (size_t)(j / LM_Q8_PANEL) * w->k4 * LM_Q8_PANEL;
         int cols = n1 - j < LM_Q8_PANEL ? n1 - j : LM_Q8_PANEL;
-        const float *scale = w->scale + j;
-        const int32_t *comp = w->comp + j;
-        for (int i0 = 0; i0 < m; i0 += tile_rows) {
-            int rows = m - i0 < tile_rows ? m - i0 : tile_rows;
-            if (shifted) tile_vnni(rows, groups, q + (size_t)i0 * w->k4, w->k4, panel, acc);
-            else tile_avx2(rows, groups, q + (size_t)i0 * w->k4, w->k4, panel, acc);
-            for (int i = 0; i < rows; i++) {
+        const float *scale = w->scale + j, *b = bias ? bias + j : NULL;
+        if (w->kernel == LM_Q8_VNNI) {
+            for (int i0 = 0; i0 < m; i0 += ROWS)
+                tile_vnni(m - i0 < ROWS ? m - i0 : ROWS, groups, q + (size_t)i0 * w->k4, w->k4, panel, step + i0, scale, w->comp + j, b,
+                          y + (size_t)i0 * w->n + j, w->n, cols);
+            continue;
+        }
+        for (int i0 = 0; i0 < m; i0 += ROWS_AVX2) {
+            int rows = m - i0 < ROWS_AVX2 ? m - i0 : ROWS_AVX2;
+            tile_avx2(rows, groups, q + (size_t)i0 * w->k4, w->k4, panel, acc);
+            for (int i = 0; i < rows; i++) { /* the same arithmetic as tile_vnni's, without the shift */
                 float *yi = y + (size_t)(i0 + i) * w->n + j, s = step[i0 + i];
                 const int32_t *ai = acc + i * LM_Q8_PANEL;
                 for (int o = 0; o < cols; o++) {
-                    float v = (float)(ai[o] - (shifted ? comp[o] : 0)) * (s * scale[o]);
-                    yi[o] = bias ? v + bias[j + o] : v;
+                    float v = (float)ai[o] * (s * scale[o]);
+                    yi[o] = b ? v + b[o] : v;
                 }
             }
         }

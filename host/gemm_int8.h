@@ -44,9 +44,9 @@ lm_q8_kernel lm_q8_best_kernel(void);
 int  lm_q8_init(lm_q8 *w, const float *W, int n, int k, lm_q8_kernel kernel, lm_err *err);
 void lm_q8_free(lm_q8 *w);
 
-/* Quantizes x's row (k floats) into k4 bytes (value + 128, zero-padded as
- * 128) and returns its step max|x| / 127 (0 for an all-zero row). */
-float lm_q8_quantize_row(const float *x, int k, int k4, uint8_t *q);
+/* Quantizes a row of x (w->k floats) into w->k4 bytes (value + 128, padded
+ * with 128) and returns its step max|x| / 127 (0 for an all-zero row). */
+float lm_q8_quantize_row(const lm_q8 *w, const float *x, uint8_t *q);
 
 /* Columns [n0, n1) of y (m, w->n) = step[i] * w->scale[o] * (q . qW^T)
  * (+ bias[o] when bias is not NULL), from rows quantized by

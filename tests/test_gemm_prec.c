@@ -66,7 +66,7 @@ static void ref_int8(int m, int n, int k, const float *x, const float *w, const 
 static void lib_int8(const lm_q8 *q8, int m, const float *x, const float *bias, float *y) {
     uint8_t *q = malloc((size_t)(m ? m : 1) * q8->k4);
     float *step = malloc(sizeof(float) * (m ? m : 1));
-    for (int i = 0; i < m; i++) step[i] = lm_q8_quantize_row(x + (size_t)i * q8->k, q8->k, q8->k4, q + (size_t)i * q8->k4);
+    for (int i = 0; i < m; i++) step[i] = lm_q8_quantize_row(q8, x + (size_t)i * q8->k, q + (size_t)i * q8->k4);
     int split = q8->n > 32 ? 32 : q8->n;
     lm_q8_gemm(q8, m, q, step, bias, y, 0, split);
     lm_q8_gemm(q8, m, q, step, bias, y, split, q8->n);
