@@ -1,5 +1,6 @@
 /* cpu_weights: see cpu_weights.h. */
 #include "cpu_weights.h"
+#include "cpu_features.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -12,7 +13,8 @@
 #define STACK_ROWS_BYTES 65536
 
 /* Puts W (n, k) into `form`, releasing the mapped original once it is copied. */
-static int prepare(const lm_model *m, lm_cpu_matrix *p, lm_cpu_form form, const float *w, int n, int k, lm_q8_kernel q8, lm_err *err) {
+static int prepare(const lm_model *m, lm_cpu_matrix *p, lm_cpu_form form, const float *w, int n, int k, lm_q8_kernel q8, lm_b16_kernel b16,
+                   lm_err *err) {
     p->form = form;
     p->n = n;
     p->k = k;
@@ -22,7 +24,7 @@ static int prepare(const lm_model *m, lm_cpu_matrix *p, lm_cpu_form form, const 
     case LM_FORM_BLAS: return 0;
     case LM_FORM_PACKED: rc = lm_packed_init(&p->f32, w, n, k, err); break;
     case LM_FORM_INT8: rc = lm_q8_init(&p->q8, w, n, k, q8, err); break;
-    case LM_FORM_BF16: rc = lm_b16_init(&p->b16, w, n, k, err); break;
+    case LM_FORM_BF16: rc = lm_b16_init(&p->b16, w, n, k, b16, err); break;
     }
     if (rc != 0) return -1;
     p->w = NULL;
@@ -51,9 +53,12 @@ int lm_cpu_weights_init_as(lm_cpu_weights *w, const lm_model *m, lm_precision pr
     } else if (precision == LM_PREC_INT8 && q8 == LM_Q8_AVX2) {
         fprintf(stderr, "lyricmt: note: this CPU lacks AVX-512 VNNI: int8 runs on AVX2 (same results, slower)\n");
     }
-    if (precision == LM_PREC_BF16 && !lm_b16_supported()) {
-        fprintf(stderr, "lyricmt: note: this CPU lacks AVX-512 BF16: bf16 runs in fp32\n");
+    lm_b16_kernel b16 = lm_b16_best_kernel();
+    if (precision == LM_PREC_BF16 && b16 == LM_B16_NONE) {
+        fprintf(stderr, "lyricmt: note: this CPU lacks AVX-512: bf16 runs in fp32\n");
         precision = LM_PREC_FP32;
+    } else if (precision == LM_PREC_BF16 && b16 == LM_B16_WIDEN && !(lm_cpu_features() & LM_CPU_BF16)) {
+        fprintf(stderr, "lyricmt: note: this CPU lacks AVX-512 BF16: bf16 runs on AVX-512F (same results but for subnormals)\n");
     }
     w->precision = precision;
 
@@ -73,19 +78,19 @@ int lm_cpu_weights_init_as(lm_cpu_weights *w, const lm_model *m, lm_precision pr
     w->decoder_layers = mc->decoder_layers;
     w->enc = lm_calloc((size_t)mc->encoder_layers * LM_ENC_PRODUCTS + 1, sizeof *w->enc, err);
     w->dec = lm_calloc((size_t)mc->decoder_layers * LM_DEC_PRODUCTS + 1, sizeof *w->dec, err);
-    if (!w->enc || !w->dec || prepare(m, &w->head, step, m->lm_head, mc->vocab_size, mc->d_model, q8, err) != 0) goto fail;
+    if (!w->enc || !w->dec || prepare(m, &w->head, step, m->lm_head, mc->vocab_size, mc->d_model, q8, b16, err) != 0) goto fail;
     for (int l = 0; l < mc->encoder_layers; l++) {
         const lm_encoder_layer *L = &m->enc[l];
         const lm_linear *lin[LM_ENC_PRODUCTS] = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2};
         for (int i = 0; i < LM_ENC_PRODUCTS; i++)
-            if (prepare(m, &w->enc[(size_t)l * LM_ENC_PRODUCTS + i], batch, lin[i]->w, lin[i]->out, lin[i]->in, q8, err) != 0) goto fail;
+            if (prepare(m, &w->enc[(size_t)l * LM_ENC_PRODUCTS + i], batch, lin[i]->w, lin[i]->out, lin[i]->in, q8, b16, err) != 0) goto fail;
     }
     for (int l = 0; l < mc->decoder_layers; l++) {
         const lm_decoder_layer *L = &m->dec[l];
         const lm_linear *lin[LM_DEC_PRODUCTS] = {&L->q, &L->k, &L->v, &L->o, &L->cq, &L->co, &L->fc1, &L->fc2, &L->ck, &L->cv};
         for (int i = 0; i < LM_DEC_PRODUCTS; i++) {
             lm_cpu_form form = i == LM_DEC_CK || i == LM_DEC_CV ? batch : step;
-            if (prepare(m, &w->dec[(size_t)l * LM_DEC_PRODUCTS + i], form, lin[i]->w, lin[i]->out, lin[i]->in, q8, err) != 0) goto fail;
+            if (prepare(m, &w->dec[(size_t)l * LM_DEC_PRODUCTS + i], form, lin[i]->w, lin[i]->out, lin[i]->in, q8, b16, err) != 0) goto fail;
         }
     }
     return 0;
@@ -158,7 +163,7 @@ static void converted_linear(const lm_cpu_matrix *w, int m, const float *x, cons
 #pragma omp for schedule(static)
         for (int i = 0; i < m; i++) {
             if (w->form == LM_FORM_INT8) step[i] = lm_q8_quantize_row(&w->q8, x + (size_t)i * w->k, (uint8_t *)rows + (size_t)i * w->q8.k4);
-            else lm_b16_convert_row(x + (size_t)i * w->k, w->k, w->b16.k2, (uint16_t *)rows + (size_t)i * w->b16.k2);
+            else lm_b16_convert_row(&w->b16, x + (size_t)i * w->k, (char *)rows + (size_t)i * lm_b16_row_bytes(&w->b16));
         }
         int n0, n1;
         thread_columns(w->n, LM_Q8_PANEL, &n0, &n1);
@@ -173,7 +178,7 @@ void lm_cpu_linear(const lm_cpu_matrix *w, int m, const float *x, const float *b
     if (m <= 0) return;
     if (w->form == LM_FORM_BLAS) { blas_linear(w, m, x, bias, y); return; }
     if (w->form == LM_FORM_PACKED) { packed_linear(w, m, x, bias, y); return; }
-    size_t row_bytes = w->form == LM_FORM_INT8 ? (size_t)w->q8.k4 : (size_t)w->b16.k2 * sizeof(uint16_t);
+    size_t row_bytes = w->form == LM_FORM_INT8 ? (size_t)w->q8.k4 : lm_b16_row_bytes(&w->b16);
     void *rows = malloc((size_t)m * row_bytes);
     float *step = malloc((size_t)m * sizeof(float));
     if (rows && step) {

@@ -53,9 +53,10 @@ typedef struct lm_cpu_weights {
 int lm_cpu_weights_init(lm_cpu_weights *w, const lm_model *m, lm_err *err);
 
 /* In `precision` (fp32, int8 or bf16; fp16 is an error): int8 and bf16
- * convert every product. A CPU without the instructions (int8: AVX-512 VNNI,
- * else AVX2; bf16: AVX-512 BF16) gets fp32, with a one-line notice on stderr;
- * w->precision says which. The mapped originals are released as they are
+ * convert every product. int8 runs on AVX-512 VNNI, else AVX2 (identical
+ * results); bf16 on AVX-512 BF16, else AVX-512F (identical but for
+ * subnormals); a CPU with neither gets fp32. Each fallback prints a one-line
+ * notice on stderr; w->precision says what the products compute in. The mapped originals are released as they are
  * converted: only embedding rows are read from them afterwards. */
 int lm_cpu_weights_init_as(lm_cpu_weights *w, const lm_model *m, lm_precision precision, lm_err *err);
 void lm_cpu_weights_free(lm_cpu_weights *w);

@@ -86,8 +86,10 @@ LYRICMT_CPU_FEATURES=novnni "$BIN" translate --model $M --precision int8 -i "$T/
 check "int8 without VNNI: AVX2, same output, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pavx2.txt" "$T/pint8.txt" && [ "$(grep -c "lacks AVX-512 VNNI: int8 runs on AVX2" "$T/e")" -eq 1 ]'
 LYRICMT_CPU_FEATURES=novnni,noavx2 "$BIN" translate --model $M --precision int8 -i "$T/in.txt" > "$T/pno.txt" 2>"$T/e"; rc=$?
 check "int8 without VNNI or AVX2: fp32, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pno.txt" "$T/p32.txt" && [ "$(grep -c "int8 runs in fp32" "$T/e")" -eq 1 ]'
-LYRICMT_CPU_FEATURES=nobf16 "$BIN" translate --model $M --precision bf16 -i "$T/in.txt" > "$T/pno.txt" 2>"$T/e"; rc=$?
-check "bf16 without AVX-512 BF16: fp32, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pno.txt" "$T/p32.txt" && [ "$(grep -c "bf16 runs in fp32" "$T/e")" -eq 1 ]'
+LYRICMT_CPU_FEATURES=nobf16 "$BIN" translate --model $M --precision bf16 -i "$T/in.txt" > "$T/pwide.txt" 2>"$T/e"; rc=$?
+check "bf16 without AVX-512 BF16: AVX-512F, same output, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pwide.txt" "$T/pbf16.txt" && [ "$(grep -c "lacks AVX-512 BF16: bf16 runs on AVX-512F" "$T/e")" -eq 1 ]'
+LYRICMT_CPU_FEATURES=noavx512 "$BIN" translate --model $M --precision bf16 -i "$T/in.txt" > "$T/pno.txt" 2>"$T/e"; rc=$?
+check "bf16 without AVX-512: fp32, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pno.txt" "$T/p32.txt" && [ "$(grep -c "bf16 runs in fp32" "$T/e")" -eq 1 ]'
 echo "yeah" | "$BIN" translate --model $M --device cuda > "$T/cuda.out" 2>"$T/e"; rc=$?
 check "--device cuda runs or says why not" '[ $rc -eq 0 ] && [ -s "$T/cuda.out" ] || grep -Eq "no CUDA GPU found|built without CUDA" "$T/e"'
 echo "yeah" | "$BIN" translate --model $M --device tpu > /dev/null 2>"$T/e"; rc=$?

@@ -182,23 +182,25 @@ static void ref_bf16(int m, int n, int k, const float *x, const float *w, const 
 }
 
 static void lib_bf16(const lm_b16 *b16, int m, const float *x, const float *bias, float *y) {
-    uint16_t *xb = malloc(sizeof(uint16_t) * ((size_t)(m ? m : 1) * b16->k2));
-    for (int i = 0; i < m; i++) lm_b16_convert_row(x + (size_t)i * b16->k, b16->k, b16->k2, xb + (size_t)i * b16->k2);
+    char *xb = malloc(lm_b16_row_bytes(b16) * (size_t)(m ? m : 1));
+    for (int i = 0; i < m; i++) lm_b16_convert_row(b16, x + (size_t)i * b16->k, xb + (size_t)i * lm_b16_row_bytes(b16));
     int split = b16->n > 32 ? 32 : b16->n;
     lm_b16_gemm(b16, m, xb, bias, y, 0, split);
     lm_b16_gemm(b16, m, xb, bias, y, split, b16->n);
     free(xb);
 }
 
-static void check_bf16_case(int m, int n, int k) {
+static const char *b16_name(lm_b16_kernel k) { return k == LM_B16_DOT ? "vdpbf16ps" : "AVX-512F"; }
+
+static void check_bf16_case(lm_b16_kernel kern, int m, int n, int k) {
     float *w = random_matrix(n, k, 1.0f), *x = random_matrix(m, k, 2.0f), *b = random_matrix(1, n, 1.0f);
     float *y = malloc(sizeof(float) * ((size_t)m * n + 1)), *ref = malloc(sizeof(float) * ((size_t)m * n + 1)), *one = malloc(sizeof(float) * n);
     lm_b16 b16;
     lm_err err;
-    CHECK(lm_b16_init(&b16, w, n, k, &err) == 0, "bf16 init: %s", err.msg);
+    CHECK(lm_b16_init(&b16, w, n, k, kern, &err) == 0, "bf16 init: %s", err.msg);
     lib_bf16(&b16, m, x, b, y);
     ref_bf16(m, n, k, x, w, b, ref);
-    CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "bf16 m=%d n=%d k=%d: identical to the reference", m, n, k);
+    CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "bf16 %s m=%d n=%d k=%d: identical to the reference", b16_name(kern), m, n, k);
     /* each input rounded within 2^-9 relative: products within 2^-8 + 2^-18;
      * k float additions within k 2^-24 of the running sums */
     bool within = true, alone = true;
@@ -215,8 +217,8 @@ static void check_bf16_case(int m, int n, int k) {
         lib_bf16(&b16, 1, xi, b, one);
         alone &= memcmp(one, y + (size_t)i * n, sizeof(float) * n) == 0;
     }
-    CHECK(within, "bf16 m=%d n=%d k=%d: within the rounding bound of the exact product", m, n, k);
-    CHECK(alone, "bf16 m=%d n=%d k=%d: each row alone gives the same bits as batched", m, n, k);
+    CHECK(within, "bf16 %s m=%d n=%d k=%d: within the rounding bound of the exact product", b16_name(kern), m, n, k);
+    CHECK(alone, "bf16 %s m=%d n=%d k=%d: each row alone gives the same bits as batched", b16_name(kern), m, n, k);
     lm_b16_free(&b16);
     free(w); free(x); free(b); free(y); free(ref); free(one);
 }
@@ -237,15 +239,25 @@ static void check_bf16(void) {
     CHECK(lm_bf16_round(1.0f + ldexpf(1, -8)) == 0x3f80 && lm_bf16_round(1.0f + 3 * ldexpf(1, -8)) == 0x3f82 &&
               lm_bf16_round(-2.0f) == 0xc000 && lm_bf16_round(INFINITY) == 0x7f80 && isnan(lm_bf16_float(lm_bf16_round(NAN))),
           "bf16 rounding: ties to even, signs, infinity, NaN");
-    if (!lm_b16_supported()) {
-        printf("test_gemm_prec: bf16 kernel skipped: this CPU lacks AVX-512 BF16 (bf16 runs in fp32 there)\n");
-        return;
+    unsigned f = lm_cpu_features();
+    if (f & LM_CPU_BF16) {
+        float *v = random_matrix(64, 64, 1e3f);
+        CHECK(hardware_rounding_agrees(v, 64 * 64), "bf16 rounding agrees with vcvtneps2bf16");
+        free(v);
     }
-    float *v = random_matrix(64, 64, 1e3f);
-    CHECK(hardware_rounding_agrees(v, 64 * 64), "bf16 rounding agrees with vcvtneps2bf16");
-    free(v);
-    const int sizes[][3] = {{1, 1, 1}, {3, 33, 5}, {17, 77, 45}, {9, 64, 130}, {8, 32, 2}, {12, 100, 1023}, {0, 33, 7}};
-    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) check_bf16_case(sizes[s][0], sizes[s][1], sizes[s][2]);
+    lm_b16_kernel kernels[2] = {LM_B16_DOT, LM_B16_WIDEN};
+    for (int i = 0; i < 2; i++) {
+        if (!(f & (kernels[i] == LM_B16_DOT ? LM_CPU_BF16 : LM_CPU_AVX512))) {
+            printf("test_gemm_prec: bf16 %s kernel skipped: this CPU lacks it\n", b16_name(kernels[i]));
+            continue;
+        }
+        const int sizes[][3] = {{1, 1, 1}, {3, 33, 5}, {17, 77, 45}, {9, 64, 130}, {8, 32, 2}, {12, 100, 1023}, {0, 33, 7}};
+        for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) check_bf16_case(kernels[i], sizes[s][0], sizes[s][1], sizes[s][2]);
+    }
+    lm_b16 b16;
+    lm_err err;
+    float w = 1;
+    CHECK(lm_b16_init(&b16, &w, 1, LM_B16_MAX_K + 1, LM_B16_WIDEN, &err) != 0, "bf16: a product wider than LM_B16_MAX_K is refused");
 }
 
 /* lm_cpu_linear on int8 and bf16 matrices, split over OpenMP threads, equals
@@ -263,9 +275,9 @@ static void check_cpu_linear(void) {
         CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "lm_cpu_linear int8 over threads: identical to one thread");
         lm_q8_free(&mat.q8);
     }
-    if (lm_b16_supported()) {
+    if (lm_b16_best_kernel() != LM_B16_NONE) {
         lm_cpu_matrix mat = {.form = LM_FORM_BF16, .n = n, .k = k};
-        CHECK(lm_b16_init(&mat.b16, w, n, k, &err) == 0, "bf16 init");
+        CHECK(lm_b16_init(&mat.b16, w, n, k, lm_b16_best_kernel(), &err) == 0, "bf16 init");
         lm_cpu_linear(&mat, m, x, NULL, y);
         lib_bf16(&mat.b16, m, x, NULL, ref);
         CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "lm_cpu_linear bf16 over threads: identical to one thread");
@@ -281,9 +293,12 @@ static void check_feature_mask(void) {
     CHECK(!(lm_cpu_features() & LM_CPU_VNNI) && lm_q8_best_kernel() == (all & LM_CPU_AVX2 ? LM_Q8_AVX2 : LM_Q8_NONE),
           "novnni: int8 takes AVX2");
     setenv("LYRICMT_CPU_FEATURES", "nobf16,novnni,noavx2", 1);
-    CHECK(!lm_b16_supported() && lm_q8_best_kernel() == LM_Q8_NONE, "nobf16,novnni,noavx2: no bf16 and no int8 kernel");
+    CHECK(lm_b16_best_kernel() == (all & LM_CPU_AVX512 ? LM_B16_WIDEN : LM_B16_NONE) && lm_q8_best_kernel() == LM_Q8_NONE &&
+              !(lm_cpu_features() & LM_CPU_BF16),
+          "nobf16,novnni,noavx2: bf16 on AVX-512F, no int8 kernel");
     setenv("LYRICMT_CPU_FEATURES", "noavx512", 1);
-    CHECK(!lm_packed_supported() && !lm_b16_supported() && !(lm_cpu_features() & LM_CPU_VNNI), "noavx512 hides AVX-512 and what needs it");
+    CHECK(!lm_packed_supported() && lm_b16_best_kernel() == LM_B16_NONE && !(lm_cpu_features() & LM_CPU_VNNI),
+          "noavx512 hides AVX-512 and what needs it");
     setenv("LYRICMT_CPU_FEATURES", "xnovnni,novnnix", 1);
     CHECK(lm_cpu_features() == all, "only whole items of the list count");
     unsetenv("LYRICMT_CPU_FEATURES");

@@ -21,7 +21,8 @@
  * The CPU's int8 and bf16 run the states and outputs under looser bounds
  * (LOGIT_RTOL_INT8, MIN_SAME_INT8, ...), must translate identically alone and
  * batched, and fall back as promised where LYRICMT_CPU_FEATURES hides VNNI
- * (int8 on AVX2: identical outputs) or AVX-512 BF16 (bf16 computed in fp32).
+ * (int8 on AVX2) or AVX-512 BF16 (bf16 on AVX-512F): identical outputs; with
+ * neither kernel, fp32.
  *
  * With a CUDA build on a machine with a GPU, the same checks run on the CUDA
  * backend in fp32; in fp16 and bf16 the states are held to a looser tolerance
@@ -483,8 +484,9 @@ static void free_texts(char **t, int n) {
 }
 
 /* int8 and bf16 translate a line identically alone or batched; int8's AVX2
- * kernel agrees with VNNI exactly (integer sums); a CPU without AVX-512 BF16
- * computes bf16 in fp32 (LYRICMT_CPU_FEATURES hides the features). */
+ * kernel agrees with VNNI exactly (integer sums), bf16's AVX-512F kernel with
+ * vdpbf16ps (the same rounding chain); a CPU with neither computes in fp32
+ * (LYRICMT_CPU_FEATURES hides the features). */
 static void check_cpu_precision_paths(const char *name) {
     char path[300];
     snprintf(path, sizeof path, "tests/fixtures/%s/golden.json", name);
@@ -496,23 +498,26 @@ static void check_cpu_precision_paths(const char *name) {
     lm_precision got, want[2] = {LM_PREC_INT8, LM_PREC_BF16};
     for (int p = 0; p < 2; p++) {
         if (p == 0 && lm_q8_best_kernel() != LM_Q8_VNNI) { printf("test_golden: int8 VNNI checks skipped: no AVX-512 VNNI\n"); continue; }
-        if (p == 1 && !lm_b16_supported()) { printf("test_golden: bf16 checks skipped: no AVX-512 BF16\n"); continue; }
+        if (p == 1 && lm_b16_best_kernel() == LM_B16_NONE) { printf("test_golden: bf16 checks skipped: no AVX-512\n"); continue; }
         char **batched = translate_cases(name, cases, want[p], 5, &got);
         CHECK(got == want[p], "%s: computed in %s, not %s", name, lm_precision_name(got), lm_precision_name(want[p]));
         char **alone = translate_cases(name, cases, want[p], 1, &got);
         CHECK(count_same(batched, alone, 2 * n) == 2 * n, "%s %s: %d/%d outputs differ between batched and alone", name,
               lm_precision_name(want[p]), 2 * n - count_same(batched, alone, 2 * n), 2 * n);
         free_texts(alone, 2 * n);
+        /* the next kernel down: identical outputs (integer sums; the same float chain) */
         setenv("LYRICMT_CPU_FEATURES", p == 0 ? "novnni" : "nobf16", 1);
         char **fallback = translate_cases(name, cases, want[p], 5, &got);
+        CHECK(got == want[p] && count_same(batched, fallback, 2 * n) == 2 * n, "%s: %s on %s differs", name,
+              lm_precision_name(want[p]), p == 0 ? "AVX2" : "AVX-512F");
+        free_texts(fallback, 2 * n);
+        /* no kernel at all: fp32 */
+        setenv("LYRICMT_CPU_FEATURES", p == 0 ? "novnni,noavx2" : "noavx512", 1);
+        fallback = translate_cases(name, cases, want[p], 5, &got);
         unsetenv("LYRICMT_CPU_FEATURES");
-        if (p == 0) {
-            CHECK(got == LM_PREC_INT8 && count_same(batched, fallback, 2 * n) == 2 * n, "%s: int8 on AVX2 differs from VNNI", name);
-        } else {
-            char **fp32 = translate_cases(name, cases, LM_PREC_FP32, 5, &got);
-            CHECK(count_same(fp32, fallback, 2 * n) == 2 * n, "%s: bf16 without AVX-512 BF16 is not fp32", name);
-            free_texts(fp32, 2 * n);
-        }
+        char **fp32 = translate_cases(name, cases, LM_PREC_FP32, 5, &got);
+        CHECK(count_same(fp32, fallback, 2 * n) == 2 * n, "%s: %s without its instructions is not fp32", name, lm_precision_name(want[p]));
+        free_texts(fp32, 2 * n);
         free_texts(fallback, 2 * n);
         free_texts(batched, 2 * n);
     }
