@@ -143,8 +143,9 @@ static void feed_forward(cpu_backend *c, int n, const lm_norm *nm, const lm_line
                          const lm_cpu_matrix *p1, const lm_cpu_matrix *p2) {
     const lm_model_config *mc = &c->base.model->cfg.model;
     layer_norm(c->x, n, mc->d_model, nm, c->h);
-    linear(c->h, n, fc1, p1, c->ffn);
-    activate(c->ffn, (size_t)n * fc1->out, mc->activation);
+    bool relu = mc->activation == LM_ACT_RELU; /* fused into the product */
+    lm_cpu_linear_relu(p1, n, c->h, fc1->b, relu, c->ffn);
+    if (!relu) activate(c->ffn, (size_t)n * fc1->out, mc->activation);
     linear(c->ffn, n, fc2, p2, c->att);
     add_inplace(c->x, c->att, (size_t)n * mc->d_model);
 }

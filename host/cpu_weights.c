@@ -127,7 +127,14 @@ static void thread_columns(int n, int align, int *n0, int *n1) {
  * thread pool for everything: OpenBLAS's own pthreads pool spinning against
  * libgomp's made products up to 2.5x slower on two cores (benchmarks/NOTES.md).
  * The bias goes in first (beta 1), as transformers' addmm. */
-static void blas_linear(const lm_cpu_matrix *w, int m, const float *x, const float *bias, float *y) {
+/* max(0, .) over columns [n0, n1) of y (m rows of n), as the backend's
+ * activate() computes relu: v > 0 ? v : 0 */
+static void relu_columns(float *y, int m, int n, int n0, int n1) {
+    for (int i = 0; i < m; i++)
+        for (int j = n0; j < n1; j++) y[(size_t)i * n + j] = y[(size_t)i * n + j] > 0 ? y[(size_t)i * n + j] : 0;
+}
+
+static void blas_linear(const lm_cpu_matrix *w, int m, const float *x, const float *bias, bool relu, float *y) {
     if (bias)
         for (int i = 0; i < m; i++) memcpy(y + (size_t)i * w->n, bias, (size_t)w->n * sizeof(float));
 #pragma omp parallel
@@ -137,27 +144,28 @@ static void blas_linear(const lm_cpu_matrix *w, int m, const float *x, const flo
         if (n0 < n1)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n1 - n0, w->k, 1.0f, x, w->k, w->w + (size_t)n0 * w->k, w->k,
                         bias ? 1.0f : 0.0f, y + n0, w->n);
+        if (relu) relu_columns(y, m, w->n, n0, n1);
     }
 }
 
-static void packed_linear(const lm_cpu_matrix *w, int m, const float *x, const float *bias, float *y) {
+static void packed_linear(const lm_cpu_matrix *w, int m, const float *x, const float *bias, bool relu, float *y) {
 #pragma omp parallel
     {
         int n0, n1;
         thread_columns(w->n, LM_PANEL, &n0, &n1); /* whole panels per slice */
-        if (n0 < n1) lm_packed_gemm(&w->f32, m, x, y, n0, n1);
-        if (bias) {
-#pragma omp barrier
-#pragma omp for schedule(static)
-            for (int i = 0; i < m; i++)
-                for (int j = 0; j < w->n; j++) y[(size_t)i * w->n + j] += bias[j];
+        if (n0 < n1) {
+            lm_packed_gemm(&w->f32, m, x, y, n0, n1);
+            for (int i = 0; bias && i < m; i++)
+                for (int j = n0; j < n1; j++) y[(size_t)i * w->n + j] += bias[j];
+            if (relu) relu_columns(y, m, w->n, n0, n1);
         }
     }
 }
 
 /* int8 and bf16 over m rows whose converted form fits `rows` (row_bytes each):
  * the threads convert the rows between them, then split the columns. */
-static void converted_linear(const lm_cpu_matrix *w, int m, const float *x, const float *bias, float *y, void *rows, float *step) {
+static void converted_linear(const lm_cpu_matrix *w, int m, const float *x, const float *bias, bool relu, float *y, void *rows,
+                             float *step) {
 #pragma omp parallel
     {
 #pragma omp for schedule(static)
@@ -168,27 +176,29 @@ static void converted_linear(const lm_cpu_matrix *w, int m, const float *x, cons
         int n0, n1;
         thread_columns(w->n, LM_Q8_PANEL, &n0, &n1);
         if (n0 < n1) {
-            if (w->form == LM_FORM_INT8) lm_q8_gemm(&w->q8, m, rows, step, bias, y, n0, n1);
-            else lm_b16_gemm(&w->b16, m, rows, bias, y, n0, n1);
+            if (w->form == LM_FORM_INT8) lm_q8_gemm(&w->q8, m, rows, step, bias, relu, y, n0, n1);
+            else lm_b16_gemm(&w->b16, m, rows, bias, relu, y, n0, n1);
         }
     }
 }
 
-void lm_cpu_linear(const lm_cpu_matrix *w, int m, const float *x, const float *bias, float *y) {
+void lm_cpu_linear(const lm_cpu_matrix *w, int m, const float *x, const float *bias, float *y) { lm_cpu_linear_relu(w, m, x, bias, false, y); }
+
+void lm_cpu_linear_relu(const lm_cpu_matrix *w, int m, const float *x, const float *bias, bool relu, float *y) {
     if (m <= 0) return;
-    if (w->form == LM_FORM_BLAS) { blas_linear(w, m, x, bias, y); return; }
-    if (w->form == LM_FORM_PACKED) { packed_linear(w, m, x, bias, y); return; }
+    if (w->form == LM_FORM_BLAS) { blas_linear(w, m, x, bias, relu, y); return; }
+    if (w->form == LM_FORM_PACKED) { packed_linear(w, m, x, bias, relu, y); return; }
     size_t row_bytes = w->form == LM_FORM_INT8 ? (size_t)w->q8.k4 : lm_b16_row_bytes(&w->b16);
     void *rows = malloc((size_t)m * row_bytes);
     float *step = malloc((size_t)m * sizeof(float));
     if (rows && step) {
-        converted_linear(w, m, x, bias, y, rows, step);
+        converted_linear(w, m, x, bias, relu, y, rows, step);
     } else { /* no memory for them all: a few rows at a time, same results */
         _Alignas(64) unsigned char chunk[STACK_ROWS_BYTES];
         float chunk_step[STACK_ROWS_BYTES / 4];
         int per = row_bytes >= STACK_ROWS_BYTES ? 1 : (int)(STACK_ROWS_BYTES / row_bytes);
         for (int i = 0; i < m; i += per)
-            converted_linear(w, m - i < per ? m - i : per, x + (size_t)i * w->k, bias, y + (size_t)i * w->n, chunk, chunk_step);
+            converted_linear(w, m - i < per ? m - i : per, x + (size_t)i * w->k, bias, relu, y + (size_t)i * w->n, chunk, chunk_step);
     }
     free(rows);
     free(step);

@@ -66,9 +66,13 @@ const lm_cpu_matrix *lm_cpu_weights_dec(const lm_cpu_weights *w, int l, int i);
 const lm_cpu_matrix *lm_cpu_weights_enc(const lm_cpu_weights *w, int l, int i);
 
 /* y (m, w->n) = x (m, w->k) . W^T (+ bias when not NULL), the columns split
- * over the calling thread's OpenMP threads. Whatever the form, each output
- * is computed the same way whatever m and the row's place in x, so a line
- * translates identically alone or batched. */
+ * over the calling thread's OpenMP threads. In the packed, int8 and bf16
+ * forms each output is computed the same way whatever m and the row's place
+ * in x, so a line translates identically alone or batched. */
 void lm_cpu_linear(const lm_cpu_matrix *w, int m, const float *x, const float *bias, float *y);
+
+/* The same, then relu (v > 0 ? v : 0) on each output with `relu`: in the
+ * product's own pass over its outputs rather than one more over memory. */
+void lm_cpu_linear_relu(const lm_cpu_matrix *w, int m, const float *x, const float *bias, bool relu, float *y);
 
 #endif

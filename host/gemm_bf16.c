@@ -72,6 +72,18 @@ static int32_t load32(const uint16_t *p) {
     return v;
 }
 
+/* Stores tile rows: + bias, then max(0, .) with relu (NaN and -0 give +0,
+ * as v > 0 ? v : 0), columns masked. */
+__attribute__((target("avx512f"))) static inline void store_rows(int rows, const __m512 *lo, const __m512 *hi, __m512 b0, __m512 b1,
+                                                                 bool bias, bool relu, float *y, int ldy, __mmask16 m0, __mmask16 m1) {
+    for (int i = 0; i < rows; i++) {
+        __m512 v0 = bias ? _mm512_add_ps(lo[i], b0) : lo[i], v1 = bias ? _mm512_add_ps(hi[i], b1) : hi[i];
+        if (relu) v0 = _mm512_max_ps(v0, _mm512_setzero_ps()), v1 = _mm512_max_ps(v1, _mm512_setzero_ps());
+        _mm512_mask_storeu_ps(y + (size_t)i * ldy, m0, v0);
+        _mm512_mask_storeu_ps(y + (size_t)i * ldy + 16, m1, v1);
+    }
+}
+
 /* acc += a . w by pairs, as _mm512_dpbf16_ps; in asm for the reason
  * gemm_int8.c gives (GCC adds a register copy per intrinsic call). */
 __attribute__((target("avx512f,avx512bf16"))) static inline __m512 dpbf16(__m512 acc, __m512i a, __m512i w) {
@@ -84,7 +96,7 @@ __attribute__((target("avx512f,avx512bf16"))) static inline __m512 dpbf16(__m512
  * stored. */
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void tile(int rows, int pairs, const uint16_t *xb, int ldx,
                                                                          const uint16_t *panel, float *y, int ldy, int cols,
-                                                                         const float *bias) {
+                                                                         const float *bias, bool relu) {
     __m512 lo[ROWS], hi[ROWS];
     const uint16_t *x[ROWS];
     for (int i = 0; i < ROWS; i++) {
@@ -102,10 +114,7 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void tile(int rows
     }
     __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1), m1 = cols >= 32 ? 0xffff : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
     __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps(), b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
-    for (int i = 0; i < rows; i++) {
-        _mm512_mask_storeu_ps(y + (size_t)i * ldy, m0, bias ? _mm512_add_ps(lo[i], b0) : lo[i]);
-        _mm512_mask_storeu_ps(y + (size_t)i * ldy + 16, m1, bias ? _mm512_add_ps(hi[i], b1) : hi[i]);
-    }
+    store_rows(rows, lo, hi, b0, b1, bias != NULL, relu, y, ldy, m0, m1);
 }
 
 /* The same chain on AVX-512F alone: each bfloat16 widened to float (its
@@ -115,7 +124,7 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void tile(int rows
  * subnormal inputs and outputs to zero. Activations come as floats (already
  * rounded to bfloat16), broadcast straight from memory. */
 __attribute__((target("avx512f"))) static void tile_widen(int rows, int pairs, const float *xf, int ldx, const uint16_t *panel,
-                                                          float *y, int ldy, int cols, const float *bias) {
+                                                          float *y, int ldy, int cols, const float *bias, bool relu) {
     __m512 lo[ROWS], hi[ROWS];
     const float *x[ROWS];
     const __m512i high = _mm512_set1_epi32((int)0xffff0000u);
@@ -136,10 +145,7 @@ __attribute__((target("avx512f"))) static void tile_widen(int rows, int pairs, c
     }
     __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1), m1 = cols >= 32 ? 0xffff : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
     __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps(), b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
-    for (int i = 0; i < rows; i++) {
-        _mm512_mask_storeu_ps(y + (size_t)i * ldy, m0, bias ? _mm512_add_ps(lo[i], b0) : lo[i]);
-        _mm512_mask_storeu_ps(y + (size_t)i * ldy + 16, m1, bias ? _mm512_add_ps(hi[i], b1) : hi[i]);
-    }
+    store_rows(rows, lo, hi, b0, b1, bias != NULL, relu, y, ldy, m0, m1);
 }
 
 size_t lm_b16_row_bytes(const lm_b16 *w) { return (size_t)w->k2 * (w->kernel == LM_B16_DOT ? sizeof(uint16_t) : sizeof(float)); }
@@ -156,7 +162,7 @@ void lm_b16_convert_row(const lm_b16 *w, const float *x, void *out) {
     }
 }
 
-void lm_b16_gemm(const lm_b16 *w, int m, const void *xb, const float *bias, float *y, int n0, int n1) {
+void lm_b16_gemm(const lm_b16 *w, int m, const void *xb, const float *bias, bool relu, float *y, int n0, int n1) {
     size_t ld = (size_t)w->k2;
     for (int j = n0; j < n1; j += LM_B16_PANEL) {
         const uint16_t *panel = w->panels + (size_t)(j / LM_B16_PANEL) * w->k2 * LM_B16_PANEL;
@@ -164,9 +170,9 @@ void lm_b16_gemm(const lm_b16 *w, int m, const void *xb, const float *bias, floa
         for (int i = 0; i < m; i += ROWS) {
             int rows = m - i < ROWS ? m - i : ROWS;
             if (w->kernel == LM_B16_DOT)
-                tile(rows, w->k2 / 2, (const uint16_t *)xb + i * ld, w->k2, panel, y + (size_t)i * w->n + j, w->n, cols, bias ? bias + j : NULL);
+                tile(rows, w->k2 / 2, (const uint16_t *)xb + i * ld, w->k2, panel, y + (size_t)i * w->n + j, w->n, cols, bias ? bias + j : NULL, relu);
             else
-                tile_widen(rows, w->k2 / 2, (const float *)xb + i * ld, w->k2, panel, y + (size_t)i * w->n + j, w->n, cols, bias ? bias + j : NULL);
+                tile_widen(rows, w->k2 / 2, (const float *)xb + i * ld, w->k2, panel, y + (size_t)i * w->n + j, w->n, cols, bias ? bias + j : NULL, relu);
         }
     }
 }

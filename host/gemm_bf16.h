@@ -46,8 +46,8 @@ size_t lm_b16_row_bytes(const lm_b16 *w);
 void lm_b16_convert_row(const lm_b16 *w, const float *x, void *out);
 
 /* Columns [n0, n1) of y (m, w->n) = x . W^T (+ bias[o] when bias is not
- * NULL), from rows converted by lm_b16_convert_row; n0 a multiple of 32.
- * Single-threaded. */
-void lm_b16_gemm(const lm_b16 *w, int m, const void *xb, const float *bias, float *y, int n0, int n1);
+ * NULL; then max(0, .) with relu), from rows converted by
+ * lm_b16_convert_row; n0 a multiple of 32. Single-threaded. */
+void lm_b16_gemm(const lm_b16 *w, int m, const void *xb, const float *bias, bool relu, float *y, int n0, int n1);
 
 #endif

@@ -143,8 +143,8 @@ __attribute__((target("avx512f,avx512vnni"))) static inline __m512i dpbusd(__m51
  * not stored. */
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void tile_vnni(int rows, int groups, const uint8_t *q, int ldq,
                                                                               const int8_t *panel, const float *step, const float *scale,
-                                                                              const int32_t *comp, const float *bias, float *y, int ldy,
-                                                                              int cols) {
+                                                                              const int32_t *comp, const float *bias, bool relu, float *y,
+                                                                              int ldy, int cols) {
     __m512i lo[ROWS], hi[ROWS];
     const uint8_t *x[ROWS];
     for (int i = 0; i < ROWS; i++) {
@@ -169,6 +169,7 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void tile_vnni(int
         __m512 v0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(lo[i], c0)), _mm512_mul_ps(s, sc0));
         __m512 v1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(hi[i], c1)), _mm512_mul_ps(s, sc1));
         if (bias) v0 = _mm512_add_ps(v0, b0), v1 = _mm512_add_ps(v1, b1);
+        if (relu) v0 = _mm512_max_ps(v0, _mm512_setzero_ps()), v1 = _mm512_max_ps(v1, _mm512_setzero_ps()); /* NaN and -0 give +0, as v > 0 ? v : 0 */
         _mm512_mask_storeu_ps(y + (size_t)i * ldy, m0, v0);
         _mm512_mask_storeu_ps(y + (size_t)i * ldy + 16, m1, v1);
     }
@@ -199,7 +200,7 @@ __attribute__((target("avx2"))) static void tile_avx2(int rows, int groups, cons
         for (int v = 0; v < 4; v++) _mm256_storeu_si256((__m256i *)(acc + i * LM_Q8_PANEL + 8 * v), sum[i][v]);
 }
 
-void lm_q8_gemm(const lm_q8 *w, int m, const uint8_t *q, const float *step, const float *bias, float *y, int n0, int n1) {
+void lm_q8_gemm(const lm_q8 *w, int m, const uint8_t *q, const float *step, const float *bias, bool relu, float *y, int n0, int n1) {
     int groups = w->k4 / 4;
     int32_t acc[ROWS_AVX2 * LM_Q8_PANEL];
     for (int j = n0; j < n1; j += LM_Q8_PANEL) {
@@ -209,7 +210,7 @@ void lm_q8_gemm(const lm_q8 *w, int m, const uint8_t *q, const float *step, cons
         if (w->kernel == LM_Q8_VNNI) {
             for (int i0 = 0; i0 < m; i0 += ROWS)
                 tile_vnni(m - i0 < ROWS ? m - i0 : ROWS, groups, q + (size_t)i0 * w->k4, w->k4, panel, step + i0, scale, w->comp + j, b,
-                          y + (size_t)i0 * w->n + j, w->n, cols);
+                          relu, y + (size_t)i0 * w->n + j, w->n, cols);
             continue;
         }
         for (int i0 = 0; i0 < m; i0 += ROWS_AVX2) {
@@ -220,7 +221,8 @@ void lm_q8_gemm(const lm_q8 *w, int m, const uint8_t *q, const float *step, cons
                 const int32_t *ai = acc + i * LM_Q8_PANEL;
                 for (int o = 0; o < cols; o++) {
                     float v = (float)ai[o] * (s * scale[o]);
-                    yi[o] = b ? v + b[o] : v;
+                    v = b ? v + b[o] : v;
+                    yi[o] = relu ? (v > 0 ? v : 0) : v;
                 }
             }
         }

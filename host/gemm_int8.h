@@ -49,8 +49,8 @@ void lm_q8_free(lm_q8 *w);
 float lm_q8_quantize_row(const lm_q8 *w, const float *x, uint8_t *q);
 
 /* Columns [n0, n1) of y (m, w->n) = step[i] * w->scale[o] * (q . qW^T)
- * (+ bias[o] when bias is not NULL), from rows quantized by
- * lm_q8_quantize_row; n0 a multiple of 32. Single-threaded. */
-void lm_q8_gemm(const lm_q8 *w, int m, const uint8_t *q, const float *step, const float *bias, float *y, int n0, int n1);
+ * (+ bias[o] when bias is not NULL; then max(0, .) with relu), from rows
+ * quantized by lm_q8_quantize_row; n0 a multiple of 32. Single-threaded. */
+void lm_q8_gemm(const lm_q8 *w, int m, const uint8_t *q, const float *step, const float *bias, bool relu, float *y, int n0, int n1);
 
 #endif

@@ -11,6 +11,7 @@
 #include "testing.h"
 #include "cpu_features.h"
 #include "cpu_weights.h"
+#include "packed_gemm.h"
 #include "gemm_bf16.h"
 #include "gemm_int8.h"
 
@@ -68,8 +69,8 @@ static void lib_int8(const lm_q8 *q8, int m, const float *x, const float *bias, 
     float *step = malloc(sizeof(float) * (m ? m : 1));
     for (int i = 0; i < m; i++) step[i] = lm_q8_quantize_row(q8, x + (size_t)i * q8->k, q + (size_t)i * q8->k4);
     int split = q8->n > 32 ? 32 : q8->n;
-    lm_q8_gemm(q8, m, q, step, bias, y, 0, split);
-    lm_q8_gemm(q8, m, q, step, bias, y, split, q8->n);
+    lm_q8_gemm(q8, m, q, step, bias, false, y, 0, split);
+    lm_q8_gemm(q8, m, q, step, bias, false, y, split, q8->n);
     free(q);
     free(step);
 }
@@ -185,8 +186,8 @@ static void lib_bf16(const lm_b16 *b16, int m, const float *x, const float *bias
     char *xb = malloc(lm_b16_row_bytes(b16) * (size_t)(m ? m : 1));
     for (int i = 0; i < m; i++) lm_b16_convert_row(b16, x + (size_t)i * b16->k, xb + (size_t)i * lm_b16_row_bytes(b16));
     int split = b16->n > 32 ? 32 : b16->n;
-    lm_b16_gemm(b16, m, xb, bias, y, 0, split);
-    lm_b16_gemm(b16, m, xb, bias, y, split, b16->n);
+    lm_b16_gemm(b16, m, xb, bias, false, y, 0, split);
+    lm_b16_gemm(b16, m, xb, bias, false, y, split, b16->n);
     free(xb);
 }
 
@@ -286,6 +287,36 @@ static void check_cpu_linear(void) {
     free(w); free(x); free(b); free(y); free(ref);
 }
 
+/* lm_cpu_linear_relu equals relu (v > 0 ? v : 0) after lm_cpu_linear, bit
+ * for bit, in every form; -0 and NaN outputs become +0 as there. */
+static void check_fused_relu(void) {
+    int m = 19, n = 97, k = 40;
+    float *w = random_matrix(n, k, 1.0f), *x = random_matrix(m, k, 1.0f), *b = random_matrix(1, n, 1.0f);
+    float *y = malloc(sizeof(float) * m * n), *ref = malloc(sizeof(float) * m * n);
+    memset(w, 0, sizeof(float) * k); /* output 0: W = 0, bias -0: every row gives -0 */
+    b[0] = -0.0f;
+    x[3] = NAN;                       /* row 0: NaN through every output in fp32 */
+    lm_err err;
+    lm_cpu_matrix mats[4] = {{.form = LM_FORM_BLAS, .n = n, .k = k, .w = w}, {.form = LM_FORM_PACKED, .n = n, .k = k},
+                             {.form = LM_FORM_INT8, .n = n, .k = k}, {.form = LM_FORM_BF16, .n = n, .k = k}};
+    const char *names[4] = {"BLAS", "packed", "int8", "bf16"};
+    bool have[4] = {true, lm_packed_supported(), lm_q8_best_kernel() != LM_Q8_NONE, lm_b16_best_kernel() != LM_B16_NONE};
+    if (have[1]) lm_packed_init(&mats[1].f32, w, n, k, &err);
+    if (have[2]) lm_q8_init(&mats[2].q8, w, n, k, lm_q8_best_kernel(), &err);
+    if (have[3]) lm_b16_init(&mats[3].b16, w, n, k, lm_b16_best_kernel(), &err);
+    for (int f = 0; f < 4; f++) {
+        if (!have[f]) continue;
+        lm_cpu_linear(&mats[f], m, x, b, ref);
+        for (int i = 0; i < m * n; i++) ref[i] = ref[i] > 0 ? ref[i] : 0;
+        lm_cpu_linear_relu(&mats[f], m, x, b, true, y);
+        CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "fused relu (%s): identical to relu after the product", names[f]);
+    }
+    lm_packed_free(&mats[1].f32);
+    lm_q8_free(&mats[2].q8);
+    lm_b16_free(&mats[3].b16);
+    free(w); free(x); free(b); free(y); free(ref);
+}
+
 /* LYRICMT_CPU_FEATURES hides features, and the kernel choice follows. */
 static void check_feature_mask(void) {
     unsigned all = lm_cpu_features();
@@ -311,5 +342,6 @@ int main(void) {
     check_int8();
     check_bf16();
     check_cpu_linear();
+    check_fused_relu();
     return lm_test_summary("test_gemm_prec");
 }
