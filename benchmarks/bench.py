@@ -76,11 +76,18 @@ def run_engine(name, a, model, ct2, corpus, out, beam, fixed, budget, precision=
     peak = 0.0
     m = re.search(r"peak memory ([0-9.]+) MB", stderr)
     if name.startswith("lyricmt"):
-        seconds = float(re.search(r"done: \d+ lines in ([0-9.]+) s", stderr).group(1))
-        # the summary prints tenths of a second: time more finely from the line rate
-        rate = float(re.search(r"\(([0-9.]+) lines/s", stderr).group(1))
-        lines = int(re.search(r"done: (\d+) lines", stderr).group(1))
-        seconds = lines / rate if rate > 0 else seconds
+        # The summary rounds seconds and lines/s to tenths and tokens/s to units:
+        # of the three ways to get the time, take the one its rounding disturbs least
+        # (lines / rate alone gave 80.0 s for anything from 75 to 85 s at 0.8 lines/s).
+        done = re.search(r"done: (\d+) lines in ([0-9.]+) s \(([0-9.]+) lines/s, ([0-9.]+) target tokens/s\)", stderr)
+        lines, seconds, rate, trate = int(done.group(1)), float(done.group(2)), float(done.group(3)), float(done.group(4))
+        tokens = re.search(r"; (\d+) target tokens", stderr)
+        estimates = [(0.05 / seconds if seconds > 0 else 1e9, seconds)]
+        if rate > 0:
+            estimates.append((0.05 / rate, lines / rate))
+        if trate > 0 and tokens:
+            estimates.append((0.5 / trate, int(tokens.group(1)) / trate))
+        seconds = min(estimates)[1]
         peak = float(m.group(1)) if m else 0.0
     else:
         info = json.loads(stdout.strip().splitlines()[-1])
