@@ -9,7 +9,7 @@
 #define ROWS 8 /* rows per tile: 8 x 2 accumulators */
 #define PAIR_WORDS (LM_B16_PANEL * 2)
 
-/* On the Intel Xeon of benchmarks/NOTES.md (attempt 7) vdpbf16ps ran at 37
+/* On the Intel Xeon of benchmarks/NOTES.md (attempt 8) vdpbf16ps ran at 37
  * GMAC/s a thread and the widened FMA chain at 55-59 (fp32's packed kernel:
  * 50), with identical results, so Intel CPUs take the FMA chain; others with
  * AVX-512 BF16 (AMD Zen 4: two products per lane per instruction) take

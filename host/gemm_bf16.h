@@ -1,7 +1,8 @@
 /*
  * gemm_bf16: y = x . W^T with W stored in bfloat16 and x rounded to
- * bfloat16 per row at run time, multiplied by AVX-512 BF16's vdpbf16ps with
- * 32-bit float sums.
+ * bfloat16 per row at run time, with 32-bit float sums: AVX-512 BF16's
+ * vdpbf16ps, or the same chain as widened FMAs on AVX-512F (identical but for
+ * subnormals; faster on Intel: benchmarks/NOTES.md attempt 8).
  *
  * Layout: panels of 32 outputs (as packed_gemm); within a panel, for each
  * pair of k values, 32 outputs x 2 bfloat16 (128 bytes, two registers).
