@@ -156,11 +156,18 @@ demo:
 
 # Side-by-side CPU benchmark with CTranslate2 and transformers (benchmarks/README.md).
 # Makes a SMaLL-100-sized random model on first use (1.3 GB under benchmarks/models/).
+# bench: the fp32 comparison with every peer, then the precision table (lyricmt
+# fp32/int8/bf16 against CTranslate2 float32/int8/int8_float32/bfloat16; about
+# 40 minutes on 2 cores). BENCH_PRECISIONS, BENCH_RUNS, BENCH_LINES narrow it.
+BENCH_PRECISIONS ?= fp32,int8,bf16
+BENCH_RUNS ?= 3
+BENCH_LINES ?= 256
 bench:
 	sh scripts/install-deps.sh
 	sh scripts/install-bench-deps.sh
 	$(MAKE) $(BUILD)/lyricmt
 	python3 benchmarks/bench.py --model small100 --lines 32 --max-length 16
+	python3 benchmarks/bench.py --model small100 --lines $(BENCH_LINES) --max-length 32 --precisions $(BENCH_PRECISIONS) --runs $(BENCH_RUNS)
 
 bench-quick:
 	sh scripts/install-bench-deps.sh

@@ -5,6 +5,7 @@ and one corpus, in one run. `make bench` runs it; see benchmarks/README.md.
     python3 benchmarks/bench.py [--model tiny|small100] [--lines N] [--max-length N]
                                 [--threads N] [--budgets 256,1024,4096]
                                 [--device cpu|cuda] [--precision fp32|fp16|bf16]
+    python3 benchmarks/bench.py --precisions fp32,int8,bf16 [--runs 3] [--settings greedy,beam,...]
 
 With --device cuda every engine runs on the GPU in the given precision
 (lyricmt --device cuda, CTranslate2 device="cuda", transformers .to("cuda")),
@@ -14,6 +15,13 @@ For each setting (greedy, beam 5; each also in fixed-length mode, where every
 engine decodes exactly max-length tokens) every engine translates the same
 lines; outputs are compared with transformers' before any figure is reported.
 Writes benchmarks/results/<date>-cpu-<model>.md, .dat and .png (gnuplot).
+
+With --precisions, the CPU precision table instead (run_precisions): lyricmt in
+each precision against CTranslate2 in the matching compute types (int8: int8 and
+int8_float32; bf16: bfloat16, or float32 where CTranslate2 refuses it), each
+setting run --runs times, median and spread, peak memory, and the agreement of
+the outputs with CTranslate2's and with fp32. Writes
+benchmarks/results/<date>-cpu-<model>-precisions.md.
 """
 import argparse
 import datetime
@@ -35,11 +43,14 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
 
 
-def run_engine(name, a, model, ct2, corpus, out, beam, fixed, budget):
-    """One timed run in a child process: (seconds, peak MB)."""
+def run_engine(name, a, model, ct2, corpus, out, beam, fixed, budget, precision=None, compute_type=None, check=True):
+    """One timed run in a child process: (seconds, peak MB, command). precision:
+    lyricmt's (default a.precision); compute_type: CTranslate2's (default: the
+    one matching the precision). With check=False a failed run gives None."""
+    precision = precision or a.precision
     if name.startswith("lyricmt"):
         cmd = [LYRICMT, "translate", "--model", model, "-i", corpus, "-o", out, "--beam", str(beam), "--max-length", str(a.max_length),
-               "--device", a.device, "--precision", a.precision,
+               "--device", a.device, "--precision", precision,
                "--convention", "m2m100", "--threads", str(a.threads), "--progress", "plain", "--set", f"batch.max_tokens={budget}",
                "--set", "batch.max_sentences=1024", "--set", "batch.window_lines=100000", "--restart"]
         if fixed:
@@ -49,22 +60,34 @@ def run_engine(name, a, model, ct2, corpus, out, beam, fixed, budget):
     else:
         cmd = [sys.executable, os.path.join(HERE, "engines.py"), name, "--model", model, "--ct2", ct2, "--input", corpus, "--output", out,
                "--beam", str(beam), "--max-length", str(a.max_length), "--budget", str(budget), "--threads", str(a.threads),
-               "--device", a.device, "--precision", a.precision]
+               "--device", a.device, "--precision", precision]
+        if compute_type:
+            cmd += ["--compute-type", compute_type]
         if fixed:
             cmd.append("--fixed")
     print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stdout, stderr = p.communicate()
     if p.returncode:
+        if not check:
+            print(stderr[-600:], file=sys.stderr)
+            return None
         sys.exit(f"{name} failed:\n{stderr[-3000:]}")
     peak = 0.0
     m = re.search(r"peak memory ([0-9.]+) MB", stderr)
     if name.startswith("lyricmt"):
-        seconds = float(re.search(r"done: \d+ lines in ([0-9.]+) s", stderr).group(1))
-        # the summary prints tenths of a second: time more finely from the line rate
-        rate = float(re.search(r"\(([0-9.]+) lines/s", stderr).group(1))
-        lines = int(re.search(r"done: (\d+) lines", stderr).group(1))
-        seconds = lines / rate if rate > 0 else seconds
+        # The summary rounds seconds and lines/s to tenths and tokens/s to units:
+        # of the three ways to get the time, take the one its rounding disturbs least
+        # (lines / rate alone gave 80.0 s for anything from 75 to 85 s at 0.8 lines/s).
+        done = re.search(r"done: (\d+) lines in ([0-9.]+) s \(([0-9.]+) lines/s, ([0-9.]+) target tokens/s\)", stderr)
+        lines, seconds, rate, trate = int(done.group(1)), float(done.group(2)), float(done.group(3)), float(done.group(4))
+        tokens = re.search(r"; (\d+) target tokens", stderr)
+        estimates = [(0.05 / seconds if seconds > 0 else 1e9, seconds)]
+        if rate > 0:
+            estimates.append((0.05 / rate, lines / rate))
+        if trate > 0 and tokens:
+            estimates.append((0.5 / trate, int(tokens.group(1)) / trate))
+        seconds = min(estimates)[1]
         peak = float(m.group(1)) if m else 0.0
     else:
         info = json.loads(stdout.strip().splitlines()[-1])
@@ -83,7 +106,12 @@ def main():
     ap.add_argument("--engines", default="lyricmt,lyricmt-no-reuse,ct2,hf_sorted,hf_loop")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32")
+    ap.add_argument("--precisions", default="",
+                    help="CPU precision table instead: lyricmt in each of these (fp32,int8,bf16) against CTranslate2's matching compute types")
+    ap.add_argument("--runs", type=int, default=3, help="precision table: timed runs per engine and setting (median and spread)")
+    ap.add_argument("--settings", default="greedy,greedy-fixed,beam,beam-fixed", help="precision table: which settings")
     a = ap.parse_args()
+    a.ct2_version = versions()["ctranslate2"]
     models = os.path.join(HERE, "models")
     os.makedirs(models, exist_ok=True)
     if a.model == "tiny":
@@ -109,6 +137,9 @@ def main():
             with open(os.path.join(d, name), "rb") as f:
                 while f.read(1 << 24):
                     pass
+    if a.precisions:
+        run_precisions(a, model, ct2, corpus, work, len(lines))
+        return
     engines = a.engines.split(",")
     budgets = [int(b) for b in a.budgets.split(",")]
     default_budget = 4096
@@ -147,6 +178,99 @@ def main():
                     seconds, _, _ = run_engine(e, a, model, ct2, corpus, out, beam, fixed, b)
                     sweep.append((e, b, len(lines) / seconds))
     write_report(a, rows, sweep, commands, len(lines), model)
+
+
+# lyricmt's CPU precisions and the CTranslate2 compute types each is compared with
+CT2_TYPES = {"fp32": ["float32"], "int8": ["int8", "int8_float32"], "bf16": ["bfloat16"]}
+SETTINGS = {"greedy": ("greedy", 1, False), "greedy-fixed": ("greedy, fixed length", 1, True),
+            "beam": ("beam 5", 5, False), "beam-fixed": ("beam 5, fixed length", 5, True)}
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def run_precisions(a, model, ct2, corpus, work, n_lines):
+    """The precision table: for each setting and each of a.precisions, lyricmt in
+    that precision and CTranslate2 in each matching compute type, a.runs times
+    each, interleaved (lyricmt, CT2, lyricmt, CT2, ...) so that a busy spell hits
+    both. Outputs are compared with lyricmt's fp32 and with CTranslate2's."""
+    precisions = a.precisions.split(",")
+    rows, commands, notes = [], [], []
+    refused = set()
+    for key in a.settings.split(","):
+        label, beam, fixed = SETTINGS[key]
+        outs, times, peaks = {}, {}, {}
+        engines = [("lyricmt", "fp32", None)] if "fp32" not in precisions else []  # the fp32 reference for agreement
+        for p in precisions:
+            engines.append(("lyricmt", p, None))
+            engines += [("ct2", p, t) for t in CT2_TYPES[p] if ("ct2", t) not in {(e, c) for e, _, c in engines}]
+        if "bf16" in precisions and "fp32" not in precisions:
+            engines.append(("ct2", "fp32", "float32"))  # stands in where CTranslate2 refuses bfloat16
+        for r in range(a.runs):
+            for e, p, t in engines:
+                tag = f"{e}-{t or p}"
+                if tag in refused:
+                    continue
+                out = os.path.join(work, f"prec.{tag}.{beam}.{int(fixed)}.txt")
+                got = run_engine(e, a, model, ct2, corpus, out, beam, fixed, 4096, precision=p, compute_type=t, check=e != "ct2")
+                if got is None:
+                    refused.add(tag)
+                    notes.append(f"CTranslate2 {a.ct2_version} refused compute_type {t} on this CPU")
+                    continue
+                times.setdefault(tag, []).append(got[0])
+                peaks.setdefault(tag, []).append(got[1])
+                outs[tag] = open(out, encoding="utf-8").read().split("\n")
+                commands.append(got[2])
+        ref = outs.get("lyricmt-fp32")
+        for p in precisions:
+            mine = f"lyricmt-{p}"
+            peers = [f"ct2-{t}" for t in CT2_TYPES[p] if f"ct2-{t}" in times] or ["ct2-float32"]  # bfloat16 refused: float32
+            for peer in peers:
+                if peer not in times:
+                    continue
+                same_ct2 = sum(x == y for x, y in zip(outs[mine], outs[peer])) / max(1, n_lines + 1)
+                same_fp32_mine = sum(x == y for x, y in zip(outs[mine], ref)) / max(1, n_lines + 1) if ref else None
+                same_fp32_peer = sum(x == y for x, y in zip(outs[peer], ref)) / max(1, n_lines + 1) if ref else None
+                rows.append((label, p, peer[4:], times[mine], times[peer], median(peaks[mine]), median(peaks[peer]), same_ct2,
+                             same_fp32_mine, same_fp32_peer))
+    write_precision_report(a, rows, commands, sorted(set(notes)), n_lines, model)
+
+
+def spread(xs):
+    m = median(xs)
+    return f"{m:.2f} ({min(xs):.2f}-{max(xs):.2f})"
+
+
+def write_precision_report(a, rows, commands, notes, n_lines, model):
+    date = datetime.date.today().isoformat()
+    out_dir = os.path.join(HERE, "results")
+    os.makedirs(out_dir, exist_ok=True)
+    base = os.path.join(out_dir, f"{date}-cpu-{a.model}-precisions")
+    v = versions()
+    md = [f"# CPU precisions: {a.model} model, {date}", "",
+          f"- machine: {machine(a)}; {platform.platform()}",
+          f"- versions: ctranslate2 {v['ctranslate2']}; lyricmt at git "
+          + subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+          f"- model: {os.path.relpath(model, ROOT)}; corpus: {n_lines} non-blank lines from `make_corpus.py --seed 1`; "
+          f"max_length {a.max_length}; token budget 4096; {a.runs} runs of each engine per setting, interleaved",
+          "- seconds: median (fastest-slowest) over the runs; speed-up: CTranslate2's median over lyricmt's",
+          "- same as CT2: output lines identical to CTranslate2's in that row; same as fp32: identical to lyricmt fp32's "
+          "(lyricmt's own, then CTranslate2's)",
+          "- peak memory: the median peak resident set of each engine's process (CTranslate2's includes Python and the tokenizer)"]
+    md += [f"- note: {n}" for n in notes]
+    md += ["", "| setting | lyricmt | CTranslate2 | lyricmt s | CTranslate2 s | speed-up | peak MB lyricmt / CT2 | same as CT2 | same as fp32 (lyricmt / CT2) |",
+           "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for label, p, t, mine, peer, pk_m, pk_p, same_ct2, s_m, s_p in rows:
+        fp = f"{s_m * 100:.0f}% / {s_p * 100:.0f}%" if s_m is not None else "-"
+        md.append(f"| {label} | {p} | {t} | {spread(mine)} | {spread(peer)} | {median(peer) / median(mine):.2f}x | {pk_m:.0f} / {pk_p:.0f} | "
+                  f"{same_ct2 * 100:.0f}% | {fp} |")
+    md += ["", "Commands (as run, from the repository root):", "", "```"] + sorted({c.replace(ROOT + "/", "").replace(sys.executable, "python3") for c in commands}) + ["```", ""]
+    with open(base + ".md", "w") as f:
+        f.write("\n".join(md) + "\n")
+    print("\n".join(md))
 
 
 def model_flops(model, corpus, beam, max_length):

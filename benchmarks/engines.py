@@ -3,7 +3,7 @@
 
     python3 benchmarks/engines.py ENGINE --model DIR --input FILE --output FILE
         [--ct2 DIR] [--beam N] [--max-length N] [--fixed] [--budget TOKENS] [--threads N]
-        [--device cpu|cuda] [--precision fp32|fp16|bf16]
+        [--device cpu|cuda] [--precision fp32|fp16|bf16|int8] [--compute-type T]
 
 ENGINE: hf_loop    transformers generate(), one line at a time (what a user writes first)
         hf_sorted  transformers generate() on length-sorted batches cut by a token budget
@@ -67,8 +67,8 @@ def run_hf(a, lines, tok):
 def run_ct2(a, lines, tok):
     import ctranslate2
 
-    compute = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}[a.precision]
-    compute = os.environ.get("LYRICMT_CT2_COMPUTE_TYPE", compute)  # e.g. int8_float16 (scripts/gpu-check.sh)
+    compute = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "int8": "int8"}[a.precision]
+    compute = a.compute_type or os.environ.get("LYRICMT_CT2_COMPUTE_TYPE", compute)  # e.g. int8_float16 (scripts/gpu-check.sh)
     tr = ctranslate2.Translator(a.ct2, device=a.device, compute_type=compute, intra_threads=a.threads, inter_threads=1)
     src = [tok.convert_ids_to_tokens(tok(l).input_ids) for l in lines]
     prefix = [[tok.convert_ids_to_tokens(tok.get_lang_id("ko"))]] * len(lines)
@@ -99,7 +99,8 @@ def main():
     ap.add_argument("--budget", type=int, default=4096)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    ap.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32")
+    ap.add_argument("--precision", choices=["fp32", "fp16", "bf16", "int8"], default="fp32")
+    ap.add_argument("--compute-type", default="", help="CTranslate2 compute_type (int8, int8_float32, bfloat16, float32, ...)")
     a = ap.parse_args()
     from transformers import M2M100Tokenizer
 

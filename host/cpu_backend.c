@@ -4,7 +4,8 @@
  *
  * Encoder rows are packed (sentences back to back, no padding), so no work
  * is spent on pad tokens and no mask is needed: sentence s owns rows
- * [offset[s], offset[s] + len[s]). Matrix products go to BLAS; attention,
+ * [offset[s], offset[s] + len[s]). Matrix products go to cpu_weights (BLAS,
+ * packed AVX-512, int8 or bf16 as the weights were prepared); attention,
  * norms and element-wise work are spread over threads with OpenMP.
  */
 #include "backend.h"
@@ -17,8 +18,6 @@
 #include <string.h>
 
 #define LN_EPS 1e-5f
-
-static const lm_packed unpacked; /* an empty pack: decoder_linear falls back to BLAS */
 
 typedef struct {
     lm_backend base;
@@ -42,61 +41,10 @@ typedef struct {
 
 /* ---- building blocks ---- */
 
-/* This OpenMP thread's share [n0, n1) of n columns, in whole multiples of `align`. */
-static void thread_columns(int n, int align, int *n0, int *n1) {
-    int parts = omp_get_num_threads(), t = omp_get_thread_num();
-    int chunk = ((n + parts - 1) / parts + align - 1) / align * align;
-    *n0 = t * chunk;
-    *n1 = *n0 + chunk < n ? *n0 + chunk : n;
-}
-
-/* y (m, n) = x (m, k) . W^T + beta y, with W (n, k). The output columns are
- * split over this backend's OpenMP threads, each running a single-threaded
- * OpenBLAS product on its slice. One thread pool for everything: OpenBLAS's
- * own pthreads pool spinning against libgomp's made products up to 2.5x
- * slower on two cores (benchmarks/NOTES.md). */
-static void gemm_nt(int m, int n, int k, const float *x, const float *w, float beta, float *y) {
-#pragma omp parallel
-    {
-        int n0, n1;
-        thread_columns(n, 16, &n0, &n1); /* whole cache lines per slice */
-        if (n0 < n1)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n1 - n0, k, 1.0f, x, k, w + (size_t)n0 * k, k, beta, y + n0, n);
-    }
-}
-
-/* y (rows, p->n) = x . W^T from packed weights, the columns split over the threads */
-static void packed_product(const lm_packed *p, int rows, const float *x, float *y) {
-#pragma omp parallel
-    {
-        int n0, n1;
-        thread_columns(p->n, LM_PANEL, &n0, &n1); /* whole panels per slice */
-        if (n0 < n1) lm_packed_gemm(p, rows, x, y, n0, n1);
-    }
-}
-
-/* Decoder layer l's product i as prepared, or the empty pack (BLAS on the original). */
-static const lm_packed *dec_pack(const cpu_backend *c, int l, int i) {
-    const lm_packed *p = lm_cpu_weights_dec(c->weights, l, i);
-    return p ? p : &unpacked;
-}
-
-/* y (n, out) = x (n, in) . W^T + b */
-static void linear(const float *x, int n, const lm_linear *l, float *y) {
-    for (int i = 0; i < n; i++) memcpy(y + (size_t)i * l->out, l->b, (size_t)l->out * sizeof(float));
-    gemm_nt(n, l->out, l->in, x, l->w, 1.0f, y);
-}
-
-/* linear, from the packed copy when there is one */
-static void decoder_linear(const float *x, int n, const lm_linear *l, const lm_packed *p, float *y) {
-    if (!p->panels) {
-        linear(x, n, l, y);
-        return;
-    }
-    packed_product(p, n, x, y);
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < l->out; j++) y[(size_t)i * l->out + j] += l->b[j];
+/* y (n, out) = x (n, in) . W^T + b, from W's prepared form (cpu_weights.h:
+ * fp32 BLAS or packed, int8 or bf16, split over this backend's threads) */
+static void linear(const float *x, int n, const lm_linear *l, const lm_cpu_matrix *p, float *y) {
+    lm_cpu_linear(p, n, x, l->b, y);
 }
 
 static void layer_norm(const float *x, int n, int d, const lm_norm *nm, float *y) {
@@ -192,12 +140,13 @@ static void embed(const lm_model *m, const int32_t *tokens, const int32_t *posit
 
 /* x += fc2(act(fc1(norm(x)))) */
 static void feed_forward(cpu_backend *c, int n, const lm_norm *nm, const lm_linear *fc1, const lm_linear *fc2,
-                         const lm_packed *p1, const lm_packed *p2) {
+                         const lm_cpu_matrix *p1, const lm_cpu_matrix *p2) {
     const lm_model_config *mc = &c->base.model->cfg.model;
     layer_norm(c->x, n, mc->d_model, nm, c->h);
-    decoder_linear(c->h, n, fc1, p1, c->ffn);
-    activate(c->ffn, (size_t)n * fc1->out, mc->activation);
-    decoder_linear(c->ffn, n, fc2, p2, c->att);
+    bool relu = mc->activation == LM_ACT_RELU; /* fused into the product */
+    lm_cpu_linear_relu(p1, n, c->h, fc1->b, relu, c->ffn);
+    if (!relu) activate(c->ffn, (size_t)n * fc1->out, mc->activation);
+    linear(c->ffn, n, fc2, p2, c->att);
     add_inplace(c->x, c->att, (size_t)n * mc->d_model);
 }
 
@@ -250,9 +199,10 @@ static int cpu_encode(lm_backend *b, const int32_t *tokens, const int32_t *lens,
     for (int l = 0; l < mc->encoder_layers; l++) {
         const lm_encoder_layer *L = &m->enc[l];
         layer_norm(c->x, total, d, &L->self_norm, c->h);
-        linear(c->h, total, &L->q, c->q);
-        linear(c->h, total, &L->k, c->k);
-        linear(c->h, total, &L->v, c->v);
+#define ENC(i) lm_cpu_weights_enc(c->weights, l, LM_ENC_##i)
+        linear(c->h, total, &L->q, ENC(Q), c->q);
+        linear(c->h, total, &L->k, ENC(K), c->k);
+        linear(c->h, total, &L->v, ENC(V), c->v);
         scale_inplace(c->q, (size_t)total * d, scaling);
 #pragma omp parallel
         {
@@ -268,9 +218,10 @@ static int cpu_encode(lm_backend *b, const int32_t *tokens, const int32_t *lens,
                 }
             free(scores);
         }
-        linear(c->att, total, &L->o, c->h);
+        linear(c->att, total, &L->o, ENC(O), c->h);
         add_inplace(c->x, c->h, (size_t)total * d);
-        feed_forward(c, total, &L->ffn_norm, &L->fc1, &L->fc2, &unpacked, &unpacked);
+        feed_forward(c, total, &L->ffn_norm, &L->fc1, &L->fc2, ENC(FC1), ENC(FC2));
+#undef ENC
     }
     c->enc_out = lm_malloc((size_t)total * d * sizeof(float), err);
     c->cross_k = calloc((size_t)mc->decoder_layers, sizeof(float *));
@@ -281,8 +232,8 @@ static int cpu_encode(lm_backend *b, const int32_t *tokens, const int32_t *lens,
         c->cross_k[l] = lm_malloc((size_t)total * d * sizeof(float), err);
         c->cross_v[l] = lm_malloc((size_t)total * d * sizeof(float), err);
         if (!c->cross_k[l] || !c->cross_v[l]) return -1;
-        linear(c->enc_out, total, &m->dec[l].ck, c->cross_k[l]);
-        linear(c->enc_out, total, &m->dec[l].cv, c->cross_v[l]);
+        linear(c->enc_out, total, &m->dec[l].ck, lm_cpu_weights_dec(c->weights, l, LM_DEC_CK), c->cross_k[l]);
+        linear(c->enc_out, total, &m->dec[l].cv, lm_cpu_weights_dec(c->weights, l, LM_DEC_CV), c->cross_v[l]);
     }
     return 0;
 }
@@ -351,12 +302,12 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
     size_t row_stride = (size_t)c->max_steps * d;
     for (int l = 0; l < mc->decoder_layers; l++) {
         const lm_decoder_layer *L = &m->dec[l];
-#define PACK(i) dec_pack(c, l, LM_DEC_##i)
+#define PACK(i) lm_cpu_weights_dec(c->weights, l, LM_DEC_##i)
         /* self-attention over this row's cache, including the new token */
         layer_norm(c->x, R, d, &L->self_norm, c->h);
-        decoder_linear(c->h, R, &L->q, PACK(Q), c->q);
-        decoder_linear(c->h, R, &L->k, PACK(K), c->k);
-        decoder_linear(c->h, R, &L->v, PACK(V), c->v);
+        linear(c->h, R, &L->q, PACK(Q), c->q);
+        linear(c->h, R, &L->k, PACK(K), c->k);
+        linear(c->h, R, &L->v, PACK(V), c->v);
         scale_inplace(c->q, (size_t)R * d, scaling);
         for (int r = 0; r < R; r++) {
             memcpy(c->self_k[l] + r * row_stride + (size_t)step * d, c->k + (size_t)r * d, (size_t)d * sizeof(float));
@@ -375,12 +326,12 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
                 }
             free(scores);
         }
-        decoder_linear(c->att, R, &L->o, PACK(O), c->h);
+        linear(c->att, R, &L->o, PACK(O), c->h);
         add_inplace(c->x, c->h, (size_t)R * d);
 
         /* cross-attention over the row's sentence */
         layer_norm(c->x, R, d, &L->cross_norm, c->h);
-        decoder_linear(c->h, R, &L->cq, PACK(CQ), c->q);
+        linear(c->h, R, &L->cq, PACK(CQ), c->q);
         scale_inplace(c->q, (size_t)R * d, scaling);
 #pragma omp parallel
         {
@@ -396,7 +347,7 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
                 }
             free(scores);
         }
-        decoder_linear(c->att, R, &L->co, PACK(CO), c->h);
+        linear(c->att, R, &L->co, PACK(CO), c->h);
         add_inplace(c->x, c->h, (size_t)R * d);
         feed_forward(c, R, &L->ffn_norm, &L->fc1, &L->fc2, PACK(FC1), PACK(FC2));
 #undef PACK
@@ -404,8 +355,7 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
     c->steps_done = step + 1;
     if (!logits) return 0;
     layer_norm(c->x, R, d, &m->dec_norm, c->h);
-    if (c->weights->head.panels) packed_product(&c->weights->head, R, c->h, logits);
-    else gemm_nt(R, mc->vocab_size, d, c->h, m->lm_head, 0.0f, logits);
+    lm_cpu_linear(&c->weights->head, R, c->h, NULL, logits);
     return 0;
 }
 
@@ -457,6 +407,6 @@ lm_backend *lm_cpu_backend_create(const lm_model *model, const lm_cpu_weights *w
     c->weights = weights;
     c->threads = threads > 0 ? threads : omp_get_num_procs();
     omp_set_num_threads(c->threads);
-    openblas_set_num_threads(1); /* threads come from OpenMP: see gemm_nt */
+    openblas_set_num_threads(1); /* threads come from OpenMP: see blas_linear in cpu_weights.c */
     return &c->base;
 }

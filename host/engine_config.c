@@ -53,7 +53,7 @@ static const char *const utf8_policy_names[] = {"replace", "skip", "fail"};
 static const char *const length_policy_names[] = {"truncate", "skip", "fail"};
 
 static const char *const device_names[] = {"cpu", "cuda"};
-static const char *const precision_names[] = {"fp32", "fp16", "bf16"};
+static const char *const precision_names[] = {"fp32", "fp16", "bf16", "int8"};
 
 const char *lm_format_name(lm_format f) { return format_names[f]; }
 const char *lm_device_name(lm_device d) { return device_names[d]; }
@@ -115,7 +115,7 @@ int lm_engine_config_set(lm_engine_config *c, const char *key, const char *value
         c->device = (lm_device)choice;
     } else if (!strcmp(key, "precision")) {
         int choice;
-        if (parse_choice(value, precision_names, 3, &choice, key, where, err)) return -1;
+        if (parse_choice(value, precision_names, 4, &choice, key, where, err)) return -1;
         c->precision = (lm_precision)choice;
     } else if (!strcmp(key, "batch.max_sentences")) {
         if (parse_number(value, K_INT, 1, 1 << 20, &v, key, where, err)) return -1;

@@ -31,8 +31,9 @@ typedef enum { LM_POLICY_FIX, LM_POLICY_SKIP, LM_POLICY_FAIL } lm_policy;
 
 typedef enum { LM_DEVICE_CPU, LM_DEVICE_CUDA } lm_device;
 
-/* Weights and matrix-product inputs on the GPU; the CPU is always fp32. */
-typedef enum { LM_PREC_FP32, LM_PREC_FP16, LM_PREC_BF16 } lm_precision;
+/* Weights and matrix-product inputs: fp32, fp16 and bf16 on the GPU; fp32,
+ * int8 and bf16 on the CPU (cpu_weights.h). */
+typedef enum { LM_PREC_FP32, LM_PREC_FP16, LM_PREC_BF16, LM_PREC_INT8 } lm_precision;
 
 typedef struct {
     int threads;

@@ -64,7 +64,7 @@ static const char *translate_help =
     "  --config FILE.yaml   engine settings (see configs/); flags override the file\n"
     "  --threads N          CPU threads (0 = all cores)\n"
     "  --device cpu|cuda    compute backend (cuda needs a build with nvcc and a GPU)\n"
-    "  --precision P        fp32, fp16 or bf16 weights on the GPU (default fp32)\n"
+    "  --precision P        fp32 (default); int8 or bf16 on the CPU; fp16 or bf16 on the GPU\n"
     "  --set KEY=VALUE      any config key, e.g. --set batch.max_tokens=8192\n"
     "  -h, --help           this help\n"
     "\n"

@@ -1,5 +1,6 @@
 /* packed_gemm: see packed_gemm.h. */
 #include "packed_gemm.h"
+#include "cpu_features.h"
 
 #include <immintrin.h>
 #include <stdlib.h>
@@ -7,10 +8,7 @@
 
 #define ROWS 8 /* rows of x per tile: 8 x 2 accumulators of 16 lanes */
 
-bool lm_packed_supported(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
-}
+bool lm_packed_supported(void) { return (lm_cpu_features() & LM_CPU_AVX512) != 0; }
 
 int lm_packed_init(lm_packed *p, const float *w, int n, int k, lm_err *err) {
     int panels = (n + LM_PANEL - 1) / LM_PANEL;

@@ -39,6 +39,10 @@ int lm_translator_open(lm_translator *t, const char *model_dir, const lm_engine_
         lm_fail(err, "num_return_sequences (%d) cannot exceed num_beams (%d)", s->gen.num_return_sequences, s->gen.num_beams);
         goto settings;
     }
+    if (engine->device == LM_DEVICE_CUDA && engine->precision == LM_PREC_INT8) {
+        lm_fail(err, "precision int8 is for --device cpu; the GPU computes in fp32, fp16 or bf16");
+        goto settings;
+    }
     if (engine->device == LM_DEVICE_CUDA) {
 #ifdef LM_WITH_CUDA
         t->backend = lm_cuda_backend_create(&t->model, engine->precision, engine->max_batch_tokens, err);
@@ -46,11 +50,11 @@ int lm_translator_open(lm_translator *t, const char *model_dir, const lm_engine_
         lm_fail(err, "this lyricmt was built without CUDA (nvcc was not found at build time): use --device cpu");
 #endif
     } else {
-        if (engine->precision != LM_PREC_FP32) {
-            lm_fail(err, "precision %s is for --device cuda; the CPU backend computes in fp32", lm_precision_name(engine->precision));
+        if (engine->precision == LM_PREC_FP16) {
+            lm_fail(err, "precision fp16 is for --device cuda; the CPU computes in fp32, int8 or bf16");
             goto settings;
         }
-        if (lm_cpu_weights_init(&t->cpu_weights, &t->model, err) != 0) goto fail;
+        if (lm_cpu_weights_init_as(&t->cpu_weights, &t->model, engine->precision, err) != 0) goto fail;
         t->backend = lm_cpu_backend_create(&t->model, &t->cpu_weights, lm_translator_threads(engine->threads), err);
     }
     if (!t->backend) goto fail;

@@ -71,9 +71,25 @@ check "sampling reproducible" 'cmp -s "$T/s1.txt" "$T/s2.txt" && [ "$(wc -l < "$
 # a failed run leaves no output file behind
 "$BIN" translate --model /nonexistent -i "$T/in.txt" -o "$T/none.txt" 2>/dev/null
 check "failed run writes nothing" '[ ! -e "$T/none.txt" ] && [ ! -e "$T/none.txt.partial" ]'
-# devices: fp16/bf16 are GPU-only; --device cuda says why it cannot run (no build, or no GPU)
-echo "yeah" | "$BIN" translate --model $M --precision bf16 > /dev/null 2>"$T/e"; rc=$?
-check "precision on the CPU is refused" '[ $rc -ne 0 ] && grep -q "precision bf16 is for --device cuda" "$T/e"'
+# devices and precisions: fp16 is GPU-only, int8 CPU-only; --device cuda says why it cannot run (no build, or no GPU)
+echo "yeah" | "$BIN" translate --model $M --precision fp16 > /dev/null 2>"$T/e"; rc=$?
+check "fp16 on the CPU is a usage error" '[ $rc -eq 2 ] && grep -q "precision fp16 is for --device cuda" "$T/e"'
+echo "yeah" | "$BIN" translate --model $M --device cuda --precision int8 > /dev/null 2>"$T/e"; rc=$?
+check "int8 on the GPU is a usage error" '[ $rc -eq 2 ] && grep -q "precision int8 is for --device cpu" "$T/e"'
+"$BIN" translate --model $M --precision fp32 -i "$T/in.txt" > "$T/p32.txt" 2>/dev/null
+for p in int8 bf16; do
+    "$BIN" translate --model $M --precision $p -i "$T/in.txt" > "$T/p$p.txt" 2>"$T/e$p"; rc=$?
+    check "$p on the CPU translates every line" '[ $rc -eq 0 ] && [ "$(wc -l < "$T/p$p.txt")" -eq "$(wc -l < "$T/in.txt")" ]'
+done
+# a CPU without the instructions (hidden here) falls back with a one-line notice
+LYRICMT_CPU_FEATURES=novnni "$BIN" translate --model $M --precision int8 -i "$T/in.txt" > "$T/pavx2.txt" 2>"$T/e"; rc=$?
+check "int8 without VNNI: AVX2, same output, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pavx2.txt" "$T/pint8.txt" && [ "$(grep -c "lacks AVX-512 VNNI: int8 runs on AVX2" "$T/e")" -eq 1 ]'
+LYRICMT_CPU_FEATURES=novnni,noavx2 "$BIN" translate --model $M --precision int8 -i "$T/in.txt" > "$T/pno.txt" 2>"$T/e"; rc=$?
+check "int8 without VNNI or AVX2: fp32, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pno.txt" "$T/p32.txt" && [ "$(grep -c "int8 runs in fp32" "$T/e")" -eq 1 ]'
+LYRICMT_CPU_FEATURES=nobf16 "$BIN" translate --model $M --precision bf16 -i "$T/in.txt" > "$T/pwide.txt" 2>"$T/e"; rc=$?
+check "bf16 without AVX-512 BF16: AVX-512F, same output, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pwide.txt" "$T/pbf16.txt" && [ "$(grep -c "lacks AVX-512 BF16: bf16 runs on AVX-512F" "$T/e")" -eq 1 ]'
+LYRICMT_CPU_FEATURES=noavx512 "$BIN" translate --model $M --precision bf16 -i "$T/in.txt" > "$T/pno.txt" 2>"$T/e"; rc=$?
+check "bf16 without AVX-512: fp32, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pno.txt" "$T/p32.txt" && [ "$(grep -c "bf16 runs in fp32" "$T/e")" -eq 1 ]'
 echo "yeah" | "$BIN" translate --model $M --device cuda > "$T/cuda.out" 2>"$T/e"; rc=$?
 check "--device cuda runs or says why not" '[ $rc -eq 0 ] && [ -s "$T/cuda.out" ] || grep -Eq "no CUDA GPU found|built without CUDA" "$T/e"'
 echo "yeah" | "$BIN" translate --model $M --device tpu > /dev/null 2>"$T/e"; rc=$?

@@ -18,12 +18,19 @@
  * batching is exercised as well. On the CPU the goldens run through both
  * decoder paths, packed AVX-512 and OpenBLAS (LYRICMT_CPU_GEMM).
  *
+ * The CPU's int8 and bf16 run the states and outputs under looser bounds
+ * (LOGIT_RTOL_INT8, MIN_SAME_INT8, ...), must translate identically alone and
+ * batched, and fall back as promised where LYRICMT_CPU_FEATURES hides VNNI
+ * (int8 on AVX2) or AVX-512 BF16 (bf16 on AVX-512F): identical outputs; with
+ * neither kernel, fp32.
+ *
  * With a CUDA build on a machine with a GPU, the same checks run on the CUDA
  * backend in fp32; in fp16 and bf16 the states are held to a looser tolerance
  * (LOGIT_RTOL_F16, _BF16) and the share of identical outputs must reach a
  * bound (MIN_SAME_F16, _BF16).
  */
 #include "testing.h"
+#include "cpu_weights.h"
 #include "packed_gemm.h"
 #include "translator.h"
 
@@ -43,6 +50,21 @@
 /* sampling: each token's count within this many binomial standard deviations */
 #define SAMPLE_SIGMAS 5.0
 #define SAMPLE_DRAWS 8000
+
+/* int8 and bf16 on the CPU, against transformers' fp32. One int8 step is
+ * 1/254 of a row's largest value (weights per output row, activations per
+ * token), a bf16 rounding 1/512 of the value itself; both are paid at every
+ * product's inputs, and the error compounds over the layers. Measured (both
+ * fixtures, both conventions): worst state/logit error 0.040 (int8), 0.012
+ * (bf16), relative as above; identical outputs 99/104 (int8) and 97/104
+ * (bf16). The bounds leave 2.5x (int8) and 4x (bf16) on the error and a few
+ * outputs on the share; activations quantized two bits coarser (x * 31 / max)
+ * give 0.14 and 77/104, failing both. Outputs are compared with transformers' fp32 ones, so the
+ * share is also the agreement with our fp32 (identical ids there). */
+#define LOGIT_RTOL_INT8 0.1
+#define LOGIT_RTOL_BF16_CPU 0.05
+#define MIN_SAME_INT8 0.90
+#define MIN_SAME_BF16_CPU 0.85
 
 static double logit_rtol = LOGIT_RTOL_F32; /* of the backend under test */
 static double worst_state, worst_score;    /* the largest errors seen, reported per model */
@@ -218,7 +240,7 @@ static void check_texts(lm_translator *t, const cJSON *cases, const char *key, b
     same_texts(t, cases, key, beam, true, what);
 }
 
-static int texts_same, texts_total; /* over a 16-bit run, for check_cuda's bound */
+static int texts_same, texts_total; /* over a 16-bit or int8 run, for the bounds on identical outputs */
 
 /* The share of cases whose greedy and beam texts equal transformers' (16-bit runs). */
 static void report_same_texts(lm_translator *t, const cJSON *cases, const char *what) {
@@ -420,6 +442,110 @@ static void check_cpu(void) {
     unsetenv("LYRICMT_CPU_GEMM");
 }
 
+/* Every case's greedy and beam-5 texts (2n strings, caller frees), translated
+ * in batches of `batch` lines; *prec gets the precision the CPU computed in. */
+static char **translate_cases(const char *name, const cJSON *cases, lm_precision precision, int batch, lm_precision *prec) {
+    char dir[256];
+    snprintf(dir, sizeof dir, "tests/fixtures/%s", name);
+    int n = cJSON_GetArraySize(cases), i = 0;
+    const char **lines = calloc((size_t)n, sizeof *lines);
+    char **out = calloc(2 * (size_t)n, sizeof *out);
+    for (const cJSON *c = cases->child; c; c = c->next) lines[i++] = item(c, "text")->valuestring;
+    lm_engine_config engine;
+    lm_engine_config_defaults(&engine);
+    engine.convention = 1;
+    engine.max_batch_sentences = batch;
+    engine.precision = precision;
+    lm_translator t;
+    lm_err err;
+    int rc = lm_translator_open(&t, dir, &engine, &err);
+    CHECK(rc == 0, "%s: %s", name, err.msg);
+    for (int beam = 0; beam < 2 && rc == 0; beam++) {
+        t.search.gen.num_beams = beam ? 5 : 1;
+        t.search.gen.num_return_sequences = 1;
+        rc = lm_translator_translate(&t, lines, n, out + beam * n, &err);
+        CHECK(rc == 0, "%s: translate: %s", name, err.msg);
+    }
+    *prec = rc == 0 ? t.cpu_weights.precision : LM_PREC_FP16;
+    if (rc == 0) lm_translator_close(&t);
+    free(lines);
+    return out;
+}
+
+static int count_same(char **a, char **b, int n) {
+    int same = 0;
+    for (int i = 0; i < n; i++) same += a[i] && b[i] && strcmp(a[i], b[i]) == 0;
+    return same;
+}
+
+static void free_texts(char **t, int n) {
+    for (int i = 0; i < n; i++) free(t[i]);
+    free(t);
+}
+
+/* int8 and bf16 translate a line identically alone or batched; int8's AVX2
+ * kernel agrees with VNNI exactly (integer sums), bf16's AVX-512F kernel with
+ * vdpbf16ps (the same rounding chain); a CPU with neither computes in fp32
+ * (LYRICMT_CPU_FEATURES hides the features). */
+static void check_cpu_precision_paths(const char *name) {
+    char path[300];
+    snprintf(path, sizeof path, "tests/fixtures/%s/golden.json", name);
+    char *text = lm_test_read(path);
+    cJSON *golden = cJSON_Parse(text);
+    free(text);
+    const cJSON *cases = item(item(golden, "conventions"), "small100");
+    int n = cJSON_GetArraySize(cases);
+    lm_precision got, want[2] = {LM_PREC_INT8, LM_PREC_BF16};
+    for (int p = 0; p < 2; p++) {
+        if (p == 0 && lm_q8_best_kernel() != LM_Q8_VNNI) { printf("test_golden: int8 VNNI checks skipped: no AVX-512 VNNI\n"); continue; }
+        if (p == 1 && lm_b16_best_kernel() == LM_B16_NONE) { printf("test_golden: bf16 checks skipped: no AVX-512\n"); continue; }
+        char **batched = translate_cases(name, cases, want[p], 5, &got);
+        CHECK(got == want[p], "%s: computed in %s, not %s", name, lm_precision_name(got), lm_precision_name(want[p]));
+        char **alone = translate_cases(name, cases, want[p], 1, &got);
+        CHECK(count_same(batched, alone, 2 * n) == 2 * n, "%s %s: %d/%d outputs differ between batched and alone", name,
+              lm_precision_name(want[p]), 2 * n - count_same(batched, alone, 2 * n), 2 * n);
+        free_texts(alone, 2 * n);
+        /* the next kernel down: identical outputs (integer sums; the same float chain) */
+        setenv("LYRICMT_CPU_FEATURES", p == 0 ? "novnni" : "nobf16", 1);
+        char **fallback = translate_cases(name, cases, want[p], 5, &got);
+        CHECK(got == want[p] && count_same(batched, fallback, 2 * n) == 2 * n, "%s: %s on %s differs", name,
+              lm_precision_name(want[p]), p == 0 ? "AVX2" : "AVX-512F");
+        free_texts(fallback, 2 * n);
+        /* no kernel at all: fp32 */
+        setenv("LYRICMT_CPU_FEATURES", p == 0 ? "novnni,noavx2" : "noavx512", 1);
+        fallback = translate_cases(name, cases, want[p], 5, &got);
+        unsetenv("LYRICMT_CPU_FEATURES");
+        char **fp32 = translate_cases(name, cases, LM_PREC_FP32, 5, &got);
+        CHECK(count_same(fp32, fallback, 2 * n) == 2 * n, "%s: %s without its instructions is not fp32", name, lm_precision_name(want[p]));
+        free_texts(fp32, 2 * n);
+        free_texts(fallback, 2 * n);
+        free_texts(batched, 2 * n);
+    }
+    cJSON_Delete(golden);
+}
+
+/* int8 and bf16 on the CPU: logits within LOGIT_RTOL_INT8/_BF16 of
+ * transformers' fp32, the share of identical outputs at least
+ * MIN_SAME_INT8/_BF16 */
+static void check_cpu_precisions(void) {
+    const lm_precision precs[2] = {LM_PREC_INT8, LM_PREC_BF16};
+    const double tol[2] = {LOGIT_RTOL_INT8, LOGIT_RTOL_BF16_CPU}, min_same[2] = {MIN_SAME_INT8, MIN_SAME_BF16_CPU};
+    for (int p = 0; p < 2; p++) {
+        logit_rtol = tol[p];
+        texts_same = texts_total = 0;
+        check_model("tiny-a", LM_DEVICE_CPU, precs[p]);
+        check_model("tiny-b", LM_DEVICE_CPU, precs[p]);
+        double share = texts_total ? (double)texts_same / texts_total : 0;
+        printf("test_golden: CPU %s: %d/%d outputs identical to transformers (%.0f%%; at least %.0f%% required)\n",
+               lm_precision_name(precs[p]), texts_same, texts_total, 100 * share, 100 * min_same[p]);
+        CHECK(share >= min_same[p], "CPU %s: only %d/%d outputs identical to transformers, below the %.0f%% bound",
+              lm_precision_name(precs[p]), texts_same, texts_total, 100 * min_same[p]);
+    }
+    logit_rtol = LOGIT_RTOL_F32;
+    check_cpu_precision_paths("tiny-a");
+    check_cpu_precision_paths("tiny-b");
+}
+
 #ifdef LM_WITH_CUDA
 #include "cuda_testing.h"
 
@@ -457,6 +583,7 @@ static void check_cuda(void) {
 
 int main(void) {
     check_cpu();
+    check_cpu_precisions();
 #ifdef LM_WITH_CUDA
     check_cuda();
 #endif

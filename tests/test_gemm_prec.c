@@ -1,0 +1,347 @@
+/*
+ * test_gemm_prec: the int8 and bf16 CPU products (gemm_int8, gemm_bf16) on
+ * fresh random inputs of odd sizes (partial panels, partial row tiles, k not
+ * a multiple of 4), against a scalar reference written from the arithmetic
+ * the headers promise: bit-identical results, on every kernel this CPU has.
+ * Also: the error against the exact product within the bound that arithmetic
+ * implies, rows alone versus batched (identical), extremes (zero rows, huge
+ * values, vpmaddubsw's saturation limit), and the feature mask
+ * (LYRICMT_CPU_FEATURES) that sends a CPU to its fallback.
+ */
+#include "testing.h"
+#include "cpu_features.h"
+#include "cpu_weights.h"
+#include "packed_gemm.h"
+#include "gemm_bf16.h"
+#include "gemm_int8.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rng = 88172645463325252ull;
+
+static float uniform(void) { /* in [-0.5, 0.5) */
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((rng >> 40) / (double)(1 << 24)) - 0.5f;
+}
+
+static float *random_matrix(int rows, int cols, float scale) {
+    float *a = malloc(sizeof(float) * ((size_t)rows * cols + 1));
+    for (int i = 0; i < rows * cols; i++) a[i] = uniform() * scale;
+    return a;
+}
+
+/* ---- int8 reference: per-row steps, exact integer sums ---- */
+
+static int ref_q(float v, float amax) {
+    float inv = amax > 0 ? 127.0f / amax : 0;
+    float r = nearbyintf(v * inv);
+    return r > 127 ? 127 : r < -127 ? -127 : (int)r;
+}
+
+static float row_amax(const float *v, int k) {
+    float a = 0;
+    for (int i = 0; i < k; i++) a = fmaxf(a, fabsf(v[i]));
+    return a;
+}
+
+static void ref_int8(int m, int n, int k, const float *x, const float *w, const float *bias, float *y) {
+    for (int i = 0; i < m; i++) {
+        float ax = row_amax(x + (size_t)i * k, k);
+        for (int o = 0; o < n; o++) {
+            float aw = row_amax(w + (size_t)o * k, k);
+            int64_t sum = 0;
+            for (int kk = 0; kk < k; kk++) sum += (int64_t)ref_q(x[(size_t)i * k + kk], ax) * ref_q(w[(size_t)o * k + kk], aw);
+            float v = (float)sum * ((ax / 127.0f) * (aw / 127.0f));
+            y[(size_t)i * n + o] = bias ? v + bias[o] : v;
+        }
+    }
+}
+
+/* y from the library: rows quantized, then the product in two column ranges
+ * (as two threads would split it) */
+static void lib_int8(const lm_q8 *q8, int m, const float *x, const float *bias, float *y) {
+    uint8_t *q = malloc((size_t)(m ? m : 1) * q8->k4);
+    float *step = malloc(sizeof(float) * (m ? m : 1));
+    for (int i = 0; i < m; i++) step[i] = lm_q8_quantize_row(q8, x + (size_t)i * q8->k, q + (size_t)i * q8->k4);
+    int split = q8->n > 32 ? 32 : q8->n;
+    lm_q8_gemm(q8, m, q, step, bias, false, y, 0, split);
+    lm_q8_gemm(q8, m, q, step, bias, false, y, split, q8->n);
+    free(q);
+    free(step);
+}
+
+static const char *kernel_name(lm_q8_kernel k) { return k == LM_Q8_VNNI ? "VNNI" : "AVX2"; }
+
+/* One size on one kernel: exact against the reference, within the
+ * quantization bound of the exact product, and each row alone identical. */
+static void check_int8_case(lm_q8_kernel kern, int m, int n, int k, float xscale) {
+    float *w = random_matrix(n, k, 1.0f), *x = random_matrix(m, k, xscale), *b = random_matrix(1, n, 1.0f);
+    float *y = malloc(sizeof(float) * ((size_t)m * n + 1)), *ref = malloc(sizeof(float) * ((size_t)m * n + 1)), *one = malloc(sizeof(float) * n);
+    lm_q8 q8;
+    lm_err err;
+    CHECK(lm_q8_init(&q8, w, n, k, kern, &err) == 0, "int8 init: %s", err.msg);
+    lib_int8(&q8, m, x, b, y);
+    ref_int8(m, n, k, x, w, b, ref);
+    CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "int8 %s m=%d n=%d k=%d: identical to the reference", kernel_name(kern), m, n, k);
+    /* |x.w - qx.qw * steps| <= sx/2 sum|w| + sw/2 sum|x| + k sx sw / 4, plus float rounding */
+    bool within = true, alone = true;
+    for (int i = 0; i < m; i++) {
+        const float *xi = x + (size_t)i * k;
+        double sx = row_amax(xi, k) / 127.0;
+        for (int o = 0; o < n; o++) {
+            const float *wo = w + (size_t)o * k;
+            double sw = row_amax(wo, k) / 127.0, exact = b[o], sabs_x = 0, sabs_w = 0, sabs = 0;
+            for (int kk = 0; kk < k; kk++) {
+                exact += (double)xi[kk] * wo[kk];
+                sabs_x += fabs(xi[kk]);
+                sabs_w += fabs(wo[kk]);
+                sabs += fabs((double)xi[kk] * wo[kk]);
+            }
+            double bound = sx / 2 * sabs_w + sw / 2 * sabs_x + k * sx * sw / 4 + 1e-6 * (sabs + fabs(b[o]));
+            within &= fabs(y[(size_t)i * n + o] - exact) <= bound;
+        }
+        lib_int8(&q8, 1, xi, b, one);
+        alone &= memcmp(one, y + (size_t)i * n, sizeof(float) * n) == 0;
+    }
+    CHECK(within, "int8 %s m=%d n=%d k=%d: within the quantization bound of the exact product", kernel_name(kern), m, n, k);
+    CHECK(alone, "int8 %s m=%d n=%d k=%d: each row alone gives the same bits as batched", kernel_name(kern), m, n, k);
+    lm_q8_free(&q8);
+    free(w); free(x); free(b); free(y); free(ref); free(one);
+}
+
+/* Extremes: an all-zero row of x or W gives the bias exactly; the largest
+ * sums (every product 127 * 127, where vpmaddubsw would saturate a u8 shift)
+ * are exact; huge activations are finite and in bound. */
+static void check_int8_extremes(lm_q8_kernel kern) {
+    int n = 40, k = 4096, m = 3;
+    float *w = random_matrix(n, k, 1.0f), *x = random_matrix(m, k, 1.0f), *b = random_matrix(1, n, 1.0f);
+    float *y = malloc(sizeof(float) * m * n), *ref = malloc(sizeof(float) * m * n);
+    memset(w + (size_t)5 * k, 0, sizeof(float) * k); /* output 5: zero weights */
+    memset(x, 0, sizeof(float) * k);                  /* row 0: zeros */
+    for (int kk = 0; kk < k; kk++) {                  /* row 1 and output 7: +-max everywhere, same signs */
+        float s = kk % 3 ? 1.0f : -1.0f;
+        x[(size_t)k + kk] = 3.0f * s;
+        w[(size_t)7 * k + kk] = 0.25f * s;
+    }
+    for (int kk = 0; kk < k; kk++) x[(size_t)2 * k + kk] *= 1e30f; /* row 2: huge */
+    lm_q8 q8;
+    lm_err err;
+    CHECK(lm_q8_init(&q8, w, n, k, kern, &err) == 0, "int8 init: %s", err.msg);
+    lib_int8(&q8, m, x, b, y);
+    ref_int8(m, n, k, x, w, b, ref);
+    CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "int8 %s extremes: identical to the reference", kernel_name(kern));
+    bool bias_only = true, finite = true;
+    for (int o = 0; o < n; o++) bias_only &= y[o] == b[o] && y[(size_t)o % m * n + 5] == b[5];
+    CHECK(bias_only, "int8 %s: a zero row of x or W gives the bias", kernel_name(kern));
+    CHECK(y[(size_t)1 * n + 7] == (float)(127 * 127 * k) * ((3.0f / 127.0f) * (0.25f / 127.0f)) + b[7],
+          "int8 %s: 127 * 127 at every k summed exactly (%.9g)", kernel_name(kern), y[(size_t)1 * n + 7]);
+    for (int o = 0; o < n; o++) finite &= isfinite(y[(size_t)2 * n + o]) && (o == 5 || fabsf(y[(size_t)2 * n + o]) > 1e25f);
+    CHECK(finite, "int8 %s: huge activations give finite, huge outputs", kernel_name(kern));
+    lm_q8_free(&q8);
+    free(w); free(x); free(b); free(y); free(ref);
+}
+
+static void check_int8(void) {
+    lm_q8_kernel kernels[2] = {LM_Q8_VNNI, LM_Q8_AVX2};
+    unsigned f = lm_cpu_features();
+    for (int i = 0; i < 2; i++) {
+        if (!(f & (kernels[i] == LM_Q8_VNNI ? LM_CPU_VNNI : LM_CPU_AVX2))) {
+            printf("test_gemm_prec: int8 %s kernel skipped: this CPU lacks it\n", kernel_name(kernels[i]));
+            continue;
+        }
+        const int sizes[][3] = {{1, 1, 1}, {3, 33, 5}, {17, 77, 45}, {9, 64, 130}, {8, 32, 4}, {12, 100, 1023}, {0, 33, 7}};
+        for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) check_int8_case(kernels[i], sizes[s][0], sizes[s][1], sizes[s][2], 2.0f);
+        check_int8_case(kernels[i], 5, 70, 33, 1e-20f); /* tiny activations: steps near float's bottom */
+        check_int8_extremes(kernels[i]);
+    }
+    lm_q8 q8;
+    lm_err err;
+    float w = 1;
+    CHECK(lm_q8_init(&q8, &w, 1, LM_Q8_MAX_K + 1, LM_Q8_AVX2, &err) != 0 && strstr(err.msg, "32-bit"),
+          "int8: a product too wide for 32-bit sums is refused");
+}
+
+/* ---- bf16 reference: vdpbf16ps's order, odd k then even k per pair ---- */
+
+static void ref_bf16(int m, int n, int k, const float *x, const float *w, const float *bias, float *y) {
+    for (int i = 0; i < m; i++)
+        for (int o = 0; o < n; o++) {
+            float acc = 0;
+            for (int kk = 0; kk < k; kk += 2) {
+                float x1 = kk + 1 < k ? lm_bf16_float(lm_bf16_round(x[(size_t)i * k + kk + 1])) : 0;
+                float w1 = kk + 1 < k ? lm_bf16_float(lm_bf16_round(w[(size_t)o * k + kk + 1])) : 0;
+                acc += x1 * w1; /* exact product: two 8-bit significands */
+                acc += lm_bf16_float(lm_bf16_round(x[(size_t)i * k + kk])) * lm_bf16_float(lm_bf16_round(w[(size_t)o * k + kk]));
+            }
+            y[(size_t)i * n + o] = bias ? acc + bias[o] : acc;
+        }
+}
+
+static void lib_bf16(const lm_b16 *b16, int m, const float *x, const float *bias, float *y) {
+    char *xb = malloc(lm_b16_row_bytes(b16) * (size_t)(m ? m : 1));
+    for (int i = 0; i < m; i++) lm_b16_convert_row(b16, x + (size_t)i * b16->k, xb + (size_t)i * lm_b16_row_bytes(b16));
+    int split = b16->n > 32 ? 32 : b16->n;
+    lm_b16_gemm(b16, m, xb, bias, false, y, 0, split);
+    lm_b16_gemm(b16, m, xb, bias, false, y, split, b16->n);
+    free(xb);
+}
+
+static const char *b16_name(lm_b16_kernel k) { return k == LM_B16_DOT ? "vdpbf16ps" : "AVX-512F"; }
+
+static void check_bf16_case(lm_b16_kernel kern, int m, int n, int k) {
+    float *w = random_matrix(n, k, 1.0f), *x = random_matrix(m, k, 2.0f), *b = random_matrix(1, n, 1.0f);
+    float *y = malloc(sizeof(float) * ((size_t)m * n + 1)), *ref = malloc(sizeof(float) * ((size_t)m * n + 1)), *one = malloc(sizeof(float) * n);
+    lm_b16 b16;
+    lm_err err;
+    CHECK(lm_b16_init(&b16, w, n, k, kern, &err) == 0, "bf16 init: %s", err.msg);
+    lib_bf16(&b16, m, x, b, y);
+    ref_bf16(m, n, k, x, w, b, ref);
+    CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "bf16 %s m=%d n=%d k=%d: identical to the reference", b16_name(kern), m, n, k);
+    /* each input rounded within 2^-9 relative: products within 2^-8 + 2^-18;
+     * k float additions within k 2^-24 of the running sums */
+    bool within = true, alone = true;
+    for (int i = 0; i < m; i++) {
+        const float *xi = x + (size_t)i * k;
+        for (int o = 0; o < n; o++) {
+            double exact = b[o], sabs = fabs(b[o]);
+            for (int kk = 0; kk < k; kk++) {
+                exact += (double)xi[kk] * w[(size_t)o * k + kk];
+                sabs += fabs((double)xi[kk] * w[(size_t)o * k + kk]);
+            }
+            within &= fabs(y[(size_t)i * n + o] - exact) <= sabs * (ldexp(1, -8) + ldexp(1, -18) + (k + 1) * ldexp(1, -24));
+        }
+        lib_bf16(&b16, 1, xi, b, one);
+        alone &= memcmp(one, y + (size_t)i * n, sizeof(float) * n) == 0;
+    }
+    CHECK(within, "bf16 %s m=%d n=%d k=%d: within the rounding bound of the exact product", b16_name(kern), m, n, k);
+    CHECK(alone, "bf16 %s m=%d n=%d k=%d: each row alone gives the same bits as batched", b16_name(kern), m, n, k);
+    lm_b16_free(&b16);
+    free(w); free(x); free(b); free(y); free(ref); free(one);
+}
+
+/* lm_bf16_round against the CPU's own vcvtneps2bf16 (round to nearest even) */
+__attribute__((target("avx512f,avx512bf16,avx512vl"))) static bool hardware_rounding_agrees(const float *v, int n) {
+    bool same = true;
+    for (int i = 0; i + 16 <= n; i += 16) {
+        __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(v + i));
+        uint16_t got[16];
+        memcpy(got, &h, sizeof got);
+        for (int j = 0; j < 16; j++) same &= got[j] == lm_bf16_round(v[i + j]);
+    }
+    return same;
+}
+
+static void check_bf16(void) {
+    CHECK(lm_bf16_round(1.0f + ldexpf(1, -8)) == 0x3f80 && lm_bf16_round(1.0f + 3 * ldexpf(1, -8)) == 0x3f82 &&
+              lm_bf16_round(-2.0f) == 0xc000 && lm_bf16_round(INFINITY) == 0x7f80 && isnan(lm_bf16_float(lm_bf16_round(NAN))),
+          "bf16 rounding: ties to even, signs, infinity, NaN");
+    unsigned f = lm_cpu_features();
+    if (f & LM_CPU_BF16) {
+        float *v = random_matrix(64, 64, 1e3f);
+        CHECK(hardware_rounding_agrees(v, 64 * 64), "bf16 rounding agrees with vcvtneps2bf16");
+        free(v);
+    }
+    lm_b16_kernel kernels[2] = {LM_B16_DOT, LM_B16_WIDEN};
+    for (int i = 0; i < 2; i++) {
+        if (!(f & (kernels[i] == LM_B16_DOT ? LM_CPU_BF16 : LM_CPU_AVX512))) {
+            printf("test_gemm_prec: bf16 %s kernel skipped: this CPU lacks it\n", b16_name(kernels[i]));
+            continue;
+        }
+        const int sizes[][3] = {{1, 1, 1}, {3, 33, 5}, {17, 77, 45}, {9, 64, 130}, {8, 32, 2}, {12, 100, 1023}, {0, 33, 7}};
+        for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) check_bf16_case(kernels[i], sizes[s][0], sizes[s][1], sizes[s][2]);
+    }
+    lm_b16 b16;
+    lm_err err;
+    float w = 1;
+    CHECK(lm_b16_init(&b16, &w, 1, LM_B16_MAX_K + 1, LM_B16_WIDEN, &err) != 0, "bf16: a product wider than LM_B16_MAX_K is refused");
+}
+
+/* lm_cpu_linear on int8 and bf16 matrices, split over OpenMP threads, equals
+ * the single-threaded kernels */
+static void check_cpu_linear(void) {
+    int m = 21, n = 333, k = 67;
+    float *w = random_matrix(n, k, 1.0f), *x = random_matrix(m, k, 1.0f), *b = random_matrix(1, n, 1.0f);
+    float *y = malloc(sizeof(float) * m * n), *ref = malloc(sizeof(float) * m * n);
+    lm_err err;
+    if (lm_q8_best_kernel() != LM_Q8_NONE) {
+        lm_cpu_matrix mat = {.form = LM_FORM_INT8, .n = n, .k = k};
+        CHECK(lm_q8_init(&mat.q8, w, n, k, lm_q8_best_kernel(), &err) == 0, "int8 init");
+        lm_cpu_linear(&mat, m, x, b, y);
+        lib_int8(&mat.q8, m, x, b, ref);
+        CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "lm_cpu_linear int8 over threads: identical to one thread");
+        lm_q8_free(&mat.q8);
+    }
+    if (lm_b16_best_kernel() != LM_B16_NONE) {
+        lm_cpu_matrix mat = {.form = LM_FORM_BF16, .n = n, .k = k};
+        CHECK(lm_b16_init(&mat.b16, w, n, k, lm_b16_best_kernel(), &err) == 0, "bf16 init");
+        lm_cpu_linear(&mat, m, x, NULL, y);
+        lib_bf16(&mat.b16, m, x, NULL, ref);
+        CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "lm_cpu_linear bf16 over threads: identical to one thread");
+        lm_b16_free(&mat.b16);
+    }
+    free(w); free(x); free(b); free(y); free(ref);
+}
+
+/* lm_cpu_linear_relu equals relu (v > 0 ? v : 0) after lm_cpu_linear, bit
+ * for bit, in every form; -0 and NaN outputs become +0 as there. */
+static void check_fused_relu(void) {
+    int m = 19, n = 97, k = 40;
+    float *w = random_matrix(n, k, 1.0f), *x = random_matrix(m, k, 1.0f), *b = random_matrix(1, n, 1.0f);
+    float *y = malloc(sizeof(float) * m * n), *ref = malloc(sizeof(float) * m * n);
+    memset(w, 0, sizeof(float) * k); /* output 0: W = 0, bias -0: every row gives -0 */
+    b[0] = -0.0f;
+    x[3] = NAN;                       /* row 0: NaN through every output in fp32 */
+    lm_err err;
+    lm_cpu_matrix mats[4] = {{.form = LM_FORM_BLAS, .n = n, .k = k, .w = w}, {.form = LM_FORM_PACKED, .n = n, .k = k},
+                             {.form = LM_FORM_INT8, .n = n, .k = k}, {.form = LM_FORM_BF16, .n = n, .k = k}};
+    const char *names[4] = {"BLAS", "packed", "int8", "bf16"};
+    bool have[4] = {true, lm_packed_supported(), lm_q8_best_kernel() != LM_Q8_NONE, lm_b16_best_kernel() != LM_B16_NONE};
+    if (have[1]) lm_packed_init(&mats[1].f32, w, n, k, &err);
+    if (have[2]) lm_q8_init(&mats[2].q8, w, n, k, lm_q8_best_kernel(), &err);
+    if (have[3]) lm_b16_init(&mats[3].b16, w, n, k, lm_b16_best_kernel(), &err);
+    for (int f = 0; f < 4; f++) {
+        if (!have[f]) continue;
+        lm_cpu_linear(&mats[f], m, x, b, ref);
+        for (int i = 0; i < m * n; i++) ref[i] = ref[i] > 0 ? ref[i] : 0;
+        lm_cpu_linear_relu(&mats[f], m, x, b, true, y);
+        CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "fused relu (%s): identical to relu after the product", names[f]);
+    }
+    lm_packed_free(&mats[1].f32);
+    lm_q8_free(&mats[2].q8);
+    lm_b16_free(&mats[3].b16);
+    free(w); free(x); free(b); free(y); free(ref);
+}
+
+/* LYRICMT_CPU_FEATURES hides features, and the kernel choice follows. */
+static void check_feature_mask(void) {
+    unsigned all = lm_cpu_features();
+    setenv("LYRICMT_CPU_FEATURES", "novnni", 1);
+    CHECK(!(lm_cpu_features() & LM_CPU_VNNI) && lm_q8_best_kernel() == (all & LM_CPU_AVX2 ? LM_Q8_AVX2 : LM_Q8_NONE),
+          "novnni: int8 takes AVX2");
+    setenv("LYRICMT_CPU_FEATURES", "nobf16,novnni,noavx2", 1);
+    CHECK(lm_b16_best_kernel() == (all & LM_CPU_AVX512 ? LM_B16_WIDEN : LM_B16_NONE) && lm_q8_best_kernel() == LM_Q8_NONE &&
+              !(lm_cpu_features() & LM_CPU_BF16),
+          "nobf16,novnni,noavx2: bf16 on AVX-512F, no int8 kernel");
+    setenv("LYRICMT_CPU_FEATURES", "noavx512", 1);
+    CHECK(!lm_packed_supported() && lm_b16_best_kernel() == LM_B16_NONE && !(lm_cpu_features() & LM_CPU_VNNI),
+          "noavx512 hides AVX-512 and what needs it");
+    setenv("LYRICMT_CPU_FEATURES", "xnovnni,novnnix", 1);
+    CHECK(lm_cpu_features() == all, "only whole items of the list count");
+    unsetenv("LYRICMT_CPU_FEATURES");
+    printf("test_gemm_prec: this CPU: AVX2 %s, AVX-512 %s, VNNI %s, BF16 %s\n", all & LM_CPU_AVX2 ? "yes" : "no",
+           all & LM_CPU_AVX512 ? "yes" : "no", all & LM_CPU_VNNI ? "yes" : "no", all & LM_CPU_BF16 ? "yes" : "no");
+}
+
+int main(void) {
+    check_feature_mask();
+    check_int8();
+    check_bf16();
+    check_cpu_linear();
+    check_fused_relu();
+    return lm_test_summary("test_gemm_prec");
+}
