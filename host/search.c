@@ -213,6 +213,85 @@ static int start_rows(sched *q, int32_t *sent, int rows, int cap_rows, int32_t *
 
 /* ---- greedy and sampling: one row per (sentence, returned sequence) ---- */
 
+/* Hypotheses run in slots; backend row r runs slot alive[r]. */
+typedef struct {
+    int per, L, R;             /* hypotheses per sentence, max length, slots (= most rows) */
+    int32_t *seq;              /* (R, L) */
+    int *len;
+    float *sum;
+    uint64_t *rng;
+    int32_t *slot_sent, *slot_k, *free_slots;
+    int n_free;
+    int *left;                 /* (n) hypotheses still running, per sentence */
+    int32_t *alive, *src;      /* (R) row -> slot; next layout: row -> old row, -1 new, -2 empty */
+} greedy_state;
+
+static int greedy_alloc(greedy_state *g, int n, int per, int L, int R) {
+    g->per = per; g->L = L; g->R = R;
+    g->seq = malloc((size_t)R * L * sizeof *g->seq);
+    g->len = calloc((size_t)R, sizeof *g->len);
+    g->sum = calloc((size_t)R, sizeof *g->sum);
+    g->rng = malloc((size_t)R * sizeof *g->rng);
+    g->slot_sent = malloc((size_t)R * sizeof *g->slot_sent);
+    g->slot_k = malloc((size_t)R * sizeof *g->slot_k);
+    g->free_slots = malloc((size_t)R * sizeof *g->free_slots);
+    g->left = calloc((size_t)n, sizeof *g->left);
+    g->alive = malloc((size_t)R * sizeof *g->alive);
+    g->src = malloc((size_t)R * sizeof *g->src);
+    if (!g->seq || !g->len || !g->sum || !g->rng || !g->slot_sent || !g->slot_k || !g->free_slots || !g->left || !g->alive || !g->src)
+        return -1;
+    for (int i = 0; i < R; i++) g->free_slots[i] = R - 1 - i;
+    g->n_free = R;
+    return 0;
+}
+
+static void greedy_free(greedy_state *g) {
+    free(g->seq); free(g->len); free(g->sum); free(g->rng); free(g->slot_sent); free(g->slot_k); free(g->free_slots);
+    free(g->left); free(g->alive); free(g->src);
+}
+
+/* Starts the next sentences that fit, their hypotheses taking the empty rows
+ * of the layout first (src -2), then rows from *rows on. */
+static int greedy_admit(sched *q, greedy_state *g, lm_search_result *results, int *rows, lm_err *err) {
+    const lm_search_opts *o = q->o;
+    int first, count, hole = 0;
+    if (sched_admit(q, &first, &count, err) != 0) return -1;
+    for (int s = first; s < first + count; s++) {
+        results[s].hyps = lm_calloc((size_t)g->per, sizeof *results[s].hyps, err);
+        if (!results[s].hyps) return -1;
+        results[s].n_hyps = g->per;
+        g->left[s] = g->per;
+        for (int k = 0; k < g->per; k++) {
+            int h = g->free_slots[--g->n_free];
+            g->seq[(size_t)h * g->L] = o->decoder_start_id;
+            g->len[h] = 1;
+            g->sum[h] = 0;
+            g->slot_sent[h] = s;
+            g->slot_k[h] = k;
+            g->rng[h] = hash_tokens(o->seed + (uint64_t)k, q->tokens + q->src[s], q->lens[s]);
+            while (hole < *rows && g->src[hole] != -2) hole++;
+            int r = hole < *rows ? hole : (*rows)++;
+            g->src[r] = -1;
+            g->alive[r] = h;
+        }
+    }
+    return 0;
+}
+
+/* Closes the layout's remaining empty rows by moving the last rows into them
+ * (one copy each, rather than shifting every row after a hole). */
+static int greedy_compact(greedy_state *g, int rows) {
+    int lo = 0, hi = rows - 1;
+    for (;;) {
+        while (lo < rows && g->src[lo] != -2) lo++;
+        while (hi >= 0 && g->src[hi] == -2) hi--;
+        if (lo >= hi) return hi + 1;
+        g->src[lo] = g->src[hi];
+        g->alive[lo] = g->alive[hi];
+        g->src[hi] = -2;
+    }
+}
+
 static int run_greedy(sched *q, lm_search_result *results, lm_err *err) {
     const lm_search_opts *o = q->o;
     const lm_gen_config *g = &o->gen;
@@ -220,17 +299,9 @@ static int run_greedy(sched *q, lm_search_result *results, lm_err *err) {
     int V = o->vocab_size, L = g->max_length;
     int per = g->do_sample ? g->num_return_sequences : 1;
     int R = q->cap * per, rc = -1;
-    /* hypotheses live in slots while they run; row r runs slot alive[r] */
-    int32_t *seq = lm_malloc((size_t)R * L * sizeof *seq, err);
-    int32_t *alive = lm_malloc((size_t)R * sizeof *alive, err);
+    greedy_state gs = {0};
     int32_t *feed = lm_malloc((size_t)R * sizeof *feed, err), *parent = lm_malloc((size_t)R * sizeof *parent, err);
     int32_t *sent = lm_malloc((size_t)R * sizeof *sent, err);
-    int32_t *slot_sent = lm_malloc((size_t)R * sizeof *slot_sent, err), *slot_k = lm_malloc((size_t)R * sizeof *slot_k, err);
-    int32_t *free_slots = lm_malloc((size_t)R * sizeof *free_slots, err);
-    int *left = lm_calloc((size_t)q->n, sizeof *left, err); /* hypotheses still running, per sentence */
-    int *len = lm_calloc((size_t)R, sizeof *len, err);
-    float *sum = lm_calloc((size_t)R, sizeof *sum, err);
-    uint64_t *rng = lm_malloc((size_t)R * sizeof *rng, err);
     bool *forced = lm_malloc((size_t)R * sizeof *forced, err);
     bool whole_rows = g->do_sample || !be->ops->decode_step_topk || be->ops->topk_max < 1;
     float *logits = whole_rows ? lm_malloc((size_t)R * V * sizeof *logits, err) : NULL;
@@ -239,48 +310,22 @@ static int run_greedy(sched *q, lm_search_result *results, lm_err *err) {
     lm_edit *edits = lm_malloc((size_t)R * LM_MAX_EDITS(L) * sizeof *edits, err);
     int32_t *edit_start = lm_calloc((size_t)R + 1, sizeof *edit_start, err);
     scored *order = g->do_sample ? lm_malloc((size_t)V * sizeof *order, err) : NULL;
-    if (!seq || !alive || !feed || !parent || !sent || !slot_sent || !slot_k || !free_slots || !left || !len || !sum || !rng ||
-        !forced || (whole_rows && !logits) || !chosen || !picked || !edits || !edit_start || (g->do_sample && !order)) {
+    if (greedy_alloc(&gs, q->n, per, L, R) != 0 || !feed || !parent || !sent || !forced || (whole_rows && !logits) || !chosen ||
+        !picked || !edits || !edit_start || (g->do_sample && !order)) {
         lm_fail(err, "out of memory for decoding");
         goto done;
     }
-    int n_free = R;
-    for (int i = 0; i < R; i++) free_slots[i] = R - 1 - i;
-    int rows = 0, first, count;
-    /* new sentences' hypotheses become rows rows .. rows + count * per - 1 */
-#define ADMIT()                                                                                                    \
-    do {                                                                                                           \
-        if (sched_admit(q, &first, &count, err) != 0) goto done;                                                  \
-        for (int s = first; s < first + count; s++) {                                                              \
-            results[s].hyps = lm_calloc((size_t)per, sizeof *results[s].hyps, err);                                \
-            if (!results[s].hyps) goto done;                                                                       \
-            results[s].n_hyps = per;                                                                               \
-            left[s] = per;                                                                                         \
-            for (int k = 0; k < per; k++) {                                                                        \
-                int h = free_slots[--n_free];                                                                      \
-                seq[(size_t)h * L] = o->decoder_start_id;                                                          \
-                len[h] = 1;                                                                                        \
-                sum[h] = 0;                                                                                        \
-                slot_sent[h] = s;                                                                                  \
-                slot_k[h] = k;                                                                                     \
-                rng[h] = hash_tokens(o->seed + (uint64_t)k, q->tokens + q->src[s], q->lens[s]);                    \
-                alive[added] = h;                                                                                  \
-                sent[added] = s;                                                                                   \
-                parent[added++] = -1;                                                                              \
-            }                                                                                                      \
-        }                                                                                                          \
-    } while (0)
-    int added = 0;
-    ADMIT();
-    if (added == 0) { rc = q->n > 0; goto done; } /* stopped before anything started */
-    rows = added;
+    int rows = 0;
+    if (greedy_admit(q, &gs, results, &rows, err) != 0) goto done;
+    if (rows == 0) { rc = q->n > 0; goto done; } /* stopped before anything started */
+    for (int r = 0; r < rows; r++) sent[r] = gs.slot_sent[gs.alive[r]];
     if (start_rows(q, sent, rows, R, parent, err) != 0) goto done;
     for (int step = 0; rows > 0; step++) {
         int n_forced = 0;
         for (int r = 0; r < rows; r++) {
-            int h = alive[r];
-            feed[r] = seq[(size_t)h * L + len[h] - 1];
-            forced[r] = forced_step(g, len[h]);
+            int h = gs.alive[r];
+            feed[r] = gs.seq[(size_t)h * L + gs.len[h] - 1];
+            forced[r] = forced_step(g, gs.len[h]);
             n_forced += forced[r];
         }
         if (n_forced == rows) { /* every row takes the forced token: no logits */
@@ -288,56 +333,58 @@ static int run_greedy(sched *q, lm_search_result *results, lm_err *err) {
         } else if (g->do_sample) {
             if (be->ops->decode_step(be, feed, step, logits, err) != 0) goto done;
             for (int r = 0; r < rows; r++) {
-                int h = alive[r];
+                int h = gs.alive[r];
                 if (forced[r]) continue;
                 float *row = logits + (size_t)r * V;
-                lm_logits_apply(row, edits, lm_logits_edits(g, o->eos_id, seq + (size_t)h * L, len[h], edits), g->repetition_penalty);
+                lm_logits_apply(row, edits, lm_logits_edits(g, o->eos_id, gs.seq + (size_t)h * L, gs.len[h], edits), g->repetition_penalty);
                 float mx = -INFINITY, z = 0;
                 for (int t = 0; t < V; t++) mx = row[t] > mx ? row[t] : mx;
                 for (int t = 0; t < V; t++) z += expf(row[t] - mx);
                 if (isnan(z) || mx == -INFINITY) { lm_bad_logits(err, step, r); goto done; } /* as logits.h refuses */
-                chosen[r] = sample_token(g, row, V, &rng[h], order);
-                sum[h] += row[chosen[r]] * g->temperature - mx - logf(z); /* log-prob before warping */
+                chosen[r] = sample_token(g, row, V, &gs.rng[h], order);
+                gs.sum[h] += row[chosen[r]] * g->temperature - mx - logf(z); /* log-prob before warping */
             }
         } else {
             for (int r = 0; r < rows; r++) {
-                int h = alive[r];
-                int ne = forced[r] ? 0 : lm_logits_edits(g, o->eos_id, seq + (size_t)h * L, len[h], edits + edit_start[r]);
+                int h = gs.alive[r];
+                int ne = forced[r] ? 0 : lm_logits_edits(g, o->eos_id, gs.seq + (size_t)h * L, gs.len[h], edits + edit_start[r]);
                 edit_start[r + 1] = edit_start[r] + ne;
             }
             lm_topk_request req = {1, true, g->repetition_penalty, edits, edit_start};
             if (step_candidates(be, V, feed, step, rows, &req, logits, chosen, picked, err) != 0) goto done;
             for (int r = 0; r < rows; r++)
-                if (!forced[r]) sum[alive[r]] += picked[r];
+                if (!forced[r]) gs.sum[gs.alive[r]] += picked[r];
         }
         for (int r = 0; r < rows; r++)
             if (forced[r]) chosen[r] = g->forced_bos_id; /* log-prob 0 */
-        int kept = 0;
+        /* finished hypotheses leave their rows empty (src -2); new sentences
+         * take them, and rows moved from the end close what is left */
         for (int r = 0; r < rows; r++) {
-            int h = alive[r], s = slot_sent[h];
-            seq[(size_t)h * L + len[h]++] = chosen[r];
-            if (chosen[r] != o->eos_id && len[h] < L) {
-                parent[kept] = r;
-                alive[kept] = h;
-                sent[kept] = s;
-                kept++;
-                continue;
-            }
-            if (hyp_set(&results[s].hyps[slot_k[h]], seq + (size_t)h * L, len[h], sum[h], err) != 0) goto done;
-            free_slots[n_free++] = h;
-            if (--left[s] == 0 && sched_done(q, s, results, err) != 0) goto done;
+            int h = gs.alive[r], s = gs.slot_sent[h];
+            gs.seq[(size_t)h * L + gs.len[h]++] = chosen[r];
+            gs.src[r] = r;
+            if (chosen[r] != o->eos_id && gs.len[h] < L) continue;
+            gs.src[r] = -2;
+            if (hyp_set(&results[s].hyps[gs.slot_k[h]], gs.seq + (size_t)h * L, gs.len[h], gs.sum[h], err) != 0) goto done;
+            gs.free_slots[gs.n_free++] = h;
+            if (--gs.left[s] == 0 && sched_done(q, s, results, err) != 0) goto done;
         }
-        added = kept;
-        if (q->next < q->n) ADMIT();
-        bool changed = kept != rows || added != kept;
-        if (changed && added > 0 && be->ops->reorder(be, parent, sent, added, err) != 0) goto done;
-        rows = added;
+        int next = rows;
+        if (greedy_admit(q, &gs, results, &next, err) != 0) goto done;
+        next = greedy_compact(&gs, next);
+        bool moved = next != rows;
+        for (int r = 0; r < next; r++) {
+            parent[r] = gs.src[r];
+            sent[r] = gs.slot_sent[gs.alive[r]];
+            moved |= parent[r] != r;
+        }
+        if (moved && next > 0 && be->ops->reorder(be, parent, sent, next, err) != 0) goto done;
+        rows = next;
     }
-#undef ADMIT
     rc = q->next < q->n; /* 1: stopped with sentences never started */
 done:
-    free(seq); free(alive); free(feed); free(parent); free(sent); free(slot_sent); free(slot_k); free(free_slots); free(left);
-    free(len); free(sum); free(rng); free(forced); free(logits); free(chosen); free(picked); free(edits); free(edit_start);
+    greedy_free(&gs);
+    free(feed); free(parent); free(sent); free(forced); free(logits); free(chosen); free(picked); free(edits); free(edit_start);
     free(order);
     return rc;
 }
@@ -525,6 +572,22 @@ static void beam_state_reset(beam_state *t, const lm_search_opts *o, int sentenc
     t->sentence = sentence;
 }
 
+/* Starts the next sentences that fit, one new row each from *rows on (the
+ * search state of live sentence i is st[slot[i]]). */
+static int beam_admit(sched *q, beam_state *st, int32_t *slot, int32_t *free_slots, int *n_free, int32_t *parent, int32_t *sent,
+                      int *rows, int *first, int *count, lm_err *err) {
+    if (sched_admit(q, first, count, err) != 0) return -1;
+    for (int s = *first; s < *first + *count; s++) {
+        int i = q->n_live - (*first + *count - s);
+        slot[i] = free_slots[--*n_free];
+        beam_state_reset(&st[slot[i]], q->o, s);
+        st[slot[i]].base = *rows;
+        sent[*rows] = s;
+        parent[(*rows)++] = -1;
+    }
+    return 0;
+}
+
 static int run_beam(sched *q, lm_search_result *results, lm_err *err) {
     const lm_search_opts *o = q->o;
     const lm_gen_config *g = &o->gen;
@@ -553,23 +616,8 @@ static int run_beam(sched *q, lm_search_result *results, lm_err *err) {
         free_slots[i] = C - 1 - i;
     }
     int n_free = C, rows = 0, first, count;
-    /* new sentences: one row each, after the rows kept */
-#define ADMIT()                                                                                                    \
-    do {                                                                                                           \
-        if (sched_admit(q, &first, &count, err) != 0) goto done;                                                  \
-        for (int s = first; s < first + count; s++) {                                                              \
-            int i = q->n_live - (first + count - s);                                                               \
-            slot[i] = free_slots[--n_free];                                                                        \
-            beam_state_reset(&st[slot[i]], o, s);                                                                  \
-            st[slot[i]].base = added;                                                                              \
-            sent[added] = s;                                                                                       \
-            parent[added++] = -1;                                                                                  \
-        }                                                                                                          \
-    } while (0)
-    int added = 0;
-    ADMIT();
-    if (added == 0) { rc = q->n > 0; goto done; }
-    rows = added;
+    if (beam_admit(q, st, slot, free_slots, &n_free, parent, sent, &rows, &first, &count, err) != 0) goto done;
+    if (rows == 0) { rc = q->n > 0; goto done; } /* stopped before anything started */
     /* room for every beam of the first group (its rows' sentences as
      * transformers lays them out), then one row per sentence while its beams
      * are identical */
@@ -643,13 +691,11 @@ static int run_beam(sched *q, lm_search_result *results, lm_err *err) {
             memmove(slot + i, slot + i + 1, (size_t)(q->n_live - i - 1) * sizeof *slot);
             if (sched_done(q, s, results, err) != 0) goto done; /* removes live[i] */
         }
-        added = kept;
-        if (q->next < q->n) ADMIT();
-        if (added > 0 && be->ops->reorder(be, parent, sent, added, err) != 0) goto done;
-        rows = added;
+        if (beam_admit(q, st, slot, free_slots, &n_free, parent, sent, &kept, &first, &count, err) != 0) goto done;
+        if (kept > 0 && be->ops->reorder(be, parent, sent, kept, err) != 0) goto done;
+        rows = kept;
     }
-#undef ADMIT
-    rc = q->next < q->n;
+    rc = q->next < q->n; /* 1: stopped with sentences never started */
 done:
     if (st)
         for (int i = 0; i < C; i++) beam_state_free(&st[i]);
