@@ -171,6 +171,12 @@ static int sched_admit(sched *q, int *first, int *count, lm_err *err) {
     *first = q->next;
     *count = 0;
     if (q->next == q->n || (q->feed && q->feed->cancel && *q->feed->cancel)) return 0;
+    /* wait until an eighth of the room is free (the batch stays at least 7/8
+     * full), so that an encode call serves a group of sentences rather than
+     * one: one-sentence encodes cost more CPU time on the tiny fixtures
+     * (benchmarks/NOTES.md) */
+    int min_free = q->cap / 8 > 1 ? q->cap / 8 : 1;
+    if (q->n_live > 0 && q->cap - q->n_live < min_free) return 0;
     long beams = q->o->gen.num_beams, budget = q->feed ? q->feed->max_tokens : LONG_MAX;
     int longest = 0, k = 0;
     for (int i = 0; i < q->n_live; i++) longest = q->lens[q->live[i]] > longest ? q->lens[q->live[i]] : longest;
