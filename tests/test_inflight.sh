@@ -26,7 +26,7 @@ same() { # $1 $2: TSV outputs (id, text, score)
     cut -f1,2 "$1" > "$T/a2"; cut -f1,2 "$2" > "$T/b2"
     cmp -s "$T/a2" "$T/b2" || return 1
     cut -f3 "$1" | paste - "$2" | awk -F'\t' '{ d = $1 - $4; if (d < 0) d = -d; a = $1 < 0 ? -$1 : $1
-        if (d > 1.5e-4 + 1e-5 * a) bad++ } END { exit bad > 0 }'
+        if (d > 1.5e-4 + 1e-5 * a) bad++ } END { exit (bad > 0) }'
 }
 
 # both decoder paths where the CPU has the packed one (AVX-512); elsewhere the
