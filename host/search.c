@@ -154,7 +154,16 @@ static int sched_init(sched *q, lm_backend *be, const lm_search_opts *o, const i
                       const lm_search_feed *feed, lm_err *err) {
     memset(q, 0, sizeof *q);
     q->be = be; q->o = o; q->tokens = tokens; q->lens = lens; q->n = n; q->feed = feed;
-    q->cap = feed && feed->max_sentences < n ? feed->max_sentences : n;
+    /* live sentences at once: no more than the budgets could ever admit
+     * together (the shortest source counted for all), which sizes the rows */
+    q->cap = n;
+    if (feed) {
+        int shortest = lens[0];
+        for (int s = 1; s < n; s++) shortest = lens[s] < shortest ? lens[s] : shortest;
+        long by_tokens = feed->max_tokens / ((long)(shortest > 0 ? shortest : 1) * o->gen.num_beams);
+        if (feed->max_sentences < q->cap) q->cap = feed->max_sentences;
+        if (by_tokens < q->cap) q->cap = by_tokens > 1 ? (int)by_tokens : 1;
+    }
     q->src = lm_malloc((size_t)n * sizeof *q->src, err);
     q->live = lm_malloc((size_t)q->cap * sizeof *q->live, err);
     if (!q->src || !q->live) return -1;
