@@ -110,7 +110,10 @@ def main():
                     help="CPU precision table instead: lyricmt in each of these (fp32,int8,bf16) against CTranslate2's matching compute types")
     ap.add_argument("--runs", type=int, default=3, help="precision table: timed runs per engine and setting (median and spread)")
     ap.add_argument("--settings", default="greedy,greedy-fixed,beam,beam-fixed", help="precision table: which settings")
+    ap.add_argument("--inflight", action="store_true", help="only lyricmt, in-flight batching on against off (bench_inflight)")
     a = ap.parse_args()
+    if a.inflight:
+        return bench_inflight(a)
     a.ct2_version = versions()["ctranslate2"]
     models = os.path.join(HERE, "models")
     os.makedirs(models, exist_ok=True)
@@ -354,6 +357,78 @@ def write_report(a, rows, sweep, commands, n_lines, model):
         f.write("\n".join(md) + "\n")
     print("\n".join(md))
 
+
+def bench_inflight(a):
+    """In-flight batching on against off (batch.inflight), lyricmt alone, on a
+    model whose lines stop on their own at varied lengths: the trained tiny
+    fixture (--model tiny), or at SMaLL-100 size a random model made to stop
+    (make_random_model.py --stops; plain random weights never choose </s>, so
+    every line would run to max_length and both modes would do the same work).
+    Default batch budgets (32 sentences, 4096 tokens), so the corpus splits
+    into batches that drain; repeats not reused. Each mode runs `reps` times,
+    alternating; the fastest run counts for lines/s, and CPU seconds (user +
+    system of the run, the least) are given too, since the machine may be shared."""
+    import resource
+
+    if a.model == "tiny":
+        model, settings, reps = os.path.join(ROOT, "tests", "fixtures", "tiny-b"), (("greedy", 1), ("beam 5", 5)), 3
+    else:
+        model, settings, reps = os.path.join(HERE, "models", "small100-random-stops"), (("greedy", 1),), 2
+        if not os.path.exists(os.path.join(model, "model.safetensors")):
+            sh([sys.executable, os.path.join(HERE, "make_random_model.py"), model, "--stops"])
+    work = os.path.join(HERE, "models", "run")
+    os.makedirs(work, exist_ok=True)
+    corpus = os.path.join(work, "inflight-corpus.txt")
+    text = subprocess.run([sys.executable, os.path.join(HERE, "make_corpus.py"), "--lines", str(a.lines * 2), "--seed", "1"],
+                          check=True, capture_output=True, text=True).stdout
+    lines = [l for l in text.split("\n") if l.strip()][: a.lines]
+    with open(corpus, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    rows, commands = [], []
+    for label, beam in settings:
+        best, cpu, outs, tokens = {}, {}, {}, {}
+        for rep in range(reps):
+            for mode in ("false", "true"):
+                out = os.path.join(work, f"inflight.{beam}.{mode}.txt")
+                cmd = [LYRICMT, "translate", "--model", model, "-i", corpus, "-o", out, "--beam", str(beam), "--max-length",
+                       str(a.max_length), "--threads", str(a.threads), "--convention", "m2m100", "--progress", "plain",
+                       "--set", "batch.cache_lines=0", "--set", "batch.window_lines=100000", "--inflight", mode, "--restart"]
+                print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                p = subprocess.run(cmd, capture_output=True, text=True)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                if p.returncode:
+                    sys.exit(f"lyricmt failed:\n{p.stderr[-3000:]}")
+                rate = float(re.search(r"\(([0-9.]+) lines/s", p.stderr).group(1))
+                tokens[mode] = int(re.search(r"; (\d+) target tokens", p.stderr).group(1))
+                best[mode] = max(best.get(mode, 0.0), rate)
+                used = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+                cpu[mode] = min(cpu.get(mode, float("inf")), used)
+                outs[mode] = open(out, encoding="utf-8").read()
+                commands.append(" ".join(cmd))
+        same = outs["true"] == outs["false"]
+        for mode in ("false", "true"):
+            rows.append((label, "on" if mode == "true" else "off", best[mode], best[mode] * tokens[mode] / len(lines),
+                         best[mode] / best["false"], cpu[mode], same, tokens[mode] / len(lines)))
+    date = datetime.date.today().isoformat()
+    base = os.path.join(HERE, "results", f"{date}-cpu-{a.model}-inflight")
+    md = [f"# In-flight batching, CPU, {os.path.relpath(model, ROOT)}, {date}", "",
+          f"- machine: {machine(a)}; {platform.platform()}; shared with other jobs: lines/s is the best of {reps} runs "
+          "per mode, CPU seconds the least",
+          "- lyricmt at git " + subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+          f"- corpus: {len(lines)} non-blank lines from `make_corpus.py --seed 1`; max_length {a.max_length}; default budgets "
+          "(32 sentences, 4096 tokens); repeats not reused (`batch.cache_lines=0`)",
+          "- the model stops on its own at varied lengths (tokens per line: the mean)",
+          "- same output: in-flight output byte-identical to batch-by-batch", "",
+          "| setting | in-flight | lines/s | target tokens/s | speed-up | CPU seconds | same output | tokens per line |",
+          "|---|---|---:|---:|---:|---:|---|---:|"]
+    for label, mode, rate, tps, up, used, same, per in rows:
+        md.append(f"| {label} | {mode} | {rate:.2f} | {tps:.1f} | {up:.2f}x | {used:.1f} | {'yes' if same else 'NO'} | {per:.1f} |")
+    md += ["", "Commands (as run, from the repository root):", "", "```"] + sorted({c.replace(ROOT + "/", "") for c in commands}) + ["```", ""]
+    os.makedirs(os.path.dirname(base), exist_ok=True)
+    with open(base + ".md", "w") as f:
+        f.write("\n".join(md) + "\n")
+    print("\n".join(md))
 
 if __name__ == "__main__":
     main()

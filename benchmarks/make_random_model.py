@@ -8,7 +8,15 @@ vocabulary 128112, 1024 positions. The tokenizer files are the tiny fixture's
 (a real 128k SentencePiece model cannot be downloaded here); its ids all fall
 inside the 128112-row embedding, so every matrix product has the real size.
 
-usage: python3 benchmarks/make_random_model.py OUT_DIR
+usage: python3 benchmarks/make_random_model.py OUT_DIR [--stops]
+
+--stops: random weights never choose </s>, so every line would run to
+max_length. With --stops the final decoder norm's bias gets a direction u
+(scaled 0.7) and </s>'s embedding row (tied to the output projection) becomes
+8 u, so </s> wins at some step that depends on the line: greedy outputs then
+end after 2 to 29 tokens (measured on 10 lines), as a trained model's do. For
+the in-flight batching benchmark (bench.py --inflight); written as
+model.safetensors.
 """
 import json
 import os
@@ -18,7 +26,9 @@ import sys
 import torch
 from transformers import M2M100Config, M2M100ForConditionalGeneration
 
-out = sys.argv[1] if len(sys.argv) > 1 else "benchmarks/models/small100-random"
+args = [x for x in sys.argv[1:] if x != "--stops"]
+stops = "--stops" in sys.argv[1:]
+out = args[0] if args else "benchmarks/models/small100-random"
 src = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "tiny-b")
 os.makedirs(out, exist_ok=True)
 torch.manual_seed(0)
@@ -30,11 +40,21 @@ model = M2M100ForConditionalGeneration(cfg).eval()
 model.config.to_json_file(os.path.join(out, "config.json"))
 model.generation_config.update(num_beams=5, max_length=256)
 model.generation_config.to_json_file(os.path.join(out, "generation_config.json"))
-sd = model.state_dict()
-shared = sd["model.shared.weight"]
-for k in ("model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight"):
-    sd[k] = shared
-torch.save(sd, os.path.join(out, "pytorch_model.bin"))
+if stops:
+    import numpy as np
+
+    u = np.random.default_rng(1).standard_normal(cfg.d_model).astype(np.float32)
+    u = torch.from_numpy(u / np.linalg.norm(u))
+    with torch.no_grad():
+        model.model.decoder.layer_norm.bias.copy_(u * 0.7)
+        model.model.shared.weight[cfg.eos_token_id].copy_(u * 8)
+    model.save_pretrained(out, safe_serialization=True)
+else:
+    sd = model.state_dict()
+    shared = sd["model.shared.weight"]
+    for k in ("model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight"):
+        sd[k] = shared
+    torch.save(sd, os.path.join(out, "pytorch_model.bin"))
 for f in ("sentencepiece.bpe.model", "tokenizer_config.json", "special_tokens_map.json"):
     shutil.copy(os.path.join(src, f), out)
 # vocab.json padded with never-produced pieces to the real 128,004 entries, so that

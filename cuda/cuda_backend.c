@@ -13,6 +13,12 @@
  * buffers, encoder output and cross-attention K/V, the self-attention KV cache
  * as a double buffer for reorders, logits) is reserved up front for the
  * configured batch size and grows only when a batch needs more, never per step.
+ *
+ * In-flight batching: encode_more appends sentences to the encoder state
+ * (also a double buffer: when finished sentences hold half of it, or it is
+ * full, the rest is gathered into the other half), and each decoder row keeps
+ * its own length, so the embedding, the cache append and self-attention take
+ * a position and a key count per row.
  */
 #include "backend.h"
 #include "cuda_check.h"
@@ -53,15 +59,17 @@ typedef struct {
     dev_norm enc_norm, dec_norm;
     void **weights;            /* every weight allocation, for destroy */
     int n_weights;
-    /* encoder batch */
-    int n_sent, total;
+    /* encoder batch: sentences numbered since encode; a dropped one has len 0 */
+    int n_sent, total, cap_sent; /* sentences, token rows in use, room in offset/len */
     int32_t *offset, *len;     /* host copies */
+    int enc_cur, enc_cap[2];   /* the live half of enc_out/cross; token rows each half holds */
     /* decoding */
     int rows, max_rows, max_steps, steps_done, cur; /* cur: which half of the KV double buffer is live */
     int32_t *row_sentence;     /* host */
+    int32_t *row_len, *row_len_old; /* host: tokens each row was fed (its next position); reorder scratch */
     int32_t *host_idx;         /* host staging for per-step indices */
     /* device state */
-    dev_buf x, y, h, q, k, v, att, ffn, enc_out, enc_in, cross, kv, logits, idx, edits, top_ids, top_vals;
+    dev_buf x, y, h, q, k, v, att, ffn, enc_out[2], enc_in, cross[2], kv, logits, idx, edits, top_ids, top_vals, row_map;
 } cuda_backend;
 
 #define D_(c) ((c)->base.model->cfg.model.d_model)
@@ -222,28 +230,84 @@ static int feed_forward(cuda_backend *c, int n, const dev_layer *L, const dev_no
 
 /* ---- encoder ---- */
 
-static int cuda_encode(lm_backend *b, const int32_t *tokens, const int32_t *lens, int n, lm_err *err) {
-    cuda_backend *c = (cuda_backend *)b;
+static bool sentence_known(const cuda_backend *c, int s) { return s >= 0 && s < c->n_sent && c->len[s] > 0; }
+
+/* Decoder layer l's cross-attention keys (kv 0) or values (kv 1) in encoder half h: (enc_cap[h], D). */
+static float *cross_kv(cuda_backend *c, int h, int l, int kv) {
+    return (float *)c->cross[h].p + (size_t)(2 * l + kv) * c->enc_cap[h] * D_(c);
+}
+
+/* Gathers the sentences with keep[s] into the other encoder half (room for
+ * `cap` token rows), back to back, and makes it the live one; the others are
+ * dropped (len 0). */
+static int relayout(cuda_backend *c, const bool *keep, int cap, lm_err *err) {
+    const lm_model_config *mc = &c->base.model->cfg.model;
+    size_t D = (size_t)mc->d_model;
+    int from = c->enc_cur, to = 1 - from, rows = 0;
+    if (reserve(&c->enc_out[to], (size_t)cap * D * 4, err) ||
+        reserve(&c->cross[to], (size_t)mc->decoder_layers * 2 * cap * D * 4, err))
+        return -1;
+    c->enc_cap[to] = cap;
+    for (int s = 0; s < c->n_sent; s++) rows += keep[s] ? c->len[s] : 0;
+    int32_t *map = lm_malloc((size_t)(rows ? rows : 1) * sizeof *map, err); /* new token row -> old */
+    if (!map) return -1;
+    for (int s = 0, at = 0; s < c->n_sent; s++) {
+        if (!keep[s]) { c->len[s] = 0; continue; }
+        for (int i = 0; i < c->len[s]; i++) map[at + i] = c->offset[s] + i;
+        c->offset[s] = at;
+        at += c->len[s];
+    }
+    int rc = rows ? reserve(&c->row_map, (size_t)rows * sizeof *map, err) : 0;
+    if (rc == 0 && rows) rc = to_device_now(c, c->row_map.p, map, (size_t)rows * sizeof *map, err);
+    free(map);
+    if (rc != 0) return -1;
+    if (rows) {
+        KERNEL_TRY(lm_k_gather_rows(c->enc_out[to].p, c->enc_out[from].p, c->row_map.p, rows, D, D, c->stream, kmsg));
+        for (int l = 0; l < mc->decoder_layers; l++)
+            for (int kv = 0; kv < 2; kv++)
+                KERNEL_TRY(lm_k_gather_rows(cross_kv(c, to, l, kv), cross_kv(c, from, l, kv), c->row_map.p, rows, D, D, c->stream, kmsg));
+    }
+    c->enc_cur = to;
+    c->total = rows;
+    return 0;
+}
+
+/* Encodes n sentences and appends them after the ones held. */
+static int encode_append(cuda_backend *c, const int32_t *tokens, const int32_t *lens, int n, lm_err *err) {
+    lm_backend *b = &c->base;
     const lm_model_config *mc = &b->model->cfg.model;
     int D = mc->d_model, heads = mc->encoder_heads, hd = D / heads;
     int total = 0;
     for (int s = 0; s < n; s++) {
         if (lens[s] <= 0 || lens[s] > mc->max_positions)
-            return lm_fail(err, "sentence %d has %d tokens; the model takes 1 to %d", s, lens[s], mc->max_positions);
+            return lm_fail(err, "sentence %d has %d tokens; the model takes 1 to %d", c->n_sent + s, lens[s], mc->max_positions);
         total += lens[s];
     }
     for (int i = 0; i < total; i++)
         if (tokens[i] < 0 || tokens[i] >= mc->vocab_size) return lm_fail(err, "token id %d outside the vocabulary", tokens[i]);
-    free(c->offset);
-    free(c->len);
-    c->offset = lm_malloc((size_t)n * sizeof(int32_t), err);
-    c->len = lm_malloc((size_t)n * sizeof(int32_t), err);
+    if (c->n_sent + n > c->cap_sent) {
+        int cap = c->cap_sent * 2 > c->n_sent + n ? c->cap_sent * 2 : c->n_sent + n;
+        int32_t *off = realloc(c->offset, (size_t)cap * sizeof *off);
+        if (off) c->offset = off;
+        int32_t *len = realloc(c->len, (size_t)cap * sizeof *len);
+        if (len) c->len = len;
+        if (!off || !len) return lm_fail(err, "out of memory");
+        c->cap_sent = cap;
+    }
+    if (c->total + total > c->enc_cap[c->enc_cur]) { /* full: everything held moves to a larger other half */
+        bool *keep = lm_malloc(((size_t)c->n_sent + 1) * sizeof *keep, err);
+        if (!keep) return -1;
+        for (int s = 0; s < c->n_sent; s++) keep[s] = c->len[s] > 0;
+        int grown = c->enc_cap[c->enc_cur] * 3 / 2, need = c->total + total;
+        int rc = relayout(c, keep, need > grown ? need : grown, err);
+        free(keep);
+        if (rc != 0) return -1;
+    }
+    int at = c->total, h = c->enc_cur;
     int32_t *h_idx = lm_malloc((size_t)total * 4 * sizeof(int32_t), err);
-    if (!c->offset || !c->len || !h_idx) { free(h_idx); return -1; }
-    /* indices per token row: token, position, first key row, key count (its sentence) */
+    if (!h_idx) return -1;
+    /* indices per token row: token, position, first key row, key count (its sentence, in this group) */
     for (int s = 0, off = 0; s < n; off += lens[s], s++) {
-        c->offset[s] = off;
-        c->len[s] = lens[s];
         for (int i = 0; i < lens[s]; i++) {
             h_idx[off + i] = tokens[off + i];
             h_idx[total + off + i] = i;
@@ -251,19 +315,16 @@ static int cuda_encode(lm_backend *b, const int32_t *tokens, const int32_t *lens
             h_idx[3 * total + off + i] = lens[s];
         }
     }
-    c->n_sent = n;
-    c->total = total;
     size_t es = dtype_size(c->dtype);
     int rc = reserve_work(c, (size_t)total, err);
-    if (rc == 0)
-        rc = reserve(&c->enc_out, (size_t)total * D * 4, err) || reserve(&c->enc_in, (size_t)total * D * es, err) ||
-             reserve(&c->cross, (size_t)mc->decoder_layers * 2 * total * D * 4, err);
+    if (rc == 0) rc = reserve(&c->enc_in, (size_t)total * D * es, err);
     int32_t *d_idx = c->idx.p;
     if (rc == 0) rc = to_device_now(c, d_idx, h_idx, (size_t)total * 4 * sizeof(int32_t), err);
     free(h_idx);
     if (rc != 0) return -1;
 
     int32_t *d_tok = d_idx, *d_pos = d_idx + total, *d_start = d_idx + 2 * total, *d_len = d_idx + 3 * total;
+    float *enc = (float *)c->enc_out[h].p + (size_t)at * D;
     float scaling = 1.0f / sqrtf((float)hd);
     KERNEL_TRY(lm_k_embed(c->x.p, c->embed, c->dtype, c->positions, d_tok, d_pos, total, D, b->model->embed_scale, c->stream, kmsg));
     KERNEL_TRY(lm_k_add_layernorm(c->x.p, NULL, NULL, c->enc[0].self_norm.gamma, c->enc[0].self_norm.beta, c->h.p, c->dtype, total,
@@ -282,29 +343,61 @@ static int cuda_encode(lm_backend *b, const int32_t *tokens, const int32_t *lens
                                       c->stream, kmsg));
         bool last = l + 1 == mc->encoder_layers;
         const dev_norm *next = last ? &c->enc_norm : &c->enc[l + 1].self_norm;
-        if (feed_forward(c, total, L, next, last ? c->enc_out.p : c->h.p, last ? LM_K_F32 : c->dtype, err)) return -1;
+        if (feed_forward(c, total, L, next, last ? (void *)enc : c->h.p, last ? LM_K_F32 : c->dtype, err)) return -1;
     }
-    /* cross-attention keys and values of every decoder layer, computed once per batch */
-    const void *enc_in = c->enc_out.p;
+    /* cross-attention keys and values of every decoder layer, computed once per sentence */
+    const void *enc_in = enc;
     if (c->dtype != LM_K_F32) {
-        KERNEL_TRY(lm_k_convert(c->enc_out.p, c->enc_in.p, c->dtype, (size_t)total * D, c->stream, kmsg));
+        KERNEL_TRY(lm_k_convert(enc, c->enc_in.p, c->dtype, (size_t)total * D, c->stream, kmsg));
         enc_in = c->enc_in.p;
     }
     for (int l = 0; l < mc->decoder_layers; l++) {
-        float *ck = (float *)c->cross.p + (size_t)(2 * l) * total * D, *cv = ck + (size_t)total * D;
+        float *ck = cross_kv(c, h, l, 0) + (size_t)at * D, *cv = cross_kv(c, h, l, 1) + (size_t)at * D;
         if (gemm(c, total, &c->dec[l].ck, enc_in, ck, err) || gemm(c, total, &c->dec[l].cv, enc_in, cv, err)) return -1;
         KERNEL_TRY(lm_k_bias_act(ck, c->dec[l].ck.b, ck, LM_K_F32, (size_t)D, total, D, LM_K_ACT_NONE, 1.0f, c->stream, kmsg));
         KERNEL_TRY(lm_k_bias_act(cv, c->dec[l].cv.b, cv, LM_K_F32, (size_t)D, total, D, LM_K_ACT_NONE, 1.0f, c->stream, kmsg));
     }
     CUDA_TRY(cudaStreamSynchronize(c->stream));
+    for (int s = 0; s < n; s++) {
+        c->offset[c->n_sent + s] = at;
+        c->len[c->n_sent + s] = lens[s];
+        at += lens[s];
+    }
+    c->n_sent += n;
+    c->total = at;
     return 0;
+}
+
+static int cuda_encode(lm_backend *b, const int32_t *tokens, const int32_t *lens, int n, lm_err *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    c->n_sent = c->total = 0; /* the halves stay allocated for the next batch */
+    return encode_append(c, tokens, lens, n, err);
+}
+
+/* Drops the sentences no row decodes any more once they hold half of the
+ * encoder state, then appends. */
+static int cuda_encode_more(lm_backend *b, const int32_t *tokens, const int32_t *lens, int n, lm_err *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    bool *keep = lm_calloc((size_t)c->n_sent + 1, sizeof *keep, err);
+    if (!keep) return -1;
+    for (int r = 0; r < c->rows; r++) keep[c->row_sentence[r]] = true;
+    long live = 0, added = 0;
+    for (int s = 0; s < c->n_sent; s++) live += keep[s] ? c->len[s] : 0;
+    for (int s = 0; s < n; s++) added += lens[s] > 0 ? lens[s] : 0;
+    int rc = 0;
+    if (c->total - live >= live && c->total > live) {
+        long need = live + added, cap = c->enc_cap[c->enc_cur];
+        rc = need > INT32_MAX ? lm_fail(err, "too many encoder tokens at once") : relayout(c, keep, (int)(need > cap ? need : cap), err);
+    }
+    free(keep);
+    return rc == 0 ? encode_append(c, tokens, lens, n, err) : -1;
 }
 
 static int cuda_encoder_output(lm_backend *b, int s, float *out, lm_err *err) {
     cuda_backend *c = (cuda_backend *)b;
-    if (s < 0 || s >= c->n_sent) return lm_fail(err, "no sentence %d in the encoded batch", s);
+    if (!sentence_known(c, s)) return lm_fail(err, "no sentence %d in the encoded batch", s);
     size_t D = (size_t)D_(c);
-    CUDA_TRY(cudaMemcpyAsync(out, (float *)c->enc_out.p + (size_t)c->offset[s] * D, (size_t)c->len[s] * D * sizeof(float),
+    CUDA_TRY(cudaMemcpyAsync(out, (float *)c->enc_out[c->enc_cur].p + (size_t)c->offset[s] * D, (size_t)c->len[s] * D * sizeof(float),
                              cudaMemcpyDeviceToHost, c->stream));
     CUDA_TRY(cudaStreamSynchronize(c->stream));
     return 0;
@@ -324,12 +417,16 @@ static int cuda_decode_start(lm_backend *b, const int32_t *row_sentence, int row
     const lm_model_config *mc = &b->model->cfg.model;
     if (max_steps > mc->max_positions) return lm_fail(err, "%d decoder steps exceed the model's %d positions", max_steps, mc->max_positions);
     for (int r = 0; r < rows; r++)
-        if (row_sentence[r] < 0 || row_sentence[r] >= c->n_sent) return lm_fail(err, "row %d refers to no sentence", r);
+        if (!sentence_known(c, row_sentence[r])) return lm_fail(err, "row %d refers to no sentence", r);
     free(c->row_sentence);
     free(c->host_idx);
+    free(c->row_len);
+    free(c->row_len_old);
     c->row_sentence = lm_malloc((size_t)rows * sizeof(int32_t), err);
     c->host_idx = lm_malloc((size_t)rows * 6 * sizeof(int32_t), err);
-    if (!c->row_sentence || !c->host_idx) return -1;
+    c->row_len = lm_calloc((size_t)rows, sizeof(int32_t), err);
+    c->row_len_old = lm_malloc((size_t)rows * sizeof(int32_t), err);
+    if (!c->row_sentence || !c->host_idx || !c->row_len || !c->row_len_old) return -1;
     memcpy(c->row_sentence, row_sentence, (size_t)rows * sizeof(int32_t));
     size_t kv_floats = (size_t)2 * mc->decoder_layers * 2 * rows * max_steps * mc->d_model;
     if (reserve_work(c, (size_t)rows, err) || reserve(&c->kv, kv_floats * sizeof(float), err) ||
@@ -350,17 +447,19 @@ static int decoder_forward(cuda_backend *c, const int32_t *tokens, int step, boo
     const lm_model *m = c->base.model;
     const lm_model_config *mc = &m->cfg.model;
     int D = mc->d_model, heads = mc->decoder_heads, hd = D / heads, R = c->rows;
-    if (step != c->steps_done || step >= c->max_steps) return lm_fail(err, "decoder step %d out of order", step);
-    for (int r = 0; r < R; r++)
+    if (step != c->steps_done) return lm_fail(err, "decoder step %d out of order", step);
+    for (int r = 0; r < R; r++) {
         if (tokens[r] < 0 || tokens[r] >= mc->vocab_size) return lm_fail(err, "token id %d outside the vocabulary", tokens[r]);
+        if (c->row_len[r] >= c->max_steps) return lm_fail(err, "row %d is past the %d decoder steps decoding started with", r, c->max_steps);
+    }
     /* per row: token, position, self keys (start, count), cross keys (start, count) */
     int32_t *hi = c->host_idx;
     for (int r = 0; r < R; r++) {
         int s = c->row_sentence[r];
         hi[r] = tokens[r];
-        hi[R + r] = step;
+        hi[R + r] = c->row_len[r];
         hi[2 * R + r] = r * c->max_steps;
-        hi[3 * R + r] = step + 1;
+        hi[3 * R + r] = c->row_len[r] + 1;
         hi[4 * R + r] = c->offset[s];
         hi[5 * R + r] = c->len[s];
     }
@@ -374,18 +473,18 @@ static int decoder_forward(cuda_backend *c, const int32_t *tokens, int step, boo
     for (int l = 0; l < mc->decoder_layers; l++) {
         const dev_layer *L = &c->dec[l];
         float *ck = cache(c, c->cur, l, 0), *cv = cache(c, c->cur, l, 1);
-        /* self-attention over the row's cache, the new key and value appended first */
+        /* self-attention over the row's cache, the new key and value appended first (at each row's own position) */
         if (gemm(c, R, &L->q, c->h.p, c->q.p, err) || gemm(c, R, &L->k, c->h.p, c->k.p, err) || gemm(c, R, &L->v, c->h.p, c->v.p, err))
             return -1;
         KERNEL_TRY(lm_k_bias_act(c->q.p, L->q.b, c->q.p, LM_K_F32, (size_t)D, R, D, LM_K_ACT_NONE, scaling, c->stream, kmsg));
-        KERNEL_TRY(lm_k_bias_act(c->k.p, L->k.b, ck + (size_t)step * D, LM_K_F32, row_stride, R, D, LM_K_ACT_NONE, 1.0f, c->stream, kmsg));
-        KERNEL_TRY(lm_k_bias_act(c->v.p, L->v.b, cv + (size_t)step * D, LM_K_F32, row_stride, R, D, LM_K_ACT_NONE, 1.0f, c->stream, kmsg));
+        KERNEL_TRY(lm_k_append_rows(ck, row_stride, di + R, c->k.p, L->k.b, R, D, c->stream, kmsg));
+        KERNEL_TRY(lm_k_append_rows(cv, row_stride, di + R, c->v.p, L->v.b, R, D, c->stream, kmsg));
         KERNEL_TRY(lm_k_attention(c->q.p, D, ck, cv, D, di + 2 * R, di + 3 * R, c->att.p, c->dtype, D, R, heads, hd, c->stream, kmsg));
         if (gemm(c, R, &L->o, c->att.p, c->y.p, err)) return -1;
         KERNEL_TRY(lm_k_add_layernorm(c->x.p, c->y.p, L->o.b, L->cross_norm.gamma, L->cross_norm.beta, c->h.p, c->dtype, R, D,
                                       c->stream, kmsg));
         /* cross-attention over the row's sentence: its beams share the sentence's keys and values */
-        float *xk = (float *)c->cross.p + (size_t)(2 * l) * c->total * D, *xv = xk + (size_t)c->total * D;
+        float *xk = cross_kv(c, c->enc_cur, l, 0), *xv = cross_kv(c, c->enc_cur, l, 1);
         if (gemm(c, R, &L->cq, c->h.p, c->q.p, err)) return -1;
         KERNEL_TRY(lm_k_bias_act(c->q.p, L->cq.b, c->q.p, LM_K_F32, (size_t)D, R, D, LM_K_ACT_NONE, scaling, c->stream, kmsg));
         KERNEL_TRY(lm_k_attention(c->q.p, D, xk, xv, D, di + 4 * R, di + 5 * R, c->att.p, c->dtype, D, R, heads, hd, c->stream, kmsg));
@@ -396,6 +495,7 @@ static int decoder_forward(cuda_backend *c, const int32_t *tokens, int step, boo
         if (feed_forward(c, R, L, next, c->h.p, c->dtype, err)) return -1;
     }
     c->steps_done = step + 1;
+    for (int r = 0; r < R; r++) c->row_len[r]++;
     if (want_logits) {
         lm_dev_linear head = {c->lm_head, NULL, D, mc->vocab_size};
         if (gemm(c, R, &head, c->h.p, c->logits.p, err)) return -1;
@@ -439,17 +539,22 @@ static int cuda_reorder(lm_backend *b, const int32_t *parent, const int32_t *row
     cuda_backend *c = (cuda_backend *)b;
     const lm_model_config *mc = &b->model->cfg.model;
     if (rows > c->max_rows) return lm_fail(err, "reorder to %d rows: decoding started with %d", rows, c->max_rows);
-    for (int r = 0; r < rows; r++)
-        if (parent[r] < 0 || parent[r] >= c->rows || row_sentence[r] < 0 || row_sentence[r] >= c->n_sent)
+    int most = 0; /* the longest parent's tokens: what the gather copies per row */
+    for (int r = 0; r < rows; r++) {
+        if (parent[r] < -1 || parent[r] >= c->rows || !sentence_known(c, row_sentence[r]))
             return lm_fail(err, "reorder: bad parent or sentence for row %d", r);
+        if (parent[r] >= 0 && c->row_len[parent[r]] > most) most = c->row_len[parent[r]];
+    }
     int32_t *d_parent = c->idx.p;
     CUDA_TRY(cudaMemcpyAsync(d_parent, parent, (size_t)rows * sizeof(int32_t), cudaMemcpyHostToDevice, c->stream));
-    size_t stride = (size_t)c->max_steps * mc->d_model, used = (size_t)c->steps_done * mc->d_model;
+    size_t stride = (size_t)c->max_steps * mc->d_model, used = (size_t)most * mc->d_model;
     for (int l = 0; l < mc->decoder_layers; l++)
         for (int kv = 0; kv < 2; kv++)
             KERNEL_TRY(lm_k_gather_rows(cache(c, 1 - c->cur, l, kv), cache(c, c->cur, l, kv), d_parent, rows, stride, used, c->stream,
                                         kmsg));
     c->cur = 1 - c->cur;
+    memcpy(c->row_len_old, c->row_len, (size_t)c->rows * sizeof(int32_t));
+    for (int r = 0; r < rows; r++) c->row_len[r] = parent[r] >= 0 ? c->row_len_old[parent[r]] : 0; /* fresh rows start at 0 */
     memcpy(c->row_sentence, row_sentence, (size_t)rows * sizeof(int32_t));
     c->rows = rows;
     CUDA_TRY(cudaStreamSynchronize(c->stream)); /* the parent upload reads host memory the caller owns */
@@ -458,20 +563,21 @@ static int cuda_reorder(lm_backend *b, const int32_t *parent, const int32_t *row
 
 static void cuda_destroy(lm_backend *b) {
     cuda_backend *c = (cuda_backend *)b;
-    dev_buf *bufs[] = {&c->x, &c->y, &c->h, &c->q, &c->k, &c->v, &c->att, &c->ffn, &c->enc_out, &c->enc_in, &c->cross,
-                       &c->kv, &c->logits, &c->idx, &c->edits, &c->top_ids, &c->top_vals};
+    dev_buf *bufs[] = {&c->x, &c->y, &c->h, &c->q, &c->k, &c->v, &c->att, &c->ffn, &c->enc_out[0], &c->enc_out[1], &c->enc_in,
+                       &c->cross[0], &c->cross[1], &c->kv, &c->logits, &c->idx, &c->edits, &c->top_ids, &c->top_vals, &c->row_map};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) cudaFree(bufs[i]->p);
     for (int i = 0; i < c->n_weights; i++) cudaFree(c->weights[i]);
     if (c->blas) cublasDestroy(c->blas);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c->weights); free(c->enc); free(c->dec);
-    free(c->offset); free(c->len); free(c->row_sentence); free(c->host_idx);
+    free(c->offset); free(c->len); free(c->row_sentence); free(c->host_idx); free(c->row_len); free(c->row_len_old);
     free(c);
 }
 
 static const lm_backend_ops cuda_ops = {
     .name = "cuda",
     .encode = cuda_encode,
+    .encode_more = cuda_encode_more,
     .encoder_output = cuda_encoder_output,
     .decode_start = cuda_decode_start,
     .decode_step = cuda_decode_step,

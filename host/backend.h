@@ -8,6 +8,12 @@
  * attend to one sentence's encoder output. Between steps the search tells
  * the backend which rows survive and whom they continue (reorder), which is
  * how beams fork and how finished sentences leave the batch.
+ *
+ * In-flight batching (backends with encode_more): sentences encoded later
+ * join a running decode as new rows (reorder with parent -1), so every row
+ * sits at its own decoder position. A row's logits depend only on its own
+ * tokens and its sentence, never on the other rows or where it sits, which
+ * keeps outputs identical however sentences are grouped.
  */
 #ifndef LM_BACKEND_H
 #define LM_BACKEND_H
@@ -30,14 +36,26 @@ typedef struct {
 
 typedef struct {
     const char *name;
-    /* Encodes n sentences given back to back in tokens (lens[i] each, all > 0);
-     * computes and keeps their cross-attention keys and values. */
+    /* Encodes n sentences given back to back in tokens (lens[i] each, all > 0)
+     * as sentences 0 .. n-1; computes and keeps their cross-attention keys and
+     * values. Forgets any earlier batch. */
     int (*encode)(lm_backend *b, const int32_t *tokens, const int32_t *lens, int n, lm_err *err);
+    /* Optional (NULL when the backend cannot admit sentences mid-decode): encodes
+     * n more sentences and appends them as the next sentence numbers (after every
+     * sentence encoded since encode), while decoding goes on. Sentences that no
+     * current row refers to may be dropped here to reclaim their memory; rows
+     * must not refer to them again. */
+    int (*encode_more)(lm_backend *b, const int32_t *tokens, const int32_t *lens, int n, lm_err *err);
     /* Copies sentence i's encoder output (lens[i] x D) into out; for tests. */
     int (*encoder_output)(lm_backend *b, int sentence, float *out, lm_err *err);
-    /* Starts decoding `rows` hypotheses; row r belongs to sentence row_sentence[r]. */
+    /* Starts decoding `rows` hypotheses; row r belongs to sentence row_sentence[r].
+     * rows is also the most rows later reorders may ask for; max_steps the most
+     * tokens any row will be fed. */
     int (*decode_start)(lm_backend *b, const int32_t *row_sentence, int rows, int max_steps, lm_err *err);
-    /* Feeds tokens[r] at decoder position `step` (0-based) to every row and writes logits (rows x V).
+    /* Feeds tokens[r] to every row at the row's own next decoder position (the
+     * tokens it was fed before, its parents' included) and writes logits (rows x V).
+     * step counts the calls since decode_start (0-based, checked in order); when
+     * every row started together it is every row's position.
      * logits may be NULL when the search needs none this step (a forced token): the
      * cache is still filled but the output projection is skipped. */
     int (*decode_step)(lm_backend *b, const int32_t *tokens, int step, float *logits, lm_err *err);
@@ -50,7 +68,8 @@ typedef struct {
     int topk_max;
     /* Keeps `rows` rows: new row r continues old row parent[r] and belongs to sentence row_sentence[r].
      * Parents may repeat, and rows may grow back up to the count given to decode_start
-     * (beam search runs one row while a sentence's beams are still identical). */
+     * (beam search runs one row while a sentence's beams are still identical).
+     * With encode_more, parent[r] = -1 starts a fresh row at position 0. */
     int (*reorder)(lm_backend *b, const int32_t *parent, const int32_t *row_sentence, int rows, lm_err *err);
     void (*destroy)(lm_backend *b);
 } lm_backend_ops;

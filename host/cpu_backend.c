@@ -7,6 +7,13 @@
  * [offset[s], offset[s] + len[s]). Matrix products go to cpu_weights (BLAS,
  * packed AVX-512, int8 or bf16 as the weights were prepared); attention,
  * norms and element-wise work are spread over threads with OpenMP.
+ *
+ * In-flight batching: encode_more appends sentences to the packed encoder
+ * state (dropping, first, those no row decodes any more once they hold half
+ * of it), and each decoder row keeps its own length, so rows that joined
+ * later run at their own positions. Every decoder product is the packed one
+ * (fixed summation order per output) and attention is per row, so a row's
+ * numbers do not depend on its neighbours.
  */
 #include "backend.h"
 #include "cpu_weights.h"
@@ -22,8 +29,9 @@
 typedef struct {
     lm_backend base;
     int threads;
-    /* encoder batch */
-    int n_sent, total;          /* sentences, packed rows */
+    /* encoder batch: sentences numbered since encode; a dropped one has len 0 */
+    int n_sent, total;          /* sentences, packed rows in use */
+    int cap_sent, cap_total;    /* room in offset/len and in the packed buffers */
     int longest;                /* longest sentence: sizes attention score scratch */
     int32_t *offset, *len;
     float *enc_out;             /* (total, D) */
@@ -31,6 +39,8 @@ typedef struct {
     /* decoding */
     int rows, max_rows, max_steps, steps_done;
     int32_t *row_sentence;
+    int32_t *row_len;           /* tokens each row has been fed: its next position */
+    int32_t *row_len_old;       /* reorder scratch: (rows) */
     float **self_k, **self_v;   /* per decoder layer: (rows, max_steps, D) */
     float *scratch_kv;          /* reorder scratch: (rows, max_steps, D) */
     const lm_cpu_weights *weights; /* prepared weights, shared with other backends; not owned */
@@ -161,37 +171,94 @@ static void free_batch(cpu_backend *c) {
     c->offset = c->len = NULL;
     c->enc_out = NULL;
     c->cross_k = c->cross_v = NULL;
-    c->n_sent = c->total = 0;
+    c->n_sent = c->total = c->cap_sent = c->cap_total = c->longest = 0;
 }
 
-static int cpu_encode(lm_backend *b, const int32_t *tokens, const int32_t *lens, int n, lm_err *err) {
-    cpu_backend *c = (cpu_backend *)b;
-    const lm_model *m = b->model;
+static bool sentence_known(const cpu_backend *c, int s) { return s >= 0 && s < c->n_sent && c->len[s] > 0; }
+
+/* Reallocates a buffer of floats to n, keeping its contents. */
+static int grow_floats(float **p, size_t n, lm_err *err) {
+    float *q = realloc(*p, n * sizeof(float));
+    if (!q) return lm_fail(err, "out of memory for the encoder state (%zu MiB)", n * sizeof(float) >> 20);
+    *p = q;
+    return 0;
+}
+
+/* Drops the sentences no row decodes any more when they hold at least half
+ * of the packed rows: the others move down in order (memmove, since each
+ * moves only towards the start). */
+static void drop_unused(cpu_backend *c) {
+    const lm_model_config *mc = &c->base.model->cfg.model;
+    size_t d = (size_t)mc->d_model;
+    bool *used = calloc((size_t)c->n_sent + 1, sizeof *used);
+    if (!used) return; /* nothing dropped: memory stays, results do not change */
+    for (int r = 0; r < c->rows; r++) used[c->row_sentence[r]] = true;
+    long live = 0;
+    for (int s = 0; s < c->n_sent; s++)
+        if (used[s]) live += c->len[s];
+    if (c->total - live < live || live == c->total) { free(used); return; }
+    int at = 0;
+    for (int s = 0; s < c->n_sent; s++) {
+        if (!used[s] || c->len[s] == 0) { c->len[s] = 0; continue; }
+        if (c->offset[s] != at) {
+            size_t from = (size_t)c->offset[s] * d, to = (size_t)at * d, n = (size_t)c->len[s] * d * sizeof(float);
+            memmove(c->enc_out + to, c->enc_out + from, n);
+            for (int l = 0; l < mc->decoder_layers; l++) {
+                memmove(c->cross_k[l] + to, c->cross_k[l] + from, n);
+                memmove(c->cross_v[l] + to, c->cross_v[l] + from, n);
+            }
+        }
+        c->offset[s] = at;
+        at += c->len[s];
+    }
+    c->total = at;
+    free(used);
+}
+
+/* Encodes n sentences (packed, tokens back to back) and appends them after
+ * the sentences already held. */
+static int encode_append(cpu_backend *c, const int32_t *tokens, const int32_t *lens, int n, lm_err *err) {
+    const lm_model *m = c->base.model;
     const lm_model_config *mc = &m->cfg.model;
     int d = mc->d_model, heads = mc->encoder_heads, hd = d / heads;
-    free_batch(c);
-    c->offset = lm_malloc((size_t)n * sizeof(int32_t), err);
-    c->len = lm_malloc((size_t)n * sizeof(int32_t), err);
-    if (!c->offset || !c->len) return -1;
     int total = 0, longest = 0;
     for (int s = 0; s < n; s++) {
         if (lens[s] <= 0 || lens[s] > mc->max_positions)
-            return lm_fail(err, "sentence %d has %d tokens; the model takes 1 to %d", s, lens[s], mc->max_positions);
-        c->offset[s] = total;
-        c->len[s] = lens[s];
+            return lm_fail(err, "sentence %d has %d tokens; the model takes 1 to %d", c->n_sent + s, lens[s], mc->max_positions);
         total += lens[s];
         longest = lens[s] > longest ? lens[s] : longest;
     }
     for (int i = 0; i < total; i++)
         if (tokens[i] < 0 || tokens[i] >= mc->vocab_size) return lm_fail(err, "token id %d outside the vocabulary", tokens[i]);
-    c->n_sent = n;
-    c->total = total;
-    c->longest = longest;
+    if (c->n_sent + n > c->cap_sent) {
+        int cap = c->cap_sent * 2 > c->n_sent + n ? c->cap_sent * 2 : c->n_sent + n;
+        int32_t *off = realloc(c->offset, (size_t)cap * sizeof *off);
+        if (off) c->offset = off;
+        int32_t *len = realloc(c->len, (size_t)cap * sizeof *len);
+        if (len) c->len = len;
+        if (!off || !len) return lm_fail(err, "out of memory");
+        c->cap_sent = cap;
+    }
+    if (!c->cross_k) {
+        c->cross_k = calloc((size_t)mc->decoder_layers, sizeof(float *));
+        c->cross_v = calloc((size_t)mc->decoder_layers, sizeof(float *));
+        if (!c->cross_k || !c->cross_v) return lm_fail(err, "out of memory");
+    }
+    int at = c->total;
+    if (at + total > c->cap_total) {
+        size_t cap = (size_t)at + total > (size_t)c->cap_total * 3 / 2 ? (size_t)at + total : (size_t)c->cap_total * 3 / 2;
+        if (grow_floats(&c->enc_out, cap * d, err)) return -1;
+        for (int l = 0; l < mc->decoder_layers; l++)
+            if (grow_floats(&c->cross_k[l], cap * d, err) || grow_floats(&c->cross_v[l], cap * d, err)) return -1;
+        c->cap_total = (int)cap;
+    }
     if (ensure_work(c, (size_t)total, err) != 0) return -1;
-    int32_t *pos = lm_malloc((size_t)total * sizeof(int32_t), err);
-    if (!pos) return -1;
-    for (int s = 0; s < n; s++)
-        for (int i = 0; i < lens[s]; i++) pos[c->offset[s] + i] = i;
+    int32_t *pos = lm_malloc((size_t)total * sizeof(int32_t), err), *local = lm_malloc((size_t)n * sizeof(int32_t), err);
+    if (!pos || !local) { free(pos); free(local); return -1; }
+    for (int s = 0, o = 0; s < n; o += lens[s], s++) {
+        local[s] = o;
+        for (int i = 0; i < lens[s]; i++) pos[o + i] = i;
+    }
     embed(m, tokens, pos, total, c->x);
     free(pos);
 
@@ -211,9 +278,9 @@ static int cpu_encode(lm_backend *b, const int32_t *tokens, const int32_t *lens,
             for (int s = 0; s < n; s++)
                 for (int h = 0; h < heads; h++) {
                     if (!scores) continue;
-                    size_t base = (size_t)c->offset[s] * d + (size_t)h * hd;
-                    for (int i = 0; i < c->len[s]; i++)
-                        attend(c->q + base + (size_t)i * d, c->k + base, c->v + base, c->len[s], d, hd, scores,
+                    size_t base = (size_t)local[s] * d + (size_t)h * hd;
+                    for (int i = 0; i < lens[s]; i++)
+                        attend(c->q + base + (size_t)i * d, c->k + base, c->v + base, lens[s], d, hd, scores,
                                c->att + base + (size_t)i * d);
                 }
             free(scores);
@@ -223,24 +290,39 @@ static int cpu_encode(lm_backend *b, const int32_t *tokens, const int32_t *lens,
         feed_forward(c, total, &L->ffn_norm, &L->fc1, &L->fc2, ENC(FC1), ENC(FC2));
 #undef ENC
     }
-    c->enc_out = lm_malloc((size_t)total * d * sizeof(float), err);
-    c->cross_k = calloc((size_t)mc->decoder_layers, sizeof(float *));
-    c->cross_v = calloc((size_t)mc->decoder_layers, sizeof(float *));
-    if (!c->enc_out || !c->cross_k || !c->cross_v) return lm_fail(err, "out of memory");
-    layer_norm(c->x, total, d, &m->enc_norm, c->enc_out);
+    free(local);
+    float *enc = c->enc_out + (size_t)at * d;
+    layer_norm(c->x, total, d, &m->enc_norm, enc);
     for (int l = 0; l < mc->decoder_layers; l++) {
-        c->cross_k[l] = lm_malloc((size_t)total * d * sizeof(float), err);
-        c->cross_v[l] = lm_malloc((size_t)total * d * sizeof(float), err);
-        if (!c->cross_k[l] || !c->cross_v[l]) return -1;
-        linear(c->enc_out, total, &m->dec[l].ck, lm_cpu_weights_dec(c->weights, l, LM_DEC_CK), c->cross_k[l]);
-        linear(c->enc_out, total, &m->dec[l].cv, lm_cpu_weights_dec(c->weights, l, LM_DEC_CV), c->cross_v[l]);
+        linear(enc, total, &m->dec[l].ck, lm_cpu_weights_dec(c->weights, l, LM_DEC_CK), c->cross_k[l] + (size_t)at * d);
+        linear(enc, total, &m->dec[l].cv, lm_cpu_weights_dec(c->weights, l, LM_DEC_CV), c->cross_v[l] + (size_t)at * d);
     }
+    for (int s = 0; s < n; s++) {
+        c->offset[c->n_sent + s] = at;
+        c->len[c->n_sent + s] = lens[s];
+        at += lens[s];
+    }
+    c->n_sent += n;
+    c->total = at;
+    c->longest = longest > c->longest ? longest : c->longest;
     return 0;
+}
+
+static int cpu_encode(lm_backend *b, const int32_t *tokens, const int32_t *lens, int n, lm_err *err) {
+    cpu_backend *c = (cpu_backend *)b;
+    free_batch(c);
+    return encode_append(c, tokens, lens, n, err);
+}
+
+static int cpu_encode_more(lm_backend *b, const int32_t *tokens, const int32_t *lens, int n, lm_err *err) {
+    cpu_backend *c = (cpu_backend *)b;
+    drop_unused(c);
+    return encode_append(c, tokens, lens, n, err);
 }
 
 static int cpu_encoder_output(lm_backend *b, int s, float *out, lm_err *err) {
     cpu_backend *c = (cpu_backend *)b;
-    if (s < 0 || s >= c->n_sent) return lm_fail(err, "no sentence %d in the encoded batch", s);
+    if (!sentence_known(c, s)) return lm_fail(err, "no sentence %d in the encoded batch", s);
     int d = b->model->cfg.model.d_model;
     memcpy(out, c->enc_out + (size_t)c->offset[s] * d, (size_t)c->len[s] * d * sizeof(float));
     return 0;
@@ -252,10 +334,11 @@ static void free_decode(cpu_backend *c) {
     const lm_model_config *mc = &c->base.model->cfg.model;
     if (c->self_k)
         for (int l = 0; l < mc->decoder_layers; l++) { free(c->self_k[l]); free(c->self_v[l]); }
-    free(c->self_k); free(c->self_v); free(c->scratch_kv); free(c->row_sentence);
+    free(c->self_k); free(c->self_v); free(c->scratch_kv); free(c->row_sentence); free(c->row_len);
+    free(c->row_len_old);
     c->self_k = c->self_v = NULL;
     c->scratch_kv = NULL;
-    c->row_sentence = NULL;
+    c->row_sentence = c->row_len = c->row_len_old = NULL;
     c->rows = 0;
 }
 
@@ -268,15 +351,18 @@ static int cpu_decode_start(lm_backend *b, const int32_t *row_sentence, int rows
     c->self_k = calloc((size_t)mc->decoder_layers, sizeof(float *));
     c->self_v = calloc((size_t)mc->decoder_layers, sizeof(float *));
     c->row_sentence = lm_malloc((size_t)rows * sizeof(int32_t), err);
+    c->row_len = lm_calloc((size_t)rows, sizeof(int32_t), err);
+    c->row_len_old = lm_malloc((size_t)rows * sizeof(int32_t), err);
     c->scratch_kv = lm_malloc(per_layer * sizeof(float), err);
-    if (!c->self_k || !c->self_v || !c->row_sentence || !c->scratch_kv) return lm_fail(err, "out of memory for the KV cache");
+    if (!c->self_k || !c->self_v || !c->row_sentence || !c->row_len || !c->row_len_old || !c->scratch_kv)
+        return lm_fail(err, "out of memory for the KV cache");
     for (int l = 0; l < mc->decoder_layers; l++) {
         c->self_k[l] = lm_malloc(per_layer * sizeof(float), err);
         c->self_v[l] = lm_malloc(per_layer * sizeof(float), err);
         if (!c->self_k[l] || !c->self_v[l]) return -1;
     }
     for (int r = 0; r < rows; r++) {
-        if (row_sentence[r] < 0 || row_sentence[r] >= c->n_sent) return lm_fail(err, "row %d refers to no sentence", r);
+        if (!sentence_known(c, row_sentence[r])) return lm_fail(err, "row %d refers to no sentence", r);
         c->row_sentence[r] = row_sentence[r];
     }
     c->rows = c->max_rows = rows;
@@ -290,14 +376,15 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
     const lm_model *m = b->model;
     const lm_model_config *mc = &m->cfg.model;
     int d = mc->d_model, heads = mc->decoder_heads, hd = d / heads, R = c->rows;
-    if (step != c->steps_done || step >= c->max_steps) return lm_fail(err, "decoder step %d out of order", step);
-    for (int r = 0; r < R; r++)
+    if (step != c->steps_done) return lm_fail(err, "decoder step %d out of order", step);
+    int most = 0; /* keys of the longest row this step */
+    for (int r = 0; r < R; r++) {
         if (tokens[r] < 0 || tokens[r] >= mc->vocab_size) return lm_fail(err, "token id %d outside the vocabulary", tokens[r]);
-    int32_t *pos = lm_malloc((size_t)R * sizeof(int32_t), err);
-    if (!pos) return -1;
-    for (int r = 0; r < R; r++) pos[r] = step;
+        if (c->row_len[r] >= c->max_steps) return lm_fail(err, "row %d is past the %d decoder steps decoding started with", r, c->max_steps);
+        most = c->row_len[r] + 1 > most ? c->row_len[r] + 1 : most;
+    }
+    int32_t *pos = c->row_len; /* each row's next position */
     embed(m, tokens, pos, R, c->x);
-    free(pos);
     float scaling = 1.0f / sqrtf((float)hd);
     size_t row_stride = (size_t)c->max_steps * d;
     for (int l = 0; l < mc->decoder_layers; l++) {
@@ -310,19 +397,19 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
         linear(c->h, R, &L->v, PACK(V), c->v);
         scale_inplace(c->q, (size_t)R * d, scaling);
         for (int r = 0; r < R; r++) {
-            memcpy(c->self_k[l] + r * row_stride + (size_t)step * d, c->k + (size_t)r * d, (size_t)d * sizeof(float));
-            memcpy(c->self_v[l] + r * row_stride + (size_t)step * d, c->v + (size_t)r * d, (size_t)d * sizeof(float));
+            memcpy(c->self_k[l] + r * row_stride + (size_t)pos[r] * d, c->k + (size_t)r * d, (size_t)d * sizeof(float));
+            memcpy(c->self_v[l] + r * row_stride + (size_t)pos[r] * d, c->v + (size_t)r * d, (size_t)d * sizeof(float));
         }
 #pragma omp parallel
         {
-            float *scores = malloc((size_t)(step + 1) * sizeof(float));
+            float *scores = malloc((size_t)most * sizeof(float));
 #pragma omp for collapse(2) schedule(static)
             for (int r = 0; r < R; r++)
                 for (int h = 0; h < heads; h++) {
                     if (!scores) continue;
                     size_t col = (size_t)h * hd;
                     attend(c->q + (size_t)r * d + col, c->self_k[l] + r * row_stride + col, c->self_v[l] + r * row_stride + col,
-                           step + 1, d, hd, scores, c->att + (size_t)r * d + col);
+                           pos[r] + 1, d, hd, scores, c->att + (size_t)r * d + col);
                 }
             free(scores);
         }
@@ -353,6 +440,7 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
 #undef PACK
     }
     c->steps_done = step + 1;
+    for (int r = 0; r < R; r++) c->row_len[r]++;
     if (!logits) return 0;
     layer_norm(c->x, R, d, &m->dec_norm, c->h);
     lm_cpu_linear(&c->weights->head, R, c->h, NULL, logits);
@@ -364,18 +452,27 @@ static int cpu_reorder(lm_backend *b, const int32_t *parent, const int32_t *row_
     const lm_model_config *mc = &b->model->cfg.model;
     if (rows > c->max_rows) return lm_fail(err, "reorder to %d rows: decoding started with %d", rows, c->max_rows);
     for (int r = 0; r < rows; r++)
-        if (parent[r] < 0 || parent[r] >= c->rows || row_sentence[r] < 0 || row_sentence[r] >= c->n_sent)
+        if (parent[r] < -1 || parent[r] >= c->rows || !sentence_known(c, row_sentence[r]))
             return lm_fail(err, "reorder: bad parent or sentence for row %d", r);
-    size_t row_stride = (size_t)c->max_steps * mc->d_model, used = (size_t)c->steps_done * mc->d_model;
+    /* rows that keep their own place need no copy: every other row reads its
+     * parent into scratch before anything is written back */
+    size_t d = (size_t)mc->d_model, row_stride = (size_t)c->max_steps * d;
     for (int l = 0; l < mc->decoder_layers; l++) {
         float *caches[2] = {c->self_k[l], c->self_v[l]};
         for (int t = 0; t < 2; t++) {
             for (int r = 0; r < rows; r++)
-                memcpy(c->scratch_kv + r * row_stride, caches[t] + (size_t)parent[r] * row_stride, used * sizeof(float));
+                if (parent[r] >= 0 && parent[r] != r)
+                    memcpy(c->scratch_kv + r * row_stride, caches[t] + (size_t)parent[r] * row_stride,
+                           (size_t)c->row_len[parent[r]] * d * sizeof(float));
             for (int r = 0; r < rows; r++)
-                memcpy(caches[t] + r * row_stride, c->scratch_kv + r * row_stride, used * sizeof(float));
+                if (parent[r] >= 0 && parent[r] != r)
+                    memcpy(caches[t] + r * row_stride, c->scratch_kv + r * row_stride, (size_t)c->row_len[parent[r]] * d * sizeof(float));
         }
     }
+    /* new lengths, read from the old ones first (a row may be another's parent) */
+    int32_t *len = c->row_len, *old = c->row_len_old;
+    memcpy(old, len, (size_t)c->rows * sizeof *old);
+    for (int r = 0; r < rows; r++) len[r] = parent[r] >= 0 ? old[parent[r]] : 0;
     memcpy(c->row_sentence, row_sentence, (size_t)rows * sizeof(int32_t));
     c->rows = rows;
     return 0;
@@ -392,6 +489,7 @@ static void cpu_destroy(lm_backend *b) {
 static const lm_backend_ops cpu_ops = {
     .name = "cpu",
     .encode = cpu_encode,
+    .encode_more = cpu_encode_more,
     .encoder_output = cpu_encoder_output,
     .decode_start = cpu_decode_start,
     .decode_step = cpu_decode_step,

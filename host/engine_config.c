@@ -42,6 +42,7 @@ void lm_engine_config_defaults(lm_engine_config *c) {
     c->window_lines = 512;
     c->cache_lines = 65536;
     c->sort_by_length = true;
+    c->inflight = true;
     strcpy(c->id_field, "id");
     strcpy(c->text_field, "text");
     strcpy(c->source_field, "source");
@@ -135,6 +136,9 @@ int lm_engine_config_set(lm_engine_config *c, const char *key, const char *value
     } else if (!strcmp(key, "batch.sort_by_length")) {
         if (parse_number(value, K_BOOL, 0, 1, &v, key, where, err)) return -1;
         c->sort_by_length = v != 0;
+    } else if (!strcmp(key, "batch.inflight")) {
+        if (parse_number(value, K_BOOL, 0, 1, &v, key, where, err)) return -1;
+        c->inflight = v != 0;
     } else if (!strcmp(key, "input.format") || !strcmp(key, "output.format")) {
         int choice;
         if (parse_choice(value, format_names, key[0] == 'i' ? 3 : 4, &choice, key, where, err)) return -1;

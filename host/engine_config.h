@@ -12,7 +12,7 @@
  *   input: {format: text, id_field: id, text_field: text, bad_utf8: replace, too_long: truncate}
  *   output: {format: text}
  * batch also holds the bulk-job knobs: window_lines, cache_lines (0 = no
- * reuse of repeated lines).
+ * reuse of repeated lines), and inflight (in-flight batching, on by default).
  */
 #ifndef LM_ENGINE_CONFIG_H
 #define LM_ENGINE_CONFIG_H
@@ -47,6 +47,7 @@ typedef struct {
     int window_lines;          /* lines read ahead, sorted and batched together */
     int cache_lines;           /* translations kept for repeated lines; 0 = off */
     bool sort_by_length;       /* batch lines of similar length (off: input order, for comparison) */
+    bool inflight;             /* in-flight batching: finished lines' places go to the next lines mid-decode */
     lm_format input_format, output_format;
     char id_field[64], text_field[64]; /* JSONL input field names */
     char source_field[64], target_field[64]; /* JSONL pair fields (lyricmt score) */

@@ -65,6 +65,8 @@ static const char *translate_help =
     "  --threads N          CPU threads (0 = all cores)\n"
     "  --device cpu|cuda    compute backend (cuda needs a build with nvcc and a GPU)\n"
     "  --precision P        fp32 (default); int8 or bf16 on the CPU; fp16 or bf16 on the GPU\n"
+    "  --inflight BOOL      in-flight batching: lines join a running batch as others finish\n"
+    "                       (batch.inflight, default true; same output either way)\n"
     "  --set KEY=VALUE      any config key, e.g. --set batch.max_tokens=8192\n"
     "  -h, --help           this help\n"
     "\n"
@@ -168,7 +170,7 @@ static int cmd_translate(int argc, char **argv, bool score) {
         {"--format", "input.format"}, {"--output-format", "output.format"}, {"--id-field", "input.id_field"},
         {"--text-field", "input.text_field"}, {"--bad-utf8", "input.bad_utf8"}, {"--too-long", "input.too_long"},
         {"--device", "device"}, {"--precision", "precision"}, {"--src-field", "input.source_field"},
-        {"--tgt-field", "input.target_field"}, {"--min-score", "output.min_score"},
+        {"--tgt-field", "input.target_field"}, {"--min-score", "output.min_score"}, {"--inflight", "batch.inflight"},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

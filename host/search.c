@@ -3,6 +3,7 @@
 
 #include "logits.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,21 +127,197 @@ static void forced_candidates(int forced, int V, int k, int32_t *ids, float *val
     for (int i = have; i < k; i++) { ids[i] = 0; vals[i] = -INFINITY; }
 }
 
+
+/* ---- which sentences decode: all at once, or in flight ---- */
+
+/*
+ * Sentences start in order. lm_search_run starts them all together; the
+ * stream starts as many as its budget allows and, whenever sentences finish,
+ * encodes the next ones and adds their rows to the running decode (reorder
+ * with parent -1), so the batch stays full instead of draining. Both paths
+ * run the same loop, and a sentence's result does not depend on its company.
+ */
+typedef struct {
+    lm_backend *be;
+    const lm_search_opts *o;
+    const int32_t *tokens, *lens;
+    size_t *src;                /* (n) where sentence s starts in tokens */
+    int n, next;                /* sentences; the next one to start */
+    const lm_search_feed *feed; /* NULL: everything at once */
+    int cap;                    /* sentences live at once */
+    int32_t *live;              /* (cap) live sentences, in the order they started */
+    int n_live;
+    bool encoded;               /* the first group went through encode */
+} sched;
+
+static int sched_init(sched *q, lm_backend *be, const lm_search_opts *o, const int32_t *tokens, const int32_t *lens, int n,
+                      const lm_search_feed *feed, lm_err *err) {
+    memset(q, 0, sizeof *q);
+    q->be = be; q->o = o; q->tokens = tokens; q->lens = lens; q->n = n; q->feed = feed;
+    /* live sentences at once: no more than the budgets could ever admit
+     * together (the shortest source counted for all), which sizes the rows */
+    q->cap = n;
+    if (feed) {
+        int shortest = lens[0];
+        for (int s = 1; s < n; s++) shortest = lens[s] < shortest ? lens[s] : shortest;
+        long by_tokens = feed->max_tokens / ((long)(shortest > 0 ? shortest : 1) * o->gen.num_beams);
+        if (feed->max_sentences < q->cap) q->cap = feed->max_sentences;
+        if (by_tokens < q->cap) q->cap = by_tokens > 1 ? (int)by_tokens : 1;
+    }
+    q->src = lm_malloc((size_t)n * sizeof *q->src, err);
+    q->live = lm_malloc((size_t)q->cap * sizeof *q->live, err);
+    if (!q->src || !q->live) return -1;
+    for (int s = 0, at = 0; s < n; at += lens[s], s++) q->src[s] = (size_t)at;
+    return 0;
+}
+
+static void sched_free(sched *q) { free(q->src); free(q->live); }
+
+/* Starts the next sentences that fit beside the live ones (as a padded batch
+ * of them would count tokens: longest source x sentences x beams; one over
+ * budget alone still starts) and encodes them; *first and *count say which. */
+static int sched_admit(sched *q, int *first, int *count, lm_err *err) {
+    *first = q->next;
+    *count = 0;
+    if (q->next == q->n || (q->feed && q->feed->cancel && *q->feed->cancel)) return 0;
+    /* wait until an eighth of the room is free (the batch stays at least 7/8
+     * full), so that an encode call serves a group of sentences rather than
+     * one: one-sentence encodes cost more CPU time on the tiny fixtures
+     * (benchmarks/NOTES.md) */
+    int min_free = q->cap / 8 > 1 ? q->cap / 8 : 1;
+    if (q->n_live > 0 && q->cap - q->n_live < min_free) return 0;
+    long beams = q->o->gen.num_beams, budget = q->feed ? q->feed->max_tokens : LONG_MAX;
+    int longest = 0, k = 0;
+    for (int i = 0; i < q->n_live; i++) longest = q->lens[q->live[i]] > longest ? q->lens[q->live[i]] : longest;
+    while (q->next + k < q->n && q->n_live + k < q->cap) {
+        int l = q->lens[q->next + k] > longest ? q->lens[q->next + k] : longest;
+        if (q->n_live + k > 0 && (long)l * (q->n_live + k + 1) * beams > budget) break;
+        longest = l;
+        k++;
+    }
+    if (k == 0) return 0;
+    const int32_t *tok = q->tokens + q->src[q->next], *len = q->lens + q->next;
+    int rc = q->encoded ? q->be->ops->encode_more(q->be, tok, len, k, err) : q->be->ops->encode(q->be, tok, len, k, err);
+    if (rc != 0) return -1;
+    q->encoded = true;
+    for (int i = 0; i < k; i++) q->live[q->n_live++] = q->next + i;
+    q->next += k;
+    *count = k;
+    return 0;
+}
+
+/* Sentence s has its result: it leaves the live list and is handed over. */
+static int sched_done(sched *q, int s, lm_search_result *results, lm_err *err) {
+    int i = 0;
+    while (q->live[i] != s) i++;
+    memmove(q->live + i, q->live + i + 1, (size_t)(q->n_live - i - 1) * sizeof *q->live);
+    q->n_live--;
+    if (q->feed && q->feed->on_done) return q->feed->on_done(q->feed->ctx, s, &results[s], err);
+    return 0;
+}
+
+/* Backend rows to start decoding with: the first group's rows, then room up
+ * to `cap_rows` (held by copies of the last row and dropped at once). */
+static int start_rows(sched *q, int32_t *sent, int rows, int cap_rows, int32_t *parent, lm_err *err) {
+    for (int r = rows; r < cap_rows; r++) sent[r] = sent[rows - 1];
+    if (q->be->ops->decode_start(q->be, sent, cap_rows, q->o->gen.max_length, err) != 0) return -1;
+    if (rows == cap_rows) return 0;
+    for (int r = 0; r < rows; r++) parent[r] = r;
+    return q->be->ops->reorder(q->be, parent, sent, rows, err);
+}
+
 /* ---- greedy and sampling: one row per (sentence, returned sequence) ---- */
 
-static int run_greedy(lm_backend *be, const lm_search_opts *o, const int32_t *tokens, const int32_t *lens, int n,
-                      lm_search_result *results, lm_err *err) {
+/* Hypotheses run in slots; backend row r runs slot alive[r]. */
+typedef struct {
+    int per, L, R;             /* hypotheses per sentence, max length, slots (= most rows) */
+    int32_t *seq;              /* (R, L) */
+    int *len;
+    float *sum;
+    uint64_t *rng;
+    int32_t *slot_sent, *slot_k, *free_slots;
+    int n_free;
+    int *left;                 /* (n) hypotheses still running, per sentence */
+    int32_t *alive, *src;      /* (R) row -> slot; next layout: row -> old row, -1 new, -2 empty */
+} greedy_state;
+
+static int greedy_alloc(greedy_state *g, int n, int per, int L, int R) {
+    g->per = per; g->L = L; g->R = R;
+    g->seq = malloc((size_t)R * L * sizeof *g->seq);
+    g->len = calloc((size_t)R, sizeof *g->len);
+    g->sum = calloc((size_t)R, sizeof *g->sum);
+    g->rng = malloc((size_t)R * sizeof *g->rng);
+    g->slot_sent = malloc((size_t)R * sizeof *g->slot_sent);
+    g->slot_k = malloc((size_t)R * sizeof *g->slot_k);
+    g->free_slots = malloc((size_t)R * sizeof *g->free_slots);
+    g->left = calloc((size_t)n, sizeof *g->left);
+    g->alive = malloc((size_t)R * sizeof *g->alive);
+    g->src = malloc((size_t)R * sizeof *g->src);
+    if (!g->seq || !g->len || !g->sum || !g->rng || !g->slot_sent || !g->slot_k || !g->free_slots || !g->left || !g->alive || !g->src)
+        return -1;
+    for (int i = 0; i < R; i++) g->free_slots[i] = R - 1 - i;
+    g->n_free = R;
+    return 0;
+}
+
+static void greedy_free(greedy_state *g) {
+    free(g->seq); free(g->len); free(g->sum); free(g->rng); free(g->slot_sent); free(g->slot_k); free(g->free_slots);
+    free(g->left); free(g->alive); free(g->src);
+}
+
+/* Starts the next sentences that fit, their hypotheses taking the empty rows
+ * of the layout first (src -2), then rows from *rows on. */
+static int greedy_admit(sched *q, greedy_state *g, lm_search_result *results, int *rows, lm_err *err) {
+    const lm_search_opts *o = q->o;
+    int first, count, hole = 0;
+    if (sched_admit(q, &first, &count, err) != 0) return -1;
+    for (int s = first; s < first + count; s++) {
+        results[s].hyps = lm_calloc((size_t)g->per, sizeof *results[s].hyps, err);
+        if (!results[s].hyps) return -1;
+        results[s].n_hyps = g->per;
+        g->left[s] = g->per;
+        for (int k = 0; k < g->per; k++) {
+            int h = g->free_slots[--g->n_free];
+            g->seq[(size_t)h * g->L] = o->decoder_start_id;
+            g->len[h] = 1;
+            g->sum[h] = 0;
+            g->slot_sent[h] = s;
+            g->slot_k[h] = k;
+            g->rng[h] = hash_tokens(o->seed + (uint64_t)k, q->tokens + q->src[s], q->lens[s]);
+            while (hole < *rows && g->src[hole] != -2) hole++;
+            int r = hole < *rows ? hole : (*rows)++;
+            g->src[r] = -1;
+            g->alive[r] = h;
+        }
+    }
+    return 0;
+}
+
+/* Closes the layout's remaining empty rows by moving the last rows into them
+ * (one copy each, rather than shifting every row after a hole). */
+static int greedy_compact(greedy_state *g, int rows) {
+    int lo = 0, hi = rows - 1;
+    for (;;) {
+        while (lo < rows && g->src[lo] != -2) lo++;
+        while (hi >= 0 && g->src[hi] == -2) hi--;
+        if (lo >= hi) return hi + 1;
+        g->src[lo] = g->src[hi];
+        g->alive[lo] = g->alive[hi];
+        g->src[hi] = -2;
+    }
+}
+
+static int run_greedy(sched *q, lm_search_result *results, lm_err *err) {
+    const lm_search_opts *o = q->o;
     const lm_gen_config *g = &o->gen;
+    lm_backend *be = q->be;
     int V = o->vocab_size, L = g->max_length;
     int per = g->do_sample ? g->num_return_sequences : 1;
-    int R = n * per, rc = -1;
-    int32_t *seq = lm_malloc((size_t)R * L * sizeof *seq, err);
-    int32_t *alive = lm_malloc((size_t)R * sizeof *alive, err);     /* backend row -> hypothesis */
+    int R = q->cap * per, rc = -1;
+    greedy_state gs = {0};
     int32_t *feed = lm_malloc((size_t)R * sizeof *feed, err), *parent = lm_malloc((size_t)R * sizeof *parent, err);
     int32_t *sent = lm_malloc((size_t)R * sizeof *sent, err);
-    int *len = lm_calloc((size_t)R, sizeof *len, err);
-    float *sum = lm_calloc((size_t)R, sizeof *sum, err);
-    uint64_t *rng = lm_malloc((size_t)R * sizeof *rng, err);
+    bool *forced = lm_malloc((size_t)R * sizeof *forced, err);
     bool whole_rows = g->do_sample || !be->ops->decode_step_topk || be->ops->topk_max < 1;
     float *logits = whole_rows ? lm_malloc((size_t)R * V * sizeof *logits, err) : NULL;
     int32_t *chosen = lm_malloc((size_t)R * sizeof *chosen, err);
@@ -148,78 +325,82 @@ static int run_greedy(lm_backend *be, const lm_search_opts *o, const int32_t *to
     lm_edit *edits = lm_malloc((size_t)R * LM_MAX_EDITS(L) * sizeof *edits, err);
     int32_t *edit_start = lm_calloc((size_t)R + 1, sizeof *edit_start, err);
     scored *order = g->do_sample ? lm_malloc((size_t)V * sizeof *order, err) : NULL;
-    if (!seq || !alive || !feed || !parent || !sent || !len || !sum || !rng || (whole_rows && !logits) || !chosen ||
+    if (greedy_alloc(&gs, q->n, per, L, R) != 0 || !feed || !parent || !sent || !forced || (whole_rows && !logits) || !chosen ||
         !picked || !edits || !edit_start || (g->do_sample && !order)) {
         lm_fail(err, "out of memory for decoding");
         goto done;
     }
-    const int32_t *src = tokens;
-    for (int s = 0; s < n; s++) {
-        for (int k = 0; k < per; k++) {
-            int h = s * per + k;
-            seq[(size_t)h * L] = o->decoder_start_id;
-            len[h] = 1;
-            alive[h] = h;
-            sent[h] = s;
-            rng[h] = hash_tokens(o->seed + (uint64_t)k, src, lens[s]);
+    int rows = 0;
+    if (greedy_admit(q, &gs, results, &rows, err) != 0) goto done;
+    if (rows == 0) { rc = q->n > 0; goto done; } /* stopped before anything started */
+    for (int r = 0; r < rows; r++) sent[r] = gs.slot_sent[gs.alive[r]];
+    if (start_rows(q, sent, rows, R, parent, err) != 0) goto done;
+    for (int step = 0; rows > 0; step++) {
+        int n_forced = 0;
+        for (int r = 0; r < rows; r++) {
+            int h = gs.alive[r];
+            feed[r] = gs.seq[(size_t)h * L + gs.len[h] - 1];
+            forced[r] = forced_step(g, gs.len[h]);
+            n_forced += forced[r];
         }
-        src += lens[s];
-    }
-    int rows = R;
-    if (be->ops->decode_start(be, sent, rows, L, err) != 0) goto done;
-    for (int step = 0; rows > 0 && step + 1 < L; step++) {
-        for (int r = 0; r < rows; r++) feed[r] = seq[(size_t)alive[r] * L + step];
-        if (forced_step(g, step + 1)) { /* every row has step + 1 tokens */
+        if (n_forced == rows) { /* every row takes the forced token: no logits */
             if (be->ops->decode_step(be, feed, step, NULL, err) != 0) goto done;
-            for (int r = 0; r < rows; r++) chosen[r] = g->forced_bos_id; /* log-prob 0 */
         } else if (g->do_sample) {
             if (be->ops->decode_step(be, feed, step, logits, err) != 0) goto done;
             for (int r = 0; r < rows; r++) {
-                int h = alive[r];
+                int h = gs.alive[r];
+                if (forced[r]) continue;
                 float *row = logits + (size_t)r * V;
-                lm_logits_apply(row, edits, lm_logits_edits(g, o->eos_id, seq + (size_t)h * L, len[h], edits), g->repetition_penalty);
+                lm_logits_apply(row, edits, lm_logits_edits(g, o->eos_id, gs.seq + (size_t)h * L, gs.len[h], edits), g->repetition_penalty);
                 float mx = -INFINITY, z = 0;
                 for (int t = 0; t < V; t++) mx = row[t] > mx ? row[t] : mx;
                 for (int t = 0; t < V; t++) z += expf(row[t] - mx);
                 if (isnan(z) || mx == -INFINITY) { lm_bad_logits(err, step, r); goto done; } /* as logits.h refuses */
-                chosen[r] = sample_token(g, row, V, &rng[h], order);
-                sum[h] += row[chosen[r]] * g->temperature - mx - logf(z); /* log-prob before warping */
+                chosen[r] = sample_token(g, row, V, &gs.rng[h], order);
+                gs.sum[h] += row[chosen[r]] * g->temperature - mx - logf(z); /* log-prob before warping */
             }
         } else {
             for (int r = 0; r < rows; r++) {
-                int h = alive[r];
-                edit_start[r + 1] = edit_start[r] + lm_logits_edits(g, o->eos_id, seq + (size_t)h * L, len[h], edits + edit_start[r]);
+                int h = gs.alive[r];
+                int ne = forced[r] ? 0 : lm_logits_edits(g, o->eos_id, gs.seq + (size_t)h * L, gs.len[h], edits + edit_start[r]);
+                edit_start[r + 1] = edit_start[r] + ne;
             }
             lm_topk_request req = {1, true, g->repetition_penalty, edits, edit_start};
             if (step_candidates(be, V, feed, step, rows, &req, logits, chosen, picked, err) != 0) goto done;
-            for (int r = 0; r < rows; r++) sum[alive[r]] += picked[r];
+            for (int r = 0; r < rows; r++)
+                if (!forced[r]) gs.sum[gs.alive[r]] += picked[r];
         }
-        int kept = 0;
+        for (int r = 0; r < rows; r++)
+            if (forced[r]) chosen[r] = g->forced_bos_id; /* log-prob 0 */
+        /* finished hypotheses leave their rows empty (src -2); new sentences
+         * take them, and rows moved from the end close what is left */
         for (int r = 0; r < rows; r++) {
-            int h = alive[r];
-            seq[(size_t)h * L + len[h]++] = chosen[r];
-            if (chosen[r] == o->eos_id || len[h] >= L) continue;
-            parent[kept] = r;
-            alive[kept] = h;
-            sent[kept] = sent[r];
-            kept++;
+            int h = gs.alive[r], s = gs.slot_sent[h];
+            gs.seq[(size_t)h * L + gs.len[h]++] = chosen[r];
+            gs.src[r] = r;
+            if (chosen[r] != o->eos_id && gs.len[h] < L) continue;
+            gs.src[r] = -2;
+            if (hyp_set(&results[s].hyps[gs.slot_k[h]], gs.seq + (size_t)h * L, gs.len[h], gs.sum[h], err) != 0) goto done;
+            gs.free_slots[gs.n_free++] = h;
+            if (--gs.left[s] == 0 && sched_done(q, s, results, err) != 0) goto done;
         }
-        if (kept != rows && kept > 0 && be->ops->reorder(be, parent, sent, kept, err) != 0) goto done;
-        rows = kept;
-    }
-    for (int s = 0; s < n; s++) {
-        results[s].hyps = lm_calloc((size_t)per, sizeof *results[s].hyps, err);
-        if (!results[s].hyps) goto done;
-        results[s].n_hyps = per;
-        for (int k = 0; k < per; k++) {
-            int h = s * per + k;
-            if (hyp_set(&results[s].hyps[k], seq + (size_t)h * L, len[h], sum[h], err) != 0) goto done;
+        int next = rows;
+        if (greedy_admit(q, &gs, results, &next, err) != 0) goto done;
+        next = greedy_compact(&gs, next);
+        bool moved = next != rows;
+        for (int r = 0; r < next; r++) {
+            parent[r] = gs.src[r];
+            sent[r] = gs.slot_sent[gs.alive[r]];
+            moved |= parent[r] != r;
         }
+        if (moved && next > 0 && be->ops->reorder(be, parent, sent, next, err) != 0) goto done;
+        rows = next;
     }
-    rc = 0;
+    rc = q->next < q->n; /* 1: stopped with sentences never started */
 done:
-    free(seq); free(alive); free(feed); free(parent); free(sent); free(len); free(sum); free(rng);
-    free(logits); free(chosen); free(picked); free(edits); free(edit_start); free(order);
+    greedy_free(&gs);
+    free(feed); free(parent); free(sent); free(forced); free(logits); free(chosen); free(picked); free(edits); free(edit_start);
+    free(order);
     return rc;
 }
 
@@ -250,6 +431,8 @@ typedef struct {
     bool open;           /* transformers' is_early_stop_heuristic_unsatisfied */
     bool done;
     int base;            /* first backend row while active */
+    int cur_len;         /* tokens in each running sequence */
+    int sentence;
 } beam_state;
 
 static float length_norm(int generated, float lp) { return powf((float)generated, lp); }
@@ -358,22 +541,23 @@ static void beam_step(const lm_search_opts *o, beam_state *st, const int32_t *id
     st->done = !st->open || (g->early_stopping && pool_full) || all_hit;
 }
 
+
 static void beam_state_free(beam_state *t) {
     free(t->seq); free(t->fin_seq); free(t->new_seq); free(t->score); free(t->fin_len); free(t->fin_score);
     free(t->fin_done); free(t->row_of); free(t->row_parent);
     free(t->cand_idx); free(t->cand_val); free(t->sel); free(t->parent_beam);
 }
 
-static int beam_state_init(beam_state *t, const lm_search_opts *o) {
+static int beam_state_alloc(beam_state *t, const lm_search_opts *o) {
     int B = o->gen.num_beams, K = 2 * B, L = o->gen.max_length;
     t->seq = malloc((size_t)B * L * sizeof *t->seq);
     t->fin_seq = malloc((size_t)B * L * sizeof *t->fin_seq);
     t->new_seq = malloc((size_t)B * L * sizeof *t->new_seq);
     t->score = malloc((size_t)B * sizeof *t->score);
-    t->fin_len = calloc((size_t)B, sizeof *t->fin_len);
+    t->fin_len = malloc((size_t)B * sizeof *t->fin_len);
     t->fin_score = malloc((size_t)B * sizeof *t->fin_score);
-    t->fin_done = calloc((size_t)B, sizeof *t->fin_done);
-    t->row_of = calloc((size_t)B, sizeof *t->row_of); /* one row: all beams start identical */
+    t->fin_done = malloc((size_t)B * sizeof *t->fin_done);
+    t->row_of = malloc((size_t)B * sizeof *t->row_of);
     t->row_parent = malloc((size_t)B * sizeof *t->row_parent);
     t->cand_idx = malloc((size_t)K * sizeof *t->cand_idx);
     t->cand_val = malloc((size_t)K * sizeof *t->cand_val);
@@ -382,116 +566,191 @@ static int beam_state_init(beam_state *t, const lm_search_opts *o) {
     if (!t->seq || !t->fin_seq || !t->new_seq || !t->score || !t->fin_len || !t->fin_score || !t->fin_done || !t->row_of ||
         !t->row_parent || !t->cand_idx || !t->cand_val || !t->sel || !t->parent_beam)
         return -1;
+    return 0;
+}
+
+/* A sentence's search as transformers starts it: one row, all beams on it. */
+static void beam_state_reset(beam_state *t, const lm_search_opts *o, int sentence) {
+    int B = o->gen.num_beams, L = o->gen.max_length;
     for (int b = 0; b < B; b++) {
         t->seq[(size_t)b * L] = o->decoder_start_id;
         t->score[b] = b == 0 ? 0.0f : NEG_BIG;
         t->fin_score[b] = NEG_BIG;
+        t->fin_len[b] = 0;
+        t->fin_done[b] = false;
+        t->row_of[b] = 0;
     }
     t->n_rows = 1;
     t->open = true;
+    t->done = false;
+    t->cur_len = 1;
+    t->sentence = sentence;
+}
+
+/* Starts the next sentences that fit, one new row each from *rows on (the
+ * search state of live sentence i is st[slot[i]]). */
+static int beam_admit(sched *q, beam_state *st, int32_t *slot, int32_t *free_slots, int *n_free, int32_t *parent, int32_t *sent,
+                      int *rows, int *first, int *count, lm_err *err) {
+    if (sched_admit(q, first, count, err) != 0) return -1;
+    for (int s = *first; s < *first + *count; s++) {
+        int i = q->n_live - (*first + *count - s);
+        slot[i] = free_slots[--*n_free];
+        beam_state_reset(&st[slot[i]], q->o, s);
+        st[slot[i]].base = *rows;
+        sent[*rows] = s;
+        parent[(*rows)++] = -1;
+    }
     return 0;
 }
 
-static int run_beam(lm_backend *be, const lm_search_opts *o, int n, lm_search_result *results, lm_err *err) {
+static int run_beam(sched *q, lm_search_result *results, lm_err *err) {
+    const lm_search_opts *o = q->o;
     const lm_gen_config *g = &o->gen;
+    lm_backend *be = q->be;
     int B = g->num_beams, V = o->vocab_size, L = g->max_length, rc = -1;
-    beam_state *st = lm_calloc((size_t)n, sizeof *st, err);
-    int32_t *feed = lm_malloc((size_t)n * B * sizeof *feed, err);
-    int32_t *parent = lm_malloc((size_t)n * B * sizeof *parent, err);
-    int32_t *sent = lm_malloc((size_t)n * B * sizeof *sent, err);
-    int R = n * B, K = 2 * B;
+    int C = q->cap, R = C * B, K = 2 * B;
+    beam_state *st = lm_calloc((size_t)C, sizeof *st, err); /* one per live sentence: q->live[i] runs in st[slot[i]] */
+    int32_t *slot = lm_malloc((size_t)C * sizeof *slot, err), *free_slots = lm_malloc((size_t)C * sizeof *free_slots, err);
+    int32_t *feed = lm_malloc((size_t)R * sizeof *feed, err);
+    int32_t *parent = lm_malloc((size_t)R * sizeof *parent, err);
+    int32_t *sent = lm_malloc((size_t)R * sizeof *sent, err);
     bool on_backend = be->ops->decode_step_topk && K <= be->ops->topk_max;
     float *logits = on_backend ? NULL : lm_malloc((size_t)R * V * sizeof *logits, err);
     int32_t *ids = lm_malloc((size_t)R * K * sizeof *ids, err);
     float *vals = lm_malloc((size_t)R * K * sizeof *vals, err);
     lm_edit *edits = lm_malloc((size_t)R * LM_MAX_EDITS(L) * sizeof *edits, err);
     int32_t *edit_start = lm_calloc((size_t)R + 1, sizeof *edit_start, err);
-    if (!st || !feed || !parent || !sent || (!logits && !on_backend) || !ids || !vals || !edits || !edit_start)
+    if (!st || !slot || !free_slots || !feed || !parent || !sent || (!logits && !on_backend) || !ids || !vals || !edits ||
+        !edit_start)
         goto done;
-    for (int s = 0; s < n; s++) {
-        if (beam_state_init(&st[s], o) != 0) {
+    for (int i = 0; i < C; i++) {
+        if (beam_state_alloc(&st[i], o) != 0) {
             lm_fail(err, "out of memory for beam search");
             goto done;
         }
-        for (int b = 0; b < B; b++) sent[s * B + b] = s;
+        free_slots[i] = C - 1 - i;
     }
-    /* room for every beam, then one row per sentence while its beams are identical */
-    if (be->ops->decode_start(be, sent, n * B, L, err) != 0) goto done;
-    for (int s = 0; s < n; s++) {
-        parent[s] = s * B;
-        sent[s] = s;
-        st[s].base = s;
+    int n_free = C, rows = 0, first, count;
+    if (beam_admit(q, st, slot, free_slots, &n_free, parent, sent, &rows, &first, &count, err) != 0) goto done;
+    if (rows == 0) { rc = q->n > 0; goto done; } /* stopped before anything started */
+    /* room for every beam of the first group (its rows' sentences as
+     * transformers lays them out), then one row per sentence while its beams
+     * are identical */
+    {
+        for (int r = 0; r < rows * B; r++) sent[r] = first + r / B;
+        for (int r = rows * B; r < R; r++) sent[r] = first + rows - 1;
+        if (be->ops->decode_start(be, sent, R, L, err) != 0) goto done;
+        for (int i = 0; i < rows; i++) {
+            parent[i] = i * B;
+            sent[i] = first + i;
+        }
+        if (be->ops->reorder(be, parent, sent, rows, err) != 0) goto done;
     }
-    int rows = n;
-    if (be->ops->reorder(be, parent, sent, rows, err) != 0) goto done;
-    for (int cur_len = 1; rows > 0; cur_len++) {
-        for (int s = 0; s < n; s++)
-            if (!st[s].done)
-                for (int b = 0; b < B; b++) feed[st[s].base + st[s].row_of[b]] = st[s].seq[(size_t)b * L + cur_len - 1];
-        if (forced_step(g, cur_len)) {
-            if (be->ops->decode_step(be, feed, cur_len - 1, NULL, err) != 0) goto done;
-            for (int r = 0; r < rows; r++) forced_candidates(g->forced_bos_id, V, K, ids + (size_t)r * K, vals + (size_t)r * K);
+    for (int step = 0; rows > 0; step++) {
+        int n_forced = 0;
+        for (int i = 0; i < q->n_live; i++) {
+            beam_state *t = &st[slot[i]];
+            for (int b = 0; b < B; b++) feed[t->base + t->row_of[b]] = t->seq[(size_t)b * L + t->cur_len - 1];
+            n_forced += forced_step(g, t->cur_len) ? t->n_rows : 0;
+        }
+        if (n_forced == rows) { /* every row takes the forced token: no logits */
+            if (be->ops->decode_step(be, feed, step, NULL, err) != 0) goto done;
         } else {
             /* each row's edits, from the first beam on it (beams sharing a row share a sequence) */
-            for (int s = 0; s < n; s++) {
-                if (st[s].done) continue;
-                for (int r = 0; r < st[s].n_rows; r++) {
-                    int b = 0, row = st[s].base + r;
-                    while (st[s].row_of[b] != r) b++;
-                    edit_start[row + 1] = lm_logits_edits(g, o->eos_id, st[s].seq + (size_t)b * L, cur_len, edits + edit_start[row]);
-                    edit_start[row + 1] += edit_start[row];
+            for (int i = 0; i < q->n_live; i++) {
+                beam_state *t = &st[slot[i]];
+                bool f = forced_step(g, t->cur_len);
+                for (int r = 0; r < t->n_rows; r++) {
+                    int b = 0, row = t->base + r;
+                    while (t->row_of[b] != r) b++;
+                    int ne = f ? 0 : lm_logits_edits(g, o->eos_id, t->seq + (size_t)b * L, t->cur_len, edits + edit_start[row]);
+                    edit_start[row + 1] = edit_start[row] + ne;
                 }
             }
             lm_topk_request req = {K, false, g->repetition_penalty, edits, edit_start};
-            if (step_candidates(be, V, feed, cur_len - 1, rows, &req, logits, ids, vals, err) != 0) goto done;
+            if (step_candidates(be, V, feed, step, rows, &req, logits, ids, vals, err) != 0) goto done;
+        }
+        for (int i = 0; i < q->n_live; i++) {
+            beam_state *t = &st[slot[i]];
+            if (forced_step(g, t->cur_len))
+                for (int r = t->base; r < t->base + t->n_rows; r++)
+                    forced_candidates(g->forced_bos_id, V, K, ids + (size_t)r * K, vals + (size_t)r * K);
         }
 #pragma omp parallel for schedule(dynamic)
-        for (int s = 0; s < n; s++)
-            if (!st[s].done) beam_step(o, &st[s], ids + (size_t)st[s].base * K, vals + (size_t)st[s].base * K, cur_len);
+        for (int i = 0; i < q->n_live; i++) {
+            beam_state *t = &st[slot[i]];
+            beam_step(o, t, ids + (size_t)t->base * K, vals + (size_t)t->base * K, t->cur_len);
+            t->cur_len++;
+        }
         /* surviving rows: those of unfinished sentences, each continuing its parent */
         int kept = 0;
-        for (int s = 0; s < n; s++) {
-            if (st[s].done) continue;
-            for (int r = 0; r < st[s].n_rows; r++) {
-                parent[kept + r] = st[s].base + st[s].row_parent[r];
-                sent[kept + r] = s;
+        for (int i = 0; i < q->n_live;) {
+            beam_state *t = &st[slot[i]];
+            if (!t->done) {
+                for (int r = 0; r < t->n_rows; r++) {
+                    parent[kept + r] = t->base + t->row_parent[r];
+                    sent[kept + r] = t->sentence;
+                }
+                t->base = kept;
+                kept += t->n_rows;
+                i++;
+                continue;
             }
-            st[s].base = kept;
-            kept += st[s].n_rows;
+            int s = t->sentence, nret = g->num_return_sequences;
+            results[s].hyps = lm_calloc((size_t)nret, sizeof *results[s].hyps, err);
+            if (!results[s].hyps) goto done;
+            results[s].n_hyps = nret;
+            for (int j = 0; j < nret; j++)
+                if (hyp_set(&results[s].hyps[j], t->fin_seq + (size_t)j * L, t->fin_len[j], t->fin_score[j], err) != 0) goto done;
+            free_slots[n_free++] = slot[i];
+            memmove(slot + i, slot + i + 1, (size_t)(q->n_live - i - 1) * sizeof *slot);
+            if (sched_done(q, s, results, err) != 0) goto done; /* removes live[i] */
         }
+        if (beam_admit(q, st, slot, free_slots, &n_free, parent, sent, &kept, &first, &count, err) != 0) goto done;
         if (kept > 0 && be->ops->reorder(be, parent, sent, kept, err) != 0) goto done;
         rows = kept;
     }
-    int nret = g->num_return_sequences;
-    for (int s = 0; s < n; s++) {
-        results[s].hyps = lm_calloc((size_t)nret, sizeof *results[s].hyps, err);
-        if (!results[s].hyps) goto done;
-        results[s].n_hyps = nret;
-        for (int j = 0; j < nret; j++)
-            if (hyp_set(&results[s].hyps[j], st[s].fin_seq + (size_t)j * L, st[s].fin_len[j], st[s].fin_score[j], err) != 0)
-                goto done;
-    }
-    rc = 0;
+    rc = q->next < q->n; /* 1: stopped with sentences never started */
 done:
     if (st)
-        for (int s = 0; s < n; s++) beam_state_free(&st[s]);
-    free(st); free(feed); free(parent); free(sent); free(logits); free(ids); free(vals); free(edits); free(edit_start);
+        for (int i = 0; i < C; i++) beam_state_free(&st[i]);
+    free(st); free(slot); free(free_slots); free(feed); free(parent); free(sent); free(logits); free(ids); free(vals);
+    free(edits); free(edit_start);
     return rc;
 }
 
-int lm_search_run(lm_backend *be, const lm_search_opts *o, const int32_t *tokens, const int32_t *lens, int n,
-                  lm_search_result *results, lm_err *err) {
-    const lm_gen_config *g = &o->gen;
-    memset(results, 0, (size_t)n * sizeof *results);
-    if (n == 0) return 0;
+static int check_opts(const lm_gen_config *g, lm_err *err) {
     if (g->num_beams < 1 || g->num_beams > 1024) return lm_fail(err, "num_beams must be 1..1024");
     if (g->max_length < 2) return lm_fail(err, "max_length must be at least 2");
     if (!g->do_sample && g->num_return_sequences > g->num_beams)
         return lm_fail(err, "num_return_sequences (%d) cannot exceed num_beams (%d)", g->num_return_sequences, g->num_beams);
     if (g->do_sample && g->num_beams > 1) return lm_fail(err, "beam sampling is not supported: use num_beams 1 with sampling");
-    if (be->ops->encode(be, tokens, lens, n, err) != 0) return -1;
-    int rc = g->num_beams > 1 ? run_beam(be, o, n, results, err) : run_greedy(be, o, tokens, lens, n, results, err);
-    if (rc != 0)
+    return 0;
+}
+
+static int search(lm_backend *be, const lm_search_opts *o, const int32_t *tokens, const int32_t *lens, int n,
+                  const lm_search_feed *feed, lm_search_result *results, lm_err *err) {
+    memset(results, 0, (size_t)n * sizeof *results);
+    if (n == 0) return 0;
+    if (check_opts(&o->gen, err) != 0) return -1;
+    sched q;
+    int rc = -1;
+    if (sched_init(&q, be, o, tokens, lens, n, feed, err) == 0)
+        rc = o->gen.num_beams > 1 ? run_beam(&q, results, err) : run_greedy(&q, results, err);
+    sched_free(&q);
+    if (rc < 0)
         for (int s = 0; s < n; s++) lm_search_result_free(&results[s]);
     return rc;
+}
+
+int lm_search_run(lm_backend *be, const lm_search_opts *o, const int32_t *tokens, const int32_t *lens, int n,
+                  lm_search_result *results, lm_err *err) {
+    return search(be, o, tokens, lens, n, NULL, results, err);
+}
+
+int lm_search_stream(lm_backend *be, const lm_search_opts *o, const int32_t *tokens, const int32_t *lens, int n,
+                     const lm_search_feed *feed, lm_search_result *results, lm_err *err) {
+    if (!be->ops->encode_more) return lm_fail(err, "the %s backend cannot add sentences to a running decode", be->ops->name);
+    if (feed->max_sentences < 1 || feed->max_tokens < 1) return lm_fail(err, "in-flight batching needs budgets of at least 1");
+    return search(be, o, tokens, lens, n, feed, results, err);
 }

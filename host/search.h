@@ -6,7 +6,8 @@
  * penalty, no-repeat n-gram, min length, forced BOS). Sampling (temperature,
  * top-k, top-p) uses its own seeded generator: reproducible run to run and
  * independent of batching, but not the same random stream as PyTorch.
- * Sentences that finish leave the batch.
+ * Sentences that finish leave the batch; with lm_search_stream (in-flight
+ * batching) the next sentences join it in their place.
  */
 #ifndef LM_SEARCH_H
 #define LM_SEARCH_H
@@ -36,5 +37,24 @@ typedef struct {
 int  lm_search_run(lm_backend *be, const lm_search_opts *opts, const int32_t *tokens, const int32_t *lens, int n,
                    lm_search_result *results, lm_err *err);
 void lm_search_result_free(lm_search_result *r);
+
+/* How lm_search_stream lets sentences in. */
+typedef struct {
+    int max_sentences;          /* live at once */
+    long max_tokens;            /* longest live source x live sentences x num_beams, as a padded batch counts them */
+    const volatile int *cancel; /* when set, no more sentences start; the running ones finish */
+    /* Optional: called as sentence s finishes, with its result; it may take
+     * the result over (then leave *r zeroed). Nonzero stops the search. */
+    int (*on_done)(void *ctx, int s, lm_search_result *r, lm_err *err);
+    void *ctx;
+} lm_search_feed;
+
+/* In-flight batching: as lm_search_run, but sentences start in order as room
+ * frees under feed's budgets, each encoded and added to the running decode
+ * (the backend needs encode_more), so the batch stays full. Results are the
+ * same as lm_search_run's. Returns 0 when all are done, 1 when cancel stopped
+ * it (sentences never started have no hypotheses), -1 on error. */
+int lm_search_stream(lm_backend *be, const lm_search_opts *opts, const int32_t *tokens, const int32_t *lens, int n,
+                     const lm_search_feed *feed, lm_search_result *results, lm_err *err);
 
 #endif

@@ -200,14 +200,52 @@ done:
     return rc;
 }
 
-int lm_translator_run(lm_translator *t, int32_t *const *ids, const int *lens, int n, lm_translation *out,
-                      const lm_run_hooks *hooks, lm_err *err) {
-    memset(out, 0, (size_t)n * sizeof *out);
-    by_len_entry *order = lm_malloc((size_t)(n ? n : 1) * sizeof *order, err);
-    if (!order) return -1;
-    for (int i = 0; i < n; i++) order[i] = (by_len_entry){i, lens[i]};
-    /* length-sorted batches: less padding work, similar decode lengths */
-    if (t->engine.sort_by_length) qsort(order, (size_t)n, sizeof *order, by_length);
+/* In-flight batching: the whole (sorted) list goes to the search, which
+ * starts lines as others finish; each line's translation is made as it
+ * finishes. */
+typedef struct {
+    lm_translator *t;
+    const by_len_entry *order;
+    lm_translation *out;
+    const lm_run_hooks *hooks;
+} stream_ctx;
+
+static int stream_done(void *ctx, int s, lm_search_result *r, lm_err *err) {
+    stream_ctx *c = ctx;
+    lm_translation *tr = &c->out[c->order[s].index];
+    int rc = to_translation(c->t, r, tr, err);
+    lm_search_result_free(r);
+    if (rc != 0) lm_translation_free(tr);
+    else if (c->hooks && c->hooks->on_batch) c->hooks->on_batch(c->hooks->ctx, 1, tr->n_tokens);
+    return rc;
+}
+
+static int run_inflight(lm_translator *t, int32_t *const *ids, const by_len_entry *order, int n, lm_translation *out,
+                        const lm_run_hooks *hooks, lm_err *err) {
+    long total = 0;
+    for (int i = 0; i < n; i++) total += order[i].len;
+    int32_t *tokens = lm_malloc((size_t)(total ? total : 1) * sizeof *tokens, err), *lens = lm_malloc((size_t)n * sizeof *lens, err);
+    lm_search_result *res = lm_calloc((size_t)n, sizeof *res, err);
+    int rc = -1;
+    if (!tokens || !lens || !res) goto done;
+    for (long i = 0, at = 0; i < n; i++) {
+        memcpy(tokens + at, ids[order[i].index], (size_t)order[i].len * sizeof *tokens);
+        lens[i] = order[i].len;
+        at += order[i].len;
+    }
+    stream_ctx ctx = {t, order, out, hooks};
+    lm_search_feed feed = {t->engine.max_batch_sentences, t->engine.max_batch_tokens, hooks ? hooks->cancel : NULL, stream_done, &ctx};
+    rc = lm_search_stream(t->backend, &t->search, tokens, lens, n, &feed, res, err);
+done:
+    if (res)
+        for (int i = 0; i < n; i++) lm_search_result_free(&res[i]);
+    free(res); free(tokens); free(lens);
+    return rc;
+}
+
+/* Batch by batch, each drained before the next starts. */
+static int run_batches(lm_translator *t, int32_t *const *ids, const by_len_entry *order, int n, lm_translation *out,
+                       const lm_run_hooks *hooks, lm_err *err) {
     long beams = t->scoring ? 1 : t->search.gen.num_beams;
     int rc = 0;
     for (int start = 0; start < n && rc == 0;) {
@@ -226,6 +264,22 @@ int lm_translator_run(lm_translator *t, int32_t *const *ids, const int *lens, in
         else if (hooks && hooks->on_batch) hooks->on_batch(hooks->ctx, end - start, tokens);
         start = end;
     }
+    return rc;
+}
+
+int lm_translator_run(lm_translator *t, int32_t *const *ids, const int *lens, int n, lm_translation *out,
+                      const lm_run_hooks *hooks, lm_err *err) {
+    memset(out, 0, (size_t)n * sizeof *out);
+    by_len_entry *order = lm_malloc((size_t)(n ? n : 1) * sizeof *order, err);
+    if (!order) return -1;
+    for (int i = 0; i < n; i++) order[i] = (by_len_entry){i, lens[i]};
+    /* length-sorted batches: less padding work, similar decode lengths */
+    if (t->engine.sort_by_length) qsort(order, (size_t)n, sizeof *order, by_length);
+    /* backends that cannot add sentences to a running decode get batches, and
+     * so do scoring and augmentation: they force-decode on the same backend
+     * after each batch's search, which a running decode cannot share */
+    bool inflight = t->engine.inflight && t->backend->ops->encode_more && n > 0 && !t->scoring && !lm_augment_wanted(&t->engine);
+    int rc = inflight ? run_inflight(t, ids, order, n, out, hooks, err) : run_batches(t, ids, order, n, out, hooks, err);
     free(order);
     if (rc < 0)
         for (int i = 0; i < n; i++) lm_translation_free(&out[i]);

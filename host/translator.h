@@ -2,7 +2,8 @@
  * translator: text lines in, translated lines out. Owns the model, the
  * tokenizer and a backend, and turns engine settings into search options.
  * Lines are grouped into length-sorted batches under the configured
- * sentence and token limits; results come back in input order.
+ * sentence and token limits, or, with in-flight batching, start as earlier
+ * ones finish under the same limits; results come back in input order.
  */
 #ifndef LM_TRANSLATOR_H
 #define LM_TRANSLATOR_H
@@ -57,8 +58,8 @@ void lm_translator_close(lm_translator *t);
  * positions if too long (*truncated says so). *ids is malloc'd. */
 int lm_translator_source_ids(lm_translator *t, const char *text, size_t len, int32_t **ids, int *n, bool *truncated, lm_err *err);
 
-/* Translates n tokenised sources in length-sorted batches under the
- * configured sentence and token limits; out[i] receives source i's result.
+/* Translates n tokenised sources in length-sorted batches (or in flight)
+ * under the configured sentence and token limits; out[i] receives source i's result.
  * Returns 0 when all are done, 1 when hooks->cancel stopped it (the finished
  * ones have out[i].texts set), -1 on error. hooks may be NULL. */
 int lm_translator_run(lm_translator *t, int32_t *const *ids, const int *lens, int n, lm_translation *out,

@@ -1,5 +1,7 @@
-/* gather_rows: the KV-cache reorder by beam (dst row r = src row parent[r]),
- * into the other half of a double buffer, so no copy goes through a scratch.
+/* gather_rows: the KV-cache reorder by beam (dst row r = src row parent[r];
+ * parent -1: a fresh row, nothing to copy), into the other half of a double
+ * buffer, so no copy goes through a scratch. Also moves encoder rows when
+ * finished sentences are dropped.
  * One grid-stride loop over rows x used: any row count fits the grid (rows on
  * gridDim.y stopped at 65,535). */
 #include "common.cuh"
@@ -8,7 +10,8 @@ __global__ void gather_rows_kernel(float *dst, const float *src, const int32_t *
     size_t total = rows * used;
     for (size_t idx = blockIdx.x * (size_t)blockDim.x + threadIdx.x; idx < total; idx += (size_t)gridDim.x * blockDim.x) {
         size_t r = idx / used, j = idx % used;
-        dst[r * stride + j] = src[(size_t)parent[r] * stride + j];
+        int32_t p = parent[r];
+        if (p >= 0) dst[r * stride + j] = src[(size_t)p * stride + j];
     }
 }
 

@@ -12,6 +12,9 @@
  *     heads of 64, FFN 4096, vocabulary 128,112) with random weights made
  *     here: CUDA fp32 against the CPU backend over 160 rows (encoder states,
  *     logits, greedy ids, a beam reorder between steps);
+ *   - in-flight batching in fp32: sentences appended mid-decode (encode_more,
+ *     dropping finished ones), fresh rows beside rows at later positions, then
+ *     beams forking: CUDA against the CPU backend at every step;
  *   - in fp16 and bf16: encoder states and step-0 logits near the CPU's
  *     (relative RMS under 2e-2 / 8e-2: an upload that converts a matrix before
  *     its copy lands garbles them), and decode_step_topk against decode_step plus
@@ -319,6 +322,77 @@ done:
     lm_cpu_weights_free(&cw);
 }
 
+/* In-flight batching on both backends, step by step: 4 sentences start (16
+ * rows), only sentence 3's rows survive step 1, sentences 4-7 are appended
+ * (dropping 0-2: they hold more encoder rows than sentence 3) and join as 12
+ * fresh rows at position 0 beside 4 rows at position 3, then rows fork
+ * within their sentences. */
+static void test_admission(random_model *rm, const batch *b) {
+    lm_err err;
+    const lm_model *m = &rm->m;
+    int V = m->cfg.model.vocab_size, D = m->cfg.model.d_model;
+    enum { START = 16, MID = 4, LIVE = 16, MAX_STEPS = 8 };
+    lm_cpu_weights cw;
+    CHECK(lm_cpu_weights_init(&cw, m, &err) == 0, "cpu weights: %s", err.msg);
+    lm_backend *be[2] = {lm_cpu_backend_create(m, &cw, 0, &err), lm_cuda_backend_create(m, LM_PREC_FP32, 64, &err)};
+    CHECK(be[0] && be[1], "backends for the admission test: %s", err.msg);
+    float *lg[2] = {malloc(sizeof(float) * LIVE * V), malloc(sizeof(float) * LIVE * V)};
+    float *st[2] = {malloc(sizeof(float) * 64 * D), malloc(sizeof(float) * 64 * D)};
+    int first_half = 0;
+    for (int s = 0; s < 4; s++) first_half += b->lens[s];
+    int32_t sent[LIVE], parent[LIVE], feed[LIVE];
+    for (int r = 0; r < START; r++) sent[r] = r % 4;
+    for (int k = 0; k < 2 && be[0] && be[1]; k++) {
+        CHECK(be[k]->ops->encode_more != NULL, "%s: encode_more", be[k]->ops->name);
+        CHECK(be[k]->ops->encode(be[k], b->tokens, b->lens, 4, &err) == 0, "%s encode: %s", be[k]->ops->name, err.msg);
+        CHECK(be[k]->ops->decode_start(be[k], sent, START, MAX_STEPS, &err) == 0, "%s decode_start: %s", be[k]->ops->name, err.msg);
+    }
+    for (int step = 0; step < 8 && be[0] && be[1]; step++) {
+        int rows = step < 2 ? START : LIVE, n = 0;
+        if (step == 2) { /* only sentence 3 goes on */
+            for (int r = 3; r < START; r += 4) { parent[n] = r; sent[n++] = 3; }
+            for (int k = 0; k < 2; k++)
+                CHECK(be[k]->ops->reorder(be[k], parent, sent, MID, &err) == 0, "%s reorder: %s", be[k]->ops->name, err.msg);
+            rows = MID;
+        }
+        if (step == 3) { /* sentences 4-7 join, 3 rows each */
+            for (int k = 0; k < 2; k++) {
+                CHECK(be[k]->ops->encode_more(be[k], b->tokens + first_half, b->lens + 4, 4, &err) == 0, "%s encode_more: %s",
+                      be[k]->ops->name, err.msg);
+                CHECK(be[k]->ops->encoder_output(be[k], 0, st[k], &err) != 0, "%s: sentence 0 dropped", be[k]->ops->name);
+            }
+            for (int r = 0; r < LIVE; r++) {
+                parent[r] = r < MID ? r : -1;
+                sent[r] = r < MID ? 3 : 4 + (r - MID) % 4;
+            }
+            for (int k = 0; k < 2; k++)
+                CHECK(be[k]->ops->reorder(be[k], parent, sent, LIVE, &err) == 0, "%s reorder: %s", be[k]->ops->name, err.msg);
+            for (int s = 3; s < 8; s++) {
+                for (int k = 0; k < 2; k++)
+                    CHECK(be[k]->ops->encoder_output(be[k], s, st[k], &err) == 0, "%s encoder_output %d: %s", be[k]->ops->name, s, err.msg);
+                double e = lm_max_rel_err(st[1], st[0], (size_t)b->lens[s] * D);
+                CHECK(e < 1e-4, "admission: sentence %d's encoder states on CUDA differ from the CPU's by %g", s, e);
+            }
+        }
+        if (step == 6) { /* rows fork within their sentences */
+            for (int r = 0; r < LIVE; r++) parent[r] = r < MID ? (r + 1) % MID : MID + (r - MID + 4) % (LIVE - MID);
+            for (int k = 0; k < 2; k++)
+                CHECK(be[k]->ops->reorder(be[k], parent, sent, LIVE, &err) == 0, "%s reorder: %s", be[k]->ops->name, err.msg);
+        }
+        for (int r = 0; r < rows; r++) feed[r] = step == 0 || (step == 3 && r >= MID) ? 2 : b->feed[step % STEPS][r];
+        for (int k = 0; k < 2; k++)
+            CHECK(be[k]->ops->decode_step(be[k], feed, step, lg[k], &err) == 0, "%s step %d: %s", be[k]->ops->name, step, err.msg);
+        double e = lm_max_rel_err(lg[1], lg[0], (size_t)rows * V);
+        CHECK(e < 1e-4, "admission: step %d (%d rows): CUDA fp32 logits differ from the CPU's by %g", step, rows, e);
+    }
+    for (int k = 0; k < 2; k++) {
+        if (be[k]) be[k]->ops->destroy(be[k]);
+        free(lg[k]);
+        free(st[k]);
+    }
+    lm_cpu_weights_free(&cw);
+}
+
 /* decode_step_topk against decode_step + the host's pick on another backend of
  * the same precision fed the same (identical products give identical logits). */
 static void test_topk_path(random_model *rm, const batch *b, int precision) {
@@ -410,6 +484,7 @@ int main(void) {
     cpu_states = calloc((size_t)b.total * rm.m.cfg.model.d_model, sizeof(float));
     cpu_logits0 = calloc((size_t)ROWS * rm.m.cfg.model.vocab_size, sizeof(float));
     test_backend_fp32(&rm, &b);
+    test_admission(&rm, &b);
     test_topk_path(&rm, &b, LM_PREC_FP16);
     test_topk_path(&rm, &b, LM_PREC_BF16);
     free_model(&rm);

@@ -228,6 +228,7 @@ static void test_gather_rows(int rows, size_t stride, size_t used) {
     int32_t *parent = malloc(sizeof(int32_t) * rows);
     for (int r = 0; r < rows; r++) parent[r] = (int32_t)(((size_t)r * 7 + 2) % rows); /* repeats and moves */
     parent[0] = rows - 1; /* the last row reaches the first: a row index past 65,535 must land */
+    if (rows > 2) parent[rows / 2] = -1; /* a fresh row (in-flight batching): left untouched */
     size_t n = (size_t)rows * stride;
     float *src = malloc(sizeof(float) * n), *got = malloc(sizeof(float) * n);
     fill(src, n, 1);
@@ -237,6 +238,11 @@ static void test_gather_rows(int rows, size_t stride, size_t used) {
     from_device(got, d_dst, n);
     int bad = -1;
     for (int r = 0; r < rows && bad < 0; r++) {
+        if (parent[r] < 0) {
+            for (size_t j = 0; j < stride && bad < 0; j++)
+                if (got[r * stride + j] != 0.0f) bad = r;
+            continue;
+        }
         if (memcmp(got + r * stride, src + parent[r] * stride, used * sizeof(float)) != 0) bad = r;
         for (size_t j = used; j < stride && bad < 0; j++)
             if (got[r * stride + j] != 0.0f) bad = r; /* nothing past `used` written */
@@ -244,6 +250,30 @@ static void test_gather_rows(int rows, size_t stride, size_t used) {
     CHECK(bad < 0, "gather_rows rows=%d: row %d not copied from its parent", rows, bad);
     cudaFree(d_src); cudaFree(d_dst); cudaFree(d_parent);
     free(src); free(got); free(parent);
+}
+
+/* Each row's new key (plus bias) lands at its own position of its cache row
+ * and nowhere else. */
+static void test_append_rows(int n, int cols, int steps, bool with_bias) {
+    const char *msg = "";
+    size_t stride = (size_t)steps * cols, nc = (size_t)n * stride;
+    int32_t *pos = malloc(sizeof(int32_t) * n);
+    float *y = malloc(sizeof(float) * n * cols), *bias = malloc(sizeof(float) * cols), *want = malloc(sizeof(float) * nc),
+          *got = malloc(sizeof(float) * nc);
+    fill(y, (size_t)n * cols, 2);
+    fill(bias, cols, 1);
+    fill(want, nc, 1); /* the cache's earlier contents stay */
+    for (int r = 0; r < n; r++) pos[r] = (r * 5 + 3) % steps;
+    float *d_cache = to_device(want, sizeof(float) * nc), *d_y = to_device(y, sizeof(float) * n * cols);
+    float *d_bias = with_bias ? to_device(bias, sizeof(float) * cols) : NULL;
+    int32_t *d_pos = to_device(pos, sizeof(int32_t) * n);
+    for (int r = 0; r < n; r++)
+        for (int j = 0; j < cols; j++) want[r * stride + (size_t)pos[r] * cols + j] = y[(size_t)r * cols + j] + (with_bias ? bias[j] : 0.0f);
+    KCHECK(lm_k_append_rows(d_cache, stride, d_pos, d_y, d_bias, n, cols, stream, &msg), "append_rows");
+    from_device(got, d_cache, nc);
+    CHECK(memcmp(got, want, sizeof(float) * nc) == 0, "append_rows n=%d cols=%d steps=%d: the cache differs from the reference", n, cols, steps);
+    cudaFree(d_cache); cudaFree(d_y); cudaFree(d_bias); cudaFree(d_pos);
+    free(pos); free(y); free(bias); free(want); free(got);
 }
 
 /* ---- logprob_topk against an independent reference ----
@@ -386,6 +416,8 @@ int main(void) {
         test_attention(dtype, 1, 7, 9);
     }
     test_gather_rows(5, 33, 20);
+    test_append_rows(7, 45, 6, true);
+    test_append_rows(3, 1024, 17, false);
     test_logprob_topk(128112, 10, false, 16, true);
     test_logprob_topk(128112, 1, true, 16, true);
     test_logprob_topk(1001, 16, false, 6, false);
@@ -409,6 +441,7 @@ int main(void) {
     test_bias_act(LM_K_F32, LM_K_ACT_GELU, big, 257, 300);
     test_attention(LM_K_F32, 2, 8, big);
     test_gather_rows(big, 9, 5);
+    test_append_rows(big, 13, 3, true);
     test_logprob_topk(8, 3, false, big, true);
     test_logprob_topk(8, 1, true, big, true);
     cudaStreamDestroy(stream);

@@ -15,7 +15,8 @@
  *     draw never appear
  * Every group must find its golden cases: a missing key is a failure, never
  * zero checks. Beam runs batch all inputs together (and one at a time), so
- * batching is exercised as well. On the CPU the goldens run through both
+ * batching is exercised as well, and every search also runs in flight (two
+ * sentences live, the others joining running decodes as rows free up). On the CPU the goldens run through both
  * decoder paths, packed AVX-512 and OpenBLAS (LYRICMT_CPU_GEMM).
  *
  * The CPU's int8 and bf16 run the states and outputs under looser bounds
@@ -133,12 +134,33 @@ static void check_tokenizer(lm_translator *t, const cJSON *golden, const cJSON *
     }
 }
 
+/* In-flight runs count the reorders where new rows join rows already running
+ * (parents -1 beside parents >= 0): proof that admission happened mid-decode. */
+static const lm_backend_ops *spied;
+static int joined;
+
+static int spy_reorder(lm_backend *b, const int32_t *parent, const int32_t *row_sentence, int rows, lm_err *err) {
+    bool fresh = false, running = false;
+    for (int r = 0; r < rows; r++) {
+        fresh |= parent[r] < 0;
+        running |= parent[r] >= 0;
+    }
+    joined += fresh && running;
+    return spied->reorder(b, parent, row_sentence, rows, err);
+}
+
 /* Runs the search over the cases of one convention with the given settings, in
- * batches of `batch`, and checks each case's expected ids (ids_key: one list,
+ * batches of `batch`, or with live > 0 all in one in-flight search with `live`
+ * sentences at once, and checks each case's expected ids (ids_key: one list,
  * or a list of hypotheses best first) and scores (score_key: a number or a list). */
-static void check_search(lm_translator *t, const cJSON *cases, const lm_gen_config *gen, int batch, const char *ids_key,
+static void check_search(lm_translator *t, const cJSON *cases, const lm_gen_config *gen, int batch, int live, const char *ids_key,
                          const char *score_key, const char *what) {
     int n_cases = cJSON_GetArraySize(cases), found = 0;
+    if (live > 0) batch = n_cases;
+    lm_backend_ops spy = *t->backend->ops;
+    spy.reorder = spy_reorder;
+    spied = t->backend->ops;
+    joined = 0;
     const cJSON *c0 = cases->child;
     for (int first = 0; first < n_cases; first += batch) {
         int32_t *tokens = calloc(4096 * 16, sizeof(int32_t)), lens[64] = {0};
@@ -152,7 +174,15 @@ static void check_search(lm_translator *t, const cJSON *cases, const lm_gen_conf
         o.gen = *gen;
         lm_search_result res[64];
         lm_err err;
-        int rc = lm_search_run(t->backend, &o, tokens, lens, n, res, &err);
+        int rc;
+        if (live > 0) {
+            lm_search_feed feed = {live, 1L << 40, NULL, NULL, NULL};
+            t->backend->ops = &spy;
+            rc = lm_search_stream(t->backend, &o, tokens, lens, n, &feed, res, &err);
+            t->backend->ops = spied;
+        } else {
+            rc = lm_search_run(t->backend, &o, tokens, lens, n, res, &err);
+        }
         CHECK(rc == 0, "%s: search failed: %s", what, err.msg);
         for (int i = 0; i < n && rc == 0; i++, c0 = c0->next) {
             const cJSON *want = item(c0, ids_key), *score = item(c0, score_key);
@@ -178,6 +208,16 @@ static void check_search(lm_translator *t, const cJSON *cases, const lm_gen_conf
         free(tokens);
     }
     check_found(found, n_cases, what, ids_key);
+    if (live > 0) CHECK(joined > 0, "%s: no sentence joined a running decode", what);
+}
+
+/* The same search in batches, then in flight. */
+static void check_search_both(lm_translator *t, const cJSON *cases, const lm_gen_config *gen, int batch, const char *ids_key,
+                              const char *score_key, const char *what) {
+    char in_flight[200];
+    check_search(t, cases, gen, batch, 0, ids_key, score_key, what);
+    snprintf(in_flight, sizeof in_flight, "%s, in flight", what);
+    check_search(t, cases, gen, batch, 2, ids_key, score_key, in_flight);
 }
 
 static void check_states(lm_translator *t, const cJSON *cases, const char *what) {
@@ -377,14 +417,14 @@ static void check_model(const char *name, lm_device device, lm_precision precisi
         g.num_beams = 1;
         g.num_return_sequences = 1;
         snprintf(what, sizeof what, "%s/%s greedy", name, convs[ci]);
-        check_search(&t, cases, &g, n, "greedy_ids", "greedy_score", what);
+        check_search_both(&t, cases, &g, n, "greedy_ids", "greedy_score", what);
 
         g.num_beams = 5;
         g.num_return_sequences = 3;
         snprintf(what, sizeof what, "%s/%s beam n-best", name, convs[ci]);
-        check_search(&t, cases, &g, n, "beam_ids", "beam_scores", what);
+        check_search_both(&t, cases, &g, n, "beam_ids", "beam_scores", what);
         snprintf(what, sizeof what, "%s/%s beam n-best, one at a time", name, convs[ci]);
-        check_search(&t, cases, &g, 1, "beam_ids", "beam_scores", what);
+        check_search(&t, cases, &g, 1, 0, "beam_ids", "beam_scores", what);
 
         const cJSON *opt = item(golden, "options"), *optg = item(golden, "options_greedy");
         CHECK(opt && optg, "%s: golden option settings missing", name);
@@ -397,7 +437,7 @@ static void check_model(const char *name, lm_device device, lm_precision precisi
             g.length_penalty = (float)item(opt, "length_penalty")->valuedouble;
             g.early_stopping = cJSON_IsTrue(item(opt, "early_stopping"));
             snprintf(what, sizeof what, "%s/%s beam with options", name, convs[ci]);
-            check_search(&t, cases, &g, n, "options_ids", "options_scores", what);
+            check_search_both(&t, cases, &g, n, "options_ids", "options_scores", what);
 
             g = t.search.gen;
             g.num_beams = 1;
@@ -406,7 +446,7 @@ static void check_model(const char *name, lm_device device, lm_precision precisi
             g.no_repeat_ngram_size = item(optg, "no_repeat_ngram_size")->valueint;
             g.repetition_penalty = (float)item(optg, "repetition_penalty")->valuedouble;
             snprintf(what, sizeof what, "%s/%s greedy with options", name, convs[ci]);
-            check_search(&t, cases, &g, n, "options_greedy_ids", "options_greedy_score", what);
+            check_search_both(&t, cases, &g, n, "options_greedy_ids", "options_greedy_score", what);
         }
 
         snprintf(what, sizeof what, "%s/%s greedy text", name, convs[ci]);
