@@ -23,6 +23,12 @@ NVFLAGS   = -O2 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra -Ikernels -Ihos
 CFLAGS   += -DLM_WITH_CUDA -I$(CUDA_HOME)/include -Ikernels -Icuda
 LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
 HOST_OBJ += $(patsubst %.cu,$(BUILD)/%.o,$(wildcard kernels/*.cu)) $(patsubst %.c,$(BUILD)/%.o,$(wildcard cuda/*.c))
+# NCCL (the weight broadcast across GPUs) where the toolkit or the system has it
+NCCL_HOME ?= $(firstword $(patsubst %/include/nccl.h,%,$(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h)))
+ifneq ($(NCCL_HOME),)
+CFLAGS   += -DLM_WITH_NCCL -I$(NCCL_HOME)/include
+LDLIBS   += $(if $(filter /usr,$(NCCL_HOME)),,-L$(NCCL_HOME)/lib64 -Wl,-rpath,$(NCCL_HOME)/lib64) -lnccl
+endif
 else
 TEST_SRC := $(filter-out tests/test_cuda_%.c,$(TEST_SRC))
 endif

@@ -53,6 +53,9 @@ static const char *translate_help =
     "  --threads N          CPU threads (0 = all cores)\n"
     "  --device cpu|cuda    compute backend (cuda needs a build with nvcc and a GPU)\n"
     "  --precision P        fp32, fp16 or bf16 weights on the GPU (default fp32)\n"
+    "  --workers N          CPU model workers sharing --threads (default 1; workers)\n"
+    "  --devices LIST       CUDA devices, one worker each: 0,1,2,3 or all (devices)\n"
+    "  --weights-from W     disk | broadcast: later GPUs get the weights by NCCL from the first\n"
     "  --set KEY=VALUE      any config key, e.g. --set batch.max_tokens=8192\n"
     "  -h, --help           this help\n"
     "\n"
@@ -114,7 +117,8 @@ static int cmd_translate(int argc, char **argv) {
         {"--max-length", "max_length"}, {"--convention", "tokenizer.convention"}, {"--threads", "threads"},
         {"--format", "input.format"}, {"--output-format", "output.format"}, {"--id-field", "input.id_field"},
         {"--text-field", "input.text_field"}, {"--bad-utf8", "input.bad_utf8"}, {"--too-long", "input.too_long"},
-        {"--device", "device"}, {"--precision", "precision"},
+        {"--device", "device"}, {"--precision", "precision"}, {"--workers", "workers"}, {"--devices", "devices"},
+        {"--weights-from", "weights_from"},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

@@ -1,0 +1,145 @@
+#!/bin/sh
+# test_scale: a job spread over several model workers in one process, and
+# over several MPI ranks: byte-identical output whatever the number of
+# workers or ranks, kill-and-resume with a changed count, one copy of the
+# weights for all workers, and the MPI rank failure path. Prints
+# "N passed, N failed".
+NAME=test_scale
+. tests/harness.sh
+run() { "$BIN" translate --model $M --progress none "$@"; }
+peak() { sed -n 's/.*peak memory \([0-9.]*\) MB.*/\1/p' "$1"; }
+
+# the same seeded lyric-like corpus as test_bulk: choruses, blank lines, lengths 1-40
+corpus() { # $1 lines, $2 seed
+    awk -v n="$1" -v seed="$2" 'BEGIN {
+        srand(seed); split("money mind grind bottom here yeah never stop flow rhyme street dream gold chain night light fight real deal city", w, " ")
+        for (c = 0; c < 8; c++) { hook[c] = ""; for (k = 0; k < 3 + c; k++) hook[c] = hook[c] (k ? " " : "") w[int(rand() * 20) + 1] }
+        for (i = 0; i < n; i++) {
+            r = rand()
+            if (r < 0.08) { print ""; continue }
+            if (r < 0.35) { print hook[int(rand() * 8)]; continue }
+            len = rand() < 0.9 ? 4 + int(rand() * 12) : 16 + int(rand() * 25); s = ""
+            for (k = 0; k < len; k++) s = s (k ? " " : "") w[int(rand() * 20) + 1]
+            print s
+        } }'
+}
+
+# ---- workers 1, 2, 3: byte-identical (greedy and beam, text, TSV and JSONL, directories) ----
+corpus 600 21 > "$T/c.txt"
+awk '{ printf "song-%d\t%s\n", NR, $0 }' "$T/c.txt" > "$T/c.tsv"
+mkdir -p "$T/songs/a" "$T/songs/b"
+corpus 70 1 > "$T/songs/a/one.txt"; corpus 45 2 > "$T/songs/a/two.txt"; corpus 90 3 > "$T/songs/b/three.txt"; : > "$T/songs/b/empty.txt"
+for w in 1 2 3; do
+    # small batches, so every worker has several to take
+    run --workers $w --beam 1 --set batch.max_sentences=8 -i "$T/c.txt" -o "$T/g$w.txt" 2>"$T/g$w.err"; echo $? > "$T/g$w.rc"
+    run --workers $w --beam 3 --n-best 2 --output-format jsonl --set batch.max_sentences=8 -i "$T/c.txt" -o "$T/b$w.jsonl" 2>/dev/null
+    run --workers $w --beam 2 --format tsv --output-format tsv --set batch.max_sentences=8 -i "$T/c.tsv" -o "$T/t$w.tsv" 2>/dev/null
+    run --workers $w --beam 2 --set batch.max_sentences=4 -i "$T/songs" -o "$T/d$w/" 2>/dev/null
+done
+check "workers 1-3 exit 0 with 600 lines each" '[ "$(cat "$T/g1.rc" "$T/g2.rc" "$T/g3.rc" | tr -d "\n")" = "000" ] && [ "$(wc -l < "$T/g3.txt")" -eq 600 ]'
+check "greedy text: 2 and 3 workers == 1 worker" 'cmp -s "$T/g1.txt" "$T/g2.txt" && cmp -s "$T/g1.txt" "$T/g3.txt"'
+check "beam 3 n-best JSONL: 2 and 3 workers == 1 worker" '[ -s "$T/b1.jsonl" ] && cmp -s "$T/b1.jsonl" "$T/b2.jsonl" && cmp -s "$T/b1.jsonl" "$T/b3.jsonl"'
+check "beam 2 TSV: 2 and 3 workers == 1 worker" '[ -s "$T/t1.tsv" ] && cmp -s "$T/t1.tsv" "$T/t2.tsv" && cmp -s "$T/t1.tsv" "$T/t3.tsv"'
+check "directory of songs: 2 and 3 workers == 1 worker" '[ -s "$T/d1/b/three.txt" ] && diff -r "$T/d1" "$T/d2" >/dev/null && diff -r "$T/d1" "$T/d3" >/dev/null'
+# the pool really spreads the work: every worker ran batches
+ran=$(sed -n 's/.*3 workers ran \(.*\) batches/\1/p' "$T/g3.err")
+check "3 workers each ran batches ($ran)" 'echo "$ran" | awk -F ", " "{ exit !(NF == 3 && \$1 > 0 && \$2 > 0 && \$3 > 0) }"'
+check "one worker keeps today's summary (no worker line)" '! grep -q "workers ran" "$T/g1.err"'
+run --workers 3 --beam 1 --config configs/augment.yaml --n-best 2 --output-format jsonl -i "$T/c.txt" > "$T/s3.jsonl" 2>/dev/null
+run --workers 1 --beam 1 --config configs/augment.yaml --n-best 2 --output-format jsonl -i "$T/c.txt" > "$T/s1.jsonl" 2>/dev/null
+check "sampling: 3 workers == 1 worker" '[ -s "$T/s1.jsonl" ] && cmp -s "$T/s1.jsonl" "$T/s3.jsonl"'
+
+# ---- settings that do not fit are usage errors ----
+run --devices 0,1 -i "$T/c.txt" > /dev/null 2>"$T/e"; rc=$?
+check "--devices with --device cpu: exit 2" '[ $rc -eq 2 ] && grep -q "devices is for --device cuda" "$T/e"'
+run --weights-from broadcast -i "$T/c.txt" > /dev/null 2>"$T/e"; rc=$?
+check "--weights-from broadcast on the CPU: exit 2" '[ $rc -eq 2 ] && grep -q "broadcast is for CUDA" "$T/e"'
+run --workers 0 -i "$T/c.txt" > /dev/null 2>"$T/e"; rc=$?
+check "--workers 0: exit 2 naming the key" '[ $rc -eq 2 ] && grep -q "workers" "$T/e"'
+run --device cuda --workers 2 -i "$T/c.txt" > /dev/null 2>"$T/e"; rc=$?
+check "--workers with --device cuda: exit 2" '[ $rc -eq 2 ] && grep -Eq "workers is for --device cpu|built without CUDA" "$T/e"'
+run --device cuda --devices 0,x -i "$T/c.txt" > /dev/null 2>"$T/e"; rc=$?
+check "a bad --devices list: exit 2" '[ $rc -eq 2 ] && grep -Eq "must be .all. or a list|built without CUDA" "$T/e"'
+
+# Waits (up to 5 s) while job $1 runs until journal $2 records more than $3 lines.
+wait_journal() {
+    waited=0
+    while [ $waited -lt 1000 ] && kill -0 $1 2>/dev/null; do
+        seen=$(awk -F '\t' '/^progress/ { print $2 }' "$2" 2>/dev/null)
+        [ -n "$seen" ] && [ "$seen" -gt "$3" ] && return 0
+        sleep 0.005; waited=$((waited + 1))
+    done
+}
+
+# ---- kill -9 at random moments of a multi-worker job, resume with another count ----
+corpus 1500 31 > "$T/k.txt"
+run --beam 2 -i "$T/k.txt" -o "$T/k.ref" 2>/dev/null
+kills=0; mid=0; last=0; leak=0
+for round in 1 2 3 4 5 6 7 8 9 10; do
+    w=$((round % 3 + 1))
+    "$BIN" translate --model $M --progress none --beam 2 --workers $w --set batch.window_lines=50 --set batch.max_sentences=8 \
+        -i "$T/k.txt" -o "$T/k.out" 2>/dev/null &
+    pid=$!
+    [ $((round % 4)) -ne 0 ] && wait_journal $pid "$T/k.out.journal" $last
+    sleep "$(awk -v s=$round 'BEGIN { srand(s + 50); printf "%.3f", rand() * 0.05 }')"
+    if kill -9 $pid 2>/dev/null; then kills=$((kills + 1)); fi
+    { wait $pid; } 2>/dev/null
+    [ -e "$T/k.out" ] && ! cmp -s "$T/k.ref" "$T/k.out" && leak=1
+    done_now=$(awk -F '\t' '/^progress/ { print $2 }' "$T/k.out.journal" 2>/dev/null)
+    [ -n "$done_now" ] && [ "$done_now" -gt "$last" ] && [ "$done_now" -lt 1500 ] && { mid=$((mid + 1)); last=$done_now; }
+done
+run --beam 2 --workers 2 --set batch.window_lines=50 -i "$T/k.txt" -o "$T/k.out" 2>/dev/null; status=$?
+check "multi-worker job killed $kills times ($mid mid-job), then finished" '[ $status -eq 0 ] && [ $mid -ge 3 ]'
+check "final output never holds a partial result" '[ $leak -eq 0 ]'
+check "resumed with changing worker counts: byte-identical" 'cmp -s "$T/k.ref" "$T/k.out"'
+check "journal and partial removed" '[ ! -e "$T/k.out.journal" ] && [ ! -e "$T/k.out.partial" ]'
+
+# ---- one copy of the weights for all workers ----
+# A wider model than the fixtures (d_model 512, ffn 2048: 43 MB of fp32
+# weights), so that a copy per worker would stand out against the workers'
+# per-batch state. Zero weights: the output is meaningless but the work and
+# the memory are those of a real model of this size.
+wide() { # $1: model directory
+    mkdir -p "$1"
+    cp tests/fixtures/tiny-a/*.json tests/fixtures/tiny-a/sentencepiece.bpe.model "$1"/
+    sed -i 's/"d_model": 32/"d_model": 512/; s/_ffn_dim": 64/_ffn_dim": 2048/g' "$1/config.json"
+    awk -v D=512 -v F=2048 -v V=404 'BEGIN {
+        n = 0
+        add("model.shared.weight", V * D, V "," D)
+        for (l = 0; l < 2; l++) layer("model.encoder.layers." l ".", 0)
+        layer("model.decoder.layers.0.", 1)
+        norm("model.encoder.layer_norm"); norm("model.decoder.layer_norm")
+        printf "{"; for (i = 0; i < n; i++) printf "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%s],\"data_offsets\":[%d,%d]}", i ? "," : "", name[i], shape[i], from[i], to[i]
+        printf ",\"__metadata__\":{\"format\":\"pt\"}}"
+    }
+    function add(k, count, s) { name[n] = k; shape[n] = s; from[n] = n ? to[n - 1] : 0; to[n] = from[n] + 4 * count; n++ }
+    function norm(p) { add(p ".weight", D, D); add(p ".bias", D, D) }
+    function lin(p, o, i) { add(p ".weight", o * i, o "," i); add(p ".bias", o, o) }
+    function layer(p, dec) {
+        lin(p "self_attn.q_proj", D, D); lin(p "self_attn.k_proj", D, D); lin(p "self_attn.v_proj", D, D); lin(p "self_attn.out_proj", D, D)
+        norm(p "self_attn_layer_norm")
+        if (dec) { lin(p "encoder_attn.q_proj", D, D); lin(p "encoder_attn.k_proj", D, D); lin(p "encoder_attn.v_proj", D, D)
+                   lin(p "encoder_attn.out_proj", D, D); norm(p "encoder_attn_layer_norm") }
+        lin(p "fc1", F, D); lin(p "fc2", D, F); norm(p "final_layer_norm")
+    }' > "$1/header.json"
+    total=$(sed 's/.*data_offsets":\[[0-9]*,\([0-9]*\)\].*/\1/' "$1/header.json" | awk '{ m = $1 } END { print m }')
+    len=$(wc -c < "$1/header.json")
+    # the header's length as 8 little-endian bytes, then the header, then the data
+    awk -v n="$len" 'BEGIN { for (i = 0; i < 8; i++) { printf "\\%03o", n % 256; n = int(n / 256) } }' > "$1/len.txt"
+    { printf "$(cat "$1/len.txt")"; cat "$1/header.json"; head -c "$total" /dev/zero; } > "$1/model.safetensors"
+    rm -f "$1/header.json" "$1/len.txt"
+}
+wide "$T/wide"
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=0"
+head -120 "$T/c.txt" > "$T/c120.txt"
+wrun() { "$BIN" translate --model "$T/wide" --progress none --beam 1 --max-length 6 --set batch.max_sentences=4 "$@"; }
+wrun --workers 1 -i "$T/c120.txt" -o "$T/w1.out" 2>"$T/w1.err"; rc1=$?
+wrun --workers 3 -i "$T/c120.txt" -o "$T/w3.out" 2>"$T/w3.err"; rc3=$?
+p1=$(peak "$T/w1.err"); p3=$(peak "$T/w3.err")
+weights=$(($(wc -c < "$T/wide/model.safetensors") / 1048576))
+check "wide model: 3 workers == 1 worker" '[ $rc1 -eq 0 ] && [ $rc3 -eq 0 ] && [ "$(wc -l < "$T/w3.out")" -eq 120 ] && cmp -s "$T/w1.out" "$T/w3.out"'
+# a copy per worker would add 2 x the weights; the workers' per-batch state is a few MB
+check "peak memory: 1 worker ${p1} MB, 3 workers ${p3} MB, weights ${weights} MB" \
+    'awk -v a="$p1" -v b="$p3" -v w="$weights" "BEGIN { exit !(a > w && b < a + w / 2) }"'
+
+summary
