@@ -34,6 +34,14 @@ TEST_SRC := $(filter-out tests/test_cuda_%.c,$(TEST_SRC))
 endif
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/%)
 
+# MPI (one job over several processes and machines, host/mpi_link.c) where
+# Open MPI's mpicc is found; its flags, not mpicc itself, so CC stays the compiler.
+MPICC ?= $(shell command -v mpicc 2>/dev/null)
+ifneq ($(MPICC),)
+CFLAGS += -DLM_WITH_MPI $(shell $(MPICC) --showme:compile)
+LDLIBS += $(shell $(MPICC) --showme:link)
+endif
+
 all: $(BUILD)/lyricmt
 
 $(BUILD)/%.o: %.c

@@ -669,7 +669,7 @@ int lm_job_run(lm_translator *t, const lm_job_opts *o, lm_err *err) {
     }
     if (rc != 0) lm_progress_close_report(&j->progress, NULL);
     lm_progress_finish(&j->progress, rc == 0 ? "done" : rc > 0 ? "interrupted" : "failed");
-    if (o->summary && t->pool) print_workers(t->pool);
+    if (o->summary && t->pool && lm_pool_workers(t->pool) > 0) print_workers(t->pool);
 done:
     alarm(0);
     if (rc < 0 && stop_requested > 0) rc = stop_requested; /* a stop that cut a wait or a read short is still a stop */

@@ -8,6 +8,7 @@
  * 2 a usage error (unknown flag, bad value, bad config file).
  */
 #include "job.h"
+#include "mpi_link.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -96,6 +97,50 @@ static bool is_directory(const char *path) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* Opens the model and runs the job: alone, or as one rank of an MPI job
+ * (host/mpi_link.h), where rank 0 runs the job and the others serve it. */
+static int translate_job(const char *model_dir, const lm_engine_config *engine, const lm_job_opts *job) {
+    lm_err err = {{0}};
+    lm_mpi mpi;
+    if (lm_mpi_init(&mpi, &err) != 0) {
+        fprintf(stderr, "lyricmt: %s\n", err.msg);
+        lm_mpi_finish(&mpi, true, EXIT_RUNTIME);
+        return EXIT_RUNTIME;
+    }
+    bool linked = mpi.size > 1;
+    lm_translator t;
+    int opened = lm_translator_open(&t, model_dir, engine, &err);
+    if (opened != 0) {
+        if (linked) fprintf(stderr, "lyricmt: rank %d: %s\n", mpi.rank, err.msg);
+        else fprintf(stderr, "lyricmt: %s\n", err.msg);
+        lm_mpi_finish(&mpi, linked, opened == -2 ? EXIT_USAGE : EXIT_RUNTIME); /* a rank that cannot work ends them all */
+        return opened == -2 ? EXIT_USAGE : EXIT_RUNTIME;
+    }
+    int rc;
+    if (mpi.rank > 0) {
+        bool served = lm_mpi_serve(&mpi, &t, &err) == 0;
+        if (!served) fprintf(stderr, "lyricmt: rank %d: %s\n", mpi.rank, err.msg);
+        lm_translator_close(&t);
+        lm_mpi_finish(&mpi, !served, EXIT_RUNTIME);
+        return served ? 0 : EXIT_RUNTIME;
+    }
+    if (linked && (lm_translator_start_pool(&t, engine->rank0_translates, &err) != 0 || lm_mpi_feed_start(&mpi, &t, &err) != 0)) {
+        fprintf(stderr, "lyricmt: %s\n", err.msg);
+        lm_mpi_feed_stop(&mpi, false);
+        lm_translator_close(&t);
+        lm_mpi_finish(&mpi, true, EXIT_RUNTIME);
+        return EXIT_RUNTIME;
+    }
+    int ran = lm_job_run(&t, job, &err);
+    if (ran < 0) fprintf(stderr, "lyricmt: %s\n", err.msg);
+    rc = ran == 0 ? 0 : ran > 0 ? 128 + ran : EXIT_RUNTIME;
+    /* batches still out on other ranks (a stopped or failed job): they are ended, not waited for */
+    bool dirty = lm_mpi_feed_stop(&mpi, job->summary && ran == 0) != 0;
+    lm_translator_close(&t);
+    lm_mpi_finish(&mpi, dirty, rc);
+    return rc;
+}
+
 static int cmd_translate(int argc, char **argv) {
     const char *model_dir = NULL, *progress = "auto";
     const char **inputs = calloc((size_t)argc, sizeof *inputs);
@@ -169,17 +214,7 @@ static int cmd_translate(int argc, char **argv) {
     }
     job.model_dir = model_dir;
 
-    lm_translator t;
-    int opened = lm_translator_open(&t, model_dir, &engine, &err);
-    if (opened != 0) {
-        fprintf(stderr, "lyricmt: %s\n", err.msg);
-        rc = opened == -2 ? EXIT_USAGE : EXIT_RUNTIME;
-        goto out;
-    }
-    int ran = lm_job_run(&t, &job, &err);
-    if (ran < 0) fprintf(stderr, "lyricmt: %s\n", err.msg);
-    rc = ran == 0 ? 0 : ran > 0 ? 128 + ran : EXIT_RUNTIME;
-    lm_translator_close(&t);
+    rc = translate_job(model_dir, &engine, &job);
 out:
     free(inputs);
     return rc;
@@ -230,13 +265,18 @@ static int dispatch(int argc, char **argv) {
         return argc < 2 ? EXIT_USAGE : 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("lyricmt %s (OpenBLAS kernels: %s; CUDA backend: %s)\n", LM_VERSION, lm_blas_core(),
+        printf("lyricmt %s (OpenBLAS kernels: %s; CUDA backend: %s; NCCL: %s; MPI: %s)\n", LM_VERSION, lm_blas_core(),
 #ifdef LM_WITH_CUDA
-               "built"
+               "built",
 #else
-               "not built"
+               "not built",
 #endif
-        );
+#ifdef LM_WITH_NCCL
+               "built",
+#else
+               "not built",
+#endif
+               lm_mpi_build());
         return 0;
     }
     if (!strcmp(argv[1], "translate")) return cmd_translate(argc - 1, argv + 1);

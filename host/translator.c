@@ -103,9 +103,9 @@ static int pool_setup(void *ctx, int w, lm_err *err) {
 
 static void pool_run(void *ctx, int w, lm_batch *b);
 
-int lm_translator_start_pool(lm_translator *t, lm_err *err) {
+int lm_translator_start_pool(lm_translator *t, bool local, lm_err *err) {
     if (t->pool) return 0;
-    t->pool = lm_pool_create(t->n_backends, pool_setup, pool_run, t, err);
+    t->pool = lm_pool_create(local ? t->n_backends : 0, pool_setup, pool_run, t, err);
     return t->pool ? 0 : -1;
 }
 
@@ -146,7 +146,6 @@ int lm_translator_open(lm_translator *t, const char *model_dir, const lm_engine_
     int made = open_backends(t, err);
     if (made == -2) goto settings;
     if (made != 0) goto fail;
-    if (t->n_backends > 1 && lm_translator_start_pool(t, err) != 0) goto fail;
     return 0;
 fail:
     lm_translator_close(t);
@@ -309,6 +308,7 @@ int lm_translator_run(lm_translator *t, int32_t *const *ids, const int *lens, in
     if (t->engine.sort_by_length) qsort(order, (size_t)n, sizeof *order, by_length);
     const volatile int *cancel = hooks ? hooks->cancel : NULL;
     int rc = 0;
+    if (t->n_backends > 1 && lm_translator_start_pool(t, true, err) != 0) { free(order); return -1; }
     if (!t->pool) { /* one backend: the calling thread runs the batches */
         for (int start = 0; start < n && rc == 0;) {
             if (cancel && *cancel) { rc = 1; break; }

@@ -51,10 +51,12 @@ typedef struct {
  * fit the model (max_length past its positions, more returned sequences
  * than beams, a GPU precision on the CPU): a usage error. */
 int  lm_translator_open(lm_translator *t, const char *model_dir, const lm_engine_config *engine, lm_err *err);
-/* Starts the worker pool (worker_pool.h) if it is not running: a translator
- * with several backends has one from the start; the MPI link asks for one
- * on a single backend too, so that its own thread stays free for messages. */
-int  lm_translator_start_pool(lm_translator *t, lm_err *err);
+/* Starts the worker pool (worker_pool.h) if it is not running, with a thread
+ * per backend (local) or none (batches are then only taken from outside).
+ * A translator with several backends starts one at its first run; the MPI
+ * link starts one on a single backend too, and rank 0 may keep its own
+ * backends idle (mpi.rank0_translates false). */
+int  lm_translator_start_pool(lm_translator *t, bool local, lm_err *err);
 /* CPU threads to use for a request (0 = all cores), capped at twice the cores. */
 int  lm_translator_threads(int asked);
 void lm_translator_close(lm_translator *t);

@@ -133,6 +133,13 @@ void lm_pool_set_cancel(lm_pool *p, const volatile int *cancel) {
     pthread_mutex_unlock(&p->lock);
 }
 
+bool lm_pool_cancelled(lm_pool *p) {
+    pthread_mutex_lock(&p->lock);
+    bool c = p->cancel && *p->cancel;
+    pthread_mutex_unlock(&p->lock);
+    return c;
+}
+
 void lm_pool_submit(lm_pool *p, lm_batch *b) {
     pthread_mutex_lock(&p->lock);
     list_push(&p->queue, b);

@@ -49,6 +49,7 @@ void lm_pool_free(lm_pool *p);
 /* Polled by the workers before each batch: a batch taken after it is set
  * comes back with rc 1, not run. */
 void lm_pool_set_cancel(lm_pool *p, const volatile int *cancel);
+bool lm_pool_cancelled(lm_pool *p);
 
 void lm_pool_submit(lm_pool *p, lm_batch *b);
 /* The next queued batch, or NULL: when the pool is closed, or at once when
