@@ -87,5 +87,7 @@ int lm_cuda_device_count(lm_err *err);
 /* Copies backends[0]'s weights into backends[1..n) with one NCCL
  * communicator over their devices (ncclBroadcast); an error in builds without NCCL. */
 int lm_cuda_broadcast_weights(lm_backend *const *backends, int n, lm_err *err);
+/* "built, NCCL 2.28.3 opened at run time", or why not, for --version. */
+const char *lm_cuda_nccl_describe(char *buf, size_t n);
 
 #endif

@@ -265,18 +265,17 @@ static int dispatch(int argc, char **argv) {
         return argc < 2 ? EXIT_USAGE : 0;
     }
     if (!strcmp(argv[1], "--version")) {
+        char nccl[256] = "not built (no CUDA)";
+#ifdef LM_WITH_CUDA
+        lm_cuda_nccl_describe(nccl, sizeof nccl);
+#endif
         printf("lyricmt %s (OpenBLAS kernels: %s; CUDA backend: %s; NCCL: %s; MPI: %s)\n", LM_VERSION, lm_blas_core(),
 #ifdef LM_WITH_CUDA
                "built",
 #else
                "not built",
 #endif
-#ifdef LM_WITH_NCCL
-               "built",
-#else
-               "not built",
-#endif
-               lm_mpi_build());
+               nccl, lm_mpi_build());
         return 0;
     }
     if (!strcmp(argv[1], "translate")) return cmd_translate(argc - 1, argv + 1);

@@ -61,6 +61,13 @@ check "--workers with --device cuda: exit 2" '[ $rc -eq 2 ] && grep -Eq "workers
 run --device cuda --devices 0,x -i "$T/c.txt" > /dev/null 2>"$T/e"; rc=$?
 check "a bad --devices list: exit 2" '[ $rc -eq 2 ] && grep -Eq "must be .all. or a list|built without CUDA" "$T/e"'
 
+# ---- NCCL: where the build found nccl.h, the library it opens at run time has what the broadcast calls ----
+version=$("$BIN" --version)
+case "$version" in
+*"NCCL: built"*) check "NCCL opens with ncclBroadcast and friends ($version)" 'echo "$version" | grep -q "NCCL [0-9.]* opened at run time"' ;;
+*) echo "test_scale: NCCL not in this build ($version): the broadcast path is not checked here" ;;
+esac
+
 # Waits (up to 5 s) while job $1 runs until journal $2 records more than $3 lines.
 wait_journal() {
     waited=0
