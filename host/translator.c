@@ -318,14 +318,22 @@ int lm_translator_run(lm_translator *t, int32_t *const *ids, const int *lens, in
             lm_batch_free(b);
         }
     } else { /* every batch queued at once; the first free worker takes the next */
-        int queued = 0;
-        lm_pool_set_cancel(t->pool, cancel);
+        int queued = 0, made = 0;
+        lm_batch **batches = lm_malloc((size_t)(n ? n : 1) * sizeof *batches, err);
+        if (!batches) { free(order); return -1; }
         for (int start = 0; start < n;) {
-            lm_batch *b = next_batch(t, ids, order, n, &start, err);
-            if (!b) { rc = -1; break; }
-            lm_pool_submit(t->pool, b);
-            queued++;
+            if (!(batches[made] = next_batch(t, ids, order, n, &start, err))) { rc = -1; break; }
+            made++;
         }
+        /* longest first: the window ends when its slowest batch does, so that one
+         * starts early and the short ones fill in around it. The batches are the
+         * same whatever the order, and so are the translations. */
+        lm_pool_set_cancel(t->pool, cancel);
+        for (int k = made - 1; k >= 0; k--) {
+            if (rc == 0) { lm_pool_submit(t->pool, batches[k]); queued++; }
+            else lm_batch_free(batches[k]);
+        }
+        free(batches);
         /* all of them come back, finished or not, before the window is let go */
         for (; queued > 0; queued--) {
             lm_batch *b = lm_pool_collect(t->pool, true);
