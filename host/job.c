@@ -463,7 +463,7 @@ static void on_alarm(int sig) {
  * fewer than the others, shows here. */
 static void print_workers(lm_pool *p) {
     char line[1024];
-    int at = snprintf(line, sizeof line, "lyricmt: %d workers ran", lm_pool_workers(p));
+    int at = snprintf(line, sizeof line, "lyricmt: %d worker%s ran", lm_pool_workers(p), lm_pool_workers(p) > 1 ? "s" : "");
     for (int w = 0; w < lm_pool_workers(p) && at < (int)sizeof line - 32; w++)
         at += snprintf(line + at, sizeof line - (size_t)at, "%s %ld", w ? "," : "", lm_pool_batches_run(p, w));
     fprintf(stderr, "%s batches\n", line);
