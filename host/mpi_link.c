@@ -246,9 +246,16 @@ done:
 
 /* ---- rank 0's link thread ---- */
 
+/* A batch out on another rank. Its message is sent without blocking
+ * (MPI_Isend): rank 0 blocked in a send to a rank that is itself blocked
+ * sending a result to rank 0 would be a deadlock once messages pass the eager
+ * limit (4 KB over shared memory). So rank 0 never blocks, and the other ranks'
+ * plain sends always find it receiving. */
 typedef struct {
     lm_batch *b;
     int rank;
+    lm_strbuf msg;
+    MPI_Request req;
 } out_batch;
 
 struct lm_mpi_feed {
@@ -266,7 +273,7 @@ struct lm_mpi_feed {
 };
 typedef struct lm_mpi_feed feed;
 
-static int feed_send(feed *f, lm_strbuf *buf, int rank, lm_batch *b, lm_err *err) {
+static int feed_send(feed *f, int rank, lm_batch *b, lm_err *err) {
     int slot = 0;
     while (slot < f->cap_out && f->out[slot].b) slot++;
     if (slot == f->cap_out) {
@@ -277,10 +284,12 @@ static int feed_send(feed *f, lm_strbuf *buf, int rank, lm_batch *b, lm_err *err
         f->out = bigger;
         f->cap_out = cap;
     }
-    buf->len = 0;
-    if (pack_batch(buf, slot, b) != 0) return lm_fail(err, "out of memory");
-    MPI_TRY(MPI_Send(buf->data, (int)buf->len, MPI_BYTE, rank, TAG_BATCH, MPI_COMM_WORLD), "send");
-    f->out[slot] = (out_batch){b, rank};
+    out_batch *o = &f->out[slot];
+    o->msg.len = 0;
+    if (pack_batch(&o->msg, slot, b) != 0) return lm_fail(err, "out of memory");
+    MPI_TRY(MPI_Isend(o->msg.data, (int)o->msg.len, MPI_BYTE, rank, TAG_BATCH, MPI_COMM_WORLD, &o->req), "isend");
+    o->b = b;
+    o->rank = rank;
     f->n_out++;
     return 0;
 }
@@ -300,6 +309,8 @@ static int feed_receive(feed *f, lm_strbuf *buf, MPI_Status *st, lm_err *err) {
     if (r.bad || id < 0 || id >= f->cap_out || !f->out[id].b || f->out[id].rank != st->MPI_SOURCE)
         return lm_fail(err, "MPI: a result from rank %d for no batch it was given", st->MPI_SOURCE);
     lm_batch *b = f->out[id].b;
+    /* its answer came, so the send is done: this only completes the request */
+    MPI_TRY(MPI_Wait(&f->out[id].req, MPI_STATUS_IGNORE), "wait");
     f->out[id].b = NULL;
     f->n_out--;
     unpack_result(&r, st->MPI_SOURCE, b);
@@ -317,6 +328,8 @@ static void feed_abandon(feed *f, int rc, const lm_err *why) {
         if (why) f->out[i].b->err = *why;
         lm_pool_finish(f->pool, f->out[i].b);
         f->out[i].b = NULL;
+        /* the message may still be in MPI's hands: it stays allocated until MPI_Abort */
+        f->out[i].msg = (lm_strbuf){0};
         f->dirty = true;
     }
     f->n_out = 0;
@@ -343,7 +356,7 @@ static int feed_loop(feed *f, lm_err *err) {
                 lm_batch *b = lm_pool_take(f->pool, false);
                 if (!b) break;
                 if (lm_pool_cancelled(f->pool)) { b->rc = 1; lm_pool_finish(f->pool, b); continue; }
-                if (feed_send(f, &buf, r, b, err) != 0) { b->rc = -1; b->err = *err; lm_pool_finish(f->pool, b); goto done; }
+                if (feed_send(f, r, b, err) != 0) { b->rc = -1; b->err = *err; lm_pool_finish(f->pool, b); goto done; }
                 f->asked[r]--;
                 f->asked_total--;
                 busy = true;
@@ -376,6 +389,7 @@ static void *feed_main(void *arg) {
 static void feed_free(feed *f) {
     free(f->asked);
     free(f->ran);
+    for (int i = 0; i < f->cap_out; i++) free(f->out[i].msg.data);
     free(f->out);
     free(f);
 }

@@ -93,6 +93,7 @@ static int pool_setup(void *ctx, int w, lm_err *err) {
 #ifdef LM_WITH_CUDA
         return lm_cuda_backend_bind(t->backends[w], err);
 #else
+        (void)w;
         return lm_fail(err, "no CUDA in this build");
 #endif
     }

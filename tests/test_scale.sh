@@ -171,6 +171,12 @@ mrun 3 --beam 3 --n-best 2 --output-format jsonl --set batch.max_sentences=8 -i 
 check "mpirun -np 3: beam 3 n-best JSONL == one process" '[ $rc -eq 0 ] && cmp -s "$T/b1.jsonl" "$T/mb3.jsonl"'
 mrun 3 --workers 2 --beam 2 --set batch.max_sentences=4 -i "$T/songs" -o "$T/md3/" 2>/dev/null; rc=$?
 check "mpirun -np 3, 2 workers each: directory of songs == one process" '[ $rc -eq 0 ] && diff -r "$T/d1" "$T/md3" >/dev/null'
+# 64-line batches of 4 hypotheses each: batches and results past MPI's eager
+# limit, from 2 workers a rank, where blocking sends both ways would deadlock
+run --beam 4 --n-best 4 --output-format jsonl -i "$T/c.txt" -o "$T/big1.jsonl" 2>/dev/null
+mrun 3 --workers 2 --beam 4 --n-best 4 --output-format jsonl --set batch.max_sentences=64 --set batch.max_tokens=100000 \
+    -i "$T/c.txt" -o "$T/big3.jsonl" 2>/dev/null; rc=$?
+check "mpirun -np 3, 2 workers each, 64-line batches: == one process" '[ $rc -eq 0 ] && [ -s "$T/big1.jsonl" ] && cmp -s "$T/big1.jsonl" "$T/big3.jsonl"'
 mrun 2 --beam 1 --set batch.max_sentences=8 --set mpi.rank0_translates=false -i "$T/c.txt" -o "$T/mr0.txt" 2>"$T/mr0.err"; rc=$?
 check "rank 0 only reading and writing (mpi.rank0_translates false) == one process" \
     '[ $rc -eq 0 ] && cmp -s "$T/g1.txt" "$T/mr0.txt" && grep -q "MPI rank 1 ran" "$T/mr0.err" && ! grep -q "workers ran" "$T/mr0.err"'
