@@ -97,6 +97,17 @@ static bool is_directory(const char *path) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* The model stage waits for a window's last batch before the next window's
+ * batches are queued: a window of fewer batches than workers leaves some idle.
+ * (Other ranks are assumed to run as many workers as this one.) */
+static void advise_window(const lm_engine_config *e, int workers, const lm_job_opts *job) {
+    if (!job->summary || workers < 2 || e->window_lines >= 2 * workers * e->max_batch_sentences) return;
+    fprintf(stderr, "lyricmt: note: a window of %d lines is about %d batches for %d workers; "
+            "--set batch.window_lines=%d or more keeps them all busy\n",
+            e->window_lines, (e->window_lines + e->max_batch_sentences - 1) / e->max_batch_sentences, workers,
+            4 * workers * e->max_batch_sentences);
+}
+
 /* Opens the model and runs the job: alone, or as one rank of an MPI job
  * (host/mpi_link.h), where rank 0 runs the job and the others serve it. */
 static int translate_job(const char *model_dir, const lm_engine_config *engine, const lm_job_opts *job) {
@@ -131,6 +142,7 @@ static int translate_job(const char *model_dir, const lm_engine_config *engine, 
         lm_mpi_finish(&mpi, true, EXIT_RUNTIME);
         return EXIT_RUNTIME;
     }
+    advise_window(engine, t.n_backends * (mpi.size - (linked && !engine->rank0_translates)), job);
     int ran = lm_job_run(&t, job, &err);
     if (ran < 0) fprintf(stderr, "lyricmt: %s\n", err.msg);
     rc = ran == 0 ? 0 : ran > 0 ? 128 + ran : EXIT_RUNTIME;

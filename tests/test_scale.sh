@@ -49,6 +49,12 @@ run --workers 3 --beam 1 --config configs/augment.yaml --n-best 2 --output-forma
 run --workers 1 --beam 1 --config configs/augment.yaml --n-best 2 --output-format jsonl -i "$T/c.txt" > "$T/s1.jsonl" 2>/dev/null
 check "sampling: 3 workers == 1 worker" '[ -s "$T/s1.jsonl" ] && cmp -s "$T/s1.jsonl" "$T/s3.jsonl"'
 
+head -20 "$T/c.txt" > "$T/c20.txt"
+run --workers 9 -i "$T/c20.txt" > /dev/null 2>"$T/e9"
+run --workers 9 --set batch.window_lines=1152 -i "$T/c20.txt" > /dev/null 2>"$T/e9b"
+check "a window too small for 9 workers is pointed out, with the size that fits" \
+    'grep -q "about 16 batches for 9 workers; --set batch.window_lines=1152" "$T/e9" && ! grep -q "note" "$T/e9b"'
+
 # ---- settings that do not fit are usage errors ----
 run --devices 0,1 -i "$T/c.txt" > /dev/null 2>"$T/e"; rc=$?
 check "--devices with --device cpu: exit 2" '[ $rc -eq 2 ] && grep -q "devices is for --device cuda" "$T/e"'
@@ -189,9 +195,9 @@ rank_pid() {
     for p in $(for c in $1 $(pgrep -P $1); do pgrep -P $c; done); do tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" && echo $p; done
 }
 rm -f "$T/k.out"
-kills=0; nonzero=0; kept=0; last=0
-for round in 1 2 3 4; do
-    victim=$((round % 3)) # ranks 1, 2, 0, 1
+kills=0; mid=0; nonzero=0; last=0; back=0
+for round in 1 2 3 4 5 6; do
+    victim=$((round % 3)) # ranks 1, 2, 0, 1, 2, 0
     mpi 3 translate --model $M --progress none --beam 2 --set batch.window_lines=50 --set batch.max_sentences=8 \
         -i "$T/k.txt" -o "$T/k.out" > /dev/null 2>&1 &
     mp=$!
@@ -200,12 +206,18 @@ for round in 1 2 3 4; do
     pid=$(rank_pid $mp $victim)
     [ -n "$pid" ] && kill -9 $pid 2>/dev/null && kills=$((kills + 1))
     wait $mp; rc=$?
-    [ $rc -ne 0 ] && nonzero=$((nonzero + 1))
+    # a kill that landed mid-job: the journal vouches for a part; the job must not report success
     done_now=$(awk -F '\t' '/^progress/ { print $2 }' "$T/k.out.journal" 2>/dev/null)
-    [ -n "$done_now" ] && [ "$done_now" -ge "$last" ] && [ "$done_now" -lt 1500 ] && { kept=$((kept + 1)); last=$done_now; }
+    if [ -n "$done_now" ] && [ ! -e "$T/k.out" ]; then
+        [ "$done_now" -lt "$last" ] && back=1
+        mid=$((mid + 1)); last=$done_now
+        [ $rc -ne 0 ] && nonzero=$((nonzero + 1))
+    fi
+    # on a loaded machine a round may finish before its kill: start over from nothing
+    [ -e "$T/k.out" ] && { rm -f "$T/k.out"; last=0; }
 done
-check "4 rounds, $kills ranks killed: mpirun exits non-zero each time ($nonzero)" '[ $kills -eq 4 ] && [ $nonzero -eq 4 ]'
-check "the journal survives every killed round ($kept, at $last lines)" '[ $kept -eq 4 ] && [ $last -gt 0 ] && [ ! -e "$T/k.out" ]'
+check "$kills ranks killed, $mid of them mid-job: mpirun exits non-zero each time ($nonzero)" '[ $mid -ge 3 ] && [ $nonzero -eq $mid ]'
+check "the journal survives every mid-job kill and never goes back (last at $last lines)" '[ $back -eq 0 ]'
 mrun 2 --beam 2 --set batch.window_lines=50 -i "$T/k.txt" -o "$T/k.out" 2>/dev/null; rc=$?
 check "resumed with 2 ranks: exit 0, byte-identical" '[ $rc -eq 0 ] && cmp -s "$T/k.ref" "$T/k.out" && [ ! -e "$T/k.out.journal" ]'
 # and from an MPI job's journal to a single process
