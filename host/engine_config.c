@@ -202,7 +202,8 @@ static int walk(lm_engine_config *c, yaml_document_t *doc, yaml_node_t *map, con
             if (prefix[0]) return lm_fail(err, "%s: '%s' nests too deeply", where, key);
             char sub[600];
             snprintf(sub, sizeof sub, "%s.", key);
-            if (strcmp(key, "batch") && strcmp(key, "tokenizer") && strcmp(key, "decoding") && strcmp(key, "input") && strcmp(key, "output") && strcmp(key, "mpi"))
+            if (strcmp(key, "batch") && strcmp(key, "tokenizer") && strcmp(key, "decoding") && strcmp(key, "input") && strcmp(key, "output") &&
+                strcmp(key, "mpi"))
                 return lm_fail(err, "%s: unknown section '%s'", where, key);
             if (walk(c, doc, v, sub, path, err) != 0) return -1;
         } else if (v->type == YAML_SCALAR_NODE) {

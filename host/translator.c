@@ -47,9 +47,11 @@ static int open_backends(lm_translator *t, lm_err *err) {
         if (e->workers > 1) { lm_fail(err, "--workers is for --device cpu; with --device cuda, name the GPUs with --devices"); return -2; }
         if ((n = parse_devices(e->devices, dev, LM_MAX_DEVICES, err)) < 0) return -2;
     } else if (e->devices[0]) {
-        { lm_fail(err, "--devices is for --device cuda; with --device cpu, use --workers N"); return -2; }
+        lm_fail(err, "--devices is for --device cuda; with --device cpu, use --workers N");
+        return -2;
     } else if (e->weights_from == LM_WEIGHTS_BROADCAST) {
-        { lm_fail(err, "--weights-from broadcast is for CUDA devices; CPU workers share one copy of the weights"); return -2; }
+        lm_fail(err, "--weights-from broadcast is for CUDA devices; CPU workers share one copy of the weights");
+        return -2;
     }
     t->backends = lm_calloc((size_t)n, sizeof *t->backends, err);
     if (!t->backends) return -1;
@@ -71,12 +73,11 @@ static int open_backends(lm_translator *t, lm_err *err) {
     } else {
         if (lm_cpu_weights_init(&t->cpu_weights, &t->model, err) != 0) return -1;
         /* the cores shared out: workers x threads beyond the cores only wait on each other */
-        int total = lm_translator_threads(e->threads);
-        if (total <= 0) total = (int)sysconf(_SC_NPROCESSORS_ONLN);
+        int asked = lm_translator_threads(e->threads), total = asked > 0 ? asked : (int)sysconf(_SC_NPROCESSORS_ONLN);
         t->worker_threads = total / n > 0 ? total / n : 1;
         for (int i = 0; i < n; i++) {
             /* a single worker keeps "threads 0 = all cores" as before */
-            t->backends[i] = lm_cpu_backend_create(&t->model, &t->cpu_weights, n == 1 ? lm_translator_threads(e->threads) : t->worker_threads, err);
+            t->backends[i] = lm_cpu_backend_create(&t->model, &t->cpu_weights, n == 1 ? asked : t->worker_threads, err);
             if (!t->backends[i]) return -1;
             t->n_backends++;
         }
@@ -97,8 +98,7 @@ static int pool_setup(void *ctx, int w, lm_err *err) {
         return lm_fail(err, "no CUDA in this build");
 #endif
     }
-    omp_set_num_threads(t->n_backends == 1 ? (t->engine.threads > 0 ? lm_translator_threads(t->engine.threads) : omp_get_num_procs())
-                                           : t->worker_threads);
+    omp_set_num_threads(t->n_backends == 1 && t->engine.threads <= 0 ? omp_get_num_procs() : t->worker_threads);
     return 0;
 }
 
