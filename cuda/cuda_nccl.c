@@ -83,6 +83,8 @@ int lm_cuda_broadcast_weights(lm_backend *const *backends, int n, lm_err *err) {
         w[i] = lm_cuda_backend_weights(backends[i]);
         devs[i] = w[i].device;
         if (w[i].n != w[0].n) { rc = lm_fail(err, "broadcast: backend %d holds %d weights, the first %d", i, w[i].n, w[0].n); goto done; }
+        for (int t = 0; t < w[0].n; t++)
+            if (w[i].bytes[t] != w[0].bytes[t]) { rc = lm_fail(err, "broadcast: weight %d is %zu bytes on backend %d, %zu on the first", t, w[i].bytes[t], i, w[0].bytes[t]); goto done; }
     }
     /* rank i is backends[i]'s device; rank 0 holds the weights */
     NCCL_TRY(nccl.comm_init_all(comms, n, devs));
