@@ -38,6 +38,7 @@ void lm_engine_config_defaults(lm_engine_config *c) {
     c->threads = 0;
     c->workers = 1;
     c->rank0_translates = true;
+    c->mpi_timeout_s = 600;
     c->max_batch_sentences = 32;
     c->max_batch_tokens = 4096;
     c->convention = -1;
@@ -124,6 +125,9 @@ int lm_engine_config_set(lm_engine_config *c, const char *key, const char *value
     } else if (!strcmp(key, "mpi.rank0_translates")) {
         if (parse_number(value, K_BOOL, 0, 1, &v, key, where, err)) return -1;
         c->rank0_translates = v != 0;
+    } else if (!strcmp(key, "mpi.timeout_s")) {
+        if (parse_number(value, K_INT, 0, 1 << 24, &v, key, where, err)) return -1;
+        c->mpi_timeout_s = (int)v;
     } else if (!strcmp(key, "device")) {
         int choice;
         if (parse_choice(value, device_names, 2, &choice, key, where, err)) return -1;

@@ -9,7 +9,7 @@
  *   workers: 1                 # CPU model workers sharing those threads
  *   devices: "0,1"             # CUDA devices, one worker each ("all")
  *   weights_from: disk         # disk | broadcast (NCCL, several GPUs)
- *   mpi: {rank0_translates: true}
+ *   mpi: {rank0_translates: true, timeout_s: 600}
  *   batch: {max_sentences: 32, max_tokens: 4096}
  *   tokenizer: {convention: auto, src: en, tgt: ko}
  *   decoding: {num_beams: 5, max_length: 256, ...}   # transformers' names
@@ -48,6 +48,7 @@ typedef struct {
     char devices[256];         /* CUDA devices, one worker each: "0,1,2,3", "all"; "" = device 0 */
     lm_weights_from weights_from;
     bool rank0_translates;     /* under MPI, rank 0 runs workers too (host/mpi_link.c) */
+    int mpi_timeout_s;         /* under MPI, a batch out longer than this on a rank stops the job; 0 = never */
     lm_device device;
     lm_precision precision;
     int max_batch_sentences;

@@ -31,7 +31,7 @@ const char *lm_mpi_build(void) { return "not built"; }
 #include <string.h>
 #include <time.h>
 
-enum { TAG_ASK = 1, TAG_BATCH, TAG_RESULT, TAG_STOP };
+enum { TAG_ASK = 1, TAG_BATCH, TAG_RESULT, TAG_STOP, TAG_DONE };
 
 /* ---- the wire: batches out, translations back, as flat bytes ---- */
 
@@ -215,6 +215,7 @@ int lm_mpi_serve(lm_mpi *m, lm_translator *t, lm_err *err) {
             if (receive(&st, &in, err) != 0) goto done;
             if (st.MPI_TAG == TAG_STOP) {
                 stop = true;
+                MPI_TRY(MPI_Send(&free_slots, 1, MPI_INT32_T, 0, TAG_DONE, MPI_COMM_WORLD), "send");
             } else if (st.MPI_TAG == TAG_BATCH) {
                 int32_t id;
                 lm_batch *b = unpack_batch(in.data, in.len, &id, err);
@@ -256,6 +257,7 @@ typedef struct {
     int rank;
     lm_strbuf msg;
     MPI_Request req;
+    double sent;        /* MPI_Wtime when it went out */
 } out_batch;
 
 struct lm_mpi_feed {
@@ -267,6 +269,7 @@ struct lm_mpi_feed {
     int *asked;         /* per rank: batches it asked for and has not got */
     out_batch *out;     /* batches out on other ranks; the slot is the id */
     int n_out, cap_out;
+    double timeout;     /* seconds a batch may stay out (mpi.timeout_s); 0 = no limit */
     long *ran;          /* per rank: batches it translated */
     bool dirty;         /* ended with batches still out */
     lm_err err;
@@ -290,6 +293,7 @@ static int feed_send(feed *f, int rank, lm_batch *b, lm_err *err) {
     MPI_TRY(MPI_Isend(o->msg.data, (int)o->msg.len, MPI_BYTE, rank, TAG_BATCH, MPI_COMM_WORLD, &o->req), "isend");
     o->b = b;
     o->rank = rank;
+    o->sent = MPI_Wtime();
     f->n_out++;
     return 0;
 }
@@ -335,12 +339,25 @@ static void feed_abandon(feed *f, int rc, const lm_err *why) {
     f->n_out = 0;
 }
 
+/* A rank that died or hangs without its launcher ending the job (a frozen
+ * process, a lost node under a launcher that waits) would otherwise hold
+ * rank 0 forever: a batch out longer than the timeout stops the job. */
+static int check_timeout(feed *f, lm_err *err) {
+    if (f->timeout <= 0 || f->n_out == 0) return 0;
+    double now = MPI_Wtime();
+    for (int i = 0; i < f->cap_out; i++)
+        if (f->out[i].b && now - f->out[i].sent > f->timeout)
+            return lm_fail(err, "MPI: rank %d has not returned a batch in %.0f s (mpi.timeout_s): stopping", f->out[i].rank, f->timeout);
+    return 0;
+}
+
 static int feed_loop(feed *f, lm_err *err) {
     lm_strbuf buf = {0};
     int idle = 0, rc = -1;
     while (!f->stop || f->n_out > 0) {
         bool busy = false;
         if (lm_pool_cancelled(f->pool) && f->n_out > 0) { feed_abandon(f, 1, NULL); continue; }
+        if (check_timeout(f, err) != 0) goto done;
         for (;;) {
             int flag;
             MPI_Status st;
@@ -373,17 +390,49 @@ done:
 
 static void *feed_main(void *arg) {
     feed *f = arg;
-    if (feed_loop(f, &f->err) != 0) {
-        /* the job hears of it through the batches it waits for */
-        feed_abandon(f, -1, &f->err);
-        for (lm_batch *b; (b = lm_pool_take(f->pool, false));) {
-            b->rc = -1;
-            b->err = f->err;
-            lm_pool_finish(f->pool, b);
-        }
-        f->dirty = true;
+    if (feed_loop(f, &f->err) == 0) return NULL;
+    /* the job hears of it through the batches it waits for: those out, and
+     * every one it queues until it stops (rank 0 may have no workers of its own) */
+    feed_abandon(f, -1, &f->err);
+    f->dirty = true;
+    for (int idle = 0; !f->stop;) {
+        lm_batch *b = lm_pool_take(f->pool, false);
+        if (!b) { backoff(&idle); continue; }
+        b->rc = -1;
+        b->err = f->err;
+        lm_pool_finish(f->pool, b);
     }
     return NULL;
+}
+
+/* Tells every rank the job is over and waits for each to answer: MPI_Finalize
+ * would wait forever for a rank that froze. Requests still arriving are
+ * dropped. -1 (the ranks must be aborted) if one does not answer in time. */
+static int say_stop(feed *f) {
+    int32_t none = 0, answered = 0, idle = 0;
+    lm_strbuf buf = {0};
+    lm_err err;
+    for (int r = 1; r < f->m->size; r++)
+        if (MPI_Send(&none, 1, MPI_INT32_T, r, TAG_STOP, MPI_COMM_WORLD) != MPI_SUCCESS) return -1;
+    double until = MPI_Wtime() + (f->timeout > 0 ? f->timeout : 1e30);
+    while (answered < f->m->size - 1) {
+        int flag;
+        MPI_Status st;
+        if (MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st) != MPI_SUCCESS) break;
+        if (!flag) {
+            if (MPI_Wtime() > until) {
+                fprintf(stderr, "lyricmt: MPI: %d rank(s) did not answer the end of the job in %.0f s (mpi.timeout_s); ending them\n",
+                        f->m->size - 1 - answered, f->timeout);
+                break;
+            }
+            backoff(&idle);
+            continue;
+        }
+        if (receive(&st, &buf, &err) != 0) break;
+        answered += st.MPI_TAG == TAG_DONE;
+    }
+    free(buf.data);
+    return answered == f->m->size - 1 ? 0 : -1;
 }
 
 static void feed_free(feed *f) {
@@ -399,6 +448,7 @@ int lm_mpi_feed_start(lm_mpi *m, lm_translator *t, lm_err *err) {
     if (!f) return -1;
     f->m = m;
     f->pool = t->pool;
+    f->timeout = t->engine.mpi_timeout_s;
     f->asked = lm_calloc((size_t)m->size, sizeof *f->asked, err);
     f->ran = lm_calloc((size_t)m->size, sizeof *f->ran, err);
     if (!f->asked || !f->ran) { feed_free(f); return -1; }
@@ -415,12 +465,7 @@ int lm_mpi_feed_stop(lm_mpi *m, bool summary) {
     if (!f) return 0;
     f->stop = 1;
     pthread_join(f->thread, NULL);
-    bool dirty = f->dirty;
-    if (!dirty) {
-        int32_t none = 0;
-        for (int r = 1; r < m->size; r++)
-            if (MPI_Send(&none, 1, MPI_INT32_T, r, TAG_STOP, MPI_COMM_WORLD) != MPI_SUCCESS) dirty = true;
-    }
+    bool dirty = f->dirty || say_stop(f) != 0;
     if (summary) {
         char line[1024];
         int at = m->size == 2 ? snprintf(line, sizeof line, "lyricmt: MPI rank 1 ran")

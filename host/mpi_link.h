@@ -13,7 +13,10 @@
  *
  * A rank that dies stops the job: the launcher ends the others, and rank 0's
  * journal on disk is always consistent (written per window, renamed into
- * place), so the same command resumes, with any number of ranks.
+ * place), so the same command resumes, with any number of ranks. A rank that
+ * stops answering without dying is caught by rank 0 itself: a batch out longer
+ * than mpi.timeout_s, or no answer to the end of the job in that time, ends
+ * the job (MPI_Abort) with the journal kept.
  *
  * Built where mpicc was found (LM_WITH_MPI). A program started without a
  * launcher never calls MPI_Init and runs exactly as a single process.

@@ -222,6 +222,20 @@ check "$kills ranks killed, $mid of them mid-job: mpirun exits non-zero each tim
 check "the journal survives every mid-job kill and never goes back (last at $last lines)" '[ $back -eq 0 ]'
 mrun 2 --beam 2 --set batch.window_lines=50 -i "$T/k.txt" -o "$T/k.out" 2>/dev/null; rc=$?
 check "resumed with 2 ranks: exit 0, byte-identical" '[ $rc -eq 0 ] && cmp -s "$T/k.ref" "$T/k.out" && [ ! -e "$T/k.out.journal" ]'
+# a rank that freezes (no death for the launcher to see): rank 0's timeout stops the job, journal kept
+rm -f "$T/k.out"
+mpi 3 translate --model $M --progress none --beam 2 --set batch.window_lines=50 --set mpi.timeout_s=3 \
+    -i "$T/k.txt" -o "$T/k.out" > /dev/null 2>"$T/frozen.err" &
+mp=$!
+wait_journal $mp "$T/k.out.journal" 0
+frozen=$(rank_pid $mp 1)
+[ -n "$frozen" ] && kill -STOP $frozen
+wait $mp; rc=$?
+[ -n "$frozen" ] && kill -9 $frozen 2>/dev/null
+check "a frozen rank: rank 0 stops the job after mpi.timeout_s, non-zero, journal kept" \
+    '[ -n "$frozen" ] && [ $rc -ne 0 ] && grep -q "rank 1 has not returned a batch in 3 s" "$T/frozen.err" && [ -e "$T/k.out.journal" ] && [ ! -e "$T/k.out" ]'
+mrun 3 --beam 2 --set batch.window_lines=50 -i "$T/k.txt" -o "$T/k.out" 2>/dev/null; rc=$?
+check "after the frozen rank, resumed with 3 ranks: byte-identical" '[ $rc -eq 0 ] && cmp -s "$T/k.ref" "$T/k.out"'
 # and from an MPI job's journal to a single process
 mpi 3 translate --model $M --progress none --beam 2 --set batch.window_lines=50 -i "$T/k.txt" -o "$T/k2.out" > /dev/null 2>&1 &
 mp=$!
