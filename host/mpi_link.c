@@ -264,7 +264,7 @@ struct lm_mpi_feed {
     lm_mpi *m;
     lm_pool *pool;
     pthread_t thread;
-    volatile int stop;  /* set by lm_mpi_feed_stop */
+    int stop;           /* set by lm_mpi_feed_stop (atomic) */
     int asked_total;
     int *asked;         /* per rank: batches it asked for and has not got */
     out_batch *out;     /* batches out on other ranks; the slot is the id */
@@ -354,7 +354,7 @@ static int check_timeout(feed *f, lm_err *err) {
 static int feed_loop(feed *f, lm_err *err) {
     lm_strbuf buf = {0};
     int idle = 0, rc = -1;
-    while (!f->stop || f->n_out > 0) {
+    while (!__atomic_load_n(&f->stop, __ATOMIC_ACQUIRE) || f->n_out > 0) {
         bool busy = false;
         if (lm_pool_cancelled(f->pool) && f->n_out > 0) { feed_abandon(f, 1, NULL); continue; }
         if (check_timeout(f, err) != 0) goto done;
@@ -368,7 +368,7 @@ static int feed_loop(feed *f, lm_err *err) {
             busy = true;
         }
         /* the pool's next batches to the ranks that asked, lowest rank first */
-        for (int r = 1; r < f->m->size && f->asked_total > 0 && !f->stop; r++) {
+        for (int r = 1; r < f->m->size && f->asked_total > 0 && !__atomic_load_n(&f->stop, __ATOMIC_ACQUIRE); r++) {
             while (f->asked[r] > 0) {
                 lm_batch *b = lm_pool_take(f->pool, false);
                 if (!b) break;
@@ -395,7 +395,7 @@ static void *feed_main(void *arg) {
      * every one it queues until it stops (rank 0 may have no workers of its own) */
     feed_abandon(f, -1, &f->err);
     f->dirty = true;
-    for (int idle = 0; !f->stop;) {
+    for (int idle = 0; !__atomic_load_n(&f->stop, __ATOMIC_ACQUIRE);) {
         lm_batch *b = lm_pool_take(f->pool, false);
         if (!b) { backoff(&idle); continue; }
         b->rc = -1;
@@ -463,7 +463,7 @@ int lm_mpi_feed_start(lm_mpi *m, lm_translator *t, lm_err *err) {
 int lm_mpi_feed_stop(lm_mpi *m, bool summary) {
     feed *f = m->feed;
     if (!f) return 0;
-    f->stop = 1;
+    __atomic_store_n(&f->stop, 1, __ATOMIC_RELEASE);
     pthread_join(f->thread, NULL);
     bool dirty = f->dirty || say_stop(f) != 0;
     if (summary) {
