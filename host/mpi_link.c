@@ -409,20 +409,24 @@ static void *feed_main(void *arg) {
  * would wait forever for a rank that froze. Requests still arriving are
  * dropped. -1 (the ranks must be aborted) if one does not answer in time. */
 static int say_stop(feed *f) {
-    int32_t none = 0, answered = 0, idle = 0;
+    int32_t none = 0, answered = 0, idle = 0, n = f->m->size - 1;
     lm_strbuf buf = {0};
     lm_err err;
-    for (int r = 1; r < f->m->size; r++)
-        if (MPI_Send(&none, 1, MPI_INT32_T, r, TAG_STOP, MPI_COMM_WORLD) != MPI_SUCCESS) return -1;
+    /* not a blocking send either: a first message to a frozen rank waits for
+     * it to take the connection */
+    MPI_Request *req = calloc((size_t)n, sizeof *req);
+    if (!req) return -1;
+    for (int r = 1; r <= n; r++)
+        if (MPI_Isend(&none, 1, MPI_INT32_T, r, TAG_STOP, MPI_COMM_WORLD, &req[r - 1]) != MPI_SUCCESS) return -1;
     double until = MPI_Wtime() + (f->timeout > 0 ? f->timeout : 1e30);
-    while (answered < f->m->size - 1) {
+    while (answered < n) {
         int flag;
         MPI_Status st;
         if (MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st) != MPI_SUCCESS) break;
         if (!flag) {
             if (MPI_Wtime() > until) {
                 fprintf(stderr, "lyricmt: MPI: %d rank(s) did not answer the end of the job in %.0f s (mpi.timeout_s); ending them\n",
-                        f->m->size - 1 - answered, f->timeout);
+                        n - answered, f->timeout);
                 break;
             }
             backoff(&idle);
@@ -432,7 +436,13 @@ static int say_stop(feed *f) {
         answered += st.MPI_TAG == TAG_DONE;
     }
     free(buf.data);
-    return answered == f->m->size - 1 ? 0 : -1;
+    /* every rank answered, so every stop was received: this only completes them.
+     * Otherwise they stay with MPI until the abort. */
+    if (answered == n && MPI_Waitall(n, req, MPI_STATUSES_IGNORE) == MPI_SUCCESS) {
+        free(req);
+        return 0;
+    }
+    return -1;
 }
 
 static void feed_free(feed *f) {

@@ -232,10 +232,40 @@ frozen=$(rank_pid $mp 1)
 [ -n "$frozen" ] && kill -STOP $frozen
 wait $mp; rc=$?
 [ -n "$frozen" ] && kill -9 $frozen 2>/dev/null
-check "a frozen rank: rank 0 stops the job after mpi.timeout_s, non-zero, journal kept" \
-    '[ -n "$frozen" ] && [ $rc -ne 0 ] && grep -q "rank 1 has not returned a batch in 3 s" "$T/frozen.err" && [ -e "$T/k.out.journal" ] && [ ! -e "$T/k.out" ]'
+# frozen with a batch out: the job stops, journal kept; frozen between batches: the
+# others finish the job, and the frozen rank fails to acknowledge its end
+held() { grep -q "rank 1 has not returned a batch in 3 s" "$T/frozen.err" && [ -e "$T/k.out.journal" ] && [ ! -e "$T/k.out" ]; }
+idle() { grep -q "1 rank(s) did not answer the end of the job in 3 s" "$T/frozen.err" && cmp -s "$T/k.ref" "$T/k.out"; }
+check "a frozen rank: rank 0 notices within mpi.timeout_s and ends the job non-zero, journal or output intact" \
+    '[ -n "$frozen" ] && [ $rc -ne 0 ] && { held || idle; }'
 mrun 3 --beam 2 --set batch.window_lines=50 -i "$T/k.txt" -o "$T/k.out" 2>/dev/null; rc=$?
 check "after the frozen rank, resumed with 3 ranks: byte-identical" '[ $rc -eq 0 ] && cmp -s "$T/k.ref" "$T/k.out"'
+# A rank frozen with no batch out, when the job ends: rank 0 must not wait for it
+# forever. Rank 1 loads the wide model, slower than rank 0 needs for a one-line
+# job, and is frozen once the output exists, before it can answer the end of the
+# job (an attempt where it answered first proves nothing and is repeated).
+[ -d "$T/wide" ] || wide "$T/wide"
+head -1 "$T/c.txt" > "$T/one.txt"
+run --beam 2 -i "$T/one.txt" -o "$T/one.ref" 2>/dev/null
+landed=0; wrong=0
+for attempt in 1 2 3; do
+    rm -f "$T/one.out"
+    a="translate --progress none --beam 2 --set mpi.timeout_s=3 -i $T/one.txt -o $T/one.out"
+    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" OMPI_MCA_btl_vader_single_copy_mechanism=none timeout 120 \
+        "$MPIRUN" --oversubscribe --allow-run-as-root -np 1 "$BIN" $a --model $M : -np 1 "$BIN" $a --model "$T/wide" > /dev/null 2>"$T/end.err" &
+    mp=$!
+    waited=0; while [ ! -e "$T/one.out" ] && [ $waited -lt 6000 ] && kill -0 $mp 2>/dev/null; do sleep 0.002; waited=$((waited + 1)); done
+    frozen=$(rank_pid $mp 1)
+    [ -n "$frozen" ] && kill -STOP $frozen
+    wait $mp; rc=$?
+    [ -n "$frozen" ] && kill -9 $frozen 2>/dev/null
+    if grep -q "1 rank(s) did not answer the end of the job in 3 s" "$T/end.err"; then
+        [ $rc -ne 0 ] && [ $rc -ne 124 ] && cmp -s "$T/one.ref" "$T/one.out" && landed=1 || wrong=1
+        break
+    fi
+    [ $rc -eq 0 ] || wrong=1
+done
+check "a rank frozen when the job ends: rank 0 ends it after mpi.timeout_s, non-zero, output complete" '[ $landed -eq 1 ] && [ $wrong -eq 0 ]'
 # and from an MPI job's journal to a single process
 mpi 3 translate --model $M --progress none --beam 2 --set batch.window_lines=50 -i "$T/k.txt" -o "$T/k2.out" > /dev/null 2>&1 &
 mp=$!
