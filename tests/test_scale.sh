@@ -247,8 +247,8 @@ check "after the frozen rank, resumed with 3 ranks: byte-identical" '[ $rc -eq 0
 [ -d "$T/wide" ] || wide "$T/wide"
 head -1 "$T/c.txt" > "$T/one.txt"
 run --beam 2 -i "$T/one.txt" -o "$T/one.ref" 2>/dev/null
-landed=0; wrong=0
-for attempt in 1 2 3; do
+landed=0; wrong=0; seen=""
+for attempt in 1 2 3 4 5; do
     rm -f "$T/one.out"
     a="translate --progress none --beam 2 --set mpi.timeout_s=3 -i $T/one.txt -o $T/one.out"
     ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" OMPI_MCA_btl_vader_single_copy_mechanism=none timeout 120 \
@@ -263,9 +263,12 @@ for attempt in 1 2 3; do
         [ $rc -ne 0 ] && [ $rc -ne 124 ] && cmp -s "$T/one.ref" "$T/one.out" && landed=1 || wrong=1
         break
     fi
-    [ $rc -eq 0 ] || wrong=1
+    [ $rc -eq 0 ] || { wrong=1; break; }
+    seen="$seen $rc"
 done
-check "a rank frozen when the job ends: rank 0 ends it after mpi.timeout_s, non-zero, output complete" '[ $landed -eq 1 ] && [ $wrong -eq 0 ]'
+[ $wrong -eq 1 ] && seen="$seen $rc: $(grep -v "^--\|^$" "$T/end.err" | tail -n 3 | tr "\n" " ")"
+check "a rank frozen when the job ends: rank 0 ends it after mpi.timeout_s, non-zero, output complete (exits:$seen)" \
+    '[ $landed -eq 1 ] && [ $wrong -eq 0 ]'
 # and from an MPI job's journal to a single process
 mpi 3 translate --model $M --progress none --beam 2 --set batch.window_lines=50 -i "$T/k.txt" -o "$T/k2.out" > /dev/null 2>&1 &
 mp=$!
