@@ -23,10 +23,26 @@ NVFLAGS   = -O2 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra -Ikernels -Ihos
 CFLAGS   += -DLM_WITH_CUDA -I$(CUDA_HOME)/include -Ikernels -Icuda
 LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
 HOST_OBJ += $(patsubst %.cu,$(BUILD)/%.o,$(wildcard kernels/*.cu)) $(patsubst %.c,$(BUILD)/%.o,$(wildcard cuda/*.c))
+# NCCL (the weight broadcast across GPUs) where the toolkit or the system has
+# nccl.h; the library itself is opened at run time (cuda/cuda_nccl.c), so the
+# program also runs where it is absent. The check (tests/test_scale.sh) loads it.
+NCCL_HOME ?= $(firstword $(patsubst %/include/nccl.h,%,$(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h)))
+ifneq ($(NCCL_HOME),)
+CFLAGS   += -DLM_WITH_NCCL -I$(NCCL_HOME)/include
+LDLIBS   += -ldl
+endif
 else
 TEST_SRC := $(filter-out tests/test_cuda_%.c,$(TEST_SRC))
 endif
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/%)
+
+# MPI (one job over several processes and machines, host/mpi_link.c) where
+# Open MPI's mpicc is found; its flags, not mpicc itself, so CC stays the compiler.
+MPICC ?= $(shell command -v mpicc 2>/dev/null)
+ifneq ($(MPICC),)
+CFLAGS += -DLM_WITH_MPI $(shell $(MPICC) --showme:compile)
+LDLIBS += $(shell $(MPICC) --showme:link)
+endif
 
 all: $(BUILD)/lyricmt
 
@@ -128,7 +144,7 @@ GPU_WHEELS   = ctranslate2==4.8.5
 GPU_MAX_MIB  = 60
 gpu-bundle:
 	@[ -n "$(NVCC)" ] || { echo "gpu-bundle: nvcc not found: the bundle needs the CUDA toolkit"; exit 1; }
-	$(MAKE) --no-print-directory BUILD=$(GPU_BUNDLE).obj OPT=-O2 CUDA_ARCH="$(GPU_ARCH)" LDEXTRA='-Wl,--disable-new-dtags,-rpath,\$$$$ORIGIN/../deps/lib' gpu-binaries
+	$(MAKE) --no-print-directory BUILD=$(GPU_BUNDLE).obj OPT=-O2 MPICC= CUDA_ARCH="$(GPU_ARCH)" LDEXTRA='-Wl,--disable-new-dtags,-rpath,\$$$$ORIGIN/../deps/lib' gpu-binaries
 	rm -rf $(GPU_BUNDLE)/bin $(GPU_BUNDLE)/deps && mkdir -p $(GPU_BUNDLE)/bin $(GPU_BUNDLE)/debs $(GPU_BUNDLE)/wheels
 	cp $(GPU_BUNDLE).obj/lyricmt $(patsubst $(BUILD)/%,$(GPU_BUNDLE).obj/%,$(TEST_BIN)) $(GPU_BUNDLE)/bin/
 	strip $(GPU_BUNDLE)/bin/*

@@ -25,6 +25,7 @@
 #include "cuda_device.h"
 #include "engine_config.h"
 #include "kernels.h"
+#include "cuda_nccl.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -57,8 +58,11 @@ typedef struct {
     float *positions;
     dev_layer *enc, *dec;
     dev_norm enc_norm, dec_norm;
-    void **weights;            /* every weight allocation, for destroy */
+    void **weights;            /* every weight allocation, for destroy and broadcast */
+    size_t *weight_bytes;
     int n_weights;
+    int device;                /* the CUDA device this backend lives on */
+    bool fill;                 /* create copies the weights from the host; otherwise they come by broadcast */
     /* encoder batch: sentences numbered since encode; a dropped one has len 0 */
     int n_sent, total, cap_sent; /* sentences, token rows in use, room in offset/len */
     int32_t *offset, *len;     /* host copies */
@@ -102,10 +106,19 @@ static int reserve(dev_buf *b, size_t bytes, lm_err *err) {
  * copy returns once the source is staged, so the host may move on;
  * upload_model waits for the stream once at the end. */
 
+/* A weight's device memory, recorded for destroy and broadcast. */
+static int alloc_weight(cuda_backend *c, size_t bytes, void **out, lm_err *err) {
+    CUDA_TRY(cudaMalloc(out, bytes));
+    c->weight_bytes[c->n_weights] = bytes;
+    c->weights[c->n_weights++] = *out;
+    return 0;
+}
+
 static int upload_f32(cuda_backend *c, const float *src, size_t n, float **out, lm_err *err) {
     void *p;
-    CUDA_TRY(cudaMalloc(&p, n * sizeof(float)));
-    c->weights[c->n_weights++] = p;
+    if (alloc_weight(c, n * sizeof(float), &p, err) != 0) return -1;
+    *out = p;
+    if (!c->fill) return 0;
     CUDA_TRY(cudaMemcpyAsync(p, src, n * sizeof(float), cudaMemcpyHostToDevice, c->stream));
     *out = p;
     return 0;
@@ -115,8 +128,9 @@ static int upload_f32(cuda_backend *c, const float *src, size_t n, float **out, 
 static int upload_matrix(cuda_backend *c, const float *src, size_t n, void **out, float *staging, lm_err *err) {
     if (c->dtype == LM_K_F32) return upload_f32(c, src, n, (float **)out, err);
     void *p;
-    CUDA_TRY(cudaMalloc(&p, n * dtype_size(c->dtype)));
-    c->weights[c->n_weights++] = p;
+    if (alloc_weight(c, n * dtype_size(c->dtype), &p, err) != 0) return -1;
+    *out = p;
+    if (!c->fill) return 0;
     CUDA_TRY(cudaMemcpyAsync(staging, src, n * sizeof(float), cudaMemcpyHostToDevice, c->stream));
     KERNEL_TRY(lm_k_convert(staging, p, c->dtype, n, c->stream, kmsg));
     *out = p;
@@ -147,14 +161,15 @@ static int upload_model(cuda_backend *c, lm_err *err) {
     int D = mc->d_model;
     int tensors = 8 + mc->encoder_layers * 16 + mc->decoder_layers * 26; /* matrices, biases, norms */
     c->weights = lm_calloc((size_t)tensors, sizeof *c->weights, err);
+    c->weight_bytes = lm_calloc((size_t)tensors, sizeof *c->weight_bytes, err);
     c->enc = lm_calloc((size_t)mc->encoder_layers, sizeof *c->enc, err);
     c->dec = lm_calloc((size_t)mc->decoder_layers, sizeof *c->dec, err);
-    if (!c->weights || !c->enc || !c->dec) return -1;
+    if (!c->weights || !c->weight_bytes || !c->enc || !c->dec) return -1;
     float *staging = NULL;
     lm_err later;
     size_t largest = (size_t)mc->vocab_size * D, ffn = (size_t)D * (mc->encoder_ffn > mc->decoder_ffn ? mc->encoder_ffn : mc->decoder_ffn);
     if (ffn > largest) largest = ffn;
-    if (c->dtype != LM_K_F32) CUDA_TRY(cudaMalloc((void **)&staging, largest * sizeof(float)));
+    if (c->dtype != LM_K_F32 && c->fill) CUDA_TRY(cudaMalloc((void **)&staging, largest * sizeof(float)));
     int rc = -1;
     if (upload_matrix(c, m->embed, (size_t)mc->vocab_size * D, &c->embed, staging, err) != 0) goto done;
     c->lm_head = c->embed;
@@ -563,13 +578,14 @@ static int cuda_reorder(lm_backend *b, const int32_t *parent, const int32_t *row
 
 static void cuda_destroy(lm_backend *b) {
     cuda_backend *c = (cuda_backend *)b;
+    cudaSetDevice(c->device); /* frees and handles belong to the backend's device */
     dev_buf *bufs[] = {&c->x, &c->y, &c->h, &c->q, &c->k, &c->v, &c->att, &c->ffn, &c->enc_out[0], &c->enc_out[1], &c->enc_in,
                        &c->cross[0], &c->cross[1], &c->kv, &c->logits, &c->idx, &c->edits, &c->top_ids, &c->top_vals, &c->row_map};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) cudaFree(bufs[i]->p);
     for (int i = 0; i < c->n_weights; i++) cudaFree(c->weights[i]);
     if (c->blas) cublasDestroy(c->blas);
     if (c->stream) cudaStreamDestroy(c->stream);
-    free(c->weights); free(c->enc); free(c->dec);
+    free(c->weights); free(c->weight_bytes); free(c->enc); free(c->dec);
     free(c->offset); free(c->len); free(c->row_sentence); free(c->host_idx); free(c->row_len); free(c->row_len_old);
     free(c);
 }
@@ -592,6 +608,11 @@ static int setup(cuda_backend *c, int reserve_tokens, lm_err *err) {
     lm_cuda_state st = lm_cuda_probe(why, sizeof why);
     if (st == LM_CUDA_ABSENT) return lm_fail(err, "--device cuda: no CUDA GPU found (%s): use --device cpu", why);
     if (st == LM_CUDA_BROKEN) return lm_fail(err, "--device cuda: %s", why);
+    int count;
+    CUDA_TRY(cudaGetDeviceCount(&count));
+    if (c->device >= count) return lm_fail(err, "--devices: no CUDA device %d (this machine has %d, numbered from 0)", c->device, count);
+    /* the stream, the cuBLAS handle and the weights belong to the device current now */
+    CUDA_TRY(cudaSetDevice(c->device));
     CUDA_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     CUBLAS_TRY(cublasCreate(&c->blas));
     CUBLAS_TRY(cublasSetStream(c->blas, c->stream));
@@ -600,6 +621,10 @@ static int setup(cuda_backend *c, int reserve_tokens, lm_err *err) {
 }
 
 lm_backend *lm_cuda_backend_create(const lm_model *model, int precision, int reserve_tokens, lm_err *err) {
+    return lm_cuda_backend_create_on(model, precision, reserve_tokens, 0, true, err);
+}
+
+lm_backend *lm_cuda_backend_create_on(const lm_model *model, int precision, int reserve_tokens, int device, bool fill, lm_err *err) {
     const lm_model_config *mc = &model->cfg.model;
     if (mc->d_model / mc->encoder_heads > 256 || mc->d_model / mc->decoder_heads > 256) {
         lm_fail(err, "the CUDA attention kernel takes heads up to 256 wide");
@@ -607,6 +632,8 @@ lm_backend *lm_cuda_backend_create(const lm_model *model, int precision, int res
     }
     cuda_backend *c = lm_calloc(1, sizeof *c, err);
     if (!c) return NULL;
+    c->device = device;
+    c->fill = fill;
     c->base.ops = &cuda_ops;
     c->base.model = model;
     c->dtype = precision == LM_PREC_FP16 ? LM_K_F16 : precision == LM_PREC_BF16 ? LM_K_BF16 : LM_K_F32;
@@ -616,4 +643,24 @@ lm_backend *lm_cuda_backend_create(const lm_model *model, int precision, int res
         return NULL;
     }
     return &c->base;
+}
+
+int lm_cuda_backend_bind(lm_backend *b, lm_err *err) {
+    CUDA_TRY(cudaSetDevice(((cuda_backend *)b)->device));
+    return 0;
+}
+
+int lm_cuda_device_count(lm_err *err) {
+    char why[256];
+    lm_cuda_state st = lm_cuda_probe(why, sizeof why);
+    if (st == LM_CUDA_ABSENT) return 0;
+    if (st == LM_CUDA_BROKEN) return lm_fail(err, "--device cuda: %s", why);
+    int n;
+    CUDA_TRY(cudaGetDeviceCount(&n));
+    return n;
+}
+
+lm_cuda_weights lm_cuda_backend_weights(lm_backend *b) {
+    cuda_backend *c = (cuda_backend *)b;
+    return (lm_cuda_weights){c->weights, c->weight_bytes, c->n_weights, c->device, c->stream};
 }

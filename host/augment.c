@@ -23,7 +23,7 @@ static void compact(lm_translation *tr, const bool *keep) {
     tr->n_hyps = m;
 }
 
-int lm_augment_batch(lm_translator *t, const int32_t *src, const int32_t *src_lens, const int *which, int n, lm_translation *out,
+int lm_augment_batch(lm_translator *t, lm_backend *be, const int32_t *src, const int32_t *src_lens, const int *which, int n, lm_translation *out,
                      lm_err *err) {
     const lm_engine_config *e = &t->engine;
     bool rescore = e->has_min_score || e->output_format == LM_FORMAT_PAIRS;
@@ -53,7 +53,7 @@ int lm_augment_batch(lm_translator *t, const int32_t *src, const int32_t *src_le
     }
     if (rescore) {
         const lm_search_opts *s = &t->search;
-        if (lm_score_forced(t->backend, s->decoder_start_id, s->vocab_size, src, src_lens, n, pair_src, (const int32_t *const *)labels,
+        if (lm_score_forced(be, s->decoder_start_id, s->vocab_size, src, src_lens, n, pair_src, (const int32_t *const *)labels,
                             n_labels, p, sums, err) != 0)
             goto done;
         p = 0;

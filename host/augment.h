@@ -24,8 +24,8 @@
 bool lm_augment_wanted(const lm_engine_config *e);
 
 /* The batch's n sources (src_lens[i] tokens each, back to back in src);
- * source i's translation is out[which[i]]. */
-int lm_augment_batch(lm_translator *t, const int32_t *src, const int32_t *src_lens, const int *which, int n, lm_translation *out,
+ * source i's translation is out[which[i]]. Rescoring runs on be (the worker's backend). */
+int lm_augment_batch(lm_translator *t, lm_backend *be, const int32_t *src, const int32_t *src_lens, const int *which, int n, lm_translation *out,
                      lm_err *err);
 
 #endif

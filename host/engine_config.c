@@ -36,6 +36,9 @@ static const struct {
 void lm_engine_config_defaults(lm_engine_config *c) {
     memset(c, 0, sizeof *c);
     c->threads = 0;
+    c->workers = 1;
+    c->rank0_translates = true;
+    c->mpi_timeout_s = 600;
     c->max_batch_sentences = 32;
     c->max_batch_tokens = 4096;
     c->convention = -1;
@@ -54,6 +57,7 @@ static const char *const utf8_policy_names[] = {"replace", "skip", "fail"};
 static const char *const length_policy_names[] = {"truncate", "skip", "fail"};
 
 static const char *const device_names[] = {"cpu", "cuda"};
+static const char *const weights_from_names[] = {"disk", "broadcast"};
 static const char *const precision_names[] = {"fp32", "fp16", "bf16", "int8"};
 
 const char *lm_format_name(lm_format f) { return format_names[f]; }
@@ -110,6 +114,23 @@ int lm_engine_config_set(lm_engine_config *c, const char *key, const char *value
     if (!strcmp(key, "threads")) {
         if (parse_number(value, K_INT, 0, 4096, &v, key, where, err)) return -1;
         c->threads = (int)v;
+    } else if (!strcmp(key, "workers")) {
+        if (parse_number(value, K_INT, 1, 1024, &v, key, where, err)) return -1;
+        c->workers = (int)v;
+    } else if (!strcmp(key, "devices")) {
+        /* the list itself is checked where the devices are opened (translator.c) */
+        if (strlen(value) >= sizeof c->devices || !value[0]) return lm_fail(err, "%s: '%s' must be 'all' or a list such as 0,1,2,3", where, key);
+        strcpy(c->devices, value);
+    } else if (!strcmp(key, "weights_from")) {
+        int choice;
+        if (parse_choice(value, weights_from_names, 2, &choice, key, where, err)) return -1;
+        c->weights_from = (lm_weights_from)choice;
+    } else if (!strcmp(key, "mpi.rank0_translates")) {
+        if (parse_number(value, K_BOOL, 0, 1, &v, key, where, err)) return -1;
+        c->rank0_translates = v != 0;
+    } else if (!strcmp(key, "mpi.timeout_s")) {
+        if (parse_number(value, K_INT, 0, 1 << 24, &v, key, where, err)) return -1;
+        c->mpi_timeout_s = (int)v;
     } else if (!strcmp(key, "device")) {
         int choice;
         if (parse_choice(value, device_names, 2, &choice, key, where, err)) return -1;
@@ -199,7 +220,8 @@ static int walk(lm_engine_config *c, yaml_document_t *doc, yaml_node_t *map, con
             if (prefix[0]) return lm_fail(err, "%s: '%s' nests too deeply", where, key);
             char sub[600];
             snprintf(sub, sizeof sub, "%s.", key);
-            if (strcmp(key, "batch") && strcmp(key, "tokenizer") && strcmp(key, "decoding") && strcmp(key, "input") && strcmp(key, "output"))
+            if (strcmp(key, "batch") && strcmp(key, "tokenizer") && strcmp(key, "decoding") && strcmp(key, "input") && strcmp(key, "output") &&
+                strcmp(key, "mpi"))
                 return lm_fail(err, "%s: unknown section '%s'", where, key);
             if (walk(c, doc, v, sub, path, err) != 0) return -1;
         } else if (v->type == YAML_SCALAR_NODE) {

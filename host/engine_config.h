@@ -6,6 +6,10 @@
  *
  * YAML layout:
  *   threads: 0                 # 0 = all cores
+ *   workers: 1                 # CPU model workers sharing those threads
+ *   devices: "0,1"             # CUDA devices, one worker each ("all")
+ *   weights_from: disk         # disk | broadcast (NCCL, several GPUs)
+ *   mpi: {rank0_translates: true, timeout_s: 600}
  *   batch: {max_sentences: 32, max_tokens: 4096}
  *   tokenizer: {convention: auto, src: en, tgt: ko}
  *   decoding: {num_beams: 5, max_length: 256, ...}   # transformers' names
@@ -35,8 +39,19 @@ typedef enum { LM_DEVICE_CPU, LM_DEVICE_CUDA } lm_device;
  * int8 and bf16 on the CPU (cpu_weights.h). */
 typedef enum { LM_PREC_FP32, LM_PREC_FP16, LM_PREC_BF16, LM_PREC_INT8 } lm_precision;
 
+/* Where the second and later GPUs get their weights: read from host memory
+ * like the first, or an NCCL broadcast from the first (cuda/cuda_nccl.c). */
+typedef enum { LM_WEIGHTS_DISK, LM_WEIGHTS_BROADCAST } lm_weights_from;
+
+#define LM_MAX_DEVICES 64
+
 typedef struct {
     int threads;
+    int workers;               /* CPU model workers, sharing the threads (worker_pool.h) */
+    char devices[256];         /* CUDA devices, one worker each: "0,1,2,3", "all"; "" = device 0 */
+    lm_weights_from weights_from;
+    bool rank0_translates;     /* under MPI, rank 0 runs workers too (host/mpi_link.c) */
+    int mpi_timeout_s;         /* under MPI, a batch out longer than this on a rank stops the job; 0 = never */
     lm_device device;
     lm_precision precision;
     int max_batch_sentences;

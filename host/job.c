@@ -6,6 +6,7 @@
 #include "line_cache.h"
 #include "output.h"
 #include "score.h"
+#include "worker_pool.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -464,6 +465,16 @@ static void on_alarm(int sig) {
     alarm(3);
 }
 
+/* How the batches spread over the workers: a worker that took none, or far
+ * fewer than the others, shows here. */
+static void print_workers(lm_pool *p) {
+    char line[1024];
+    int at = snprintf(line, sizeof line, "lyricmt: %d worker%s ran", lm_pool_workers(p), lm_pool_workers(p) > 1 ? "s" : "");
+    for (int w = 0; w < lm_pool_workers(p) && at < (int)sizeof line - 32; w++)
+        at += snprintf(line + at, sizeof line - (size_t)at, "%s %ld", w ? "," : "", lm_pool_batches_run(p, w));
+    fprintf(stderr, "%s batches\n", line);
+}
+
 /* The model stage: runs on the calling thread until the reader is done or
  * a stop is requested. */
 static void model_loop(job *j) {
@@ -670,6 +681,7 @@ int lm_job_run(lm_translator *t, const lm_job_opts *o, lm_err *err) {
     }
     if (rc != 0) lm_progress_close_report(&j->progress, NULL);
     lm_progress_finish(&j->progress, rc == 0 ? "done" : rc > 0 ? "interrupted" : "failed");
+    if (o->summary && t->pool && lm_pool_workers(t->pool) > 0) print_workers(t->pool);
 done:
     alarm(0);
     if (rc < 0 && stop_requested > 0) rc = stop_requested; /* a stop that cut a wait or a read short is still a stop */

@@ -14,6 +14,7 @@
 #include "evaluate.h"
 #include "job.h"
 #include "split_pairs.h"
+#include "mpi_link.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -67,6 +68,9 @@ static const char *translate_help =
     "  --precision P        fp32 (default); int8 or bf16 on the CPU; fp16 or bf16 on the GPU\n"
     "  --inflight BOOL      in-flight batching: lines join a running batch as others finish\n"
     "                       (batch.inflight, default true; same output either way)\n"
+    "  --workers N          CPU model workers sharing --threads (default 1; workers)\n"
+    "  --devices LIST       CUDA devices, one worker each: 0,1,2,3 or all (devices)\n"
+    "  --weights-from W     disk | broadcast: later GPUs get the weights by NCCL from the first\n"
     "  --set KEY=VALUE      any config key, e.g. --set batch.max_tokens=8192\n"
     "  -h, --help           this help\n"
     "\n"
@@ -146,6 +150,63 @@ static bool is_directory(const char *path) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* The model stage waits for a window's last batch before the next window's
+ * batches are queued: a window of fewer batches than workers leaves some idle.
+ * (Other ranks are assumed to run as many workers as this one.) */
+static void advise_window(const lm_engine_config *e, int workers, const lm_job_opts *job) {
+    if (!job->summary || workers < 2 || e->window_lines >= 2 * workers * e->max_batch_sentences) return;
+    fprintf(stderr, "lyricmt: note: a window of %d lines is about %d batches for %d workers; "
+            "--set batch.window_lines=%d or more keeps them all busy\n",
+            e->window_lines, (e->window_lines + e->max_batch_sentences - 1) / e->max_batch_sentences, workers,
+            4 * workers * e->max_batch_sentences);
+}
+
+/* Opens the model and runs the job: alone, or as one rank of an MPI job
+ * (host/mpi_link.h), where rank 0 runs the job and the others serve it. */
+static int translate_job(const char *model_dir, const lm_engine_config *engine, const lm_job_opts *job, bool score) {
+    lm_err err = {{0}};
+    lm_mpi mpi;
+    if (lm_mpi_init(&mpi, &err) != 0) {
+        fprintf(stderr, "lyricmt: %s\n", err.msg);
+        lm_mpi_finish(&mpi, true, EXIT_RUNTIME);
+        return EXIT_RUNTIME;
+    }
+    bool linked = mpi.size > 1;
+    lm_translator t;
+    int opened = lm_translator_open(&t, model_dir, engine, &err);
+    if (opened != 0) {
+        if (linked) fprintf(stderr, "lyricmt: rank %d: %s\n", mpi.rank, err.msg);
+        else fprintf(stderr, "lyricmt: %s\n", err.msg);
+        lm_mpi_finish(&mpi, linked, opened == -2 ? EXIT_USAGE : EXIT_RUNTIME); /* a rank that cannot work ends them all */
+        return opened == -2 ? EXIT_USAGE : EXIT_RUNTIME;
+    }
+    t.scoring = score;
+    int rc;
+    if (mpi.rank > 0) {
+        bool served = lm_mpi_serve(&mpi, &t, &err) == 0;
+        if (!served) fprintf(stderr, "lyricmt: rank %d: %s\n", mpi.rank, err.msg);
+        lm_translator_close(&t);
+        lm_mpi_finish(&mpi, !served, EXIT_RUNTIME);
+        return served ? 0 : EXIT_RUNTIME;
+    }
+    if (linked && (lm_translator_start_pool(&t, engine->rank0_translates, &err) != 0 || lm_mpi_feed_start(&mpi, &t, &err) != 0)) {
+        fprintf(stderr, "lyricmt: %s\n", err.msg);
+        lm_mpi_feed_stop(&mpi, false);
+        lm_translator_close(&t);
+        lm_mpi_finish(&mpi, true, EXIT_RUNTIME);
+        return EXIT_RUNTIME;
+    }
+    advise_window(engine, t.n_backends * (mpi.size - (linked && !engine->rank0_translates)), job);
+    int ran = lm_job_run(&t, job, &err);
+    if (ran < 0) fprintf(stderr, "lyricmt: %s\n", err.msg);
+    rc = ran == 0 ? 0 : ran > 0 ? 128 + ran : EXIT_RUNTIME;
+    /* batches still out on other ranks (a stopped or failed job): they are ended, not waited for */
+    bool dirty = lm_mpi_feed_stop(&mpi, job->summary && ran == 0) != 0;
+    lm_translator_close(&t);
+    lm_mpi_finish(&mpi, dirty, rc);
+    return rc;
+}
+
 /* translate, and score (the same bulk job over pairs, force-decoded). */
 static int cmd_translate(int argc, char **argv, bool score) {
     const char *model_dir = NULL, *progress = "auto";
@@ -171,6 +232,7 @@ static int cmd_translate(int argc, char **argv, bool score) {
         {"--text-field", "input.text_field"}, {"--bad-utf8", "input.bad_utf8"}, {"--too-long", "input.too_long"},
         {"--device", "device"}, {"--precision", "precision"}, {"--src-field", "input.source_field"},
         {"--tgt-field", "input.target_field"}, {"--min-score", "output.min_score"}, {"--inflight", "batch.inflight"},
+        {"--workers", "workers"}, {"--devices", "devices"}, {"--weights-from", "weights_from"},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -238,18 +300,7 @@ static int cmd_translate(int argc, char **argv, bool score) {
     }
     job.model_dir = model_dir;
 
-    lm_translator t;
-    int opened = lm_translator_open(&t, model_dir, &engine, &err);
-    if (opened != 0) {
-        fprintf(stderr, "lyricmt: %s\n", err.msg);
-        rc = opened == -2 ? EXIT_USAGE : EXIT_RUNTIME;
-        goto out;
-    }
-    t.scoring = score;
-    int ran = lm_job_run(&t, &job, &err);
-    if (ran < 0) fprintf(stderr, "lyricmt: %s\n", err.msg);
-    rc = ran == 0 ? 0 : ran > 0 ? 128 + ran : EXIT_RUNTIME;
-    lm_translator_close(&t);
+    rc = translate_job(model_dir, &engine, &job, score);
 out:
     free(inputs);
     return rc;
@@ -331,13 +382,17 @@ static int dispatch(int argc, char **argv) {
         return argc < 2 ? EXIT_USAGE : 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("lyricmt %s (OpenBLAS kernels: %s; CUDA backend: %s)\n", LM_VERSION, lm_blas_core(),
+        char nccl[256] = "not built (no CUDA)";
 #ifdef LM_WITH_CUDA
-               "built"
-#else
-               "not built"
+        lm_cuda_nccl_describe(nccl, sizeof nccl);
 #endif
-        );
+        printf("lyricmt %s (OpenBLAS kernels: %s; CUDA backend: %s; NCCL: %s; MPI: %s)\n", LM_VERSION, lm_blas_core(),
+#ifdef LM_WITH_CUDA
+               "built",
+#else
+               "not built",
+#endif
+               nccl, lm_mpi_build());
         return 0;
     }
     if (!strcmp(argv[1], "translate")) return cmd_translate(argc - 1, argv + 1, false);

@@ -116,7 +116,7 @@ done:
     return rc;
 }
 
-int lm_score_batch(lm_translator *t, int32_t *const *ids, const int *which, const int *lens, int n, lm_translation *out,
+int lm_score_batch(lm_translator *t, lm_backend *be, int32_t *const *ids, const int *which, const int *lens, int n, lm_translation *out,
                    long *tokens_out, lm_err *err) {
     int total = 0;
     for (int i = 0; i < n; i++) total += ids[which[i]][0];
@@ -135,7 +135,7 @@ int lm_score_batch(lm_translator *t, int32_t *const *ids, const int *which, cons
         n_labels[i] = lens[i] - 1 - p[0];
     }
     const lm_search_opts *s = &t->search;
-    if (lm_score_forced(t->backend, s->decoder_start_id, s->vocab_size, src, src_lens, n, NULL, labels, n_labels, n, sums, err) != 0)
+    if (lm_score_forced(be, s->decoder_start_id, s->vocab_size, src, src_lens, n, NULL, labels, n_labels, n, sums, err) != 0)
         goto done;
     *tokens_out = 0;
     for (int i = 0; i < n; i++) {

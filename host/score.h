@@ -32,10 +32,10 @@ int lm_score_labels(lm_translator *t, const char *text, size_t len, int32_t **id
 int lm_score_pair_ids(lm_translator *t, const char *src, size_t src_len, const char *tgt, size_t tgt_len, int32_t **ids, int *n,
                       bool *truncated, lm_err *err);
 
-/* Scores n packed pairs (ids[which[i]], lens[i] long) in one batch. out[which[i]]
+/* Scores n packed pairs on backend be (a worker's) (ids[which[i]], lens[i] long) in one batch. out[which[i]]
  * receives one hypothesis with text "", scores[0] = the summed log-probability,
  * n_tokens = the number of labels. *tokens_out = labels scored. */
-int lm_score_batch(lm_translator *t, int32_t *const *ids, const int *which, const int *lens, int n, lm_translation *out,
+int lm_score_batch(lm_translator *t, lm_backend *be, int32_t *const *ids, const int *which, const int *lens, int n, lm_translation *out,
                    long *tokens_out, lm_err *err);
 
 /* Teacher-forced log-probabilities, the engine under lm_score_batch: n_src

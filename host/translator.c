@@ -1,5 +1,8 @@
 /* translator: see translator.h. */
 #include "translator.h"
+#include "worker_pool.h"
+
+#include <omp.h>
 
 #include "augment.h"
 #include "score.h"
@@ -8,6 +11,107 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* The CUDA devices of --devices ("0,2", "all"; "" is device 0), into dev. */
+static int parse_devices(const char *list, int *dev, int cap, lm_err *err) {
+    if (!list[0]) { dev[0] = 0; return 1; }
+    if (!strcmp(list, "all")) {
+#ifdef LM_WITH_CUDA
+        int n = lm_cuda_device_count(err);
+        if (n < 0) return -1;
+        if (n == 0) return lm_fail(err, "--devices all: no CUDA device on this machine");
+        for (int i = 0; i < n && i < cap; i++) dev[i] = i;
+        return n < cap ? n : cap;
+#else
+        return lm_fail(err, "this lyricmt was built without CUDA (nvcc was not found at build time): use --device cpu");
+#endif
+    }
+    int n = 0;
+    for (const char *p = list; *p;) {
+        char *end;
+        long d = strtol(p, &end, 10);
+        if (end == p || d < 0 || d > 1023 || (*end && *end != ',') || n == cap)
+            return lm_fail(err, "--devices: '%s' must be 'all' or a list of device numbers such as 0,1,2,3", list);
+        for (int i = 0; i < n; i++)
+            if (dev[i] == d) return lm_fail(err, "--devices: device %ld is listed twice in '%s'", d, list);
+        dev[n++] = (int)d;
+        p = *end ? end + 1 : end;
+    }
+    return n;
+}
+
+/* One backend per worker over the one model (and, on the CPU, the one set of
+ * prepared weights): workers never copy the weights in host memory. 0, -1
+ * (cannot), -2 (settings that do not fit). */
+static int open_backends(lm_translator *t, lm_err *err) {
+    const lm_engine_config *e = &t->engine;
+    int dev[LM_MAX_DEVICES], n = e->workers;
+    if (e->device == LM_DEVICE_CUDA) {
+        if (e->workers > 1) { lm_fail(err, "--workers is for --device cpu; with --device cuda, name the GPUs with --devices"); return -2; }
+        if ((n = parse_devices(e->devices, dev, LM_MAX_DEVICES, err)) < 0) return -2;
+    } else if (e->devices[0]) {
+        lm_fail(err, "--devices is for --device cuda; with --device cpu, use --workers N");
+        return -2;
+    } else if (e->weights_from == LM_WEIGHTS_BROADCAST) {
+        lm_fail(err, "--weights-from broadcast is for CUDA devices; CPU workers share one copy of the weights");
+        return -2;
+    }
+    t->backends = lm_calloc((size_t)n, sizeof *t->backends, err);
+    if (!t->backends) return -1;
+    if (e->device == LM_DEVICE_CUDA) {
+#ifdef LM_WITH_CUDA
+        /* with broadcast only the first device reads host memory; the others get
+         * their weights over NCCL once every device has its buffers */
+        bool broadcast = e->weights_from == LM_WEIGHTS_BROADCAST;
+        for (int i = 0; i < n; i++) {
+            t->backends[i] = lm_cuda_backend_create_on(&t->model, e->precision, e->max_batch_tokens, dev[i], !broadcast || i == 0, err);
+            if (!t->backends[i]) return -1;
+            t->n_backends++;
+        }
+        if (broadcast && lm_cuda_broadcast_weights(t->backends, n, err) != 0) return -1;
+#else
+        (void)dev;
+        return lm_fail(err, "this lyricmt was built without CUDA (nvcc was not found at build time): use --device cpu");
+#endif
+    } else {
+        if (lm_cpu_weights_init_as(&t->cpu_weights, &t->model, e->precision, err) != 0) return -1;
+        /* the cores shared out: workers x threads beyond the cores only wait on each other */
+        int asked = lm_translator_threads(e->threads), total = asked > 0 ? asked : (int)sysconf(_SC_NPROCESSORS_ONLN);
+        t->worker_threads = total / n > 0 ? total / n : 1;
+        for (int i = 0; i < n; i++) {
+            /* a single worker keeps "threads 0 = all cores" as before */
+            t->backends[i] = lm_cpu_backend_create(&t->model, &t->cpu_weights, n == 1 ? asked : t->worker_threads, err);
+            if (!t->backends[i]) return -1;
+            t->n_backends++;
+        }
+    }
+    t->backend = t->backends[0];
+    return 0;
+}
+
+/* A worker thread's own settings, before its first batch: OpenMP's thread
+ * count is per calling thread in libgomp, and CUDA's current device too. */
+static int pool_setup(void *ctx, int w, lm_err *err) {
+    lm_translator *t = ctx;
+    if (t->engine.device == LM_DEVICE_CUDA) {
+#ifdef LM_WITH_CUDA
+        return lm_cuda_backend_bind(t->backends[w], err);
+#else
+        (void)w;
+        return lm_fail(err, "no CUDA in this build");
+#endif
+    }
+    omp_set_num_threads(t->n_backends == 1 && t->engine.threads <= 0 ? omp_get_num_procs() : t->worker_threads);
+    return 0;
+}
+
+static void pool_run(void *ctx, int w, lm_batch *b);
+
+int lm_translator_start_pool(lm_translator *t, bool local, lm_err *err) {
+    if (t->pool) return 0;
+    t->pool = lm_pool_create(local ? t->n_backends : 0, pool_setup, pool_run, t, err);
+    return t->pool ? 0 : -1;
+}
 
 int lm_translator_open(lm_translator *t, const char *model_dir, const lm_engine_config *engine, lm_err *err) {
     memset(t, 0, sizeof *t);
@@ -43,21 +147,13 @@ int lm_translator_open(lm_translator *t, const char *model_dir, const lm_engine_
         lm_fail(err, "precision int8 is for --device cpu; the GPU computes in fp32, fp16 or bf16");
         goto settings;
     }
-    if (engine->device == LM_DEVICE_CUDA) {
-#ifdef LM_WITH_CUDA
-        t->backend = lm_cuda_backend_create(&t->model, engine->precision, engine->max_batch_tokens, err);
-#else
-        lm_fail(err, "this lyricmt was built without CUDA (nvcc was not found at build time): use --device cpu");
-#endif
-    } else {
-        if (engine->precision == LM_PREC_FP16) {
-            lm_fail(err, "precision fp16 is for --device cuda; the CPU computes in fp32, int8 or bf16");
-            goto settings;
-        }
-        if (lm_cpu_weights_init_as(&t->cpu_weights, &t->model, engine->precision, err) != 0) goto fail;
-        t->backend = lm_cpu_backend_create(&t->model, &t->cpu_weights, lm_translator_threads(engine->threads), err);
+    if (engine->device == LM_DEVICE_CPU && engine->precision == LM_PREC_FP16) {
+        lm_fail(err, "precision fp16 is for --device cuda; the CPU computes in fp32, int8 or bf16");
+        goto settings;
     }
-    if (!t->backend) goto fail;
+    int made = open_backends(t, err);
+    if (made == -2) goto settings;
+    if (made != 0) goto fail;
     return 0;
 fail:
     lm_translator_close(t);
@@ -78,7 +174,9 @@ int lm_translator_threads(int asked) {
 }
 
 void lm_translator_close(lm_translator *t) {
-    if (t->backend) t->backend->ops->destroy(t->backend);
+    lm_pool_free(t->pool); /* joins the workers before their backends go */
+    for (int i = 0; i < t->n_backends; i++) t->backends[i]->ops->destroy(t->backends[i]);
+    free(t->backends);
     lm_cpu_weights_free(&t->cpu_weights);
     lm_tokenizer_free(t->tok);
     lm_model_free(&t->model);
@@ -155,48 +253,38 @@ static int to_translation(lm_translator *t, const lm_search_result *r, lm_transl
     return 0;
 }
 
-/* Runs one batch (entries of `order`) and fills their translations. */
-static int run_batch(lm_translator *t, int32_t *const *ids, const by_len_entry *order, int n, lm_translation *out, long *tokens_out,
-                     lm_err *err) {
-    int total = 0;
-    for (int i = 0; i < n; i++) total += order[i].len;
-    int32_t *tokens = lm_malloc((size_t)total * sizeof *tokens, err), *lens = lm_malloc((size_t)n * sizeof *lens, err);
-    lm_search_result *res = lm_calloc((size_t)n, sizeof *res, err);
+/* Runs batch b on backend be and fills its translations. */
+static int translate_batch(lm_translator *t, lm_backend *be, lm_batch *b, lm_err *err) {
+    lm_search_result *res = lm_calloc((size_t)b->n, sizeof *res, err);
     int rc = -1;
-    if (!tokens || !lens || !res) goto done;
+    if (!res) return -1;
     if (t->scoring) { /* packed pairs, force-decoded */
-        int *which = lm_malloc((size_t)n * sizeof *which, err);
-        if (!which) goto done;
-        for (int i = 0; i < n; i++) { which[i] = order[i].index; lens[i] = order[i].len; }
-        rc = lm_score_batch(t, ids, which, lens, n, out, tokens_out, err);
-        free(which);
+        int32_t **pairs = lm_malloc(((size_t)b->n + 1) * sizeof *pairs, err);
+        int *which = lm_malloc(((size_t)b->n + 1) * sizeof *which, err);
+        if (pairs && which)
+            for (int i = 0, at = 0; i < b->n; i++) { pairs[i] = b->tokens + at; which[i] = i; at += b->lens[i]; }
+        if (pairs && which) rc = lm_score_batch(t, be, pairs, which, b->lens, b->n, b->out, &b->tokens_out, err);
+        free(pairs); free(which);
         goto done;
     }
-    for (int i = 0, at = 0; i < n; i++) {
-        memcpy(tokens + at, ids[order[i].index], (size_t)order[i].len * sizeof *tokens);
-        lens[i] = order[i].len;
-        at += order[i].len;
-    }
-    if (lm_search_run(t->backend, &t->search, tokens, lens, n, res, err) != 0) goto done;
-    *tokens_out = 0;
-    for (int i = 0; i < n; i++) {
-        lm_translation *tr = &out[order[i].index];
-        if (to_translation(t, &res[i], tr, err) != 0) { lm_translation_free(tr); goto done; }
-        *tokens_out += tr->n_tokens;
+    if (lm_search_run(be, &t->search, b->tokens, b->lens, b->n, res, err) != 0) goto done;
+    b->tokens_out = 0;
+    for (int i = 0; i < b->n; i++) {
+        if (to_translation(t, &res[i], &b->out[i], err) != 0) goto done;
+        b->tokens_out += b->out[i].n_tokens;
     }
     if (lm_augment_wanted(&t->engine)) {
-        int *which = lm_malloc((size_t)n * sizeof *which, err);
+        int *which = lm_malloc(((size_t)b->n + 1) * sizeof *which, err);
         if (!which) goto done;
-        for (int i = 0; i < n; i++) which[i] = order[i].index;
-        int bad = lm_augment_batch(t, tokens, lens, which, n, out, err);
+        for (int i = 0; i < b->n; i++) which[i] = i;
+        int bad = lm_augment_batch(t, be, b->tokens, b->lens, which, b->n, b->out, err);
         free(which);
         if (bad) goto done;
     }
     rc = 0;
 done:
-    if (res)
-        for (int i = 0; i < n; i++) lm_search_result_free(&res[i]);
-    free(res); free(tokens); free(lens);
+    for (int i = 0; i < b->n; i++) lm_search_result_free(&res[i]);
+    free(res);
     return rc;
 }
 
@@ -243,26 +331,90 @@ done:
     return rc;
 }
 
-/* Batch by batch, each drained before the next starts. */
+static void pool_run(void *ctx, int w, lm_batch *b) {
+    lm_translator *t = ctx;
+    b->rc = translate_batch(t, t->backends[w], b, &b->err);
+}
+
+/* The next batch of `order` from *start, under the sentence and token limits. */
+static lm_batch *next_batch(lm_translator *t, int32_t *const *ids, const by_len_entry *order, int n, int *start, lm_err *err) {
+    long beams = t->scoring ? 1 : t->search.gen.num_beams;
+    int end = *start, longest = 0, total = 0;
+    while (end < n && end - *start < t->engine.max_batch_sentences) {
+        int l = order[end].len > longest ? order[end].len : longest;
+        /* token budget counted with padding and beams, as a padded batch
+         * would hold; a line over budget on its own still runs, alone */
+        if (end > *start && (long)l * (end - *start + 1) * beams > t->engine.max_batch_tokens) break;
+        longest = l;
+        total += order[end].len;
+        end++;
+    }
+    lm_batch *b = lm_batch_new(end - *start, total, err);
+    if (!b) return NULL;
+    for (int i = 0, at = 0; i < b->n; i++) {
+        const by_len_entry *o = &order[*start + i];
+        memcpy(b->tokens + at, ids[o->index], (size_t)o->len * sizeof *b->tokens);
+        b->lens[i] = o->len;
+        b->index[i] = o->index;
+        at += o->len;
+    }
+    *start = end;
+    return b;
+}
+
+/* Moves a finished batch's translations to their places in out. */
+static void deliver(lm_batch *b, lm_translation *out, const lm_run_hooks *hooks) {
+    for (int i = 0; i < b->n; i++) {
+        out[b->index[i]] = b->out[i];
+        b->out[i] = (lm_translation){0};
+    }
+    if (hooks && hooks->on_batch) hooks->on_batch(hooks->ctx, b->n, b->tokens_out);
+}
+
+/* One backend: the calling thread runs the batches, each drained before the next. */
 static int run_batches(lm_translator *t, int32_t *const *ids, const by_len_entry *order, int n, lm_translation *out,
                        const lm_run_hooks *hooks, lm_err *err) {
-    long beams = t->scoring ? 1 : t->search.gen.num_beams;
+    const volatile int *cancel = hooks ? hooks->cancel : NULL;
     int rc = 0;
     for (int start = 0; start < n && rc == 0;) {
-        if (hooks && hooks->cancel && *hooks->cancel) { rc = 1; break; }
-        int end = start, longest = 0;
-        while (end < n && end - start < t->engine.max_batch_sentences) {
-            int l = order[end].len > longest ? order[end].len : longest;
-            /* token budget counted with padding and beams, as a padded batch
-             * would hold; a line over budget on its own still runs, alone */
-            if (end > start && (long)l * (end - start + 1) * beams > t->engine.max_batch_tokens) break;
-            longest = l;
-            end++;
-        }
-        long tokens;
-        if (run_batch(t, ids, order + start, end - start, out, &tokens, err) != 0) rc = -1;
-        else if (hooks && hooks->on_batch) hooks->on_batch(hooks->ctx, end - start, tokens);
-        start = end;
+        if (cancel && *cancel) { rc = 1; break; }
+        lm_batch *b = next_batch(t, ids, order, n, &start, err);
+        if (!b || translate_batch(t, t->backend, b, err) != 0) rc = -1;
+        else deliver(b, out, hooks);
+        lm_batch_free(b);
+    }
+    return rc;
+}
+
+/* A pool (several workers, or MPI ranks): every batch queued at once; the
+ * first free worker takes the next. */
+static int run_pool(lm_translator *t, int32_t *const *ids, const by_len_entry *order, int n, lm_translation *out,
+                    const lm_run_hooks *hooks, lm_err *err) {
+    const volatile int *cancel = hooks ? hooks->cancel : NULL;
+    int rc = 0, queued = 0, made = 0;
+    lm_batch **batches = lm_malloc((size_t)(n ? n : 1) * sizeof *batches, err);
+    if (!batches) return -1;
+    for (int start = 0; start < n;) {
+        if (!(batches[made] = next_batch(t, ids, order, n, &start, err))) { rc = -1; break; }
+        made++;
+    }
+    /* longest first: the window ends when its slowest batch does, so that one
+     * starts early and the short ones fill in around it. The batches are the
+     * same whatever the order, and so are the translations. */
+    lm_pool_set_cancel(t->pool, cancel);
+    for (int k = made - 1; k >= 0; k--) {
+        if (rc == 0) { lm_pool_submit(t->pool, batches[k]); queued++; }
+        else lm_batch_free(batches[k]);
+    }
+    free(batches);
+    /* all of them come back, finished or not, before the window is let go */
+    for (; queued > 0; queued--) {
+        lm_batch *b = lm_pool_collect(t->pool, true);
+        if (!b) { rc = lm_pool_error(t->pool, err); break; }
+        if (b->rc < 0 && rc >= 0) { *err = b->err; rc = -1; }
+        else if (b->rc == 1 && rc == 0) rc = 1;
+        else if (b->rc == 0) deliver(b, out, hooks);
+        lm_batch_free(b);
     }
     return rc;
 }
@@ -275,11 +427,16 @@ int lm_translator_run(lm_translator *t, int32_t *const *ids, const int *lens, in
     for (int i = 0; i < n; i++) order[i] = (by_len_entry){i, lens[i]};
     /* length-sorted batches: less padding work, similar decode lengths */
     if (t->engine.sort_by_length) qsort(order, (size_t)n, sizeof *order, by_length);
-    /* backends that cannot add sentences to a running decode get batches, and
-     * so do scoring and augmentation: they force-decode on the same backend
-     * after each batch's search, which a running decode cannot share */
-    bool inflight = t->engine.inflight && t->backend->ops->encode_more && n > 0 && !t->scoring && !lm_augment_wanted(&t->engine);
-    int rc = inflight ? run_inflight(t, ids, order, n, out, hooks, err) : run_batches(t, ids, order, n, out, hooks, err);
+    if (t->n_backends > 1 && lm_translator_start_pool(t, true, err) != 0) { free(order); return -1; }
+    /* In flight only on a single worker whose backend can add sentences to a
+     * running decode. Scoring and augmentation keep batches: they force-decode
+     * on the backend after each batch's search, which a running decode cannot
+     * share. A pool hands out whole batches. */
+    bool inflight = !t->pool && t->engine.inflight && t->backend->ops->encode_more && n > 0 && !t->scoring &&
+                    !lm_augment_wanted(&t->engine);
+    int rc = t->pool ? run_pool(t, ids, order, n, out, hooks, err)
+             : inflight ? run_inflight(t, ids, order, n, out, hooks, err)
+                        : run_batches(t, ids, order, n, out, hooks, err);
     free(order);
     if (rc < 0)
         for (int i = 0; i < n; i++) lm_translation_free(&out[i]);

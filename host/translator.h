@@ -18,7 +18,11 @@ typedef struct {
     lm_model model;
     lm_tokenizer *tok;
     lm_cpu_weights cpu_weights; /* the CPU backend's prepared weights (empty for CUDA) */
-    lm_backend *backend;
+    lm_backend *backend;        /* backends[0] */
+    lm_backend **backends;      /* one per worker: a GPU each, or a share of the CPU threads */
+    int n_backends;
+    int worker_threads;         /* CPU threads of each worker */
+    struct lm_pool *pool;       /* the workers' threads, when more than the calling thread runs batches */
     lm_engine_config engine;
     lm_convention convention;
     char src_lang[16], tgt_lang[16];
@@ -50,6 +54,12 @@ typedef struct {
  * fit the model (max_length past its positions, more returned sequences
  * than beams, a GPU precision on the CPU): a usage error. */
 int  lm_translator_open(lm_translator *t, const char *model_dir, const lm_engine_config *engine, lm_err *err);
+/* Starts the worker pool (worker_pool.h) if it is not running, with a thread
+ * per backend (local) or none (batches are then only taken from outside).
+ * A translator with several backends starts one at its first run; the MPI
+ * link starts one on a single backend too, and rank 0 may keep its own
+ * backends idle (mpi.rank0_translates false). */
+int  lm_translator_start_pool(lm_translator *t, bool local, lm_err *err);
 /* CPU threads to use for a request (0 = all cores), capped at twice the cores. */
 int  lm_translator_threads(int asked);
 void lm_translator_close(lm_translator *t);

@@ -8,7 +8,10 @@
 #                                     # compute-sanitizer memcheck, racecheck, synccheck, initcheck
 #   bash scripts/gpu-check.sh bench   # the SMaLL-100-sized random model; lyricmt against CTranslate2
 #                                     # (float16, bfloat16, int8_float16) and transformers on the GPU
-#   bash scripts/gpu-check.sh all     # both (may not fit one 10-minute call)
+#   bash scripts/gpu-check.sh scale   # several devices in one process (--devices all == --devices 0,
+#                                     # byte for byte), the NCCL broadcast, and the model-load time with
+#                                     # --weights-from disk vs broadcast on the SMaLL-100-sized model
+#   bash scripts/gpu-check.sh all     # tests and bench (may not fit one 10-minute call)
 #
 # Every log, the summary (summary.md) and the benchmark tables go under $OUT
 # (default gpu-check-out/). A missing prerequisite is reported there with its
@@ -177,11 +180,66 @@ if not os.path.exists(d + '/pytorch_model.bin'):
     fi
 }
 
+# Wall seconds of one command (its output to $OUT/NAME.log).
+timed() {
+    local name=$1 t0 t1
+    shift
+    t0=$(date +%s.%N)
+    "$@" >"$OUT/$name.log" 2>&1 || { echo "FAIL"; return 1; }
+    t1=$(date +%s.%N)
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }'
+}
+
+run_scale() {
+    local L="$B/bin/lyricmt" n corpus=$OUT/scale-corpus.txt
+    n=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | wc -l)
+    note "- devices: $n; $("$L" --version)"
+    awk 'BEGIN { srand(9); split("money mind grind bottom here yeah never stop flow rhyme street dream gold chain night", w, " ")
+        for (i = 0; i < 2000; i++) { n = 1 + int(rand() * 25); s = ""; for (k = 0; k < n; k++) s = s (k ? " " : "") w[int(rand() * 15) + 1]; print s } }' >"$corpus"
+    local tiny="translate --model tests/fixtures/tiny-b --device cuda --progress none --beam 2 --set batch.max_sentences=16 -i $corpus"
+    step scale_device0 120 "$L" $tiny -o "$OUT/scale-dev0.txt"
+    step scale_devices_all 120 "$L" $tiny --devices all -o "$OUT/scale-all.txt"
+    step scale_broadcast 120 "$L" $tiny --devices all --weights-from broadcast -o "$OUT/scale-bcast.txt"
+    step scale_cpu 120 "$L" translate --model tests/fixtures/tiny-b --progress none --beam 2 -i "$corpus" -o "$OUT/scale-cpu.txt"
+    if cmp -s "$OUT/scale-dev0.txt" "$OUT/scale-all.txt" && cmp -s "$OUT/scale-dev0.txt" "$OUT/scale-bcast.txt"; then
+        note "| scale_identical | pass | - | --devices all (disk and broadcast) == --devices 0, byte for byte, on $n device(s) |"
+    else
+        note "| scale_identical | FAIL | - | outputs differ between device counts or weight sources |"
+        FAILED=1
+    fi
+    cmp -s "$OUT/scale-dev0.txt" "$OUT/scale-cpu.txt" && note "- fp32 CUDA output equals the CPU's on this corpus" ||
+        note "- fp32 CUDA output differs from the CPU's on this corpus (allowed: the goldens bound that)"
+    # model load: one short line, so the time is the load (and CUDA's start)
+    step bench_make_model 240 python3 -c "
+import subprocess, sys, os
+d = 'benchmarks/models/small100-random'
+if not os.path.exists(d + '/pytorch_model.bin'):
+    subprocess.run([sys.executable, 'benchmarks/make_random_model.py', d], check=True)"
+    echo "yeah" >"$OUT/one.txt"
+    local big="translate --model benchmarks/models/small100-random --device cuda --progress none --max-length 4 -i $OUT/one.txt"
+    note ""
+    note "| load, SMaLL-100-sized, $n device(s) | precision | run 1 | run 2 | run 3 |"
+    note "|---|---|---:|---:|---:|"
+    for prec in fp32 fp16; do
+        for from in disk broadcast; do
+            local row="| --devices all --weights-from $from | $prec"
+            for r in 1 2 3; do row="$row | $(timed "load-$from-$prec-$r" "$L" $big --precision $prec --devices all --weights-from $from)"; done
+            note "$row |"
+        done
+        local row="| --devices 0 (one upload) | $prec"
+        for r in 1 2 3; do row="$row | $(timed "load-one-$prec-$r" "$L" $big --precision $prec)"; done
+        note "$row |"
+    done
+    note ""
+    note "(seconds of wall time for the whole command: process start, CUDA start, model read, uploads or broadcast, one line)"
+}
+
 case $MODE in
 tests) run_tests ;;
+scale) run_scale ;;
 bench) run_bench ;;
 all) run_tests; run_bench ;;
-*) echo "usage: bash scripts/gpu-check.sh tests|bench|all"; exit 2 ;;
+*) echo "usage: bash scripts/gpu-check.sh tests|bench|scale|all"; exit 2 ;;
 esac
 note ""
 note "total $(elapsed)s; $([ $FAILED -eq 0 ] && echo 'every step passed' || echo 'SOME STEPS FAILED OR DID NOT RUN: see the logs beside this file')"

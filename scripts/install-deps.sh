@@ -1,8 +1,9 @@
 #!/bin/sh
 # Installs the Debian packages lyricmt builds against (no-op when present).
 set -e
-# clang, libclang-rt-dev (libFuzzer) and libomp-dev build the fuzz targets.
-PKGS="build-essential libopenblas-dev libcjson-dev libyaml-dev libsentencepiece-dev clang libclang-rt-dev libomp-dev"
+# clang, libclang-rt-dev (libFuzzer) and libomp-dev build the fuzz targets;
+# libopenmpi-dev and openmpi-bin the MPI build and its tests (mpirun on localhost).
+PKGS="build-essential libopenblas-dev libcjson-dev libyaml-dev libsentencepiece-dev clang libclang-rt-dev libomp-dev libopenmpi-dev openmpi-bin"
 if dpkg -s $PKGS >/dev/null 2>&1; then exit 0; fi
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 $SUDO apt-get update -qq
