@@ -9,3 +9,29 @@ ok()   { passed=$((passed + 1)); }
 fail() { failed=$((failed + 1)); echo "FAIL $NAME: $1"; }
 check() { if eval "$2"; then ok; else fail "$1"; fi; }
 summary() { echo "$NAME: $passed passed, $failed failed"; [ $failed -eq 0 ]; }
+
+# Waits (up to 5 s) while job $1 runs until journal $2 records more than $3 lines.
+wait_journal() {
+    waited=0
+    while [ $waited -lt 1000 ] && kill -0 $1 2>/dev/null; do
+        seen=$(awk -F '\t' '/^progress/ { print $2 }' "$2" 2>/dev/null)
+        [ -n "$seen" ] && [ "$seen" -gt "$3" ] && return 0
+        sleep 0.005; waited=$((waited + 1))
+    done
+}
+
+# A seeded lyric-like corpus: lengths from 1 to 40 words in shuffled order,
+# choruses repeated, blank lines between verses.
+corpus() { # $1 lines, $2 seed
+    awk -v n="$1" -v seed="$2" 'BEGIN {
+        srand(seed); split("money mind grind bottom here yeah never stop flow rhyme street dream gold chain night light fight real deal city", w, " ")
+        for (c = 0; c < 8; c++) { hook[c] = ""; for (k = 0; k < 3 + c; k++) hook[c] = hook[c] (k ? " " : "") w[int(rand() * 20) + 1] }
+        for (i = 0; i < n; i++) {
+            r = rand()
+            if (r < 0.08) { print ""; continue }
+            if (r < 0.35) { print hook[int(rand() * 8)]; continue }
+            len = rand() < 0.9 ? 4 + int(rand() * 12) : 16 + int(rand() * 25); s = ""
+            for (k = 0; k < len; k++) s = s (k ? " " : "") w[int(rand() * 20) + 1]
+            print s
+        } }'
+}

@@ -87,15 +87,6 @@ awk 'BEGIN { srand(3); split("money mind grind bottom here yeah never stop flow 
 A="--config configs/augment.yaml --min-score -3.4 --set batch.window_lines=20"
 run $A -i "$T/k.txt" -o "$T/k.ref" 2>/dev/null
 check "600 lines augmented" '[ "$(wc -l < "$T/k.ref")" -gt 600 ]'
-# Waits (up to 5 s) while job $1 runs until journal $2 records more than $3 lines.
-wait_journal() {
-    waited=0
-    while [ $waited -lt 1000 ] && kill -0 $1 2>/dev/null; do
-        seen=$(awk -F '\t' '/^progress/ { print $2 }' "$2" 2>/dev/null)
-        [ -n "$seen" ] && [ "$seen" -gt "$3" ] && return 0
-        sleep 0.005; waited=$((waited + 1))
-    done
-}
 mid=0; last=0
 for round in 1 2 3 4 5 6 7 8; do
     "$BIN" translate --model $M --progress none $A -i "$T/k.txt" -o "$T/k.out" 2>/dev/null &

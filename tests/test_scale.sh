@@ -9,20 +9,6 @@ NAME=test_scale
 run() { "$BIN" translate --model $M --progress none "$@"; }
 peak() { sed -n 's/.*peak memory \([0-9.]*\) MB.*/\1/p' "$1"; }
 
-# the same seeded lyric-like corpus as test_bulk: choruses, blank lines, lengths 1-40
-corpus() { # $1 lines, $2 seed
-    awk -v n="$1" -v seed="$2" 'BEGIN {
-        srand(seed); split("money mind grind bottom here yeah never stop flow rhyme street dream gold chain night light fight real deal city", w, " ")
-        for (c = 0; c < 8; c++) { hook[c] = ""; for (k = 0; k < 3 + c; k++) hook[c] = hook[c] (k ? " " : "") w[int(rand() * 20) + 1] }
-        for (i = 0; i < n; i++) {
-            r = rand()
-            if (r < 0.08) { print ""; continue }
-            if (r < 0.35) { print hook[int(rand() * 8)]; continue }
-            len = rand() < 0.9 ? 4 + int(rand() * 12) : 16 + int(rand() * 25); s = ""
-            for (k = 0; k < len; k++) s = s (k ? " " : "") w[int(rand() * 20) + 1]
-            print s
-        } }'
-}
 
 # ---- workers 1, 2, 3: byte-identical (greedy and beam, text, TSV and JSONL, directories) ----
 corpus 600 21 > "$T/c.txt"
@@ -74,15 +60,6 @@ case "$version" in
 *) echo "test_scale: NCCL not in this build ($version): the broadcast path is not checked here" ;;
 esac
 
-# Waits (up to 5 s) while job $1 runs until journal $2 records more than $3 lines.
-wait_journal() {
-    waited=0
-    while [ $waited -lt 1000 ] && kill -0 $1 2>/dev/null; do
-        seen=$(awk -F '\t' '/^progress/ { print $2 }' "$2" 2>/dev/null)
-        [ -n "$seen" ] && [ "$seen" -gt "$3" ] && return 0
-        sleep 0.005; waited=$((waited + 1))
-    done
-}
 
 # ---- kill -9 at random moments of a multi-worker job, resume with another count ----
 corpus 1500 31 > "$T/k.txt"

@@ -77,15 +77,6 @@ awk 'BEGIN { srand(5); split("money mind grind bottom here yeah never stop flow 
         if (rand() < 0.2) print "money\t돈 돈"; else print s "\t" t } }' > "$T/k.tsv"
 score --set batch.window_lines=50 -i "$T/k.tsv" -o "$T/k.ref" 2>/dev/null
 check "2000 pairs scored" '[ "$(wc -l < "$T/k.ref")" -eq 2000 ]'
-# Waits (up to 5 s) while job $1 runs until journal $2 records more than $3 lines.
-wait_journal() {
-    waited=0
-    while [ $waited -lt 1000 ] && kill -0 $1 2>/dev/null; do
-        seen=$(awk -F '\t' '/^progress/ { print $2 }' "$2" 2>/dev/null)
-        [ -n "$seen" ] && [ "$seen" -gt "$3" ] && return 0
-        sleep 0.005; waited=$((waited + 1))
-    done
-}
 mid=0; last=0
 for round in 1 2 3 4 5 6 7 8 9 10; do
     "$BIN" score --model $M --progress none --set batch.window_lines=50 -i "$T/k.tsv" -o "$T/k.out" 2>/dev/null &
