@@ -20,6 +20,7 @@ static void compact(lm_translation *tr, const bool *keep) {
         tr->scores[m] = tr->scores[h];
         tr->sample[m++] = tr->sample[h];
     }
+    for (int h = m; h < tr->n_hyps; h++) tr->texts[h] = NULL; /* moved or freed: nothing past m to free or read */
     tr->n_hyps = m;
 }
 

@@ -110,6 +110,8 @@ void lm_cpu_weights_free(lm_cpu_weights *w) {
     memset(w, 0, sizeof *w);
 }
 
+bool lm_cpu_weights_row_invariant(const lm_cpu_weights *w) { return w->head.form != LM_FORM_BLAS; }
+
 const lm_cpu_matrix *lm_cpu_weights_dec(const lm_cpu_weights *w, int l, int i) { return &w->dec[(size_t)l * LM_DEC_PRODUCTS + i]; }
 const lm_cpu_matrix *lm_cpu_weights_enc(const lm_cpu_weights *w, int l, int i) { return &w->enc[(size_t)l * LM_ENC_PRODUCTS + i]; }
 

@@ -62,6 +62,12 @@ int lm_cpu_weights_init_as(lm_cpu_weights *w, const lm_model *m, lm_precision pr
 void lm_cpu_weights_free(lm_cpu_weights *w);
 
 /* Layer l's product i (LM_DEC_..., LM_ENC_...). */
+/* Whether the decoder's per-step products and the output projection give each
+ * row the same numbers whatever other rows share the step (packed, int8, bf16:
+ * yes; BLAS: no, its kernels change with the row count). In-flight batching
+ * relies on it. */
+bool lm_cpu_weights_row_invariant(const lm_cpu_weights *w);
+
 const lm_cpu_matrix *lm_cpu_weights_dec(const lm_cpu_weights *w, int l, int i);
 const lm_cpu_matrix *lm_cpu_weights_enc(const lm_cpu_weights *w, int l, int i);
 

@@ -63,6 +63,8 @@ static int open_backends(lm_translator *t, lm_err *err) {
         /* with broadcast only the first device reads host memory; the others get
          * their weights over NCCL once every device has its buffers */
         bool broadcast = e->weights_from == LM_WEIGHTS_BROADCAST;
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        t->worker_threads = cores / n > 0 ? (int)(cores / n) : 1;
         for (int i = 0; i < n; i++) {
             t->backends[i] = lm_cuda_backend_create_on(&t->model, e->precision, e->max_batch_tokens, dev[i], !broadcast || i == 0, err);
             if (!t->backends[i]) return -1;
@@ -95,6 +97,9 @@ static int pool_setup(void *ctx, int w, lm_err *err) {
     lm_translator *t = ctx;
     if (t->engine.device == LM_DEVICE_CUDA) {
 #ifdef LM_WITH_CUDA
+        /* the host's share of a GPU worker's work (search steps, log-softmax
+         * of sampled or scored rows) on cores / workers threads, not all cores each */
+        omp_set_num_threads(t->worker_threads);
         return lm_cuda_backend_bind(t->backends[w], err);
 #else
         (void)w;
@@ -410,7 +415,11 @@ static int run_pool(lm_translator *t, int32_t *const *ids, const by_len_entry *o
     /* all of them come back, finished or not, before the window is let go */
     for (; queued > 0; queued--) {
         lm_batch *b = lm_pool_collect(t->pool, true);
-        if (!b) { rc = lm_pool_error(t->pool, err); break; }
+        if (!b) { /* a worker failed: batches may still be queued, so the pool is not used again */
+            rc = lm_pool_error(t->pool, err);
+            t->failed = *err;
+            break;
+        }
         if (b->rc < 0 && rc >= 0) { *err = b->err; rc = -1; }
         else if (b->rc == 1 && rc == 0) rc = 1;
         else if (b->rc == 0) deliver(b, out, hooks);
@@ -422,6 +431,10 @@ static int run_pool(lm_translator *t, int32_t *const *ids, const by_len_entry *o
 int lm_translator_run(lm_translator *t, int32_t *const *ids, const int *lens, int n, lm_translation *out,
                       const lm_run_hooks *hooks, lm_err *err) {
     memset(out, 0, (size_t)n * sizeof *out);
+    if (t->failed.msg[0]) {
+        *err = t->failed;
+        return -1;
+    }
     by_len_entry *order = lm_malloc((size_t)(n ? n : 1) * sizeof *order, err);
     if (!order) return -1;
     for (int i = 0; i < n; i++) order[i] = (by_len_entry){i, lens[i]};
@@ -429,11 +442,14 @@ int lm_translator_run(lm_translator *t, int32_t *const *ids, const int *lens, in
     if (t->engine.sort_by_length) qsort(order, (size_t)n, sizeof *order, by_length);
     if (t->n_backends > 1 && lm_translator_start_pool(t, true, err) != 0) { free(order); return -1; }
     /* In flight only on a single worker whose backend can add sentences to a
-     * running decode. Scoring and augmentation keep batches: they force-decode
+     * running decode, and on the CPU only when the decoder's products give a row
+     * the same numbers whatever rows share the step (not BLAS, whose kernels
+     * change with the row count). Scoring and augmentation keep batches: they force-decode
      * on the backend after each batch's search, which a running decode cannot
      * share. A pool hands out whole batches. */
     bool inflight = !t->pool && t->engine.inflight && t->backend->ops->encode_more && n > 0 && !t->scoring &&
-                    !lm_augment_wanted(&t->engine);
+                    !lm_augment_wanted(&t->engine) &&
+                    (t->engine.device != LM_DEVICE_CPU || lm_cpu_weights_row_invariant(&t->cpu_weights));
     int rc = t->pool ? run_pool(t, ids, order, n, out, hooks, err)
              : inflight ? run_inflight(t, ids, order, n, out, hooks, err)
                         : run_batches(t, ids, order, n, out, hooks, err);
@@ -457,7 +473,8 @@ int lm_translator_translate(lm_translator *t, const char *const *lines, int n, c
         which[m++] = i;
     }
     if (lm_translator_run(t, ids, lens, m, res, NULL, err) != 0) goto done;
-    for (int j = 0; j < m; j++) {
+    for (int j = 0; j < m; j++) { /* augmentation may have dropped every hypothesis: "" then */
+        if (res[j].n_hyps == 0) continue;
         out[which[j]] = res[j].texts[0];
         res[j].texts[0] = NULL;
     }

@@ -29,6 +29,7 @@ typedef struct {
     int src_prefix_id;        /* first encoder token: __src__ (m2m100) or __tgt__ (small100) */
     lm_search_opts search;
     bool scoring;             /* lm_translator_run force-decodes packed pairs (score.h) instead of searching */
+    lm_err failed;            /* set when a worker failed: every later run fails with it */
 } lm_translator;
 
 /* One line's result: its hypotheses, detokenised, best first. */

@@ -27,6 +27,11 @@ check "the first model's column is translate's output: $(diff "$T/col" "$T/out.m
 check "no score table without references" '! grep -q chrF2 "$T/plain.md"'
 check "a model that differs from the first is marked" 'grep -q "\*\*" "$T/plain.md"'
 
+# a floor no hypothesis reaches leaves every line with none: empty cells, not
+# a freed string (the augmentation's dropped texts once came back as the line's text)
+"$BIN" compare --model $M --model $D -i $H/heldout.en --threads 1 --set output.min_score=-0.0001 > "$T/none.md" 2>"$T/none.err"; rc=$?
+check "every hypothesis dropped: exit $rc, empty cells" '[ $rc -eq 0 ] && [ "$(grep -c "^| [0-9]* | .* |  |  |$" "$T/none.md")" -eq $n ]'
+
 # escaping: table syntax and markup in the text stay text
 printf 'a | b <script>alert("x")</script> & \047q\047\nWe ride tonight\nstray\rcarriage\treturn\n' > "$T/evil.en"
 printf '<b>x</b> | y\n우리는 오늘 밤 달려\n밤\n' > "$T/evil.ko"
