@@ -2,6 +2,7 @@
 #include "json_util.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 int lm_json_int(const cJSON *obj, const char *key, int *out, int lo, int hi, bool required, const char *file, lm_err *err) {
@@ -40,4 +41,12 @@ int lm_json_string(const cJSON *obj, const char *key, char *out, size_t cap, con
     if (strlen(v->valuestring) >= cap) return lm_fail(err, "%s: '%s' is too long", file, key);
     strcpy(out, v->valuestring);
     return 0;
+}
+
+int lm_json_append_line(lm_strbuf *b, cJSON *o) {
+    char *s = cJSON_PrintUnformatted(o);
+    int rc = s && lm_strbuf_add(b, s, strlen(s)) == 0 && lm_strbuf_add(b, "\n", 1) == 0 ? 0 : -1;
+    free(s);
+    cJSON_Delete(o);
+    return rc;
 }

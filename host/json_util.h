@@ -15,4 +15,7 @@ int lm_json_bool(const cJSON *obj, const char *key, bool *out, const char *file,
 /* A null value counts as absent. */
 int lm_json_string(const cJSON *obj, const char *key, char *out, size_t cap, const char *file, lm_err *err);
 
+/* Appends o to b as one line of JSON and deletes o: 0, or -1 when out of memory. */
+int lm_json_append_line(lm_strbuf *b, cJSON *o);
+
 #endif

@@ -1,5 +1,6 @@
 /* output: see output.h. */
 #include "output.h"
+#include "json_util.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -26,7 +27,6 @@ static double rounded(float score) { return round((double)score * 1e4) / 1e4; }
 
 static int format_jsonl(const lm_record *r, const lm_translation *tr, const char *warning, lm_strbuf *b) {
     cJSON *o = cJSON_CreateObject();
-    int rc = -1;
     if (!o) return -1;
     if (r->id_json) cJSON_AddItemToObject(o, "id", cJSON_CreateRaw(r->id_json)); /* as the input wrote it */
     else cJSON_AddStringToObject(o, "id", r->id);
@@ -44,11 +44,7 @@ static int format_jsonl(const lm_record *r, const lm_translation *tr, const char
         }
     }
     if (warning) cJSON_AddStringToObject(o, "warning", warning);
-    char *s = cJSON_PrintUnformatted(o);
-    if (s) rc = lm_strbuf_add(b, s, strlen(s)) == 0 && lm_strbuf_add(b, "\n", 1) == 0 ? 0 : -1;
-    free(s);
-    cJSON_Delete(o);
-    return rc;
+    return lm_json_append_line(b, o);
 }
 
 /* A ready parallel corpus: one line per hypothesis, none for a line without
@@ -67,11 +63,7 @@ static int format_pairs(const lm_record *r, const lm_translation *tr, lm_strbuf 
         char num[32];
         snprintf(num, sizeof num, "%.6f", tr->scores[h]); /* as lyricmt score writes it */
         cJSON_AddItemToObject(o, "score", cJSON_CreateRaw(num));
-        char *s = cJSON_PrintUnformatted(o);
-        int rc = s && lm_strbuf_add(b, s, strlen(s)) == 0 && lm_strbuf_add(b, "\n", 1) == 0 ? 0 : -1;
-        free(s);
-        cJSON_Delete(o);
-        if (rc != 0) return -1;
+        if (lm_json_append_line(b, o) != 0) return -1;
     }
     return 0;
 }

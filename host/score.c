@@ -1,5 +1,6 @@
 /* score: see score.h. */
 #include "score.h"
+#include "json_util.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -173,7 +174,6 @@ int lm_score_format(lm_format fmt, const lm_record *r, const lm_translation *tr,
         return lm_strbuf_add(b, "\t", 1) || lm_strbuf_add(b, rest, strlen(rest)) || lm_strbuf_add(b, "\n", 1) ? -1 : 0;
     }
     cJSON *o = cJSON_CreateObject();
-    int rc = -1;
     if (!o) return -1;
     if (r->id_json) cJSON_AddItemToObject(o, "id", cJSON_CreateRaw(r->id_json)); /* as the input wrote it */
     else cJSON_AddStringToObject(o, "id", r->id);
@@ -190,9 +190,5 @@ int lm_score_format(lm_format fmt, const lm_record *r, const lm_translation *tr,
         cJSON_AddNullToObject(o, "tokens");
     }
     if (warning) cJSON_AddStringToObject(o, "warning", warning);
-    char *s = cJSON_PrintUnformatted(o);
-    if (s) rc = lm_strbuf_add(b, s, strlen(s)) == 0 && lm_strbuf_add(b, "\n", 1) == 0 ? 0 : -1;
-    free(s);
-    cJSON_Delete(o);
-    return rc;
+    return lm_json_append_line(b, o);
 }
