@@ -5,8 +5,9 @@
  * Encoder rows are packed (sentences back to back, no padding), so no work
  * is spent on pad tokens and no mask is needed: sentence s owns rows
  * [offset[s], offset[s] + len[s]). Matrix products go to cpu_weights (BLAS,
- * packed AVX-512, int8 or bf16 as the weights were prepared); attention,
- * norms and element-wise work are spread over threads with OpenMP.
+ * packed AVX-512, int8 or bf16 as the weights were prepared); attention
+ * (cpu_attention) and norms (cpu_norm, with the residual add fused in) are
+ * spread over threads with OpenMP.
  *
  * In-flight batching: encode_more appends sentences to the packed encoder
  * state (dropping, first, those no row decodes any more once they hold half
@@ -16,6 +17,8 @@
  * numbers do not depend on its neighbours.
  */
 #include "backend.h"
+#include "cpu_attention.h"
+#include "cpu_norm.h"
 #include "cpu_weights.h"
 
 #include <cblas.h>
@@ -32,7 +35,6 @@ typedef struct {
     /* encoder batch: sentences numbered since encode; a dropped one has len 0 */
     int n_sent, total;          /* sentences, packed rows in use */
     int cap_sent, cap_total;    /* room in offset/len and in the packed buffers */
-    int longest;                /* longest sentence: sizes attention score scratch */
     int32_t *offset, *len;
     float *enc_out;             /* (total, D) */
     float **cross_k, **cross_v; /* per decoder layer: (total, D) */
@@ -47,6 +49,12 @@ typedef struct {
     /* work buffers, grown on demand */
     float *x, *h, *q, *k, *v, *att, *ffn;
     size_t cap_rows_d, cap_rows_f;
+    /* attention scores, one slice per thread, sized once for the longest
+     * possible key count (max_positions) */
+    float *scores;
+    size_t scores_per_thread;
+    lm_attend_fn attend;        /* the kernels this CPU runs, chosen once */
+    lm_norm_row_fn norm_row;
 } cpu_backend;
 
 /* ---- building blocks ---- */
@@ -57,24 +65,13 @@ static void linear(const float *x, int n, const lm_linear *l, const lm_cpu_matri
     lm_cpu_linear(p, n, x, l->b, y);
 }
 
-static void layer_norm(const float *x, int n, int d, const lm_norm *nm, float *y) {
+/* x += add (when given), then y = layer_norm(x): the residual add of a
+ * pre-norm block fused into the norm that follows it */
+static void add_norm(const cpu_backend *c, float *x, const float *add, int n, int d, const lm_norm *nm, float *y) {
+    lm_norm_row_fn row = c->norm_row;
 #pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++) {
-        const float *xi = x + (size_t)i * d;
-        float *yi = y + (size_t)i * d;
-        double mean = 0, var = 0;
-        for (int j = 0; j < d; j++) mean += xi[j];
-        mean /= d;
-        for (int j = 0; j < d; j++) var += (xi[j] - mean) * (xi[j] - mean);
-        var /= d;
-        float rstd = (float)(1.0 / sqrt(var + LN_EPS));
-        for (int j = 0; j < d; j++) yi[j] = ((xi[j] - (float)mean) * rstd) * nm->gamma[j] + nm->beta[j];
-    }
-}
-
-static void add_inplace(float *x, const float *y, size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) x[i] += y[i];
+    for (int i = 0; i < n; i++)
+        row(x + (size_t)i * d, add ? add + (size_t)i * d : NULL, d, nm->gamma, nm->beta, LN_EPS, y + (size_t)i * d);
 }
 
 static void activate(float *x, size_t n, lm_activation act) {
@@ -83,36 +80,6 @@ static void activate(float *x, size_t n, lm_activation act) {
         if (act == LM_ACT_RELU) x[i] = x[i] > 0 ? x[i] : 0;
         else x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
     }
-}
-
-/* One query row against n_keys keys of one head: out = softmax(q.K^T) V.
- * q is already scaled; keys and values are rows of stride `stride`. */
-static void attend(const float *q, const float *keys, const float *values, int n_keys, int stride, int hd, float *scores,
-                   float *out) {
-    float mx = -INFINITY;
-    for (int j = 0; j < n_keys; j++) {
-        const float *kj = keys + (size_t)j * stride;
-        float s = 0;
-        for (int c = 0; c < hd; c++) s += q[c] * kj[c];
-        scores[j] = s;
-        mx = s > mx ? s : mx;
-    }
-    float sum = 0;
-    for (int j = 0; j < n_keys; j++) {
-        scores[j] = expf(scores[j] - mx);
-        sum += scores[j];
-    }
-    float inv = 1.0f / sum;
-    for (int c = 0; c < hd; c++) out[c] = 0;
-    for (int j = 0; j < n_keys; j++) {
-        const float *vj = values + (size_t)j * stride;
-        float p = scores[j] * inv;
-        for (int c = 0; c < hd; c++) out[c] += p * vj[c];
-    }
-}
-
-static void scale_inplace(float *x, size_t n, float s) {
-    for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
 static int ensure_work(cpu_backend *c, size_t rows, lm_err *err) {
@@ -148,16 +115,16 @@ static void embed(const lm_model *m, const int32_t *tokens, const int32_t *posit
     }
 }
 
-/* x += fc2(act(fc1(norm(x)))) */
-static void feed_forward(cpu_backend *c, int n, const lm_norm *nm, const lm_linear *fc1, const lm_linear *fc2,
-                         const lm_cpu_matrix *p1, const lm_cpu_matrix *p2) {
+/* x += add, then att = fc2(act(fc1(norm(x)))); the caller adds att to x
+ * (fused into the next norm) */
+static void feed_forward(cpu_backend *c, int n, const float *add, const lm_norm *nm, const lm_linear *fc1,
+                         const lm_linear *fc2, const lm_cpu_matrix *p1, const lm_cpu_matrix *p2) {
     const lm_model_config *mc = &c->base.model->cfg.model;
-    layer_norm(c->x, n, mc->d_model, nm, c->h);
+    add_norm(c, c->x, add, n, mc->d_model, nm, c->h);
     bool relu = mc->activation == LM_ACT_RELU; /* fused into the product */
     lm_cpu_linear_relu(p1, n, c->h, fc1->b, relu, c->ffn);
     if (!relu) activate(c->ffn, (size_t)n * fc1->out, mc->activation);
     linear(c->ffn, n, fc2, p2, c->att);
-    add_inplace(c->x, c->att, (size_t)n * mc->d_model);
 }
 
 /* ---- encoder ---- */
@@ -171,7 +138,7 @@ static void free_batch(cpu_backend *c) {
     c->offset = c->len = NULL;
     c->enc_out = NULL;
     c->cross_k = c->cross_v = NULL;
-    c->n_sent = c->total = c->cap_sent = c->cap_total = c->longest = 0;
+    c->n_sent = c->total = c->cap_sent = c->cap_total = 0;
 }
 
 static bool sentence_known(const cpu_backend *c, int s) { return s >= 0 && s < c->n_sent && c->len[s] > 0; }
@@ -221,12 +188,11 @@ static int encode_append(cpu_backend *c, const int32_t *tokens, const int32_t *l
     const lm_model *m = c->base.model;
     const lm_model_config *mc = &m->cfg.model;
     int d = mc->d_model, heads = mc->encoder_heads, hd = d / heads;
-    int total = 0, longest = 0;
+    int total = 0;
     for (int s = 0; s < n; s++) {
         if (lens[s] <= 0 || lens[s] > mc->max_positions)
             return lm_fail(err, "sentence %d has %d tokens; the model takes 1 to %d", c->n_sent + s, lens[s], mc->max_positions);
         total += lens[s];
-        longest = lens[s] > longest ? lens[s] : longest;
     }
     for (int i = 0; i < total; i++)
         if (tokens[i] < 0 || tokens[i] >= mc->vocab_size) return lm_fail(err, "token id %d outside the vocabulary", tokens[i]);
@@ -265,34 +231,30 @@ static int encode_append(cpu_backend *c, const int32_t *tokens, const int32_t *l
     float scaling = 1.0f / sqrtf((float)hd);
     for (int l = 0; l < mc->encoder_layers; l++) {
         const lm_encoder_layer *L = &m->enc[l];
-        layer_norm(c->x, total, d, &L->self_norm, c->h);
+        add_norm(c, c->x, l > 0 ? c->att : NULL, total, d, &L->self_norm, c->h); /* the last FFN's output */
 #define ENC(i) lm_cpu_weights_enc(c->weights, l, LM_ENC_##i)
         linear(c->h, total, &L->q, ENC(Q), c->q);
         linear(c->h, total, &L->k, ENC(K), c->k);
         linear(c->h, total, &L->v, ENC(V), c->v);
-        scale_inplace(c->q, (size_t)total * d, scaling);
-#pragma omp parallel
+#pragma omp parallel num_threads(c->threads)
         {
-            float *scores = malloc((size_t)longest * sizeof(float));
+            float *scores = c->scores + (size_t)omp_get_thread_num() * c->scores_per_thread;
 #pragma omp for collapse(2) schedule(dynamic)
             for (int s = 0; s < n; s++)
                 for (int h = 0; h < heads; h++) {
-                    if (!scores) continue;
                     size_t base = (size_t)local[s] * d + (size_t)h * hd;
                     for (int i = 0; i < lens[s]; i++)
-                        attend(c->q + base + (size_t)i * d, c->k + base, c->v + base, lens[s], d, hd, scores,
-                               c->att + base + (size_t)i * d);
+                        c->attend(c->q + base + (size_t)i * d, scaling, c->k + base, c->v + base, lens[s], d, hd,
+                                  scores, c->att + base + (size_t)i * d);
                 }
-            free(scores);
         }
         linear(c->att, total, &L->o, ENC(O), c->h);
-        add_inplace(c->x, c->h, (size_t)total * d);
-        feed_forward(c, total, &L->ffn_norm, &L->fc1, &L->fc2, ENC(FC1), ENC(FC2));
+        feed_forward(c, total, c->h, &L->ffn_norm, &L->fc1, &L->fc2, ENC(FC1), ENC(FC2));
 #undef ENC
     }
     free(local);
     float *enc = c->enc_out + (size_t)at * d;
-    layer_norm(c->x, total, d, &m->enc_norm, enc);
+    add_norm(c, c->x, c->att, total, d, &m->enc_norm, enc);
     for (int l = 0; l < mc->decoder_layers; l++) {
         linear(enc, total, &m->dec[l].ck, lm_cpu_weights_dec(c->weights, l, LM_DEC_CK), c->cross_k[l] + (size_t)at * d);
         linear(enc, total, &m->dec[l].cv, lm_cpu_weights_dec(c->weights, l, LM_DEC_CV), c->cross_v[l] + (size_t)at * d);
@@ -304,7 +266,6 @@ static int encode_append(cpu_backend *c, const int32_t *tokens, const int32_t *l
     }
     c->n_sent += n;
     c->total = at;
-    c->longest = longest > c->longest ? longest : c->longest;
     return 0;
 }
 
@@ -377,11 +338,9 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
     const lm_model_config *mc = &m->cfg.model;
     int d = mc->d_model, heads = mc->decoder_heads, hd = d / heads, R = c->rows;
     if (step != c->steps_done) return lm_fail(err, "decoder step %d out of order", step);
-    int most = 0; /* keys of the longest row this step */
     for (int r = 0; r < R; r++) {
         if (tokens[r] < 0 || tokens[r] >= mc->vocab_size) return lm_fail(err, "token id %d outside the vocabulary", tokens[r]);
         if (c->row_len[r] >= c->max_steps) return lm_fail(err, "row %d is past the %d decoder steps decoding started with", r, c->max_steps);
-        most = c->row_len[r] + 1 > most ? c->row_len[r] + 1 : most;
     }
     int32_t *pos = c->row_len; /* each row's next position */
     embed(m, tokens, pos, R, c->x);
@@ -391,58 +350,52 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
         const lm_decoder_layer *L = &m->dec[l];
 #define PACK(i) lm_cpu_weights_dec(c->weights, l, LM_DEC_##i)
         /* self-attention over this row's cache, including the new token */
-        layer_norm(c->x, R, d, &L->self_norm, c->h);
+        add_norm(c, c->x, l > 0 ? c->att : NULL, R, d, &L->self_norm, c->h); /* the last FFN's output */
         linear(c->h, R, &L->q, PACK(Q), c->q);
         linear(c->h, R, &L->k, PACK(K), c->k);
         linear(c->h, R, &L->v, PACK(V), c->v);
-        scale_inplace(c->q, (size_t)R * d, scaling);
         for (int r = 0; r < R; r++) {
             memcpy(c->self_k[l] + r * row_stride + (size_t)pos[r] * d, c->k + (size_t)r * d, (size_t)d * sizeof(float));
             memcpy(c->self_v[l] + r * row_stride + (size_t)pos[r] * d, c->v + (size_t)r * d, (size_t)d * sizeof(float));
         }
-#pragma omp parallel
+#pragma omp parallel num_threads(c->threads)
         {
-            float *scores = malloc((size_t)most * sizeof(float));
+            float *scores = c->scores + (size_t)omp_get_thread_num() * c->scores_per_thread;
 #pragma omp for collapse(2) schedule(static)
             for (int r = 0; r < R; r++)
                 for (int h = 0; h < heads; h++) {
-                    if (!scores) continue;
                     size_t col = (size_t)h * hd;
-                    attend(c->q + (size_t)r * d + col, c->self_k[l] + r * row_stride + col, c->self_v[l] + r * row_stride + col,
-                           pos[r] + 1, d, hd, scores, c->att + (size_t)r * d + col);
+                    c->attend(c->q + (size_t)r * d + col, scaling, c->self_k[l] + r * row_stride + col,
+                              c->self_v[l] + r * row_stride + col, pos[r] + 1, d, hd, scores, c->att + (size_t)r * d + col);
                 }
-            free(scores);
         }
         linear(c->att, R, &L->o, PACK(O), c->h);
-        add_inplace(c->x, c->h, (size_t)R * d);
 
         /* cross-attention over the row's sentence */
-        layer_norm(c->x, R, d, &L->cross_norm, c->h);
+        add_norm(c, c->x, c->h, R, d, &L->cross_norm, c->h);
         linear(c->h, R, &L->cq, PACK(CQ), c->q);
-        scale_inplace(c->q, (size_t)R * d, scaling);
-#pragma omp parallel
+#pragma omp parallel num_threads(c->threads)
         {
-            float *scores = malloc((size_t)c->longest * sizeof(float));
+            float *scores = c->scores + (size_t)omp_get_thread_num() * c->scores_per_thread;
 #pragma omp for collapse(2) schedule(static)
             for (int r = 0; r < R; r++)
                 for (int h = 0; h < heads; h++) {
-                    if (!scores) continue;
                     int s = c->row_sentence[r];
                     size_t col = (size_t)h * hd, base = (size_t)c->offset[s] * d + col;
-                    attend(c->q + (size_t)r * d + col, c->cross_k[l] + base, c->cross_v[l] + base, c->len[s], d, hd, scores,
-                           c->att + (size_t)r * d + col);
+                    c->attend(c->q + (size_t)r * d + col, scaling, c->cross_k[l] + base, c->cross_v[l] + base, c->len[s],
+                              d, hd, scores, c->att + (size_t)r * d + col);
                 }
-            free(scores);
         }
         linear(c->att, R, &L->co, PACK(CO), c->h);
-        add_inplace(c->x, c->h, (size_t)R * d);
-        feed_forward(c, R, &L->ffn_norm, &L->fc1, &L->fc2, PACK(FC1), PACK(FC2));
+        feed_forward(c, R, c->h, &L->ffn_norm, &L->fc1, &L->fc2, PACK(FC1), PACK(FC2));
 #undef PACK
     }
     c->steps_done = step + 1;
     for (int r = 0; r < R; r++) c->row_len[r]++;
+    /* without logits, the last FFN's output is not added: nothing reads x
+     * before the next step embeds over it */
     if (!logits) return 0;
-    layer_norm(c->x, R, d, &m->dec_norm, c->h);
+    add_norm(c, c->x, c->att, R, d, &m->dec_norm, c->h);
     lm_cpu_linear(&c->weights->head, R, c->h, NULL, logits);
     return 0;
 }
@@ -483,6 +436,7 @@ static void cpu_destroy(lm_backend *b) {
     free_batch(c);
     free_decode(c);
     free(c->x); free(c->h); free(c->q); free(c->k); free(c->v); free(c->att); free(c->ffn);
+    free(c->scores);
     free(c);
 }
 
@@ -505,6 +459,13 @@ lm_backend *lm_cpu_backend_create(const lm_model *model, const lm_cpu_weights *w
     c->weights = weights;
     c->threads = threads > 0 ? threads : omp_get_num_procs();
     omp_set_num_threads(c->threads);
+    const lm_model_config *mc = &model->cfg.model;
+    int heads = mc->encoder_heads < mc->decoder_heads ? mc->encoder_heads : mc->decoder_heads;
+    c->scores_per_thread = lm_attend_scratch(mc->max_positions, mc->d_model / heads);
+    c->scores = lm_malloc((size_t)c->threads * c->scores_per_thread * sizeof(float), err);
+    if (!c->scores) { free(c); return NULL; }
+    c->attend = lm_attend_best();
+    c->norm_row = lm_norm_row_best();
     openblas_set_num_threads(1); /* threads come from OpenMP: see blas_linear in cpu_weights.c */
     return &c->base;
 }
