@@ -20,8 +20,11 @@ With --precisions, the CPU precision table instead (run_precisions): lyricmt in
 each precision against CTranslate2 in the matching compute types (int8: int8 and
 int8_float32; bf16: bfloat16, or float32 where CTranslate2 refuses it), each
 setting run --runs times, median and spread, peak memory, and the agreement of
-the outputs with CTranslate2's and with fp32. Writes
-benchmarks/results/<date>-cpu-<model>-precisions.md.
+the outputs with CTranslate2's and with fp32, and the work counted against the
+hardware limit: each row's multiply-adds (model_macs, the same count for both
+engines), GMAC/s, and the share of the CPU's peak for that precision, measured
+once per report by benchmarks/peak.c. Writes
+benchmarks/results/<date>-cpu-<model>-precisions.md (or --out).
 """
 import argparse
 import datetime
