@@ -48,7 +48,7 @@ def sh(cmd, **kw):
 
 def run_engine(name, a, model, ct2, corpus, out, beam, fixed, budget, precision=None, compute_type=None, check=True):
     """One timed run in a child process: (seconds, peak MB, command, target
-    tokens per line). precision: lyricmt's (default a.precision); compute_type:
+    tokens per line or None). precision: lyricmt's (default a.precision); compute_type:
     CTranslate2's (default: the one matching the precision). With check=False a
     failed run gives None. Target tokens per line (decoder steps, the forced
     target tag included): the mean over the lines the engine ran through its
@@ -256,7 +256,7 @@ def run_precisions(a, model, ct2, corpus, work, n_lines):
                 same_ct2 = sum(x == y for x, y in zip(outs[mine], outs[peer])) / max(1, n_lines + 1)
                 same_fp32_mine = sum(x == y for x, y in zip(outs[mine], ref)) / max(1, n_lines + 1) if ref else None
                 same_fp32_peer = sum(x == y for x, y in zip(outs[peer], ref)) / max(1, n_lines + 1) if ref else None
-                macs = [model_macs(cfg, src_lens, median(steps[t]), beam) for t in (mine, peer)]
+                macs = [model_macs(cfg, src_lens, median(steps[t]), beam) if None not in steps[t] else None for t in (mine, peer)]
                 rows.append((label, p, peer[4:], times[mine], times[peer], median(peaks[mine]), median(peaks[peer]), same_ct2,
                              same_fp32_mine, same_fp32_peer, macs, [limit_of(limits, p), limit_of(limits, peer[4:])]))
     write_precision_report(a, rows, commands, sorted(set(notes)), n_lines, model, cfg, src_lens, limits)
@@ -288,14 +288,16 @@ def write_precision_report(a, rows, commands, notes, n_lines, model, cfg, src_le
     md += work_lines(a, cfg, src_lens, limits)
     md += [f"- note: {n}" for n in notes]
     md += ["", "| setting | lyricmt | CTranslate2 | lyricmt s | CTranslate2 s | speed-up | peak MB lyricmt / CT2 | same as CT2 | same as fp32 (lyricmt / CT2) "
-           "| work GMAC lyricmt / CT2 | GMAC/s lyricmt / CT2 | % of peak lyricmt / CT2 |",
+           "| work GMAC lyricmt / CT2 | GMAC/s lyricmt / CT2 | % of MAC peak lyricmt / CT2 |",
            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for label, p, t, mine, peer, pk_m, pk_p, same_ct2, s_m, s_p, work, limit in rows:
         fp = f"{s_m * 100:.0f}% / {s_p * 100:.0f}%" if s_m is not None else "-"
-        rate = [w / median(x) / 1e9 for w, x in zip(work, (mine, peer))]
-        share = " / ".join(f"{100 * r / l:.1f}%" if l else "-" for r, l in zip(rate, limit))
+        rate = [w / median(x) / 1e9 if w else None for w, x in zip(work, (mine, peer))]
+        share = " / ".join(f"{100 * r / l:.1f}%" if r and l else "-" for r, l in zip(rate, limit))
+        gmac = " / ".join(f"{w / 1e9:.1f}" if w else "-" for w in work)
+        gmacs = " / ".join(f"{r:.1f}" if r else "-" for r in rate)
         md.append(f"| {label} | {p} | {t} | {spread(mine)} | {spread(peer)} | {median(peer) / median(mine):.2f}x | {pk_m:.0f} / {pk_p:.0f} | "
-                  f"{same_ct2 * 100:.0f}% | {fp} | {work[0] / 1e9:.1f} / {work[1] / 1e9:.1f} | {rate[0]:.1f} / {rate[1]:.1f} | {share} |")
+                  f"{same_ct2 * 100:.0f}% | {fp} | {gmac} | {gmacs} | {share} |")
     md += ["", "Commands (as run, from the repository root):", "", "```"] + sorted({c.replace(ROOT + "/", "").replace(sys.executable, "python3") for c in commands}) + ["```", ""]
     with open(base + ".md", "w") as f:
         f.write("\n".join(md) + "\n")
@@ -372,7 +374,7 @@ def work_lines(a, cfg, src_lens, limits):
             f"per line (its median run; mean over lines), the forced `__ko__` included; every line counts, repeats too. Not counted: padding, "
             "layer norms, softmax, the search. Work an engine skips (lyricmt: repeated lines translated once, beam rows "
             "shared until they differ; CTranslate2: beams expanded after the first step) still counts, so skipping shows as a higher rate",
-            f"- GMAC/s: the work over the median seconds; % of peak: of `build/peak {a.threads}` (benchmarks/peak.c, run once "
+            f"- GMAC/s: the work over the median seconds; % of MAC peak: of `build/peak {a.threads}` (benchmarks/peak.c, run once "
             "before the engines), all threads' GMAC/s by CPU time, for the engine's precision: fp32/float32 the fp32 FMA; "
             "bf16/bfloat16 the faster of vdpbf16ps and the FMA on a widened bfloat16; int8/int8_float32 vpdpbusd",
             f"- peaks (GMAC/s): {peaks}"]
