@@ -20,8 +20,11 @@ With --precisions, the CPU precision table instead (run_precisions): lyricmt in
 each precision against CTranslate2 in the matching compute types (int8: int8 and
 int8_float32; bf16: bfloat16, or float32 where CTranslate2 refuses it), each
 setting run --runs times, median and spread, peak memory, and the agreement of
-the outputs with CTranslate2's and with fp32. Writes
-benchmarks/results/<date>-cpu-<model>-precisions.md.
+the outputs with CTranslate2's and with fp32, and the work counted against the
+hardware limit: each row's multiply-adds (model_macs, the same count for both
+engines), GMAC/s, and the share of the CPU's peak for that precision, measured
+once per report by benchmarks/peak.c. Writes
+benchmarks/results/<date>-cpu-<model>-precisions.md (or --out).
 """
 import argparse
 import datetime
@@ -44,9 +47,12 @@ def sh(cmd, **kw):
 
 
 def run_engine(name, a, model, ct2, corpus, out, beam, fixed, budget, precision=None, compute_type=None, check=True):
-    """One timed run in a child process: (seconds, peak MB, command). precision:
-    lyricmt's (default a.precision); compute_type: CTranslate2's (default: the
-    one matching the precision). With check=False a failed run gives None."""
+    """One timed run in a child process: (seconds, peak MB, command, target
+    tokens per line or None). precision: lyricmt's (default a.precision); compute_type:
+    CTranslate2's (default: the one matching the precision). With check=False a
+    failed run gives None. Target tokens per line (decoder steps, the forced
+    target tag included): the mean over the lines the engine ran through its
+    model; lyricmt translates a repeated line once, so its repeats count at that mean."""
     precision = precision or a.precision
     if name.startswith("lyricmt"):
         cmd = [LYRICMT, "translate", "--model", model, "-i", corpus, "-o", out, "--beam", str(beam), "--max-length", str(a.max_length),
@@ -89,11 +95,14 @@ def run_engine(name, a, model, ct2, corpus, out, beam, fixed, budget, precision=
             estimates.append((0.5 / trate, int(tokens.group(1)) / trate))
         seconds = min(estimates)[1]
         peak = float(m.group(1)) if m else 0.0
+        translated = re.search(r"lyricmt: (\d+) \w+ by the model", stderr)
+        per_line = int(tokens.group(1)) / int(translated.group(1)) if tokens and translated and int(translated.group(1)) else None
     else:
         info = json.loads(stdout.strip().splitlines()[-1])
         seconds = info["seconds"]
         peak = info.get("peak_mb", 0.0)
-    return seconds, peak, " ".join(cmd)
+        per_line = info["tokens"] / info["lines"] if info.get("lines") else None
+    return seconds, peak, " ".join(cmd), per_line
 
 
 def main():
@@ -110,8 +119,14 @@ def main():
                     help="CPU precision table instead: lyricmt in each of these (fp32,int8,bf16) against CTranslate2's matching compute types")
     ap.add_argument("--runs", type=int, default=3, help="precision table: timed runs per engine and setting (median and spread)")
     ap.add_argument("--settings", default="greedy,greedy-fixed,beam,beam-fixed", help="precision table: which settings")
+    ap.add_argument("--out", default="", help="precision table: the report's path (default results/<date>-cpu-<model>-precisions.md; "
+                                              "give another for a trial run, so as not to replace a committed result)")
     ap.add_argument("--inflight", action="store_true", help="only lyricmt, in-flight batching on against off (bench_inflight)")
     a = ap.parse_args()
+    if a.precisions:
+        bad = [p for p in a.precisions.split(",") if p not in CT2_TYPES] + [k for k in a.settings.split(",") if k not in SETTINGS]
+        if bad:
+            ap.error(f"unknown precision or setting {bad[0]!r}: precisions from {','.join(CT2_TYPES)}, settings from {','.join(SETTINGS)}")
     if a.inflight:
         return bench_inflight(a)
     a.ct2_version = versions()["ctranslate2"]
@@ -154,7 +169,7 @@ def main():
             if e == "hf_loop" and beam > 1 and a.model != "tiny":
                 continue  # minutes per run on two cores; the greedy rows show its gap
             out = os.path.join(work, f"{e}.{beam}.{int(fixed)}.txt")
-            seconds, peak, cmd = run_engine(e, a, model, ct2, corpus, out, beam, fixed, default_budget)
+            seconds, peak, cmd, _ = run_engine(e, a, model, ct2, corpus, out, beam, fixed, default_budget)
             outs[e] = open(out).read().split("\n")
             res[e] = (seconds, peak)
             commands.append(cmd)
@@ -178,7 +193,7 @@ def main():
                     if e not in engines:
                         continue
                     out = os.path.join(work, f"sweep.{e}.{b}.txt")
-                    seconds, _, _ = run_engine(e, a, model, ct2, corpus, out, beam, fixed, b)
+                    seconds, _, _, _ = run_engine(e, a, model, ct2, corpus, out, beam, fixed, b)
                     sweep.append((e, b, len(lines) / seconds))
     write_report(a, rows, sweep, commands, len(lines), model)
 
@@ -203,9 +218,12 @@ def run_precisions(a, model, ct2, corpus, work, n_lines):
     precisions = a.precisions.split(",")
     rows, commands, notes = [], [], []
     refused = set()
+    limits = measure_peaks(a.threads)  # first, before the engines warm the machine
+    cfg = json.load(open(os.path.join(model, "config.json")))
+    src_lens = source_lengths(model, corpus)
     for key in a.settings.split(","):
         label, beam, fixed = SETTINGS[key]
-        outs, times, peaks = {}, {}, {}
+        outs, times, peaks, steps = {}, {}, {}, {}
         engines = [("lyricmt", "fp32", None)] if "fp32" not in precisions else []  # the fp32 reference for agreement
         for p in precisions:
             engines.append(("lyricmt", p, None))
@@ -225,6 +243,7 @@ def run_precisions(a, model, ct2, corpus, work, n_lines):
                     continue
                 times.setdefault(tag, []).append(got[0])
                 peaks.setdefault(tag, []).append(got[1])
+                steps.setdefault(tag, []).append(got[3])
                 outs[tag] = open(out, encoding="utf-8").read().split("\n")
                 commands.append(got[2])
         ref = outs.get("lyricmt-fp32")
@@ -237,9 +256,10 @@ def run_precisions(a, model, ct2, corpus, work, n_lines):
                 same_ct2 = sum(x == y for x, y in zip(outs[mine], outs[peer])) / max(1, n_lines + 1)
                 same_fp32_mine = sum(x == y for x, y in zip(outs[mine], ref)) / max(1, n_lines + 1) if ref else None
                 same_fp32_peer = sum(x == y for x, y in zip(outs[peer], ref)) / max(1, n_lines + 1) if ref else None
+                macs = [model_macs(cfg, src_lens, median(steps[t]), beam) if None not in steps[t] else None for t in (mine, peer)]
                 rows.append((label, p, peer[4:], times[mine], times[peer], median(peaks[mine]), median(peaks[peer]), same_ct2,
-                             same_fp32_mine, same_fp32_peer))
-    write_precision_report(a, rows, commands, sorted(set(notes)), n_lines, model)
+                             same_fp32_mine, same_fp32_peer, macs, [limit_of(limits, p), limit_of(limits, peer[4:])]))
+    write_precision_report(a, rows, commands, sorted(set(notes)), n_lines, model, cfg, src_lens, limits)
 
 
 def spread(xs):
@@ -247,11 +267,13 @@ def spread(xs):
     return f"{m:.2f} ({min(xs):.2f}-{max(xs):.2f})"
 
 
-def write_precision_report(a, rows, commands, notes, n_lines, model):
+def write_precision_report(a, rows, commands, notes, n_lines, model, cfg, src_lens, limits):
     date = datetime.date.today().isoformat()
     out_dir = os.path.join(HERE, "results")
     os.makedirs(out_dir, exist_ok=True)
     base = os.path.join(out_dir, f"{date}-cpu-{a.model}-precisions")
+    if a.out:
+        base = a.out[:-3] if a.out.endswith(".md") else a.out
     v = versions()
     md = [f"# CPU precisions: {a.model} model, {date}", "",
           f"- machine: {machine(a)}; {platform.platform()}",
@@ -263,17 +285,99 @@ def write_precision_report(a, rows, commands, notes, n_lines, model):
           "- same as CT2: output lines identical to CTranslate2's in that row; same as fp32: identical to lyricmt fp32's "
           "(lyricmt's own, then CTranslate2's)",
           "- peak memory: the median peak resident set of each engine's process (CTranslate2's includes Python and the tokenizer)"]
+    md += work_lines(a, cfg, src_lens, limits)
     md += [f"- note: {n}" for n in notes]
-    md += ["", "| setting | lyricmt | CTranslate2 | lyricmt s | CTranslate2 s | speed-up | peak MB lyricmt / CT2 | same as CT2 | same as fp32 (lyricmt / CT2) |",
-           "|---|---|---|---:|---:|---:|---:|---:|---:|"]
-    for label, p, t, mine, peer, pk_m, pk_p, same_ct2, s_m, s_p in rows:
+    md += ["", "| setting | lyricmt | CTranslate2 | lyricmt s | CTranslate2 s | speed-up | peak MB lyricmt / CT2 | same as CT2 | same as fp32 (lyricmt / CT2) "
+           "| work GMAC lyricmt / CT2 | GMAC/s lyricmt / CT2 | % of MAC peak lyricmt / CT2 |",
+           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for label, p, t, mine, peer, pk_m, pk_p, same_ct2, s_m, s_p, work, limit in rows:
         fp = f"{s_m * 100:.0f}% / {s_p * 100:.0f}%" if s_m is not None else "-"
+        rate = [w / median(x) / 1e9 if w else None for w, x in zip(work, (mine, peer))]
+        share = " / ".join(f"{100 * r / l:.1f}%" if r and l else "-" for r, l in zip(rate, limit))
+        gmac = " / ".join(f"{w / 1e9:.1f}" if w else "-" for w in work)
+        gmacs = " / ".join(f"{r:.1f}" if r else "-" for r in rate)
         md.append(f"| {label} | {p} | {t} | {spread(mine)} | {spread(peer)} | {median(peer) / median(mine):.2f}x | {pk_m:.0f} / {pk_p:.0f} | "
-                  f"{same_ct2 * 100:.0f}% | {fp} |")
+                  f"{same_ct2 * 100:.0f}% | {fp} | {gmac} | {gmacs} | {share} |")
     md += ["", "Commands (as run, from the repository root):", "", "```"] + sorted({c.replace(ROOT + "/", "").replace(sys.executable, "python3") for c in commands}) + ["```", ""]
     with open(base + ".md", "w") as f:
         f.write("\n".join(md) + "\n")
     print("\n".join(md))
+
+
+def source_lengths(model, corpus):
+    """Source tokens of each corpus line as every engine feeds them (`__en__`,
+    the pieces, `</s>`), from the model's own tokenizer."""
+    from transformers import M2M100Tokenizer
+
+    tok = M2M100Tokenizer.from_pretrained(model, src_lang="en", tgt_lang="ko")
+    return [len(tok(l).input_ids) for l in open(corpus, encoding="utf-8").read().split("\n") if l.strip()]
+
+
+MACS_FORMULA = ("per line of S source tokens, n decoder steps and k beams: encoder S·Le·(4D²+2DF) + Le·2S²D "
+                "(q, k, v, o and the FFN per token; q·K and p·V); cross-attention K/V S·Ld·2D²; decoder "
+                "k·n·(Ld·(6D²+2DF) + VD) (self q, k, v, o, cross q, o, the FFN, the output projection per row-step) "
+                "+ k·Ld·D·(n(n+1) + 2nS) (self-attention's q·K and p·V over the 1..n cached positions, cross-attention's over S)")
+
+
+def model_macs(cfg, src_lens, steps, beam):
+    """Multiply-adds the translation needs (MACS_FORMULA), summed over the lines:
+    src_lens from source_lengths, steps the decoder steps per line (the forced
+    target tag included). The same count for every engine, whatever it skips;
+    padding, layer norms, softmax and the search's row work are not counted."""
+    D, F, V = cfg["d_model"], cfg["encoder_ffn_dim"], cfg["vocab_size"]
+    Fd, Le, Ld = cfg["decoder_ffn_dim"], cfg["encoder_layers"], cfg["decoder_layers"]
+    n, k = steps, beam
+    total = 0.0
+    for S in src_lens:
+        total += S * Le * (4 * D * D + 2 * D * F) + Le * 2 * S * S * D + S * Ld * 2 * D * D
+        total += k * n * (Ld * (6 * D * D + 2 * D * Fd) + V * D) + k * Ld * D * (n * (n + 1) + 2 * n * S)
+    return total
+
+
+# the peak each precision is held against (peak.c's kinds): the fastest instruction
+# that does its products exactly. bf16: vdpbf16ps, or a bfloat16 widened to float
+# and one FMA (exact, as host/gemm_bf16.c does on Intel, where that is faster)
+PEAK_KINDS = {"fp32": ["fp32_fma512", "fp32_fma256"], "float32": ["fp32_fma512", "fp32_fma256"],
+              "bf16": ["bf16_dp512", "fp32_fma512", "fp32_fma256"], "bfloat16": ["bf16_dp512", "fp32_fma512", "fp32_fma256"],
+              "int8": ["int8_dp512"], "int8_float32": ["int8_dp512"]}
+
+
+def measure_peaks(threads):
+    """benchmarks/peak.c's JSON line for this many threads, built with cc into
+    build/ when missing or older than its source; {} (and no % column) if cc fails."""
+    src, exe = os.path.join(HERE, "peak.c"), os.path.join(ROOT, "build", "peak")
+    try:
+        if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
+            os.makedirs(os.path.dirname(exe), exist_ok=True)
+            sh(["cc", "-O2", "-std=c11", "-Wall", "-Wextra", "-fopenmp", src, "-o", exe])
+        return json.loads(subprocess.run([exe, str(threads)], check=True, capture_output=True, text=True).stdout)
+    except (OSError, subprocess.CalledProcessError, ValueError) as err:
+        print(f"bench: no peak measured ({err}); the report leaves out % of peak", file=sys.stderr)
+        return {}
+
+
+def limit_of(limits, precision):
+    """Peak GMAC/s with all threads for an engine's precision or compute type; None when the CPU has none."""
+    got = [limits[k]["all"] for k in PEAK_KINDS[precision] if limits.get(k)]
+    return max(got) if got else None
+
+
+def work_lines(a, cfg, src_lens, limits):
+    """The report's lines that say how work and peaks are counted."""
+    names = {"fp32_fma512": "fp32 FMA zmm", "fp32_fma256": "fp32 FMA ymm", "bf16_dp512": "vdpbf16ps zmm", "int8_dp512": "vpdpbusd zmm"}
+    peaks = "; ".join(f"{names[k]} {limits[k]['thread']:.1f} a thread, {limits[k]['all']:.1f} with {limits['threads']} "
+                      f"(wall {limits[k]['all_wall']:.1f})" if limits.get(k) else f"{names[k]} absent" for k in names) if limits else "not measured"
+    return [f"- work: multiply-adds (MACs) the translation needs, counted the same way for both engines from config.json "
+            f"(D={cfg['d_model']}, F={cfg['encoder_ffn_dim']}/{cfg['decoder_ffn_dim']}, Le={cfg['encoder_layers']}, "
+            f"Ld={cfg['decoder_layers']}, V={cfg['vocab_size']}; heads change no count): {MACS_FORMULA}. "
+            f"S: the tokenizer's ({sum(src_lens)} source tokens, `__en__` and `</s>` included); n: the engine's target tokens "
+            f"per line (its median run; mean over lines), the forced `__ko__` included; every line counts, repeats too. Not counted: padding, "
+            "layer norms, softmax, the search. Work an engine skips (lyricmt: repeated lines translated once, beam rows "
+            "shared until they differ; CTranslate2: beams expanded after the first step) still counts, so skipping shows as a higher rate",
+            f"- GMAC/s: the work over the median seconds; % of MAC peak: of `build/peak {a.threads}` (benchmarks/peak.c, run once "
+            "before the engines), all threads' GMAC/s by CPU time, for the engine's precision: fp32/float32 the fp32 FMA; "
+            "bf16/bfloat16 the faster of vdpbf16ps and the FMA on a widened bfloat16; int8/int8_float32 vpdpbusd",
+            f"- peaks (GMAC/s): {peaks}"]
 
 
 def model_flops(model, corpus, beam, max_length):
