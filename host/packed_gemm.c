@@ -12,6 +12,11 @@
  * 16-64 rows went from 53-62 to 61-76 GMAC/s per thread (NOTES, attempt 15). */
 #define ROWS 12
 
+/* Panel lines are prefetched this many k steps (4 KB) ahead. The hardware
+ * prefetcher alone left the output projection memory-starved at few rows:
+ * 27 -> 32-38 GMAC/s per thread at 16 rows, 53 -> 59-66 at 64 (attempt 15). */
+#define PREFETCH_K 32
+
 bool lm_packed_supported(void) { return (lm_cpu_features() & LM_CPU_AVX512) != 0; }
 
 int lm_packed_init(lm_packed *p, const float *w, int n, int k, lm_err *err) {
@@ -53,6 +58,10 @@ __attribute__((target("avx512f"), always_inline)) static inline void tile(const 
     for (int i = 0; i < rows; i++) lo[i] = hi[i] = _mm512_setzero_ps();
     for (int kk = 0; kk < k; kk++) {
         __m512 w0 = _mm512_load_ps(panel + (size_t)kk * LM_PANEL), w1 = _mm512_load_ps(panel + (size_t)kk * LM_PANEL + 16);
+        /* the panel's lines PREFETCH_K steps ahead (past its end: the next
+         * panel's first lines; a prefetch never faults) */
+        _mm_prefetch((const char *)(panel + (size_t)(kk + PREFETCH_K) * LM_PANEL), _MM_HINT_T0);
+        _mm_prefetch((const char *)(panel + (size_t)(kk + PREFETCH_K) * LM_PANEL + 16), _MM_HINT_T0);
 #pragma GCC unroll 16
         for (int i = 0; i < rows; i++) {
             __m512 a = _mm512_set1_ps(x[(size_t)i * ldx + kk]);
