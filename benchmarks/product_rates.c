@@ -126,7 +126,7 @@ static double rate(int blas, const float *w, const lm_packed *p, int n, int k, i
                 double t0 = thread_seconds(), macs = 0;
                 do { /* at least 0.2 s of CPU per measurement */
                     if (blas) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n1 - n0, k, 1.0f, x, k, w + (size_t)n0 * k, k, 0.0f, y + n0, n);
-                    else lm_packed_gemm(p, m, x, y, n0, n1);
+                    else lm_packed_gemm(p, m, x, NULL, false, y, n0, n1);
                     macs += (double)m * (n1 - n0) * k;
                 } while (thread_seconds() - t0 < 0.2);
                 sum += macs / (thread_seconds() - t0) * 1e-9;

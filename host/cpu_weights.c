@@ -155,12 +155,7 @@ static void packed_linear(const lm_cpu_matrix *w, int m, const float *x, const f
     {
         int n0, n1;
         thread_columns(w->n, LM_PANEL, &n0, &n1); /* whole panels per slice */
-        if (n0 < n1) {
-            lm_packed_gemm(&w->f32, m, x, y, n0, n1);
-            for (int i = 0; bias && i < m; i++)
-                for (int j = n0; j < n1; j++) y[(size_t)i * w->n + j] += bias[j];
-            if (relu) relu_columns(y, m, w->n, n0, n1);
-        }
+        if (n0 < n1) lm_packed_gemm(&w->f32, m, x, bias, relu, y, n0, n1);
     }
 }
 
