@@ -185,6 +185,10 @@ bench:
 	python3 benchmarks/bench.py --model small100 --lines 32 --max-length 16
 	python3 benchmarks/bench.py --model small100 --lines $(BENCH_LINES) --max-length 32 --precisions $(BENCH_PRECISIONS) --runs $(BENCH_RUNS)
 
+# Per-product rates and the FMA peak (benchmarks/product_rates.c, NOTES attempt 15)
+$(BUILD)/product_rates: $(BUILD)/benchmarks/product_rates.o $(HOST_OBJ)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
 bench-quick:
 	sh scripts/install-bench-deps.sh
 	$(MAKE) $(BUILD)/lyricmt

@@ -62,15 +62,17 @@ int lm_cpu_weights_init_as(lm_cpu_weights *w, const lm_model *m, lm_precision pr
     }
     w->precision = precision;
 
-    /* fp32: the decoder's steps and the output projection packed, the rest BLAS */
-    lm_cpu_form step = LM_FORM_PACKED, batch = LM_FORM_BLAS;
-    if (precision == LM_PREC_INT8) step = batch = LM_FORM_INT8;
-    if (precision == LM_PREC_BF16) step = batch = LM_FORM_BF16;
+    /* fp32: every product packed where the CPU has AVX-512. The packed tile
+     * runs the encoder's shapes (200-3000 rows) as fast as OpenBLAS does
+     * (benchmarks/NOTES.md, attempt 15), and is row-invariant there too. */
+    lm_cpu_form form = LM_FORM_PACKED;
+    if (precision == LM_PREC_INT8) form = LM_FORM_INT8;
+    if (precision == LM_PREC_BF16) form = LM_FORM_BF16;
     if (precision == LM_PREC_FP32) {
         const char *force = getenv("LYRICMT_CPU_GEMM");
         bool want_packed = force && !strcmp(force, "packed"), want_blas = force && !strcmp(force, "blas");
         if (want_packed && !lm_packed_supported()) return lm_fail(err, "LYRICMT_CPU_GEMM=packed needs AVX-512, which this CPU lacks");
-        if (want_blas || !lm_packed_supported()) step = LM_FORM_BLAS;
+        if (want_blas || !lm_packed_supported()) form = LM_FORM_BLAS;
     }
 
     const lm_model_config *mc = &m->cfg.model;
@@ -78,20 +80,18 @@ int lm_cpu_weights_init_as(lm_cpu_weights *w, const lm_model *m, lm_precision pr
     w->decoder_layers = mc->decoder_layers;
     w->enc = lm_calloc((size_t)mc->encoder_layers * LM_ENC_PRODUCTS + 1, sizeof *w->enc, err);
     w->dec = lm_calloc((size_t)mc->decoder_layers * LM_DEC_PRODUCTS + 1, sizeof *w->dec, err);
-    if (!w->enc || !w->dec || prepare(m, &w->head, step, m->lm_head, mc->vocab_size, mc->d_model, q8, b16, err) != 0) goto fail;
+    if (!w->enc || !w->dec || prepare(m, &w->head, form, m->lm_head, mc->vocab_size, mc->d_model, q8, b16, err) != 0) goto fail;
     for (int l = 0; l < mc->encoder_layers; l++) {
         const lm_encoder_layer *L = &m->enc[l];
         const lm_linear *lin[LM_ENC_PRODUCTS] = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2};
         for (int i = 0; i < LM_ENC_PRODUCTS; i++)
-            if (prepare(m, &w->enc[(size_t)l * LM_ENC_PRODUCTS + i], batch, lin[i]->w, lin[i]->out, lin[i]->in, q8, b16, err) != 0) goto fail;
+            if (prepare(m, &w->enc[(size_t)l * LM_ENC_PRODUCTS + i], form, lin[i]->w, lin[i]->out, lin[i]->in, q8, b16, err) != 0) goto fail;
     }
     for (int l = 0; l < mc->decoder_layers; l++) {
         const lm_decoder_layer *L = &m->dec[l];
         const lm_linear *lin[LM_DEC_PRODUCTS] = {&L->q, &L->k, &L->v, &L->o, &L->cq, &L->co, &L->fc1, &L->fc2, &L->ck, &L->cv};
-        for (int i = 0; i < LM_DEC_PRODUCTS; i++) {
-            lm_cpu_form form = i == LM_DEC_CK || i == LM_DEC_CV ? batch : step;
+        for (int i = 0; i < LM_DEC_PRODUCTS; i++)
             if (prepare(m, &w->dec[(size_t)l * LM_DEC_PRODUCTS + i], form, lin[i]->w, lin[i]->out, lin[i]->in, q8, b16, err) != 0) goto fail;
-        }
     }
     return 0;
 fail:
@@ -155,12 +155,7 @@ static void packed_linear(const lm_cpu_matrix *w, int m, const float *x, const f
     {
         int n0, n1;
         thread_columns(w->n, LM_PANEL, &n0, &n1); /* whole panels per slice */
-        if (n0 < n1) {
-            lm_packed_gemm(&w->f32, m, x, y, n0, n1);
-            for (int i = 0; bias && i < m; i++)
-                for (int j = n0; j < n1; j++) y[(size_t)i * w->n + j] += bias[j];
-            if (relu) relu_columns(y, m, w->n, n0, n1);
-        }
+        if (n0 < n1) lm_packed_gemm(&w->f32, m, x, bias, relu, y, n0, n1);
     }
 }
 

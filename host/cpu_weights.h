@@ -4,8 +4,9 @@
  * pool of CPU workers costs one copy of the weights, not one per worker.
  *
  * Each product (an lm_linear or the output projection) is held in one form:
- *   fp32 BLAS    the mapped original, through OpenBLAS (encoder, cross K/V)
- *   fp32 packed  packed_gemm panels (decoder steps and output projection)
+ *   fp32 packed  packed_gemm panels (every product, where the CPU has AVX-512)
+ *   fp32 BLAS    the mapped original, through OpenBLAS (a CPU without AVX-512,
+ *                or LYRICMT_CPU_GEMM=blas)
  *   int8         gemm_int8 (every product)
  *   bf16         gemm_bf16 (every product)
  * and lm_cpu_linear runs it whatever the form, the output columns split over
@@ -45,11 +46,10 @@ typedef struct lm_cpu_weights {
     int encoder_layers, decoder_layers;
 } lm_cpu_weights;
 
-/* fp32: packs the decoder's per-step products and the output projection when
- * the CPU has AVX-512, unless LYRICMT_CPU_GEMM=blas; with
+/* fp32: packs every product (encoder, decoder, cross-attention K/V, output
+ * projection) when the CPU has AVX-512, unless LYRICMT_CPU_GEMM=blas; with
  * LYRICMT_CPU_GEMM=packed a CPU without AVX-512 is an error (the tests run the
- * goldens through both paths). Encoder and cross-attention K/V (one product
- * per batch over all source tokens, where BLAS does well) stay BLAS. */
+ * goldens through both paths). */
 int lm_cpu_weights_init(lm_cpu_weights *w, const lm_model *m, lm_err *err);
 
 /* In `precision` (fp32, int8 or bf16; fp16 is an error): int8 and bf16
@@ -62,10 +62,11 @@ int lm_cpu_weights_init_as(lm_cpu_weights *w, const lm_model *m, lm_precision pr
 void lm_cpu_weights_free(lm_cpu_weights *w);
 
 /* Layer l's product i (LM_DEC_..., LM_ENC_...). */
-/* Whether the decoder's per-step products and the output projection give each
- * row the same numbers whatever other rows share the step (packed, int8, bf16:
- * yes; BLAS: no, its kernels change with the row count). In-flight batching
- * relies on it. */
+/* Whether every product gives each row the same numbers whatever other rows
+ * share it and however the columns are split over threads (packed, int8,
+ * bf16: yes; BLAS: no, its kernels change with the row count). In-flight
+ * batching relies on it for the decoder; for the encoder it makes printed
+ * scores independent of the worker count. */
 bool lm_cpu_weights_row_invariant(const lm_cpu_weights *w);
 
 const lm_cpu_matrix *lm_cpu_weights_dec(const lm_cpu_weights *w, int l, int i);

@@ -27,9 +27,10 @@ bool lm_packed_supported(void);
 int  lm_packed_init(lm_packed *p, const float *w, int n, int k, lm_err *err);
 void lm_packed_free(lm_packed *p);
 
-/* Columns [n0, n1) of y (m, p->n) = x (m, k) . W^T; n0 a multiple of 32.
+/* Columns [n0, n1) of y (m, p->n) = x (m, k) . W^T, + bias[j] when bias is
+ * not NULL, then v > 0 ? v : 0 with relu; n0 a multiple of 32.
  * Single-threaded: callers split columns over their threads. */
-void lm_packed_gemm(const lm_packed *p, int m, const float *x, float *y, int n0, int n1);
+void lm_packed_gemm(const lm_packed *p, int m, const float *x, const float *bias, bool relu, float *y, int n0, int n1);
 
 /* Row j of W (k values), e.g. an embedding lookup from a packed tied matrix. */
 void lm_packed_row(const lm_packed *p, int j, float *out);

@@ -20,7 +20,7 @@ static void check_packed_gemm(void) {
         printf("test_units: packed products skipped: this CPU has no AVX-512 (BLAS is used instead)\n");
         return;
     }
-    int n = 77, k = 45, m = 19; /* odd: partial panels, partial row tiles */
+    int n = 77, k = 45, m = 25; /* odd: partial panels, partial row tiles */
     float *w = malloc(sizeof(float) * n * k), *x = malloc(sizeof(float) * m * k), *y = malloc(sizeof(float) * m * n),
           *one = malloc(sizeof(float) * n), *row = malloc(sizeof(float) * k);
     srand(3);
@@ -29,7 +29,7 @@ static void check_packed_gemm(void) {
     lm_packed p;
     lm_err err;
     CHECK(lm_packed_init(&p, w, n, k, &err) == 0, "pack");
-    lm_packed_gemm(&p, m, x, y, 0, n);
+    lm_packed_gemm(&p, m, x, NULL, false, y, 0, n);
     double worst = 0;
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
@@ -40,17 +40,43 @@ static void check_packed_gemm(void) {
     CHECK(worst < 1e-5, "packed product matches the reference (worst %g)", worst);
     bool invariant = true;
     for (int i = 0; i < m; i++) {
-        lm_packed_gemm(&p, 1, x + i * k, one, 0, n);
+        lm_packed_gemm(&p, 1, x + i * k, NULL, false, one, 0, n);
         invariant &= memcmp(one, y + i * n, sizeof(float) * n) == 0;
     }
     CHECK(invariant, "a row alone gives the same bits as inside the batch");
     float *part = malloc(sizeof(float) * m * n);
-    lm_packed_gemm(&p, m, x, part, 32, n); /* a column range, as a thread computes it */
+    lm_packed_gemm(&p, m, x, NULL, false, part, 32, n); /* a column range, as a thread computes it */
     bool cols = true;
     for (int i = 0; i < m; i++) cols &= memcmp(part + i * n + 32, y + i * n + 32, sizeof(float) * (n - 32)) == 0;
     CHECK(cols, "a column range gives the same bits");
     lm_packed_row(&p, 70, row);
     CHECK(memcmp(row, w + 70 * k, sizeof(float) * k) == 0, "a row read back from the packed layout");
+    /* every tile size (1 .. 12 rows and their combinations up to 2 full tiles
+     * and 1 row) against the scalar definition: one fmaf chain over k in order,
+     * then + bias, then v > 0 ? v : 0; with and without each */
+    float *bias = malloc(sizeof(float) * n);
+    for (int j = 0; j < n; j++) bias[j] = (float)rand() / RAND_MAX - 0.5f;
+    bias[1] = -0.0f;
+    bool exact = true, inside = true;
+    for (int rows = 1; rows <= m; rows++)
+        for (int mode = 0; mode < 4; mode++) {
+            const float *b = mode & 1 ? bias : NULL;
+            bool relu = mode & 2;
+            for (int i = 0; i < m * n; i++) part[i] = NAN;
+            lm_packed_gemm(&p, rows, x, b, relu, part, 0, 56); /* columns [0, 56): a full panel and 24 of one */
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++) {
+                    if (i >= rows || j >= 56) { inside &= isnan(part[i * n + j]); continue; }
+                    float acc = 0;
+                    for (int kk = 0; kk < k; kk++) acc = fmaf(x[i * k + kk], w[j * k + kk], acc);
+                    if (b) acc += b[j];
+                    if (relu) acc = acc > 0 ? acc : 0;
+                    exact &= memcmp(&acc, part + i * n + j, sizeof acc) == 0;
+                }
+        }
+    free(bias);
+    CHECK(exact, "every tile size, with and without bias and relu, gives the scalar definition's bits");
+    CHECK(inside, "a product writes only its rows and columns");
     lm_packed_free(&p);
     free(w); free(x); free(y); free(one); free(row); free(part);
 }
