@@ -104,7 +104,7 @@ int lm_greedy_pick(float *x, int V, const lm_edit *edits, int n_edits, float pen
     lm_row_stats_of(x, V, NULL, &st);
     if (bad || isnan(st.sum)) return -1; /* a NaN or +inf, or every token -inf (banned) */
     *id = st.argmax;
-    *logprob = -logf(st.sum); /* x[argmax] - max - log(sum), with x[argmax] = max */
+    *logprob = 0.0f - logf(st.sum); /* lm_log_softmax's (x - max) - lse at x = max: +0 for a certain token, not -0 */
     return 0;
 }
 
