@@ -22,8 +22,8 @@ typedef struct {
 } lanes;
 
 int lm_row_block(int n) {
-    long per = 64L * LM_ROW_BLOCKS_MAX;
-    return (int)(64 * (((long)n + per - 1) / per > 1 ? ((long)n + per - 1) / per : 1));
+    long per = 64L * LM_ROW_BLOCKS_MAX, q = ((long)n + per - 1) / per; /* 64s per block */
+    return (int)(64 * (q > 1 ? q : 1));
 }
 
 static float lanes_max(const lanes *ln) {
