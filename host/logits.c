@@ -1,15 +1,14 @@
 /* logits: see logits.h. */
 #include "logits.h"
+#include "row_stats.h"
 
 #include <math.h>
 #include <string.h>
 
 void lm_log_softmax(float *x, int n) {
-    float mx = -INFINITY;
-    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-    float sum = 0;
-    for (int i = 0; i < n; i++) sum += expf(x[i] - mx);
-    float lse = logf(sum);
+    lm_row_stats st;
+    lm_row_stats_of(x, n, NULL, &st);
+    float mx = st.max, lse = logf(st.sum);
     for (int i = 0; i < n; i++) x[i] = x[i] - mx - lse;
 }
 
@@ -64,22 +63,19 @@ static bool is_edited(int32_t t, const lm_edit *edits, int n_edits) {
 
 int lm_logprob_topk(const float *x, int V, const lm_edit *edits, int n_edits, float penalty, int k, int32_t *ids,
                     float *vals) {
-    /* the same arithmetic, in the same order, as lm_log_softmax */
-    float mx = -INFINITY;
-    for (int i = 0; i < V; i++) mx = x[i] > mx ? x[i] : mx;
-    float sum = 0;
-    for (int i = 0; i < V; i++) sum += expf(x[i] - mx);
-    if (isnan(sum)) return -1; /* a NaN or +inf logit, or none finite */
-    float lse = logf(sum);
+    /* the same statistics, so the same arithmetic, as lm_log_softmax */
+    float block_max[LM_ROW_BLOCKS_MAX];
+    lm_row_stats st;
+    lm_row_stats_of(x, V, block_max, &st);
+    if (isnan(st.sum)) return -1; /* a NaN or +inf logit, or none finite */
+    float mx = st.max, lse = logf(st.sum);
     /* best k of the untouched tokens: a scan in token order, so ties keep the lower token */
-    int have = 0;
-    for (int t0 = 0; t0 < V; t0 += 64) {
-        int t1 = t0 + 64 < V ? t0 + 64 : V;
-        if (have == k) { /* most blocks hold nothing better than the k-th: one vectorisable max rules them out */
-            float bmax = -INFINITY;
-            for (int t = t0; t < t1; t++) bmax = x[t] > bmax ? x[t] : bmax;
-            if (!(bmax - mx - lse > vals[k - 1])) continue; /* rounding is monotonic: no x in the block does better */
-        }
+    int have = 0, blk = lm_row_block(V);
+    for (int b = 0, t0 = 0; t0 < V; b++, t0 += blk) {
+        int t1 = V - t0 > blk ? t0 + blk : V;
+        /* most blocks hold nothing better than the k-th: their max rules them out
+         * (rounding is monotonic, so no x in the block does better) */
+        if (have == k && !(block_max[b] - mx - lse > vals[k - 1])) continue;
         for (int t = t0; t < t1; t++) {
             float v = x[t] - mx - lse;
             if (have == k && !(v > vals[k - 1])) continue;
@@ -104,14 +100,11 @@ int lm_greedy_pick(float *x, int V, const lm_edit *edits, int n_edits, float pen
     bool bad = false; /* judged on the raw row, as the device does: an edit may hide a NaN */
     for (int i = 0; i < n_edits; i++) bad |= !(x[edits[i].token] < INFINITY);
     lm_logits_apply(x, edits, n_edits, penalty);
-    int32_t tok = 0;
-    for (int t = 1; t < V; t++)
-        if (x[t] > x[tok]) tok = t;
-    float mx = x[tok], z = 0;
-    for (int t = 0; t < V; t++) z += expf(x[t] - mx);
-    if (bad || isnan(z) || mx == -INFINITY) return -1;
-    *id = tok;
-    *logprob = -logf(z);
+    lm_row_stats st;
+    lm_row_stats_of(x, V, NULL, &st);
+    if (bad || isnan(st.sum)) return -1; /* a NaN or +inf, or every token -inf (banned) */
+    *id = st.argmax;
+    *logprob = 0.0f - logf(st.sum); /* lm_log_softmax's (x - max) - lse at x = max: +0 for a certain token, not -0 */
     return 0;
 }
 

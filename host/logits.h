@@ -4,9 +4,10 @@
  * transformers' logits processors (repetition penalty, no-repeat n-gram, min
  * length) touch only a few tokens of a 128k row, so they are expressed as a
  * short list of edits, and beam search never needs the whole processed row:
- * only each row's best 2 x num_beams tokens. lm_logprob_topk reads a row three
- * times (max, sum of exponentials, selection) and writes nothing, and is the
- * CPU reference for the CUDA kernel that does the same on the device.
+ * only each row's best 2 x num_beams tokens. lm_logprob_topk reads a row once
+ * (max, sum of exponentials and block maxima: row_stats.h), then only the few
+ * blocks whose max could beat the k-th candidate, and writes nothing; it is
+ * the CPU reference for the CUDA kernel that does the same on the device.
  */
 #ifndef LM_LOGITS_H
 #define LM_LOGITS_H
