@@ -6,7 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ROWS 8 /* rows per tile: 8 x 2 accumulators */
+#define ROWS 8        /* rows per vdpbf16ps tile: 8 x 2 accumulators */
+/* Rows per widened tile: 12 x 2 accumulators, the four widened weight
+ * vectors and the mask in 29 of the 32 registers (broadcasts come from
+ * memory); each panel line read serves 48 FMAs instead of 32 (attempt 16). */
+#define ROWS_WIDEN 12
+/* Panel lines prefetched this many pairs (4 KB) ahead, as the fp32 tile does
+ * (attempts 15 and 16). */
+#define PREFETCH_G 32
 #define PAIR_WORDS (LM_B16_PANEL * 2)
 
 /* On the Intel Xeon of benchmarks/NOTES.md (attempt 8) vdpbf16ps ran at 37
@@ -125,10 +132,10 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void tile(int rows
  * rounded to bfloat16), broadcast straight from memory. */
 __attribute__((target("avx512f"))) static void tile_widen(int rows, int pairs, const float *xf, int ldx, const uint16_t *panel,
                                                           float *y, int ldy, int cols, const float *bias, bool relu) {
-    __m512 lo[ROWS], hi[ROWS];
-    const float *x[ROWS];
+    __m512 lo[ROWS_WIDEN], hi[ROWS_WIDEN];
+    const float *x[ROWS_WIDEN];
     const __m512i high = _mm512_set1_epi32((int)0xffff0000u);
-    for (int i = 0; i < ROWS; i++) {
+    for (int i = 0; i < ROWS_WIDEN; i++) {
         lo[i] = hi[i] = _mm512_setzero_ps();
         x[i] = xf + (size_t)(i < rows ? i : rows - 1) * ldx;
     }
@@ -136,8 +143,11 @@ __attribute__((target("avx512f"))) static void tile_widen(int rows, int pairs, c
         __m512i w0 = _mm512_load_si512(panel + (size_t)g * PAIR_WORDS), w1 = _mm512_load_si512(panel + (size_t)g * PAIR_WORDS + 32);
         __m512 e0 = _mm512_castsi512_ps(_mm512_slli_epi32(w0, 16)), o0 = _mm512_castsi512_ps(_mm512_and_si512(w0, high));
         __m512 e1 = _mm512_castsi512_ps(_mm512_slli_epi32(w1, 16)), o1 = _mm512_castsi512_ps(_mm512_and_si512(w1, high));
-#pragma GCC unroll 8
-        for (int i = 0; i < ROWS; i++) {
+        /* past the panel's end these are the next panel's lines; a prefetch never faults */
+        _mm_prefetch((const char *)(panel + (size_t)(g + PREFETCH_G) * PAIR_WORDS), _MM_HINT_T0);
+        _mm_prefetch((const char *)(panel + (size_t)(g + PREFETCH_G) * PAIR_WORDS + 32), _MM_HINT_T0);
+#pragma GCC unroll 12
+        for (int i = 0; i < ROWS_WIDEN; i++) {
             __m512 xo = _mm512_set1_ps(x[i][2 * g + 1]), xe = _mm512_set1_ps(x[i][2 * g]);
             lo[i] = _mm512_fmadd_ps(xe, e0, _mm512_fmadd_ps(xo, o0, lo[i]));
             hi[i] = _mm512_fmadd_ps(xe, e1, _mm512_fmadd_ps(xo, o1, hi[i]));
@@ -167,8 +177,9 @@ void lm_b16_gemm(const lm_b16 *w, int m, const void *xb, const float *bias, bool
     for (int j = n0; j < n1; j += LM_B16_PANEL) {
         const uint16_t *panel = w->panels + (size_t)(j / LM_B16_PANEL) * w->k2 * LM_B16_PANEL;
         int cols = n1 - j < LM_B16_PANEL ? n1 - j : LM_B16_PANEL;
-        for (int i = 0; i < m; i += ROWS) {
-            int rows = m - i < ROWS ? m - i : ROWS;
+        int tile_rows = w->kernel == LM_B16_DOT ? ROWS : ROWS_WIDEN;
+        for (int i = 0; i < m; i += tile_rows) {
+            int rows = m - i < tile_rows ? m - i : tile_rows;
             if (w->kernel == LM_B16_DOT)
                 tile(rows, w->k2 / 2, (const uint16_t *)xb + i * ld, w->k2, panel, y + (size_t)i * w->n + j, w->n, cols, bias ? bias + j : NULL, relu);
             else

@@ -7,7 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ROWS 8       /* rows per VNNI tile: 8 x 2 accumulators */
+/* Rows per VNNI tile: 12 x 2 accumulators, the panel's two vectors and a
+ * broadcast in 27 of the 32 registers; each panel line read serves 24
+ * vpdpbusd instead of 16 (as the fp32 tile, benchmarks/NOTES.md attempt 16). */
+#define ROWS 12
+/* Panel groups prefetched this many steps (4 KB) ahead, as the fp32 tile does:
+ * the hardware prefetcher alone leaves the output projection waiting on
+ * memory at few rows (attempts 15 and 16). */
+#define PREFETCH_G 32
 #define ROWS_AVX2 2  /* rows per AVX2 tile: 2 x 4 accumulators */
 #define GROUP_BYTES (LM_Q8_PANEL * 4)
 
@@ -153,7 +160,10 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void tile_vnni(int
     }
     for (int g = 0; g < groups; g++) {
         __m512i w0 = _mm512_load_si512(panel + (size_t)g * GROUP_BYTES), w1 = _mm512_load_si512(panel + (size_t)g * GROUP_BYTES + 64);
-#pragma GCC unroll 8
+        /* past the panel's end these are the next panel's lines; a prefetch never faults */
+        _mm_prefetch((const char *)(panel + (size_t)(g + PREFETCH_G) * GROUP_BYTES), _MM_HINT_T0);
+        _mm_prefetch((const char *)(panel + (size_t)(g + PREFETCH_G) * GROUP_BYTES + 64), _MM_HINT_T0);
+#pragma GCC unroll 12
         for (int i = 0; i < ROWS; i++) {
             __m512i a = _mm512_set1_epi32(load32(x[i] + 4 * g));
             lo[i] = dpbusd(lo[i], a, w0);
