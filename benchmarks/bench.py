@@ -41,6 +41,11 @@ ROOT = os.path.dirname(HERE)
 LYRICMT = os.path.join(ROOT, "build", "lyricmt")
 
 
+def git_head():
+    """The short commit the reports name as lyricmt's version."""
+    return subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+
 def sh(cmd, **kw):
     print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
     return subprocess.run(cmd, check=True, **kw)
@@ -278,7 +283,7 @@ def write_precision_report(a, rows, commands, notes, n_lines, model, cfg, src_le
     md = [f"# CPU precisions: {a.model} model, {date}", "",
           f"- machine: {machine(a)}; {platform.platform()}",
           f"- versions: ctranslate2 {v['ctranslate2']}; lyricmt at git "
-          + subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+          + git_head(),
           f"- model: {os.path.relpath(model, ROOT)}; corpus: {n_lines} non-blank lines from `make_corpus.py --seed 1`; "
           f"max_length {a.max_length}; token budget 4096; {a.runs} runs of each engine per setting, interleaved",
           "- seconds: median (fastest-slowest) over the runs; speed-up: CTranslate2's median over lyricmt's",
@@ -427,7 +432,7 @@ def write_report(a, rows, sweep, commands, n_lines, model):
     md = [f"# {a.device.upper()} benchmark: {a.model} model, {date}", "",
           f"- machine: {machine(a)}; {platform.platform()}",
           f"- versions: ctranslate2 {v['ctranslate2']}, transformers {v['transformers']}, torch {v['torch']}; lyricmt at git "
-          + subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+          + git_head(),
           f"- model: {os.path.relpath(model, ROOT)}; corpus: {n_lines} non-blank lines from `make_corpus.py --seed 1`; "
           f"max_length {a.max_length}; token budget 4096 (lyricmt `batch.max_tokens`, CTranslate2 `max_batch_size` with "
           "`batch_type=\"tokens\"`, transformers sorted batches cut the same way); "
@@ -519,7 +524,7 @@ def bench_inflight(a):
     md = [f"# In-flight batching, CPU, {os.path.relpath(model, ROOT)}, {date}", "",
           f"- machine: {machine(a)}; {platform.platform()}; shared with other jobs: lines/s is the best of {reps} runs "
           "per mode, CPU seconds the least",
-          "- lyricmt at git " + subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+          "- lyricmt at git " + git_head(),
           f"- corpus: {len(lines)} non-blank lines from `make_corpus.py --seed 1`; max_length {a.max_length}; default budgets "
           "(32 sentences, 4096 tokens); repeats not reused (`batch.cache_lines=0`)",
           "- the model stops on its own at varied lengths (tokens per line: the mean)",
