@@ -60,9 +60,14 @@ def run_engine(name, a, model, ct2, corpus, out, beam, fixed, budget, precision=
     model; lyricmt translates a repeated line once, so its repeats count at that mean."""
     precision = precision or a.precision
     if name.startswith("lyricmt"):
+        # CTranslate2's max_batch_size in tokens counts the padded source
+        # tokens of a batch (rebatch_input: sentences x longest) and expands
+        # each sentence to its beams afterwards; lyricmt's batch.max_tokens
+        # counts the beams too (README). budget x beams gives both engines
+        # the same sentences per batch.
         cmd = [LYRICMT, "translate", "--model", model, "-i", corpus, "-o", out, "--beam", str(beam), "--max-length", str(a.max_length),
                "--device", a.device, "--precision", precision,
-               "--convention", "m2m100", "--threads", str(a.threads), "--progress", "plain", "--set", f"batch.max_tokens={budget}",
+               "--convention", "m2m100", "--threads", str(a.threads), "--progress", "plain", "--set", f"batch.max_tokens={budget * beam}",
                "--set", "batch.max_sentences=1024", "--set", "batch.window_lines=100000", "--restart"]
         if fixed:
             cmd += ["--set", f"decoding.min_length={a.max_length}"]
@@ -285,7 +290,9 @@ def write_precision_report(a, rows, commands, notes, n_lines, model, cfg, src_le
           f"- versions: ctranslate2 {v['ctranslate2']}; lyricmt at git "
           + git_head(),
           f"- model: {os.path.relpath(model, ROOT)}; corpus: {n_lines} non-blank lines from `make_corpus.py --seed 1`; "
-          f"max_length {a.max_length}; token budget 4096; {a.runs} runs of each engine per setting, interleaved",
+          f"max_length {a.max_length}; token budget 4096 padded source tokens a batch (CTranslate2 `max_batch_size`, "
+          "`batch_type=\"tokens\"`; lyricmt `batch.max_tokens` 4096 x beams, as it counts the beams too: the same sentences "
+          f"a batch); {a.runs} runs of each engine per setting, interleaved",
           "- seconds: median (fastest-slowest) over the runs; speed-up: CTranslate2's median over lyricmt's",
           "- same as CT2: output lines identical to CTranslate2's in that row; same as fp32: identical to lyricmt fp32's "
           "(lyricmt's own, then CTranslate2's)",
@@ -434,8 +441,9 @@ def write_report(a, rows, sweep, commands, n_lines, model):
           f"- versions: ctranslate2 {v['ctranslate2']}, transformers {v['transformers']}, torch {v['torch']}; lyricmt at git "
           + git_head(),
           f"- model: {os.path.relpath(model, ROOT)}; corpus: {n_lines} non-blank lines from `make_corpus.py --seed 1`; "
-          f"max_length {a.max_length}; token budget 4096 (lyricmt `batch.max_tokens`, CTranslate2 `max_batch_size` with "
-          "`batch_type=\"tokens\"`, transformers sorted batches cut the same way); "
+          f"max_length {a.max_length}; token budget 4096 padded source tokens a batch (CTranslate2 `max_batch_size` with "
+          "`batch_type=\"tokens\"`, lyricmt `batch.max_tokens` x beams as it counts the beams too, transformers sorted batches "
+          "cut the same way); "
           f"{a.precision} everywhere",
           "- same lines: share of output lines identical to transformers' (sorted) on the same setting",
           "- target tokens/s is given in fixed-length rows only, where every engine generates exactly lines x (max_length - 1) tokens",

@@ -21,12 +21,13 @@ import resource
 import time
 
 
-def batches_by_tokens(order, lengths, budget, beams):
-    """Length-sorted batches whose padded size (rows x longest x beams) fits the budget."""
+def batches_by_tokens(order, lengths, budget):
+    """Length-sorted batches whose padded source size (rows x longest) fits the
+    budget, beams not counted: the batches CTranslate2's token budget cuts."""
     batch, longest = [], 0
     for i in order:
         grown = max(longest, lengths[i])
-        if batch and grown * (len(batch) + 1) * beams > budget:
+        if batch and grown * (len(batch) + 1) > budget:
             yield batch
             batch, grown = [], lengths[i]
         batch.append(i)
@@ -51,7 +52,7 @@ def run_hf(a, lines, tok):
         groups = [[i] for i in range(len(lines))]
     else:
         order = sorted(range(len(lines)), key=lambda i: len(enc[i]))
-        groups = list(batches_by_tokens(order, [len(e) for e in enc], a.budget, a.beam))
+        groups = list(batches_by_tokens(order, [len(e) for e in enc], a.budget))
     start = time.perf_counter()
     with torch.inference_mode():
         for g in groups:
