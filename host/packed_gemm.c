@@ -54,22 +54,31 @@ void lm_packed_row(const lm_packed *p, int j, float *out) {
  * accumulators in registers. Every output is fma(x[i][kk], w[kk], acc) for
  * kk = 0 .. k-1 in order, whatever the tile's size. */
 __attribute__((target("avx512f"), always_inline)) static inline void tile(const int rows, int k, const float *x, int ldx,
-                                                                         const float *panel, const float *bias, bool relu,
-                                                                         float *y, int ldy, int cols) {
+                                                                         const float *panel, const char *pf, int pf_lines,
+                                                                         const float *bias, bool relu, float *y, int ldy,
+                                                                         int cols) {
     __m512 lo[ROWS], hi[ROWS];
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++) lo[i] = hi[i] = _mm512_setzero_ps();
-    for (int kk = 0; kk < k; kk++) {
-        __m512 w0 = _mm512_load_ps(panel + (size_t)kk * LM_PANEL), w1 = _mm512_load_ps(panel + (size_t)kk * LM_PANEL + 16);
-        /* the panel's lines PREFETCH_K steps ahead (past its end: the next
-         * panel's first lines; a prefetch never faults) */
-        _mm_prefetch((const char *)(panel + (size_t)(kk + PREFETCH_K) * LM_PANEL), _MM_HINT_T0);
-        _mm_prefetch((const char *)(panel + (size_t)(kk + PREFETCH_K) * LM_PANEL + 16), _MM_HINT_T0);
+    /* pf_lines cache lines of the next panel, spread evenly over k, issued
+     * between blocks of 16 k steps (inside the k loop their bookkeeping cost
+     * more than they saved at 256 rows and more) */
+    int pf_acc = 0;
+    for (int k0 = 0; k0 < k; k0 += 16) {
+        int k1 = k0 + 16 < k ? k0 + 16 : k;
+        for (pf_acc += pf_lines * (k1 - k0); pf_acc >= k; pf_acc -= k, pf += 64) _mm_prefetch(pf, _MM_HINT_T1);
+        for (int kk = k0; kk < k1; kk++) {
+            __m512 w0 = _mm512_load_ps(panel + (size_t)kk * LM_PANEL), w1 = _mm512_load_ps(panel + (size_t)kk * LM_PANEL + 16);
+            /* the panel's lines PREFETCH_K steps ahead (past its end: the next
+             * panel's first lines; a prefetch never faults) */
+            _mm_prefetch((const char *)(panel + (size_t)(kk + PREFETCH_K) * LM_PANEL), _MM_HINT_T0);
+            _mm_prefetch((const char *)(panel + (size_t)(kk + PREFETCH_K) * LM_PANEL + 16), _MM_HINT_T0);
 #pragma GCC unroll 16
-        for (int i = 0; i < rows; i++) {
-            __m512 a = _mm512_set1_ps(x[(size_t)i * ldx + kk]);
-            lo[i] = _mm512_fmadd_ps(a, w0, lo[i]);
-            hi[i] = _mm512_fmadd_ps(a, w1, hi[i]);
+            for (int i = 0; i < rows; i++) {
+                __m512 a = _mm512_set1_ps(x[(size_t)i * ldx + kk]);
+                lo[i] = _mm512_fmadd_ps(a, w0, lo[i]);
+                hi[i] = _mm512_fmadd_ps(a, w1, hi[i]);
+            }
         }
     }
     __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
@@ -88,24 +97,54 @@ __attribute__((target("avx512f"), always_inline)) static inline void tile(const 
 }
 
 #define TILE_CASE(r) \
-    case r: tile(r, k, x, ldx, panel, bias, relu, y, ldy, cols); break;
+    case r: tile(r, k, x, ldx, panel, pf, pf_lines, bias, relu, y, ldy, cols); break;
 
 /* tile() for 1 .. ROWS rows. A partial tile (the batch's last rows) used to
  * run a generic loop whose accumulators went through memory at every FMA. */
 __attribute__((target("avx512f"))) static void tile_rows(int rows, int k, const float *x, int ldx, const float *panel,
-                                                         const float *bias, bool relu, float *y, int ldy, int cols) {
+                                                         const char *pf, int pf_lines, const float *bias, bool relu, float *y, int ldy, int cols) {
     switch (rows) {
         TILE_CASE(1) TILE_CASE(2) TILE_CASE(3) TILE_CASE(4) TILE_CASE(5) TILE_CASE(6)
         TILE_CASE(7) TILE_CASE(8) TILE_CASE(9) TILE_CASE(10) TILE_CASE(11) TILE_CASE(12)
     }
 }
 
-void lm_packed_gemm(const lm_packed *p, int m, const float *x, const float *bias, bool relu, float *y, int n0, int n1) {
+/* Rows of x a block keeps in L2 (1 MB of its 2), for weights that stay in L3
+ * (up to 64 MB of them: every product but the 512 MB output projection). The
+ * encoder's 2000-4000 rows of x (8-16 MB at k = 1024) otherwise came from L3
+ * once per panel: fc1 at 2000-3000 rows went from 74-76 to 79-83 GMAC/s a
+ * thread. Each block reads the weights again, which pays only when a block
+ * has many rows: at k = 4096 (fc2, 60-row blocks) it cost 3-5%, so blocks
+ * under BLOCK_MIN_ROWS are not made. */
+#define BLOCK_X_BYTES (1 << 20)
+#define BLOCK_W_BYTES ((size_t)64 << 20)
+#define BLOCK_MIN_ROWS 192
+
+/* Rows i0 .. i1 of x against panels j0 .. j1 (columns; j1 the thread's end). */
+static void panels_rows(const lm_packed *p, int i0, int i1, const float *x, const float *bias, bool relu, float *y, int n0,
+                        int n1) {
+    int tiles = (i1 - i0 + ROWS - 1) / ROWS;
     for (int j = n0; j < n1; j += LM_PANEL) {
         const float *panel = p->panels + (size_t)(j / LM_PANEL) * p->k * LM_PANEL;
         int cols = n1 - j < LM_PANEL ? n1 - j : LM_PANEL;
-        for (int i = 0; i < m; i += ROWS)
-            tile_rows(m - i < ROWS ? m - i : ROWS, p->k, x + (size_t)i * p->k, p->k, panel, bias ? bias + j : NULL, relu,
-                      y + (size_t)i * p->n + j, p->n, cols);
+        /* the next panel (k x 128 bytes: 2k lines) is brought to L2 while this
+         * one is worked on, a share by each tile, so that the first tile does
+         * not wait on DRAM while the others find theirs in L2 */
+        int lines = j + LM_PANEL < n1 ? 2 * p->k : 0;
+        const char *next = (const char *)(panel + (size_t)p->k * LM_PANEL);
+        for (int i = i0, t = 0; i < i1; i += ROWS, t++) {
+            int l0 = (int)((long)lines * t / tiles), l1 = (int)((long)lines * (t + 1) / tiles);
+            tile_rows(i1 - i < ROWS ? i1 - i : ROWS, p->k, x + (size_t)i * p->k, p->k, panel, next + (size_t)l0 * 64, l1 - l0,
+                      bias ? bias + j : NULL, relu, y + (size_t)i * p->n + j, p->n, cols);
+        }
     }
+}
+
+void lm_packed_gemm(const lm_packed *p, int m, const float *x, const float *bias, bool relu, float *y, int n0, int n1) {
+    int block = m;
+    if ((size_t)p->n * p->k * sizeof(float) <= BLOCK_W_BYTES) {
+        int rows = (int)(BLOCK_X_BYTES / ((size_t)p->k * sizeof(float))) / ROWS * ROWS;
+        if (rows >= BLOCK_MIN_ROWS) block = rows;
+    }
+    for (int i0 = 0; i0 < m; i0 += block) panels_rows(p, i0, m - i0 < block ? m : i0 + block, x, bias, relu, y, n0, n1);
 }

@@ -80,6 +80,27 @@ static void check_packed_gemm(void) {
     CHECK(inside, "a product writes only its rows and columns");
     lm_packed_free(&p);
     free(w); free(x); free(y); free(one); free(row); free(part);
+
+    /* k = 1024: x is worked through in blocks of 252 rows (packed_gemm.c's
+     * BLOCK_X_BYTES), the next panel prefetched across a block's tiles: 600
+     * rows make two full blocks and one of 96 with a partial tile, and every
+     * output must still be the scalar definition's bits */
+    n = 77, k = 1024, m = 600;
+    w = malloc(sizeof(float) * n * k), x = malloc(sizeof(float) * m * k), y = malloc(sizeof(float) * m * n);
+    for (int i = 0; i < n * k; i++) w[i] = (float)rand() / RAND_MAX - 0.5f;
+    for (int i = 0; i < m * k; i++) x[i] = (float)rand() / RAND_MAX - 0.5f;
+    CHECK(lm_packed_init(&p, w, n, k, &err) == 0, "pack 77 x 1024");
+    lm_packed_gemm(&p, m, x, NULL, false, y, 0, n);
+    exact = true;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float acc = 0;
+            for (int kk = 0; kk < k; kk++) acc = fmaf(x[(size_t)i * k + kk], w[(size_t)j * k + kk], acc);
+            exact &= memcmp(&acc, y + (size_t)i * n + j, sizeof acc) == 0;
+        }
+    CHECK(exact, "600 rows in row blocks give the scalar definition's bits");
+    lm_packed_free(&p);
+    free(w); free(x); free(y);
 }
 
 /*
