@@ -81,10 +81,10 @@ static void check_packed_gemm(void) {
     lm_packed_free(&p);
     free(w); free(x); free(y); free(one); free(row); free(part);
 
-    /* k = 1024: x is worked through in blocks of 252 rows (packed_gemm.c's
-     * BLOCK_X_BYTES), the next panel prefetched across a block's tiles: 600
-     * rows make two full blocks and one of 96 with a partial tile, and every
-     * output must still be the scalar definition's bits */
+    /* k = 1024: 600 rows of x (2.4 MB) are worked through in three blocks of
+     * 204, 204 and 192 rows (packed_gemm.c's BLOCK_X_BYTES), the next panel
+     * prefetched across a block's tiles, and every output must still be the
+     * scalar definition's bits */
     n = 77, k = 1024, m = 600;
     w = malloc(sizeof(float) * n * k), x = malloc(sizeof(float) * m * k), y = malloc(sizeof(float) * m * n);
     for (int i = 0; i < n * k; i++) w[i] = (float)rand() / RAND_MAX - 0.5f;
