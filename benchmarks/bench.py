@@ -249,7 +249,9 @@ def run_precisions(a, model, ct2, corpus, work, n_lines):
                 got = run_engine(e, a, model, ct2, corpus, out, beam, fixed, 4096, precision=p, compute_type=t, check=e != "ct2")
                 if got is None:
                     refused.add(tag)
-                    notes.append(f"CTranslate2 {a.ct2_version} refused compute_type {t} on this CPU")
+                    why = (" (its mayiuse_bfloat16 is true on CUDA devices only: no CPU has a CTranslate2 bfloat16 mode; "
+                           "lyricmt bf16 is compared with its float32)") if t == "bfloat16" else ""
+                    notes.append(f"CTranslate2 {a.ct2_version} refused compute_type {t} on this CPU{why}")
                     continue
                 times.setdefault(tag, []).append(got[0])
                 peaks.setdefault(tag, []).append(got[1])
