@@ -14,9 +14,9 @@
  * logits (512 KB) has left the cache by the time the search reads it (the
  * product wrote it while streaming the output weights), and the hardware
  * prefetcher alone kept the pass at 90 us a row out of cache against 48 us
- * in it; 4 KB ahead brings it to 52 (NOTES, attempt 17). Near the row's end
- * it prefetches the last value again (prefetch never faults, but a pointer
- * past the row would be undefined). */
+ * in it; 4 KB ahead brings it to about 54 (NOTES, attempt 17). Near the
+ * row's end it prefetches the last value again (a prefetch never faults,
+ * but a pointer past the row would be undefined). */
 #define PREFETCH_VALUES 1024
 
 /*
