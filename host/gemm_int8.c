@@ -1,6 +1,7 @@
 /* gemm_int8: see gemm_int8.h. */
 #include "gemm_int8.h"
 #include "cpu_features.h"
+#include "gemm_blocks.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -147,27 +148,36 @@ __attribute__((target("avx512f,avx512vnni"))) static inline __m512i dpbusd(__m51
 /* `rows` (<= ROWS) quantized rows against one panel, into y[i][0..cols):
  * (sum over k of (qx + 128) * qW - comp) * (step * scale) + bias. A partial
  * tile repeats its last row rather than take a slower loop; the repeats are
- * not stored. */
+ * not stored. Meanwhile pf_lines cache lines from pf (its share of the next
+ * panel) are brought to L2. */
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void tile_vnni(int rows, int groups, const uint8_t *q, int ldq,
-                                                                              const int8_t *panel, const float *step, const float *scale,
-                                                                              const int32_t *comp, const float *bias, bool relu, float *y,
-                                                                              int ldy, int cols) {
+                                                                              const int8_t *panel, const char *pf, int pf_lines, const float *step,
+                                                                              const float *scale, const int32_t *comp, const float *bias,
+                                                                              bool relu, float *y, int ldy, int cols) {
     __m512i lo[ROWS], hi[ROWS];
     const uint8_t *x[ROWS];
     for (int i = 0; i < ROWS; i++) {
         lo[i] = hi[i] = _mm512_setzero_si512();
         x[i] = q + (size_t)(i < rows ? i : rows - 1) * ldq;
     }
-    for (int g = 0; g < groups; g++) {
-        __m512i w0 = _mm512_load_si512(panel + (size_t)g * GROUP_BYTES), w1 = _mm512_load_si512(panel + (size_t)g * GROUP_BYTES + 64);
-        /* past the panel's end these are the next panel's lines; a prefetch never faults */
-        _mm_prefetch((const char *)(panel + (size_t)(g + PREFETCH_G) * GROUP_BYTES), _MM_HINT_T0);
-        _mm_prefetch((const char *)(panel + (size_t)(g + PREFETCH_G) * GROUP_BYTES + 64), _MM_HINT_T0);
+    /* the next panel's lines spread evenly over the groups, issued between
+     * blocks of 16 groups (as the fp32 tile: inside the loop their
+     * bookkeeping cost more than they saved) */
+    int pf_acc = 0;
+    for (int g0 = 0; g0 < groups; g0 += 16) {
+        int g1 = g0 + 16 < groups ? g0 + 16 : groups;
+        for (pf_acc += pf_lines * (g1 - g0); pf_acc >= groups; pf_acc -= groups, pf += 64) _mm_prefetch(pf, _MM_HINT_T1);
+        for (int g = g0; g < g1; g++) {
+            __m512i w0 = _mm512_load_si512(panel + (size_t)g * GROUP_BYTES), w1 = _mm512_load_si512(panel + (size_t)g * GROUP_BYTES + 64);
+            /* past the panel's end these are the next panel's lines; a prefetch never faults */
+            _mm_prefetch((const char *)(panel + (size_t)(g + PREFETCH_G) * GROUP_BYTES), _MM_HINT_T0);
+            _mm_prefetch((const char *)(panel + (size_t)(g + PREFETCH_G) * GROUP_BYTES + 64), _MM_HINT_T0);
 #pragma GCC unroll 12
-        for (int i = 0; i < ROWS; i++) {
-            __m512i a = _mm512_set1_epi32(load32(x[i] + 4 * g));
-            lo[i] = dpbusd(lo[i], a, w0);
-            hi[i] = dpbusd(hi[i], a, w1);
+            for (int i = 0; i < ROWS; i++) {
+                __m512i a = _mm512_set1_epi32(load32(x[i] + 4 * g));
+                lo[i] = dpbusd(lo[i], a, w0);
+                hi[i] = dpbusd(hi[i], a, w1);
+            }
         }
     }
     __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1), m1 = cols >= 32 ? 0xffff : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
@@ -210,19 +220,38 @@ __attribute__((target("avx2"))) static void tile_avx2(int rows, int groups, cons
         for (int v = 0; v < 4; v++) _mm256_storeu_si256((__m256i *)(acc + i * LM_Q8_PANEL + 8 * v), sum[i][v]);
 }
 
+/* Rows i0 .. i1 of q against the panels of columns j0 .. j1 on the VNNI tile.
+ * The next panel (2 lines a group) is brought to L2 while this one is worked
+ * on, a share by each tile, so that the first tile does not wait on DRAM
+ * while the others find theirs in L2. */
+static void vnni_rows(const lm_q8 *w, int i0, int i1, const uint8_t *q, const float *step, const float *bias, bool relu, float *y,
+                      int n0, int n1) {
+    int groups = w->k4 / 4, tiles = (i1 - i0 + ROWS - 1) / ROWS;
+    for (int j = n0; j < n1; j += LM_Q8_PANEL) {
+        const int8_t *panel = w->panels + (size_t)(j / LM_Q8_PANEL) * w->k4 * LM_Q8_PANEL;
+        int cols = n1 - j < LM_Q8_PANEL ? n1 - j : LM_Q8_PANEL;
+        int lines = j + LM_Q8_PANEL < n1 ? groups * (GROUP_BYTES / 64) : 0;
+        const char *next = (const char *)(panel + (size_t)w->k4 * LM_Q8_PANEL);
+        for (int i = i0, t = 0; i < i1; i += ROWS, t++) {
+            int l0 = (int)((long)lines * t / tiles), l1 = (int)((long)lines * (t + 1) / tiles);
+            tile_vnni(i1 - i < ROWS ? i1 - i : ROWS, groups, q + (size_t)i * w->k4, w->k4, panel, next + (size_t)l0 * 64, l1 - l0, step + i,
+                      w->scale + j, w->comp + j, bias ? bias + j : NULL, relu, y + (size_t)i * w->n + j, w->n, cols);
+        }
+    }
+}
+
 void lm_q8_gemm(const lm_q8 *w, int m, const uint8_t *q, const float *step, const float *bias, bool relu, float *y, int n0, int n1) {
+    if (w->kernel == LM_Q8_VNNI) {
+        int block = lm_row_block(m, (size_t)w->k4, ROWS); /* gemm_blocks.h: a block of x stays in L2 */
+        for (int i0 = 0; i0 < m; i0 += block) vnni_rows(w, i0, m - i0 < block ? m : i0 + block, q, step, bias, relu, y, n0, n1);
+        return;
+    }
     int groups = w->k4 / 4;
     int32_t acc[ROWS_AVX2 * LM_Q8_PANEL];
     for (int j = n0; j < n1; j += LM_Q8_PANEL) {
         const int8_t *panel = w->panels + (size_t)(j / LM_Q8_PANEL) * w->k4 * LM_Q8_PANEL;
         int cols = n1 - j < LM_Q8_PANEL ? n1 - j : LM_Q8_PANEL;
         const float *scale = w->scale + j, *b = bias ? bias + j : NULL;
-        if (w->kernel == LM_Q8_VNNI) {
-            for (int i0 = 0; i0 < m; i0 += ROWS)
-                tile_vnni(m - i0 < ROWS ? m - i0 : ROWS, groups, q + (size_t)i0 * w->k4, w->k4, panel, step + i0, scale, w->comp + j, b,
-                          relu, y + (size_t)i0 * w->n + j, w->n, cols);
-            continue;
-        }
         for (int i0 = 0; i0 < m; i0 += ROWS_AVX2) {
             int rows = m - i0 < ROWS_AVX2 ? m - i0 : ROWS_AVX2;
             tile_avx2(rows, groups, q + (size_t)i0 * w->k4, w->k4, panel, acc);

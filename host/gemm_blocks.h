@@ -1,0 +1,32 @@
+/*
+ * gemm_blocks: how the int8 and bf16 products (gemm_int8.c, gemm_bf16.c)
+ * walk a large x, with the constants packed_gemm.c found for fp32
+ * (benchmarks/NOTES.md attempts 17 and 19).
+ *
+ * x larger than LM_BLOCK_X_FITS bytes is worked through in blocks of rows of
+ * at most LM_BLOCK_X_BYTES, each against all of the thread's panels, so that
+ * a block stays in L2 (2 MB) while the panels pass instead of coming from L3
+ * once per panel. Each block reads the weights again, which pays only with
+ * many rows a block, so blocks under LM_BLOCK_MIN_ROWS are not made; blocks
+ * are of equal size, so that none is a few rows that read all the weights.
+ */
+#ifndef LM_GEMM_BLOCKS_H
+#define LM_GEMM_BLOCKS_H
+
+#include <stddef.h>
+
+#define LM_BLOCK_X_FITS (3 << 19)
+#define LM_BLOCK_X_BYTES (1 << 20)
+#define LM_BLOCK_MIN_ROWS 192
+
+/* Rows a block of m rows of row_bytes each, a multiple of tile_rows (m when
+ * x is not blocked). */
+static inline int lm_row_block(int m, size_t row_bytes, int tile_rows) {
+    if (row_bytes == 0 || (size_t)m * row_bytes <= LM_BLOCK_X_FITS) return m;
+    int most = (int)(LM_BLOCK_X_BYTES / row_bytes) / tile_rows * tile_rows;
+    if (most < LM_BLOCK_MIN_ROWS) return m;
+    int blocks = (m + most - 1) / most;
+    return ((m + blocks - 1) / blocks + tile_rows - 1) / tile_rows * tile_rows;
+}
+
+#endif
