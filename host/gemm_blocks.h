@@ -19,6 +19,11 @@
 #define LM_BLOCK_X_BYTES (1 << 20)
 #define LM_BLOCK_MIN_ROWS 192
 
+/* Weights larger than this do not stay in L3 between uses (of SMaLL-100's,
+ * only the output projection); gemm_int8.c prefetches the next panel for
+ * those alone. */
+#define LM_PREFETCH_W_BYTES ((size_t)64 << 20)
+
 /* Rows a block of m rows of row_bytes each, a multiple of tile_rows (m when
  * x is not blocked). */
 static inline int lm_row_block(int m, size_t row_bytes, int tile_rows) {
