@@ -98,6 +98,7 @@ int lm_q8_init(lm_q8 *w, const float *W, int n, int k, lm_q8_kernel kernel, lm_e
     w->k = k;
     w->k4 = k4;
     w->kernel = kernel;
+    w->streamed = bytes > LM_PREFETCH_W_BYTES;
     bool avx512 = kernel == LM_Q8_VNNI;
 #pragma omp parallel
     {
@@ -250,7 +251,7 @@ __attribute__((target("avx2"))) static void tile_avx2(int rows, int groups, cons
 static void vnni_rows(const lm_q8 *w, int i0, int i1, const uint8_t *q, const float *step, const float *bias, bool relu, float *y,
                       int n0, int n1) {
     int groups = w->k4 / 4, tiles = (i1 - i0 + ROWS - 1) / ROWS;
-    bool next = tiles > 1 && (size_t)w->n * w->k4 > LM_PREFETCH_W_BYTES;
+    bool next = tiles > 1 && w->streamed;
     for (int j = n0; j < n1; j += LM_Q8_PANEL) {
         const int8_t *panel = w->panels + (size_t)(j / LM_Q8_PANEL) * w->k4 * LM_Q8_PANEL;
         int cols = n1 - j < LM_Q8_PANEL ? n1 - j : LM_Q8_PANEL;
