@@ -197,14 +197,15 @@ void lm_b16_convert_row(const lm_b16 *w, const float *x, void *out) {
 /* Rows i0 .. i1 of x (ld bytes a row) against the panels of columns j0 .. j1.
  * The next panel (2 lines a pair) is brought to L2 while this one is worked
  * on, a share by each tile, so that the first tile does not wait on DRAM
- * while the others find theirs in L2. */
+ * while the others find theirs in L2; with one tile a panel there is no other
+ * tile to gain, and the extra requests cost that tile 20% (attempt 19). */
 static void panels_rows(const lm_b16 *w, int i0, int i1, const char *xb, size_t ld, const float *bias, bool relu, float *y, int n0,
                         int n1) {
     int tile_rows = w->kernel == LM_B16_DOT ? ROWS : ROWS_WIDEN, pairs = w->k2 / 2, tiles = (i1 - i0 + tile_rows - 1) / tile_rows;
     for (int j = n0; j < n1; j += LM_B16_PANEL) {
         const uint16_t *panel = w->panels + (size_t)(j / LM_B16_PANEL) * w->k2 * LM_B16_PANEL;
         int cols = n1 - j < LM_B16_PANEL ? n1 - j : LM_B16_PANEL;
-        int lines = j + LM_B16_PANEL < n1 ? pairs * (int)(PAIR_WORDS * sizeof(uint16_t) / 64) : 0;
+        int lines = j + LM_B16_PANEL < n1 && tiles > 1 ? pairs * (int)(PAIR_WORDS * sizeof(uint16_t) / 64) : 0;
         const char *next = (const char *)(panel + (size_t)w->k2 * LM_B16_PANEL);
         for (int i = i0, t = 0; i < i1; i += tile_rows, t++) {
             int rows = i1 - i < tile_rows ? i1 - i : tile_rows;
