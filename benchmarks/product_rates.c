@@ -2,7 +2,7 @@
  * product_rates: the fp32 products' rates at SMaLL-100's shapes, in GMAC/s per
  * thread from per-thread CPU time (CLOCK_THREAD_CPUTIME_ID), so a machine
  * shared with other work still gives meaningful figures; and this core's
- * fp32 FMA peak. benchmarks/NOTES.md, attempt 15, has the figures.
+ * fp32 FMA peak. benchmarks/NOTES.md, attempts 15 and 19, has the figures.
  *
  *   make build/product_rates && build/product_rates [fma|enc|dec|head|all] [threads] [fp32|int8|bf16]
  *

@@ -1,7 +1,8 @@
 /*
  * gemm_blocks: how the int8 and bf16 products (gemm_int8.c, gemm_bf16.c)
- * walk a large x, with the constants packed_gemm.c found for fp32
- * (benchmarks/NOTES.md attempts 17 and 19).
+ * walk a large x, with the constants packed_gemm.c found for fp32 (which
+ * keeps its own copy), and which weights count as streamed from DRAM
+ * (benchmarks/NOTES.md attempt 19).
  *
  * x larger than LM_BLOCK_X_FITS bytes is worked through in blocks of rows of
  * at most LM_BLOCK_X_BYTES, each against all of the thread's panels, so that
