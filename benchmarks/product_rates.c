@@ -1,5 +1,5 @@
 /*
- * product_rates: the fp32 products' rates at SMaLL-100's shapes, in GMAC/s per
+ * product_rates: the products' rates at SMaLL-100's shapes (fp32, int8 or bf16), in GMAC/s per
  * thread from per-thread CPU time (CLOCK_THREAD_CPUTIME_ID), so a machine
  * shared with other work still gives meaningful figures; and this core's
  * fp32 FMA peak. benchmarks/NOTES.md, attempts 15 and 19, has the figures.
