@@ -1,18 +1,22 @@
 /*
- * product_rates: the fp32 products' rates at SMaLL-100's shapes, in GMAC/s per
+ * product_rates: the products' rates at SMaLL-100's shapes (fp32, int8 or bf16), in GMAC/s per
  * thread from per-thread CPU time (CLOCK_THREAD_CPUTIME_ID), so a machine
  * shared with other work still gives meaningful figures; and this core's
- * fp32 FMA peak. benchmarks/NOTES.md, attempt 15, has the figures.
+ * fp32 FMA peak. benchmarks/NOTES.md, attempts 15 and 19, has the figures.
  *
- *   make build/product_rates && build/product_rates [fma|enc|dec|head|all] [threads]
+ *   make build/product_rates && build/product_rates [fma|enc|dec|head|all] [threads] [fp32|int8|bf16]
  *
  * Each product is run as cpu_weights.c runs it: the output columns split over
  * `threads` OpenMP threads (default 2), each thread on its share alone, through
  * single-threaded OpenBLAS (sgemm, W^T from the row-major original) or the
- * packed tile (lm_packed_gemm). The rate printed is the mean over threads of
+ * packed tile (lm_packed_gemm); with int8 or bf16, through lm_q8_gemm or
+ * lm_b16_gemm on this CPU's best kernel (x quantized or converted once, outside
+ * the timing, as cpu_weights.c does before it splits). The rate printed is the mean over threads of
  * MACs / thread CPU seconds, best of 3 repetitions.
  */
 #include "backend.h"
+#include "gemm_bf16.h"
+#include "gemm_int8.h"
 #include "packed_gemm.h"
 
 #include <cblas.h>
@@ -111,8 +115,21 @@ static float *random_floats(size_t n, unsigned seed) {
     return p;
 }
 
+enum { PACKED, BLAS, INT8, BF16 };
+
+/* One product's operands in every form the driver times. */
+typedef struct {
+    const float *w, *x;
+    lm_packed p;
+    lm_q8 q8;
+    uint8_t *qx;
+    float *step;
+    lm_b16 b16;
+    void *bx;
+} operands;
+
 /* GMAC/s per thread of y (m, n) = x . W^T, columns split over the threads */
-static double rate(int blas, const float *w, const lm_packed *p, int n, int k, int m, const float *x, float *y) {
+static double rate(int form, const operands *o, int n, int k, int m, float *y) {
     double best = 0;
     for (int rep = 0; rep < 3; rep++) {
         double sum = 0;
@@ -120,13 +137,15 @@ static double rate(int blas, const float *w, const lm_packed *p, int n, int k, i
 #pragma omp parallel reduction(+ : sum, parts)
         {
             int t = omp_get_thread_num(), nt = omp_get_num_threads();
-            int align = blas ? 16 : LM_PANEL;
+            int align = form == BLAS ? 16 : LM_PANEL;
             int chunk = ((n + nt - 1) / nt + align - 1) / align * align, n0 = t * chunk, n1 = n0 + chunk < n ? n0 + chunk : n;
             if (n0 < n1) {
                 double t0 = thread_seconds(), macs = 0;
                 do { /* at least 0.2 s of CPU per measurement */
-                    if (blas) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n1 - n0, k, 1.0f, x, k, w + (size_t)n0 * k, k, 0.0f, y + n0, n);
-                    else lm_packed_gemm(p, m, x, NULL, false, y, n0, n1);
+                    if (form == BLAS) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n1 - n0, k, 1.0f, o->x, k, o->w + (size_t)n0 * k, k, 0.0f, y + n0, n);
+                    else if (form == INT8) lm_q8_gemm(&o->q8, m, o->qx, o->step, NULL, false, y, n0, n1);
+                    else if (form == BF16) lm_b16_gemm(&o->b16, m, o->bx, NULL, false, y, n0, n1);
+                    else lm_packed_gemm(&o->p, m, o->x, NULL, false, y, n0, n1);
                     macs += (double)m * (n1 - n0) * k;
                 } while (thread_seconds() - t0 < 0.2);
                 sum += macs / (thread_seconds() - t0) * 1e-9;
@@ -138,8 +157,11 @@ static double rate(int blas, const float *w, const lm_packed *p, int n, int k, i
     return best;
 }
 
-static void products(const char *title, const shape *shapes, int n_shapes, const int *rows, int n_rows, int with_blas) {
-    printf("\n%s: GMAC/s per thread (%d threads), %s\n", title, omp_get_max_threads(), with_blas ? "OpenBLAS / packed" : "packed");
+static const char *form_names[] = {"packed", "OpenBLAS / packed", "int8", "bf16"};
+
+/* form: PACKED, BLAS (OpenBLAS and packed side by side), INT8 or BF16 */
+static void products(const char *title, const shape *shapes, int n_shapes, const int *rows, int n_rows, int form) {
+    printf("\n%s: GMAC/s per thread (%d threads), %s\n", title, omp_get_max_threads(), form_names[form]);
     printf("| product (n x k) |");
     for (int r = 0; r < n_rows; r++) printf(" %d rows |", rows[r]);
     printf("\n|---|");
@@ -151,17 +173,32 @@ static void products(const char *title, const shape *shapes, int n_shapes, const
         int n = shapes[s].n, k = shapes[s].k;
         float *w = random_floats((size_t)n * k, 1u + s), *x = random_floats((size_t)max_m * k, 7u);
         float *y = aligned_alloc(64, ((size_t)max_m * n * sizeof(float) + 63) / 64 * 64);
-        lm_packed p;
+        operands o = {.w = w, .x = x};
         lm_err err;
-        if (!y || lm_packed_init(&p, w, n, k, &err) != 0) { fprintf(stderr, "product_rates: out of memory\n"); exit(1); }
+        int failed = !y;
+        if (form == INT8) {
+            failed |= lm_q8_init(&o.q8, w, n, k, lm_q8_best_kernel(), &err) != 0;
+            o.qx = malloc((size_t)max_m * o.q8.k4), o.step = malloc(sizeof(float) * max_m);
+            failed |= !o.qx || !o.step;
+            for (int i = 0; !failed && i < max_m; i++) o.step[i] = lm_q8_quantize_row(&o.q8, x + (size_t)i * k, o.qx + (size_t)i * o.q8.k4);
+        } else if (form == BF16) {
+            failed |= lm_b16_init(&o.b16, w, n, k, lm_b16_best_kernel(), &err) != 0;
+            o.bx = failed ? NULL : malloc(lm_b16_row_bytes(&o.b16) * max_m);
+            failed |= !o.bx;
+            for (int i = 0; !failed && i < max_m; i++) lm_b16_convert_row(&o.b16, x + (size_t)i * k, (char *)o.bx + lm_b16_row_bytes(&o.b16) * i);
+        } else failed |= lm_packed_init(&o.p, w, n, k, &err) != 0;
+        if (failed) { fprintf(stderr, "product_rates: out of memory\n"); exit(1); }
         printf("| %s (%d x %d) |", shapes[s].name, n, k);
         for (int r = 0; r < n_rows; r++) {
-            if (with_blas) printf(" %.1f / %.1f |", rate(1, w, &p, n, k, rows[r], x, y), rate(0, w, &p, n, k, rows[r], x, y));
-            else printf(" %.1f |", rate(0, w, &p, n, k, rows[r], x, y));
+            if (form == BLAS) printf(" %.1f / %.1f |", rate(BLAS, &o, n, k, rows[r], y), rate(PACKED, &o, n, k, rows[r], y));
+            else printf(" %.1f |", rate(form, &o, n, k, rows[r], y));
             fflush(stdout);
         }
         printf("\n");
-        lm_packed_free(&p);
+        lm_packed_free(&o.p);
+        lm_q8_free(&o.q8);
+        lm_b16_free(&o.b16);
+        free(o.qx); free(o.step); free(o.bx);
         free(w);
         free(x);
         free(y);
@@ -178,21 +215,24 @@ int main(int argc, char **argv) {
     else omp_set_num_threads(2);
     openblas_set_num_threads(1);
     if (!lm_packed_supported()) { fprintf(stderr, "product_rates: this CPU has no AVX-512\n"); return 1; }
+    const char *prec = argc > 3 ? argv[3] : "fp32";
+    int low = !strcmp(prec, "int8") ? INT8 : !strcmp(prec, "bf16") ? BF16 : -1;
+    if (low < 0 && strcmp(prec, "fp32")) { fprintf(stderr, "product_rates: precision is fp32, int8 or bf16, not %s\n", prec); return 2; }
     int all = !strcmp(what, "all");
     if (all || !strcmp(what, "fma")) fma_peak();
     const shape layer[] = {{"q/k/v/o, cross K/V", 1024, 1024}, {"fc1", 4096, 1024}, {"fc2", 1024, 4096}};
     if (all || !strcmp(what, "enc")) {
-        const int rows[] = {200, 500, 1000, 2000, 3000};
-        products("encoder and cross K/V", layer, 3, rows, 5, 1);
+        const int rows[] = {200, 500, 1000, 2000, 3000, 4000};
+        products("encoder and cross K/V", layer, 3, rows, 6, low < 0 ? BLAS : low);
     }
     if (all || !strcmp(what, "dec")) {
         const int rows[] = {16, 64, 256};
-        products("decoder steps", layer, 3, rows, 3, 1);
+        products("decoder steps", layer, 3, rows, 3, low < 0 ? BLAS : low);
     }
     if (all || !strcmp(what, "head")) {
         const shape head[] = {{"output projection", 128112, 1024}};
         const int rows[] = {5, 16, 20, 64, 100, 256, 1000};
-        products("output projection", head, 1, rows, 7, 0);
+        products("output projection", head, 1, rows, 7, low < 0 ? PACKED : low);
     }
     return 0;
 }

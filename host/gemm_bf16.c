@@ -1,6 +1,7 @@
 /* gemm_bf16: see gemm_bf16.h. */
 #include "gemm_bf16.h"
 #include "cpu_features.h"
+#include "gemm_blocks.h"
 
 #include <immintrin.h>
 #include <stdlib.h>
@@ -91,6 +92,15 @@ __attribute__((target("avx512f"))) static inline void store_rows(int rows, const
     }
 }
 
+/* The next panel's share of lines for the pairs g0 .. g1 of a tile's k loop:
+ * pf_lines spread evenly over `pairs`, issued between blocks of 16 pairs (as
+ * the fp32 tile: inside the loop their bookkeeping cost more than they saved).
+ * Returns where the share goes on. */
+static inline const char *prefetch_share(const char *pf, int pf_lines, int *pf_acc, int g0, int g1, int pairs) {
+    for (*pf_acc += pf_lines * (g1 - g0); *pf_acc >= pairs; *pf_acc -= pairs, pf += 64) _mm_prefetch(pf, _MM_HINT_T1);
+    return pf;
+}
+
 /* acc += a . w by pairs, as _mm512_dpbf16_ps; in asm for the reason
  * gemm_int8.c gives (GCC adds a register copy per intrinsic call). */
 __attribute__((target("avx512f,avx512bf16"))) static inline __m512 dpbf16(__m512 acc, __m512i a, __m512i w) {
@@ -100,23 +110,29 @@ __attribute__((target("avx512f,avx512bf16"))) static inline __m512 dpbf16(__m512
 
 /* `rows` (<= ROWS) rows against one panel: y[i][0..cols). A partial tile
  * repeats its last row rather than take a slower loop; the repeats are not
- * stored. */
+ * stored. Meanwhile pf_lines cache lines from pf (its share of the next
+ * panel) are brought to L2. */
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void tile(int rows, int pairs, const uint16_t *xb, int ldx,
-                                                                         const uint16_t *panel, float *y, int ldy, int cols,
-                                                                         const float *bias, bool relu) {
+                                                                         const uint16_t *panel, const char *pf, int pf_lines, float *y,
+                                                                         int ldy, int cols, const float *bias, bool relu) {
     __m512 lo[ROWS], hi[ROWS];
     const uint16_t *x[ROWS];
     for (int i = 0; i < ROWS; i++) {
         lo[i] = hi[i] = _mm512_setzero_ps();
         x[i] = xb + (size_t)(i < rows ? i : rows - 1) * ldx;
     }
-    for (int g = 0; g < pairs; g++) {
-        __m512i w0 = _mm512_load_si512(panel + (size_t)g * PAIR_WORDS), w1 = _mm512_load_si512(panel + (size_t)g * PAIR_WORDS + 32);
+    int pf_acc = 0;
+    for (int g0 = 0; g0 < pairs; g0 += 16) {
+        int g1 = g0 + 16 < pairs ? g0 + 16 : pairs;
+        pf = prefetch_share(pf, pf_lines, &pf_acc, g0, g1, pairs);
+        for (int g = g0; g < g1; g++) {
+            __m512i w0 = _mm512_load_si512(panel + (size_t)g * PAIR_WORDS), w1 = _mm512_load_si512(panel + (size_t)g * PAIR_WORDS + 32);
 #pragma GCC unroll 8
-        for (int i = 0; i < ROWS; i++) {
-            __m512i a = _mm512_set1_epi32(load32(x[i] + 2 * g));
-            lo[i] = dpbf16(lo[i], a, w0);
-            hi[i] = dpbf16(hi[i], a, w1);
+            for (int i = 0; i < ROWS; i++) {
+                __m512i a = _mm512_set1_epi32(load32(x[i] + 2 * g));
+                lo[i] = dpbf16(lo[i], a, w0);
+                hi[i] = dpbf16(hi[i], a, w1);
+            }
         }
     }
     __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1), m1 = cols >= 32 ? 0xffff : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
@@ -131,7 +147,8 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void tile(int rows
  * subnormal inputs and outputs to zero. Activations come as floats (already
  * rounded to bfloat16), broadcast straight from memory. */
 __attribute__((target("avx512f"))) static void tile_widen(int rows, int pairs, const float *xf, int ldx, const uint16_t *panel,
-                                                          float *y, int ldy, int cols, const float *bias, bool relu) {
+                                                          const char *pf, int pf_lines, float *y, int ldy, int cols, const float *bias,
+                                                          bool relu) {
     __m512 lo[ROWS_WIDEN], hi[ROWS_WIDEN];
     const float *x[ROWS_WIDEN];
     const __m512i high = _mm512_set1_epi32((int)0xffff0000u);
@@ -139,18 +156,23 @@ __attribute__((target("avx512f"))) static void tile_widen(int rows, int pairs, c
         lo[i] = hi[i] = _mm512_setzero_ps();
         x[i] = xf + (size_t)(i < rows ? i : rows - 1) * ldx;
     }
-    for (int g = 0; g < pairs; g++) {
-        __m512i w0 = _mm512_load_si512(panel + (size_t)g * PAIR_WORDS), w1 = _mm512_load_si512(panel + (size_t)g * PAIR_WORDS + 32);
-        __m512 e0 = _mm512_castsi512_ps(_mm512_slli_epi32(w0, 16)), o0 = _mm512_castsi512_ps(_mm512_and_si512(w0, high));
-        __m512 e1 = _mm512_castsi512_ps(_mm512_slli_epi32(w1, 16)), o1 = _mm512_castsi512_ps(_mm512_and_si512(w1, high));
-        /* past the panel's end these are the next panel's lines; a prefetch never faults */
-        _mm_prefetch((const char *)(panel + (size_t)(g + PREFETCH_G) * PAIR_WORDS), _MM_HINT_T0);
-        _mm_prefetch((const char *)(panel + (size_t)(g + PREFETCH_G) * PAIR_WORDS + 32), _MM_HINT_T0);
+    int pf_acc = 0;
+    for (int g0 = 0; g0 < pairs; g0 += 16) {
+        int g1 = g0 + 16 < pairs ? g0 + 16 : pairs;
+        pf = prefetch_share(pf, pf_lines, &pf_acc, g0, g1, pairs);
+        for (int g = g0; g < g1; g++) {
+            __m512i w0 = _mm512_load_si512(panel + (size_t)g * PAIR_WORDS), w1 = _mm512_load_si512(panel + (size_t)g * PAIR_WORDS + 32);
+            __m512 e0 = _mm512_castsi512_ps(_mm512_slli_epi32(w0, 16)), o0 = _mm512_castsi512_ps(_mm512_and_si512(w0, high));
+            __m512 e1 = _mm512_castsi512_ps(_mm512_slli_epi32(w1, 16)), o1 = _mm512_castsi512_ps(_mm512_and_si512(w1, high));
+            /* past the panel's end these are the next panel's lines; a prefetch never faults */
+            _mm_prefetch((const char *)(panel + (size_t)(g + PREFETCH_G) * PAIR_WORDS), _MM_HINT_T0);
+            _mm_prefetch((const char *)(panel + (size_t)(g + PREFETCH_G) * PAIR_WORDS + 32), _MM_HINT_T0);
 #pragma GCC unroll 12
-        for (int i = 0; i < ROWS_WIDEN; i++) {
-            __m512 xo = _mm512_set1_ps(x[i][2 * g + 1]), xe = _mm512_set1_ps(x[i][2 * g]);
-            lo[i] = _mm512_fmadd_ps(xe, e0, _mm512_fmadd_ps(xo, o0, lo[i]));
-            hi[i] = _mm512_fmadd_ps(xe, e1, _mm512_fmadd_ps(xo, o1, hi[i]));
+            for (int i = 0; i < ROWS_WIDEN; i++) {
+                __m512 xo = _mm512_set1_ps(x[i][2 * g + 1]), xe = _mm512_set1_ps(x[i][2 * g]);
+                lo[i] = _mm512_fmadd_ps(xe, e0, _mm512_fmadd_ps(xo, o0, lo[i]));
+                hi[i] = _mm512_fmadd_ps(xe, e1, _mm512_fmadd_ps(xo, o1, hi[i]));
+            }
         }
     }
     __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1), m1 = cols >= 32 ? 0xffff : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
@@ -172,18 +194,36 @@ void lm_b16_convert_row(const lm_b16 *w, const float *x, void *out) {
     }
 }
 
-void lm_b16_gemm(const lm_b16 *w, int m, const void *xb, const float *bias, bool relu, float *y, int n0, int n1) {
-    size_t ld = (size_t)w->k2;
+/* Rows i0 .. i1 of x (ld bytes a row) against the panels of columns j0 .. j1.
+ * The next panel (2 lines a pair) is brought to L2 while this one is worked
+ * on, a share by each tile, so that the first tile does not wait on DRAM
+ * while the others find theirs in L2; with one tile a panel there is no other
+ * tile to gain, and the extra requests cost that tile 20% (attempt 19). */
+static void panels_rows(const lm_b16 *w, int i0, int i1, const char *xb, size_t ld, const float *bias, bool relu, float *y, int n0,
+                        int n1) {
+    int tile_rows = w->kernel == LM_B16_DOT ? ROWS : ROWS_WIDEN, pairs = w->k2 / 2, tiles = (i1 - i0 + tile_rows - 1) / tile_rows;
     for (int j = n0; j < n1; j += LM_B16_PANEL) {
         const uint16_t *panel = w->panels + (size_t)(j / LM_B16_PANEL) * w->k2 * LM_B16_PANEL;
         int cols = n1 - j < LM_B16_PANEL ? n1 - j : LM_B16_PANEL;
-        int tile_rows = w->kernel == LM_B16_DOT ? ROWS : ROWS_WIDEN;
-        for (int i = 0; i < m; i += tile_rows) {
-            int rows = m - i < tile_rows ? m - i : tile_rows;
+        int lines = j + LM_B16_PANEL < n1 && tiles > 1 ? pairs * (int)(PAIR_WORDS * sizeof(uint16_t) / 64) : 0;
+        const char *next = (const char *)(panel + (size_t)w->k2 * LM_B16_PANEL);
+        for (int i = i0, t = 0; i < i1; i += tile_rows, t++) {
+            int rows = i1 - i < tile_rows ? i1 - i : tile_rows;
+            int l0 = (int)((long)lines * t / tiles), l1 = (int)((long)lines * (t + 1) / tiles);
             if (w->kernel == LM_B16_DOT)
-                tile(rows, w->k2 / 2, (const uint16_t *)xb + i * ld, w->k2, panel, y + (size_t)i * w->n + j, w->n, cols, bias ? bias + j : NULL, relu);
+                tile(rows, pairs, (const uint16_t *)(xb + i * ld), w->k2, panel, next + (size_t)l0 * 64, l1 - l0, y + (size_t)i * w->n + j,
+                     w->n, cols, bias ? bias + j : NULL, relu);
             else
-                tile_widen(rows, w->k2 / 2, (const float *)xb + i * ld, w->k2, panel, y + (size_t)i * w->n + j, w->n, cols, bias ? bias + j : NULL, relu);
+                tile_widen(rows, pairs, (const float *)(xb + i * ld), w->k2, panel, next + (size_t)l0 * 64, l1 - l0,
+                           y + (size_t)i * w->n + j, w->n, cols, bias ? bias + j : NULL, relu);
         }
     }
+}
+
+void lm_b16_gemm(const lm_b16 *w, int m, const void *xb, const float *bias, bool relu, float *y, int n0, int n1) {
+    /* gemm_blocks.h: a block of x stays in L2; a row is 2 bytes a value for
+     * vdpbf16ps, 4 (floats) for the widened tile */
+    size_t ld = lm_b16_row_bytes(w);
+    int block = lm_row_block(m, ld, w->kernel == LM_B16_DOT ? ROWS : ROWS_WIDEN);
+    for (int i0 = 0; i0 < m; i0 += block) panels_rows(w, i0, m - i0 < block ? m : i0 + block, xb, ld, bias, relu, y, n0, n1);
 }

@@ -1,6 +1,7 @@
 /* gemm_int8: see gemm_int8.h. */
 #include "gemm_int8.h"
 #include "cpu_features.h"
+#include "gemm_blocks.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -97,6 +98,7 @@ int lm_q8_init(lm_q8 *w, const float *W, int n, int k, lm_q8_kernel kernel, lm_e
     w->k = k;
     w->k4 = k4;
     w->kernel = kernel;
+    w->streamed = bytes > LM_PREFETCH_W_BYTES;
     bool avx512 = kernel == LM_Q8_VNNI;
 #pragma omp parallel
     {
@@ -144,32 +146,49 @@ __attribute__((target("avx512f,avx512vnni"))) static inline __m512i dpbusd(__m51
     return acc;
 }
 
+/* One group (4 k) of a tile: ROWS rows against the panel's 32 outputs. */
+__attribute__((target("avx512f,avx512vnni"), always_inline)) static inline void vnni_group(__m512i *lo, __m512i *hi, const uint8_t *const *x,
+                                                                                          const int8_t *panel, int g) {
+    __m512i w0 = _mm512_load_si512(panel + (size_t)g * GROUP_BYTES), w1 = _mm512_load_si512(panel + (size_t)g * GROUP_BYTES + 64);
+    /* past the panel's end these are the next panel's lines; a prefetch never faults */
+    _mm_prefetch((const char *)(panel + (size_t)(g + PREFETCH_G) * GROUP_BYTES), _MM_HINT_T0);
+    _mm_prefetch((const char *)(panel + (size_t)(g + PREFETCH_G) * GROUP_BYTES + 64), _MM_HINT_T0);
+#pragma GCC unroll 12
+    for (int i = 0; i < ROWS; i++) {
+        __m512i a = _mm512_set1_epi32(load32(x[i] + 4 * g));
+        lo[i] = dpbusd(lo[i], a, w0);
+        hi[i] = dpbusd(hi[i], a, w1);
+    }
+}
+
 /* `rows` (<= ROWS) quantized rows against one panel, into y[i][0..cols):
  * (sum over k of (qx + 128) * qW - comp) * (step * scale) + bias. A partial
  * tile repeats its last row rather than take a slower loop; the repeats are
- * not stored. */
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void tile_vnni(int rows, int groups, const uint8_t *q, int ldq,
-                                                                              const int8_t *panel, const float *step, const float *scale,
-                                                                              const int32_t *comp, const float *bias, bool relu, float *y,
-                                                                              int ldy, int cols) {
+ * not stored. With next (a constant: two copies are made), pf_lines cache
+ * lines from pf (its share of the next panel) are brought to L2 meanwhile,
+ * spread evenly over the groups and issued between blocks of 16 groups (as
+ * the fp32 tile: inside the loop their bookkeeping cost more than they saved).
+ * Without it the loop is the flat one it was: the blocked loop's counters
+ * took a register from the row pointers, and the one spilled to a vector
+ * register cost a port-0 move a group, 3-5% at weights that stay in cache
+ * (attempt 19). */
+__attribute__((target("avx512f,avx512bw,avx512vnni"), always_inline)) static inline void
+tile_vnni_body(const bool next, int rows, int groups, const uint8_t *q, int ldq, const int8_t *panel, const char *pf, int pf_lines,
+               const float *step, const float *scale, const int32_t *comp, const float *bias, bool relu, float *y, int ldy, int cols) {
     __m512i lo[ROWS], hi[ROWS];
     const uint8_t *x[ROWS];
     for (int i = 0; i < ROWS; i++) {
         lo[i] = hi[i] = _mm512_setzero_si512();
         x[i] = q + (size_t)(i < rows ? i : rows - 1) * ldq;
     }
-    for (int g = 0; g < groups; g++) {
-        __m512i w0 = _mm512_load_si512(panel + (size_t)g * GROUP_BYTES), w1 = _mm512_load_si512(panel + (size_t)g * GROUP_BYTES + 64);
-        /* past the panel's end these are the next panel's lines; a prefetch never faults */
-        _mm_prefetch((const char *)(panel + (size_t)(g + PREFETCH_G) * GROUP_BYTES), _MM_HINT_T0);
-        _mm_prefetch((const char *)(panel + (size_t)(g + PREFETCH_G) * GROUP_BYTES + 64), _MM_HINT_T0);
-#pragma GCC unroll 12
-        for (int i = 0; i < ROWS; i++) {
-            __m512i a = _mm512_set1_epi32(load32(x[i] + 4 * g));
-            lo[i] = dpbusd(lo[i], a, w0);
-            hi[i] = dpbusd(hi[i], a, w1);
+    if (!next)
+        for (int g = 0; g < groups; g++) vnni_group(lo, hi, x, panel, g);
+    else
+        for (int g0 = 0, pf_acc = 0; g0 < groups; g0 += 16) {
+            int g1 = g0 + 16 < groups ? g0 + 16 : groups;
+            for (pf_acc += pf_lines * (g1 - g0); pf_acc >= groups; pf_acc -= groups, pf += 64) _mm_prefetch(pf, _MM_HINT_T1);
+            for (int g = g0; g < g1; g++) vnni_group(lo, hi, x, panel, g);
         }
-    }
     __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1), m1 = cols >= 32 ? 0xffff : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
     __m512 sc0 = _mm512_maskz_loadu_ps(m0, scale), sc1 = _mm512_maskz_loadu_ps(m1, scale + 16);
     __m512i c0 = _mm512_maskz_loadu_epi32(m0, comp), c1 = _mm512_maskz_loadu_epi32(m1, comp + 16);
@@ -183,6 +202,19 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void tile_vnni(int
         _mm512_mask_storeu_ps(y + (size_t)i * ldy, m0, v0);
         _mm512_mask_storeu_ps(y + (size_t)i * ldy + 16, m1, v1);
     }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void tile_vnni(int rows, int groups, const uint8_t *q, int ldq, const int8_t *panel,
+                                                                              const float *step, const float *scale, const int32_t *comp,
+                                                                              const float *bias, bool relu, float *y, int ldy, int cols) {
+    tile_vnni_body(false, rows, groups, q, ldq, panel, NULL, 0, step, scale, comp, bias, relu, y, ldy, cols);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void tile_vnni_next(int rows, int groups, const uint8_t *q, int ldq,
+                                                                                   const int8_t *panel, const char *pf, int pf_lines,
+                                                                                   const float *step, const float *scale, const int32_t *comp,
+                                                                                   const float *bias, bool relu, float *y, int ldy, int cols) {
+    tile_vnni_body(true, rows, groups, q, ldq, panel, pf, pf_lines, step, scale, comp, bias, relu, y, ldy, cols);
 }
 
 /* The same sums without the shift: acc[i][o] = sum of qx * qW, as |qx| times
@@ -210,19 +242,46 @@ __attribute__((target("avx2"))) static void tile_avx2(int rows, int groups, cons
         for (int v = 0; v < 4; v++) _mm256_storeu_si256((__m256i *)(acc + i * LM_Q8_PANEL + 8 * v), sum[i][v]);
 }
 
+/* Rows i0 .. i1 of q against the panels of columns j0 .. j1 on the VNNI tile.
+ * For weights that do not stay in L3 (the output projection) the next panel
+ * (2 lines a group) is brought to L2 while this one is worked on, a share by
+ * each tile, so that the first tile does not wait on DRAM while the others
+ * find theirs in L2; with one tile a panel there is no other tile to gain,
+ * and the extra requests cost that tile 15% (attempt 19). */
+static void vnni_rows(const lm_q8 *w, int i0, int i1, const uint8_t *q, const float *step, const float *bias, bool relu, float *y,
+                      int n0, int n1) {
+    int groups = w->k4 / 4, tiles = (i1 - i0 + ROWS - 1) / ROWS;
+    bool next = tiles > 1 && w->streamed;
+    for (int j = n0; j < n1; j += LM_Q8_PANEL) {
+        const int8_t *panel = w->panels + (size_t)(j / LM_Q8_PANEL) * w->k4 * LM_Q8_PANEL;
+        int cols = n1 - j < LM_Q8_PANEL ? n1 - j : LM_Q8_PANEL;
+        int lines = j + LM_Q8_PANEL < n1 ? groups * (GROUP_BYTES / 64) : 0;
+        const char *pf = (const char *)(panel + (size_t)w->k4 * LM_Q8_PANEL);
+        for (int i = i0, t = 0; i < i1; i += ROWS, t++) {
+            int rows = i1 - i < ROWS ? i1 - i : ROWS, l0 = (int)((long)lines * t / tiles), l1 = (int)((long)lines * (t + 1) / tiles);
+            const uint8_t *qi = q + (size_t)i * w->k4;
+            float *yi = y + (size_t)i * w->n + j;
+            if (next)
+                tile_vnni_next(rows, groups, qi, w->k4, panel, pf + (size_t)l0 * 64, l1 - l0, step + i, w->scale + j, w->comp + j,
+                               bias ? bias + j : NULL, relu, yi, w->n, cols);
+            else
+                tile_vnni(rows, groups, qi, w->k4, panel, step + i, w->scale + j, w->comp + j, bias ? bias + j : NULL, relu, yi, w->n, cols);
+        }
+    }
+}
+
 void lm_q8_gemm(const lm_q8 *w, int m, const uint8_t *q, const float *step, const float *bias, bool relu, float *y, int n0, int n1) {
+    if (w->kernel == LM_Q8_VNNI) {
+        int block = lm_row_block(m, (size_t)w->k4, ROWS); /* gemm_blocks.h: a block of x stays in L2 */
+        for (int i0 = 0; i0 < m; i0 += block) vnni_rows(w, i0, m - i0 < block ? m : i0 + block, q, step, bias, relu, y, n0, n1);
+        return;
+    }
     int groups = w->k4 / 4;
     int32_t acc[ROWS_AVX2 * LM_Q8_PANEL];
     for (int j = n0; j < n1; j += LM_Q8_PANEL) {
         const int8_t *panel = w->panels + (size_t)(j / LM_Q8_PANEL) * w->k4 * LM_Q8_PANEL;
         int cols = n1 - j < LM_Q8_PANEL ? n1 - j : LM_Q8_PANEL;
         const float *scale = w->scale + j, *b = bias ? bias + j : NULL;
-        if (w->kernel == LM_Q8_VNNI) {
-            for (int i0 = 0; i0 < m; i0 += ROWS)
-                tile_vnni(m - i0 < ROWS ? m - i0 : ROWS, groups, q + (size_t)i0 * w->k4, w->k4, panel, step + i0, scale, w->comp + j, b,
-                          relu, y + (size_t)i0 * w->n + j, w->n, cols);
-            continue;
-        }
         for (int i0 = 0; i0 < m; i0 += ROWS_AVX2) {
             int rows = m - i0 < ROWS_AVX2 ? m - i0 : ROWS_AVX2;
             tile_avx2(rows, groups, q + (size_t)i0 * w->k4, w->k4, panel, acc);

@@ -35,6 +35,7 @@ typedef struct {
     int32_t *comp;   /* (n) 128 * sum of row o's quantized values */
     int n, k, k4;    /* k4: k rounded up to a multiple of 4 */
     lm_q8_kernel kernel;
+    bool streamed;   /* too large to stay in L3: the VNNI kernel prefetches each next panel (gemm_blocks.h) */
 } lm_q8;
 
 /* The best kernel this CPU has (lm_cpu_features), LM_Q8_NONE if neither. */

@@ -1,6 +1,7 @@
 /* packed_gemm: see packed_gemm.h. */
 #include "packed_gemm.h"
 #include "cpu_features.h"
+#include "gemm_blocks.h"
 
 #include <immintrin.h>
 #include <stdlib.h>
@@ -116,19 +117,6 @@ __attribute__((target("avx512f"))) static void tile_rows(int rows, int k, const 
     }
 }
 
-/* x larger than X_FITS_BYTES is worked through in blocks of rows of at most
- * BLOCK_X_BYTES, each against all of the thread's panels, so that a block
- * stays in L2 (2 MB) while the panels pass: the encoder's 2000-4000 rows
- * (8-16 MB at k = 1024) otherwise came from L3 once per panel (fc1 at
- * 2000-3000 rows: 74-77 -> 81-83 GMAC/s a thread). Each block reads the
- * weights again (from L3, or from DRAM for the 512 MB output projection:
- * about a tenth of a 252-row block's compute time, and prefetched), which
- * pays only with many rows a block: at k = 4096 (fc2, 60-row blocks) it cost
- * 3-5%, so blocks under BLOCK_MIN_ROWS are not made. */
-#define X_FITS_BYTES (3 << 19)
-#define BLOCK_X_BYTES (1 << 20)
-#define BLOCK_MIN_ROWS 192
-
 /* Rows i0 .. i1 of x against panels j0 .. j1 (columns; j1 the thread's end). */
 static void panels_rows(const lm_packed *p, int i0, int i1, const float *x, const float *bias, bool relu, float *y, int n0,
                         int n1) {
@@ -150,10 +138,11 @@ static void panels_rows(const lm_packed *p, int i0, int i1, const float *x, cons
 }
 
 void lm_packed_gemm(const lm_packed *p, int m, const float *x, const float *bias, bool relu, float *y, int n0, int n1) {
-    int block = m, most = (int)(BLOCK_X_BYTES / ((size_t)p->k * sizeof(float))) / ROWS * ROWS;
-    if ((size_t)m * p->k * sizeof(float) > X_FITS_BYTES && most >= BLOCK_MIN_ROWS) {
-        int blocks = (m + most - 1) / most; /* of equal size, so none is a few rows that read all the weights */
-        block = ((m + blocks - 1) / blocks + ROWS - 1) / ROWS * ROWS;
-    }
+    /* x in row blocks that stay in L2 (gemm_blocks.h): the encoder's
+     * 2000-4000 rows (8-16 MB at k = 1024) otherwise came from L3 once per
+     * panel (fc1 at 2000-3000 rows: 74-77 -> 81-83 GMAC/s a thread); at
+     * k = 4096 the 60-row blocks would cost 3-5%, hence no blocks under 192
+     * rows (NOTES, attempt 18) */
+    int block = lm_row_block(m, (size_t)p->k * sizeof(float), ROWS);
     for (int i0 = 0; i0 < m; i0 += block) panels_rows(p, i0, m - i0 < block ? m : i0 + block, x, bias, relu, y, n0, n1);
 }

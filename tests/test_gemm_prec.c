@@ -12,6 +12,7 @@
 #include "cpu_features.h"
 #include "cpu_weights.h"
 #include "packed_gemm.h"
+#include "gemm_blocks.h"
 #include "gemm_bf16.h"
 #include "gemm_int8.h"
 
@@ -88,6 +89,12 @@ static void check_int8_case(lm_q8_kernel kern, int m, int n, int k, float xscale
     lib_int8(&q8, m, x, b, y);
     ref_int8(m, n, k, x, w, b, ref);
     CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "int8 %s m=%d n=%d k=%d: identical to the reference", kernel_name(kern), m, n, k);
+    if (kern == LM_Q8_VNNI && m > 12) { /* several tiles a panel: the next-panel prefetch of weights too large for L3, on small ones */
+        q8.streamed = true;
+        lib_int8(&q8, m, x, b, y);
+        CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "int8 VNNI m=%d n=%d k=%d, as if streamed: identical to the reference", m, n, k);
+        q8.streamed = false;
+    }
     /* |x.w - qx.qw * steps| <= sx/2 sum|w| + sw/2 sum|x| + k sx sw / 4, plus float rounding */
     bool within = true, alone = true;
     for (int i = 0; i < m; i++) {
@@ -157,6 +164,10 @@ static void check_int8(void) {
         const int sizes[][3] = {{1, 1, 1}, {3, 33, 5}, {17, 77, 45}, {9, 64, 130}, {8, 32, 4}, {12, 100, 1023}, {0, 33, 7}};
         for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) check_int8_case(kernels[i], sizes[s][0], sizes[s][1], sizes[s][2], 2.0f);
         check_int8_case(kernels[i], 5, 70, 33, 1e-20f); /* tiny activations: steps near float's bottom */
+        /* 1100 rows of 2048 bytes (2.2 MB) pass gemm_blocks.h's limit: x in
+         * row blocks, the next panel prefetched across a block's tiles */
+        CHECK(lm_row_block(1100, 2048, 1) < 1100, "int8: 1100 x 2048 is worked in row blocks");
+        check_int8_case(kernels[i], 1100, 45, 2047, 2.0f);
         check_int8_extremes(kernels[i]);
     }
     lm_q8 q8;
@@ -254,6 +265,11 @@ static void check_bf16(void) {
         }
         const int sizes[][3] = {{1, 1, 1}, {3, 33, 5}, {17, 77, 45}, {9, 64, 130}, {8, 32, 2}, {12, 100, 1023}, {0, 33, 7}};
         for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) check_bf16_case(kernels[i], sizes[s][0], sizes[s][1], sizes[s][2]);
+        /* 1100 rows of 1024 values (2.2 MB as bfloat16, 4.4 MB as floats)
+         * pass gemm_blocks.h's limit: x in row blocks, the next panel
+         * prefetched across a block's tiles */
+        CHECK(lm_row_block(1100, 2048, 1) < 1100 && lm_row_block(1100, 4096, 1) < 1100, "bf16: 1100 x 1024 is worked in row blocks");
+        check_bf16_case(kernels[i], 1100, 45, 1023);
     }
     lm_b16 b16;
     lm_err err;
