@@ -92,15 +92,6 @@ __attribute__((target("avx512f"))) static inline void store_rows(int rows, const
     }
 }
 
-/* The next panel's share of lines for the pairs g0 .. g1 of a tile's k loop:
- * pf_lines spread evenly over `pairs`, issued between blocks of 16 pairs (as
- * the fp32 tile: inside the loop their bookkeeping cost more than they saved).
- * Returns where the share goes on. */
-static inline const char *prefetch_share(const char *pf, int pf_lines, int *pf_acc, int g0, int g1, int pairs) {
-    for (*pf_acc += pf_lines * (g1 - g0); *pf_acc >= pairs; *pf_acc -= pairs, pf += 64) _mm_prefetch(pf, _MM_HINT_T1);
-    return pf;
-}
-
 /* acc += a . w by pairs, as _mm512_dpbf16_ps; in asm for the reason
  * gemm_int8.c gives (GCC adds a register copy per intrinsic call). */
 __attribute__((target("avx512f,avx512bf16"))) static inline __m512 dpbf16(__m512 acc, __m512i a, __m512i w) {
@@ -124,7 +115,7 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void tile(int rows
     int pf_acc = 0;
     for (int g0 = 0; g0 < pairs; g0 += 16) {
         int g1 = g0 + 16 < pairs ? g0 + 16 : pairs;
-        pf = prefetch_share(pf, pf_lines, &pf_acc, g0, g1, pairs);
+        pf = lm_prefetch_share(pf, pf_lines, &pf_acc, g0, g1, pairs);
         for (int g = g0; g < g1; g++) {
             __m512i w0 = _mm512_load_si512(panel + (size_t)g * PAIR_WORDS), w1 = _mm512_load_si512(panel + (size_t)g * PAIR_WORDS + 32);
 #pragma GCC unroll 8
@@ -159,7 +150,7 @@ __attribute__((target("avx512f"))) static void tile_widen(int rows, int pairs, c
     int pf_acc = 0;
     for (int g0 = 0; g0 < pairs; g0 += 16) {
         int g1 = g0 + 16 < pairs ? g0 + 16 : pairs;
-        pf = prefetch_share(pf, pf_lines, &pf_acc, g0, g1, pairs);
+        pf = lm_prefetch_share(pf, pf_lines, &pf_acc, g0, g1, pairs);
         for (int g = g0; g < g1; g++) {
             __m512i w0 = _mm512_load_si512(panel + (size_t)g * PAIR_WORDS), w1 = _mm512_load_si512(panel + (size_t)g * PAIR_WORDS + 32);
             __m512 e0 = _mm512_castsi512_ps(_mm512_slli_epi32(w0, 16)), o0 = _mm512_castsi512_ps(_mm512_and_si512(w0, high));

@@ -14,6 +14,7 @@
 #ifndef LM_GEMM_BLOCKS_H
 #define LM_GEMM_BLOCKS_H
 
+#include <immintrin.h>
 #include <stddef.h>
 
 #define LM_BLOCK_X_FITS (3 << 19)
@@ -33,6 +34,16 @@ static inline int lm_row_block(int m, size_t row_bytes, int tile_rows) {
     if (most < LM_BLOCK_MIN_ROWS) return m;
     int blocks = (m + most - 1) / most;
     return ((m + blocks - 1) / blocks + tile_rows - 1) / tile_rows * tile_rows;
+}
+
+/* A tile's share of the next panel: pf_lines cache lines from pf brought to
+ * L2, spread evenly over the tile's `steps` k steps (groups, pairs), issued
+ * between blocks of steps s0 .. s1 rather than inside the k loop, where their
+ * bookkeeping cost more than they saved (attempts 18 and 19). *acc carries
+ * the spread from one block to the next; returns where the share goes on. */
+static inline const char *lm_prefetch_share(const char *pf, int pf_lines, int *acc, int s0, int s1, int steps) {
+    for (*acc += pf_lines * (s1 - s0); *acc >= steps; *acc -= steps, pf += 64) _mm_prefetch(pf, _MM_HINT_T1);
+    return pf;
 }
 
 #endif

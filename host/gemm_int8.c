@@ -186,7 +186,7 @@ tile_vnni_body(const bool next, int rows, int groups, const uint8_t *q, int ldq,
     else
         for (int g0 = 0, pf_acc = 0; g0 < groups; g0 += 16) {
             int g1 = g0 + 16 < groups ? g0 + 16 : groups;
-            for (pf_acc += pf_lines * (g1 - g0); pf_acc >= groups; pf_acc -= groups, pf += 64) _mm_prefetch(pf, _MM_HINT_T1);
+            pf = lm_prefetch_share(pf, pf_lines, &pf_acc, g0, g1, groups);
             for (int g = g0; g < g1; g++) vnni_group(lo, hi, x, panel, g);
         }
     __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1), m1 = cols >= 32 ? 0xffff : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);

@@ -68,13 +68,11 @@ __attribute__((target("avx512f"), always_inline)) static inline void tile(const 
     __m512 lo[ROWS], hi[ROWS];
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++) lo[i] = hi[i] = _mm512_setzero_ps();
-    /* pf_lines cache lines of the next panel, spread evenly over k, issued
-     * between blocks of 16 k steps (inside the k loop their bookkeeping cost
-     * more than they saved at 256 rows and more) */
+    /* meanwhile pf_lines lines of the next panel go to L2 (gemm_blocks.h) */
     int pf_acc = 0;
     for (int k0 = 0; k0 < k; k0 += 16) {
         int k1 = k0 + 16 < k ? k0 + 16 : k;
-        for (pf_acc += pf_lines * (k1 - k0); pf_acc >= k; pf_acc -= k, pf += 64) _mm_prefetch(pf, _MM_HINT_T1);
+        pf = lm_prefetch_share(pf, pf_lines, &pf_acc, k0, k1, k);
         for (int kk = k0; kk < k1; kk++) {
             __m512 w0 = _mm512_load_ps(panel + (size_t)kk * LM_PANEL), w1 = _mm512_load_ps(panel + (size_t)kk * LM_PANEL + 16);
             /* the panel's lines PREFETCH_K steps ahead (past its end: the next
