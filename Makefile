@@ -5,22 +5,22 @@ CXX     ?= g++
 BUILD   ?= build
 OPT     ?= -O2 -g
 XFLAGS  ?=
-CFLAGS   = $(OPT) $(XFLAGS) -std=c11 -Wall -Wextra -fopenmp -D_GNU_SOURCE -Ihost -MMD -MP
+CFLAGS   = $(OPT) $(XFLAGS) -std=c11 -Wall -Wextra -fopenmp -D_GNU_SOURCE -Ihost -I. -MMD -MP
 CXXFLAGS = $(OPT) $(XFLAGS) -std=c++17 -Wall -Wextra -Ihost -MMD -MP
 LDEXTRA ?=
 LDLIBS   = $(XFLAGS) $(LDEXTRA) -pthread -lopenblas -lcjson -lyaml -lsentencepiece -lstdc++ -lm -fopenmp
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-HOST_SRC = $(filter-out host/main.c,$(wildcard host/*.c))
-HOST_OBJ = $(HOST_SRC:%.c=$(BUILD)/%.o) $(BUILD)/host/spm_shim.o
+HOST_SRC = $(filter-out host/cli/main.c,$(wildcard host/*/*.c))
+HOST_OBJ = $(HOST_SRC:%.c=$(BUILD)/%.o) $(BUILD)/host/model/spm_shim.o
 TEST_SRC = $(wildcard tests/test_*.c)
 
 NVCC ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/cuda/bin/nvcc))
 ifneq ($(NVCC),)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
-NVFLAGS   = -O2 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra -Ikernels -Ihost -MMD -MP
-CFLAGS   += -DLM_WITH_CUDA -I$(CUDA_HOME)/include -Ikernels -Icuda
+NVFLAGS   = -O2 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra -Ihost -MMD -MP
+CFLAGS   += -DLM_WITH_CUDA -I$(CUDA_HOME)/include
 LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
 HOST_OBJ += $(patsubst %.cu,$(BUILD)/%.o,$(wildcard kernels/*.cu)) $(patsubst %.c,$(BUILD)/%.o,$(wildcard cuda/*.c))
 # NCCL (the weight broadcast across GPUs) where the toolkit or the system has
@@ -36,7 +36,7 @@ TEST_SRC := $(filter-out tests/test_cuda_%.c,$(TEST_SRC))
 endif
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/%)
 
-# MPI (one job over several processes and machines, host/mpi_link.c) where
+# MPI (one job over several processes and machines, host/engine/mpi_link.c) where
 # Open MPI's mpicc is found; its flags, not mpicc itself, so CC stays the compiler.
 MPICC ?= $(shell command -v mpicc 2>/dev/null)
 ifneq ($(MPICC),)
@@ -54,11 +54,11 @@ $(BUILD)/kernels/%.o: kernels/%.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 
-$(BUILD)/host/spm_shim.o: host/spm_shim.cc
+$(BUILD)/host/model/spm_shim.o: host/model/spm_shim.cc
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
-$(BUILD)/lyricmt: $(BUILD)/host/main.o $(HOST_OBJ)
+$(BUILD)/lyricmt: $(BUILD)/host/cli/main.o $(HOST_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/testing.o $(BUILD)/tests/zip_writer.o $(HOST_OBJ)
@@ -75,17 +75,17 @@ FUZZ_CXX     ?= clang++
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_CFLAGS   = -O1 -g -std=c11 -Wall -Wextra -fopenmp -D_GNU_SOURCE -Ihost -Itests -MMD -MP $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZ_CFLAGS   = -O1 -g -std=c11 -Wall -Wextra -fopenmp -D_GNU_SOURCE -Ihost -I. -Itests -MMD -MP $(FUZZ_SAN) -fsanitize=fuzzer-no-link
 FUZZ_TARGETS  = $(filter-out fuzz_util,$(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
 FUZZ_BIN      = $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
-FUZZ_OBJ      = $(HOST_SRC:%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/host/spm_shim.o \
+FUZZ_OBJ      = $(HOST_SRC:%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/host/model/spm_shim.o \
                 $(FUZZ_BUILD)/tests/fuzz/fuzz_util.o $(FUZZ_BUILD)/tests/zip_writer.o
 
 $(FUZZ_BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
 
-$(FUZZ_BUILD)/host/spm_shim.o: host/spm_shim.cc
+$(FUZZ_BUILD)/host/model/spm_shim.o: host/model/spm_shim.cc
 	@mkdir -p $(dir $@)
 	$(FUZZ_CXX) -O1 -g -std=c++17 -Wall -Wextra -Ihost -MMD -MP $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
 

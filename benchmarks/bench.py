@@ -350,7 +350,7 @@ def model_macs(cfg, src_lens, steps, beam):
 
 # the peak each precision is held against (peak.c's kinds): the fastest instruction
 # that does its products exactly. bf16: vdpbf16ps, or a bfloat16 widened to float
-# and one FMA (exact, as host/gemm_bf16.c does on Intel, where that is faster)
+# and one FMA (exact, as host/cpu/gemm_bf16.c does on Intel, where that is faster)
 PEAK_KINDS = {"fp32": ["fp32_fma512", "fp32_fma256"], "float32": ["fp32_fma512", "fp32_fma256"],
               "bf16": ["bf16_dp512", "fp32_fma512", "fp32_fma256"], "bfloat16": ["bf16_dp512", "fp32_fma512", "fp32_fma256"],
               "int8": ["int8_dp512"], "int8_float32": ["int8_dp512"]}

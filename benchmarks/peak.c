@@ -19,7 +19,7 @@
 
    The instructions are inline asm, one per statement, each on its own
    accumulator: the compiler may not drop or merge them, and GCC's register copy
-   around _mm512_dpbusd_epi32 (GCC bug 94663, see host/gemm_int8.c) cannot slow
+   around _mm512_dpbusd_epi32 (GCC bug 94663, see host/cpu/gemm_int8.c) cannot slow
    the loop. The operands are small normal numbers, never subnormal: Intel cores
    take microcode assists on subnormals, which would measure the assist, not the
    unit. The machine's own flags decide nothing beyond -O2 -fopenmp: each

@@ -14,10 +14,10 @@
  * the timing, as cpu_weights.c does before it splits). The rate printed is the mean over threads of
  * MACs / thread CPU seconds, best of 3 repetitions.
  */
-#include "backend.h"
-#include "gemm_bf16.h"
-#include "gemm_int8.h"
-#include "packed_gemm.h"
+#include "backend/backend.h"
+#include "cpu/gemm_bf16.h"
+#include "cpu/gemm_int8.h"
+#include "cpu/packed_gemm.h"
 
 #include <cblas.h>
 #include <immintrin.h>

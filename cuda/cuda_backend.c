@@ -1,6 +1,6 @@
 /*
  * cuda_backend: the M2M100 forward pass on an NVIDIA GPU, behind the same
- * interface as the CPU backend (host/backend.h); search and scheduling stay on
+ * interface as the CPU backend (host/backend/backend.h); search and scheduling stay on
  * the host and are shared.
  *
  * Precision: weights live on the device in the chosen dtype (fp32 to check
@@ -20,12 +20,12 @@
  * its own length, so the embedding, the cache append and self-attention take
  * a position and a key count per row.
  */
-#include "backend.h"
-#include "cuda_check.h"
-#include "cuda_device.h"
-#include "engine_config.h"
-#include "kernels.h"
-#include "cuda_nccl.h"
+#include "backend/backend.h"
+#include "cuda/cuda_check.h"
+#include "cuda/cuda_device.h"
+#include "config/engine_config.h"
+#include "kernels/kernels.h"
+#include "cuda/cuda_nccl.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -7,7 +7,7 @@
 #ifndef LM_CUDA_CHECK_H
 #define LM_CUDA_CHECK_H
 
-#include "util.h"
+#include "base/util.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>

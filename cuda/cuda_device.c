@@ -1,6 +1,6 @@
 /* cuda_device: see cuda_device.h. */
-#include "cuda_device.h"
-#include "cuda_check.h"
+#include "cuda/cuda_device.h"
+#include "cuda/cuda_check.h"
 
 #include <stdio.h>
 

@@ -6,7 +6,7 @@
 #ifndef LM_CUDA_DEVICE_H
 #define LM_CUDA_DEVICE_H
 
-#include "util.h"
+#include "base/util.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>

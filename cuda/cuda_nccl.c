@@ -1,6 +1,6 @@
 /* cuda_nccl: see cuda_nccl.h. */
-#include "cuda_nccl.h"
-#include "cuda_check.h"
+#include "cuda/cuda_nccl.h"
+#include "cuda/cuda_check.h"
 
 #include <stdio.h>
 #include <stdlib.h>

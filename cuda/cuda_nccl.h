@@ -8,7 +8,7 @@
 #ifndef LM_CUDA_NCCL_H
 #define LM_CUDA_NCCL_H
 
-#include "backend.h"
+#include "backend/backend.h"
 
 #include <cuda_runtime.h>
 

@@ -7,7 +7,7 @@
  * matrix-product inputs are of the backend's dtype (LM_K_F32/F16/BF16),
  * passed as void pointers. Rows are row-major with the stride given.
  * The CPU reference of each op is in tests/test_cuda_kernels.c (or, for
- * logprob_topk, host/logits.c).
+ * logprob_topk, host/backend/logits.c).
  */
 #ifndef LM_KERNELS_H
 #define LM_KERNELS_H

@@ -5,7 +5,7 @@
  * thread 0 adds the edited tokens last. Ranking: value descending, then token
  * ascending, as the host's scan.
  *
- * Refusal, as host/logits.c: a row whose sum of exponentials is NaN (a NaN or
+ * Refusal, as host/backend/logits.c: a row whose sum of exponentials is NaN (a NaN or
  * +inf logit, or no finite logit at all) gets id LM_K_BAD_ROW, and a greedy
  * row whose every token is banned too; the backend turns that into an error.
  *
@@ -17,7 +17,7 @@
  * nearly all the probability would otherwise cancel to 0 (a score of +inf).
  */
 #include "common.cuh"
-#include "logit_rules.h"
+#include "backend/logit_rules.h"
 
 #define THREADS 256
 #define NO_TOKEN 0x7fffffff

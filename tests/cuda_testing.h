@@ -9,8 +9,8 @@
 #ifndef LM_CUDA_TESTING_H
 #define LM_CUDA_TESTING_H
 
-#include "cuda_device.h"
-#include "kernels.h"
+#include "cuda/cuda_device.h"
+#include "kernels/kernels.h"
 
 #include <math.h>
 #include <stdlib.h>

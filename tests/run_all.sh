@@ -4,7 +4,7 @@
 passed=0
 failed=0
 # The test binaries run on the OpenBLAS kernels the program itself chooses
-# (host/blas_core.c: it corrects OpenBLAS's fallback on CPUs it does not know).
+# (host/cpu/blas_core.c: it corrects OpenBLAS's fallback on CPUs it does not know).
 core=$("${LYRICMT:-build/lyricmt}" --version 2>/dev/null | sed -n 's/.*OpenBLAS kernels: \([A-Za-z0-9]*\).*/\1/p')
 [ -n "$core" ] && [ -z "${OPENBLAS_CORETYPE:-}" ] && export OPENBLAS_CORETYPE="$core"
 for t in "$@" tests/test_*.sh; do

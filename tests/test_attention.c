@@ -20,9 +20,9 @@
  * seven roundings of at most u/2).
  */
 #include "testing.h"
-#include "cpu_attention.h"
-#include "cpu_features.h"
-#include "cpu_norm.h"
+#include "cpu/cpu_attention.h"
+#include "simd/cpu_features.h"
+#include "cpu/cpu_norm.h"
 
 #include <math.h>
 #include <stdbool.h>

@@ -5,7 +5,7 @@
  * Run under ASan/UBSan by `make sanitize`, so out-of-bounds reads count.
  */
 #include "testing.h"
-#include "translator.h"
+#include "engine/translator.h"
 #include "zip_writer.h"
 
 #include <cjson/cJSON.h>

@@ -20,12 +20,12 @@
  *     its copy lands garbles them), and decode_step_topk against decode_step plus
  *     the host's top-k, greedy and k = 10 and 16, with edits.
  */
-#include "backend.h"
-#include "cpu_weights.h"
-#include "cuda_device.h"
-#include "engine_config.h"
-#include "kernels.h"
-#include "logits.h"
+#include "backend/backend.h"
+#include "cpu/cpu_weights.h"
+#include "cuda/cuda_device.h"
+#include "config/engine_config.h"
+#include "kernels/kernels.h"
+#include "backend/logits.h"
 #include "testing.h"
 #include "cuda_testing.h"
 

@@ -7,8 +7,8 @@
  * summation order differs); results stored in fp16 1e-3 and in bf16 8e-3 (one
  * rounding of the stored value: 2^-11 and 2^-8 relative).
  */
-#include "kernels.h"
-#include "logits.h"
+#include "kernels/kernels.h"
+#include "backend/logits.h"
 #include "testing.h"
 #include "cuda_testing.h"
 
@@ -278,7 +278,7 @@ static void test_append_rows(int n, int cols, int steps, bool with_bias) {
 
 /* ---- logprob_topk against an independent reference ----
  * Double precision, the whole edited row, a full sort: it shares no code with
- * host/logits.c or logit_rules.h (only the lm_edit layout the kernel reads). */
+ * host/backend/logits.c or logit_rules.h (only the lm_edit layout the kernel reads). */
 
 static const double *sort_keys;
 static int by_value_then_id(const void *a, const void *b) {

@@ -13,7 +13,7 @@
  *   v5_fresh kind (what transformers 5.x's save_pretrained writes) keeps it.
  */
 #include "testing.h"
-#include "translator.h"
+#include "engine/translator.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

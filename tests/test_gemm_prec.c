@@ -9,12 +9,12 @@
  * (LYRICMT_CPU_FEATURES) that sends a CPU to its fallback.
  */
 #include "testing.h"
-#include "cpu_features.h"
-#include "cpu_weights.h"
-#include "packed_gemm.h"
-#include "gemm_blocks.h"
-#include "gemm_bf16.h"
-#include "gemm_int8.h"
+#include "simd/cpu_features.h"
+#include "cpu/cpu_weights.h"
+#include "cpu/packed_gemm.h"
+#include "cpu/gemm_blocks.h"
+#include "cpu/gemm_bf16.h"
+#include "cpu/gemm_int8.h"
 
 #include <immintrin.h>
 #include <math.h>

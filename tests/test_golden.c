@@ -31,9 +31,9 @@
  * bound (MIN_SAME_F16, _BF16).
  */
 #include "testing.h"
-#include "cpu_weights.h"
-#include "packed_gemm.h"
-#include "translator.h"
+#include "cpu/cpu_weights.h"
+#include "cpu/packed_gemm.h"
+#include "engine/translator.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

@@ -3,10 +3,10 @@
  * bounds, the journal's round trip and its refusals, record formatting.
  */
 #include "testing.h"
-#include "journal.h"
-#include "line_cache.h"
-#include "json_line.h"
-#include "output.h"
+#include "job/journal.h"
+#include "job/line_cache.h"
+#include "job/json_line.h"
+#include "job/output.h"
 
 #include <stdio.h>
 #include <stdlib.h>

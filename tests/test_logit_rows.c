@@ -9,7 +9,7 @@
  * Runs without a GPU.
  */
 #include "testing.h"
-#include "search.h"
+#include "engine/search.h"
 
 #include <math.h>
 #include <stdlib.h>

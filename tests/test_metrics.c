@@ -6,8 +6,8 @@
  * brevity penalty and lengths, and the text its command line printed; the
  * whitespace set against Python's str.isspace().
  */
-#include "lines.h"
-#include "metrics.h"
+#include "tools/lines.h"
+#include "tools/metrics.h"
 #include "testing.h"
 
 #include <cjson/cJSON.h>

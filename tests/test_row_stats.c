@@ -8,9 +8,9 @@
  * lm_log_softmax; and the two paths against each other.
  */
 #include "testing.h"
-#include "cpu_features.h"
-#include "logits.h"
-#include "row_stats.h"
+#include "simd/cpu_features.h"
+#include "backend/logits.h"
+#include "simd/row_stats.h"
 
 #include <float.h>
 #include <math.h>

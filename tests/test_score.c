@@ -10,8 +10,8 @@
  *     unsorted in one batch gives the same float, bit for bit;
  *   - on the CPU through both decoder paths (packed AVX-512 and OpenBLAS).
  */
-#include "score.h"
-#include "packed_gemm.h"
+#include "engine/score.h"
+#include "cpu/packed_gemm.h"
 #include "testing.h"
 
 #include <cjson/cJSON.h>

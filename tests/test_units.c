@@ -4,10 +4,10 @@
  * pick against an independent reference, packed products, engine config keys.
  */
 #include "testing.h"
-#include "engine_config.h"
-#include "model.h"
-#include "packed_gemm.h"
-#include "search.h"
+#include "config/engine_config.h"
+#include "model/model.h"
+#include "cpu/packed_gemm.h"
+#include "engine/search.h"
 
 #include <float.h>
 #include <math.h>

@@ -1,10 +1,10 @@
-/* test_worker_pool: the pool's contract without a model (host/worker_pool.h):
+/* test_worker_pool: the pool's contract without a model (host/engine/worker_pool.h):
  * each batch comes back exactly once, a slow worker takes fewer batches than
  * fast ones (dynamic hand-out), each worker runs on its own thread with its own
  * OpenMP thread count, cancellation, a worker whose setup fails, and batches
  * taken from outside (the MPI link's way). */
 #include "testing.h"
-#include "worker_pool.h"
+#include "engine/worker_pool.h"
 
 #include <omp.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* testing: see testing.h. */
 #include "testing.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <stdlib.h>
 

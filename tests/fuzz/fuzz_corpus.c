@@ -5,7 +5,7 @@
  * Beyond memory errors it checks what the job relies on: one record per
  * scanned line, and record text (and a pair's source) that is valid UTF-8
  * without NUL bytes. */
-#include "corpus.h"
+#include "job/corpus.h"
 #include "fuzz_util.h"
 
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* Fuzz target: the YAML engine config (lm_engine_config_load_yaml). */
-#include "engine_config.h"
+#include "config/engine_config.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

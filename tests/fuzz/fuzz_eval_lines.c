@@ -2,8 +2,8 @@
  * (lm_lines_load; the first byte picks whether lines are right-stripped),
  * then chrF and BLEU (both tokenizers) of each line against the next. */
 #include "fuzz_util.h"
-#include "lines.h"
-#include "metrics.h"
+#include "tools/lines.h"
+#include "tools/metrics.h"
 
 #include <string.h>
 

@@ -1,7 +1,7 @@
 /* Fuzz target: the resume journal (lm_journal_load, then lm_journal_compare
  * as a resuming job does, here against itself). */
 #include "fuzz_util.h"
-#include "journal.h"
+#include "job/journal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lm_journal j;

@@ -2,7 +2,7 @@
  * (lm_dir_config_load). The input holds the three texts separated by NUL
  * bytes; a missing part is a missing (optional) file. */
 #include "fuzz_util.h"
-#include "model_config.h"
+#include "model/model_config.h"
 
 #include <string.h>
 

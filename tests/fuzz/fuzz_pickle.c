@@ -1,7 +1,7 @@
 /* Fuzz target: the restricted unpickler. The input is data.pkl alone,
  * wrapped in a valid archive with a few storages for it to refer to. */
 #include "fuzz_util.h"
-#include "tensor_file.h"
+#include "model/tensor_file.h"
 #include "zip_writer.h"
 
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* Fuzz target: model.safetensors, header and tensor table (lm_safetensors_open). */
 #include "fuzz_util.h"
-#include "tensor_file.h"
+#include "model/tensor_file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lm_tensor_file tf;

@@ -3,7 +3,7 @@
  * loaded beside tiny-a's vocabulary, then a text with literal special tokens
  * encoded and ids across the special range decoded. */
 #include "fuzz_util.h"
-#include "tokenizer.h"
+#include "model/tokenizer.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* Fuzz target: the zip directory of pytorch_model.bin (lm_zip_open). */
 #include "fuzz_util.h"
-#include "torch_zip.h"
+#include "model/torch_zip.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lm_zip z;

@@ -2,7 +2,7 @@
  * beside tests/fixtures/tiny-b's config files: zip, pickle, tensor checks,
  * binding to the config and widening. */
 #include "fuzz_util.h"
-#include "model.h"
+#include "model/model.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc; (void)argv;

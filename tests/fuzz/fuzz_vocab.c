@@ -2,7 +2,7 @@
  * size). No SentencePiece model is present, so a vocabulary that passes
  * every check ends in "missing" rather than in a slow model load. */
 #include "fuzz_util.h"
-#include "tokenizer.h"
+#include "model/tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lm_fuzz_write("vocab.json", data, size);

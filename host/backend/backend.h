@@ -1,0 +1,112 @@
+/*
+ * backend: the small interface every compute backend implements (CPU here,
+ * CUDA in cuda/). Search and scheduling drive a backend only through these
+ * calls and never know which one runs.
+ *
+ * A batch is encoded once; decoding then runs "rows" (hypotheses: one per
+ * sentence for greedy, num_beams per sentence for beam search) that each
+ * attend to one sentence's encoder output. Between steps the search tells
+ * the backend which rows survive and whom they continue (reorder), which is
+ * how beams fork and how finished sentences leave the batch.
+ *
+ * In-flight batching (backends with encode_more): sentences encoded later
+ * join a running decode as new rows (reorder with parent -1), so every row
+ * sits at its own decoder position. A row's logits depend only on its own
+ * tokens and its sentence, never on the other rows or where it sits, which
+ * keeps outputs identical however sentences are grouped.
+ */
+#ifndef LM_BACKEND_H
+#define LM_BACKEND_H
+
+#include "backend/logits.h"
+#include "model/model.h"
+
+typedef struct lm_backend lm_backend;
+
+/* What the search wants from each row after a step when the backend picks the
+ * candidates itself (decode_step_topk), so that only rows x k numbers leave it.
+ * Row r's edits are edits[edit_start[r] .. edit_start[r + 1]). */
+typedef struct {
+    int k;                    /* candidates per row */
+    bool greedy;              /* k = 1, as lm_greedy_pick; otherwise as lm_logprob_topk */
+    float penalty;            /* repetition penalty for LM_EDIT_PENALIZE */
+    const lm_edit *edits;
+    const int32_t *edit_start; /* (rows + 1) */
+} lm_topk_request;
+
+typedef struct {
+    const char *name;
+    /* Encodes n sentences given back to back in tokens (lens[i] each, all > 0)
+     * as sentences 0 .. n-1; computes and keeps their cross-attention keys and
+     * values. Forgets any earlier batch. */
+    int (*encode)(lm_backend *b, const int32_t *tokens, const int32_t *lens, int n, lm_err *err);
+    /* Optional (NULL when the backend cannot admit sentences mid-decode): encodes
+     * n more sentences and appends them as the next sentence numbers (after every
+     * sentence encoded since encode), while decoding goes on. Sentences that no
+     * current row refers to may be dropped here to reclaim their memory; rows
+     * must not refer to them again. */
+    int (*encode_more)(lm_backend *b, const int32_t *tokens, const int32_t *lens, int n, lm_err *err);
+    /* Copies sentence i's encoder output (lens[i] x D) into out; for tests. */
+    int (*encoder_output)(lm_backend *b, int sentence, float *out, lm_err *err);
+    /* Starts decoding `rows` hypotheses; row r belongs to sentence row_sentence[r].
+     * rows is also the most rows later reorders may ask for; max_steps the most
+     * tokens any row will be fed. */
+    int (*decode_start)(lm_backend *b, const int32_t *row_sentence, int rows, int max_steps, lm_err *err);
+    /* Feeds tokens[r] to every row at the row's own next decoder position (the
+     * tokens it was fed before, its parents' included) and writes logits (rows x V).
+     * step counts the calls since decode_start (0-based, checked in order); when
+     * every row started together it is every row's position.
+     * logits may be NULL when the search needs none this step (a forced token): the
+     * cache is still filled but the output projection is skipped. */
+    int (*decode_step)(lm_backend *b, const int32_t *tokens, int step, float *logits, lm_err *err);
+    /* Optional (NULL when absent): decode_step, then each row's candidates as
+     * req asks, written to ids and vals (rows x k), for req->k <= topk_max. The
+     * search uses it for greedy and beam search when k fits; otherwise, and for
+     * sampling, it takes decode_step's whole rows. */
+    int (*decode_step_topk)(lm_backend *b, const int32_t *tokens, int step, const lm_topk_request *req, int32_t *ids,
+                            float *vals, lm_err *err);
+    int topk_max;
+    /* Keeps `rows` rows: new row r continues old row parent[r] and belongs to sentence row_sentence[r].
+     * Parents may repeat, and rows may grow back up to the count given to decode_start
+     * (beam search runs one row while a sentence's beams are still identical).
+     * With encode_more, parent[r] = -1 starts a fresh row at position 0. */
+    int (*reorder)(lm_backend *b, const int32_t *parent, const int32_t *row_sentence, int rows, lm_err *err);
+    void (*destroy)(lm_backend *b);
+} lm_backend_ops;
+
+struct lm_backend {
+    const lm_backend_ops *ops;
+    const lm_model *model;
+};
+
+/* threads <= 0: all cores. weights (cpu_weights.h) are prepared once per model
+ * and shared by every CPU backend made from it; they must outlive the backend. */
+typedef struct lm_cpu_weights lm_cpu_weights;
+lm_backend *lm_cpu_backend_create(const lm_model *model, const lm_cpu_weights *weights, int threads, lm_err *err);
+
+/* The OpenBLAS kernel family in use ("SkylakeX", "Haswell", "Prescott", ...),
+ * and the one to ask for instead when OpenBLAS did not recognise this CPU
+ * and fell back to its SSE3 kernels though the CPU has AVX2 or AVX-512
+ * (NULL when its own choice stands). host/cpu/blas_core.c. */
+const char *lm_blas_core(void);
+const char *lm_blas_core_override(void);
+
+/* CUDA backend (cuda/), in builds made where nvcc was found (LM_WITH_CUDA).
+ * precision is an lm_precision; reserve_tokens sizes the first buffers (the
+ * config's batch.max_tokens); larger batches grow them, never per step. */
+lm_backend *lm_cuda_backend_create(const lm_model *model, int precision, int reserve_tokens, lm_err *err);
+/* The same on CUDA device `device`. fill false: the weights' memory is made but
+ * left for lm_cuda_broadcast_weights (cuda/cuda_nccl.c) to fill from another
+ * backend. */
+lm_backend *lm_cuda_backend_create_on(const lm_model *model, int precision, int reserve_tokens, int device, bool fill, lm_err *err);
+/* Makes the backend's device current on the calling thread (a worker's first act). */
+int lm_cuda_backend_bind(lm_backend *b, lm_err *err);
+/* CUDA devices on this machine (0 when none), or -1 for a broken setup. */
+int lm_cuda_device_count(lm_err *err);
+/* Copies backends[0]'s weights into backends[1..n) with one NCCL
+ * communicator over their devices (ncclBroadcast); an error in builds without NCCL. */
+int lm_cuda_broadcast_weights(lm_backend *const *backends, int n, lm_err *err);
+/* "built, NCCL 2.28.3 opened at run time", or why not, for --version. */
+const char *lm_cuda_nccl_describe(char *buf, size_t n);
+
+#endif

@@ -1,0 +1,326 @@
+/* engine_config: see engine_config.h. */
+#include "config/engine_config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+typedef enum { K_INT, K_FLOAT, K_BOOL } key_kind;
+
+/* decoding keys: transformers' generation names */
+static const struct {
+    const char *name;
+    key_kind kind;
+    double lo, hi;
+    size_t offset;
+} gen_keys[] = {
+    {"num_beams", K_INT, 1, 1024, offsetof(lm_gen_config, num_beams)},
+    {"max_length", K_INT, 2, 1 << 20, offsetof(lm_gen_config, max_length)},
+    {"min_length", K_INT, 0, 1 << 20, offsetof(lm_gen_config, min_length)},
+    {"length_penalty", K_FLOAT, -100, 100, offsetof(lm_gen_config, length_penalty)},
+    {"early_stopping", K_BOOL, 0, 1, offsetof(lm_gen_config, early_stopping)},
+    {"no_repeat_ngram_size", K_INT, 0, 1024, offsetof(lm_gen_config, no_repeat_ngram_size)},
+    {"repetition_penalty", K_FLOAT, 1e-6, 1e6, offsetof(lm_gen_config, repetition_penalty)},
+    {"num_return_sequences", K_INT, 1, 1024, offsetof(lm_gen_config, num_return_sequences)},
+    {"do_sample", K_BOOL, 0, 1, offsetof(lm_gen_config, do_sample)},
+    {"temperature", K_FLOAT, 1e-6, 1e6, offsetof(lm_gen_config, temperature)},
+    {"top_k", K_INT, 0, 1 << 24, offsetof(lm_gen_config, top_k)},
+    {"top_p", K_FLOAT, 0, 1, offsetof(lm_gen_config, top_p)},
+};
+#define N_GEN_KEYS (int)(sizeof gen_keys / sizeof *gen_keys)
+
+void lm_engine_config_defaults(lm_engine_config *c) {
+    memset(c, 0, sizeof *c);
+    c->threads = 0;
+    c->workers = 1;
+    c->rank0_translates = true;
+    c->mpi_timeout_s = 600;
+    c->max_batch_sentences = 32;
+    c->max_batch_tokens = 4096;
+    c->convention = -1;
+    c->window_lines = 512;
+    c->cache_lines = 65536;
+    c->sort_by_length = true;
+    c->inflight = true;
+    strcpy(c->id_field, "id");
+    strcpy(c->text_field, "text");
+    strcpy(c->source_field, "source");
+    strcpy(c->target_field, "target");
+}
+
+static const char *const format_names[] = {"text", "tsv", "jsonl", "pairs"};
+static const char *const utf8_policy_names[] = {"replace", "skip", "fail"};
+static const char *const length_policy_names[] = {"truncate", "skip", "fail"};
+
+static const char *const device_names[] = {"cpu", "cuda"};
+static const char *const weights_from_names[] = {"disk", "broadcast"};
+static const char *const precision_names[] = {"fp32", "fp16", "bf16", "int8"};
+
+const char *lm_format_name(lm_format f) { return format_names[f]; }
+const char *lm_device_name(lm_device d) { return device_names[d]; }
+const char *lm_precision_name(lm_precision p) { return precision_names[p]; }
+const char *lm_policy_name(lm_policy p, bool for_length) { return (for_length ? length_policy_names : utf8_policy_names)[p]; }
+
+/* Picks one of n names; the error lists them. */
+static int parse_choice(const char *text, const char *const *names, int n, int *out, const char *key, const char *where, lm_err *err) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(text, names[i])) { *out = i; return 0; }
+    char list[128] = "";
+    for (int i = 0; i < n; i++) snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
+    return lm_fail(err, "%s: '%s' must be one of %s, got '%s'", where, key, list, text);
+}
+
+static int parse_number(const char *text, key_kind kind, double lo, double hi, double *out, const char *key, const char *where,
+                        lm_err *err) {
+    if (kind == K_BOOL) {
+        if (!strcmp(text, "true") || !strcmp(text, "yes") || !strcmp(text, "1")) { *out = 1; return 0; }
+        if (!strcmp(text, "false") || !strcmp(text, "no") || !strcmp(text, "0")) { *out = 0; return 0; }
+        return lm_fail(err, "%s: '%s' must be true or false, got '%s'", where, key, text);
+    }
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end == text || *end != '\0' || errno || !isfinite(v))
+        return lm_fail(err, "%s: '%s' must be a number, got '%s'", where, key, text);
+    /* digits only: 1e3 and 4.0 are numbers, but not what anyone means by a count */
+    if (kind == K_INT && (v != floor(v) || strspn(text + (text[0] == '-'), "0123456789") != strlen(text + (text[0] == '-'))))
+        return lm_fail(err, "%s: '%s' must be an integer, got '%s'", where, key, text);
+    if (v < lo || v > hi) {
+        if (kind == K_INT) return lm_fail(err, "%s: '%s' is %s, outside [%.0f, %.0f]", where, key, text, lo, hi);
+        return lm_fail(err, "%s: '%s' is %s, outside [%g, %g]", where, key, text, lo, hi);
+    }
+    *out = v;
+    return 0;
+}
+
+int lm_engine_config_set(lm_engine_config *c, const char *key, const char *value, const char *where, lm_err *err) {
+    const char *bare = strncmp(key, "decoding.", 9) == 0 ? key + 9 : key;
+    for (int i = 0; i < N_GEN_KEYS; i++) {
+        if (strcmp(bare, gen_keys[i].name) != 0) continue;
+        double v;
+        if (parse_number(value, gen_keys[i].kind, gen_keys[i].lo, gen_keys[i].hi, &v, key, where, err) != 0) return -1;
+        for (int j = 0; j < c->n_overrides; j++)
+            if (c->overrides[j].key == i) { c->overrides[j].value = v; return 0; }
+        if (c->n_overrides == LM_MAX_OVERRIDES) return lm_fail(err, "%s: too many decoding settings", where);
+        c->overrides[c->n_overrides].key = i;
+        c->overrides[c->n_overrides++].value = v;
+        return 0;
+    }
+    double v;
+    if (!strcmp(key, "threads")) {
+        if (parse_number(value, K_INT, 0, 4096, &v, key, where, err)) return -1;
+        c->threads = (int)v;
+    } else if (!strcmp(key, "workers")) {
+        if (parse_number(value, K_INT, 1, 1024, &v, key, where, err)) return -1;
+        c->workers = (int)v;
+    } else if (!strcmp(key, "devices")) {
+        /* the list itself is checked where the devices are opened (translator.c) */
+        if (strlen(value) >= sizeof c->devices || !value[0]) return lm_fail(err, "%s: '%s' must be 'all' or a list such as 0,1,2,3", where, key);
+        strcpy(c->devices, value);
+    } else if (!strcmp(key, "weights_from")) {
+        int choice;
+        if (parse_choice(value, weights_from_names, 2, &choice, key, where, err)) return -1;
+        c->weights_from = (lm_weights_from)choice;
+    } else if (!strcmp(key, "mpi.rank0_translates")) {
+        if (parse_number(value, K_BOOL, 0, 1, &v, key, where, err)) return -1;
+        c->rank0_translates = v != 0;
+    } else if (!strcmp(key, "mpi.timeout_s")) {
+        if (parse_number(value, K_INT, 0, 1 << 24, &v, key, where, err)) return -1;
+        c->mpi_timeout_s = (int)v;
+    } else if (!strcmp(key, "device")) {
+        int choice;
+        if (parse_choice(value, device_names, 2, &choice, key, where, err)) return -1;
+        c->device = (lm_device)choice;
+    } else if (!strcmp(key, "precision")) {
+        int choice;
+        if (parse_choice(value, precision_names, 4, &choice, key, where, err)) return -1;
+        c->precision = (lm_precision)choice;
+    } else if (!strcmp(key, "batch.max_sentences")) {
+        if (parse_number(value, K_INT, 1, 1 << 20, &v, key, where, err)) return -1;
+        c->max_batch_sentences = (int)v;
+    } else if (!strcmp(key, "batch.max_tokens")) {
+        if (parse_number(value, K_INT, 1, 1 << 30, &v, key, where, err)) return -1;
+        c->max_batch_tokens = (int)v;
+    } else if (!strcmp(key, "decoding.seed") || !strcmp(key, "seed")) {
+        if (parse_number(value, K_INT, 0, 9007199254740991.0, &v, key, where, err)) return -1;
+        c->seed = (uint64_t)v;
+    } else if (!strcmp(key, "batch.window_lines")) {
+        if (parse_number(value, K_INT, 1, 1 << 24, &v, key, where, err)) return -1;
+        c->window_lines = (int)v;
+    } else if (!strcmp(key, "batch.cache_lines")) {
+        if (parse_number(value, K_INT, 0, 1 << 26, &v, key, where, err)) return -1;
+        c->cache_lines = (int)v;
+    } else if (!strcmp(key, "batch.sort_by_length")) {
+        if (parse_number(value, K_BOOL, 0, 1, &v, key, where, err)) return -1;
+        c->sort_by_length = v != 0;
+    } else if (!strcmp(key, "batch.inflight")) {
+        if (parse_number(value, K_BOOL, 0, 1, &v, key, where, err)) return -1;
+        c->inflight = v != 0;
+    } else if (!strcmp(key, "input.format") || !strcmp(key, "output.format")) {
+        int choice;
+        if (parse_choice(value, format_names, key[0] == 'i' ? 3 : 4, &choice, key, where, err)) return -1;
+        *(key[0] == 'i' ? &c->input_format : &c->output_format) = (lm_format)choice;
+    } else if (!strcmp(key, "output.dedup_hypotheses")) {
+        if (parse_number(value, K_BOOL, 0, 1, &v, key, where, err)) return -1;
+        c->dedup_hypotheses = v != 0;
+    } else if (!strcmp(key, "output.min_score")) {
+        if (parse_number(value, K_FLOAT, -1e9, 0, &v, key, where, err)) return -1;
+        c->has_min_score = true;
+        c->min_score = v;
+    } else if (!strcmp(key, "input.bad_utf8") || !strcmp(key, "input.too_long")) {
+        bool length = key[6] == 't';
+        int choice;
+        if (parse_choice(value, length ? length_policy_names : utf8_policy_names, 3, &choice, key, where, err)) return -1;
+        *(length ? &c->too_long : &c->bad_utf8) = (lm_policy)choice;
+    } else if (!strcmp(key, "input.id_field") || !strcmp(key, "input.text_field") || !strcmp(key, "input.source_field") ||
+               !strcmp(key, "input.target_field")) {
+        char *dst = key[6] == 'i' ? c->id_field : key[6] == 's' ? c->source_field : key[7] == 'a' ? c->target_field : c->text_field;
+        if (strlen(value) >= sizeof c->id_field || !value[0]) return lm_fail(err, "%s: '%s' must be a field name of 1 to 63 bytes", where, key);
+        strcpy(dst, value);
+    } else if (!strcmp(key, "tokenizer.convention")) {
+        if (!strcmp(value, "auto")) c->convention = -1;
+        else if (!strcmp(value, "m2m100")) c->convention = LM_CONV_M2M100;
+        else if (!strcmp(value, "small100")) c->convention = LM_CONV_SMALL100;
+        else return lm_fail(err, "%s: '%s' must be auto, m2m100 or small100, got '%s'", where, key, value);
+    } else if (!strcmp(key, "tokenizer.src") || !strcmp(key, "tokenizer.tgt")) {
+        char *dst = key[10] == 's' ? c->src_lang : c->tgt_lang;
+        if (strlen(value) >= sizeof c->src_lang || !value[0]) return lm_fail(err, "%s: '%s' is not a language code", where, key);
+        strcpy(dst, value);
+    } else {
+        return lm_fail(err, "%s: unknown key '%s'", where, key);
+    }
+    return 0;
+}
+
+void lm_engine_config_apply(const lm_engine_config *c, lm_gen_config *g) {
+    for (int i = 0; i < c->n_overrides; i++) {
+        double v = c->overrides[i].value;
+        char *field = (char *)g + gen_keys[c->overrides[i].key].offset;
+        switch (gen_keys[c->overrides[i].key].kind) {
+        case K_INT: *(int *)field = (int)v; break;
+        case K_FLOAT: *(float *)field = (float)v; break;
+        case K_BOOL: *(bool *)field = v != 0; break;
+        }
+    }
+}
+
+/* Walks a mapping; nested mappings give dotted keys ("batch.max_tokens"). */
+static int walk(lm_engine_config *c, yaml_document_t *doc, yaml_node_t *map, const char *prefix, const char *path, lm_err *err) {
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key), *v = yaml_document_get_node(doc, p->value);
+        char where[4200], key[512];
+        if (!k || k->type != YAML_SCALAR_NODE) return lm_fail(err, "%s: keys must be plain names", path);
+        snprintf(key, sizeof key, "%s%s", prefix, (const char *)k->data.scalar.value);
+        snprintf(where, sizeof where, "%s:%lu", path, (unsigned long)k->start_mark.line + 1);
+        if (v->type == YAML_MAPPING_NODE) {
+            if (prefix[0]) return lm_fail(err, "%s: '%s' nests too deeply", where, key);
+            char sub[600];
+            snprintf(sub, sizeof sub, "%s.", key);
+            if (strcmp(key, "batch") && strcmp(key, "tokenizer") && strcmp(key, "decoding") && strcmp(key, "input") && strcmp(key, "output") &&
+                strcmp(key, "mpi"))
+                return lm_fail(err, "%s: unknown section '%s'", where, key);
+            if (walk(c, doc, v, sub, path, err) != 0) return -1;
+        } else if (v->type == YAML_SCALAR_NODE) {
+            if (lm_engine_config_set(c, key, (const char *)v->data.scalar.value, where, err) != 0) return -1;
+        } else {
+            return lm_fail(err, "%s: '%s' must be a value, not a list", where, key);
+        }
+    }
+    return 0;
+}
+
+/* An engine config is a few hundred bytes. The bounds keep hostile files
+ * out of libyaml: its document holds the whole file, and its scanner is
+ * quadratic in nesting depth (40,000 levels of "[" took 7 s, 200,000 took
+ * minutes), so a first pass over the events refuses deep nesting before
+ * the document is built. */
+#define YAML_MAX_BYTES (1u << 20)
+#define YAML_MAX_DEPTH 8
+
+/* Reads all of f (a pipe too) up to YAML_MAX_BYTES. */
+static int read_bounded(FILE *f, const char *path, char **out, size_t *len, lm_err *err) {
+    size_t cap = 4096, n = 0;
+    char *buf = lm_malloc(cap, err);
+    if (!buf) return -1;
+    for (;;) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n > YAML_MAX_BYTES) {
+            free(buf);
+            return lm_fail(err, "%s: more than %u bytes; an engine config is a few hundred", path, YAML_MAX_BYTES);
+        }
+        if (n < cap) break;
+        char *bigger = realloc(buf, cap * 2);
+        if (!bigger) { free(buf); return lm_fail(err, "%s: out of memory", path); }
+        buf = bigger;
+        cap *= 2;
+    }
+    if (ferror(f)) { free(buf); return lm_fail(err, "%s: read error: %s", path, strerror(errno)); }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+/* Refuses nesting deeper than YAML_MAX_DEPTH; syntax errors are left to the
+ * document load, which reports them. */
+static int check_depth(const char *text, size_t len, const char *path, lm_err *err) {
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) return lm_fail(err, "%s: cannot start the YAML parser", path);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    int depth = 0, rc = 0;
+    for (bool done = false; !done;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) break;
+        if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT) {
+            if (++depth > YAML_MAX_DEPTH) {
+                rc = lm_fail(err, "%s:%lu: nested more than %d levels deep", path, (unsigned long)ev.start_mark.line + 1,
+                             YAML_MAX_DEPTH);
+                done = true;
+            }
+        } else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) {
+            depth--;
+        } else if (ev.type == YAML_STREAM_END_EVENT) {
+            done = true;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+int lm_engine_config_load_yaml(lm_engine_config *c, const char *path, lm_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return lm_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_bounded(f, path, &text, &len, err);
+    fclose(f);
+    if (rc != 0) return -1;
+    if (check_depth(text, len, path, err) != 0) { free(text); return -1; }
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    rc = -1;
+    if (!yaml_parser_initialize(&parser)) {
+        free(text);
+        return lm_fail(err, "%s: cannot start the YAML parser", path);
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        lm_fail(err, "%s:%lu: bad YAML: %s", path, (unsigned long)parser.problem_mark.line + 1,
+                parser.problem ? parser.problem : "parse error");
+        yaml_parser_delete(&parser);
+        free(text);
+        return -1;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root) rc = 0; /* empty file: nothing to change */
+    else if (root->type != YAML_MAPPING_NODE) lm_fail(err, "%s: the top level must be a mapping of settings", path);
+    else rc = walk(c, &doc, root, "", path, err);
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    free(text);
+    return rc;
+}

@@ -1,0 +1,31 @@
+/*
+ * augment: turning sampled translations into synthetic parallel data.
+ * Applied to each line's hypotheses right after the search, in the batch
+ * they were found in:
+ *   --dedup-hypotheses  a hypothesis whose text repeats an earlier one of
+ *                       the same line is dropped (sampling repeats itself);
+ *   --min-score X       every kept hypothesis is force-decoded as the pair
+ *                       (source line, hypothesis text), exactly as
+ *                       `lyricmt score` scores it (score.h), and dropped when
+ *                       its length-normalised score is below X;
+ *   --output-format pairs  also rescored that way, so that the corpus carries
+ *                       the scores `lyricmt score` would give it.
+ * A rescored hypothesis's score is that normalised model score instead of the
+ * search's own (which gives a forced language token log-prob 0 and, in beam
+ * search, divides by the length differently). Each kept hypothesis keeps its
+ * index among the search's (its sample index).
+ */
+#ifndef LM_AUGMENT_H
+#define LM_AUGMENT_H
+
+#include "engine/translator.h"
+
+/* Whether the engine settings ask for any of it. */
+bool lm_augment_wanted(const lm_engine_config *e);
+
+/* The batch's n sources (src_lens[i] tokens each, back to back in src);
+ * source i's translation is out[which[i]]. Rescoring runs on be (the worker's backend). */
+int lm_augment_batch(lm_translator *t, lm_backend *be, const int32_t *src, const int32_t *src_lens, const int *which, int n, lm_translation *out,
+                     lm_err *err);
+
+#endif

@@ -1,0 +1,194 @@
+/* score: see score.h. */
+#include "engine/score.h"
+#include "base/json_util.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int lm_score_labels(lm_translator *t, const char *text, size_t len, int32_t **ids, int *n, bool *truncated, lm_err *err) {
+    int32_t *pieces;
+    int np;
+    if (lm_tokenizer_encode(t->tok, text, len, &pieces, &np, err) != 0) return -1;
+    bool lang = t->convention == LM_CONV_M2M100;
+    /* one decoder position per label: the model has max_positions of them */
+    int limit = t->model.cfg.model.max_positions - 1 - lang;
+    *truncated = np > limit;
+    if (*truncated) np = limit;
+    int32_t *out = lm_malloc(((size_t)np + 2) * sizeof *out, err);
+    if (!out) { free(pieces); return -1; }
+    int at = 0;
+    if (lang) out[at++] = lm_tokenizer_lang_id(t->tok, t->tgt_lang);
+    if (np > 0) memcpy(out + at, pieces, (size_t)np * sizeof *out);
+    at += np;
+    out[at++] = t->model.cfg.model.eos_id;
+    free(pieces);
+    *ids = out;
+    *n = at;
+    return 0;
+}
+
+int lm_score_pair_ids(lm_translator *t, const char *src, size_t src_len, const char *tgt, size_t tgt_len, int32_t **ids, int *n,
+                      bool *truncated, lm_err *err) {
+    int32_t *s = NULL, *l = NULL;
+    int ns, nl;
+    bool cut_s, cut_l;
+    if (lm_translator_source_ids(t, src, src_len, &s, &ns, &cut_s, err) != 0) return -1;
+    if (lm_score_labels(t, tgt, tgt_len, &l, &nl, &cut_l, err) != 0) { free(s); return -1; }
+    int32_t *out = lm_malloc((size_t)(1 + ns + nl) * sizeof *out, err);
+    if (out) {
+        out[0] = ns;
+        memcpy(out + 1, s, (size_t)ns * sizeof *out);
+        memcpy(out + 1 + ns, l, (size_t)nl * sizeof *out);
+        *ids = out;
+        *n = 1 + ns + nl;
+        *truncated = cut_s || cut_l;
+    }
+    free(s);
+    free(l);
+    return out ? 0 : -1;
+}
+
+/* log p(label) from one row of logits: x[label] - logsumexp(x), summed in
+ * double so the long vocabulary adds no rounding of its own. NaN when the
+ * row holds NaN or +inf, or nothing finite. */
+static double label_logprob(const float *x, int V, int32_t label) {
+    float mx = -INFINITY;
+    for (int i = 0; i < V; i++) {
+        if (isnan(x[i])) return NAN;
+        mx = x[i] > mx ? x[i] : mx;
+    }
+    if (!isfinite(mx)) return NAN;
+    double sum = 0;
+    for (int i = 0; i < V; i++) sum += exp((double)x[i] - mx);
+    return (double)x[label] - mx - log(sum);
+}
+
+int lm_score_forced(lm_backend *be, int decoder_start_id, int vocab_size, const int32_t *src, const int32_t *src_lens, int n_src,
+                    const int32_t *pair_src, const int32_t *const *labels, const int *n_labels, int n, double *sums, lm_err *err) {
+    int longest = 0;
+    for (int i = 0; i < n; i++) {
+        if (n_labels[i] <= 0) return lm_fail(err, "pair %d has no labels", i);
+        longest = n_labels[i] > longest ? n_labels[i] : longest;
+        sums[i] = 0;
+    }
+    if (n == 0) return 0;
+    int32_t *pair = lm_malloc((size_t)n * sizeof *pair, err), *feed = lm_malloc((size_t)n * sizeof *feed, err);
+    int32_t *parent = lm_malloc((size_t)n * sizeof *parent, err), *next = lm_malloc((size_t)n * sizeof *next, err);
+    int32_t *sent = lm_malloc((size_t)n * sizeof *sent, err);
+    float *logits = lm_malloc((size_t)n * vocab_size * sizeof *logits, err); /* what decode_step writes anyway */
+    int rc = -1;
+    if (!pair || !feed || !parent || !next || !sent || !logits) goto done;
+    if (be->ops->encode(be, src, src_lens, n_src, err) != 0) goto done;
+    for (int i = 0; i < n; i++) {
+        pair[i] = i;
+        sent[i] = pair_src ? pair_src[i] : i;
+    }
+    int rows = n;
+    if (be->ops->decode_start(be, sent, rows, longest, err) != 0) goto done;
+    for (int step = 0; rows > 0; step++) {
+        for (int r = 0; r < rows; r++) feed[r] = step == 0 ? decoder_start_id : labels[pair[r]][step - 1];
+        if (be->ops->decode_step(be, feed, step, logits, err) != 0) goto done;
+        int bad = rows;
+#pragma omp parallel for schedule(dynamic) reduction(min : bad)
+        for (int r = 0; r < rows; r++) {
+            double lp = label_logprob(logits + (size_t)r * vocab_size, vocab_size, labels[pair[r]][step]);
+            if (isnan(lp)) { bad = r < bad ? r : bad; continue; }
+            sums[pair[r]] += lp;
+        }
+        if (bad < rows) { lm_bad_logits(err, step, bad); goto done; }
+        /* pairs whose labels are all scored leave the batch */
+        int kept = 0;
+        for (int r = 0; r < rows; r++)
+            if (n_labels[pair[r]] > step + 1) { parent[kept] = r; next[kept++] = pair[r]; }
+        if (kept == 0) break;
+        if (kept < rows) {
+            for (int r = 0; r < kept; r++) sent[r] = pair_src ? pair_src[next[r]] : next[r];
+            if (be->ops->reorder(be, parent, sent, kept, err) != 0) goto done;
+            memcpy(pair, next, (size_t)kept * sizeof *pair);
+            rows = kept;
+        }
+    }
+    rc = 0;
+done:
+    free(pair); free(feed); free(parent); free(next); free(sent); free(logits);
+    return rc;
+}
+
+int lm_score_batch(lm_translator *t, lm_backend *be, int32_t *const *ids, const int *which, const int *lens, int n, lm_translation *out,
+                   long *tokens_out, lm_err *err) {
+    int total = 0;
+    for (int i = 0; i < n; i++) total += ids[which[i]][0];
+    int32_t *src = lm_malloc(((size_t)total + 1) * sizeof *src, err), *src_lens = lm_malloc(((size_t)n + 1) * sizeof *src_lens, err);
+    const int32_t **labels = lm_malloc(((size_t)n + 1) * sizeof *labels, err);
+    int *n_labels = lm_malloc(((size_t)n + 1) * sizeof *n_labels, err);
+    double *sums = lm_malloc(((size_t)n + 1) * sizeof *sums, err);
+    int rc = -1;
+    if (!src || !src_lens || !labels || !n_labels || !sums) goto done;
+    for (int i = 0, at = 0; i < n; i++) {
+        const int32_t *p = ids[which[i]];
+        src_lens[i] = p[0];
+        memcpy(src + at, p + 1, (size_t)p[0] * sizeof *src);
+        at += p[0];
+        labels[i] = p + 1 + p[0];
+        n_labels[i] = lens[i] - 1 - p[0];
+    }
+    const lm_search_opts *s = &t->search;
+    if (lm_score_forced(be, s->decoder_start_id, s->vocab_size, src, src_lens, n, NULL, labels, n_labels, n, sums, err) != 0)
+        goto done;
+    *tokens_out = 0;
+    for (int i = 0; i < n; i++) {
+        lm_translation *tr = &out[which[i]];
+        tr->texts = lm_calloc(1, sizeof *tr->texts, err);
+        tr->scores = lm_calloc(1, sizeof *tr->scores, err);
+        if (!tr->texts || !tr->scores || !(tr->texts[0] = strdup(""))) {
+            lm_translation_free(tr);
+            lm_fail(err, "out of memory");
+            goto done;
+        }
+        tr->n_hyps = 1;
+        tr->scores[0] = (float)sums[i];
+        tr->n_tokens = n_labels[i];
+        *tokens_out += n_labels[i];
+    }
+    rc = 0;
+done:
+    free(src); free(src_lens); free(labels); free(n_labels); free(sums);
+    return rc;
+}
+
+/* Scores are written with 6 decimals: stable from run to run (a pair's
+ * float is the same alone or batched) and well inside the 1e-4 that
+ * transformers agrees with. */
+int lm_score_format(lm_format fmt, const lm_record *r, const lm_translation *tr, const char *warning, lm_strbuf *b) {
+    char num[96];
+    if (tr) snprintf(num, sizeof num, "%.6f\t%.6f\t%d", tr->scores[0], tr->scores[0] / tr->n_tokens, tr->n_tokens);
+    if (fmt != LM_FORMAT_JSONL) {
+        size_t at = b->len;
+        if (lm_strbuf_add(b, r->id, strlen(r->id)) != 0) return -1;
+        for (char *p = b->data + at; *p; p++)
+            if (*p == '\n' || *p == '\r' || *p == '\t') *p = ' ';
+        const char *rest = tr ? num : "\t\t";
+        return lm_strbuf_add(b, "\t", 1) || lm_strbuf_add(b, rest, strlen(rest)) || lm_strbuf_add(b, "\n", 1) ? -1 : 0;
+    }
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return -1;
+    if (r->id_json) cJSON_AddItemToObject(o, "id", cJSON_CreateRaw(r->id_json)); /* as the input wrote it */
+    else cJSON_AddStringToObject(o, "id", r->id);
+    if (tr) {
+        /* the same 6 decimals as TSV */
+        snprintf(num, sizeof num, "%.6f", tr->scores[0]);
+        cJSON_AddItemToObject(o, "score", cJSON_CreateRaw(num));
+        snprintf(num, sizeof num, "%.6f", tr->scores[0] / tr->n_tokens);
+        cJSON_AddItemToObject(o, "normalized", cJSON_CreateRaw(num));
+        cJSON_AddNumberToObject(o, "tokens", tr->n_tokens);
+    } else {
+        cJSON_AddNullToObject(o, "score");
+        cJSON_AddNullToObject(o, "normalized");
+        cJSON_AddNullToObject(o, "tokens");
+    }
+    if (warning) cJSON_AddStringToObject(o, "warning", warning);
+    return lm_json_append_line(b, o);
+}

@@ -1,0 +1,84 @@
+/*
+ * translator: text lines in, translated lines out. Owns the model, the
+ * tokenizer and a backend, and turns engine settings into search options.
+ * Lines are grouped into length-sorted batches under the configured
+ * sentence and token limits, or, with in-flight batching, start as earlier
+ * ones finish under the same limits; results come back in input order.
+ */
+#ifndef LM_TRANSLATOR_H
+#define LM_TRANSLATOR_H
+
+#include "backend/backend.h"
+#include "cpu/cpu_weights.h"
+#include "config/engine_config.h"
+#include "engine/search.h"
+#include "model/tokenizer.h"
+
+typedef struct {
+    lm_model model;
+    lm_tokenizer *tok;
+    lm_cpu_weights cpu_weights; /* the CPU backend's prepared weights (empty for CUDA) */
+    lm_backend *backend;        /* backends[0] */
+    lm_backend **backends;      /* one per worker: a GPU each, or a share of the CPU threads */
+    int n_backends;
+    int worker_threads;         /* CPU threads of each worker */
+    struct lm_pool *pool;       /* the workers' threads, when more than the calling thread runs batches */
+    lm_engine_config engine;
+    lm_convention convention;
+    char src_lang[16], tgt_lang[16];
+    int src_prefix_id;        /* first encoder token: __src__ (m2m100) or __tgt__ (small100) */
+    lm_search_opts search;
+    bool scoring;             /* lm_translator_run force-decodes packed pairs (score.h) instead of searching */
+    lm_err failed;            /* set when a worker failed: every later run fails with it */
+} lm_translator;
+
+/* One line's result: its hypotheses, detokenised, best first. */
+typedef struct {
+    char **texts;
+    float *scores;  /* as lm_hypothesis.score; after augmentation's rescoring, the length-normalised model score */
+    int *sample;    /* NULL, or each hypothesis's index among the search's (augmentation dropped some) */
+    int n_hyps;
+    int n_tokens;   /* target tokens generated over all hypotheses */
+} lm_translation;
+
+void lm_translation_free(lm_translation *tr);
+int  lm_translation_copy(lm_translation *dst, const lm_translation *src);
+
+/* Lets a long run report progress and stop early. */
+typedef struct {
+    const volatile int *cancel;                       /* polled between batches */
+    void (*on_batch)(void *ctx, int lines, long tokens); /* after each batch */
+    void *ctx;
+} lm_run_hooks;
+
+/* 0 when open; -1 when the model cannot be used; -2 when the settings do not
+ * fit the model (max_length past its positions, more returned sequences
+ * than beams, a GPU precision on the CPU): a usage error. */
+int  lm_translator_open(lm_translator *t, const char *model_dir, const lm_engine_config *engine, lm_err *err);
+/* Starts the worker pool (worker_pool.h) if it is not running, with a thread
+ * per backend (local) or none (batches are then only taken from outside).
+ * A translator with several backends starts one at its first run; the MPI
+ * link starts one on a single backend too, and rank 0 may keep its own
+ * backends idle (mpi.rank0_translates false). */
+int  lm_translator_start_pool(lm_translator *t, bool local, lm_err *err);
+/* CPU threads to use for a request (0 = all cores), capped at twice the cores. */
+int  lm_translator_threads(int asked);
+void lm_translator_close(lm_translator *t);
+
+/* Source token ids for one line: prefix + pieces + </s>, cut to the model's
+ * positions if too long (*truncated says so). *ids is malloc'd. */
+int lm_translator_source_ids(lm_translator *t, const char *text, size_t len, int32_t **ids, int *n, bool *truncated, lm_err *err);
+
+/* Translates n tokenised sources in length-sorted batches (or in flight)
+ * under the configured sentence and token limits; out[i] receives source i's result.
+ * Returns 0 when all are done, 1 when hooks->cancel stopped it (the finished
+ * ones have out[i].texts set), -1 on error. hooks may be NULL. */
+int lm_translator_run(lm_translator *t, int32_t *const *ids, const int *lens, int n, lm_translation *out,
+                      const lm_run_hooks *hooks, lm_err *err);
+
+/* Convenience for tests and small callers: translates n text lines; out[i]
+ * receives the best hypothesis (malloc'd). Empty or whitespace-only lines
+ * give "" without running the model. */
+int lm_translator_translate(lm_translator *t, const char *const *lines, int n, char **out, lm_err *err);
+
+#endif
