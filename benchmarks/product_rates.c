@@ -9,8 +9,8 @@
  * Each product is run as cpu_weights.c runs it: the output columns split over
  * `threads` OpenMP threads (default 2), each thread on its share alone, through
  * single-threaded OpenBLAS (sgemm, W^T from the row-major original) or the
- * packed tile (lm_packed_gemm); with int8 or bf16, through lm_q8_gemm or
- * lm_b16_gemm on this CPU's best kernel (x quantized or converted once, outside
+ * packed tile (lm_packed_gemm); with int8 or bf16, through lm_gemm_int8_run or
+ * lm_gemm_bf16_run on this CPU's best kernel (x quantized or converted once, outside
  * the timing, as cpu_weights.c does before it splits). The rate printed is the mean over threads of
  * MACs / thread CPU seconds, best of 3 repetitions.
  */
@@ -121,10 +121,10 @@ enum { PACKED, BLAS, INT8, BF16 };
 typedef struct {
     const float *w, *x;
     lm_packed p;
-    lm_q8 q8;
+    lm_gemm_int8 q8;
     uint8_t *qx;
     float *step;
-    lm_b16 b16;
+    lm_gemm_bf16 b16;
     void *bx;
 } operands;
 
@@ -143,8 +143,8 @@ static double rate(int form, const operands *o, int n, int k, int m, float *y) {
                 double t0 = thread_seconds(), macs = 0;
                 do { /* at least 0.2 s of CPU per measurement */
                     if (form == BLAS) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n1 - n0, k, 1.0f, o->x, k, o->w + (size_t)n0 * k, k, 0.0f, y + n0, n);
-                    else if (form == INT8) lm_q8_gemm(&o->q8, m, o->qx, o->step, NULL, false, y, n0, n1);
-                    else if (form == BF16) lm_b16_gemm(&o->b16, m, o->bx, NULL, false, y, n0, n1);
+                    else if (form == INT8) lm_gemm_int8_run(&o->q8, m, o->qx, o->step, NULL, false, y, n0, n1);
+                    else if (form == BF16) lm_gemm_bf16_run(&o->b16, m, o->bx, NULL, false, y, n0, n1);
                     else lm_packed_gemm(&o->p, m, o->x, NULL, false, y, n0, n1);
                     macs += (double)m * (n1 - n0) * k;
                 } while (thread_seconds() - t0 < 0.2);
@@ -177,15 +177,15 @@ static void products(const char *title, const shape *shapes, int n_shapes, const
         lm_err err;
         int failed = !y;
         if (form == INT8) {
-            failed |= lm_q8_init(&o.q8, w, n, k, lm_q8_best_kernel(), &err) != 0;
+            failed |= lm_gemm_int8_init(&o.q8, w, n, k, lm_gemm_int8_best_kernel(), &err) != 0;
             o.qx = malloc((size_t)max_m * o.q8.k4), o.step = malloc(sizeof(float) * max_m);
             failed |= !o.qx || !o.step;
-            for (int i = 0; !failed && i < max_m; i++) o.step[i] = lm_q8_quantize_row(&o.q8, x + (size_t)i * k, o.qx + (size_t)i * o.q8.k4);
+            for (int i = 0; !failed && i < max_m; i++) o.step[i] = lm_gemm_int8_quantize_row(&o.q8, x + (size_t)i * k, o.qx + (size_t)i * o.q8.k4);
         } else if (form == BF16) {
-            failed |= lm_b16_init(&o.b16, w, n, k, lm_b16_best_kernel(), &err) != 0;
-            o.bx = failed ? NULL : malloc(lm_b16_row_bytes(&o.b16) * max_m);
+            failed |= lm_gemm_bf16_init(&o.b16, w, n, k, lm_gemm_bf16_best_kernel(), &err) != 0;
+            o.bx = failed ? NULL : malloc(lm_gemm_bf16_row_bytes(&o.b16) * max_m);
             failed |= !o.bx;
-            for (int i = 0; !failed && i < max_m; i++) lm_b16_convert_row(&o.b16, x + (size_t)i * k, (char *)o.bx + lm_b16_row_bytes(&o.b16) * i);
+            for (int i = 0; !failed && i < max_m; i++) lm_gemm_bf16_convert_row(&o.b16, x + (size_t)i * k, (char *)o.bx + lm_gemm_bf16_row_bytes(&o.b16) * i);
         } else failed |= lm_packed_init(&o.p, w, n, k, &err) != 0;
         if (failed) { fprintf(stderr, "product_rates: out of memory\n"); exit(1); }
         printf("| %s (%d x %d) |", shapes[s].name, n, k);
@@ -196,8 +196,8 @@ static void products(const char *title, const shape *shapes, int n_shapes, const
         }
         printf("\n");
         lm_packed_free(&o.p);
-        lm_q8_free(&o.q8);
-        lm_b16_free(&o.b16);
+        lm_gemm_int8_free(&o.q8);
+        lm_gemm_bf16_free(&o.b16);
         free(o.qx); free(o.step); free(o.bx);
         free(w);
         free(x);

@@ -245,8 +245,6 @@ static int feed_forward(cuda_backend *c, int n, const dev_layer *L, const dev_no
 
 /* ---- encoder ---- */
 
-static bool sentence_known(const cuda_backend *c, int s) { return s >= 0 && s < c->n_sent && c->len[s] > 0; }
-
 /* Decoder layer l's cross-attention keys (kv 0) or values (kv 1) in encoder half h: (enc_cap[h], D). */
 static float *cross_kv(cuda_backend *c, int h, int l, int kv) {
     return (float *)c->cross[h].p + (size_t)(2 * l + kv) * c->enc_cap[h] * D_(c);
@@ -292,14 +290,8 @@ static int encode_append(cuda_backend *c, const int32_t *tokens, const int32_t *
     lm_backend *b = &c->base;
     const lm_model_config *mc = &b->model->cfg.model;
     int D = mc->d_model, heads = mc->encoder_heads, hd = D / heads;
-    int total = 0;
-    for (int s = 0; s < n; s++) {
-        if (lens[s] <= 0 || lens[s] > mc->max_positions)
-            return lm_fail(err, "sentence %d has %d tokens; the model takes 1 to %d", c->n_sent + s, lens[s], mc->max_positions);
-        total += lens[s];
-    }
-    for (int i = 0; i < total; i++)
-        if (tokens[i] < 0 || tokens[i] >= mc->vocab_size) return lm_fail(err, "token id %d outside the vocabulary", tokens[i]);
+    int total;
+    if (lm_backend_check_sources(mc, c->n_sent, tokens, lens, n, &total, err) != 0) return -1;
     if (c->n_sent + n > c->cap_sent) {
         int cap = c->cap_sent * 2 > c->n_sent + n ? c->cap_sent * 2 : c->n_sent + n;
         int32_t *off = realloc(c->offset, (size_t)cap * sizeof *off);
@@ -410,7 +402,7 @@ static int cuda_encode_more(lm_backend *b, const int32_t *tokens, const int32_t 
 
 static int cuda_encoder_output(lm_backend *b, int s, float *out, lm_err *err) {
     cuda_backend *c = (cuda_backend *)b;
-    if (!sentence_known(c, s)) return lm_fail(err, "no sentence %d in the encoded batch", s);
+    if (lm_backend_check_sentence(c->len, c->n_sent, s, err) != 0) return -1;
     size_t D = (size_t)D_(c);
     CUDA_TRY(cudaMemcpyAsync(out, (float *)c->enc_out[c->enc_cur].p + (size_t)c->offset[s] * D, (size_t)c->len[s] * D * sizeof(float),
                              cudaMemcpyDeviceToHost, c->stream));
@@ -430,9 +422,8 @@ static float *cache(cuda_backend *c, int half, int l, int kv) {
 static int cuda_decode_start(lm_backend *b, const int32_t *row_sentence, int rows, int max_steps, lm_err *err) {
     cuda_backend *c = (cuda_backend *)b;
     const lm_model_config *mc = &b->model->cfg.model;
-    if (max_steps > mc->max_positions) return lm_fail(err, "%d decoder steps exceed the model's %d positions", max_steps, mc->max_positions);
-    for (int r = 0; r < rows; r++)
-        if (!sentence_known(c, row_sentence[r])) return lm_fail(err, "row %d refers to no sentence", r);
+    if (lm_backend_check_steps(mc, max_steps, err) != 0) return -1;
+    if (lm_backend_check_rows(c->len, c->n_sent, row_sentence, rows, err) != 0) return -1;
     free(c->row_sentence);
     free(c->host_idx);
     free(c->row_len);
@@ -462,11 +453,7 @@ static int decoder_forward(cuda_backend *c, const int32_t *tokens, int step, boo
     const lm_model *m = c->base.model;
     const lm_model_config *mc = &m->cfg.model;
     int D = mc->d_model, heads = mc->decoder_heads, hd = D / heads, R = c->rows;
-    if (step != c->steps_done) return lm_fail(err, "decoder step %d out of order", step);
-    for (int r = 0; r < R; r++) {
-        if (tokens[r] < 0 || tokens[r] >= mc->vocab_size) return lm_fail(err, "token id %d outside the vocabulary", tokens[r]);
-        if (c->row_len[r] >= c->max_steps) return lm_fail(err, "row %d is past the %d decoder steps decoding started with", r, c->max_steps);
-    }
+    if (lm_backend_check_feed(mc, tokens, step, c->steps_done, c->row_len, R, c->max_steps, err) != 0) return -1;
     /* per row: token, position, self keys (start, count), cross keys (start, count) */
     int32_t *hi = c->host_idx;
     for (int r = 0; r < R; r++) {
@@ -553,13 +540,10 @@ static int cuda_decode_step_topk(lm_backend *b, const int32_t *tokens, int step,
 static int cuda_reorder(lm_backend *b, const int32_t *parent, const int32_t *row_sentence, int rows, lm_err *err) {
     cuda_backend *c = (cuda_backend *)b;
     const lm_model_config *mc = &b->model->cfg.model;
-    if (rows > c->max_rows) return lm_fail(err, "reorder to %d rows: decoding started with %d", rows, c->max_rows);
+    if (lm_backend_check_reorder(parent, row_sentence, rows, c->rows, c->max_rows, c->len, c->n_sent, err) != 0) return -1;
     int most = 0; /* the longest parent's tokens: what the gather copies per row */
-    for (int r = 0; r < rows; r++) {
-        if (parent[r] < -1 || parent[r] >= c->rows || !sentence_known(c, row_sentence[r]))
-            return lm_fail(err, "reorder: bad parent or sentence for row %d", r);
+    for (int r = 0; r < rows; r++)
         if (parent[r] >= 0 && c->row_len[parent[r]] > most) most = c->row_len[parent[r]];
-    }
     int32_t *d_parent = c->idx.p;
     CUDA_TRY(cudaMemcpyAsync(d_parent, parent, (size_t)rows * sizeof(int32_t), cudaMemcpyHostToDevice, c->stream));
     size_t stride = (size_t)c->max_steps * mc->d_model, used = (size_t)most * mc->d_model;

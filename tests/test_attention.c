@@ -90,10 +90,10 @@ static void check_attend(int hd, int n, float q_scale, bool avx512) {
     attend_double(q, scale, keys, values, n, stride, hd, want, &s_max);
     for (size_t i = 0; i < span; i++) v_max = fmax(v_max, fabs(values[i]));
     double unit = U * v_max * (1 + s_max);
-    size_t scratch = lm_attend_scratch(n, hd);
-    CHECK(scratch >= lm_attend_scratch(n - 1 > 0 ? n - 1 : 1, hd), "scratch shrinks with more keys");
+    size_t scratch = lm_cpu_attention_scratch(n, hd);
+    CHECK(scratch >= lm_cpu_attention_scratch(n - 1 > 0 ? n - 1 : 1, hd), "scratch shrinks with more keys");
     float *scores = malloc(sizeof(float) * (scratch + 1)), *out = malloc(sizeof(float) * (hd + 1));
-    lm_attend_fn fn[2] = {lm_attend_scalar, lm_attend_avx512};
+    lm_cpu_attention_fn fn[2] = {lm_cpu_attention_scalar, lm_cpu_attention_avx512};
     float *got[2] = {NULL, NULL};
     for (int k = 0; k < (avx512 ? 2 : 1); k++) {
         scores[scratch] = CANARY;
@@ -117,7 +117,7 @@ static void check_attend(int hd, int n, float q_scale, bool avx512) {
             memcpy(v2 + (size_t)j * stride, values + (size_t)j * stride, sizeof(float) * hd);
         }
         for (size_t i = 0; i < scratch; i++) scores[i] = uniform() * 1e30f;
-        lm_attend_avx512(q, scale, k2, v2, n, stride, hd, scores, out);
+        lm_cpu_attention_avx512(q, scale, k2, v2, n, stride, hd, scores, out);
         CHECK(memcmp(out, got[1], sizeof(float) * hd) == 0, "hd %d, %d keys: the result depends on data outside the query's rows", hd, n);
         free(k2);
         free(v2);
@@ -132,9 +132,9 @@ static void check_attend(int hd, int n, float q_scale, bool avx512) {
 static void check_attend_extreme(bool avx512) {
     int hd = 16, n = 40, top = 23;
     float *keys = random_floats((size_t)n * hd, 1e-3f), *values = random_floats((size_t)n * hd, 1.0f), q[16], out[16];
-    float *scores = malloc(sizeof(float) * lm_attend_scratch(n, hd));
+    float *scores = malloc(sizeof(float) * lm_cpu_attention_scratch(n, hd));
     for (int c = 0; c < hd; c++) { q[c] = 400.0f; keys[(size_t)top * hd + c] = 1.0f; }
-    lm_attend_fn fn[2] = {lm_attend_scalar, lm_attend_avx512};
+    lm_cpu_attention_fn fn[2] = {lm_cpu_attention_scalar, lm_cpu_attention_avx512};
     for (int k = 0; k < (avx512 ? 2 : 1); k++) {
         fn[k](q, 0.25f, keys, values, n, hd, hd, scores, out); /* top score 1600, the others within +-8 */
         int same = 0;
@@ -159,7 +159,7 @@ static void check_norm(int d, float offset, bool with_add, bool avx512) {
     mean /= d;
     for (int j = 0; j < d; j++) var += (xs[j] - mean) * (xs[j] - mean);
     double rstd = 1 / sqrt(var / d + 1e-5);
-    lm_norm_row_fn fn[2] = {lm_norm_row_scalar, lm_norm_row_avx512};
+    lm_cpu_norm_row_fn fn[2] = {lm_cpu_norm_row_scalar, lm_cpu_norm_row_avx512};
     float *first = malloc(sizeof(float) * d);
     for (int k = 0; k < (avx512 ? 2 : 1); k++) {
         memcpy(x, x0, sizeof(float) * d);
@@ -199,13 +199,13 @@ static void check_norm(int d, float offset, bool with_add, bool avx512) {
 /* LYRICMT_CPU_FEATURES=noavx512 sends both choices to the scalar kernels. */
 static void check_dispatch(bool avx512) {
     unsetenv("LYRICMT_CPU_FEATURES");
-    CHECK(lm_attend_best() == (avx512 ? lm_attend_avx512 : lm_attend_scalar), "attention: wrong kernel for this CPU");
-    CHECK(lm_norm_row_best() == (avx512 ? lm_norm_row_avx512 : lm_norm_row_scalar), "norm: wrong kernel for this CPU");
+    CHECK(lm_cpu_attention_best() == (avx512 ? lm_cpu_attention_avx512 : lm_cpu_attention_scalar), "attention: wrong kernel for this CPU");
+    CHECK(lm_cpu_norm_row_best() == (avx512 ? lm_cpu_norm_row_avx512 : lm_cpu_norm_row_scalar), "norm: wrong kernel for this CPU");
     setenv("LYRICMT_CPU_FEATURES", "noavx512", 1);
-    CHECK(lm_attend_best() == lm_attend_scalar, "attention: noavx512 does not select the scalar kernel");
-    CHECK(lm_norm_row_best() == lm_norm_row_scalar, "norm: noavx512 does not select the scalar kernel");
+    CHECK(lm_cpu_attention_best() == lm_cpu_attention_scalar, "attention: noavx512 does not select the scalar kernel");
+    CHECK(lm_cpu_norm_row_best() == lm_cpu_norm_row_scalar, "norm: noavx512 does not select the scalar kernel");
     setenv("LYRICMT_CPU_FEATURES", "novnni,nobf16", 1);
-    CHECK(lm_attend_best() == (avx512 ? lm_attend_avx512 : lm_attend_scalar), "attention: novnni hides AVX-512F");
+    CHECK(lm_cpu_attention_best() == (avx512 ? lm_cpu_attention_avx512 : lm_cpu_attention_scalar), "attention: novnni hides AVX-512F");
     unsetenv("LYRICMT_CPU_FEATURES");
 }
 

@@ -65,27 +65,27 @@ static void ref_int8(int m, int n, int k, const float *x, const float *w, const 
 
 /* y from the library: rows quantized, then the product in two column ranges
  * (as two threads would split it) */
-static void lib_int8(const lm_q8 *q8, int m, const float *x, const float *bias, float *y) {
+static void lib_int8(const lm_gemm_int8 *q8, int m, const float *x, const float *bias, float *y) {
     uint8_t *q = malloc((size_t)(m ? m : 1) * q8->k4);
     float *step = malloc(sizeof(float) * (m ? m : 1));
-    for (int i = 0; i < m; i++) step[i] = lm_q8_quantize_row(q8, x + (size_t)i * q8->k, q + (size_t)i * q8->k4);
+    for (int i = 0; i < m; i++) step[i] = lm_gemm_int8_quantize_row(q8, x + (size_t)i * q8->k, q + (size_t)i * q8->k4);
     int split = q8->n > 32 ? 32 : q8->n;
-    lm_q8_gemm(q8, m, q, step, bias, false, y, 0, split);
-    lm_q8_gemm(q8, m, q, step, bias, false, y, split, q8->n);
+    lm_gemm_int8_run(q8, m, q, step, bias, false, y, 0, split);
+    lm_gemm_int8_run(q8, m, q, step, bias, false, y, split, q8->n);
     free(q);
     free(step);
 }
 
-static const char *kernel_name(lm_q8_kernel k) { return k == LM_Q8_VNNI ? "VNNI" : "AVX2"; }
+static const char *kernel_name(lm_gemm_int8_kernel k) { return k == LM_Q8_VNNI ? "VNNI" : "AVX2"; }
 
 /* One size on one kernel: exact against the reference, within the
  * quantization bound of the exact product, and each row alone identical. */
-static void check_int8_case(lm_q8_kernel kern, int m, int n, int k, float xscale) {
+static void check_int8_case(lm_gemm_int8_kernel kern, int m, int n, int k, float xscale) {
     float *w = random_matrix(n, k, 1.0f), *x = random_matrix(m, k, xscale), *b = random_matrix(1, n, 1.0f);
     float *y = malloc(sizeof(float) * ((size_t)m * n + 1)), *ref = malloc(sizeof(float) * ((size_t)m * n + 1)), *one = malloc(sizeof(float) * n);
-    lm_q8 q8;
+    lm_gemm_int8 q8;
     lm_err err;
-    CHECK(lm_q8_init(&q8, w, n, k, kern, &err) == 0, "int8 init: %s", err.msg);
+    CHECK(lm_gemm_int8_init(&q8, w, n, k, kern, &err) == 0, "int8 init: %s", err.msg);
     lib_int8(&q8, m, x, b, y);
     ref_int8(m, n, k, x, w, b, ref);
     CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "int8 %s m=%d n=%d k=%d: identical to the reference", kernel_name(kern), m, n, k);
@@ -117,14 +117,14 @@ static void check_int8_case(lm_q8_kernel kern, int m, int n, int k, float xscale
     }
     CHECK(within, "int8 %s m=%d n=%d k=%d: within the quantization bound of the exact product", kernel_name(kern), m, n, k);
     CHECK(alone, "int8 %s m=%d n=%d k=%d: each row alone gives the same bits as batched", kernel_name(kern), m, n, k);
-    lm_q8_free(&q8);
+    lm_gemm_int8_free(&q8);
     free(w); free(x); free(b); free(y); free(ref); free(one);
 }
 
 /* Extremes: an all-zero row of x or W gives the bias exactly; the largest
  * sums (every product 127 * 127, where vpmaddubsw would saturate a u8 shift)
  * are exact; huge activations are finite and in bound. */
-static void check_int8_extremes(lm_q8_kernel kern) {
+static void check_int8_extremes(lm_gemm_int8_kernel kern) {
     int n = 40, k = 4096, m = 3;
     float *w = random_matrix(n, k, 1.0f), *x = random_matrix(m, k, 1.0f), *b = random_matrix(1, n, 1.0f);
     float *y = malloc(sizeof(float) * m * n), *ref = malloc(sizeof(float) * m * n);
@@ -136,9 +136,9 @@ static void check_int8_extremes(lm_q8_kernel kern) {
         w[(size_t)7 * k + kk] = 0.25f * s;
     }
     for (int kk = 0; kk < k; kk++) x[(size_t)2 * k + kk] *= 1e30f; /* row 2: huge */
-    lm_q8 q8;
+    lm_gemm_int8 q8;
     lm_err err;
-    CHECK(lm_q8_init(&q8, w, n, k, kern, &err) == 0, "int8 init: %s", err.msg);
+    CHECK(lm_gemm_int8_init(&q8, w, n, k, kern, &err) == 0, "int8 init: %s", err.msg);
     lib_int8(&q8, m, x, b, y);
     ref_int8(m, n, k, x, w, b, ref);
     CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "int8 %s extremes: identical to the reference", kernel_name(kern));
@@ -149,12 +149,12 @@ static void check_int8_extremes(lm_q8_kernel kern) {
           "int8 %s: 127 * 127 at every k summed exactly (%.9g)", kernel_name(kern), y[(size_t)1 * n + 7]);
     for (int o = 0; o < n; o++) finite &= isfinite(y[(size_t)2 * n + o]) && (o == 5 || fabsf(y[(size_t)2 * n + o]) > 1e25f);
     CHECK(finite, "int8 %s: huge activations give finite, huge outputs", kernel_name(kern));
-    lm_q8_free(&q8);
+    lm_gemm_int8_free(&q8);
     free(w); free(x); free(b); free(y); free(ref);
 }
 
 static void check_int8(void) {
-    lm_q8_kernel kernels[2] = {LM_Q8_VNNI, LM_Q8_AVX2};
+    lm_gemm_int8_kernel kernels[2] = {LM_Q8_VNNI, LM_Q8_AVX2};
     unsigned f = lm_cpu_features();
     for (int i = 0; i < 2; i++) {
         if (!(f & (kernels[i] == LM_Q8_VNNI ? LM_CPU_VNNI : LM_CPU_AVX2))) {
@@ -170,10 +170,10 @@ static void check_int8(void) {
         check_int8_case(kernels[i], 1100, 45, 2047, 2.0f);
         check_int8_extremes(kernels[i]);
     }
-    lm_q8 q8;
+    lm_gemm_int8 q8;
     lm_err err;
     float w = 1;
-    CHECK(lm_q8_init(&q8, &w, 1, LM_Q8_MAX_K + 1, LM_Q8_AVX2, &err) != 0 && strstr(err.msg, "32-bit"),
+    CHECK(lm_gemm_int8_init(&q8, &w, 1, LM_Q8_MAX_K + 1, LM_Q8_AVX2, &err) != 0 && strstr(err.msg, "32-bit"),
           "int8: a product too wide for 32-bit sums is refused");
 }
 
@@ -193,23 +193,23 @@ static void ref_bf16(int m, int n, int k, const float *x, const float *w, const 
         }
 }
 
-static void lib_bf16(const lm_b16 *b16, int m, const float *x, const float *bias, float *y) {
-    char *xb = malloc(lm_b16_row_bytes(b16) * (size_t)(m ? m : 1));
-    for (int i = 0; i < m; i++) lm_b16_convert_row(b16, x + (size_t)i * b16->k, xb + (size_t)i * lm_b16_row_bytes(b16));
+static void lib_bf16(const lm_gemm_bf16 *b16, int m, const float *x, const float *bias, float *y) {
+    char *xb = malloc(lm_gemm_bf16_row_bytes(b16) * (size_t)(m ? m : 1));
+    for (int i = 0; i < m; i++) lm_gemm_bf16_convert_row(b16, x + (size_t)i * b16->k, xb + (size_t)i * lm_gemm_bf16_row_bytes(b16));
     int split = b16->n > 32 ? 32 : b16->n;
-    lm_b16_gemm(b16, m, xb, bias, false, y, 0, split);
-    lm_b16_gemm(b16, m, xb, bias, false, y, split, b16->n);
+    lm_gemm_bf16_run(b16, m, xb, bias, false, y, 0, split);
+    lm_gemm_bf16_run(b16, m, xb, bias, false, y, split, b16->n);
     free(xb);
 }
 
-static const char *b16_name(lm_b16_kernel k) { return k == LM_B16_DOT ? "vdpbf16ps" : "AVX-512F"; }
+static const char *b16_name(lm_gemm_bf16_kernel k) { return k == LM_B16_DOT ? "vdpbf16ps" : "AVX-512F"; }
 
-static void check_bf16_case(lm_b16_kernel kern, int m, int n, int k) {
+static void check_bf16_case(lm_gemm_bf16_kernel kern, int m, int n, int k) {
     float *w = random_matrix(n, k, 1.0f), *x = random_matrix(m, k, 2.0f), *b = random_matrix(1, n, 1.0f);
     float *y = malloc(sizeof(float) * ((size_t)m * n + 1)), *ref = malloc(sizeof(float) * ((size_t)m * n + 1)), *one = malloc(sizeof(float) * n);
-    lm_b16 b16;
+    lm_gemm_bf16 b16;
     lm_err err;
-    CHECK(lm_b16_init(&b16, w, n, k, kern, &err) == 0, "bf16 init: %s", err.msg);
+    CHECK(lm_gemm_bf16_init(&b16, w, n, k, kern, &err) == 0, "bf16 init: %s", err.msg);
     lib_bf16(&b16, m, x, b, y);
     ref_bf16(m, n, k, x, w, b, ref);
     CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "bf16 %s m=%d n=%d k=%d: identical to the reference", b16_name(kern), m, n, k);
@@ -231,7 +231,7 @@ static void check_bf16_case(lm_b16_kernel kern, int m, int n, int k) {
     }
     CHECK(within, "bf16 %s m=%d n=%d k=%d: within the rounding bound of the exact product", b16_name(kern), m, n, k);
     CHECK(alone, "bf16 %s m=%d n=%d k=%d: each row alone gives the same bits as batched", b16_name(kern), m, n, k);
-    lm_b16_free(&b16);
+    lm_gemm_bf16_free(&b16);
     free(w); free(x); free(b); free(y); free(ref); free(one);
 }
 
@@ -257,7 +257,7 @@ static void check_bf16(void) {
         CHECK(hardware_rounding_agrees(v, 64 * 64), "bf16 rounding agrees with vcvtneps2bf16");
         free(v);
     }
-    lm_b16_kernel kernels[2] = {LM_B16_DOT, LM_B16_WIDEN};
+    lm_gemm_bf16_kernel kernels[2] = {LM_B16_DOT, LM_B16_WIDEN};
     for (int i = 0; i < 2; i++) {
         if (!(f & (kernels[i] == LM_B16_DOT ? LM_CPU_BF16 : LM_CPU_AVX512))) {
             printf("test_gemm_prec: bf16 %s kernel skipped: this CPU lacks it\n", b16_name(kernels[i]));
@@ -271,10 +271,10 @@ static void check_bf16(void) {
         CHECK(lm_row_block(1100, 2048, 1) < 1100 && lm_row_block(1100, 4096, 1) < 1100, "bf16: 1100 x 1024 is worked in row blocks");
         check_bf16_case(kernels[i], 1100, 45, 1023);
     }
-    lm_b16 b16;
+    lm_gemm_bf16 b16;
     lm_err err;
     float w = 1;
-    CHECK(lm_b16_init(&b16, &w, 1, LM_B16_MAX_K + 1, LM_B16_WIDEN, &err) != 0, "bf16: a product wider than LM_B16_MAX_K is refused");
+    CHECK(lm_gemm_bf16_init(&b16, &w, 1, LM_B16_MAX_K + 1, LM_B16_WIDEN, &err) != 0, "bf16: a product wider than LM_B16_MAX_K is refused");
 }
 
 /* lm_cpu_linear on int8 and bf16 matrices, split over OpenMP threads, equals
@@ -284,21 +284,21 @@ static void check_cpu_linear(void) {
     float *w = random_matrix(n, k, 1.0f), *x = random_matrix(m, k, 1.0f), *b = random_matrix(1, n, 1.0f);
     float *y = malloc(sizeof(float) * m * n), *ref = malloc(sizeof(float) * m * n);
     lm_err err;
-    if (lm_q8_best_kernel() != LM_Q8_NONE) {
+    if (lm_gemm_int8_best_kernel() != LM_Q8_NONE) {
         lm_cpu_matrix mat = {.form = LM_FORM_INT8, .n = n, .k = k};
-        CHECK(lm_q8_init(&mat.q8, w, n, k, lm_q8_best_kernel(), &err) == 0, "int8 init");
+        CHECK(lm_gemm_int8_init(&mat.q8, w, n, k, lm_gemm_int8_best_kernel(), &err) == 0, "int8 init");
         lm_cpu_linear(&mat, m, x, b, y);
         lib_int8(&mat.q8, m, x, b, ref);
         CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "lm_cpu_linear int8 over threads: identical to one thread");
-        lm_q8_free(&mat.q8);
+        lm_gemm_int8_free(&mat.q8);
     }
-    if (lm_b16_best_kernel() != LM_B16_NONE) {
+    if (lm_gemm_bf16_best_kernel() != LM_B16_NONE) {
         lm_cpu_matrix mat = {.form = LM_FORM_BF16, .n = n, .k = k};
-        CHECK(lm_b16_init(&mat.b16, w, n, k, lm_b16_best_kernel(), &err) == 0, "bf16 init");
+        CHECK(lm_gemm_bf16_init(&mat.b16, w, n, k, lm_gemm_bf16_best_kernel(), &err) == 0, "bf16 init");
         lm_cpu_linear(&mat, m, x, NULL, y);
         lib_bf16(&mat.b16, m, x, NULL, ref);
         CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "lm_cpu_linear bf16 over threads: identical to one thread");
-        lm_b16_free(&mat.b16);
+        lm_gemm_bf16_free(&mat.b16);
     }
     free(w); free(x); free(b); free(y); free(ref);
 }
@@ -316,10 +316,10 @@ static void check_fused_relu(void) {
     lm_cpu_matrix mats[4] = {{.form = LM_FORM_BLAS, .n = n, .k = k, .w = w}, {.form = LM_FORM_PACKED, .n = n, .k = k},
                              {.form = LM_FORM_INT8, .n = n, .k = k}, {.form = LM_FORM_BF16, .n = n, .k = k}};
     const char *names[4] = {"BLAS", "packed", "int8", "bf16"};
-    bool have[4] = {true, lm_packed_supported(), lm_q8_best_kernel() != LM_Q8_NONE, lm_b16_best_kernel() != LM_B16_NONE};
+    bool have[4] = {true, lm_packed_supported(), lm_gemm_int8_best_kernel() != LM_Q8_NONE, lm_gemm_bf16_best_kernel() != LM_B16_NONE};
     if (have[1]) lm_packed_init(&mats[1].f32, w, n, k, &err);
-    if (have[2]) lm_q8_init(&mats[2].q8, w, n, k, lm_q8_best_kernel(), &err);
-    if (have[3]) lm_b16_init(&mats[3].b16, w, n, k, lm_b16_best_kernel(), &err);
+    if (have[2]) lm_gemm_int8_init(&mats[2].q8, w, n, k, lm_gemm_int8_best_kernel(), &err);
+    if (have[3]) lm_gemm_bf16_init(&mats[3].b16, w, n, k, lm_gemm_bf16_best_kernel(), &err);
     for (int f = 0; f < 4; f++) {
         if (!have[f]) continue;
         lm_cpu_linear(&mats[f], m, x, b, ref);
@@ -328,8 +328,8 @@ static void check_fused_relu(void) {
         CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "fused relu (%s): identical to relu after the product", names[f]);
     }
     lm_packed_free(&mats[1].f32);
-    lm_q8_free(&mats[2].q8);
-    lm_b16_free(&mats[3].b16);
+    lm_gemm_int8_free(&mats[2].q8);
+    lm_gemm_bf16_free(&mats[3].b16);
     free(w); free(x); free(b); free(y); free(ref);
 }
 
@@ -337,14 +337,14 @@ static void check_fused_relu(void) {
 static void check_feature_mask(void) {
     unsigned all = lm_cpu_features();
     setenv("LYRICMT_CPU_FEATURES", "novnni", 1);
-    CHECK(!(lm_cpu_features() & LM_CPU_VNNI) && lm_q8_best_kernel() == (all & LM_CPU_AVX2 ? LM_Q8_AVX2 : LM_Q8_NONE),
+    CHECK(!(lm_cpu_features() & LM_CPU_VNNI) && lm_gemm_int8_best_kernel() == (all & LM_CPU_AVX2 ? LM_Q8_AVX2 : LM_Q8_NONE),
           "novnni: int8 takes AVX2");
     setenv("LYRICMT_CPU_FEATURES", "nobf16,novnni,noavx2", 1);
-    CHECK(lm_b16_best_kernel() == (all & LM_CPU_AVX512 ? LM_B16_WIDEN : LM_B16_NONE) && lm_q8_best_kernel() == LM_Q8_NONE &&
+    CHECK(lm_gemm_bf16_best_kernel() == (all & LM_CPU_AVX512 ? LM_B16_WIDEN : LM_B16_NONE) && lm_gemm_int8_best_kernel() == LM_Q8_NONE &&
               !(lm_cpu_features() & LM_CPU_BF16),
           "nobf16,novnni,noavx2: bf16 on AVX-512F, no int8 kernel");
     setenv("LYRICMT_CPU_FEATURES", "noavx512", 1);
-    CHECK(!lm_packed_supported() && lm_b16_best_kernel() == LM_B16_NONE && !(lm_cpu_features() & LM_CPU_VNNI),
+    CHECK(!lm_packed_supported() && lm_gemm_bf16_best_kernel() == LM_B16_NONE && !(lm_cpu_features() & LM_CPU_VNNI),
           "noavx512 hides AVX-512 and what needs it");
     setenv("LYRICMT_CPU_FEATURES", "xnovnni,novnnix", 1);
     CHECK(lm_cpu_features() == all, "only whole items of the list count");

@@ -537,8 +537,8 @@ static void check_cpu_precision_paths(const char *name) {
     int n = cJSON_GetArraySize(cases);
     lm_precision got, want[2] = {LM_PREC_INT8, LM_PREC_BF16};
     for (int p = 0; p < 2; p++) {
-        if (p == 0 && lm_q8_best_kernel() != LM_Q8_VNNI) { printf("test_golden: int8 VNNI checks skipped: no AVX-512 VNNI\n"); continue; }
-        if (p == 1 && lm_b16_best_kernel() == LM_B16_NONE) { printf("test_golden: bf16 checks skipped: no AVX-512\n"); continue; }
+        if (p == 0 && lm_gemm_int8_best_kernel() != LM_Q8_VNNI) { printf("test_golden: int8 VNNI checks skipped: no AVX-512 VNNI\n"); continue; }
+        if (p == 1 && lm_gemm_bf16_best_kernel() == LM_B16_NONE) { printf("test_golden: bf16 checks skipped: no AVX-512\n"); continue; }
         char **batched = translate_cases(name, cases, want[p], 5, &got);
         CHECK(got == want[p], "%s: computed in %s, not %s", name, lm_precision_name(got), lm_precision_name(want[p]));
         char **alone = translate_cases(name, cases, want[p], 1, &got);

@@ -114,7 +114,7 @@ static void check_model(const char *name, const char *gemm) {
         lm_translator t;
         lm_err err;
         if (lm_translator_open(&t, dir, &engine, &err) != 0) { CHECK(0, "%s: %s", what, err.msg); continue; }
-        t.scoring = true;
+        lm_score_attach(&t);
         const cJSON *cases = item(item(golden, "conventions"), convs[ci]);
         int n = cJSON_GetArraySize(cases);
         CHECK(n >= 14, "%s: %d golden pairs", what, n);

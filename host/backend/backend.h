@@ -79,6 +79,26 @@ struct lm_backend {
     const lm_model *model;
 };
 
+/* The checks of the contract above, shared by every backend (backend.c):
+ * each returns 0, or -1 with the one message that call gets on any backend.
+ * len (n_sent) holds each encoded sentence's length, 0 once dropped;
+ * row_len each row's tokens fed so far. */
+bool lm_backend_sentence_known(const int32_t *len, int n_sent, int s);
+/* encode, encode_more: n sentences numbered from `first`; *total = their tokens. */
+int lm_backend_check_sources(const lm_model_config *mc, int first, const int32_t *tokens, const int32_t *lens, int n, int *total,
+                             lm_err *err);
+/* encoder_output */
+int lm_backend_check_sentence(const int32_t *len, int n_sent, int s, lm_err *err);
+/* decode_start: the steps fit the model's positions; every row has a sentence. */
+int lm_backend_check_steps(const lm_model_config *mc, int max_steps, lm_err *err);
+int lm_backend_check_rows(const int32_t *len, int n_sent, const int32_t *row_sentence, int rows, lm_err *err);
+/* decode_step, decode_step_topk: in order, tokens in the vocabulary, room left in every row. */
+int lm_backend_check_feed(const lm_model_config *mc, const int32_t *tokens, int step, int steps_done, const int32_t *row_len, int rows,
+                          int max_steps, lm_err *err);
+/* reorder: old_rows running, max_rows given to decode_start. */
+int lm_backend_check_reorder(const int32_t *parent, const int32_t *row_sentence, int rows, int old_rows, int max_rows, const int32_t *len,
+                             int n_sent, lm_err *err);
+
 /* threads <= 0: all cores. weights (cpu_weights.h) are prepared once per model
  * and shared by every CPU backend made from it; they must outlive the backend. */
 typedef struct lm_cpu_weights lm_cpu_weights;

@@ -17,6 +17,12 @@
 
 #define LM_ERR_LEN 512
 
+/* The program's exit statuses besides 0 (and 128 + a signal's number):
+ * a runtime failure (model, input, I/O) and a usage error (flags, config,
+ * settings the model cannot honour). */
+#define LM_EXIT_RUNTIME 1
+#define LM_EXIT_USAGE 2
+
 typedef struct {
     char msg[LM_ERR_LEN];
 } lm_err;

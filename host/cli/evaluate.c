@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EXIT_RUNTIME 1
-#define EXIT_USAGE 2
+#define EXIT_RUNTIME LM_EXIT_RUNTIME
+#define EXIT_USAGE LM_EXIT_USAGE
 
 static const char *eval_help =
     "usage: lyricmt eval --hyp FILE --ref FILE [--tokenize char|none] [-w N]\n"

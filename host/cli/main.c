@@ -12,9 +12,9 @@
  * 2 a usage error (unknown flag, bad value, bad config file).
  */
 #include "cli/evaluate.h"
-#include "job/job.h"
-#include "tools/split_pairs.h"
 #include "engine/mpi_link.h"
+#include "job/launch.h"
+#include "tools/split_pairs.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -24,8 +24,8 @@
 #include <unistd.h>
 
 #define LM_VERSION "0.4.0"
-#define EXIT_RUNTIME 1
-#define EXIT_USAGE 2
+#define EXIT_RUNTIME LM_EXIT_RUNTIME
+#define EXIT_USAGE LM_EXIT_USAGE
 
 static const char *translate_help =
     "usage: lyricmt translate --model DIR [options]\n"
@@ -150,63 +150,6 @@ static bool is_directory(const char *path) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* The model stage waits for a window's last batch before the next window's
- * batches are queued: a window of fewer batches than workers leaves some idle.
- * (Other ranks are assumed to run as many workers as this one.) */
-static void advise_window(const lm_engine_config *e, int workers, const lm_job_opts *job) {
-    if (!job->summary || workers < 2 || e->window_lines >= 2 * workers * e->max_batch_sentences) return;
-    fprintf(stderr, "lyricmt: note: a window of %d lines is about %d batches for %d workers; "
-            "--set batch.window_lines=%d or more keeps them all busy\n",
-            e->window_lines, (e->window_lines + e->max_batch_sentences - 1) / e->max_batch_sentences, workers,
-            4 * workers * e->max_batch_sentences);
-}
-
-/* Opens the model and runs the job: alone, or as one rank of an MPI job
- * (host/engine/mpi_link.h), where rank 0 runs the job and the others serve it. */
-static int translate_job(const char *model_dir, const lm_engine_config *engine, const lm_job_opts *job, bool score) {
-    lm_err err = {{0}};
-    lm_mpi mpi;
-    if (lm_mpi_init(&mpi, &err) != 0) {
-        fprintf(stderr, "lyricmt: %s\n", err.msg);
-        lm_mpi_finish(&mpi, true, EXIT_RUNTIME);
-        return EXIT_RUNTIME;
-    }
-    bool linked = mpi.size > 1;
-    lm_translator t;
-    int opened = lm_translator_open(&t, model_dir, engine, &err);
-    if (opened != 0) {
-        if (linked) fprintf(stderr, "lyricmt: rank %d: %s\n", mpi.rank, err.msg);
-        else fprintf(stderr, "lyricmt: %s\n", err.msg);
-        lm_mpi_finish(&mpi, linked, opened == -2 ? EXIT_USAGE : EXIT_RUNTIME); /* a rank that cannot work ends them all */
-        return opened == -2 ? EXIT_USAGE : EXIT_RUNTIME;
-    }
-    t.scoring = score;
-    int rc;
-    if (mpi.rank > 0) {
-        bool served = lm_mpi_serve(&mpi, &t, &err) == 0;
-        if (!served) fprintf(stderr, "lyricmt: rank %d: %s\n", mpi.rank, err.msg);
-        lm_translator_close(&t);
-        lm_mpi_finish(&mpi, !served, EXIT_RUNTIME);
-        return served ? 0 : EXIT_RUNTIME;
-    }
-    if (linked && (lm_translator_start_pool(&t, engine->rank0_translates, &err) != 0 || lm_mpi_feed_start(&mpi, &t, &err) != 0)) {
-        fprintf(stderr, "lyricmt: %s\n", err.msg);
-        lm_mpi_feed_stop(&mpi, false);
-        lm_translator_close(&t);
-        lm_mpi_finish(&mpi, true, EXIT_RUNTIME);
-        return EXIT_RUNTIME;
-    }
-    advise_window(engine, t.n_backends * (mpi.size - (linked && !engine->rank0_translates)), job);
-    int ran = lm_job_run(&t, job, &err);
-    if (ran < 0) fprintf(stderr, "lyricmt: %s\n", err.msg);
-    rc = ran == 0 ? 0 : ran > 0 ? 128 + ran : EXIT_RUNTIME;
-    /* batches still out on other ranks (a stopped or failed job): they are ended, not waited for */
-    bool dirty = lm_mpi_feed_stop(&mpi, job->summary && ran == 0) != 0;
-    lm_translator_close(&t);
-    lm_mpi_finish(&mpi, dirty, rc);
-    return rc;
-}
-
 /* translate, and score (the same bulk job over pairs, force-decoded). */
 static int cmd_translate(int argc, char **argv, bool score) {
     const char *model_dir = NULL, *progress = "auto";
@@ -300,7 +243,7 @@ static int cmd_translate(int argc, char **argv, bool score) {
     }
     job.model_dir = model_dir;
 
-    rc = translate_job(model_dir, &engine, &job, score);
+    rc = lm_job_launch(model_dir, &engine, &job);
 out:
     free(inputs);
     return rc;

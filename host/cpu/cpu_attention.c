@@ -9,9 +9,9 @@
 /* the scores, padded to whole blocks of 16, then q * scale */
 static size_t padded(int n_keys) { return (size_t)(n_keys + 15) / 16 * 16; }
 
-size_t lm_attend_scratch(int n_keys, int hd) { return padded(n_keys) + (size_t)hd; }
+size_t lm_cpu_attention_scratch(int n_keys, int hd) { return padded(n_keys) + (size_t)hd; }
 
-void lm_attend_scalar(const float *q, float scale, const float *keys, const float *values, int n_keys, int stride,
+void lm_cpu_attention_scalar(const float *q, float scale, const float *keys, const float *values, int n_keys, int stride,
                       int hd, float *scores, float *out) {
     float mx = -INFINITY;
     for (int j = 0; j < n_keys; j++) {
@@ -100,7 +100,7 @@ score_block(const float *qs, const float *kb, int stride, int hd, int m, float *
  * accumulators per column vector (even and odd keys) to hide the FMA
  * latency; the 1/sum is applied once at the end. q * scale is kept after the
  * scores, in the scratch. */
-__attribute__((target("avx512f"))) void lm_attend_avx512(const float *q, float scale, const float *keys,
+__attribute__((target("avx512f"))) void lm_cpu_attention_avx512(const float *q, float scale, const float *keys,
                                                          const float *values, int n_keys, int stride, int hd,
                                                          float *scores, float *out) {
     float *qs = scores + padded(n_keys);
@@ -154,4 +154,4 @@ __attribute__((target("avx512f"))) void lm_attend_avx512(const float *q, float s
     }
 }
 
-lm_attend_fn lm_attend_best(void) { return lm_cpu_features() & LM_CPU_AVX512 ? lm_attend_avx512 : lm_attend_scalar; }
+lm_cpu_attention_fn lm_cpu_attention_best(void) { return lm_cpu_features() & LM_CPU_AVX512 ? lm_cpu_attention_avx512 : lm_cpu_attention_scalar; }

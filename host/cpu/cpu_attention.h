@@ -17,20 +17,20 @@
 
 #include <stddef.h>
 
-typedef void (*lm_attend_fn)(const float *q, float scale, const float *keys, const float *values, int n_keys,
+typedef void (*lm_cpu_attention_fn)(const float *q, float scale, const float *keys, const float *values, int n_keys,
                              int stride, int hd, float *scores, float *out);
 
 /* Floats of scratch (the `scores` argument) one call needs for n_keys keys
  * of hd columns; enough for any fewer keys too. */
-size_t lm_attend_scratch(int n_keys, int hd);
+size_t lm_cpu_attention_scratch(int n_keys, int hd);
 
-void lm_attend_scalar(const float *q, float scale, const float *keys, const float *values, int n_keys, int stride,
+void lm_cpu_attention_scalar(const float *q, float scale, const float *keys, const float *values, int n_keys, int stride,
                       int hd, float *scores, float *out);
-void lm_attend_avx512(const float *q, float scale, const float *keys, const float *values, int n_keys, int stride,
+void lm_cpu_attention_avx512(const float *q, float scale, const float *keys, const float *values, int n_keys, int stride,
                       int hd, float *scores, float *out);
 
 /* The AVX-512 kernel where lm_cpu_features() has LM_CPU_AVX512, else the
  * scalar one (decided on each call: callers keep the pointer). */
-lm_attend_fn lm_attend_best(void);
+lm_cpu_attention_fn lm_cpu_attention_best(void);
 
 #endif

@@ -53,8 +53,8 @@ typedef struct {
      * possible key count (max_positions) */
     float *scores;
     size_t scores_per_thread;
-    lm_attend_fn attend;        /* the kernels this CPU runs, chosen once */
-    lm_norm_row_fn norm_row;
+    lm_cpu_attention_fn attend;        /* the kernels this CPU runs, chosen once */
+    lm_cpu_norm_row_fn norm_row;
 } cpu_backend;
 
 /* ---- building blocks ---- */
@@ -68,7 +68,7 @@ static void linear(const float *x, int n, const lm_linear *l, const lm_cpu_matri
 /* x += add (when given), then y = layer_norm(x): the residual add of a
  * pre-norm block fused into the norm that follows it */
 static void add_norm(const cpu_backend *c, float *x, const float *add, int n, int d, const lm_norm *nm, float *y) {
-    lm_norm_row_fn row = c->norm_row;
+    lm_cpu_norm_row_fn row = c->norm_row;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++)
         row(x + (size_t)i * d, add ? add + (size_t)i * d : NULL, d, nm->gamma, nm->beta, LN_EPS, y + (size_t)i * d);
@@ -141,8 +141,6 @@ static void free_batch(cpu_backend *c) {
     c->n_sent = c->total = c->cap_sent = c->cap_total = 0;
 }
 
-static bool sentence_known(const cpu_backend *c, int s) { return s >= 0 && s < c->n_sent && c->len[s] > 0; }
-
 /* Reallocates a buffer of floats to n, keeping its contents. */
 static int grow_floats(float **p, size_t n, lm_err *err) {
     float *q = realloc(*p, n * sizeof(float));
@@ -188,14 +186,8 @@ static int encode_append(cpu_backend *c, const int32_t *tokens, const int32_t *l
     const lm_model *m = c->base.model;
     const lm_model_config *mc = &m->cfg.model;
     int d = mc->d_model, heads = mc->encoder_heads, hd = d / heads;
-    int total = 0;
-    for (int s = 0; s < n; s++) {
-        if (lens[s] <= 0 || lens[s] > mc->max_positions)
-            return lm_fail(err, "sentence %d has %d tokens; the model takes 1 to %d", c->n_sent + s, lens[s], mc->max_positions);
-        total += lens[s];
-    }
-    for (int i = 0; i < total; i++)
-        if (tokens[i] < 0 || tokens[i] >= mc->vocab_size) return lm_fail(err, "token id %d outside the vocabulary", tokens[i]);
+    int total;
+    if (lm_backend_check_sources(mc, c->n_sent, tokens, lens, n, &total, err) != 0) return -1;
     if (c->n_sent + n > c->cap_sent) {
         int cap = c->cap_sent * 2 > c->n_sent + n ? c->cap_sent * 2 : c->n_sent + n;
         int32_t *off = realloc(c->offset, (size_t)cap * sizeof *off);
@@ -283,7 +275,7 @@ static int cpu_encode_more(lm_backend *b, const int32_t *tokens, const int32_t *
 
 static int cpu_encoder_output(lm_backend *b, int s, float *out, lm_err *err) {
     cpu_backend *c = (cpu_backend *)b;
-    if (!sentence_known(c, s)) return lm_fail(err, "no sentence %d in the encoded batch", s);
+    if (lm_backend_check_sentence(c->len, c->n_sent, s, err) != 0) return -1;
     int d = b->model->cfg.model.d_model;
     memcpy(out, c->enc_out + (size_t)c->offset[s] * d, (size_t)c->len[s] * d * sizeof(float));
     return 0;
@@ -307,7 +299,7 @@ static int cpu_decode_start(lm_backend *b, const int32_t *row_sentence, int rows
     cpu_backend *c = (cpu_backend *)b;
     const lm_model_config *mc = &b->model->cfg.model;
     free_decode(c);
-    if (max_steps > mc->max_positions) return lm_fail(err, "%d decoder steps exceed the model's %d positions", max_steps, mc->max_positions);
+    if (lm_backend_check_steps(mc, max_steps, err) != 0) return -1;
     size_t per_layer = (size_t)rows * max_steps * mc->d_model;
     c->self_k = calloc((size_t)mc->decoder_layers, sizeof(float *));
     c->self_v = calloc((size_t)mc->decoder_layers, sizeof(float *));
@@ -322,10 +314,8 @@ static int cpu_decode_start(lm_backend *b, const int32_t *row_sentence, int rows
         c->self_v[l] = lm_malloc(per_layer * sizeof(float), err);
         if (!c->self_k[l] || !c->self_v[l]) return -1;
     }
-    for (int r = 0; r < rows; r++) {
-        if (!sentence_known(c, row_sentence[r])) return lm_fail(err, "row %d refers to no sentence", r);
-        c->row_sentence[r] = row_sentence[r];
-    }
+    if (lm_backend_check_rows(c->len, c->n_sent, row_sentence, rows, err) != 0) return -1;
+    memcpy(c->row_sentence, row_sentence, (size_t)rows * sizeof *c->row_sentence);
     c->rows = c->max_rows = rows;
     c->max_steps = max_steps;
     c->steps_done = 0;
@@ -337,11 +327,7 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
     const lm_model *m = b->model;
     const lm_model_config *mc = &m->cfg.model;
     int d = mc->d_model, heads = mc->decoder_heads, hd = d / heads, R = c->rows;
-    if (step != c->steps_done) return lm_fail(err, "decoder step %d out of order", step);
-    for (int r = 0; r < R; r++) {
-        if (tokens[r] < 0 || tokens[r] >= mc->vocab_size) return lm_fail(err, "token id %d outside the vocabulary", tokens[r]);
-        if (c->row_len[r] >= c->max_steps) return lm_fail(err, "row %d is past the %d decoder steps decoding started with", r, c->max_steps);
-    }
+    if (lm_backend_check_feed(mc, tokens, step, c->steps_done, c->row_len, R, c->max_steps, err) != 0) return -1;
     int32_t *pos = c->row_len; /* each row's next position */
     embed(m, tokens, pos, R, c->x);
     float scaling = 1.0f / sqrtf((float)hd);
@@ -403,10 +389,7 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
 static int cpu_reorder(lm_backend *b, const int32_t *parent, const int32_t *row_sentence, int rows, lm_err *err) {
     cpu_backend *c = (cpu_backend *)b;
     const lm_model_config *mc = &b->model->cfg.model;
-    if (rows > c->max_rows) return lm_fail(err, "reorder to %d rows: decoding started with %d", rows, c->max_rows);
-    for (int r = 0; r < rows; r++)
-        if (parent[r] < -1 || parent[r] >= c->rows || !sentence_known(c, row_sentence[r]))
-            return lm_fail(err, "reorder: bad parent or sentence for row %d", r);
+    if (lm_backend_check_reorder(parent, row_sentence, rows, c->rows, c->max_rows, c->len, c->n_sent, err) != 0) return -1;
     /* rows that keep their own place need no copy: every other row reads its
      * parent into scratch before anything is written back */
     size_t d = (size_t)mc->d_model, row_stride = (size_t)c->max_steps * d;
@@ -461,11 +444,11 @@ lm_backend *lm_cpu_backend_create(const lm_model *model, const lm_cpu_weights *w
     omp_set_num_threads(c->threads);
     const lm_model_config *mc = &model->cfg.model;
     int heads = mc->encoder_heads < mc->decoder_heads ? mc->encoder_heads : mc->decoder_heads;
-    c->scores_per_thread = lm_attend_scratch(mc->max_positions, mc->d_model / heads);
+    c->scores_per_thread = lm_cpu_attention_scratch(mc->max_positions, mc->d_model / heads);
     c->scores = lm_malloc((size_t)c->threads * c->scores_per_thread * sizeof(float), err);
     if (!c->scores) { free(c); return NULL; }
-    c->attend = lm_attend_best();
-    c->norm_row = lm_norm_row_best();
+    c->attend = lm_cpu_attention_best();
+    c->norm_row = lm_cpu_norm_row_best();
     openblas_set_num_threads(1); /* threads come from OpenMP: see blas_linear in cpu_weights.c */
     return &c->base;
 }

@@ -6,7 +6,7 @@
 #include <math.h>
 #include <stddef.h>
 
-void lm_norm_row_scalar(float *x, const float *add, int d, const float *gamma, const float *beta, float eps, float *y) {
+void lm_cpu_norm_row_scalar(float *x, const float *add, int d, const float *gamma, const float *beta, float eps, float *y) {
     if (add)
         for (int j = 0; j < d; j++) x[j] += add[j];
     double mean = 0, var = 0;
@@ -28,7 +28,7 @@ static inline __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xffff : (__m
  * when the mean is large against the spread); the rows are a few KiB, so
  * the second and third read L1. The output uses mul and add, not FMA, to
  * round as the scalar kernel does. */
-__attribute__((target("avx512f"))) void lm_norm_row_avx512(float *x, const float *add, int d, const float *gamma,
+__attribute__((target("avx512f"))) void lm_cpu_norm_row_avx512(float *x, const float *add, int d, const float *gamma,
                                                            const float *beta, float eps, float *y) {
     __m512d s0 = _mm512_setzero_pd(), s1 = s0;
     for (int j = 0; j < d; j += 16) {
@@ -61,4 +61,4 @@ __attribute__((target("avx512f"))) void lm_norm_row_avx512(float *x, const float
     }
 }
 
-lm_norm_row_fn lm_norm_row_best(void) { return lm_cpu_features() & LM_CPU_AVX512 ? lm_norm_row_avx512 : lm_norm_row_scalar; }
+lm_cpu_norm_row_fn lm_cpu_norm_row_best(void) { return lm_cpu_features() & LM_CPU_AVX512 ? lm_cpu_norm_row_avx512 : lm_cpu_norm_row_scalar; }

@@ -11,13 +11,13 @@
 #ifndef LM_CPU_NORM_H
 #define LM_CPU_NORM_H
 
-typedef void (*lm_norm_row_fn)(float *x, const float *add, int d, const float *gamma, const float *beta, float eps,
+typedef void (*lm_cpu_norm_row_fn)(float *x, const float *add, int d, const float *gamma, const float *beta, float eps,
                                float *y);
 
-void lm_norm_row_scalar(float *x, const float *add, int d, const float *gamma, const float *beta, float eps, float *y);
-void lm_norm_row_avx512(float *x, const float *add, int d, const float *gamma, const float *beta, float eps, float *y);
+void lm_cpu_norm_row_scalar(float *x, const float *add, int d, const float *gamma, const float *beta, float eps, float *y);
+void lm_cpu_norm_row_avx512(float *x, const float *add, int d, const float *gamma, const float *beta, float eps, float *y);
 
 /* The AVX-512 kernel where lm_cpu_features() has LM_CPU_AVX512, else the scalar one. */
-lm_norm_row_fn lm_norm_row_best(void);
+lm_cpu_norm_row_fn lm_cpu_norm_row_best(void);
 
 #endif

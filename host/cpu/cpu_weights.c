@@ -13,7 +13,7 @@
 #define STACK_ROWS_BYTES 65536
 
 /* Puts W (n, k) into `form`, releasing the mapped original once it is copied. */
-static int prepare(const lm_model *m, lm_cpu_matrix *p, lm_cpu_form form, const float *w, int n, int k, lm_q8_kernel q8, lm_b16_kernel b16,
+static int prepare(const lm_model *m, lm_cpu_matrix *p, lm_cpu_form form, const float *w, int n, int k, lm_gemm_int8_kernel q8, lm_gemm_bf16_kernel b16,
                    lm_err *err) {
     p->form = form;
     p->n = n;
@@ -23,8 +23,8 @@ static int prepare(const lm_model *m, lm_cpu_matrix *p, lm_cpu_form form, const 
     switch (form) {
     case LM_FORM_BLAS: return 0;
     case LM_FORM_PACKED: rc = lm_packed_init(&p->f32, w, n, k, err); break;
-    case LM_FORM_INT8: rc = lm_q8_init(&p->q8, w, n, k, q8, err); break;
-    case LM_FORM_BF16: rc = lm_b16_init(&p->b16, w, n, k, b16, err); break;
+    case LM_FORM_INT8: rc = lm_gemm_int8_init(&p->q8, w, n, k, q8, err); break;
+    case LM_FORM_BF16: rc = lm_gemm_bf16_init(&p->b16, w, n, k, b16, err); break;
     }
     if (rc != 0) return -1;
     p->w = NULL;
@@ -34,8 +34,8 @@ static int prepare(const lm_model *m, lm_cpu_matrix *p, lm_cpu_form form, const 
 
 static void release(lm_cpu_matrix *p) {
     lm_packed_free(&p->f32);
-    lm_q8_free(&p->q8);
-    lm_b16_free(&p->b16);
+    lm_gemm_int8_free(&p->q8);
+    lm_gemm_bf16_free(&p->b16);
 }
 
 int lm_cpu_weights_init(lm_cpu_weights *w, const lm_model *m, lm_err *err) {
@@ -46,14 +46,14 @@ int lm_cpu_weights_init_as(lm_cpu_weights *w, const lm_model *m, lm_precision pr
     memset(w, 0, sizeof *w);
     if (precision != LM_PREC_FP32 && precision != LM_PREC_INT8 && precision != LM_PREC_BF16)
         return lm_fail(err, "precision %s is for --device cuda; the CPU computes in fp32, int8 or bf16", lm_precision_name(precision));
-    lm_q8_kernel q8 = lm_q8_best_kernel();
+    lm_gemm_int8_kernel q8 = lm_gemm_int8_best_kernel();
     if (precision == LM_PREC_INT8 && q8 == LM_Q8_NONE) {
         fprintf(stderr, "lyricmt: note: this CPU has neither AVX-512 VNNI nor AVX2: int8 runs in fp32\n");
         precision = LM_PREC_FP32;
     } else if (precision == LM_PREC_INT8 && q8 == LM_Q8_AVX2) {
         fprintf(stderr, "lyricmt: note: this CPU lacks AVX-512 VNNI: int8 runs on AVX2 (same results, slower)\n");
     }
-    lm_b16_kernel b16 = lm_b16_best_kernel();
+    lm_gemm_bf16_kernel b16 = lm_gemm_bf16_best_kernel();
     if (precision == LM_PREC_BF16 && b16 == LM_B16_NONE) {
         fprintf(stderr, "lyricmt: note: this CPU lacks AVX-512: bf16 runs in fp32\n");
         precision = LM_PREC_FP32;
@@ -167,14 +167,14 @@ static void converted_linear(const lm_cpu_matrix *w, int m, const float *x, cons
     {
 #pragma omp for schedule(static)
         for (int i = 0; i < m; i++) {
-            if (w->form == LM_FORM_INT8) step[i] = lm_q8_quantize_row(&w->q8, x + (size_t)i * w->k, (uint8_t *)rows + (size_t)i * w->q8.k4);
-            else lm_b16_convert_row(&w->b16, x + (size_t)i * w->k, (char *)rows + (size_t)i * lm_b16_row_bytes(&w->b16));
+            if (w->form == LM_FORM_INT8) step[i] = lm_gemm_int8_quantize_row(&w->q8, x + (size_t)i * w->k, (uint8_t *)rows + (size_t)i * w->q8.k4);
+            else lm_gemm_bf16_convert_row(&w->b16, x + (size_t)i * w->k, (char *)rows + (size_t)i * lm_gemm_bf16_row_bytes(&w->b16));
         }
         int n0, n1;
         thread_columns(w->n, LM_Q8_PANEL, &n0, &n1);
         if (n0 < n1) {
-            if (w->form == LM_FORM_INT8) lm_q8_gemm(&w->q8, m, rows, step, bias, relu, y, n0, n1);
-            else lm_b16_gemm(&w->b16, m, rows, bias, relu, y, n0, n1);
+            if (w->form == LM_FORM_INT8) lm_gemm_int8_run(&w->q8, m, rows, step, bias, relu, y, n0, n1);
+            else lm_gemm_bf16_run(&w->b16, m, rows, bias, relu, y, n0, n1);
         }
     }
 }
@@ -185,7 +185,7 @@ void lm_cpu_linear_relu(const lm_cpu_matrix *w, int m, const float *x, const flo
     if (m <= 0) return;
     if (w->form == LM_FORM_BLAS) { blas_linear(w, m, x, bias, relu, y); return; }
     if (w->form == LM_FORM_PACKED) { packed_linear(w, m, x, bias, relu, y); return; }
-    size_t row_bytes = w->form == LM_FORM_INT8 ? (size_t)w->q8.k4 : lm_b16_row_bytes(&w->b16);
+    size_t row_bytes = w->form == LM_FORM_INT8 ? (size_t)w->q8.k4 : lm_gemm_bf16_row_bytes(&w->b16);
     void *rows = malloc((size_t)m * row_bytes);
     float *step = malloc((size_t)m * sizeof(float));
     if (rows && step) {

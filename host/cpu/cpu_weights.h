@@ -34,8 +34,8 @@ typedef struct {
     int n, k;        /* outputs, inputs */
     const float *w;  /* LM_FORM_BLAS: the original (n, k) */
     lm_packed f32;   /* LM_FORM_PACKED */
-    lm_q8 q8;        /* LM_FORM_INT8 */
-    lm_b16 b16;      /* LM_FORM_BF16 */
+    lm_gemm_int8 q8; /* LM_FORM_INT8 */
+    lm_gemm_bf16 b16; /* LM_FORM_BF16 */
 } lm_cpu_matrix;
 
 typedef struct lm_cpu_weights {

@@ -22,7 +22,7 @@
  * 50), with identical results, so Intel CPUs take the FMA chain; others with
  * AVX-512 BF16 (AMD Zen 4: two products per lane per instruction) take
  * vdpbf16ps. */
-lm_b16_kernel lm_b16_best_kernel(void) {
+lm_gemm_bf16_kernel lm_gemm_bf16_best_kernel(void) {
     unsigned f = lm_cpu_features();
     if (!(f & LM_CPU_AVX512)) return LM_B16_NONE;
 #if defined(__x86_64__) || defined(__i386__)
@@ -46,7 +46,7 @@ float lm_bf16_float(uint16_t b) {
     return v;
 }
 
-int lm_b16_init(lm_b16 *w, const float *W, int n, int k, lm_b16_kernel kernel, lm_err *err) {
+int lm_gemm_bf16_init(lm_gemm_bf16 *w, const float *W, int n, int k, lm_gemm_bf16_kernel kernel, lm_err *err) {
     memset(w, 0, sizeof *w);
     if (k > LM_B16_MAX_K) return lm_fail(err, "bf16: a %d-wide product exceeds the %d supported", k, LM_B16_MAX_K);
     int panels = (n + LM_B16_PANEL - 1) / LM_B16_PANEL, k2 = (k + 1) / 2 * 2;
@@ -69,7 +69,7 @@ int lm_b16_init(lm_b16 *w, const float *W, int n, int k, lm_b16_kernel kernel, l
     return 0;
 }
 
-void lm_b16_free(lm_b16 *w) {
+void lm_gemm_bf16_free(lm_gemm_bf16 *w) {
     free(w->panels);
     memset(w, 0, sizeof *w);
 }
@@ -171,9 +171,9 @@ __attribute__((target("avx512f"))) static void tile_widen(int rows, int pairs, c
     store_rows(rows, lo, hi, b0, b1, bias != NULL, relu, y, ldy, m0, m1);
 }
 
-size_t lm_b16_row_bytes(const lm_b16 *w) { return (size_t)w->k2 * (w->kernel == LM_B16_DOT ? sizeof(uint16_t) : sizeof(float)); }
+size_t lm_gemm_bf16_row_bytes(const lm_gemm_bf16 *w) { return (size_t)w->k2 * (w->kernel == LM_B16_DOT ? sizeof(uint16_t) : sizeof(float)); }
 
-void lm_b16_convert_row(const lm_b16 *w, const float *x, void *out) {
+void lm_gemm_bf16_convert_row(const lm_gemm_bf16 *w, const float *x, void *out) {
     if (w->kernel == LM_B16_DOT) {
         uint16_t *o = out;
         for (int kk = 0; kk < w->k; kk++) o[kk] = lm_bf16_round(x[kk]);
@@ -190,7 +190,7 @@ void lm_b16_convert_row(const lm_b16 *w, const float *x, void *out) {
  * on, a share by each tile, so that the first tile does not wait on DRAM
  * while the others find theirs in L2; with one tile a panel there is no other
  * tile to gain, and the extra requests cost that tile 20% (attempt 19). */
-static void panels_rows(const lm_b16 *w, int i0, int i1, const char *xb, size_t ld, const float *bias, bool relu, float *y, int n0,
+static void panels_rows(const lm_gemm_bf16 *w, int i0, int i1, const char *xb, size_t ld, const float *bias, bool relu, float *y, int n0,
                         int n1) {
     int tile_rows = w->kernel == LM_B16_DOT ? ROWS : ROWS_WIDEN, pairs = w->k2 / 2, tiles = (i1 - i0 + tile_rows - 1) / tile_rows;
     for (int j = n0; j < n1; j += LM_B16_PANEL) {
@@ -211,10 +211,10 @@ static void panels_rows(const lm_b16 *w, int i0, int i1, const char *xb, size_t 
     }
 }
 
-void lm_b16_gemm(const lm_b16 *w, int m, const void *xb, const float *bias, bool relu, float *y, int n0, int n1) {
+void lm_gemm_bf16_run(const lm_gemm_bf16 *w, int m, const void *xb, const float *bias, bool relu, float *y, int n0, int n1) {
     /* gemm_blocks.h: a block of x stays in L2; a row is 2 bytes a value for
      * vdpbf16ps, 4 (floats) for the widened tile */
-    size_t ld = lm_b16_row_bytes(w);
+    size_t ld = lm_gemm_bf16_row_bytes(w);
     int block = lm_row_block(m, ld, w->kernel == LM_B16_DOT ? ROWS : ROWS_WIDEN);
     for (int i0 = 0; i0 < m; i0 += block) panels_rows(w, i0, m - i0 < block ? m : i0 + block, xb, ld, bias, relu, y, n0, n1);
 }

@@ -21,34 +21,34 @@
 #define LM_B16_MAX_K 16384 /* a converted row (floats for LM_B16_WIDEN) fits cpu_weights' 64 KB fallback buffer */
 
 /* vdpbf16ps (AVX-512 BF16), or the same sums on AVX-512F (see gemm_bf16.c) */
-typedef enum { LM_B16_NONE, LM_B16_WIDEN, LM_B16_DOT } lm_b16_kernel;
+typedef enum { LM_B16_NONE, LM_B16_WIDEN, LM_B16_DOT } lm_gemm_bf16_kernel;
 
 typedef struct {
     uint16_t *panels; /* (ceil(n / 32), k2 / 2, 32, 2), zero past n and k */
     int n, k, k2;     /* k2: k rounded up to even */
-    lm_b16_kernel kernel;
-} lm_b16;
+    lm_gemm_bf16_kernel kernel;
+} lm_gemm_bf16;
 
 /* The faster kernel this CPU has (lm_cpu_features and the vendor: see
  * gemm_bf16.c), LM_B16_NONE without AVX-512. */
-lm_b16_kernel lm_b16_best_kernel(void);
+lm_gemm_bf16_kernel lm_gemm_bf16_best_kernel(void);
 
 /* bfloat16 nearest to v (ties to even); NaN stays NaN. */
 uint16_t lm_bf16_round(float v);
 float lm_bf16_float(uint16_t b);
 
 /* Converts W (n, k) row-major, for `kernel`; parallel over panels. */
-int  lm_b16_init(lm_b16 *w, const float *W, int n, int k, lm_b16_kernel kernel, lm_err *err);
-void lm_b16_free(lm_b16 *w);
+int  lm_gemm_bf16_init(lm_gemm_bf16 *w, const float *W, int n, int k, lm_gemm_bf16_kernel kernel, lm_err *err);
+void lm_gemm_bf16_free(lm_gemm_bf16 *w);
 
 /* A row of x (w->k floats) rounded to bfloat16, as the kernel reads it:
- * lm_b16_row_bytes bytes, zero-padded to k2 values. */
-size_t lm_b16_row_bytes(const lm_b16 *w);
-void lm_b16_convert_row(const lm_b16 *w, const float *x, void *out);
+ * lm_gemm_bf16_row_bytes bytes, zero-padded to k2 values. */
+size_t lm_gemm_bf16_row_bytes(const lm_gemm_bf16 *w);
+void lm_gemm_bf16_convert_row(const lm_gemm_bf16 *w, const float *x, void *out);
 
 /* Columns [n0, n1) of y (m, w->n) = x . W^T (+ bias[o] when bias is not
  * NULL; then max(0, .) with relu), from rows converted by
- * lm_b16_convert_row; n0 a multiple of 32. Single-threaded. */
-void lm_b16_gemm(const lm_b16 *w, int m, const void *xb, const float *bias, bool relu, float *y, int n0, int n1);
+ * lm_gemm_bf16_convert_row; n0 a multiple of 32. Single-threaded. */
+void lm_gemm_bf16_run(const lm_gemm_bf16 *w, int m, const void *xb, const float *bias, bool relu, float *y, int n0, int n1);
 
 #endif

@@ -19,7 +19,7 @@
 #define ROWS_AVX2 2  /* rows per AVX2 tile: 2 x 4 accumulators */
 #define GROUP_BYTES (LM_Q8_PANEL * 4)
 
-lm_q8_kernel lm_q8_best_kernel(void) {
+lm_gemm_int8_kernel lm_gemm_int8_best_kernel(void) {
     unsigned f = lm_cpu_features();
     return f & LM_CPU_VNNI ? LM_Q8_VNNI : f & LM_CPU_AVX2 ? LM_Q8_AVX2 : LM_Q8_NONE;
 }
@@ -82,7 +82,7 @@ static float quantize_row(const float *v, int k, int k4, int offset, bool avx512
     return amax / 127.0f;
 }
 
-int lm_q8_init(lm_q8 *w, const float *W, int n, int k, lm_q8_kernel kernel, lm_err *err) {
+int lm_gemm_int8_init(lm_gemm_int8 *w, const float *W, int n, int k, lm_gemm_int8_kernel kernel, lm_err *err) {
     memset(w, 0, sizeof *w);
     if (k > LM_Q8_MAX_K) return lm_fail(err, "int8: a %d-wide product exceeds the %d that 32-bit sums allow", k, LM_Q8_MAX_K);
     int panels = (n + LM_Q8_PANEL - 1) / LM_Q8_PANEL, k4 = (k + 3) / 4 * 4;
@@ -91,7 +91,7 @@ int lm_q8_init(lm_q8 *w, const float *W, int n, int k, lm_q8_kernel kernel, lm_e
     w->scale = malloc((size_t)panels * LM_Q8_PANEL * sizeof(float));
     w->comp = malloc((size_t)panels * LM_Q8_PANEL * sizeof(int32_t));
     if (!w->panels || !w->scale || !w->comp) {
-        lm_q8_free(w);
+        lm_gemm_int8_free(w);
         return lm_fail(err, "out of memory quantizing a %d x %d weight (%zu MB)", n, k, bytes >> 20);
     }
     w->n = n;
@@ -120,14 +120,14 @@ int lm_q8_init(lm_q8 *w, const float *W, int n, int k, lm_q8_kernel kernel, lm_e
     return 0;
 }
 
-void lm_q8_free(lm_q8 *w) {
+void lm_gemm_int8_free(lm_gemm_int8 *w) {
     free(w->panels);
     free(w->scale);
     free(w->comp);
     memset(w, 0, sizeof *w);
 }
 
-float lm_q8_quantize_row(const lm_q8 *w, const float *x, uint8_t *q) {
+float lm_gemm_int8_quantize_row(const lm_gemm_int8 *w, const float *x, uint8_t *q) {
     /* +128 as a signed byte is -128 + value: the same bits as the u8 value + 128 */
     return quantize_row(x, w->k, w->k4, 128, w->kernel == LM_Q8_VNNI, (int8_t *)q);
 }
@@ -248,7 +248,7 @@ __attribute__((target("avx2"))) static void tile_avx2(int rows, int groups, cons
  * each tile, so that the first tile does not wait on DRAM while the others
  * find theirs in L2; with one tile a panel there is no other tile to gain,
  * and the extra requests cost that tile 15% (attempt 19). */
-static void vnni_rows(const lm_q8 *w, int i0, int i1, const uint8_t *q, const float *step, const float *bias, bool relu, float *y,
+static void vnni_rows(const lm_gemm_int8 *w, int i0, int i1, const uint8_t *q, const float *step, const float *bias, bool relu, float *y,
                       int n0, int n1) {
     int groups = w->k4 / 4, tiles = (i1 - i0 + ROWS - 1) / ROWS;
     bool next = tiles > 1 && w->streamed;
@@ -270,7 +270,7 @@ static void vnni_rows(const lm_q8 *w, int i0, int i1, const uint8_t *q, const fl
     }
 }
 
-void lm_q8_gemm(const lm_q8 *w, int m, const uint8_t *q, const float *step, const float *bias, bool relu, float *y, int n0, int n1) {
+void lm_gemm_int8_run(const lm_gemm_int8 *w, int m, const uint8_t *q, const float *step, const float *bias, bool relu, float *y, int n0, int n1) {
     if (w->kernel == LM_Q8_VNNI) {
         int block = lm_row_block(m, (size_t)w->k4, ROWS); /* gemm_blocks.h: a block of x stays in L2 */
         for (int i0 = 0; i0 < m; i0 += block) vnni_rows(w, i0, m - i0 < block ? m : i0 + block, q, step, bias, relu, y, n0, n1);

@@ -27,31 +27,31 @@
 #define LM_Q8_PANEL 32
 #define LM_Q8_MAX_K 65536
 
-typedef enum { LM_Q8_NONE, LM_Q8_AVX2, LM_Q8_VNNI } lm_q8_kernel;
+typedef enum { LM_Q8_NONE, LM_Q8_AVX2, LM_Q8_VNNI } lm_gemm_int8_kernel;
 
 typedef struct {
     int8_t *panels;  /* (ceil(n / 32), k4 / 4, 32, 4), zero past n and k */
     float *scale;    /* (n) max|W[o]| / 127: one quantization step of row o */
     int32_t *comp;   /* (n) 128 * sum of row o's quantized values */
     int n, k, k4;    /* k4: k rounded up to a multiple of 4 */
-    lm_q8_kernel kernel;
+    lm_gemm_int8_kernel kernel;
     bool streamed;   /* too large to stay in L3: the VNNI kernel prefetches each next panel (gemm_blocks.h) */
-} lm_q8;
+} lm_gemm_int8;
 
 /* The best kernel this CPU has (lm_cpu_features), LM_Q8_NONE if neither. */
-lm_q8_kernel lm_q8_best_kernel(void);
+lm_gemm_int8_kernel lm_gemm_int8_best_kernel(void);
 
 /* Quantizes W (n, k) row-major, for `kernel`; parallel over panels. */
-int  lm_q8_init(lm_q8 *w, const float *W, int n, int k, lm_q8_kernel kernel, lm_err *err);
-void lm_q8_free(lm_q8 *w);
+int  lm_gemm_int8_init(lm_gemm_int8 *w, const float *W, int n, int k, lm_gemm_int8_kernel kernel, lm_err *err);
+void lm_gemm_int8_free(lm_gemm_int8 *w);
 
 /* Quantizes a row of x (w->k floats) into w->k4 bytes (value + 128, padded
  * with 128) and returns its step max|x| / 127 (0 for an all-zero row). */
-float lm_q8_quantize_row(const lm_q8 *w, const float *x, uint8_t *q);
+float lm_gemm_int8_quantize_row(const lm_gemm_int8 *w, const float *x, uint8_t *q);
 
 /* Columns [n0, n1) of y (m, w->n) = step[i] * w->scale[o] * (q . qW^T)
  * (+ bias[o] when bias is not NULL; then max(0, .) with relu), from rows
- * quantized by lm_q8_quantize_row; n0 a multiple of 32. Single-threaded. */
-void lm_q8_gemm(const lm_q8 *w, int m, const uint8_t *q, const float *step, const float *bias, bool relu, float *y, int n0, int n1);
+ * quantized by lm_gemm_int8_quantize_row; n0 a multiple of 32. Single-threaded. */
+void lm_gemm_int8_run(const lm_gemm_int8 *w, int m, const uint8_t *q, const float *step, const float *bias, bool relu, float *y, int n0, int n1);
 
 #endif

@@ -24,12 +24,14 @@ static void compact(lm_translation *tr, const bool *keep) {
     tr->n_hyps = m;
 }
 
-int lm_augment_batch(lm_translator *t, lm_backend *be, const int32_t *src, const int32_t *src_lens, const int *which, int n, lm_translation *out,
-                     lm_err *err) {
+int lm_augment_batch(lm_translator *t, lm_backend *be, lm_batch *b, lm_err *err) {
     const lm_engine_config *e = &t->engine;
+    const int32_t *src = b->tokens, *src_lens = b->lens;
+    lm_translation *out = b->out;
+    int n = b->n;
     bool rescore = e->has_min_score || e->output_format == LM_FORMAT_PAIRS;
     int total = 0, rc = -1;
-    for (int i = 0; i < n; i++) total += out[which[i]].n_hyps;
+    for (int i = 0; i < n; i++) total += out[i].n_hyps;
     bool *keep = lm_calloc((size_t)total + 1, sizeof *keep, err);
     int32_t **labels = lm_calloc((size_t)total + 1, sizeof *labels, err), *pair_src = lm_malloc(((size_t)total + 1) * sizeof *pair_src, err);
     int *n_labels = lm_malloc(((size_t)total + 1) * sizeof *n_labels, err);
@@ -37,7 +39,7 @@ int lm_augment_batch(lm_translator *t, lm_backend *be, const int32_t *src, const
     if (!keep || !labels || !pair_src || !n_labels || !sums) goto done;
     int p = 0;
     for (int i = 0; i < n; i++) {
-        lm_translation *tr = &out[which[i]];
+        lm_translation *tr = &out[i];
         if (!tr->sample && !(tr->sample = lm_malloc(((size_t)tr->n_hyps + 1) * sizeof *tr->sample, err))) goto done;
         for (int h = 0; h < tr->n_hyps; h++) tr->sample[h] = h;
         bool *k = keep + p;
@@ -59,7 +61,7 @@ int lm_augment_batch(lm_translator *t, lm_backend *be, const int32_t *src, const
             goto done;
         p = 0;
         for (int i = 0; i < n; i++) {
-            lm_translation *tr = &out[which[i]];
+            lm_translation *tr = &out[i];
             for (int h = 0; h < tr->n_hyps; h++, p++) {
                 tr->scores[h] = (float)(sums[p] / n_labels[p]);
                 /* compared as written (6 decimals), so that a pair shown at the floor is kept */
@@ -76,3 +78,11 @@ done:
     free(keep); free(labels); free(pair_src); free(n_labels); free(sums);
     return rc;
 }
+
+/* The search, then the augmentation of what it found, on the same backend. */
+static int run_augmented(void *ctx, lm_translator *t, lm_backend *be, lm_batch *b, lm_err *err) {
+    (void)ctx;
+    return lm_translator_search_batch(t, be, b, err) != 0 ? -1 : lm_augment_batch(t, be, b, err);
+}
+
+void lm_augment_attach(lm_translator *t) { t->runner = (lm_batch_runner){run_augmented, NULL, 0}; }

@@ -23,9 +23,11 @@
 /* Whether the engine settings ask for any of it. */
 bool lm_augment_wanted(const lm_engine_config *e);
 
-/* The batch's n sources (src_lens[i] tokens each, back to back in src);
- * source i's translation is out[which[i]]. Rescoring runs on be (the worker's backend). */
-int lm_augment_batch(lm_translator *t, lm_backend *be, const int32_t *src, const int32_t *src_lens, const int *which, int n, lm_translation *out,
-                     lm_err *err);
+/* Applies it to batch b's translations (b->out, found by the search for
+ * b's sources); rescoring runs on be (the worker's backend). */
+int lm_augment_batch(lm_translator *t, lm_backend *be, lm_batch *b, lm_err *err);
+
+/* Makes t's batches the search followed by lm_augment_batch. */
+void lm_augment_attach(lm_translator *t);
 
 #endif

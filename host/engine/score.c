@@ -1,8 +1,6 @@
 /* score: see score.h. */
 #include "engine/score.h"
-#include "base/json_util.h"
 
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,30 +115,29 @@ done:
     return rc;
 }
 
-int lm_score_batch(lm_translator *t, lm_backend *be, int32_t *const *ids, const int *which, const int *lens, int n, lm_translation *out,
-                   long *tokens_out, lm_err *err) {
-    int total = 0;
-    for (int i = 0; i < n; i++) total += ids[which[i]][0];
+int lm_score_batch(lm_translator *t, lm_backend *be, lm_batch *b, lm_err *err) {
+    int n = b->n, total = 0;
+    for (int i = 0, at = 0; i < n; at += b->lens[i], i++) total += b->tokens[at];
     int32_t *src = lm_malloc(((size_t)total + 1) * sizeof *src, err), *src_lens = lm_malloc(((size_t)n + 1) * sizeof *src_lens, err);
     const int32_t **labels = lm_malloc(((size_t)n + 1) * sizeof *labels, err);
     int *n_labels = lm_malloc(((size_t)n + 1) * sizeof *n_labels, err);
     double *sums = lm_malloc(((size_t)n + 1) * sizeof *sums, err);
     int rc = -1;
     if (!src || !src_lens || !labels || !n_labels || !sums) goto done;
-    for (int i = 0, at = 0; i < n; i++) {
-        const int32_t *p = ids[which[i]];
+    for (int i = 0, at = 0, in = 0; i < n; in += b->lens[i], i++) {
+        const int32_t *p = b->tokens + in;
         src_lens[i] = p[0];
         memcpy(src + at, p + 1, (size_t)p[0] * sizeof *src);
         at += p[0];
         labels[i] = p + 1 + p[0];
-        n_labels[i] = lens[i] - 1 - p[0];
+        n_labels[i] = b->lens[i] - 1 - p[0];
     }
     const lm_search_opts *s = &t->search;
     if (lm_score_forced(be, s->decoder_start_id, s->vocab_size, src, src_lens, n, NULL, labels, n_labels, n, sums, err) != 0)
         goto done;
-    *tokens_out = 0;
+    b->tokens_out = 0;
     for (int i = 0; i < n; i++) {
-        lm_translation *tr = &out[which[i]];
+        lm_translation *tr = &b->out[i];
         tr->texts = lm_calloc(1, sizeof *tr->texts, err);
         tr->scores = lm_calloc(1, sizeof *tr->scores, err);
         if (!tr->texts || !tr->scores || !(tr->texts[0] = strdup(""))) {
@@ -151,7 +148,7 @@ int lm_score_batch(lm_translator *t, lm_backend *be, int32_t *const *ids, const 
         tr->n_hyps = 1;
         tr->scores[0] = (float)sums[i];
         tr->n_tokens = n_labels[i];
-        *tokens_out += n_labels[i];
+        b->tokens_out += n_labels[i];
     }
     rc = 0;
 done:
@@ -159,36 +156,9 @@ done:
     return rc;
 }
 
-/* Scores are written with 6 decimals: stable from run to run (a pair's
- * float is the same alone or batched) and well inside the 1e-4 that
- * transformers agrees with. */
-int lm_score_format(lm_format fmt, const lm_record *r, const lm_translation *tr, const char *warning, lm_strbuf *b) {
-    char num[96];
-    if (tr) snprintf(num, sizeof num, "%.6f\t%.6f\t%d", tr->scores[0], tr->scores[0] / tr->n_tokens, tr->n_tokens);
-    if (fmt != LM_FORMAT_JSONL) {
-        size_t at = b->len;
-        if (lm_strbuf_add(b, r->id, strlen(r->id)) != 0) return -1;
-        for (char *p = b->data + at; *p; p++)
-            if (*p == '\n' || *p == '\r' || *p == '\t') *p = ' ';
-        const char *rest = tr ? num : "\t\t";
-        return lm_strbuf_add(b, "\t", 1) || lm_strbuf_add(b, rest, strlen(rest)) || lm_strbuf_add(b, "\n", 1) ? -1 : 0;
-    }
-    cJSON *o = cJSON_CreateObject();
-    if (!o) return -1;
-    if (r->id_json) cJSON_AddItemToObject(o, "id", cJSON_CreateRaw(r->id_json)); /* as the input wrote it */
-    else cJSON_AddStringToObject(o, "id", r->id);
-    if (tr) {
-        /* the same 6 decimals as TSV */
-        snprintf(num, sizeof num, "%.6f", tr->scores[0]);
-        cJSON_AddItemToObject(o, "score", cJSON_CreateRaw(num));
-        snprintf(num, sizeof num, "%.6f", tr->scores[0] / tr->n_tokens);
-        cJSON_AddItemToObject(o, "normalized", cJSON_CreateRaw(num));
-        cJSON_AddNumberToObject(o, "tokens", tr->n_tokens);
-    } else {
-        cJSON_AddNullToObject(o, "score");
-        cJSON_AddNullToObject(o, "normalized");
-        cJSON_AddNullToObject(o, "tokens");
-    }
-    if (warning) cJSON_AddStringToObject(o, "warning", warning);
-    return lm_json_append_line(b, o);
+static int run_scoring(void *ctx, lm_translator *t, lm_backend *be, lm_batch *b, lm_err *err) {
+    (void)ctx;
+    return lm_score_batch(t, be, b, err);
 }
+
+void lm_score_attach(lm_translator *t) { t->runner = (lm_batch_runner){run_scoring, NULL, 1}; }

@@ -17,7 +17,6 @@
 #ifndef LM_SCORE_H
 #define LM_SCORE_H
 
-#include "job/corpus.h"
 #include "engine/translator.h"
 
 /* The labels of a target text, cut to the model's positions (keeping the
@@ -32,11 +31,15 @@ int lm_score_labels(lm_translator *t, const char *text, size_t len, int32_t **id
 int lm_score_pair_ids(lm_translator *t, const char *src, size_t src_len, const char *tgt, size_t tgt_len, int32_t **ids, int *n,
                       bool *truncated, lm_err *err);
 
-/* Scores n packed pairs on backend be (a worker's) (ids[which[i]], lens[i] long) in one batch. out[which[i]]
- * receives one hypothesis with text "", scores[0] = the summed log-probability,
- * n_tokens = the number of labels. *tokens_out = labels scored. */
-int lm_score_batch(lm_translator *t, lm_backend *be, int32_t *const *ids, const int *which, const int *lens, int n, lm_translation *out,
-                   long *tokens_out, lm_err *err);
+/* Scores batch b's packed pairs on backend be (a worker's). b->out[i]
+ * receives one hypothesis with text "", scores[0] = the summed
+ * log-probability, n_tokens = the number of labels; b->tokens_out = labels
+ * scored. */
+int lm_score_batch(lm_translator *t, lm_backend *be, lm_batch *b, lm_err *err);
+
+/* Makes t's batches scoring batches (lm_score_batch, one backend row a
+ * pair): its sources are then packed pairs. */
+void lm_score_attach(lm_translator *t);
 
 /* Teacher-forced log-probabilities, the engine under lm_score_batch: n_src
  * sources of src_lens[s] tokens back to back in src, encoded once; pair i
@@ -44,11 +47,5 @@ int lm_score_batch(lm_translator *t, lm_backend *be, int32_t *const *ids, const 
  * sums[i] = sum of log p(labels[i][t]); each row's log-softmax in double. */
 int lm_score_forced(lm_backend *be, int decoder_start_id, int vocab_size, const int32_t *src, const int32_t *src_lens, int n_src,
                     const int32_t *pair_src, const int32_t *const *labels, const int *n_labels, int n, double *sums, lm_err *err);
-
-/* One output record of `lyricmt score`: TSV "id, sum, normalised, tokens" or
- * JSONL {"id", "score", "normalized", "tokens"} (r's id as the input wrote it).
- * tr NULL: the pair was not scored (blank, skipped, malformed): empty fields
- * (JSONL nulls), with `warning` naming why. */
-int lm_score_format(lm_format fmt, const lm_record *r, const lm_translation *tr, const char *warning, lm_strbuf *b);
 
 #endif

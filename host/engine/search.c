@@ -2,6 +2,7 @@
 #include "engine/search.h"
 
 #include "backend/logits.h"
+#include "engine/sched.h"
 
 #include <limits.h>
 #include <math.h>
@@ -128,104 +129,6 @@ static void forced_candidates(int forced, int V, int k, int32_t *ids, float *val
 }
 
 
-/* ---- which sentences decode: all at once, or in flight ---- */
-
-/*
- * Sentences start in order. lm_search_run starts them all together; the
- * stream starts as many as its budget allows and, whenever sentences finish,
- * encodes the next ones and adds their rows to the running decode (reorder
- * with parent -1), so the batch stays full instead of draining. Both paths
- * run the same loop, and a sentence's result does not depend on its company.
- */
-typedef struct {
-    lm_backend *be;
-    const lm_search_opts *o;
-    const int32_t *tokens, *lens;
-    size_t *src;                /* (n) where sentence s starts in tokens */
-    int n, next;                /* sentences; the next one to start */
-    const lm_search_feed *feed; /* NULL: everything at once */
-    int cap;                    /* sentences live at once */
-    int32_t *live;              /* (cap) live sentences, in the order they started */
-    int n_live;
-    bool encoded;               /* the first group went through encode */
-} sched;
-
-static int sched_init(sched *q, lm_backend *be, const lm_search_opts *o, const int32_t *tokens, const int32_t *lens, int n,
-                      const lm_search_feed *feed, lm_err *err) {
-    memset(q, 0, sizeof *q);
-    q->be = be; q->o = o; q->tokens = tokens; q->lens = lens; q->n = n; q->feed = feed;
-    /* live sentences at once: no more than the budgets could ever admit
-     * together (the shortest source counted for all), which sizes the rows */
-    q->cap = n;
-    if (feed) {
-        int shortest = lens[0];
-        for (int s = 1; s < n; s++) shortest = lens[s] < shortest ? lens[s] : shortest;
-        long by_tokens = feed->max_tokens / ((long)(shortest > 0 ? shortest : 1) * o->gen.num_beams);
-        if (feed->max_sentences < q->cap) q->cap = feed->max_sentences;
-        if (by_tokens < q->cap) q->cap = by_tokens > 1 ? (int)by_tokens : 1;
-    }
-    q->src = lm_malloc((size_t)n * sizeof *q->src, err);
-    q->live = lm_malloc((size_t)q->cap * sizeof *q->live, err);
-    if (!q->src || !q->live) return -1;
-    for (int s = 0, at = 0; s < n; at += lens[s], s++) q->src[s] = (size_t)at;
-    return 0;
-}
-
-static void sched_free(sched *q) { free(q->src); free(q->live); }
-
-/* Starts the next sentences that fit beside the live ones (as a padded batch
- * of them would count tokens: longest source x sentences x beams; one over
- * budget alone still starts) and encodes them; *first and *count say which. */
-static int sched_admit(sched *q, int *first, int *count, lm_err *err) {
-    *first = q->next;
-    *count = 0;
-    if (q->next == q->n || (q->feed && q->feed->cancel && *q->feed->cancel)) return 0;
-    /* wait until an eighth of the room is free (the batch stays at least 7/8
-     * full), so that an encode call serves a group of sentences rather than
-     * one: one-sentence encodes cost more CPU time on the tiny fixtures
-     * (benchmarks/NOTES.md) */
-    int min_free = q->cap / 8 > 1 ? q->cap / 8 : 1;
-    if (q->n_live > 0 && q->cap - q->n_live < min_free) return 0;
-    long beams = q->o->gen.num_beams, budget = q->feed ? q->feed->max_tokens : LONG_MAX;
-    int longest = 0, k = 0;
-    for (int i = 0; i < q->n_live; i++) longest = q->lens[q->live[i]] > longest ? q->lens[q->live[i]] : longest;
-    while (q->next + k < q->n && q->n_live + k < q->cap) {
-        int l = q->lens[q->next + k] > longest ? q->lens[q->next + k] : longest;
-        if (q->n_live + k > 0 && (long)l * (q->n_live + k + 1) * beams > budget) break;
-        longest = l;
-        k++;
-    }
-    if (k == 0) return 0;
-    const int32_t *tok = q->tokens + q->src[q->next], *len = q->lens + q->next;
-    int rc = q->encoded ? q->be->ops->encode_more(q->be, tok, len, k, err) : q->be->ops->encode(q->be, tok, len, k, err);
-    if (rc != 0) return -1;
-    q->encoded = true;
-    for (int i = 0; i < k; i++) q->live[q->n_live++] = q->next + i;
-    q->next += k;
-    *count = k;
-    return 0;
-}
-
-/* Sentence s has its result: it leaves the live list and is handed over. */
-static int sched_done(sched *q, int s, lm_search_result *results, lm_err *err) {
-    int i = 0;
-    while (q->live[i] != s) i++;
-    memmove(q->live + i, q->live + i + 1, (size_t)(q->n_live - i - 1) * sizeof *q->live);
-    q->n_live--;
-    if (q->feed && q->feed->on_done) return q->feed->on_done(q->feed->ctx, s, &results[s], err);
-    return 0;
-}
-
-/* Backend rows to start decoding with: the first group's rows, then room up
- * to `cap_rows` (held by copies of the last row and dropped at once). */
-static int start_rows(sched *q, int32_t *sent, int rows, int cap_rows, int32_t *parent, lm_err *err) {
-    for (int r = rows; r < cap_rows; r++) sent[r] = sent[rows - 1];
-    if (q->be->ops->decode_start(q->be, sent, cap_rows, q->o->gen.max_length, err) != 0) return -1;
-    if (rows == cap_rows) return 0;
-    for (int r = 0; r < rows; r++) parent[r] = r;
-    return q->be->ops->reorder(q->be, parent, sent, rows, err);
-}
-
 /* ---- greedy and sampling: one row per (sentence, returned sequence) ---- */
 
 /* Hypotheses run in slots; backend row r runs slot alive[r]. */
@@ -267,10 +170,10 @@ static void greedy_free(greedy_state *g) {
 
 /* Starts the next sentences that fit, their hypotheses taking the empty rows
  * of the layout first (src -2), then rows from *rows on. */
-static int greedy_admit(sched *q, greedy_state *g, lm_search_result *results, int *rows, lm_err *err) {
+static int greedy_admit(lm_sched *q, greedy_state *g, lm_search_result *results, int *rows, lm_err *err) {
     const lm_search_opts *o = q->o;
     int first, count, hole = 0;
-    if (sched_admit(q, &first, &count, err) != 0) return -1;
+    if (lm_sched_admit(q, &first, &count, err) != 0) return -1;
     for (int s = first; s < first + count; s++) {
         results[s].hyps = lm_calloc((size_t)g->per, sizeof *results[s].hyps, err);
         if (!results[s].hyps) return -1;
@@ -307,7 +210,7 @@ static int greedy_compact(greedy_state *g, int rows) {
     }
 }
 
-static int run_greedy(sched *q, lm_search_result *results, lm_err *err) {
+static int run_greedy(lm_sched *q, lm_search_result *results, lm_err *err) {
     const lm_search_opts *o = q->o;
     const lm_gen_config *g = &o->gen;
     lm_backend *be = q->be;
@@ -334,7 +237,7 @@ static int run_greedy(sched *q, lm_search_result *results, lm_err *err) {
     if (greedy_admit(q, &gs, results, &rows, err) != 0) goto done;
     if (rows == 0) { rc = q->n > 0; goto done; } /* stopped before anything started */
     for (int r = 0; r < rows; r++) sent[r] = gs.slot_sent[gs.alive[r]];
-    if (start_rows(q, sent, rows, R, parent, err) != 0) goto done;
+    if (lm_sched_start_rows(q, sent, rows, R, parent, err) != 0) goto done;
     for (int step = 0; rows > 0; step++) {
         int n_forced = 0;
         for (int r = 0; r < rows; r++) {
@@ -382,7 +285,7 @@ static int run_greedy(sched *q, lm_search_result *results, lm_err *err) {
             gs.src[r] = -2;
             if (hyp_set(&results[s].hyps[gs.slot_k[h]], gs.seq + (size_t)h * L, gs.len[h], gs.sum[h], err) != 0) goto done;
             gs.free_slots[gs.n_free++] = h;
-            if (--gs.left[s] == 0 && sched_done(q, s, results, err) != 0) goto done;
+            if (--gs.left[s] == 0 && lm_sched_done(q, s, results, err) != 0) goto done;
         }
         int next = rows;
         if (greedy_admit(q, &gs, results, &next, err) != 0) goto done;
@@ -589,9 +492,9 @@ static void beam_state_reset(beam_state *t, const lm_search_opts *o, int sentenc
 
 /* Starts the next sentences that fit, one new row each from *rows on (the
  * search state of live sentence i is st[slot[i]]). */
-static int beam_admit(sched *q, beam_state *st, int32_t *slot, int32_t *free_slots, int *n_free, int32_t *parent, int32_t *sent,
+static int beam_admit(lm_sched *q, beam_state *st, int32_t *slot, int32_t *free_slots, int *n_free, int32_t *parent, int32_t *sent,
                       int *rows, int *first, int *count, lm_err *err) {
-    if (sched_admit(q, first, count, err) != 0) return -1;
+    if (lm_sched_admit(q, first, count, err) != 0) return -1;
     for (int s = *first; s < *first + *count; s++) {
         int i = q->n_live - (*first + *count - s);
         slot[i] = free_slots[--*n_free];
@@ -603,7 +506,7 @@ static int beam_admit(sched *q, beam_state *st, int32_t *slot, int32_t *free_slo
     return 0;
 }
 
-static int run_beam(sched *q, lm_search_result *results, lm_err *err) {
+static int run_beam(lm_sched *q, lm_search_result *results, lm_err *err) {
     const lm_search_opts *o = q->o;
     const lm_gen_config *g = &o->gen;
     lm_backend *be = q->be;
@@ -704,7 +607,7 @@ static int run_beam(sched *q, lm_search_result *results, lm_err *err) {
                 if (hyp_set(&results[s].hyps[j], t->fin_seq + (size_t)j * L, t->fin_len[j], t->fin_score[j], err) != 0) goto done;
             free_slots[n_free++] = slot[i];
             memmove(slot + i, slot + i + 1, (size_t)(q->n_live - i - 1) * sizeof *slot);
-            if (sched_done(q, s, results, err) != 0) goto done; /* removes live[i] */
+            if (lm_sched_done(q, s, results, err) != 0) goto done; /* removes live[i] */
         }
         if (beam_admit(q, st, slot, free_slots, &n_free, parent, sent, &kept, &first, &count, err) != 0) goto done;
         if (kept > 0 && be->ops->reorder(be, parent, sent, kept, err) != 0) goto done;
@@ -733,11 +636,11 @@ static int search(lm_backend *be, const lm_search_opts *o, const int32_t *tokens
     memset(results, 0, (size_t)n * sizeof *results);
     if (n == 0) return 0;
     if (check_opts(&o->gen, err) != 0) return -1;
-    sched q;
+    lm_sched q;
     int rc = -1;
-    if (sched_init(&q, be, o, tokens, lens, n, feed, err) == 0)
+    if (lm_sched_init(&q, be, o, tokens, lens, n, feed, err) == 0)
         rc = o->gen.num_beams > 1 ? run_beam(&q, results, err) : run_greedy(&q, results, err);
-    sched_free(&q);
+    lm_sched_free(&q);
     if (rc < 0)
         for (int s = 0; s < n; s++) lm_search_result_free(&results[s]);
     return rc;

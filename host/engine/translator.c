@@ -1,11 +1,9 @@
 /* translator: see translator.h. */
 #include "engine/translator.h"
+#include "engine/sched.h"
 #include "engine/worker_pool.h"
 
 #include <omp.h>
-
-#include "engine/augment.h"
-#include "engine/score.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,32 +186,6 @@ void lm_translator_close(lm_translator *t) {
     memset(t, 0, sizeof *t);
 }
 
-void lm_translation_free(lm_translation *tr) {
-    for (int i = 0; i < tr->n_hyps; i++) free(tr->texts[i]);
-    free(tr->texts);
-    free(tr->scores);
-    free(tr->sample);
-    memset(tr, 0, sizeof *tr);
-}
-
-int lm_translation_copy(lm_translation *dst, const lm_translation *src) {
-    memset(dst, 0, sizeof *dst);
-    dst->texts = calloc((size_t)src->n_hyps + 1, sizeof *dst->texts);
-    dst->scores = calloc((size_t)src->n_hyps + 1, sizeof *dst->scores);
-    if (!dst->texts || !dst->scores) { lm_translation_free(dst); return -1; }
-    if (src->sample) {
-        if (!(dst->sample = calloc((size_t)src->n_hyps + 1, sizeof *dst->sample))) { lm_translation_free(dst); return -1; }
-        memcpy(dst->sample, src->sample, (size_t)src->n_hyps * sizeof *dst->sample);
-    }
-    dst->n_hyps = src->n_hyps;
-    dst->n_tokens = src->n_tokens;
-    for (int h = 0; h < src->n_hyps; h++) {
-        dst->scores[h] = src->scores[h];
-        if (!(dst->texts[h] = strdup(src->texts[h]))) { lm_translation_free(dst); return -1; }
-    }
-    return 0;
-}
-
 int lm_translator_source_ids(lm_translator *t, const char *text, size_t len, int32_t **ids, int *n, bool *truncated, lm_err *err) {
     int32_t *pieces;
     int np;
@@ -258,39 +230,27 @@ static int to_translation(lm_translator *t, const lm_search_result *r, lm_transl
     return 0;
 }
 
-/* Runs batch b on backend be and fills its translations. */
-static int translate_batch(lm_translator *t, lm_backend *be, lm_batch *b, lm_err *err) {
+int lm_translator_search_batch(lm_translator *t, lm_backend *be, lm_batch *b, lm_err *err) {
     lm_search_result *res = lm_calloc((size_t)b->n, sizeof *res, err);
     int rc = -1;
     if (!res) return -1;
-    if (t->scoring) { /* packed pairs, force-decoded */
-        int32_t **pairs = lm_malloc(((size_t)b->n + 1) * sizeof *pairs, err);
-        int *which = lm_malloc(((size_t)b->n + 1) * sizeof *which, err);
-        if (pairs && which)
-            for (int i = 0, at = 0; i < b->n; i++) { pairs[i] = b->tokens + at; which[i] = i; at += b->lens[i]; }
-        if (pairs && which) rc = lm_score_batch(t, be, pairs, which, b->lens, b->n, b->out, &b->tokens_out, err);
-        free(pairs); free(which);
-        goto done;
-    }
     if (lm_search_run(be, &t->search, b->tokens, b->lens, b->n, res, err) != 0) goto done;
     b->tokens_out = 0;
     for (int i = 0; i < b->n; i++) {
         if (to_translation(t, &res[i], &b->out[i], err) != 0) goto done;
         b->tokens_out += b->out[i].n_tokens;
     }
-    if (lm_augment_wanted(&t->engine)) {
-        int *which = lm_malloc(((size_t)b->n + 1) * sizeof *which, err);
-        if (!which) goto done;
-        for (int i = 0; i < b->n; i++) which[i] = i;
-        int bad = lm_augment_batch(t, be, b->tokens, b->lens, which, b->n, b->out, err);
-        free(which);
-        if (bad) goto done;
-    }
     rc = 0;
 done:
     for (int i = 0; i < b->n; i++) lm_search_result_free(&res[i]);
     free(res);
     return rc;
+}
+
+/* Runs batch b on backend be and fills its translations. */
+static int run_batch(lm_translator *t, lm_backend *be, lm_batch *b, lm_err *err) {
+    if (t->runner.run) return t->runner.run(t->runner.ctx, t, be, b, err);
+    return lm_translator_search_batch(t, be, b, err);
 }
 
 /* In-flight batching: the whole (sorted) list goes to the search, which
@@ -338,22 +298,14 @@ done:
 
 static void pool_run(void *ctx, int w, lm_batch *b) {
     lm_translator *t = ctx;
-    b->rc = translate_batch(t, t->backends[w], b, &b->err);
+    b->rc = run_batch(t, t->backends[w], b, &b->err);
 }
 
 /* The next batch of `order` from *start, under the sentence and token limits. */
 static lm_batch *next_batch(lm_translator *t, int32_t *const *ids, const by_len_entry *order, int n, int *start, lm_err *err) {
-    long beams = t->scoring ? 1 : t->search.gen.num_beams;
+    lm_budget budget = {t->engine.max_batch_sentences, t->engine.max_batch_tokens, t->runner.rows ? t->runner.rows : t->search.gen.num_beams};
     int end = *start, longest = 0, total = 0;
-    while (end < n && end - *start < t->engine.max_batch_sentences) {
-        int l = order[end].len > longest ? order[end].len : longest;
-        /* token budget counted with padding and beams, as a padded batch
-         * would hold; a line over budget on its own still runs, alone */
-        if (end > *start && (long)l * (end - *start + 1) * beams > t->engine.max_batch_tokens) break;
-        longest = l;
-        total += order[end].len;
-        end++;
-    }
+    while (end < n && lm_budget_admits(&budget, end - *start, &longest, order[end].len)) total += order[end++].len;
     lm_batch *b = lm_batch_new(end - *start, total, err);
     if (!b) return NULL;
     for (int i = 0, at = 0; i < b->n; i++) {
@@ -384,7 +336,7 @@ static int run_batches(lm_translator *t, int32_t *const *ids, const by_len_entry
     for (int start = 0; start < n && rc == 0;) {
         if (cancel && *cancel) { rc = 1; break; }
         lm_batch *b = next_batch(t, ids, order, n, &start, err);
-        if (!b || translate_batch(t, t->backend, b, err) != 0) rc = -1;
+        if (!b || run_batch(t, t->backend, b, err) != 0) rc = -1;
         else deliver(b, out, hooks);
         lm_batch_free(b);
     }
@@ -444,11 +396,10 @@ int lm_translator_run(lm_translator *t, int32_t *const *ids, const int *lens, in
     /* In flight only on a single worker whose backend can add sentences to a
      * running decode, and on the CPU only when the decoder's products give a row
      * the same numbers whatever rows share the step (not BLAS, whose kernels
-     * change with the row count). Scoring and augmentation keep batches: they force-decode
-     * on the backend after each batch's search, which a running decode cannot
-     * share. A pool hands out whole batches. */
-    bool inflight = !t->pool && t->engine.inflight && t->backend->ops->encode_more && n > 0 && !t->scoring &&
-                    !lm_augment_wanted(&t->engine) &&
+     * change with the row count). A batch runner of a job's own keeps whole
+     * batches: scoring and augmentation force-decode on the backend, which a
+     * running decode cannot share. A pool hands out whole batches. */
+    bool inflight = !t->pool && t->engine.inflight && t->backend->ops->encode_more && n > 0 && !t->runner.run &&
                     (t->engine.device != LM_DEVICE_CPU || lm_cpu_weights_row_invariant(&t->cpu_weights));
     int rc = t->pool ? run_pool(t, ids, order, n, out, hooks, err)
              : inflight ? run_inflight(t, ids, order, n, out, hooks, err)

@@ -12,9 +12,24 @@
 #include "cpu/cpu_weights.h"
 #include "config/engine_config.h"
 #include "engine/search.h"
+#include "engine/translation.h"
+#include "engine/worker_pool.h"
 #include "model/tokenizer.h"
 
+typedef struct lm_translator lm_translator;
+
+/* How one batch runs on a worker's backend: the search, unless a job that
+ * uses the model otherwise sets its own (`lyricmt score` force-decodes
+ * pairs, score.h; augmentation rescores what the search found, augment.h).
+ * Such a batch has the backend to itself, so it runs without in-flight
+ * batching. */
 typedef struct {
+    int (*run)(void *ctx, lm_translator *t, lm_backend *be, lm_batch *b, lm_err *err); /* NULL: the search */
+    void *ctx;
+    int rows;  /* backend rows a line takes, for the batch budget; 0: the search's num_beams */
+} lm_batch_runner;
+
+struct lm_translator {
     lm_model model;
     lm_tokenizer *tok;
     lm_cpu_weights cpu_weights; /* the CPU backend's prepared weights (empty for CUDA) */
@@ -28,21 +43,9 @@ typedef struct {
     char src_lang[16], tgt_lang[16];
     int src_prefix_id;        /* first encoder token: __src__ (m2m100) or __tgt__ (small100) */
     lm_search_opts search;
-    bool scoring;             /* lm_translator_run force-decodes packed pairs (score.h) instead of searching */
+    lm_batch_runner runner;   /* set before the first run */
     lm_err failed;            /* set when a worker failed: every later run fails with it */
-} lm_translator;
-
-/* One line's result: its hypotheses, detokenised, best first. */
-typedef struct {
-    char **texts;
-    float *scores;  /* as lm_hypothesis.score; after augmentation's rescoring, the length-normalised model score */
-    int *sample;    /* NULL, or each hypothesis's index among the search's (augmentation dropped some) */
-    int n_hyps;
-    int n_tokens;   /* target tokens generated over all hypotheses */
-} lm_translation;
-
-void lm_translation_free(lm_translation *tr);
-int  lm_translation_copy(lm_translation *dst, const lm_translation *src);
+};
 
 /* Lets a long run report progress and stop early. */
 typedef struct {
@@ -75,6 +78,10 @@ int lm_translator_source_ids(lm_translator *t, const char *text, size_t len, int
  * ones have out[i].texts set), -1 on error. hooks may be NULL. */
 int lm_translator_run(lm_translator *t, int32_t *const *ids, const int *lens, int n, lm_translation *out,
                       const lm_run_hooks *hooks, lm_err *err);
+
+/* The search's batch: b's sources searched on be, each result detokenised
+ * into b->out (what a runner that adds to the search calls first). */
+int lm_translator_search_batch(lm_translator *t, lm_backend *be, lm_batch *b, lm_err *err);
 
 /* Convenience for tests and small callers: translates n text lines; out[i]
  * receives the best hypothesis (malloc'd). Empty or whitespace-only lines

@@ -14,7 +14,7 @@
 #ifndef LM_WORKER_POOL_H
 #define LM_WORKER_POOL_H
 
-#include "engine/translator.h"
+#include "engine/translation.h"
 
 #include <pthread.h>
 

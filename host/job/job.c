@@ -1,12 +1,14 @@
 /* job: see job.h. */
 #include "job/job.h"
 
+#include "engine/augment.h"
+#include "engine/score.h"
+#include "engine/worker_pool.h"
 #include "job/corpus.h"
 #include "job/journal.h"
 #include "job/line_cache.h"
 #include "job/output.h"
-#include "engine/score.h"
-#include "engine/worker_pool.h"
+#include "job/sink.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -342,7 +344,7 @@ static int write_window(job *j, const window *w, lm_strbuf *b, lm_err *err) {
         int out = j->sink.n_outputs > 1 ? it->rec.file : 0;
         if (out != j->sink.cur && advance_output(j, out, err) != 0) return -1;
         b->len = 0;
-        if ((j->o->score ? lm_score_format : lm_output_format)(j->cfg->output_format, &it->rec, it->tr.texts ? &it->tr : NULL, it->warning, b) != 0)
+        if ((j->o->score ? lm_output_score : lm_output_format)(j->cfg->output_format, &it->rec, it->tr.texts ? &it->tr : NULL, it->warning, b) != 0)
             return lm_fail(err, "out of memory");
         if (lm_sink_write(&j->sink, b->data, b->len, err) != 0) return -1;
         j->journal.records++;
@@ -618,9 +620,16 @@ static int open_job(job *j, lm_err *err) {
     return start_or_resume(j, err);
 }
 
+void lm_job_attach(lm_translator *t, const lm_job_opts *o) {
+    if (o->score) lm_score_attach(t);
+    else if (lm_augment_wanted(&t->engine)) lm_augment_attach(t);
+    else t->runner = (lm_batch_runner){0};
+}
+
 int lm_job_run(lm_translator *t, const lm_job_opts *o, lm_err *err) {
     job *j = lm_calloc(1, sizeof *j, err);
     if (!j) return -1;
+    lm_job_attach(t, o);
     j->t = t;
     j->cfg = &t->engine;
     j->o = o;

@@ -31,8 +31,13 @@ typedef struct {
     bool summary;
     bool restart;              /* discard an existing journal and start over */
     bool score;                /* lyricmt score: records are (source, target) pairs, force-decoded
-                                * by the translator in scoring mode (score.h) */
+                                * (score.h) */
 } lm_job_opts;
+
+/* Sets how t runs its batches for this job (translator.h): scoring pairs
+ * (score.h), the search with augmentation (augment.h), or the search alone.
+ * lm_job_run does it; ranks that only serve batches call it themselves. */
+void lm_job_attach(lm_translator *t, const lm_job_opts *o);
 
 /* 0: done. A signal number (SIGINT, SIGTERM): stopped on request after
  * writing and journaling what was finished. -1: failed, err says why (what

@@ -8,7 +8,7 @@
 #ifndef LM_LINE_CACHE_H
 #define LM_LINE_CACHE_H
 
-#include "engine/translator.h"
+#include "engine/translation.h"
 
 typedef struct lm_line_cache lm_line_cache;
 

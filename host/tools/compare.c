@@ -1,6 +1,6 @@
 /* compare: see compare.h. */
 #include "tools/compare.h"
-#include "engine/translator.h"
+#include "engine/augment.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +13,7 @@ int lm_compare_run(lm_comparison *c, const lm_engine_config *engine, lm_err *err
     for (int m = 0; m < c->n_models; m++) {
         lm_translator t;
         if (lm_translator_open(&t, c->models[m], engine, err) != 0) return -1;
+        if (lm_augment_wanted(engine)) lm_augment_attach(&t); /* a config's augmentation settings apply here too */
         c->out[m] = lm_calloc((size_t)c->n_lines + 1, sizeof *c->out[m], err);
         int rc = c->out[m] ? lm_translator_translate(&t, c->sources, c->n_lines, c->out[m], err) : -1;
         lm_translator_close(&t);

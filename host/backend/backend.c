@@ -1,0 +1,54 @@
+/* backend: the contract checks every backend makes on its callers (see
+ * backend.h), written once so that a wrong call gets the same message
+ * whichever backend runs it. The backends keep their own bookkeeping and
+ * pass the parts a check reads. */
+#include "backend/backend.h"
+
+bool lm_backend_sentence_known(const int32_t *len, int n_sent, int s) { return s >= 0 && s < n_sent && len[s] > 0; }
+
+int lm_backend_check_sources(const lm_model_config *mc, int first, const int32_t *tokens, const int32_t *lens, int n, int *total,
+                             lm_err *err) {
+    *total = 0;
+    for (int s = 0; s < n; s++) {
+        if (lens[s] <= 0 || lens[s] > mc->max_positions)
+            return lm_fail(err, "sentence %d has %d tokens; the model takes 1 to %d", first + s, lens[s], mc->max_positions);
+        *total += lens[s];
+    }
+    for (int i = 0; i < *total; i++)
+        if (tokens[i] < 0 || tokens[i] >= mc->vocab_size) return lm_fail(err, "token id %d outside the vocabulary", tokens[i]);
+    return 0;
+}
+
+int lm_backend_check_sentence(const int32_t *len, int n_sent, int s, lm_err *err) {
+    return lm_backend_sentence_known(len, n_sent, s) ? 0 : lm_fail(err, "no sentence %d in the encoded batch", s);
+}
+
+int lm_backend_check_steps(const lm_model_config *mc, int max_steps, lm_err *err) {
+    if (max_steps > mc->max_positions) return lm_fail(err, "%d decoder steps exceed the model's %d positions", max_steps, mc->max_positions);
+    return 0;
+}
+
+int lm_backend_check_rows(const int32_t *len, int n_sent, const int32_t *row_sentence, int rows, lm_err *err) {
+    for (int r = 0; r < rows; r++)
+        if (!lm_backend_sentence_known(len, n_sent, row_sentence[r])) return lm_fail(err, "row %d refers to no sentence", r);
+    return 0;
+}
+
+int lm_backend_check_feed(const lm_model_config *mc, const int32_t *tokens, int step, int steps_done, const int32_t *row_len, int rows,
+                          int max_steps, lm_err *err) {
+    if (step != steps_done) return lm_fail(err, "decoder step %d out of order", step);
+    for (int r = 0; r < rows; r++) {
+        if (tokens[r] < 0 || tokens[r] >= mc->vocab_size) return lm_fail(err, "token id %d outside the vocabulary", tokens[r]);
+        if (row_len[r] >= max_steps) return lm_fail(err, "row %d is past the %d decoder steps decoding started with", r, max_steps);
+    }
+    return 0;
+}
+
+int lm_backend_check_reorder(const int32_t *parent, const int32_t *row_sentence, int rows, int old_rows, int max_rows, const int32_t *len,
+                             int n_sent, lm_err *err) {
+    if (rows > max_rows) return lm_fail(err, "reorder to %d rows: decoding started with %d", rows, max_rows);
+    for (int r = 0; r < rows; r++)
+        if (parent[r] < -1 || parent[r] >= old_rows || !lm_backend_sentence_known(len, n_sent, row_sentence[r]))
+            return lm_fail(err, "reorder: bad parent or sentence for row %d", r);
+    return 0;
+}

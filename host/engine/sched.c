@@ -1,0 +1,86 @@
+/* sched: see sched.h. */
+#include "engine/sched.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool lm_budget_admits(const lm_budget *b, int count, int *longest, int len) {
+    if (count >= b->max_sentences) return false;
+    int l = len > *longest ? len : *longest;
+    if (count > 0 && (long)l * (count + 1) * b->rows > b->max_tokens) return false;
+    *longest = l;
+    return true;
+}
+
+int lm_budget_most(const lm_budget *b, int shortest) {
+    long by_tokens = b->max_tokens / ((long)(shortest > 0 ? shortest : 1) * b->rows);
+    int most = b->max_sentences;
+    if (by_tokens < most) most = by_tokens > 1 ? (int)by_tokens : 1;
+    return most;
+}
+
+int lm_sched_init(lm_sched *q, lm_backend *be, const lm_search_opts *o, const int32_t *tokens, const int32_t *lens, int n,
+                  const lm_search_feed *feed, lm_err *err) {
+    memset(q, 0, sizeof *q);
+    q->be = be; q->o = o; q->tokens = tokens; q->lens = lens; q->n = n; q->feed = feed;
+    /* live sentences at once: no more than the budgets could ever admit
+     * together (the shortest source counted for all), which sizes the rows */
+    q->cap = n;
+    if (feed) {
+        int shortest = lens[0];
+        for (int s = 1; s < n; s++) shortest = lens[s] < shortest ? lens[s] : shortest;
+        lm_budget budget = {feed->max_sentences, feed->max_tokens, o->gen.num_beams};
+        int most = lm_budget_most(&budget, shortest);
+        if (most < q->cap) q->cap = most;
+    }
+    q->src = lm_malloc((size_t)n * sizeof *q->src, err);
+    q->live = lm_malloc((size_t)q->cap * sizeof *q->live, err);
+    if (!q->src || !q->live) return -1;
+    for (int s = 0, at = 0; s < n; at += lens[s], s++) q->src[s] = (size_t)at;
+    return 0;
+}
+
+void lm_sched_free(lm_sched *q) { free(q->src); free(q->live); }
+
+int lm_sched_admit(lm_sched *q, int *first, int *count, lm_err *err) {
+    *first = q->next;
+    *count = 0;
+    if (q->next == q->n || (q->feed && q->feed->cancel && *q->feed->cancel)) return 0;
+    /* wait until an eighth of the room is free (the batch stays at least 7/8
+     * full), so that an encode call serves a group of sentences rather than
+     * one: one-sentence encodes cost more CPU time on the tiny fixtures
+     * (benchmarks/NOTES.md) */
+    int min_free = q->cap / 8 > 1 ? q->cap / 8 : 1;
+    if (q->n_live > 0 && q->cap - q->n_live < min_free) return 0;
+    lm_budget budget = {q->cap, q->feed ? q->feed->max_tokens : LONG_MAX, q->o->gen.num_beams};
+    int longest = 0, k = 0;
+    for (int i = 0; i < q->n_live; i++) longest = q->lens[q->live[i]] > longest ? q->lens[q->live[i]] : longest;
+    while (q->next + k < q->n && lm_budget_admits(&budget, q->n_live + k, &longest, q->lens[q->next + k])) k++;
+    if (k == 0) return 0;
+    const int32_t *tok = q->tokens + q->src[q->next], *len = q->lens + q->next;
+    int rc = q->encoded ? q->be->ops->encode_more(q->be, tok, len, k, err) : q->be->ops->encode(q->be, tok, len, k, err);
+    if (rc != 0) return -1;
+    q->encoded = true;
+    for (int i = 0; i < k; i++) q->live[q->n_live++] = q->next + i;
+    q->next += k;
+    *count = k;
+    return 0;
+}
+
+int lm_sched_done(lm_sched *q, int s, lm_search_result *results, lm_err *err) {
+    int i = 0;
+    while (q->live[i] != s) i++;
+    memmove(q->live + i, q->live + i + 1, (size_t)(q->n_live - i - 1) * sizeof *q->live);
+    q->n_live--;
+    if (q->feed && q->feed->on_done) return q->feed->on_done(q->feed->ctx, s, &results[s], err);
+    return 0;
+}
+
+int lm_sched_start_rows(lm_sched *q, int32_t *sent, int rows, int cap_rows, int32_t *parent, lm_err *err) {
+    for (int r = rows; r < cap_rows; r++) sent[r] = sent[rows - 1];
+    if (q->be->ops->decode_start(q->be, sent, cap_rows, q->o->gen.max_length, err) != 0) return -1;
+    if (rows == cap_rows) return 0;
+    for (int r = 0; r < rows; r++) parent[r] = r;
+    return q->be->ops->reorder(q->be, parent, sent, rows, err);
+}

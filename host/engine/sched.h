@@ -1,0 +1,62 @@
+/*
+ * sched: which sentences decode together, and when.
+ *
+ * One budget rule for every batch (lm_budget): the bulk job's length-sorted
+ * batches (translator.c) and the in-flight scheduler below both count a batch
+ * as a padded one holds it, longest source x sentences x rows per sentence,
+ * within max_tokens and at most max_sentences; a sentence over budget on its
+ * own still runs, alone.
+ *
+ * The scheduler (lm_sched) runs under the search (search.c). Sentences
+ * start in order. lm_search_run starts them all together; the
+ * stream starts as many as its budget allows and, whenever sentences finish,
+ * encodes the next ones and adds their rows to the running decode (reorder
+ * with parent -1), so the batch stays full instead of draining. Both paths
+ * run the same loop, and a sentence's result does not depend on its company.
+ */
+#ifndef LM_SCHED_H
+#define LM_SCHED_H
+
+#include "engine/search.h"
+
+typedef struct {
+    int max_sentences;
+    long max_tokens; /* longest source x sentences x rows */
+    long rows;       /* rows a sentence takes: its beams (1 when force-decoding) */
+} lm_budget;
+
+/* Whether a sentence of len tokens joins `count` others whose longest has
+ * *longest tokens; when it does, *longest takes it into account. The first
+ * sentence is always admitted. */
+bool lm_budget_admits(const lm_budget *b, int count, int *longest, int len);
+/* The most sentences the budget ever admits together (shortest: the
+ * shortest source there is), at least 1. */
+int lm_budget_most(const lm_budget *b, int shortest);
+
+typedef struct {
+    lm_backend *be;
+    const lm_search_opts *o;
+    const int32_t *tokens, *lens;
+    size_t *src;                /* (n) where sentence s starts in tokens */
+    int n, next;                /* sentences; the next one to start */
+    const lm_search_feed *feed; /* NULL: everything at once */
+    int cap;                    /* sentences live at once */
+    int32_t *live;              /* (cap) live sentences, in the order they started */
+    int n_live;
+    bool encoded;               /* the first group went through encode */
+} lm_sched;
+
+int  lm_sched_init(lm_sched *q, lm_backend *be, const lm_search_opts *o, const int32_t *tokens, const int32_t *lens, int n,
+                   const lm_search_feed *feed, lm_err *err);
+void lm_sched_free(lm_sched *q);
+/* Starts the next sentences the budget admits beside the live ones (with a
+ * feed, once an eighth of the room is free) and encodes them; *first and
+ * *count say which. */
+int  lm_sched_admit(lm_sched *q, int *first, int *count, lm_err *err);
+/* Sentence s has its result: it leaves the live list and is handed over. */
+int  lm_sched_done(lm_sched *q, int s, lm_search_result *results, lm_err *err);
+/* Backend rows to start decoding with: the first group's rows, then room up
+ * to `cap_rows` (held by copies of the last row and dropped at once). */
+int  lm_sched_start_rows(lm_sched *q, int32_t *sent, int rows, int cap_rows, int32_t *parent, lm_err *err);
+
+#endif
