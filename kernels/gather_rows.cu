@@ -19,6 +19,6 @@ extern "C" int lm_k_gather_rows(float *dst, const float *src, const int32_t *par
                                 cudaStream_t s, const char **msg) {
     if (rows <= 0 || used == 0) return 0;
     size_t total = (size_t)rows * used;
-    gather_rows_kernel<<<lm_k_blocks(total, 256), 256, 0, s>>>(dst, src, parent, (size_t)rows, stride, used);
+    LM_LAUNCH(gather_rows_kernel, lm_k_blocks(total, 256), 256, 0, s)(dst, src, parent, (size_t)rows, stride, used);
     return lm_k_launched(msg);
 }
