@@ -18,11 +18,25 @@ TEST_SRC = $(wildcard tests/test_*.c)
 NVCC ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/cuda/bin/nvcc))
 ifneq ($(NVCC),)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CFLAGS   += -DLM_WITH_CUDA -I$(CUDA_HOME)/include
+KERNEL_OBJ = $(patsubst %.cu,$(BUILD)/%.o,$(wildcard kernels/*.cu))
+HOST_OBJ += $(KERNEL_OBJ) $(patsubst %.c,$(BUILD)/%.o,$(wildcard cuda/*.c))
+ifeq ($(CUDA_EMU),1)
+# The emulated build (tests/cuda_emu/README.md): the kernels compiled as C++
+# for the CPU, the emulator in place of libcudart and libcublas (exported,
+# for the NCCL stand-in), and the stand-in's name for NCCL's.
+CU        = sh tests/cuda_emu/nvcc-emu
+NVFLAGS   = $(OPT) $(XFLAGS) -std=c++17 -Wall -Wextra -Ihost -I$(CUDA_HOME)/include -MMD -MP
+CUDA_LIBS = $(BUILD)/cuda_emu/libcudaemu.a
+LDLIBS   += -rdynamic
+CFLAGS   += -DLM_NCCL_SONAME='"libnccl-emu.so.2"'
+else
+CU        = $(NVCC)
 CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
 NVFLAGS   = -O2 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra -Ihost -MMD -MP
-CFLAGS   += -DLM_WITH_CUDA -I$(CUDA_HOME)/include
 LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
-HOST_OBJ += $(patsubst %.cu,$(BUILD)/%.o,$(wildcard kernels/*.cu)) $(patsubst %.c,$(BUILD)/%.o,$(wildcard cuda/*.c))
+endif
+HOST_OBJ += $(CUDA_LIBS)
 # NCCL (the weight broadcast across GPUs) where the toolkit or the system has
 # nccl.h; the library itself is opened at run time (cuda/cuda_nccl.c), so the
 # program also runs where it is absent. The check (tests/test_scale.sh) loads it.
@@ -52,7 +66,7 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/kernels/%.o: kernels/%.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVFLAGS) -c $< -o $@
+	$(CU) $(NVFLAGS) -c $< -o $@
 
 $(BUILD)/host/model/spm_shim.o: host/model/spm_shim.cc
 	@mkdir -p $(dir $@)
@@ -61,8 +75,38 @@ $(BUILD)/host/model/spm_shim.o: host/model/spm_shim.cc
 $(BUILD)/lyricmt: $(BUILD)/host/cli/main.o $(HOST_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/testing.o $(BUILD)/tests/zip_writer.o $(HOST_OBJ)
+$(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/testing.o $(BUILD)/tests/zip_writer.o $(BUILD)/tests/random_model.o $(HOST_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+# the kernels alone, and only what they report through (quick to build under the sanitizers)
+$(BUILD)/test_cuda_kernels: $(BUILD)/tests/test_cuda_kernels.o $(BUILD)/tests/testing.o $(BUILD)/host/base/util.o \
+                            $(BUILD)/cuda/cuda_device.o $(KERNEL_OBJ) $(CUDA_LIBS)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+# ---- the CUDA code on the CPU (tests/cuda_emu/README.md) ----
+# Wherever the CUDA headers are (nvcc is found), `make test` builds the CUDA
+# tests, the program and the NCCL stand-in in $(EMU_BUILD) against the
+# emulator, test_cuda_kernels once more under the sanitizers, and runs them
+# all (tests/cuda_emu/run_tests.sh). The emulator and its NCCL stand-in:
+EMU_BUILD ?= build-emu
+EMU_SRC    = tests/cuda_emu/scheduler.cpp tests/cuda_emu/runtime.cpp tests/cuda_emu/cublas.cpp
+
+$(BUILD)/cuda_emu/libcudaemu.a: $(EMU_SRC:tests/cuda_emu/%.cpp=$(BUILD)/cuda_emu/%.o)
+	ar rcs $@ $^
+
+$(BUILD)/cuda_emu/%.o: tests/cuda_emu/%.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -I$(CUDA_HOME)/include -c $< -o $@
+
+$(BUILD)/cuda_emu/libnccl-emu.so.2: tests/cuda_emu/nccl.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -I$(CUDA_HOME)/include -fPIC -shared $< -o $@
+
+cuda-emu:
+	@$(MAKE) --no-print-directory BUILD=$(EMU_BUILD) CUDA_EMU=1 CUDA_HOME=$(CUDA_HOME) $(EMU_BUILD)/lyricmt \
+	    $(EMU_BUILD)/test_cuda_kernels $(EMU_BUILD)/test_cuda_backend $(EMU_BUILD)/test_golden $(EMU_BUILD)/cuda_emu/libnccl-emu.so.2
+	@$(MAKE) --no-print-directory BUILD=$(EMU_BUILD)-san CUDA_EMU=1 CUDA_HOME=$(CUDA_HOME) OPT="-O1 -g" XFLAGS="$(SAN)" \
+	    $(EMU_BUILD)-san/test_cuda_kernels
 
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
@@ -98,8 +142,9 @@ fuzz: deps
 	sh tests/fuzz/run.sh fuzz $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 test: deps
-	@$(MAKE) --no-print-directory $(BUILD)/lyricmt $(TEST_BIN) $(FUZZ_BIN)
-	@LYRICMT=$(BUILD)/lyricmt FUZZ_BUILD=$(FUZZ_BUILD) sh tests/run_all.sh $(TEST_BIN)
+	@$(MAKE) --no-print-directory $(BUILD)/lyricmt $(TEST_BIN) $(FUZZ_BIN) $(if $(NVCC),cuda-emu)
+	@LYRICMT=$(BUILD)/lyricmt FUZZ_BUILD=$(FUZZ_BUILD) $(if $(NVCC),CUDA_EMU_BUILD=$(EMU_BUILD)) \
+	    sh tests/run_all.sh $(TEST_BIN) $(if $(NVCC),tests/cuda_emu/run_tests.sh)
 
 deps:
 	@sh scripts/install-deps.sh
@@ -126,7 +171,7 @@ mutants: deps
 	@BUILD=$(BUILD) sh scripts/mutants.sh $(M)
 
 clean:
-	rm -rf build build-san build-gpu build-gpu.obj $(FUZZ_BUILD)
+	rm -rf build build-san build-gpu build-gpu.obj $(FUZZ_BUILD) $(EMU_BUILD) $(EMU_BUILD)-san
 
 # ---- the one-call GPU check (benchmarks/README.md, "On a GPU") ----
 # The GPU machines have the CUDA toolkit, compute-sanitizer, PyTorch and
@@ -194,5 +239,5 @@ bench-quick:
 	$(MAKE) $(BUILD)/lyricmt
 	python3 benchmarks/bench.py --model tiny --lines 200 --max-length 24
 
-.PHONY: all test fuzz sanitize cuda-sanitize mutants clean demo deps bench bench-quick gpu-bundle gpu-binaries gpu-bundle-check
+.PHONY: all test cuda-emu fuzz sanitize cuda-sanitize mutants clean demo deps bench bench-quick gpu-bundle gpu-binaries gpu-bundle-check
 -include $(shell find $(BUILD) $(FUZZ_BUILD) -name '*.d' 2>/dev/null)

@@ -145,6 +145,6 @@ extern "C" int lm_k_logprob_topk(const float *logits, int rows, int V, const int
     }
     if (rows == 0) return 0;
     /* one block per row on gridDim.x (limit 2^31 - 1, above any int rows) */
-    logprob_topk_kernel<<<rows, THREADS, 0, s>>>(logits, V, edits, edit_start, penalty, k, greedy, ids, vals);
+    LM_LAUNCH(logprob_topk_kernel, rows, THREADS, 0, s)(logits, V, edits, edit_start, penalty, k, greedy, ids, vals);
     return lm_k_launched(msg);
 }
