@@ -223,33 +223,38 @@ static void test_attention(int dtype, int heads, int hd, int rows) {
     free(q); free(k); free(v); free(want); free(got); free(start); free(len);
 }
 
-static void test_gather_rows(int rows, size_t stride, size_t used) {
+/* rows of `stride` floats, tokens of `width`: each row gets its parent's
+ * first len tokens, where len is the row's own (per_row: 0 to max_len, as
+ * the KV reorder passes) or max_len for all (the encoder's relayout), and
+ * nothing past them. */
+static void test_gather_rows(int rows, size_t stride, size_t width, int max_len, bool per_row) {
     const char *msg = "";
-    int32_t *parent = malloc(sizeof(int32_t) * rows);
-    for (int r = 0; r < rows; r++) parent[r] = (int32_t)(((size_t)r * 7 + 2) % rows); /* repeats and moves */
+    int32_t *parent = malloc(sizeof(int32_t) * rows), *len = malloc(sizeof(int32_t) * rows);
+    for (int r = 0; r < rows; r++) {
+        parent[r] = (int32_t)(((size_t)r * 7 + 2) % rows); /* repeats and moves */
+        len[r] = per_row ? (r * 5 + 1) % (max_len + 1) : max_len;
+    }
     parent[0] = rows - 1; /* the last row reaches the first: a row index past 65,535 must land */
     if (rows > 2) parent[rows / 2] = -1; /* a fresh row (in-flight batching): left untouched */
+    if (per_row) len[rows - 1] = max_len;
     size_t n = (size_t)rows * stride;
     float *src = malloc(sizeof(float) * n), *got = malloc(sizeof(float) * n);
     fill(src, n, 1);
     float *d_src = to_device(src, sizeof(float) * n), *d_dst = device_zeros(sizeof(float) * n);
-    int32_t *d_parent = to_device(parent, sizeof(int32_t) * rows);
-    KCHECK(lm_k_gather_rows(d_dst, d_src, d_parent, rows, stride, used, stream, &msg), "gather_rows");
+    int32_t *d_parent = to_device(parent, sizeof(int32_t) * rows), *d_len = per_row ? to_device(len, sizeof(int32_t) * rows) : NULL;
+    KCHECK(lm_k_gather_rows(d_dst, d_src, d_parent, d_len, rows, stride, width, max_len, stream, &msg), "gather_rows");
     from_device(got, d_dst, n);
     int bad = -1;
     for (int r = 0; r < rows && bad < 0; r++) {
-        if (parent[r] < 0) {
-            for (size_t j = 0; j < stride && bad < 0; j++)
-                if (got[r * stride + j] != 0.0f) bad = r;
-            continue;
-        }
-        if (memcmp(got + r * stride, src + parent[r] * stride, used * sizeof(float)) != 0) bad = r;
+        size_t used = parent[r] < 0 ? 0 : (size_t)len[r] * width;
+        if (memcmp(got + r * stride, src + (size_t)(parent[r] < 0 ? 0 : parent[r]) * stride, used * sizeof(float)) != 0) bad = r;
         for (size_t j = used; j < stride && bad < 0; j++)
-            if (got[r * stride + j] != 0.0f) bad = r; /* nothing past `used` written */
+            if (got[r * stride + j] != 0.0f) bad = r; /* nothing past the row's own tokens written */
     }
-    CHECK(bad < 0, "gather_rows rows=%d: row %d not copied from its parent", rows, bad);
-    cudaFree(d_src); cudaFree(d_dst); cudaFree(d_parent);
-    free(src); free(got); free(parent);
+    CHECK(bad < 0, "gather_rows rows=%d per_row=%d: row %d not exactly its parent's first %d tokens", rows, per_row, bad,
+          bad < 0 ? 0 : len[bad]);
+    cudaFree(d_src); cudaFree(d_dst); cudaFree(d_parent); cudaFree(d_len);
+    free(src); free(got); free(parent); free(len);
 }
 
 /* Each row's new key (plus bias) lands at its own position of its cache row
@@ -464,7 +469,9 @@ int main(void) {
         test_attention(dtype, 3, 40, 9);
         test_attention(dtype, 1, 7, 9);
     }
-    test_gather_rows(5, 33, 20);
+    test_gather_rows(5, 33, 4, 5, true);
+    test_gather_rows(9, 40, 3, 13, true);
+    test_gather_rows(6, 33, 20, 1, false);
     test_append_rows(7, 45, 6, true);
     test_append_rows(3, 1024, 17, false);
     test_logprob_topk(128112, 10, false, 16, true);
@@ -496,7 +503,7 @@ int main(void) {
     test_layernorm(LM_K_F32, big, 8, true);
     test_bias_act(LM_K_F32, LM_K_ACT_GELU, wide, 257, 300);
     test_attention(LM_K_F32, 2, 8, big);
-    test_gather_rows(big, 9, 5);
+    test_gather_rows(big, 9, 2, 4, true);
     test_append_rows(big, 13, 3, true);
     test_logprob_topk(8, 3, false, big, true);
     test_logprob_topk(8, 1, true, big, true);
