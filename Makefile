@@ -103,7 +103,7 @@ $(BUILD)/cuda_emu/libnccl-emu.so.2: tests/cuda_emu/nccl.cpp
 	$(CXX) $(CXXFLAGS) -I$(CUDA_HOME)/include -fPIC -shared $< -o $@
 
 cuda-emu:
-	@$(MAKE) --no-print-directory BUILD=$(EMU_BUILD) CUDA_EMU=1 CUDA_HOME=$(CUDA_HOME) $(EMU_BUILD)/lyricmt \
+	@$(MAKE) --no-print-directory BUILD=$(EMU_BUILD) CUDA_EMU=1 CUDA_HOME=$(CUDA_HOME) $(EMU_BUILD)/lyricmt $(EMU_BUILD)/cuda_steps \
 	    $(EMU_BUILD)/test_cuda_kernels $(EMU_BUILD)/test_cuda_backend $(EMU_BUILD)/test_golden $(EMU_BUILD)/cuda_emu/libnccl-emu.so.2
 	@$(MAKE) --no-print-directory BUILD=$(EMU_BUILD)-san CUDA_EMU=1 CUDA_HOME=$(CUDA_HOME) OPT="-O1 -g" XFLAGS="$(SAN)" \
 	    $(EMU_BUILD)-san/test_cuda_kernels
@@ -160,7 +160,7 @@ cuda-sanitize: $(BUILD)/test_cuda_kernels $(BUILD)/test_golden
 	@[ -n "$(SANITIZER)" ] || { echo "compute-sanitizer not found (part of the CUDA toolkit)"; exit 1; }
 	for tool in memcheck racecheck synccheck initcheck; do \
 	    LYRICMT_CUDA_QUICK=1 $(SANITIZER) --tool $$tool --error-exitcode 1 $(BUILD)/test_cuda_kernels || exit 1; \
-	    LYRICMT_GOLDEN_PRECISION=bf16 $(SANITIZER) --tool $$tool --error-exitcode 1 $(BUILD)/test_golden || exit 1; \
+	    LYRICMT_GOLDEN_ONLY=cuda LYRICMT_GOLDEN_PRECISION=bf16 $(SANITIZER) --tool $$tool --error-exitcode 1 $(BUILD)/test_golden || exit 1; \
 	done
 
 # Each deliberate bug of tests/mutants/list.txt planted in a scratch copy, built
@@ -176,31 +176,34 @@ clean:
 # ---- the one-call GPU check (benchmarks/README.md, "On a GPU") ----
 # The GPU machines have the CUDA toolkit, compute-sanitizer, PyTorch and
 # transformers, but none of our Debian libraries and no network. build-gpu/
-# carries what they lack, under the 64 MiB a call may carry: every binary for
-# sm_90 (stripped; they find the libraries in ../deps/lib, which
-# scripts/gpu-check.sh unpacks there: an old-style RPATH, which unlike RUNPATH
-# also serves the libraries' own dependencies, OpenBLAS's libgfortran), the Debian packages as the compressed
-# .deb files apt-get download fetches, and the CTranslate2 wheel for Python
-# 3.12. There: `bash scripts/gpu-check.sh tests`, then `... bench`.
+# carries what they lack, under the 64 MiB a call may carry: the program, the
+# CUDA tests and the step timer for sm_90 with compute_90 PTX, which other
+# cards compile at load (stripped; they find the libraries in ../deps/lib,
+# which scripts/gpu-check.sh unpacks there: an old-style RPATH, which unlike
+# RUNPATH also serves the libraries' own dependencies, OpenBLAS's
+# libgfortran), the Debian packages as the compressed .deb files apt-get
+# download fetches, and the CTranslate2 and sentencepiece wheels for Python
+# 3.12. There: `bash scripts/gpu-check.sh`, one call.
 GPU_BUNDLE   = build-gpu
-GPU_ARCH     = -gencode arch=compute_90,code=sm_90
+GPU_ARCH     = -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+GPU_BIN      = lyricmt test_cuda_kernels test_cuda_backend test_golden cuda_steps
 GPU_DEBS     = libopenblas0-pthread libgfortran5 libquadmath0 libgomp1 libcjson1 libyaml-0-2 libsentencepiece0
-GPU_WHEELS   = ctranslate2==4.8.5
+GPU_WHEELS   = ctranslate2==4.8.5 sentencepiece
 GPU_MAX_MIB  = 60
 gpu-bundle:
 	@[ -n "$(NVCC)" ] || { echo "gpu-bundle: nvcc not found: the bundle needs the CUDA toolkit"; exit 1; }
 	$(MAKE) --no-print-directory BUILD=$(GPU_BUNDLE).obj OPT=-O2 MPICC= CUDA_ARCH="$(GPU_ARCH)" LDEXTRA='-Wl,--disable-new-dtags,-rpath,\$$$$ORIGIN/../deps/lib' gpu-binaries
 	rm -rf $(GPU_BUNDLE)/bin $(GPU_BUNDLE)/deps && mkdir -p $(GPU_BUNDLE)/bin $(GPU_BUNDLE)/debs $(GPU_BUNDLE)/wheels
-	cp $(GPU_BUNDLE).obj/lyricmt $(patsubst $(BUILD)/%,$(GPU_BUNDLE).obj/%,$(TEST_BIN)) $(GPU_BUNDLE)/bin/
+	cp $(GPU_BIN:%=$(GPU_BUNDLE).obj/%) $(GPU_BUNDLE)/bin/
 	strip $(GPU_BUNDLE)/bin/*
 	cd $(GPU_BUNDLE)/debs && for p in $(GPU_DEBS); do ls $${p}_*.deb >/dev/null 2>&1 || apt-get download $$p || exit 1; done
-	cd $(GPU_BUNDLE)/wheels && ls ctranslate2-*.whl >/dev/null 2>&1 || python3 -m pip download -q --no-deps --only-binary=:all: \
-	    --python-version 3.12 --platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 -d . $(GPU_WHEELS)
+	cd $(GPU_BUNDLE)/wheels && ls ctranslate2-*.whl sentencepiece-*.whl >/dev/null 2>&1 || python3 -m pip download -q --no-deps \
+	    --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 -d . $(GPU_WHEELS)
 	git rev-parse HEAD > $(GPU_BUNDLE)/COMMIT
 	@size=$$(du -sk $(GPU_BUNDLE) | cut -f1); echo "$(GPU_BUNDLE): $$((size / 1024)) MiB"; \
 	    [ $$size -le $$(( $(GPU_MAX_MIB) * 1024 )) ] || { echo "gpu-bundle: over $(GPU_MAX_MIB) MiB"; exit 1; }
 
-gpu-binaries: $(BUILD)/lyricmt $(TEST_BIN)
+gpu-binaries: $(GPU_BIN:%=$(BUILD)/%)
 
 # Shows here that the bundle is complete: its binaries run with the Debian
 # libraries hidden (each overmounted in a private mount namespace; needs root).
@@ -229,6 +232,10 @@ bench:
 	$(MAKE) $(BUILD)/lyricmt
 	python3 benchmarks/bench.py --model small100 --lines 32 --max-length 16
 	python3 benchmarks/bench.py --model small100 --lines $(BENCH_LINES) --max-length 32 --precisions $(BENCH_PRECISIONS) --runs $(BENCH_RUNS)
+
+# The CUDA backend's ms per step by CUDA events (benchmarks/cuda_steps.c; scripts/gpu-check.sh runs it)
+$(BUILD)/cuda_steps: $(BUILD)/benchmarks/cuda_steps.o $(BUILD)/tests/random_model.o $(HOST_OBJ)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 # Per-product rates and the FMA peak (benchmarks/product_rates.c, NOTES attempt 15)
 $(BUILD)/product_rates: $(BUILD)/benchmarks/product_rates.o $(HOST_OBJ)

@@ -33,14 +33,18 @@ static struct {
     char path[512]; /* the file opened */
 } nccl;
 
-/* Where PyTorch's wheels put their NCCL (pip's nvidia-nccl-cu* package):
- * the GPU machines' CUDA 13 toolkits ship none, but their torch does. */
+/* Where PyTorch's wheels put their NCCL (pip's nvidia-nccl-cu* package),
+ * under a Python prefix: the GPU machines' CUDA 13 toolkits ship none, but
+ * their torch does. The prefixes: VIRTUAL_ENV, CONDA_PREFIX, then these
+ * (%s is HOME). */
+#define TORCH_NCCL "lib/python3*/site-packages/nvidia/nccl/lib/" LM_NCCL_SONAME
 static const char *const torch_nccl[] = {
-    "%s/lib/python3*/site-packages/nvidia/nccl/lib/" LM_NCCL_SONAME, /* VIRTUAL_ENV, CONDA_PREFIX, HOME/.local */
+    "%s/.local/" TORCH_NCCL,
+    "%s/.pyenv/versions/*/" TORCH_NCCL,
     "/usr/local/lib/python3*/dist-packages/nvidia/nccl/lib/" LM_NCCL_SONAME,
-    "/usr/local/lib/python3*/site-packages/nvidia/nccl/lib/" LM_NCCL_SONAME,
+    "/usr/local/" TORCH_NCCL,
     "/usr/lib/python3/dist-packages/nvidia/nccl/lib/" LM_NCCL_SONAME,
-    "/opt/conda/lib/python3*/site-packages/nvidia/nccl/lib/" LM_NCCL_SONAME,
+    "/opt/conda/" TORCH_NCCL,
 };
 
 /* The first of pattern's matches that dlopen takes, or NULL. */
@@ -64,15 +68,17 @@ static void *open_nccl(lm_err *err) {
         return lib;
     }
     void *lib = dlopen(LM_NCCL_SONAME, RTLD_NOW | RTLD_LOCAL);
-    const char *prefixes[] = {getenv("VIRTUAL_ENV"), getenv("CONDA_PREFIX"), getenv("HOME")};
+    const char *home = getenv("HOME"), *prefixes[] = {getenv("VIRTUAL_ENV"), getenv("CONDA_PREFIX")};
     char pattern[512];
     for (size_t p = 0; p < sizeof prefixes / sizeof *prefixes && !lib; p++)
         if (prefixes[p] && *prefixes[p]) {
-            snprintf(pattern, sizeof pattern, torch_nccl[0], prefixes[p]);
-            if (p == 2) snprintf(pattern, sizeof pattern, "%s/.local/lib/python3*/site-packages/nvidia/nccl/lib/" LM_NCCL_SONAME, prefixes[p]);
+            snprintf(pattern, sizeof pattern, "%s/" TORCH_NCCL, prefixes[p]);
             lib = open_first(pattern);
         }
-    for (size_t i = 1; i < sizeof torch_nccl / sizeof *torch_nccl && !lib; i++) lib = open_first(torch_nccl[i]);
+    for (size_t i = 0; i < sizeof torch_nccl / sizeof *torch_nccl && !lib; i++) {
+        snprintf(pattern, sizeof pattern, torch_nccl[i], home && *home ? home : "/nonexistent");
+        lib = open_first(pattern);
+    }
     if (!lib)
         lm_fail(err, "cannot load NCCL: no %s on the library path, and no PyTorch copy (site-packages/nvidia/nccl/lib); "
                      "set LYRICMT_NCCL to the file",
