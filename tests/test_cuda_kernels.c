@@ -425,10 +425,13 @@ static void test_logprob_topk(int V, int k, bool greedy, int rows, bool special)
  * exp is 0 in float), one of 0.8 on logits near 500 up by more than 88
  * (above which it is inf). Row 0 keeps the penalised token on top, row 1
  * another token takes the top, row 2 the top is banned as well, row 3
- * several penalised tokens stay near each other. Every log-prob is finite,
- * within 2e-5 of the double reference. */
+ * several penalised tokens stay near each other, row 4 three untouched
+ * tokens hold the raw max and a penalised one 20 below (a penalty below 1
+ * lifts it over them: the untouched sum, taken from the raw one, must be
+ * shifted to the new top). Every log-prob is finite, within 2e-5 of the
+ * double reference. */
 static void test_greedy_far_edits(float penalty, float high) {
-    enum { ROWS_ = 4, V_ = 3001 };
+    enum { ROWS_ = 5, V_ = 3001 };
     float *x = malloc(sizeof(float) * ROWS_ * V_);
     lm_edit edits[16];
     int32_t start[ROWS_ + 1];
@@ -448,6 +451,10 @@ static void test_greedy_far_edits(float penalty, float high) {
                 row[top + j] = high - (float)j;
                 edits[n++] = (lm_edit){top + j, LM_EDIT_PENALIZE};
             }
+        if (r == 4) {
+            row[top] = high - 20;
+            for (int j = 1; j <= 3; j++) row[top + j] = high;
+        }
     }
     start[ROWS_] = n;
     char what[64];

@@ -14,7 +14,7 @@
  *
  * Ordering, as on a GPU: each stream (and each device's legacy default
  * stream) is a queue, run when the host waits for it: cudaStreamSynchronize,
- * an event, cudaDeviceSynchronize, cudaFree, a copy to pageable host memory
+ * an event, cudaDeviceSynchronize, cudaFree (every device's), a copy to pageable host memory
  * (which CUDA makes synchronous). A copy from pageable host memory reads its
  * source at the call, as CUDA's staging does. Streams created without
  * cudaStreamNonBlocking share the legacy stream's queue (stricter than
@@ -362,7 +362,7 @@ cudaError_t cudaFree(void *p) {
     if (!p) return cudaSuccess;
     auto it = allocations->find((uintptr_t)p);
     if (it == allocations->end()) return fail(cudaErrorInvalidValue, "cudaFree(%p): not the start of a cudaMalloc block", p);
-    drain_device(it->second.device); /* cudaFree waits for the device */
+    for (int d = 0; d < (int)devices->size(); d++) drain_device(d); /* cudaFree waits: a peer copy may still read it */
     dev(it->second.device)->used -= it->second.bytes;
     allocations->erase(it);
     free(p);

@@ -1,6 +1,6 @@
 /*
  * scheduler: runs a kernel's grid on the calling CPU thread. Each CUDA thread
- * of a block is a fiber with its own stack; blocks run one after another.
+ * of a block is a fiber; blocks run one after another.
  *
  * A round runs every runnable fiber until it reaches __syncthreads, a warp
  * exchange (a shuffle or __syncwarp) or its end. Then each warp whose
