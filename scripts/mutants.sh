@@ -74,7 +74,7 @@ while IFS="$TAB" read -r name file from to; do
                 *.sh) cmd="sh $t" ;;
                 *) [ -x "$m/$BUILD/$t" ] || continue; cmd="./$BUILD/$t" ;;
                 esac
-                (cd "$m" && LYRICMT="$BUILD/lyricmt" CUDA_EMU_BUILD="$EMU_BUILD" timeout 900 nice $cmd > "$work/test.log" 2>&1)
+                (cd "$m" && LYRICMT="$BUILD/lyricmt" CUDA_EMU_BUILD="$EMU_BUILD" timeout 900 nice $cmd < /dev/null > "$work/test.log" 2>&1)
                 rc=$?
                 if [ $rc -ne 0 ]; then
                     first=$(grep -m1 '^FAIL' "$work/test.log" | cut -c1-90)

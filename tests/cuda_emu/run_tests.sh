@@ -123,7 +123,7 @@ local_rank() {
     if command -v mpirun > /dev/null && "$EL" --version | grep -q "MPI: built"; then
         OMPI_MCA_btl_vader_single_copy_mechanism=none mpirun --oversubscribe --allow-run-as-root -np 2 -x LD_LIBRARY_PATH -x CUDA_EMU_DEVICES=2 \
             -x CUDA_EMU_STATS="$T/stats.mpi" "$EL" translate --model tests/fixtures/tiny-b --device cuda --progress none \
-            --set batch.max_sentences=4 -i "$T/c24.txt" -o "$T/mpi.txt" > /dev/null 2>&1
+            --set batch.max_sentences=4 -i "$T/c24.txt" -o "$T/mpi.txt" < /dev/null > /dev/null 2>&1 # mpirun forwards stdin
         check "mpirun -np 2 on one machine: each rank on its own device" \
             '[ "$(awk "\$4 == 0 && \$6 > 0" "$T/stats.mpi" | wc -l)" -eq 1 ] && [ "$(awk "\$4 == 1 && \$6 > 0" "$T/stats.mpi" | wc -l)" -eq 1 ] && [ -s "$T/mpi.txt" ]'
     fi
