@@ -11,7 +11,8 @@ LDEXTRA ?=
 LDLIBS   = $(XFLAGS) $(LDEXTRA) -pthread -lopenblas -lcjson -lyaml -lsentencepiece -lstdc++ -lm -fopenmp
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-HOST_SRC = $(filter-out host/cli/main.c,$(wildcard host/*/*.c))
+HOST_SRC = $(filter-out host/cli/%,$(wildcard host/*/*.c))
+CLI_SRC  = $(wildcard host/cli/*.c)
 HOST_OBJ = $(HOST_SRC:%.c=$(BUILD)/%.o) $(BUILD)/host/model/spm_shim.o
 TEST_SRC = $(wildcard tests/test_*.c)
 
@@ -58,7 +59,7 @@ $(BUILD)/host/model/spm_shim.o: host/model/spm_shim.cc
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
-$(BUILD)/lyricmt: $(BUILD)/host/cli/main.o $(HOST_OBJ)
+$(BUILD)/lyricmt: $(CLI_SRC:%.c=$(BUILD)/%.o) $(HOST_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/testing.o $(BUILD)/tests/zip_writer.o $(HOST_OBJ)

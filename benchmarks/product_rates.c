@@ -14,7 +14,7 @@
  * the timing, as cpu_weights.c does before it splits). The rate printed is the mean over threads of
  * MACs / thread CPU seconds, best of 3 repetitions.
  */
-#include "backend/backend.h"
+#include "cpu/cpu_backend.h"
 #include "cpu/gemm_bf16.h"
 #include "cpu/gemm_int8.h"
 #include "cpu/packed_gemm.h"

@@ -129,6 +129,13 @@ static void forced_candidates(int forced, int V, int k, int32_t *ids, float *val
 }
 
 
+/* Sentence s has its result: it leaves the scheduler, and a stream's caller
+ * gets it at once. */
+static int finish(lm_sched *q, const lm_search_feed *stream, int s, lm_search_result *results, lm_err *err) {
+    lm_sched_done(q, s);
+    return stream && stream->on_done ? stream->on_done(stream->ctx, s, &results[s], err) : 0;
+}
+
 /* ---- greedy and sampling: one row per (sentence, returned sequence) ---- */
 
 /* Hypotheses run in slots; backend row r runs slot alive[r]. */
@@ -170,8 +177,7 @@ static void greedy_free(greedy_state *g) {
 
 /* Starts the next sentences that fit, their hypotheses taking the empty rows
  * of the layout first (src -2), then rows from *rows on. */
-static int greedy_admit(lm_sched *q, greedy_state *g, lm_search_result *results, int *rows, lm_err *err) {
-    const lm_search_opts *o = q->o;
+static int greedy_admit(lm_sched *q, const lm_search_opts *o, greedy_state *g, lm_search_result *results, int *rows, lm_err *err) {
     int first, count, hole = 0;
     if (lm_sched_admit(q, &first, &count, err) != 0) return -1;
     for (int s = first; s < first + count; s++) {
@@ -210,8 +216,7 @@ static int greedy_compact(greedy_state *g, int rows) {
     }
 }
 
-static int run_greedy(lm_sched *q, lm_search_result *results, lm_err *err) {
-    const lm_search_opts *o = q->o;
+static int run_greedy(lm_sched *q, const lm_search_opts *o, const lm_search_feed *stream, lm_search_result *results, lm_err *err) {
     const lm_gen_config *g = &o->gen;
     lm_backend *be = q->be;
     int V = o->vocab_size, L = g->max_length;
@@ -234,7 +239,7 @@ static int run_greedy(lm_sched *q, lm_search_result *results, lm_err *err) {
         goto done;
     }
     int rows = 0;
-    if (greedy_admit(q, &gs, results, &rows, err) != 0) goto done;
+    if (greedy_admit(q, o, &gs, results, &rows, err) != 0) goto done;
     if (rows == 0) { rc = q->n > 0; goto done; } /* stopped before anything started */
     for (int r = 0; r < rows; r++) sent[r] = gs.slot_sent[gs.alive[r]];
     if (lm_sched_start_rows(q, sent, rows, R, parent, err) != 0) goto done;
@@ -285,10 +290,10 @@ static int run_greedy(lm_sched *q, lm_search_result *results, lm_err *err) {
             gs.src[r] = -2;
             if (hyp_set(&results[s].hyps[gs.slot_k[h]], gs.seq + (size_t)h * L, gs.len[h], gs.sum[h], err) != 0) goto done;
             gs.free_slots[gs.n_free++] = h;
-            if (--gs.left[s] == 0 && lm_sched_done(q, s, results, err) != 0) goto done;
+            if (--gs.left[s] == 0 && finish(q, stream, s, results, err) != 0) goto done;
         }
         int next = rows;
-        if (greedy_admit(q, &gs, results, &next, err) != 0) goto done;
+        if (greedy_admit(q, o, &gs, results, &next, err) != 0) goto done;
         next = greedy_compact(&gs, next);
         bool moved = next != rows;
         for (int r = 0; r < next; r++) {
@@ -492,13 +497,13 @@ static void beam_state_reset(beam_state *t, const lm_search_opts *o, int sentenc
 
 /* Starts the next sentences that fit, one new row each from *rows on (the
  * search state of live sentence i is st[slot[i]]). */
-static int beam_admit(lm_sched *q, beam_state *st, int32_t *slot, int32_t *free_slots, int *n_free, int32_t *parent, int32_t *sent,
+static int beam_admit(lm_sched *q, const lm_search_opts *o, beam_state *st, int32_t *slot, int32_t *free_slots, int *n_free, int32_t *parent, int32_t *sent,
                       int *rows, int *first, int *count, lm_err *err) {
     if (lm_sched_admit(q, first, count, err) != 0) return -1;
     for (int s = *first; s < *first + *count; s++) {
         int i = q->n_live - (*first + *count - s);
         slot[i] = free_slots[--*n_free];
-        beam_state_reset(&st[slot[i]], q->o, s);
+        beam_state_reset(&st[slot[i]], o, s);
         st[slot[i]].base = *rows;
         sent[*rows] = s;
         parent[(*rows)++] = -1;
@@ -506,8 +511,7 @@ static int beam_admit(lm_sched *q, beam_state *st, int32_t *slot, int32_t *free_
     return 0;
 }
 
-static int run_beam(lm_sched *q, lm_search_result *results, lm_err *err) {
-    const lm_search_opts *o = q->o;
+static int run_beam(lm_sched *q, const lm_search_opts *o, const lm_search_feed *stream, lm_search_result *results, lm_err *err) {
     const lm_gen_config *g = &o->gen;
     lm_backend *be = q->be;
     int B = g->num_beams, V = o->vocab_size, L = g->max_length, rc = -1;
@@ -534,7 +538,7 @@ static int run_beam(lm_sched *q, lm_search_result *results, lm_err *err) {
         free_slots[i] = C - 1 - i;
     }
     int n_free = C, rows = 0, first, count;
-    if (beam_admit(q, st, slot, free_slots, &n_free, parent, sent, &rows, &first, &count, err) != 0) goto done;
+    if (beam_admit(q, o, st, slot, free_slots, &n_free, parent, sent, &rows, &first, &count, err) != 0) goto done;
     if (rows == 0) { rc = q->n > 0; goto done; } /* stopped before anything started */
     /* room for every beam of the first group (its rows' sentences as
      * transformers lays them out), then one row per sentence while its beams
@@ -607,9 +611,9 @@ static int run_beam(lm_sched *q, lm_search_result *results, lm_err *err) {
                 if (hyp_set(&results[s].hyps[j], t->fin_seq + (size_t)j * L, t->fin_len[j], t->fin_score[j], err) != 0) goto done;
             free_slots[n_free++] = slot[i];
             memmove(slot + i, slot + i + 1, (size_t)(q->n_live - i - 1) * sizeof *slot);
-            if (lm_sched_done(q, s, results, err) != 0) goto done; /* removes live[i] */
+            if (finish(q, stream, s, results, err) != 0) goto done; /* removes live[i] */
         }
-        if (beam_admit(q, st, slot, free_slots, &n_free, parent, sent, &kept, &first, &count, err) != 0) goto done;
+        if (beam_admit(q, o, st, slot, free_slots, &n_free, parent, sent, &kept, &first, &count, err) != 0) goto done;
         if (kept > 0 && be->ops->reorder(be, parent, sent, kept, err) != 0) goto done;
         rows = kept;
     }
@@ -638,8 +642,10 @@ static int search(lm_backend *be, const lm_search_opts *o, const int32_t *tokens
     if (check_opts(&o->gen, err) != 0) return -1;
     lm_sched q;
     int rc = -1;
-    if (lm_sched_init(&q, be, o, tokens, lens, n, feed, err) == 0)
-        rc = o->gen.num_beams > 1 ? run_beam(&q, results, err) : run_greedy(&q, results, err);
+    lm_budget limit = feed ? (lm_budget){feed->max_sentences, feed->max_tokens, o->gen.num_beams} : (lm_budget){0};
+    if (lm_sched_init(&q, be, o->gen.num_beams, o->gen.max_length, tokens, lens, n, feed ? &limit : NULL, feed ? feed->cancel : NULL,
+                      err) == 0)
+        rc = o->gen.num_beams > 1 ? run_beam(&q, o, feed, results, err) : run_greedy(&q, o, feed, results, err);
     lm_sched_free(&q);
     if (rc < 0)
         for (int s = 0; s < n; s++) lm_search_result_free(&results[s]);

@@ -1,7 +1,9 @@
 /* translator: see translator.h. */
 #include "engine/translator.h"
+
+#include "cpu/cpu_backend.h"
+#include "cuda/cuda_backend.h"
 #include "engine/sched.h"
-#include "engine/worker_pool.h"
 
 #include <omp.h>
 
