@@ -54,8 +54,34 @@ typedef struct {
     pthread_cond_t changed;
 } queue;
 
+/* What the job does with a record: translate its text, or score its
+ * (source, target) pair (lyricmt score). Every difference between the two
+ * kinds of job is a field here. */
+typedef struct {
+    const char *verb; /* what the model did to a line, for the summary */
+    bool pairs;       /* records are pairs: the corpus reads a source and a target field */
+    bool (*empty)(const lm_record *r); /* nothing for the model: an empty output record */
+    int (*ids)(lm_translator *t, const lm_record *r, int32_t **ids, int *n, bool *cut, lm_err *err);
+    int (*format)(lm_format fmt, const lm_record *r, const lm_translation *tr, const char *warning, lm_strbuf *b);
+} job_kind;
+
+static bool line_empty(const lm_record *r) { return lm_is_blank(r->text, r->len); }
+static bool pair_empty(const lm_record *r) { return !r->src; }
+
+static int line_ids(lm_translator *t, const lm_record *r, int32_t **ids, int *n, bool *cut, lm_err *err) {
+    return lm_translator_source_ids(t, r->text, r->len, ids, n, cut, err);
+}
+
+static int pair_ids(lm_translator *t, const lm_record *r, int32_t **ids, int *n, bool *cut, lm_err *err) {
+    return lm_score_pair_ids(t, r->src, r->src_len, r->text, r->len, ids, n, cut, err);
+}
+
+static const job_kind translating = {"translated", false, line_empty, line_ids, lm_output_format};
+static const job_kind scoring = {"scored", true, pair_empty, pair_ids, lm_output_score};
+
 typedef struct {
     lm_translator *t;
+    const job_kind *kind;
     const lm_engine_config *cfg;
     const lm_job_opts *o;
     lm_corpus corpus;
@@ -164,10 +190,9 @@ static int prepare(job *j, item *it, lm_err *err) {
         it->warning = lm_event_name(LM_EVENT_BAD_UTF8);
         if (p == LM_POLICY_SKIP) { it->no_model = true; return 0; }
     }
-    if (j->o->score ? !r->src : lm_is_blank(r->text, r->len)) { it->no_model = true; return 0; }
+    if (j->kind->empty(r)) { it->no_model = true; return 0; }
     bool cut;
-    if ((j->o->score ? lm_score_pair_ids(j->t, r->src, r->src_len, r->text, r->len, &it->ids, &it->n_ids, &cut, err)
-                     : lm_translator_source_ids(j->t, r->text, r->len, &it->ids, &it->n_ids, &cut, err)) != 0)
+    if (j->kind->ids(j->t, r, &it->ids, &it->n_ids, &cut, err) != 0)
         return lm_fail_prefix(err, "%s:%ld", file, r->line);
     if (cut || r->overlong) {
         lm_policy p = j->cfg->too_long;
@@ -344,7 +369,7 @@ static int write_window(job *j, const window *w, lm_strbuf *b, lm_err *err) {
         int out = j->sink.n_outputs > 1 ? it->rec.file : 0;
         if (out != j->sink.cur && advance_output(j, out, err) != 0) return -1;
         b->len = 0;
-        if ((j->o->score ? lm_output_score : lm_output_format)(j->cfg->output_format, &it->rec, it->tr.texts ? &it->tr : NULL, it->warning, b) != 0)
+        if (j->kind->format(j->cfg->output_format, &it->rec, it->tr.texts ? &it->tr : NULL, it->warning, b) != 0)
             return lm_fail(err, "out of memory");
         if (lm_sink_write(&j->sink, b->data, b->len, err) != 0) return -1;
         j->journal.records++;
@@ -416,7 +441,7 @@ static int build_identity(job *j, lm_journal *id) {
                          g->top_k, g->top_p, (unsigned long long)t->search.seed);
     rc |= lm_journal_add(id, "setting", "input", "%s, id field %s, text field %s, bad_utf8 %s, too_long %s", lm_format_name(e->input_format),
                          e->id_field, e->text_field, lm_policy_name(e->bad_utf8, false), lm_policy_name(e->too_long, true));
-    if (j->o->score) /* a translation's journal never resumes a scoring job, nor the other way round */
+    if (j->kind->pairs) /* a translation's journal never resumes a scoring job, nor the other way round */
         rc |= lm_journal_add(id, "setting", "score", "pairs: source field %s, target field %s", e->source_field, e->target_field);
     rc |= lm_journal_add(id, "setting", "output", "%s, %s, dedup_hypotheses %d, min_score %s%.9g", lm_format_name(e->output_format),
                          j->o->per_file ? "one file per input" : "one file", e->dedup_hypotheses, e->has_min_score ? "" : "none ",
@@ -577,7 +602,7 @@ static int open_job(job *j, lm_err *err) {
                                o->output, o->inputs[i]);
         }
     if (lm_corpus_open(&j->corpus, o->inputs, o->n_inputs, j->cfg, own, n_own, err) != 0) return -1;
-    if (o->score) {
+    if (j->kind->pairs) {
         j->corpus.pairs = true;
         snprintf(j->corpus.source_field, sizeof j->corpus.source_field, "%s", j->cfg->source_field);
         snprintf(j->corpus.text_field, sizeof j->corpus.text_field, "%s", j->cfg->target_field);
@@ -631,6 +656,7 @@ int lm_job_run(lm_translator *t, const lm_job_opts *o, lm_err *err) {
     if (!j) return -1;
     lm_job_attach(t, o);
     j->t = t;
+    j->kind = o->score ? &scoring : &translating;
     j->cfg = &t->engine;
     j->o = o;
     j->lock_fd = -1;
@@ -641,7 +667,7 @@ int lm_job_run(lm_translator *t, const lm_job_opts *o, lm_err *err) {
     queue_init(&j->to_writer);
     lm_progress_init(&j->progress, o->progress, o->summary, -1, 0);
     j->progress.cancel = &stop_requested;
-    if (o->score) j->progress.model_verb = "scored";
+    j->progress.model_verb = j->kind->verb;
     int rc = -1;
     pthread_t reader, writer;
 
