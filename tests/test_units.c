@@ -7,6 +7,8 @@
 #include "config/engine_config.h"
 #include "model/model.h"
 #include "cpu/packed_gemm.h"
+#include "backend/backend.h"
+#include "engine/sched.h"
 #include "engine/search.h"
 
 #include <float.h>
@@ -238,7 +240,81 @@ static void check_fused_topk(void) {
     CHECK(bad_greedy == 0, "greedy pick equals the reference (%d of %d rows differ)", bad_greedy, runs);
 }
 
+/* The batch budget (sched.c): sentences join while longest x count x rows
+ * stays within max_tokens and count within max_sentences; the first always
+ * joins, however long. */
+static void check_budget(void) {
+    lm_budget b = {4, 60, 3}; /* 4 sentences, 60 tokens, 3 rows each */
+    int longest = 0, n = 0;
+    int lens[] = {5, 4, 6, 2, 2};
+    while (n < 5 && lm_budget_admits(&b, n, &longest, lens[n])) n++;
+    /* 5x1x3 = 15, 5x2x3 = 30, 6x3x3 = 54, 6x4x3 = 72 > 60 */
+    CHECK(n == 3 && longest == 6, "budget: three sentences of up to 6 tokens fit 60 tokens at 3 rows (got %d, longest %d)", n, longest);
+    longest = 0;
+    CHECK(lm_budget_admits(&b, 0, &longest, 500) && longest == 500, "budget: a sentence over budget alone still runs");
+    CHECK(!lm_budget_admits(&b, 1, &longest, 1), "budget: nothing joins a sentence over budget");
+    lm_budget wide = {2, 1000000, 1};
+    longest = 0;
+    CHECK(lm_budget_admits(&wide, 1, &longest, 3) && !lm_budget_admits(&wide, 2, &longest, 3), "budget: at most max_sentences");
+    longest = 20;
+    lm_budget exact = {8, 60, 1};
+    CHECK(lm_budget_admits(&exact, 2, &longest, 1), "budget: 20 x 3 x 1 = 60 fits exactly");
+    CHECK(!lm_budget_admits(&exact, 3, &longest, 1), "budget: 20 x 4 x 1 = 80 does not");
+    CHECK(lm_budget_most(&b, 5) == 4 && lm_budget_most(&b, 10) == 2 && lm_budget_most(&b, 100) == 1,
+          "budget: the most sentences at a shortest of 5, 10, 100 tokens: 4, 2, 1");
+}
+
+/* The backend contract's checks (backend.c), the same for every backend. */
+static void check_backend_contract(void) {
+    lm_model_config mc = {0};
+    mc.vocab_size = 100;
+    mc.max_positions = 10;
+    lm_err err;
+    int total;
+    int32_t toks[] = {1, 2, 99, 3}, lens[] = {3, 1};
+    CHECK(lm_backend_check_sources(&mc, 0, toks, lens, 2, &total, &err) == 0 && total == 4, "contract: good sources pass");
+    toks[2] = 100;
+    CHECK(lm_backend_check_sources(&mc, 0, toks, lens, 2, &total, &err) != 0 && strstr(err.msg, "token id 100 outside"),
+          "contract: a token id of the vocabulary's size is refused");
+    toks[2] = -1;
+    CHECK(lm_backend_check_sources(&mc, 0, toks, lens, 2, &total, &err) != 0, "contract: a negative token id is refused");
+    toks[2] = 5;
+    int32_t long_lens[] = {3, 11}, none[] = {0};
+    CHECK(lm_backend_check_sources(&mc, 7, toks, long_lens, 2, &total, &err) != 0 && strstr(err.msg, "sentence 8 has 11 tokens"),
+          "contract: a source past the positions is refused, numbered from `first`");
+    CHECK(lm_backend_check_sources(&mc, 0, toks, none, 1, &total, &err) != 0, "contract: an empty source is refused");
+    int32_t sent_len[] = {3, 0, 2};
+    CHECK(lm_backend_sentence_known(sent_len, 3, 2) && !lm_backend_sentence_known(sent_len, 3, 1) &&
+              !lm_backend_sentence_known(sent_len, 3, 3) && !lm_backend_sentence_known(sent_len, 3, -1),
+          "contract: a sentence is known when held and not dropped");
+    CHECK(lm_backend_check_steps(&mc, 10, &err) == 0 && lm_backend_check_steps(&mc, 11, &err) != 0, "contract: steps within the positions");
+    int32_t rows_ok[] = {0, 2, 0}, rows_bad[] = {0, 1};
+    CHECK(lm_backend_check_rows(sent_len, 3, rows_ok, 3, &err) == 0, "contract: rows of known sentences pass");
+    CHECK(lm_backend_check_rows(sent_len, 3, rows_bad, 2, &err) != 0 && strstr(err.msg, "row 1 refers to no sentence"),
+          "contract: a row of a dropped sentence is refused");
+    int32_t feed[] = {5, 6}, row_len[] = {2, 3};
+    CHECK(lm_backend_check_feed(&mc, feed, 4, 4, row_len, 2, 4, &err) == 0, "contract: a step in order with room passes");
+    CHECK(lm_backend_check_feed(&mc, feed, 5, 4, row_len, 2, 4, &err) != 0 && strstr(err.msg, "step 5 out of order"),
+          "contract: a step out of order is refused");
+    feed[1] = 100;
+    CHECK(lm_backend_check_feed(&mc, feed, 4, 4, row_len, 2, 4, &err) != 0 && strstr(err.msg, "token id 100"),
+          "contract: a fed token outside the vocabulary is refused");
+    feed[1] = 6;
+    row_len[1] = 4;
+    CHECK(lm_backend_check_feed(&mc, feed, 4, 4, row_len, 2, 4, &err) != 0 && strstr(err.msg, "row 1 is past the 4"),
+          "contract: a row with no room left is refused");
+    int32_t parent[] = {1, -1, 0}, psent[] = {0, 2, 0};
+    CHECK(lm_backend_check_reorder(parent, psent, 3, 2, 3, sent_len, 3, &err) == 0, "contract: a good reorder passes");
+    CHECK(lm_backend_check_reorder(parent, psent, 3, 2, 2, sent_len, 3, &err) != 0 && strstr(err.msg, "decoding started with 2"),
+          "contract: a reorder past the rows decoding started with is refused");
+    parent[0] = 2;
+    CHECK(lm_backend_check_reorder(parent, psent, 3, 2, 3, sent_len, 3, &err) != 0 && strstr(err.msg, "row 0"),
+          "contract: a parent past the running rows is refused");
+}
+
 int main(void) {
+    check_budget();
+    check_backend_contract();
     CHECK(lm_utf8_invalid_at("abc", 3) == -1, "ascii is valid");
     CHECK(lm_utf8_invalid_at("\xea\xb0\x80", 3) == -1, "hangul is valid");
     CHECK(lm_utf8_invalid_at("a\xff", 2) == 1, "0xff is invalid");

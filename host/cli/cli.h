@@ -18,6 +18,17 @@ int lm_cmd_compare(int argc, char **argv);
 /* A usage error, printed as one line and a pointer to the help of `cmd`
  * (NULL: the command's own --help); returns LM_EXIT_USAGE. fmt takes arg. */
 int lm_cli_usage(const char *cmd, const char *fmt, const char *arg);
+/* The flags a command has seen: one that takes a single value may be given
+ * once (the second would silently win); those listed in `repeatable`
+ * (space separated, e.g. "-i --set --config") may come again. */
+typedef struct {
+    const char *flags[64];
+    int n;
+} lm_cli_seen;
+/* Records flag; when it was seen before and is not repeatable, prints the
+ * usage error for `cmd` (NULL: the command's own) and returns true. */
+bool lm_cli_repeated(lm_cli_seen *s, const char *cmd, const char *flag, const char *repeatable);
+
 /* err's message as one line; returns code. */
 int lm_cli_fail(const lm_err *err, int code);
 

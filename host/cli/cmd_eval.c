@@ -3,7 +3,9 @@
  * argument parsing and reporting; the metrics are tools/metrics.c, the
  * tables tools/compare.c. */
 #include "cli/cli.h"
+#include "base/outfile.h"
 #include "config/engine_flags.h"
+#include "model/model_files.h"
 #include "tools/compare.h"
 #include "tools/lines.h"
 #include "tools/metrics.h"
@@ -68,12 +70,14 @@ static int check_counts(const char *a, const lm_lines *la, const char *b, const 
 int lm_cmd_eval(int argc, char **argv) {
     const char *hyp = NULL, *ref = NULL;
     lm_bleu_tok tok = LM_BLEU_TOK_CHAR;
+    lm_cli_seen seen = {0};
     int width = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(eval_help, stdout); return 0; }
         if (i + 1 >= argc) return lm_cli_usage("eval", "option '%s' needs a value or is unknown", a);
         const char *v = argv[++i];
+        if (lm_cli_repeated(&seen, "eval", a, "")) return LM_EXIT_USAGE;
         if (!strcmp(a, "--hyp")) hyp = v;
         else if (!strcmp(a, "--ref")) ref = v;
         else if (!strcmp(a, "--tokenize")) { if (parse_tok(v, &tok) != 0) return lm_cli_usage("eval", "--tokenize must be char or none, got '%s'", v); }
@@ -120,26 +124,6 @@ int lm_cmd_eval(int argc, char **argv) {
     return rc;
 }
 
-/* Writes through PATH.partial and a rename, so a failed run leaves no half
- * table under the final name; refuses a path that is one of the inputs. */
-static int write_output(const char *path, const lm_comparison *c, bool html, const char *const *inputs, int n_inputs,
-                        lm_err *err) {
-    lm_file_id out_id, in_id;
-    if (lm_file_id_get(path, &out_id))
-        for (int i = 0; i < n_inputs; i++)
-            if (lm_file_id_get(inputs[i], &in_id) && lm_file_id_eq(out_id, in_id))
-                return lm_fail(err, "%s: refusing to write over the input %s", path, inputs[i]);
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.partial", path) >= (int)sizeof tmp) return lm_fail(err, "%s: path too long", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return lm_fail(err, "%s: cannot open for writing: %s", tmp, strerror(errno));
-    int rc = html ? lm_compare_html(c, f, err) : lm_compare_markdown(c, f, err);
-    if (fclose(f) != 0 && rc == 0) rc = lm_fail(err, "%s: error writing: %s", tmp, strerror(errno));
-    if (rc == 0 && rename(tmp, path) != 0) rc = lm_fail(err, "%s: cannot rename into place: %s", path, strerror(errno));
-    if (rc != 0) remove(tmp);
-    return rc;
-}
-
 int lm_cmd_compare(int argc, char **argv) {
     const char **models = calloc((size_t)argc, sizeof *models);
     const char *src = NULL, *ref = NULL, *out = NULL, *html = NULL;
@@ -148,7 +132,10 @@ int lm_cmd_compare(int argc, char **argv) {
     lm_engine_config_defaults(&engine);
     lm_err err = {{0}};
     lm_lines s = {0}, r = {0};
-    int rc = LM_EXIT_USAGE;
+    lm_protect keep = {0};
+    lm_cli_seen seen = {0};
+    lm_outfile outs[2];
+    int rc = LM_EXIT_USAGE, n_outs = 0;
     if (!models) return LM_EXIT_RUNTIME;
     if (lm_engine_flags_config(&engine, argc, argv, &err) != 0) {
         fprintf(stderr, "lyricmt: %s\n", err.msg);
@@ -164,6 +151,7 @@ int lm_cmd_compare(int argc, char **argv) {
         if (taken == -2) { lm_cli_usage("compare", "%s", err.msg); goto done; }
         if (taken < 0) { fprintf(stderr, "lyricmt: %s\n", err.msg); goto done; }
         if (taken) continue;
+        if (lm_cli_repeated(&seen, "compare", a, "--model")) goto done;
         if (!strcmp(a, "--model")) models[c.n_models++] = v;
         else if (!strcmp(a, "-i")) src = v;
         else if (!strcmp(a, "--ref")) ref = v;
@@ -186,14 +174,30 @@ int lm_cmd_compare(int argc, char **argv) {
     c.n_lines = s.n;
     c.sources = (const char *const *)s.line;
     c.refs = ref ? (const char *const *)r.line : NULL;
-    const char *inputs[2] = {src, ref ? ref : src};
-    if (lm_compare_run(&c, &engine, &err) != 0 || (html && write_output(html, &c, true, inputs, 2, &err) != 0) ||
-        (out ? write_output(out, &c, false, inputs, 2, &err) : lm_compare_markdown(&c, stdout, &err)) != 0) {
-        fprintf(stderr, "lyricmt: %s\n", err.msg);
-        goto done;
-    }
+    /* the outputs are opened (and refused) before the models run, and are
+     * renamed into place together once both tables are complete */
+    char label[4200];
+    snprintf(label, sizeof label, "the input %s", src);
+    if (lm_protect_path(&keep, src, label, &err) != 0) goto failed;
+    snprintf(label, sizeof label, "the references %s", ref ? ref : "");
+    if (ref && lm_protect_path(&keep, ref, label, &err) != 0) goto failed;
+    for (int m = 0; m < c.n_models; m++)
+        if (lm_protect_dir(&keep, models[m], lm_model_files, "the model file", &err) != 0) goto failed;
+    lm_outfile_on_signals();
+    if ((html && lm_outfile_open(&outs[n_outs++], html, &keep, &err) != 0) ||
+        lm_outfile_open(&outs[n_outs++], out ? out : "-", &keep, &err) != 0)
+        goto failed;
+    if (lm_compare_run(&c, &engine, &err) != 0 || (html && lm_compare_html(&c, outs[0].f, &err) != 0) ||
+        lm_compare_markdown(&c, outs[n_outs - 1].f, &err) != 0 || lm_outfile_commit(outs, n_outs, &err) != 0)
+        goto failed;
+    n_outs = 0;
     rc = 0;
+    goto done;
+failed:
+    fprintf(stderr, "lyricmt: %s\n", err.msg);
 done:
+    for (int k = 0; k < n_outs; k++) lm_outfile_abandon(&outs[k]);
+    lm_protect_free(&keep);
     lm_compare_free(&c);
     lm_lines_free(&s);
     lm_lines_free(&r);

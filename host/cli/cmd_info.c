@@ -18,6 +18,7 @@ int lm_cmd_info(int argc, char **argv) {
     const char *model_dir = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { fputs(info_help, stdout); return 0; }
+        if (!strcmp(argv[i], "--model") && model_dir) return lm_cli_usage(NULL, "option '%s' is given twice: give it once", argv[i]);
         if (!strcmp(argv[i], "--model") && i + 1 < argc && argv[i + 1][0]) model_dir = argv[++i];
         else if (!strcmp(argv[i], "--model")) return lm_cli_usage(NULL, "option '%s' needs a model directory", argv[i]);
         else return lm_cli_usage(NULL, "unknown option '%s'", argv[i]);

@@ -23,11 +23,13 @@ int lm_cmd_split_pairs(int argc, char **argv) {
     lm_engine_config engine;
     lm_engine_config_defaults(&engine);
     lm_err err = {{0}};
+    lm_cli_seen seen = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(split_help, stdout); return 0; }
         if (i + 1 >= argc || !argv[i + 1][0]) return lm_cli_usage(NULL, "option '%s' needs a value or is unknown", a);
         const char *v = argv[++i];
+        if (lm_cli_repeated(&seen, NULL, a, "")) return LM_EXIT_USAGE;
         if (!strcmp(a, "-i")) input = v;
         else if (!strcmp(a, "-o")) prefix = v;
         else if (!strcmp(a, "--src")) src = v;

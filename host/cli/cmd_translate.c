@@ -96,6 +96,7 @@ int lm_cmd_translate(int argc, char **argv, bool score) {
     lm_engine_config_defaults(&engine);
     if (score) engine.input_format = engine.output_format = LM_FORMAT_TSV;
     lm_err err = {{0}};
+    lm_cli_seen seen = {0};
     int rc = LM_EXIT_USAGE;
     if (!inputs) return LM_EXIT_RUNTIME;
     job.inputs = inputs;
@@ -113,13 +114,15 @@ int lm_cmd_translate(int argc, char **argv, bool score) {
             rc = lm_cli_usage(NULL, "option '%s' needs a non-empty path", a);
             goto out;
         }
+        /* an engine setting given again overrides, as it overrides the config file */
         int taken = lm_engine_flag(&engine, score ? LM_FLAGS_SCORE : LM_FLAGS_TRANSLATE, a, v, &err);
         if (taken == -2) { rc = lm_cli_usage(NULL, "%s", err.msg); goto out; }
         if (taken < 0) { rc = lm_cli_fail(&err, LM_EXIT_USAGE); goto out; }
         if (taken) continue;
+        if (lm_cli_repeated(&seen, NULL, a, "-i --progress")) goto out; /* a path given twice: which one was meant? */
         if (!strcmp(a, "--model")) model_dir = v;
         else if (!strcmp(a, "-i")) inputs[job.n_inputs++] = v;
-        else if (!strcmp(a, "-o")) job.output = v;
+        else if (!strcmp(a, "-o")) job.output = strcmp(v, "-") ? v : NULL; /* "-": standard output, as -i - is standard input */
         else if (!strcmp(a, "--report")) job.report = v;
         else if (!strcmp(a, "--progress")) progress = v;
         else {

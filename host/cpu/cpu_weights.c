@@ -112,6 +112,16 @@ void lm_cpu_weights_free(lm_cpu_weights *w) {
 
 bool lm_cpu_weights_row_invariant(const lm_cpu_weights *w) { return w->head.form != LM_FORM_BLAS; }
 
+const char *lm_cpu_weights_arithmetic(const lm_cpu_weights *w) {
+    switch (w->head.form) {
+    case LM_FORM_BLAS: return "fp32, OpenBLAS";
+    case LM_FORM_PACKED: return "fp32, packed AVX-512 tiles";
+    case LM_FORM_INT8: return "int8"; /* VNNI and AVX2 give the same sums */
+    case LM_FORM_BF16: return w->head.b16.kernel == LM_B16_DOT ? "bf16, AVX-512 BF16 dot products" : "bf16, AVX-512F";
+    }
+    return "unknown";
+}
+
 const lm_cpu_matrix *lm_cpu_weights_dec(const lm_cpu_weights *w, int l, int i) { return &w->dec[(size_t)l * LM_DEC_PRODUCTS + i]; }
 const lm_cpu_matrix *lm_cpu_weights_enc(const lm_cpu_weights *w, int l, int i) { return &w->enc[(size_t)l * LM_ENC_PRODUCTS + i]; }
 

@@ -69,6 +69,12 @@ void lm_cpu_weights_free(lm_cpu_weights *w);
  * scores independent of the worker count. */
 bool lm_cpu_weights_row_invariant(const lm_cpu_weights *w);
 
+/* The arithmetic the products run, as far as it decides output bits (the
+ * job's journal records it, so a job is never resumed under another):
+ * "fp32, packed AVX-512 tiles", "int8", ... Kernels that give identical
+ * results share a name. */
+const char *lm_cpu_weights_arithmetic(const lm_cpu_weights *w);
+
 const lm_cpu_matrix *lm_cpu_weights_dec(const lm_cpu_weights *w, int l, int i);
 const lm_cpu_matrix *lm_cpu_weights_enc(const lm_cpu_weights *w, int l, int i);
 

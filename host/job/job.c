@@ -1,6 +1,8 @@
 /* job: see job.h. */
 #include "job/job.h"
 
+#include "base/outfile.h"
+#include "cpu/cpu_weights.h"
 #include "engine/augment.h"
 #include "engine/score.h"
 #include "engine/worker_pool.h"
@@ -9,6 +11,7 @@
 #include "job/line_cache.h"
 #include "job/output.h"
 #include "job/sink.h"
+#include "model/model_files.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -411,16 +414,31 @@ static int add_file_hash(lm_journal *id, const char *dir, const char *name) {
     return rc;
 }
 
-/* Everything that decides the output bytes: inputs, model, settings.
- * Threads and batch sizes are left out: they never change a translation. */
+/* The arithmetic the products run: the device, the precision and, on the
+ * CPU, the kernels (the same settings on another CPU may round otherwise). */
+static void arithmetic(const lm_translator *t, char *buf, size_t cap) {
+    if (t->engine.device == LM_DEVICE_CUDA) snprintf(buf, cap, "cuda, %s, cuBLAS", lm_precision_name(t->engine.precision));
+    else snprintf(buf, cap, "cpu, %s", lm_cpu_weights_arithmetic(&t->cpu_weights));
+}
+
+/* Everything that decides the output bytes: inputs, model, settings. Threads
+ * and batch sizes are left out: on row-invariant arithmetic (every CPU form
+ * but OpenBLAS) they never change a translation. Inputs are known by their
+ * place in the job, their name within it and their content, not by how the
+ * command spelled their path, so "./a.txt" resumes a job started on "a.txt". */
 static int build_identity(job *j, lm_journal *id) {
     const lm_corpus *c = &j->corpus;
-    for (int i = 0; i < c->n_files; i++)
-        if (lm_journal_add(id, "input", c->files[i].path, "%llu bytes, hash %016llx", (unsigned long long)c->files[i].size,
+    for (int i = 0; i < c->n_files; i++) {
+        char key[4200];
+        snprintf(key, sizeof key, "%d %s", i + 1, c->files[i].name);
+        if (lm_journal_add(id, "input", key, "%llu bytes, hash %016llx", (unsigned long long)c->files[i].size,
                            (unsigned long long)c->files[i].hash) != 0) return -1;
-    static const char *const model_files[] = {"config.json", "generation_config.json", "tokenizer_config.json", "vocab.json", "sentencepiece.bpe.model"};
-    for (size_t i = 0; i < sizeof model_files / sizeof *model_files; i++)
-        if (add_file_hash(id, j->o->model_dir, model_files[i]) != 0) return -1;
+    }
+    for (int i = 0; lm_model_files[i]; i++) {
+        /* weights are too big to hash at every start: below */
+        if (!strcmp(lm_model_files[i], "model.safetensors") || !strcmp(lm_model_files[i], "pytorch_model.bin")) continue;
+        if (add_file_hash(id, j->o->model_dir, lm_model_files[i]) != 0) return -1;
+    }
     struct stat st;
     const char *weights = j->t->model.weights_path;
     if (stat(weights, &st) != 0) return -1;
@@ -431,6 +449,9 @@ static int build_identity(job *j, lm_journal *id) {
     const lm_gen_config *g = &t->search.gen;
     const lm_engine_config *e = j->cfg;
     int rc = 0;
+    char arith[128];
+    arithmetic(t, arith, sizeof arith);
+    rc |= lm_journal_add(id, "setting", "arithmetic", "%s", arith);
     rc |= lm_journal_add(id, "setting", "convention", "%s", t->convention == LM_CONV_M2M100 ? "m2m100" : "small100");
     rc |= lm_journal_add(id, "setting", "languages", "%s -> %s", t->src_lang, t->tgt_lang);
     rc |= lm_journal_add(id, "setting", "decoding", "num_beams %d, max_length %d, min_length %d, length_penalty %g, early_stopping %d, "
@@ -544,50 +565,50 @@ static bool same_file(const char *a, const char *b) {
     return !strcmp(a, b) || (lm_file_id_get(a, &x) && lm_file_id_get(b, &y) && lm_file_id_eq(x, y));
 }
 
-/* Fails if path names one of the job's input files (same device and inode,
- * whatever the spelling: links, "..", hard links). */
-static int refuse_if_input(const job *j, const char *path, lm_err *err) {
+/* What no output of the job may be: its input files (standard input too,
+ * when it is redirected from a file) and the model's files. */
+static int protect_inputs(job *j, lm_protect *p, lm_err *err) {
     const lm_corpus *c = &j->corpus;
-    lm_file_id id;
-    if (!lm_file_id_get(path, &id)) return 0;
+    char label[4200];
     for (int f = 0; f < c->n_files; f++) {
-        lm_file_id in = c->files[f].id;
         struct stat st;
-        if (!strcmp(c->files[f].path, "-")) { /* standard input redirected from a file */
-            if (fstat(0, &st) != 0 || !S_ISREG(st.st_mode)) continue;
-            in = (lm_file_id){(uint64_t)st.st_dev, (uint64_t)st.st_ino};
-        } else if (c->files[f].stream) {
-            continue;
+        snprintf(label, sizeof label, "the input %s", lm_corpus_file_label(c, f));
+        if (!strcmp(c->files[f].path, "-")) {
+            if (fstat(0, &st) == 0 && S_ISREG(st.st_mode) &&
+                lm_protect_id(p, (lm_file_id){(uint64_t)st.st_dev, (uint64_t)st.st_ino}, label, err) != 0)
+                return -1;
+        } else if (!c->files[f].stream && lm_protect_id(p, c->files[f].id, label, err) != 0) {
+            return -1;
         }
-        if (lm_file_id_eq(id, in))
-            return lm_fail(err, "refusing to write %s: it is the input %s (outputs, reports and journals never replace an input)", path,
-                           lm_corpus_file_label(c, f));
     }
-    return 0;
+    return lm_protect_dir(p, j->o->model_dir, lm_model_files, "the model file", err);
 }
 
-/* Everything the job will write is checked against the inputs before
- * anything is written. */
-static int refuse_overwrites(const job *j, lm_err *err) {
+/* Everything the job will write is checked before anything is written. */
+static int refuse_overwrites(job *j, lm_err *err) {
     const lm_sink *s = &j->sink;
     const char *report = j->o->report;
-    if (report && refuse_if_input(j, report, err) != 0) return -1;
-    for (int i = 0; i < s->n_outputs && s->paths[i]; i++) {
+    lm_protect p = {0};
+    int rc = protect_inputs(j, &p, err);
+    if (rc == 0 && report) rc = lm_protect_check(&p, report, err);
+    for (int i = 0; rc == 0 && i < s->n_outputs && s->paths[i]; i++) {
         char partial[8300];
         lm_sink_partial_path(s, i, partial, sizeof partial);
-        if (refuse_if_input(j, s->paths[i], err) != 0 || refuse_if_input(j, partial, err) != 0) return -1;
-        if (report && same_file(report, s->paths[i])) return lm_fail(err, "--report %s is also the translation output", report);
+        rc = lm_protect_check(&p, s->paths[i], err) != 0 || lm_protect_check(&p, partial, err) != 0 ? -1 : 0;
+        if (rc == 0 && report && same_file(report, s->paths[i])) rc = lm_fail(err, "--report %s is also the translation output", report);
     }
-    if (!s->paths[0] || s->direct) return 0;
-    char base[8300], path[8400];
-    if (j->o->per_file) snprintf(base, sizeof base, "%s/.lyricmt-journal", j->o->output);
-    else snprintf(base, sizeof base, "%s.journal", s->paths[0]);
-    static const char *const suffixes[] = {"", ".tmp", ".lock"};
-    for (int k = 0; k < 3; k++) {
-        snprintf(path, sizeof path, "%s%s", base, suffixes[k]);
-        if (refuse_if_input(j, path, err) != 0) return -1;
+    if (rc == 0 && s->paths[0] && !s->direct) {
+        char base[8300], path[8400];
+        if (j->o->per_file) snprintf(base, sizeof base, "%s/.lyricmt-journal", j->o->output);
+        else snprintf(base, sizeof base, "%s.journal", s->paths[0]);
+        static const char *const suffixes[] = {"", ".tmp", ".lock"};
+        for (int k = 0; k < 3 && rc == 0; k++) {
+            snprintf(path, sizeof path, "%s%s", base, suffixes[k]);
+            rc = lm_protect_check(&p, path, err);
+        }
     }
-    return 0;
+    lm_protect_free(&p);
+    return rc;
 }
 
 static int open_job(job *j, lm_err *err) {
