@@ -80,6 +80,11 @@ static void test_journal(void) {
     CHECK(ftruncate(fileno(f), ftell(f) - 4) == 0, "truncate");
     fclose(f);
     CHECK(lm_journal_load(path, &loaded, &err) == -1 && strstr(err.msg, "not a complete lyricmt journal"), "truncated journal refused: %s", err.msg);
+    f = fopen(path, "w");
+    fputs("lyricmt journal 1\ninput\tsongs/a.txt\t120 bytes\nprogress\t5\t0\t10\nend\n", f);
+    fclose(f);
+    CHECK(lm_journal_load(path, &loaded, &err) == -1 && strstr(err.msg, "another version of lyricmt (lyricmt journal 1)"),
+          "a journal of another version refused, naming it: %s", err.msg);
     unlink(path);
     CHECK(lm_journal_load(path, &loaded, &err) == 0, "no journal: 0");
     lm_journal_free(&a);

@@ -46,6 +46,7 @@ devices=0
 mknod "$T/probe" c 1 3 2>/dev/null && devices=1 && rm -f "$T/probe"
 for cmd in translate_o translate_report score_o compare_o compare_html split_pairs; do
     d="$T/$cmd"; mkdir -p "$d"
+    rm -rf "$MD"; cp -r "$M" "$MD" # a fresh model each time: one command's damage must not hide the next one's
     if [ $devices -eq 1 ]; then
         mknod "$d/full.en" c 1 7; mknod "$d/null.en" c 1 3
         bounded $cmd "$d/full.en"; rc=$?
@@ -88,8 +89,8 @@ for cmd in translate_o translate_report score_o compare_o compare_html split_pai
         check "$cmd: a directory is refused (exit 1), left alone ($rc)" '[ $rc -eq 1 ] && [ -d "$d/dir.en" ] && [ -z "$(ls "$d/dir.en")" ]'
     fi
     check "$cmd: no partial left behind" '[ -z "$(ls "$d" | grep partial)" ]'
+    check "$cmd: every input and the model are intact" inputs_intact
 done
-check "every input and the model are intact" inputs_intact
 bounded translate_o "$MD/model.safetensors"; rc=$?
 check "translate -o a model file name that does not exist yet is refused too" '[ $rc -eq 1 ] && [ ! -e "$MD/model.safetensors" ]'
 bounded translate_o -; rc=$?
@@ -102,6 +103,16 @@ bounded split_pairs "$T/sp.en"; rc=$?
 check "split-pairs with PREFIX.en a directory: exit 1, PREFIX.ko not replaced, no partial" \
     '[ $rc -eq 1 ] && [ "$(cat "$T/sp.ko")" = old-ko ] && [ ! -e "$T/sp.ko.partial" ] && [ ! -e "$T/sp.en.partial" ]'
 rmdir "$T/sp.en"
+# the second rename fails after the first succeeded: the first file is put back
+echo old-en > "$T/sp.en"
+if chattr +i "$T/sp.ko" 2>/dev/null; then
+    bounded split_pairs "$T/sp.en"; rc=$?
+    chattr -i "$T/sp.ko"
+    check "split-pairs whose PREFIX.ko cannot be replaced: exit 1, PREFIX.en put back as it was, no partial ($rc: $(cat "$T/err"))" \
+        '[ $rc -eq 1 ] && [ "$(cat "$T/sp.en")" = old-en ] && [ "$(cat "$T/sp.ko")" = old-ko ] && [ -z "$(ls "$T" | grep "sp\..*\.\(partial\|lyricmt-old\)")" ]'
+else
+    echo "test_safety: skipped: a file that cannot be replaced (chattr +i is not supported on this file system)"
+fi
 awk 'BEGIN { for (i = 0; i < 400000; i++) printf "{\"source\":\"line %d\",\"target\":\"줄 %d\"}\n", i, i }' > "$T/big.jsonl"
 "$BIN" split-pairs -i "$T/big.jsonl" -o "$T/sp" 2>/dev/null &
 pid=$!
@@ -109,6 +120,13 @@ n=0; while [ ! -e "$T/sp.en.partial" ] && [ $n -lt 2000 ] && kill -0 $pid 2>/dev
 kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rc=$?
 check "split-pairs stopped by SIGTERM: exit 143, no partial, old files kept ($rc)" \
     '[ $rc -eq 143 ] && [ ! -e "$T/sp.en.partial" ] && [ ! -e "$T/sp.ko.partial" ] && [ "$(cat "$T/sp.ko")" = old-ko ]'
+
+# ---- split-pairs: one line per text for Python's splitlines() too ----
+printf '{"source":"a\\u000bb\\fc","target":"d\\u0085e\\u2028f\\u2029g\\u001ch"}\n{"source":"x\\ty","target":"z"}\n' > "$T/breaks.jsonl"
+"$BIN" split-pairs -i "$T/breaks.jsonl" -o "$T/br" 2>/dev/null; rc=$?
+lines_py=$(python3 -c 'import sys; print(*(len(open(f, encoding="utf-8", newline="").read().splitlines()) for f in sys.argv[1:]))' "$T/br.en" "$T/br.ko" 2>&1)
+check "split-pairs: \\v \\f U+0085 U+2028 U+2029 \\x1c and tabs inside a text become spaces: 2 lines each for splitlines() ($lines_py)" \
+    '[ $rc -eq 0 ] && [ "$lines_py" = "2 2" ] && [ "$(head -1 "$T/br.en")" = "a b c" ]'
 
 # ---- the journal: every setting that changes the bytes, inputs by identity ----
 corpus 3000 7 > "$T/k.txt"

@@ -172,7 +172,7 @@ void lm_outfile_on_signals(void) {
  * written there. */
 static int open_partial(lm_outfile *o, lm_err *err) {
     struct stat st;
-    int fd = open(o->partial, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = open(o->partial, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC); /* a FIFO there must not block */
     if (fd >= 0) {
         bool busy = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && flock(fd, LOCK_EX | LOCK_NB) != 0;
         close(fd);
@@ -263,12 +263,8 @@ int lm_outfile_commit(lm_outfile *o, int n, lm_err *err) {
     enum { MOST = 8 };
     int rc = n > MOST ? lm_fail(err, "more than %d outputs at once", MOST) : 0;
     for (int i = 0; i < n && rc == 0; i++) rc = finish(&o[i], err);
-    /* nothing takes its final name before every output is complete and none is a directory */
-    for (int i = 0; i < n && rc == 0; i++) {
-        struct stat st;
-        if (o[i].partial && lstat(o[i].path, &st) == 0 && S_ISDIR(st.st_mode))
-            rc = lm_fail(err, "cannot rename %s to %s: it is a directory", o[i].partial, o[i].path);
-    }
+    /* nothing takes its final name before every output is complete; a rename
+     * that fails puts back what the earlier ones replaced */
     char backup[MOST][PATH_MAX + 48];
     bool backed[MOST] = {false}, placed[MOST] = {false};
     for (int i = 0; i < n && rc == 0; i++) {

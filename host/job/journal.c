@@ -77,8 +77,10 @@ int lm_journal_load(const char *path, lm_journal *j, lm_err *err) {
         if (!next) { rc = -1; break; } /* every line of a saved journal ends in a newline */
         *next++ = '\0';
         if (!magic && !strncmp(line, "lyricmt journal ", 16) && strcmp(line, MAGIC) != 0) {
+            lm_fail(err, "%s: written by another version of lyricmt (%.40s); remove it (or pass --restart) to start over", path, line);
+            lm_journal_free(j);
             free(text);
-            return lm_fail(err, "%s: written by another version of lyricmt (%s); remove it (or pass --restart) to start over", path, line);
+            return -1;
         }
         if (!magic) { magic = !strcmp(line, MAGIC); if (!magic) rc = -1; continue; }
         if (end) { rc = -1; break; }
