@@ -5,6 +5,7 @@
  */
 #include "testing.h"
 #include "config/engine_config.h"
+#include "config/engine_flags.h"
 #include "model/model.h"
 #include "cpu/packed_gemm.h"
 #include "backend/backend.h"
@@ -312,8 +313,23 @@ static void check_backend_contract(void) {
           "contract: a parent past the running rows is refused");
 }
 
+/* The flag table (engine_flags.c): which command a flag is offered to. */
+static void check_flags(void) {
+    lm_engine_config c;
+    lm_err err;
+    lm_engine_config_defaults(&c);
+    CHECK(lm_engine_flag(&c, LM_FLAGS_TRANSLATE, "--n-best", "2", &err) == 1, "--n-best is a translate flag");
+    CHECK(lm_engine_flag(&c, LM_FLAGS_COMPARE, "--n-best", "2", &err) == 0, "--n-best is not offered to compare");
+    CHECK(lm_engine_flag(&c, LM_FLAGS_COMPARE, "--beam", "3", &err) == 1, "--beam is offered to compare");
+    CHECK(lm_engine_flag(&c, LM_FLAGS_SCORE, "--beam", "x", &err) == -1 && strstr(err.msg, "--beam"), "a bad value is a config error naming the flag");
+    CHECK(lm_engine_flag(&c, LM_FLAGS_SCORE, "--set", "novalue", &err) == -2, "--set without = is a usage error");
+    CHECK(lm_engine_flag(&c, LM_FLAGS_SCORE, "--set", "batch.max_tokens=77", &err) == 1 && c.max_batch_tokens == 77, "--set sets a key");
+    CHECK(lm_engine_flag(&c, LM_FLAGS_SCORE, "--model", "x", &err) == 0, "--model is the command's own flag");
+}
+
 int main(void) {
     check_budget();
+    check_flags();
     check_backend_contract();
     CHECK(lm_utf8_invalid_at("abc", 3) == -1, "ascii is valid");
     CHECK(lm_utf8_invalid_at("\xea\xb0\x80", 3) == -1, "hangul is valid");
