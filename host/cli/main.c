@@ -13,16 +13,13 @@
  */
 #include "cli/cli.h"
 #include "cpu/cpu_backend.h"
-#include "cuda/cuda_backend.h"
-#include "engine/mpi_link.h"
+#include "include/lyricmt.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define LM_VERSION "0.4.0"
 
 static const char *main_help =
     "usage: lyricmt <command> [options]   (lyricmt --version)\n"
@@ -43,17 +40,7 @@ static int dispatch(int argc, char **argv) {
         return argc < 2 ? LM_EXIT_USAGE : 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        char nccl[256] = "not built (no CUDA)";
-#ifdef LM_WITH_CUDA
-        lm_cuda_nccl_describe(nccl, sizeof nccl);
-#endif
-        printf("lyricmt %s (OpenBLAS kernels: %s; CUDA backend: %s; NCCL: %s; MPI: %s)\n", LM_VERSION, lm_blas_core(),
-#ifdef LM_WITH_CUDA
-               "built",
-#else
-               "not built",
-#endif
-               nccl, lm_mpi_build());
+        printf("%s\n", lyricmt_version());
         return 0;
     }
     if (!strcmp(argv[1], "translate")) return lm_cmd_translate(argc - 1, argv + 1, false);
