@@ -89,7 +89,7 @@ $(BUILD)/lyricmt: $(CLI_SRC:%.c=$(BUILD)/%.o) $(BUILD)/liblyricmt.a
 # The API's own test: the public header alone (no -Ihost), the shared library alone.
 $(BUILD)/test_capi: tests/test_capi.c include/lyricmt.h $(BUILD)/liblyricmt.so
 	@mkdir -p $(dir $@)
-	$(CC) $(OPT) $(XFLAGS) -std=c11 -Wall -Wextra -pedantic -Iinclude $< -o $@ -L$(BUILD) -llyricmt -pthread -Wl,-rpath,'$$ORIGIN'
+	$(CC) $(OPT) $(XFLAGS) -std=c11 -Wall -Wextra -pedantic -Iinclude $< -o $@ -L$(BUILD) -llyricmt -lm -pthread -Wl,-rpath,'$$ORIGIN'
 
 $(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/testing.o $(BUILD)/tests/zip_writer.o $(HOST_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)

@@ -152,7 +152,7 @@ static int check_utf8(const lm_engine_config *e, const char *what, size_t i, con
     size_t len = strlen(text);
     *fixed = NULL;
     if (lm_utf8_invalid_at(text, len) < 0) return 0;
-    if (e->bad_utf8 == LM_POLICY_FAIL) return lm_fail(err, "%s %zu: invalid UTF-8 (input.bad_utf8 is fail)", what, i + 1);
+    if (e->bad_utf8 == LM_POLICY_FAIL) return lm_fail(err, "%s %zu: invalid UTF-8 or NUL byte (input.bad_utf8 is fail)", what, i + 1);
     *flags |= e->bad_utf8 == LM_POLICY_SKIP ? LYRICMT_SKIPPED : LYRICMT_REPAIRED_UTF8;
     if (e->bad_utf8 == LM_POLICY_SKIP) return 1;
     if (!(*fixed = malloc(len + 1))) return lm_fail(err, "out of memory");
