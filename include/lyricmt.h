@@ -99,10 +99,11 @@ typedef struct {
 
 /* One source line's translation. */
 enum {
-    LYRICMT_BLANK = 1,         /* empty or whitespace-only: "" without running the model */
-    LYRICMT_REPAIRED_UTF8 = 2, /* invalid UTF-8 or NUL bytes were replaced with U+FFFD (input.bad_utf8 replace) */
-    LYRICMT_TRUNCATED = 4,     /* longer than the model's positions: only its start was translated (input.too_long truncate) */
-    LYRICMT_SKIPPED = 8        /* left untranslated by input.bad_utf8 or input.too_long skip: no hypotheses */
+    LYRICMT_BLANK = 1,        /* empty or whitespace-only: no hypotheses, the model was not run */
+    LYRICMT_INVALID_UTF8 = 2, /* had invalid UTF-8: replaced with U+FFFD (input.bad_utf8 replace), or skipped */
+    LYRICMT_TOO_LONG = 4,     /* longer than the model's positions: only its start was used (input.too_long
+                               * truncate), or skipped */
+    LYRICMT_SKIPPED = 8       /* left out by an input policy's skip: no hypotheses (translate), no score (score) */
 };
 
 typedef struct {
@@ -120,7 +121,7 @@ typedef struct {
     float score;      /* summed log-probability of the target's labels */
     float normalized; /* score / tokens */
     int tokens;       /* labels: [__tgt__] pieces </s> (m2m100) or pieces </s> (small100) */
-    unsigned flags;   /* LYRICMT_REPAIRED_UTF8, LYRICMT_TRUNCATED */
+    unsigned flags;   /* LYRICMT_INVALID_UTF8, LYRICMT_TOO_LONG, LYRICMT_SKIPPED */
 } lyricmt_pair_score;
 
 typedef struct {

@@ -150,7 +150,7 @@ static void test_scores(lyricmt_translator *t) {
         const lyricmt_pair_score *s = &r->scores[i];
         good += close_to(s->score, atof(rows[i].fields[3]), 1e-4) && close_to(s->normalized, atof(rows[i].fields[4]), 1e-4) &&
                 s->tokens == atoi(rows[i].fields[5]);
-        cut += (s->flags & LYRICMT_TRUNCATED) != 0;
+        cut += s->flags == LYRICMT_TOO_LONG;
     }
     CHECK(good == n, "%d of %d pair scores equal transformers' loss", good, n);
     CHECK(cut == 1, "the target cut at the positions is flagged (%d)", cut);
@@ -177,7 +177,7 @@ static void test_policies_and_calls(lyricmt_translator *t) {
     if (r) {
         CHECK(r->translations[1].n_hypotheses == 0 && r->translations[1].flags == LYRICMT_BLANK, "an empty line: no model, flagged blank");
         CHECK(r->translations[2].n_hypotheses == 0 && r->translations[2].flags == LYRICMT_BLANK, "a whitespace line: flagged blank");
-        CHECK(r->translations[3].n_hypotheses == 1 && r->translations[3].flags == LYRICMT_REPAIRED_UTF8, "invalid UTF-8: repaired and translated");
+        CHECK(r->translations[3].n_hypotheses == 1 && r->translations[3].flags == LYRICMT_INVALID_UTF8, "invalid UTF-8: repaired and translated");
         CHECK(r->translations[0].n_hypotheses == 1 && r->translations[0].flags == 0 && r->translations[0].texts[0][0], "a plain line");
     }
     CHECK(progress_lines == 3, "progress counted the 3 lines the model ran (%ld)", progress_lines);
@@ -191,7 +191,7 @@ static void test_policies_and_calls(lyricmt_translator *t) {
     const char *skip_utf8[] = {"num_beams=1", "input.bad_utf8=skip"};
     lyricmt_call skip = {skip_utf8, 2, NULL, NULL, NULL};
     rc = lyricmt_translate(t, lines, 5, &skip, &r, &err);
-    CHECK(rc == LYRICMT_OK && r->translations[3].n_hypotheses == 0 && r->translations[3].flags == LYRICMT_SKIPPED, "input.bad_utf8=skip");
+    CHECK(rc == LYRICMT_OK && r->translations[3].n_hypotheses == 0 && r->translations[3].flags == (LYRICMT_INVALID_UTF8 | LYRICMT_SKIPPED), "input.bad_utf8=skip");
     lyricmt_results_free(r);
 
     char *longline = malloc(400 * 6 + 1);
@@ -199,7 +199,7 @@ static void test_policies_and_calls(lyricmt_translator *t) {
     longline[400 * 6] = '\0';
     const char *one[] = {longline};
     rc = lyricmt_translate(t, one, 1, &call, &r, &err);
-    CHECK(rc == LYRICMT_OK && r->translations[0].flags == LYRICMT_TRUNCATED && r->translations[0].n_hypotheses == 1, "a long line: truncated");
+    CHECK(rc == LYRICMT_OK && r->translations[0].flags == LYRICMT_TOO_LONG && r->translations[0].n_hypotheses == 1, "a long line: truncated");
     lyricmt_results_free(r);
     const char *fail_long[] = {"input.too_long=fail"};
     lyricmt_call strict_len = {fail_long, 1, NULL, NULL, NULL};

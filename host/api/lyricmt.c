@@ -153,7 +153,7 @@ static int check_utf8(const lm_engine_config *e, const char *what, size_t i, con
     *fixed = NULL;
     if (lm_utf8_invalid_at(text, len) < 0) return 0;
     if (e->bad_utf8 == LM_POLICY_FAIL) return lm_fail(err, "%s %zu: invalid UTF-8 or NUL byte (input.bad_utf8 is fail)", what, i + 1);
-    *flags |= e->bad_utf8 == LM_POLICY_SKIP ? LYRICMT_SKIPPED : LYRICMT_REPAIRED_UTF8;
+    *flags |= LYRICMT_INVALID_UTF8 | (e->bad_utf8 == LM_POLICY_SKIP ? LYRICMT_SKIPPED : 0);
     if (e->bad_utf8 == LM_POLICY_SKIP) return 1;
     if (!(*fixed = malloc(len + 1))) return lm_fail(err, "out of memory");
     memcpy(*fixed, text, len + 1);
@@ -166,7 +166,7 @@ static int check_length(const lm_translator *t, const char *what, size_t i, unsi
     if (t->engine.too_long == LM_POLICY_FAIL)
         return lm_fail(err, "%s %zu: longer than the model's %d positions (input.too_long is fail)", what, i + 1,
                        t->model.cfg.model.max_positions);
-    *flags |= t->engine.too_long == LM_POLICY_SKIP ? LYRICMT_SKIPPED : LYRICMT_TRUNCATED;
+    *flags |= LYRICMT_TOO_LONG | (t->engine.too_long == LM_POLICY_SKIP ? LYRICMT_SKIPPED : 0);
     return t->engine.too_long == LM_POLICY_SKIP;
 }
 
