@@ -163,7 +163,18 @@ def _setting_text(value):
 def _settings(pairs):
     """[("num_beams", 5), ...] as the library's "key=value" strings; None values are left out."""
     items = [("%s=%s" % (k, _setting_text(v))).encode() for k, v in pairs if v is not None]
+    for item in items:
+        if b"\0" in item:
+            raise UsageError("setting %r holds a NUL character" % item.decode(), _USAGE)
     return (ctypes.c_char_p * max(len(items), 1))(*items), len(items)
+
+
+def _path(path):
+    """A path as a C string: one holding a NUL is refused, as open() refuses it."""
+    encoded = os.fsencode(path)
+    if b"\0" in encoded:
+        raise ValueError("embedded null byte in path %r" % (path,))
+    return encoded
 
 
 class TranslationResult(object):
@@ -219,7 +230,7 @@ class Translator(object):
                  ("workers", workers), ("devices", devices)] + list((settings or {}).items())
         arr, n = _settings(pairs)
         handle, err = ctypes.c_void_p(), _Error()
-        rc = _open(os.fsencode(model_dir), arr, n, ctypes.byref(handle), ctypes.byref(err))
+        rc = _open(_path(model_dir), arr, n, ctypes.byref(handle), ctypes.byref(err))
         if rc != _OK:
             _raise(rc, err)
         self._handle = handle
@@ -375,10 +386,10 @@ class Translator(object):
         command). progress: False, "plain" or True/"bar", on stderr.
         """
         paths = [input_path] if isinstance(input_path, (str, bytes, os.PathLike)) else list(input_path)
-        inputs = (ctypes.c_char_p * max(len(paths), 1))(*[os.fsencode(p) for p in paths])
+        inputs = (ctypes.c_char_p * max(len(paths), 1))(*[_path(p) for p in paths])
         if progress not in _PROGRESS_MODES:
             raise UsageError("progress must be False, True, 'plain' or 'bar', got %r" % (progress,), _USAGE)
-        job = _Job(inputs, len(paths), os.fsencode(output_path), os.fsencode(report) if report else None, bool(score),
+        job = _Job(inputs, len(paths), _path(output_path), _path(report) if report else None, bool(score),
                    bool(restart), _PROGRESS_MODES[progress], bool(summary))
         pairs = [("input.format", input_format), ("output.format", output_format), ("num_beams", beam_size),
                  ("num_return_sequences", num_hypotheses)] + list((settings or {}).items())
