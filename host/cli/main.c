@@ -7,6 +7,7 @@
  *   lyricmt info --model DIR                  describe a model directory
  *   lyricmt eval --hyp FILE --ref FILE        chrF and BLEU as sacreBLEU computes them
  *   lyricmt compare --model A --model B -i F  the same lines through several models, side by side
+ *   lyricmt bench --model DIR                 how fast it runs here, and the fastest settings
  *
  * Exit codes: 0 success; 1 a runtime failure (bad model, bad input file, I/O);
  * 2 a usage error (unknown flag, bad value, bad config file).
@@ -31,6 +32,7 @@ static const char *main_help =
     "  info        describe and validate a model directory\n"
     "  eval        chrF and BLEU of translations against references (as sacreBLEU)\n"
     "  compare     the same lines through several models, side by side, with scores\n"
+    "  bench       how fast the model runs here, and the fastest settings (a config file)\n"
     "\n"
     "Run 'lyricmt <command> --help' for a command's options.\n";
 
@@ -49,6 +51,7 @@ static int dispatch(int argc, char **argv) {
     if (!strcmp(argv[1], "split-pairs")) return lm_cmd_split_pairs(argc - 1, argv + 1);
     if (!strcmp(argv[1], "eval")) return lm_cmd_eval(argc - 1, argv + 1);
     if (!strcmp(argv[1], "compare")) return lm_cmd_compare(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "bench")) return lm_cmd_bench(argc - 1, argv + 1);
     return lm_cli_usage(NULL, "unknown command '%s'", argv[1]);
 }
 
