@@ -292,8 +292,8 @@ static int best_budget(const lm_bench *b, const lm_bench_row *r) {
     return best < 0 ? 0 : b->rows[best].budget;
 }
 
-/* Opens the model as r needs it (device, precision, threads, workers). 0, or
- * -1 with r->note saying why it cannot. */
+/* Opens the model as r needs it (device, precision, threads, workers): 0;
+ * -1 when it fails; -2 when this hardware cannot run r as it is (err says why). */
 static int open_for(sweep *s, lm_translator *t, const lm_bench_row *r, lm_err *err) {
     lm_engine_config e = s->o->base;
     e.device = strncmp(r->device, "cuda", 4) ? LM_DEVICE_CPU : LM_DEVICE_CUDA;
@@ -301,7 +301,8 @@ static int open_for(sweep *s, lm_translator *t, const lm_bench_row *r, lm_err *e
     e.threads = e.device == LM_DEVICE_CPU ? r->threads : e.threads;
     e.workers = r->workers;
     if (e.device == LM_DEVICE_CUDA) snprintf(e.devices, sizeof e.devices, "%s", r->device + 5);
-    if (lm_translator_open(t, s->o->model_dir, &e, err) != 0) return -1;
+    int opened = lm_translator_open(t, s->o->model_dir, &e, err);
+    if (opened != 0) return opened; /* -2: settings this device cannot honour (int8 on a GPU, fp16 on the CPU) */
     if (e.device == LM_DEVICE_CPU && t->cpu_weights.precision != r->precision) {
         lm_fail(err, "this CPU has no %s kernel: it would run in %s", lm_precision_name(r->precision), lm_precision_name(t->cpu_weights.precision));
         lm_translator_close(t);

@@ -188,9 +188,10 @@ int lm_bench_plot_script(const lm_bench *b, const char *out_path, bool png, FILE
                 fprintf(f, "%d %.3f\n", q->budget, rate(q, q->lines));
         }
         fprintf(f, "EOD\n");
-        char item[160];
-        snprintf(item, sizeof item, "%s$s%d with linespoints lw 2 title '%s %s, beam %d'", series ? ", " : "plot ", series, r->device,
-                 lm_precision_name(r->precision), r->beams);
+        char item[200];
+        /* a colour per precision, a dashed line for a beam other than the default */
+        snprintf(item, sizeof item, "%s$s%d with linespoints lw 2 pt 7 ps 0.7 lc %d dt %d title '%s %s, beam %d'", series ? ", " : "plot ",
+                 series, 1 + (int)r->precision, r->beams == b->default_beams ? 1 : 2, r->device, lm_precision_name(r->precision), r->beams);
         if (lm_strbuf_add(&plot, item, strlen(item)) != 0) { free(plot.data); return lm_fail(err, "out of memory"); }
         series++;
     }

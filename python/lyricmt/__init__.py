@@ -300,6 +300,18 @@ class Translator(object):
         finally:
             self._leave()
 
+    def _results(self, run, settings, result):
+        """run(handle, call, out, err) through _call, then result(results, i)
+        for each input; the library's results are freed whatever happens."""
+        out, err = _P(_Results)(), _Error()
+        rc = self._call(lambda h, call: run(h, call, ctypes.byref(out), ctypes.byref(err)), settings)
+        if rc != _OK:
+            _raise(rc, err)
+        try:
+            return [result(out.contents, i) for i in range(out.contents.n)]
+        finally:
+            _results_free(out)
+
     def translate_batch(self, source, beam_size=None, num_hypotheses=1, return_scores=False, max_length=None, min_length=None,
                         length_penalty=None, repetition_penalty=None, no_repeat_ngram_size=None, early_stopping=None,
                         sampling_topk=None, sampling_topp=None, sampling_temperature=None, seed=None, max_batch_size=None,
@@ -329,24 +341,17 @@ class Translator(object):
                  ("batch.max_sentences", max_batch_size), ("batch.max_tokens", max_batch_tokens),
                  ("tokenizer.src", src), ("tokenizer.tgt", tgt)] + list((settings or {}).items())
         lines, n = _strings(source, "source")
-        out, err = _P(_Results)(), _Error()
-        rc = self._call(lambda h, call: _translate(h, lines, n, call, ctypes.byref(out), ctypes.byref(err)), pairs)
-        if rc != _OK:
-            _raise(rc, err)
-        try:
-            results = []
-            for i in range(out.contents.n):
-                t = out.contents.translations[i]
-                k = t.n_hypotheses
-                if k == 0:
-                    hyps, scores = [""], [None]
-                else:
-                    hyps = [t.texts[h].decode("utf-8", "replace") for h in range(k)]
-                    scores = [float(t.scores[h]) for h in range(k)]
-                results.append(TranslationResult(hyps, scores if return_scores else [], t.tokens, _warnings(t.flags)))
-            return results
-        finally:
-            _results_free(out)
+
+        def result(r, i):
+            t = r.translations[i]
+            if t.n_hypotheses == 0:
+                hyps, scores = [""], [None]
+            else:
+                hyps = [t.texts[h].decode("utf-8", "replace") for h in range(t.n_hypotheses)]
+                scores = [float(t.scores[h]) for h in range(t.n_hypotheses)]
+            return TranslationResult(hyps, scores if return_scores else [], t.tokens, _warnings(t.flags))
+
+        return self._results(lambda h, call, out, err: _translate(h, lines, n, call, out, err), pairs, result)
 
     def score_batch(self, source, target, max_batch_size=None, max_batch_tokens=None, src=None, tgt=None, settings=None):
         """Scores (source, target) pairs by force-decoding each target, as
@@ -357,21 +362,14 @@ class Translator(object):
             raise UsageError("%d sources but %d targets" % (n, m), _USAGE)
         pairs = [("batch.max_sentences", max_batch_size), ("batch.max_tokens", max_batch_tokens), ("tokenizer.src", src),
                  ("tokenizer.tgt", tgt)] + list((settings or {}).items())
-        out, err = _P(_Results)(), _Error()
-        rc = self._call(lambda h, call: _score(h, sources, targets, n, call, ctypes.byref(out), ctypes.byref(err)), pairs)
-        if rc != _OK:
-            _raise(rc, err)
-        try:
-            results = []
-            for i in range(out.contents.n):
-                s = out.contents.scores[i]
-                if s.flags & _SKIPPED:
-                    results.append(ScoringResult(None, None, 0))
-                else:
-                    results.append(ScoringResult(float(s.score), float(s.normalized), int(s.tokens)))
-            return results
-        finally:
-            _results_free(out)
+
+        def result(r, i):
+            s = r.scores[i]
+            if s.flags & _SKIPPED:
+                return ScoringResult(None, None, 0)
+            return ScoringResult(float(s.score), float(s.normalized), int(s.tokens))
+
+        return self._results(lambda h, call, out, err: _score(h, sources, targets, n, call, out, err), pairs, result)
 
     def translate_file(self, input_path, output_path, score=False, restart=False, progress=False, summary=False, report=None,
                        input_format=None, output_format=None, beam_size=None, num_hypotheses=None, settings=None):
