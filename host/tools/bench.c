@@ -257,7 +257,10 @@ static int measure(sweep *s, lm_translator *t, lm_bench_row *r, lm_err *err) {
     for (long done = 0; rc == 0 && (done == 0 || lm_now() - began < slice);) {
         int at = (int)(done % s->o->n_lines), n = (int)(s->o->n_lines - at < chunk ? s->o->n_lines - at : chunk);
         rc = lm_translator_run(t, s->ids + at, s->lens + at, n, res, &hooks, err);
-        if (rc != 0) break;
+        if (rc != 0) { /* stopped: the lines finished before the stop have their translations */
+            for (int i = 0; i < n; i++) lm_translation_free(&res[i]);
+            break;
+        }
         for (int i = 0; i < n; i++) {
             const char *text = res[i].n_hyps ? res[i].texts[0] : "";
             char **ref = s->ref[k], **def = kd >= 0 ? s->ref[kd] : NULL;
@@ -399,7 +402,7 @@ int lm_bench_run(const lm_bench_opts *o, lm_bench *b, lm_err *err) {
     describe_machine(b->machine, sizeof b->machine, gpu_note);
     if (o->cpu && plan_device(&s, "cpu", false, cores) != 0) goto oom;
     for (int g = 0; g < gpus; g++) {
-        char dev[16];
+        char dev[24];
         snprintf(dev, sizeof dev, "cuda:%d", g);
         if (plan_device(&s, dev, true, cores) != 0) goto oom;
     }

@@ -51,7 +51,7 @@ typedef struct {
 typedef enum { LM_BENCH_RAN, LM_BENCH_FAILED, LM_BENCH_NOT_RUN } lm_bench_status;
 
 typedef struct {
-    char device[16];               /* "cpu", "cuda:0", or "cuda" for a row saying why there is none */
+    char device[24];               /* "cpu", "cuda:0", or "cuda" for a row saying why there is none */
     lm_precision precision;
     int beams, budget, threads, workers;
     lm_bench_status status;
@@ -68,7 +68,7 @@ typedef struct {
     int n_rows;
     int default_beams;             /* the model's */
     char model[512];               /* model_dir, and what it is */
-    char machine[512];
+    char machine[1024];
     char version[512];
     char corpus[320];
     char given[512];               /* the settings given besides the sweep's (--config, --set, ...), for the YAML */
