@@ -9,6 +9,10 @@ CFLAGS   = $(OPT) $(XFLAGS) -std=c11 -Wall -Wextra -fopenmp -D_GNU_SOURCE -Ihost
 CXXFLAGS = $(OPT) $(XFLAGS) -std=c++17 -Wall -Wextra -Ihost -MMD -MP
 LDEXTRA ?=
 LDLIBS   = $(XFLAGS) $(LDEXTRA) -pthread -lopenblas -lcjson -lyaml -lsentencepiece -lstdc++ -lm -fopenmp
+# Every object goes into the library (include/lyricmt.h) as well as the
+# program: position-independent, its symbols hidden unless the API marks them.
+CFLAGS   += -fPIC -fvisibility=hidden
+CXXFLAGS += -fPIC -fvisibility=hidden
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 HOST_SRC = $(filter-out host/cli/%,$(wildcard host/*/*.c))
@@ -20,7 +24,7 @@ NVCC ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/c
 ifneq ($(NVCC),)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
-NVFLAGS   = -O2 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra -Ihost -MMD -MP
+NVFLAGS   = -O2 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-fPIC,-fvisibility=hidden -Ihost -MMD -MP
 CFLAGS   += -DLM_WITH_CUDA -I$(CUDA_HOME)/include
 LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
 HOST_OBJ += $(patsubst %.cu,$(BUILD)/%.o,$(wildcard kernels/*.cu)) $(patsubst %.c,$(BUILD)/%.o,$(wildcard cuda/*.c))
@@ -45,27 +49,52 @@ CFLAGS += -DLM_WITH_MPI $(shell $(MPICC) --showme:compile)
 LDLIBS += $(shell $(MPICC) --showme:link)
 endif
 
-all: $(BUILD)/lyricmt
+all: $(BUILD)/lyricmt $(BUILD)/liblyricmt.so $(BUILD)/liblyricmt.a
 
-$(BUILD)/%.o: %.c
+# Objects depend on the flags they were compiled with: a build made with
+# other flags (before -fPIC, or another CUDA_ARCH) is rebuilt, not mixed in.
+FLAGS_STAMP = $(BUILD)/.flags
+FLAGS_NOW   = $(CC) $(CFLAGS) | $(CXX) $(CXXFLAGS) | $(NVFLAGS)
+$(shell mkdir -p $(BUILD) && { [ "$$(cat $(FLAGS_STAMP) 2>/dev/null)" = '$(FLAGS_NOW)' ] || echo '$(FLAGS_NOW)' > $(FLAGS_STAMP); })
+
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/kernels/%.o: kernels/%.cu
+$(BUILD)/kernels/%.o: kernels/%.cu $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 
-$(BUILD)/host/model/spm_shim.o: host/model/spm_shim.cc
+$(BUILD)/host/model/spm_shim.o: host/model/spm_shim.cc $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
-$(BUILD)/lyricmt: $(CLI_SRC:%.c=$(BUILD)/%.o) $(HOST_OBJ)
+# The library (README, "The C library"): a static archive of every object, the
+# program's own (the command links it), and a shared one that exports only
+# include/lyricmt.h's functions, versioned by its soname.
+LIB_ABI = 0
+$(BUILD)/liblyricmt.a: $(HOST_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/liblyricmt.so.$(LIB_ABI): $(HOST_OBJ) host/api/lyricmt.map
+	$(CC) $(CFLAGS) -shared -Wl,-soname,liblyricmt.so.$(LIB_ABI) -Wl,--version-script=host/api/lyricmt.map -Wl,-z,defs \
+	    $(HOST_OBJ) -o $@ $(LDLIBS)
+
+$(BUILD)/liblyricmt.so: $(BUILD)/liblyricmt.so.$(LIB_ABI)
+	ln -sf liblyricmt.so.$(LIB_ABI) $@
+
+$(BUILD)/lyricmt: $(CLI_SRC:%.c=$(BUILD)/%.o) $(BUILD)/liblyricmt.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+# The API's own test: the public header alone (no -Ihost), the shared library alone.
+$(BUILD)/test_capi: tests/test_capi.c include/lyricmt.h $(BUILD)/liblyricmt.so
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(XFLAGS) -std=c11 -Wall -Wextra -pedantic -Iinclude $< -o $@ -L$(BUILD) -llyricmt -lm -pthread -Wl,-rpath,'$$ORIGIN'
 
 $(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/testing.o $(BUILD)/tests/zip_writer.o $(HOST_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/tests/%.o: tests/%.c
+$(BUILD)/tests/%.o: tests/%.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -c $< -o $@
 
@@ -99,7 +128,7 @@ fuzz: deps
 	sh tests/fuzz/run.sh fuzz $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 test: deps
-	@$(MAKE) --no-print-directory $(BUILD)/lyricmt $(TEST_BIN) $(FUZZ_BIN)
+	@$(MAKE) --no-print-directory $(BUILD)/lyricmt $(BUILD)/liblyricmt.so $(TEST_BIN) $(FUZZ_BIN)
 	@LYRICMT=$(BUILD)/lyricmt FUZZ_BUILD=$(FUZZ_BUILD) sh tests/run_all.sh $(TEST_BIN)
 
 deps:
@@ -147,7 +176,7 @@ gpu-bundle:
 	@[ -n "$(NVCC)" ] || { echo "gpu-bundle: nvcc not found: the bundle needs the CUDA toolkit"; exit 1; }
 	$(MAKE) --no-print-directory BUILD=$(GPU_BUNDLE).obj OPT=-O2 MPICC= CUDA_ARCH="$(GPU_ARCH)" LDEXTRA='-Wl,--disable-new-dtags,-rpath,\$$$$ORIGIN/../deps/lib' gpu-binaries
 	rm -rf $(GPU_BUNDLE)/bin $(GPU_BUNDLE)/deps && mkdir -p $(GPU_BUNDLE)/bin $(GPU_BUNDLE)/debs $(GPU_BUNDLE)/wheels
-	cp $(GPU_BUNDLE).obj/lyricmt $(patsubst $(BUILD)/%,$(GPU_BUNDLE).obj/%,$(TEST_BIN)) $(GPU_BUNDLE)/bin/
+	cp $(GPU_BUNDLE).obj/lyricmt $(patsubst $(BUILD)/%,$(GPU_BUNDLE).obj/%,$(filter-out %/test_capi,$(TEST_BIN))) $(GPU_BUNDLE)/bin/
 	strip $(GPU_BUNDLE)/bin/*
 	cd $(GPU_BUNDLE)/debs && for p in $(GPU_DEBS); do ls $${p}_*.deb >/dev/null 2>&1 || apt-get download $$p || exit 1; done
 	cd $(GPU_BUNDLE)/wheels && ls ctranslate2-*.whl >/dev/null 2>&1 || python3 -m pip download -q --no-deps --only-binary=:all: \

@@ -6,7 +6,7 @@
 # A move that breaks this fails here, naming the arrow.
 exec python3 - "$@" <<'PY'
 import os, re, sys
-LAYERS = ["base", "simd model", "config", "backend", "kernels", "cpu cuda", "engine", "job", "tools", "cli"]
+LAYERS = ["base", "simd model", "config", "backend", "kernels", "cpu cuda", "engine", "job", "tools", "api", "cli"]
 rank = {f: i for i, names in enumerate(LAYERS) for f in names.split()}
 def folder(path):
     parts = path.split("/")

@@ -23,9 +23,11 @@ translate_report() { "$BIN" translate --model "$MD" --beam 1 --progress none -i 
 score_o() { "$BIN" score --model "$MD" --progress none -i "$T/pairs.tsv" -o "$1"; }
 compare_o() { "$BIN" compare --model "$MD" --model $MA --beam 1 -i "$T/in.txt" -o "$1"; }
 compare_html() { "$BIN" compare --model "$MD" --model $MA --beam 1 -i "$T/in.txt" --html "$1"; }
-# split-pairs writes PREFIX.en and PREFIX.ko: $1 must end in .en; it reads SPLIT_IN
-SPLIT_IN="$T/pairs.jsonl"
-split_pairs() { "$BIN" split-pairs -i "$SPLIT_IN" -o "${1%.en}"; }
+# split-pairs writes PREFIX.md and PREFIX.ko (--src md), bench PREFIX.md, .json
+# and .yaml: $1 ends in .md; they read SPLIT_IN and BENCH_IN
+SPLIT_IN="$T/pairs.jsonl"; BENCH_IN="$T/in.txt"
+split_pairs() { "$BIN" split-pairs -i "$SPLIT_IN" --src md -o "${1%.md}"; }
+bench() { "$BIN" bench --model "$MD" -i "$BENCH_IN" --seconds 1 --budgets 1024 --no-threads --plot none --progress none -o "${1%.md}"; }
 input_of() { case $1 in score_o) echo "$T/pairs.tsv" ;; *) echo "$T/in.txt" ;; esac; }
 
 # Runs $1 on output $2 for at most 60 s: a hang fails instead of stalling the suite.
@@ -44,49 +46,50 @@ inputs_intact() {
 
 devices=0
 mknod "$T/probe" c 1 3 2>/dev/null && devices=1 && rm -f "$T/probe"
-for cmd in translate_o translate_report score_o compare_o compare_html split_pairs; do
+for cmd in translate_o translate_report score_o compare_o compare_html split_pairs bench; do
     d="$T/$cmd"; mkdir -p "$d"
     rm -rf "$MD"; cp -r "$M" "$MD" # a fresh model each time: one command's damage must not hide the next one's
     if [ $devices -eq 1 ]; then
-        mknod "$d/full.en" c 1 7; mknod "$d/null.en" c 1 3
-        bounded $cmd "$d/full.en"; rc=$?
+        mknod "$d/full.md" c 1 7; mknod "$d/null.md" c 1 3
+        bounded $cmd "$d/full.md"; rc=$?
         check "$cmd: a full device fails (exit 1), stays a device, no partial ($rc: $(head -c 200 "$T/err"))" \
-            '[ $rc -eq 1 ] && [ -c "$d/full.en" ] && [ ! -e "$d/full.en.partial" ]'
-        bounded $cmd "$d/null.en"; rc=$?
+            '[ $rc -eq 1 ] && [ -c "$d/full.md" ] && [ ! -e "$d/full.md.partial" ]'
+        bounded $cmd "$d/null.md"; rc=$?
         check "$cmd: a null device is written in place (exit 0), stays a device ($rc: $(head -c 200 "$T/err"))" \
-            '[ $rc -eq 0 ] && [ -c "$d/null.en" ] && [ ! -e "$d/null.en.partial" ]'
+            '[ $rc -eq 0 ] && [ -c "$d/null.md" ] && [ ! -e "$d/null.md.partial" ]'
     fi
-    mkfifo "$d/fifo.en"
-    cat "$d/fifo.en" > "$d/fifo.got" &
+    mkfifo "$d/fifo.md"
+    cat "$d/fifo.md" > "$d/fifo.got" &
     reader=$!
-    bounded $cmd "$d/fifo.en"; rc=$?
+    bounded $cmd "$d/fifo.md"; rc=$?
     wait $reader
     check "$cmd: a FIFO with a reader is written in place, the reader gets it ($rc: $(head -c 200 "$T/err"))" \
-        '[ $rc -eq 0 ] && [ -p "$d/fifo.en" ] && [ -s "$d/fifo.got" ]'
-    ln -s /proc/self/fd/1 "$d/stdout.en"
-    bounded $cmd "$d/stdout.en"; rc=$?
+        '[ $rc -eq 0 ] && [ -p "$d/fifo.md" ] && [ -s "$d/fifo.got" ]'
+    ln -s /proc/self/fd/1 "$d/stdout.md"
+    bounded $cmd "$d/stdout.md"; rc=$?
     check "$cmd: a link to standard output is written through, stays a link ($rc: $(head -c 200 "$T/err"))" \
-        '[ $rc -eq 0 ] && [ -L "$d/stdout.en" ] && [ -s "$T/stdout" ]'
+        '[ $rc -eq 0 ] && [ -L "$d/stdout.md" ] && [ -s "$T/stdout" ]'
     in=$(input_of $cmd)
-    if [ $cmd = split_pairs ]; then cp "$SPLIT_IN" "$d/in.en"; in="$d/in.en"; SPLIT_IN="$in"; fi
+    if [ $cmd = split_pairs ]; then cp "$SPLIT_IN" "$d/in.md"; in="$d/in.md"; SPLIT_IN="$in"; fi
+    if [ $cmd = bench ]; then cp "$BENCH_IN" "$d/in.md"; in="$d/in.md"; BENCH_IN="$in"; fi
     cp "$in" "$d/in.before"
     bounded $cmd "$in"; rc=$?
-    SPLIT_IN="$T/pairs.jsonl"
+    SPLIT_IN="$T/pairs.jsonl"; BENCH_IN="$T/in.txt"
     check "$cmd: its own input is refused (exit 1), untouched ($rc: $(head -c 200 "$T/err"))" \
         '[ $rc -eq 1 ] && cmp -s "$in" "$d/in.before" && grep -qE "it is the input|is both an input" "$T/err"'
     if [ $cmd != split_pairs ]; then # split-pairs reads no model
-        ln "$MD/config.json" "$d/hard.en"
-        bounded $cmd "$d/hard.en"; rc=$?
+        ln "$MD/config.json" "$d/hard.md"
+        bounded $cmd "$d/hard.md"; rc=$?
         check "$cmd: a hard link to a model file is refused (exit 1), the model untouched ($rc: $(head -c 200 "$T/err"))" \
             '[ $rc -eq 1 ] && cmp -s "$MD/config.json" "$T/config.orig" && grep -q "model file" "$T/err"'
     fi
-    ln -s "$T/nowhere/x" "$d/dangling.en"
-    bounded $cmd "$d/dangling.en"; rc=$?
+    ln -s "$T/nowhere/x" "$d/dangling.md"
+    bounded $cmd "$d/dangling.md"; rc=$?
     check "$cmd: a link to nothing is refused (exit 1), nothing made ($rc)" '[ $rc -eq 1 ] && [ ! -e "$T/nowhere" ]'
     if [ $cmd != translate_o ] && [ $cmd != score_o ]; then # -o DIR: one output per input file
-        mkdir "$d/dir.en"
-        bounded $cmd "$d/dir.en"; rc=$?
-        check "$cmd: a directory is refused (exit 1), left alone ($rc)" '[ $rc -eq 1 ] && [ -d "$d/dir.en" ] && [ -z "$(ls "$d/dir.en")" ]'
+        mkdir "$d/dir.md"
+        bounded $cmd "$d/dir.md"; rc=$?
+        check "$cmd: a directory is refused (exit 1), left alone ($rc)" '[ $rc -eq 1 ] && [ -d "$d/dir.md" ] && [ -z "$(ls "$d/dir.md")" ]'
     fi
     check "$cmd: no partial left behind" '[ -z "$(ls "$d" | grep partial)" ]'
     check "$cmd: every input and the model are intact" inputs_intact
@@ -98,28 +101,28 @@ check "-o - is standard output, not a file named -" '[ $rc -eq 0 ] && [ -s "$T/s
 
 # ---- split-pairs: both names or neither ----
 echo old-ko > "$T/sp.ko"
-mkdir "$T/sp.en"
-bounded split_pairs "$T/sp.en"; rc=$?
-check "split-pairs with PREFIX.en a directory: exit 1, PREFIX.ko not replaced, no partial" \
-    '[ $rc -eq 1 ] && [ "$(cat "$T/sp.ko")" = old-ko ] && [ ! -e "$T/sp.ko.partial" ] && [ ! -e "$T/sp.en.partial" ]'
-rmdir "$T/sp.en"
+mkdir "$T/sp.md"
+bounded split_pairs "$T/sp.md"; rc=$?
+check "split-pairs with PREFIX.md a directory: exit 1, PREFIX.ko not replaced, no partial" \
+    '[ $rc -eq 1 ] && [ "$(cat "$T/sp.ko")" = old-ko ] && [ ! -e "$T/sp.ko.partial" ] && [ ! -e "$T/sp.md.partial" ]'
+rmdir "$T/sp.md"
 # the second rename fails after the first succeeded: the first file is put back
-echo old-en > "$T/sp.en"
+echo old-en > "$T/sp.md"
 if chattr +i "$T/sp.ko" 2>/dev/null; then
-    bounded split_pairs "$T/sp.en"; rc=$?
+    bounded split_pairs "$T/sp.md"; rc=$?
     chattr -i "$T/sp.ko"
-    check "split-pairs whose PREFIX.ko cannot be replaced: exit 1, PREFIX.en put back as it was, no partial ($rc: $(cat "$T/err"))" \
-        '[ $rc -eq 1 ] && [ "$(cat "$T/sp.en")" = old-en ] && [ "$(cat "$T/sp.ko")" = old-ko ] && [ -z "$(ls "$T" | grep "sp\..*\.\(partial\|lyricmt-old\)")" ]'
+    check "split-pairs whose PREFIX.ko cannot be replaced: exit 1, PREFIX.md put back as it was, no partial ($rc: $(cat "$T/err"))" \
+        '[ $rc -eq 1 ] && [ "$(cat "$T/sp.md")" = old-en ] && [ "$(cat "$T/sp.ko")" = old-ko ] && [ -z "$(ls "$T" | grep "sp\..*\.\(partial\|lyricmt-old\)")" ]'
 else
     echo "test_safety: skipped: a file that cannot be replaced (chattr +i is not supported on this file system)"
 fi
 awk 'BEGIN { for (i = 0; i < 400000; i++) printf "{\"source\":\"line %d\",\"target\":\"줄 %d\"}\n", i, i }' > "$T/big.jsonl"
-"$BIN" split-pairs -i "$T/big.jsonl" -o "$T/sp" 2>/dev/null &
+"$BIN" split-pairs -i "$T/big.jsonl" --src md -o "$T/sp" 2>/dev/null &
 pid=$!
-n=0; while [ ! -e "$T/sp.en.partial" ] && [ $n -lt 2000 ] && kill -0 $pid 2>/dev/null; do sleep 0.005; n=$((n + 1)); done
+n=0; while [ ! -e "$T/sp.md.partial" ] && [ $n -lt 2000 ] && kill -0 $pid 2>/dev/null; do sleep 0.005; n=$((n + 1)); done
 kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rc=$?
 check "split-pairs stopped by SIGTERM: exit 143, no partial, old files kept ($rc)" \
-    '[ $rc -eq 143 ] && [ ! -e "$T/sp.en.partial" ] && [ ! -e "$T/sp.ko.partial" ] && [ "$(cat "$T/sp.ko")" = old-ko ]'
+    '[ $rc -eq 143 ] && [ ! -e "$T/sp.md.partial" ] && [ ! -e "$T/sp.ko.partial" ] && [ "$(cat "$T/sp.ko")" = old-ko ]'
 
 # ---- split-pairs: one line per text for Python's splitlines() too ----
 printf '{"source":"a\\u000bb\\fc","target":"d\\u0085e\\u2028f\\u2029g\\u001ch"}\n{"source":"x\\ty","target":"z"}\n' > "$T/breaks.jsonl"
@@ -157,7 +160,7 @@ check "augmentation's scores equal lyricmt score's on all $n_pairs pairs ($diffe
 
 # ---- a flag that takes one path, given twice ----
 "$BIN" split-pairs -i "$T/pairs.jsonl" -i "$T/big.jsonl" -o "$T/twice" 2>"$T/e"; rc=$?
-check "split-pairs -i twice is a usage error" '[ $rc -eq 2 ] && grep -q "given twice" "$T/e" && [ ! -e "$T/twice.en" ]'
+check "split-pairs -i twice is a usage error" '[ $rc -eq 2 ] && grep -q "given twice" "$T/e" && [ ! -e "$T/twice.md" ]'
 "$BIN" eval --hyp "$T/in.txt" --ref "$T/in.txt" --ref "$T/k.txt" 2>"$T/e" > /dev/null; rc=$?
 check "eval --ref twice is a usage error" '[ $rc -eq 2 ] && grep -q "given twice" "$T/e"'
 "$BIN" compare --model "$MD" --model $MA -i "$T/in.txt" -i "$T/k.txt" 2>"$T/e" > /dev/null; rc=$?

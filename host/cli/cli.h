@@ -14,6 +14,7 @@ int lm_cmd_split_pairs(int argc, char **argv);
 int lm_cmd_info(int argc, char **argv);
 int lm_cmd_eval(int argc, char **argv);
 int lm_cmd_compare(int argc, char **argv);
+int lm_cmd_bench(int argc, char **argv);
 
 /* A usage error, printed as one line and a pointer to the help of `cmd`
  * (NULL: the command's own --help); returns LM_EXIT_USAGE. fmt takes arg. */

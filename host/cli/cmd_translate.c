@@ -2,12 +2,12 @@
  * over pairs, force-decoded): their flags, checked and handed to the job. */
 #include "cli/cli.h"
 #include "config/engine_flags.h"
+#include "job/job_rules.h"
 #include "job/launch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *translate_help =
@@ -82,11 +82,6 @@ static const char *score_help =
     "\n"
     "Exit codes: as for translate.\n";
 
-static bool is_directory(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 /* translate, and score (the same bulk job over pairs, force-decoded). */
 int lm_cmd_translate(int argc, char **argv, bool score) {
     const char *model_dir = NULL, *progress = "auto";
@@ -94,7 +89,7 @@ int lm_cmd_translate(int argc, char **argv, bool score) {
     lm_job_opts job = {.summary = true};
     lm_engine_config engine;
     lm_engine_config_defaults(&engine);
-    if (score) engine.input_format = engine.output_format = LM_FORMAT_TSV;
+    lm_job_defaults(&engine, score);
     lm_err err = {{0}};
     lm_cli_seen seen = {0};
     int rc = LM_EXIT_USAGE;
@@ -131,32 +126,13 @@ int lm_cmd_translate(int argc, char **argv, bool score) {
         }
     }
     if (!model_dir) { rc = lm_cli_usage(NULL, "%s", score ? "score needs --model DIR" : "translate needs --model DIR"); goto out; }
-    if (score && (engine.input_format == LM_FORMAT_TEXT || engine.output_format == LM_FORMAT_TEXT)) {
-        rc = lm_cli_usage(NULL, "%s", "score reads and writes tsv or jsonl (--format, --output-format), not text");
-        goto out;
-    }
-    /* a repeat's score is taken from its twin in the same window only: the
-     * earlier windows' batches could round its last bit differently, and a
-     * resumed job must write the bytes an uninterrupted one would */
-    if (score) engine.cache_lines = 0;
     job.score = score;
-    /* the same for translations rescored by augmentation (augment.h) */
-    if (engine.has_min_score || engine.output_format == LM_FORMAT_PAIRS) engine.cache_lines = 0;
-    if (score && (engine.has_min_score || engine.dedup_hypotheses)) {
-        rc = lm_cli_usage(NULL, "%s", "--min-score and --dedup-hypotheses are for translate (score writes every pair's score)");
-        goto out;
-    }
-    if (score && engine.output_format == LM_FORMAT_PAIRS) { rc = lm_cli_usage(NULL, "%s", "score writes tsv or jsonl, not pairs"); goto out; }
+    if (lm_job_settle(&engine, &job, &err) != 0) { rc = lm_cli_usage(NULL, "%s", err.msg); goto out; }
     if (!strcmp(progress, "auto")) job.progress = isatty(STDERR_FILENO) ? LM_PROGRESS_BAR : LM_PROGRESS_PLAIN;
     else if (!strcmp(progress, "bar")) job.progress = LM_PROGRESS_BAR;
     else if (!strcmp(progress, "plain")) job.progress = LM_PROGRESS_PLAIN;
     else if (!strcmp(progress, "none")) job.progress = LM_PROGRESS_NONE;
     else { rc = lm_cli_usage(NULL, "--progress must be auto, bar, plain or none, got '%s'", progress); goto out; }
-    if (job.output) {
-        size_t n = strlen(job.output);
-        job.per_file = (n && job.output[n - 1] == '/') || is_directory(job.output);
-        if (job.per_file && job.n_inputs == 0) { rc = lm_cli_usage(NULL, "output %s is a directory, which needs input files (-i)", job.output); goto out; }
-    }
     job.model_dir = model_dir;
 
     rc = lm_job_launch(model_dir, &engine, &job);

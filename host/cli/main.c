@@ -7,22 +7,20 @@
  *   lyricmt info --model DIR                  describe a model directory
  *   lyricmt eval --hyp FILE --ref FILE        chrF and BLEU as sacreBLEU computes them
  *   lyricmt compare --model A --model B -i F  the same lines through several models, side by side
+ *   lyricmt bench --model DIR                 how fast it runs here, and the fastest settings
  *
  * Exit codes: 0 success; 1 a runtime failure (bad model, bad input file, I/O);
  * 2 a usage error (unknown flag, bad value, bad config file).
  */
 #include "cli/cli.h"
 #include "cpu/cpu_backend.h"
-#include "cuda/cuda_backend.h"
-#include "engine/mpi_link.h"
+#include "include/lyricmt.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define LM_VERSION "0.4.0"
 
 static const char *main_help =
     "usage: lyricmt <command> [options]   (lyricmt --version)\n"
@@ -34,6 +32,7 @@ static const char *main_help =
     "  info        describe and validate a model directory\n"
     "  eval        chrF and BLEU of translations against references (as sacreBLEU)\n"
     "  compare     the same lines through several models, side by side, with scores\n"
+    "  bench       how fast the model runs here, and the fastest settings (a config file)\n"
     "\n"
     "Run 'lyricmt <command> --help' for a command's options.\n";
 
@@ -43,17 +42,7 @@ static int dispatch(int argc, char **argv) {
         return argc < 2 ? LM_EXIT_USAGE : 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        char nccl[256] = "not built (no CUDA)";
-#ifdef LM_WITH_CUDA
-        lm_cuda_nccl_describe(nccl, sizeof nccl);
-#endif
-        printf("lyricmt %s (OpenBLAS kernels: %s; CUDA backend: %s; NCCL: %s; MPI: %s)\n", LM_VERSION, lm_blas_core(),
-#ifdef LM_WITH_CUDA
-               "built",
-#else
-               "not built",
-#endif
-               nccl, lm_mpi_build());
+        printf("%s\n", lyricmt_version());
         return 0;
     }
     if (!strcmp(argv[1], "translate")) return lm_cmd_translate(argc - 1, argv + 1, false);
@@ -62,6 +51,7 @@ static int dispatch(int argc, char **argv) {
     if (!strcmp(argv[1], "split-pairs")) return lm_cmd_split_pairs(argc - 1, argv + 1);
     if (!strcmp(argv[1], "eval")) return lm_cmd_eval(argc - 1, argv + 1);
     if (!strcmp(argv[1], "compare")) return lm_cmd_compare(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "bench")) return lm_cmd_bench(argc - 1, argv + 1);
     return lm_cli_usage(NULL, "unknown command '%s'", argv[1]);
 }
 
