@@ -1,6 +1,7 @@
 /* tokenizer: see tokenizer.h. */
 #include "model/tokenizer.h"
 #include "model/special_tokens.h"
+#include "model/model_files.h"
 #include "model/spm_shim.h"
 
 #include <cjson/cJSON.h>
@@ -8,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define VOCAB_JSON_MAX_BYTES (256u << 20)
 #define UNK_ID 3
 
 static const char *const lang_codes[LM_NUM_LANGS] = {
@@ -68,7 +68,7 @@ int lm_tokenizer_vocab_size(const lm_tokenizer *tok) { return tok->n_vocab; }
 static int load_vocab(lm_tokenizer *t, const char *path, lm_err *err) {
     char *text;
     size_t len;
-    if (lm_read_file(path, VOCAB_JSON_MAX_BYTES, &text, &len, err) != 0) return -1;
+    if (lm_read_file(path, lm_model_files[LM_MF_VOCAB].max_bytes, &text, &len, err) != 0) return -1;
     cJSON *root = cJSON_ParseWithLength(text, len);
     free(text);
     if (!cJSON_IsObject(root)) {
@@ -182,7 +182,7 @@ int lm_tokenizer_load(const char *dir, int model_vocab, lm_tokenizer **out, lm_e
     lm_tokenizer *t = calloc(1, sizeof *t);
     if (!t) return lm_fail(err, "out of memory");
     char path[4096];
-    if (lm_path_join(path, sizeof path, dir, "vocab.json", err) != 0 || load_vocab(t, path, err) != 0) goto fail;
+    if (lm_path_join(path, sizeof path, dir, lm_model_files[LM_MF_VOCAB].name, err) != 0 || load_vocab(t, path, err) != 0) goto fail;
     if (t->n_vocab + LM_NUM_LANGS > model_vocab) {
         lm_fail(err, "%s: %d pieces + %d language tokens exceed the model's vocab_size %d", path, t->n_vocab, LM_NUM_LANGS, model_vocab);
         goto fail;
@@ -190,9 +190,14 @@ int lm_tokenizer_load(const char *dir, int model_vocab, lm_tokenizer **out, lm_e
     t->model_vocab = model_vocab;
     for (int i = 0; i < LM_NUM_LANGS; i++) snprintf(t->lang_tokens[i], sizeof t->lang_tokens[i], "__%s__", lang_codes[i]);
     if (resolve_specials(t, dir, err) != 0) goto fail;
-    if (lm_path_join(path, sizeof path, dir, "sentencepiece.bpe.model", err) != 0) goto fail;
+    if (lm_path_join(path, sizeof path, dir, lm_model_files[LM_MF_SENTENCEPIECE].name, err) != 0) goto fail;
     if (!lm_file_exists(path)) { lm_fail(err, "%s: missing", path); goto fail; }
-    t->spm = lm_spm_load(path, err->msg, sizeof err->msg);
+    /* read here, under its cap, rather than by the library, which would open a FIFO and wait */
+    char *proto;
+    size_t proto_len;
+    if (lm_read_file(path, lm_model_files[LM_MF_SENTENCEPIECE].max_bytes, &proto, &proto_len, err) != 0) goto fail;
+    t->spm = lm_spm_load(path, proto, proto_len, err->msg, sizeof err->msg);
+    free(proto);
     if (!t->spm) goto fail;
     *out = t;
     return 0;
