@@ -248,6 +248,12 @@ static void m_bin_compressed(const char *dir) {
 }
 static void m_vocab_missing(const char *dir) { unlink(P("vocab.json")); }
 static void m_vocab_specials(const char *dir) { patch(P("vocab.json"), "\"<unk>\": 3", 10, "\"<unx>\": 3"); }
+/* issue 26: these were told as "has id -1" and "'밤' has id 295, expected an integer in [0, 295)" */
+static void m_vocab_swapped(const char *dir) { json_set(P("vocab.json"), "</s>", "3"); json_set(path, "<unk>", "2"); }
+static void m_vocab_id_string(const char *dir) { json_set(P("vocab.json"), "ife", "\"4\""); }
+static void m_vocab_id_fraction(const char *dir) { json_set(P("vocab.json"), "ife", "4.5"); }
+static void m_vocab_eos_deleted(const char *dir) { json_set(P("vocab.json"), "</s>", NULL); }
+static void m_vocab_piece_deleted(const char *dir) { json_set(P("vocab.json"), "\xed\x9d\x90", NULL); }
 static void m_vocab_large(const char *dir) { /* 200 more pieces than the embedding has rows for */
     size_t len;
     char *text = slurp(P("vocab.json"), &len);
@@ -302,7 +308,12 @@ static const corrupt_case cases[] = {
     {"storage missing from archive", "tiny-b", "missing from the archive", m_bin_storage},
     {"compressed zip member", "tiny-b", "is compressed", m_bin_compressed},
     {"vocab.json missing", "tiny-a", "vocab.json: cannot open", m_vocab_missing},
-    {"vocab.json specials misplaced", "tiny-a", "'<unk>' must have id 3", m_vocab_specials},
+    {"vocab.json special renamed", "tiny-a", "vocab.json: '<unk>' is missing (it must have id 3)", m_vocab_specials},
+    {"vocab.json specials swapped", "tiny-a", "vocab.json: '</s>' must have id 2 (it has 3)", m_vocab_swapped},
+    {"vocab.json id a string", "tiny-a", "vocab.json: piece 'ife' has id \"4\", which is not a number", m_vocab_id_string},
+    {"vocab.json id a fraction", "tiny-a", "vocab.json: piece 'ife' has id 4.5, expected a whole number from 0", m_vocab_id_fraction},
+    {"vocab.json </s> deleted", "tiny-a", "vocab.json: '</s>' is missing (it must have id 2)", m_vocab_eos_deleted},
+    {"vocab.json piece deleted", "tiny-a", "vocab.json: no piece has id 5, yet '\xeb\xb0\xa4' has id 295: 295 pieces must have the ids 0 to 294", m_vocab_piece_deleted},
     {"vocabulary larger than the model", "tiny-a", "exceed the model's vocab_size 404", m_vocab_large},
     {"SentencePiece model garbage", "tiny-a", "cannot load SentencePiece model", m_spm_garbage},
     {"num_beams out of range", "tiny-a", "'num_beams' is 0", m_gen_beams},

@@ -5,6 +5,8 @@
 #include "model/spm_shim.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,13 +85,23 @@ static int load_vocab(lm_tokenizer *t, const char *path, lm_err *err) {
     t->slots = malloc(t->n_slots * sizeof *t->slots);
     if (!t->pieces || !t->slots) { lm_fail(err, "out of memory"); goto done; }
     memset(t->slots, 0xff, t->n_slots * sizeof *t->slots);
+    const cJSON *beyond = NULL; /* the first piece whose id is not below the number of pieces */
     for (const cJSON *it = root->child; it; it = it->next) {
-        if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble >= n || it->valuedouble != (int)it->valuedouble) {
-            lm_fail(err, "%s: piece '%.40s' has id %g, expected an integer in [0, %d)", path, it->string,
-                    cJSON_IsNumber(it) ? it->valuedouble : -1.0, n);
+        if (!cJSON_IsNumber(it)) {
+            char *v = cJSON_PrintUnformatted(it);
+            lm_fail(err, "%s: piece '%.40s' has id %.40s, which is not a number", path, it->string, v ? v : "(?)");
+            free(v);
+            goto done;
+        }
+        if (it->valuedouble < 0 || it->valuedouble > INT_MAX || it->valuedouble != floor(it->valuedouble)) {
+            lm_fail(err, "%s: piece '%.40s' has id %g, expected a whole number from 0", path, it->string, it->valuedouble);
             goto done;
         }
         int id = (int)it->valuedouble;
+        if (id >= n) { /* told below, with the id that is missing */
+            if (!beyond) beyond = it;
+            continue;
+        }
         if (t->pieces[id]) { lm_fail(err, "%s: id %d is used twice ('%.40s' and '%.40s')", path, id, t->pieces[id], it->string); goto done; }
         t->pieces[id] = strdup(it->string);
         if (!t->pieces[id]) { lm_fail(err, "out of memory"); goto done; }
@@ -101,9 +113,20 @@ static int load_vocab(lm_tokenizer *t, const char *path, lm_err *err) {
         }
         t->slots[i] = id;
     }
+    if (beyond) {
+        /* n distinct ids, one of them n or more: some id below n has no piece,
+         * and that is what to tell (a piece deleted, not one numbered wrong) */
+        int gap = 0;
+        while (t->pieces[gap]) gap++;
+        if (gap < 4) lm_fail(err, "%s: '%s' is missing (it must have id %d)", path, base_specials[gap], gap);
+        else lm_fail(err, "%s: no piece has id %d, yet '%.40s' has id %d: %d pieces must have the ids 0 to %d", path, gap, beyond->string,
+                     (int)beyond->valuedouble, n, n - 1);
+        goto done;
+    }
     for (int i = 0; i < 4; i++) {
         int id = lookup(t, base_specials[i], strlen(base_specials[i]));
-        if (id != i) { lm_fail(err, "%s: '%s' must have id %d (found %d)", path, base_specials[i], i, id); goto done; }
+        if (id < 0) { lm_fail(err, "%s: '%s' is missing (it must have id %d)", path, base_specials[i], i); goto done; }
+        if (id != i) { lm_fail(err, "%s: '%s' must have id %d (it has %d)", path, base_specials[i], i, id); goto done; }
     }
     rc = 0;
 done:
