@@ -92,6 +92,8 @@ check "TSV: a bad record's id is its line number" '[ "$(cut -f1 "$T/m.out" | tr 
 printf '{"id": 1, "text": "zzz", "text": "I got money"}\n' > "$T/d.jsonl"
 run --beam 1 --format jsonl --output-format jsonl -i "$T/d.jsonl" > "$T/d.out" 2>/dev/null
 check "JSONL: a duplicate text key takes its last value" 'grep -q "\"source\":\"I got money\"" "$T/d.out"'
+run --beam 1 --format jsonl --output-format jsonl -i "$T/d.jsonl" > "$T/d.out" 2>"$T/d.err"
+check "JSONL: a duplicate key is warned with file and line, the record still translated" 'grep -q "d.jsonl:1: key .text. appears more than once; its last value is used" "$T/d.err" && grep -q "1 bad-record" "$T/d.err" && grep -q "\"translation\":\"[^\"]\+\",\"score\":-\?[0-9].*\"warning\":\"bad-record\"" "$T/d.out"'
 printf '{"text": "I got money"}\n' > "$T/s.jsonl"
 run --beam 1 --format jsonl --id-field text --text-field text --output-format jsonl -i "$T/s.jsonl" > "$T/s.out" 2>"$T/s.err"
 check "JSONL: --id-field text --text-field text is a good record" 'grep -q "^{\"id\":\"I got money\",\"source\":\"I got money\",\"translation\":\"[^\"]" "$T/s.out" && grep -q "0 bad-record" "$T/s.err"'

@@ -91,18 +91,29 @@ static void test_format(void) {
     lm_record r = {.id = "7", .id_json = "7", .text = "say \"hi\"", .len = 8};
     lm_translation tr = make_tr("안녕\nhi\tthere", -0.123456f);
     lm_strbuf b = {0};
-    CHECK(lm_output_format(LM_FORMAT_TEXT, &r, &tr, NULL, &b) == 0 && !strcmp(b.data, "안녕 hi\tthere\n"), "text: newline becomes a space: '%s'", b.data);
+    CHECK(lm_output_format(LM_FORMAT_TEXT, 1, &r, &tr, NULL, &b) == 0 && !strcmp(b.data, "안녕 hi\tthere\n"), "text: newline becomes a space: '%s'", b.data);
     b.len = 0;
-    CHECK(lm_output_format(LM_FORMAT_TSV, &r, &tr, NULL, &b) == 0 && !strcmp(b.data, "7\t안녕 hi there\t-0.1235\n"), "tsv: '%s'", b.data);
+    CHECK(lm_output_format(LM_FORMAT_TSV, 1, &r, &tr, NULL, &b) == 0 && !strcmp(b.data, "7\t안녕 hi there\t-0.1235\n"), "tsv: '%s'", b.data);
     b.len = 0;
-    CHECK(lm_output_format(LM_FORMAT_JSONL, &r, &tr, NULL, &b) == 0 &&
+    CHECK(lm_output_format(LM_FORMAT_JSONL, 1, &r, &tr, NULL, &b) == 0 &&
           !strcmp(b.data, "{\"id\":7,\"source\":\"say \\\"hi\\\"\",\"translation\":\"안녕\\nhi\\tthere\",\"score\":-0.1235}\n"), "jsonl: '%s'", b.data);
     b.len = 0;
     lm_record blank = {.id = "x", .text = "", .len = 0};
-    CHECK(lm_output_format(LM_FORMAT_JSONL, &blank, NULL, "bad-record", &b) == 0 &&
+    CHECK(lm_output_format(LM_FORMAT_JSONL, 1, &blank, NULL, "bad-record", &b) == 0 &&
           !strcmp(b.data, "{\"id\":\"x\",\"source\":\"\",\"translation\":\"\",\"score\":null,\"warning\":\"bad-record\"}\n"), "jsonl empty: '%s'", b.data);
     b.len = 0;
-    CHECK(lm_output_format(LM_FORMAT_TEXT, &blank, NULL, NULL, &b) == 0 && !strcmp(b.data, "\n"), "text empty record is an empty line");
+    CHECK(lm_output_format(LM_FORMAT_TEXT, 1, &blank, NULL, NULL, &b) == 0 && !strcmp(b.data, "\n"), "text empty record is an empty line");
+    /* issue 26: with n-best above 1 the list is there however many hypotheses
+     * survived deduplication (one, or none) */
+    b.len = 0;
+    CHECK(lm_output_format(LM_FORMAT_JSONL, 3, &r, &tr, NULL, &b) == 0 &&
+              strstr(b.data, ",\"hypotheses\":[{\"translation\":\"안녕\\nhi\\tthere\",\"score\":-0.1235}]}"),
+          "n-best 3, one hypothesis left: a list of one: '%s'", b.data);
+    b.len = 0;
+    CHECK(lm_output_format(LM_FORMAT_JSONL, 3, &blank, NULL, NULL, &b) == 0 && strstr(b.data, "\"score\":null,\"hypotheses\":[]}"),
+          "n-best 3, none left: an empty list: '%s'", b.data);
+    b.len = 0;
+    CHECK(lm_output_format(LM_FORMAT_JSONL, 1, &r, &tr, NULL, &b) == 0 && !strstr(b.data, "hypotheses"), "n-best 1: no list");
     free(b.data);
     lm_translation_free(&tr);
 }

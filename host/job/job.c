@@ -62,7 +62,7 @@ typedef struct {
     bool pairs;       /* records are pairs: the corpus reads a source and a target field */
     bool (*empty)(const lm_record *r); /* nothing for the model: an empty output record */
     int (*ids)(lm_translator *t, const lm_record *r, int32_t **ids, int *n, bool *cut, lm_err *err);
-    int (*format)(lm_format fmt, const lm_record *r, const lm_translation *tr, const char *warning, lm_strbuf *b);
+    int (*format)(lm_format fmt, int n_best, const lm_record *r, const lm_translation *tr, const char *warning, lm_strbuf *b);
 } job_kind;
 
 static bool line_empty(const lm_record *r) { return lm_is_blank(r->text, r->len); }
@@ -180,6 +180,10 @@ static int prepare(job *j, item *it, lm_err *err) {
         it->warning = lm_event_name(LM_EVENT_BAD_RECORD);
         it->no_model = true;
         return 0;
+    }
+    if (r->note) { /* a doubt, not a refusal: the record is still translated */
+        lm_progress_event(&j->progress, LM_EVENT_BAD_RECORD, file, r->line, r->note);
+        it->warning = lm_event_name(LM_EVENT_BAD_RECORD);
     }
     if (r->bad_bytes) {
         lm_policy p = j->cfg->bad_utf8;
@@ -369,7 +373,8 @@ static int write_window(job *j, const window *w, lm_strbuf *b, lm_err *err) {
         int out = j->sink.n_outputs > 1 ? it->rec.file : 0;
         if (out != j->sink.cur && advance_output(j, out, err) != 0) return -1;
         b->len = 0;
-        if (j->kind->format(j->cfg->output_format, &it->rec, it->tr.texts ? &it->tr : NULL, it->warning, b) != 0)
+        if (j->kind->format(j->cfg->output_format, j->t->search.gen.num_return_sequences, &it->rec, it->tr.texts ? &it->tr : NULL,
+                            it->warning, b) != 0)
             return lm_fail(err, "out of memory");
         if (lm_sink_write(&j->sink, b->data, b->len, err) != 0) return -1;
         j->journal.records++;
