@@ -271,7 +271,7 @@ static bool refused_in_child(const char *path, bool map, uint64_t max_bytes, con
  * refused at once rather than waited on, a sparse file over the cap refused
  * before it is read or mapped, an absent file told apart. */
 static void check_file_refusals(void) {
-    char dir[] = "/tmp/lyricmt-units-XXXXXX", fifo[64], big[64], absent[64];
+    char dir[] = "/tmp/lyricmt-units-XXXXXX", fifo[64], big[64], absent[128];
     if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
     snprintf(fifo, sizeof fifo, "%s/fifo", dir);
     snprintf(big, sizeof big, "%s/big", dir);
@@ -287,6 +287,8 @@ static void check_file_refusals(void) {
     lm_err err = {{0}};
     bool exists = true;
     CHECK(lm_file_check(absent, 1, &exists, &err) == 0 && !exists, "lm_file_check: an absent file is no error");
+    snprintf(absent, sizeof absent, "%s/config.json", big); /* --model naming a file */
+    CHECK(lm_file_check(absent, 1, &exists, &err) == 0 && !exists, "lm_file_check: a file under a non-directory is absent");
     CHECK(lm_file_check(fifo, 1 << 20, &exists, &err) == -1 && exists && strstr(err.msg, "not a regular file"), "lm_file_check refuses a FIFO");
     CHECK(lm_file_check(big, 1 << 20, &exists, &err) == -1 && strstr(err.msg, "more than the 1048576 allowed"), "lm_file_check refuses a file over its cap");
     CHECK(lm_file_check(big, 2 << 20, &exists, &err) == 0 && exists, "lm_file_check takes a file at its cap");

@@ -65,7 +65,8 @@ static int check_stat(const char *path, const struct stat *st, uint64_t max_byte
 int lm_file_check(const char *path, uint64_t max_bytes, bool *exists, lm_err *err) {
     struct stat st;
     *exists = stat(path, &st) == 0;
-    if (!*exists) return errno == ENOENT ? 0 : lm_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    /* a directory that is not one (a file given as --model) holds nothing: absent */
+    if (!*exists) return errno == ENOENT || errno == ENOTDIR ? 0 : lm_fail(err, "%s: cannot open: %s", path, strerror(errno));
     return check_stat(path, &st, max_bytes, err);
 }
 
