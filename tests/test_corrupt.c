@@ -613,6 +613,7 @@ static void model_file_slots(void) {
 }
 
 int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* a FAIL on stderr starts its own line in a captured log */
     snprintf(tmp_root, sizeof tmp_root, "/tmp/lyricmt-corrupt-XXXXXX");
     if (!mkdtemp(tmp_root)) { perror("mkdtemp"); return 2; }
     int n = (int)(sizeof cases / sizeof *cases);
