@@ -60,6 +60,23 @@ printf 'batch:\n  max_sentences: -4\n' > "$T/c2.yaml"
 "$BIN" translate --model $M --config "$T/c2.yaml" < /dev/null > /dev/null 2>"$T/e"; check "out-of-range YAML value" '[ $? -eq 2 ] && grep -q "max_sentences" "$T/e"'
 printf 'decoding: [1, 2\n' > "$T/c3.yaml"
 "$BIN" translate --model $M --config "$T/c3.yaml" < /dev/null > /dev/null 2>"$T/e"; check "bad YAML syntax" '[ $? -eq 2 ] && grep -q "bad YAML" "$T/e"'
+# issue 26: a key given twice (in any spelling), a section given twice and a
+# second document were taken silently; bad UTF-8 was blamed on line 1
+yaml_refused() { # $1 name, $2 file contents (printf format), $3 expected message
+    printf "$2" > "$T/y.yaml"
+    "$BIN" translate --model $M --config "$T/y.yaml" < /dev/null > /dev/null 2>"$T/e"; rc=$?
+    want="y.yaml:$3" # check's own $3 is empty when it evaluates the condition
+    check "$1: exit 2 and '$3' (got $rc: $(head -c 160 "$T/e"))" '[ $rc -eq 2 ] && [ "$(wc -l < "$T/e")" -eq 1 ] && grep -qF "$want" "$T/e"'
+}
+yaml_refused "YAML key given twice" 'threads: 1\nseed: 3\nthreads: 2\n' "3: 'threads' is set twice (first on line 1)"
+yaml_refused "YAML setting given twice in two spellings" 'decoding:\n  num_beams: 2\nnum_beams: 3\n' "3: 'num_beams' is set twice (first on line 2)"
+yaml_refused "YAML section given twice" 'batch:\n  max_tokens: 100\nthreads: 1\nbatch:\n  max_sentences: 3\n' "4: section 'batch' is given twice (first on line 1)"
+yaml_refused "a second YAML document" 'threads: 1\n---\nthreads: 2\n' "2: a second YAML document"
+yaml_refused "an empty second YAML document" 'threads: 1\n---\n' "2: a second YAML document"
+yaml_refused "bad UTF-8 in YAML named by its line" 'threads: 1\nbatch:\n  max_tokens: 100\n\n# caf\351\nseed: 2\n' "5: bad YAML: invalid trailing UTF-8 octet"
+yaml_refused "a control character in YAML named by its line" 'threads: 1\n\nseed: 3\001\n' "3: bad YAML: control characters are not allowed"
+printf 'threads: 1\n...\n' > "$T/y.yaml"
+"$BIN" translate --model $M --config "$T/y.yaml" < /dev/null > /dev/null 2>"$T/e"; check "a YAML document end marker is fine" '[ $? -eq 0 ]'
 # flags override the file
 "$BIN" translate --model $M --config configs/greedy-fast.yaml --beam 5 -i "$T/in.txt" > "$T/b.txt" 2>/dev/null
 "$BIN" translate --model $M --beam 5 -i "$T/in.txt" > "$T/b2.txt" 2>/dev/null

@@ -16,6 +16,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* Packed products: close to a double-precision reference, and each row's
  * result bit-identical whether it is computed alone or inside any batch. */
@@ -327,10 +330,67 @@ static void check_flags(void) {
     CHECK(lm_engine_flag(&c, LM_FLAGS_SCORE, "--model", "x", &err) == 0, "--model is the command's own flag");
 }
 
+/* Runs lm_read_file (map false) or lm_mmap_open on path in a child with an
+ * alarm, so a call that blocks fails the check rather than the suite:
+ * whether it was refused (in time) with a message containing `want`. */
+static bool refused_in_child(const char *path, bool map, uint64_t max_bytes, const char *want) {
+    int fd[2];
+    if (pipe(fd) != 0) return false;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        alarm(10);
+        lm_err err = {{0}};
+        char *text = NULL;
+        lm_mmap m;
+        int rc = map ? lm_mmap_open(path, max_bytes, &m, &err) : lm_read_file(path, (size_t)max_bytes, &text, NULL, &err);
+        bool ok = rc == -1 && strstr(err.msg, want) && strstr(err.msg, path);
+        _exit(write(fd[1], &ok, 1) == 1 ? 0 : 3);
+    }
+    close(fd[1]);
+    bool ok = false;
+    if (read(fd[0], &ok, 1) != 1) ok = false;
+    close(fd[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    return ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* What every reader of a model or input file relies on (issue 26): a FIFO
+ * refused at once rather than waited on, a sparse file over the cap refused
+ * before it is read or mapped, an absent file told apart. */
+static void check_file_refusals(void) {
+    char dir[] = "/tmp/lyricmt-units-XXXXXX", fifo[64], big[64], absent[128];
+    if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    snprintf(big, sizeof big, "%s/big", dir);
+    snprintf(absent, sizeof absent, "%s/absent", dir);
+    CHECK(mkfifo(fifo, 0644) == 0, "mkfifo");
+    FILE *f = fopen(big, "wb");
+    CHECK(f && ftruncate(fileno(f), (off_t)2 << 20) == 0, "a 2 MiB sparse file");
+    if (f) fclose(f);
+    CHECK(refused_in_child(fifo, false, 1 << 20, "not a regular file"), "lm_read_file refuses a FIFO without waiting for a writer");
+    CHECK(refused_in_child(fifo, true, 1 << 20, "not a regular file"), "lm_mmap_open refuses a FIFO without waiting for a writer");
+    CHECK(refused_in_child(big, false, 1 << 20, "file is 2097152 bytes, more than the 1048576 allowed"), "lm_read_file refuses a file over its cap");
+    CHECK(refused_in_child(big, true, 1 << 20, "file is 2097152 bytes, more than the 1048576 allowed"), "lm_mmap_open refuses a file over its cap");
+    lm_err err = {{0}};
+    bool exists = true;
+    CHECK(lm_file_check(absent, 1, &exists, &err) == 0 && !exists, "lm_file_check: an absent file is no error");
+    snprintf(absent, sizeof absent, "%s/config.json", big); /* --model naming a file */
+    CHECK(lm_file_check(absent, 1, &exists, &err) == 0 && !exists, "lm_file_check: a file under a non-directory is absent");
+    CHECK(lm_file_check(fifo, 1 << 20, &exists, &err) == -1 && exists && strstr(err.msg, "not a regular file"), "lm_file_check refuses a FIFO");
+    CHECK(lm_file_check(big, 1 << 20, &exists, &err) == -1 && strstr(err.msg, "more than the 1048576 allowed"), "lm_file_check refuses a file over its cap");
+    CHECK(lm_file_check(big, 2 << 20, &exists, &err) == 0 && exists, "lm_file_check takes a file at its cap");
+    unlink(fifo);
+    unlink(big);
+    rmdir(dir);
+}
+
 int main(void) {
     check_budget();
     check_flags();
     check_backend_contract();
+    check_file_refusals();
     CHECK(lm_utf8_invalid_at("abc", 3) == -1, "ascii is valid");
     CHECK(lm_utf8_invalid_at("\xea\xb0\x80", 3) == -1, "hangul is valid");
     CHECK(lm_utf8_invalid_at("a\xff", 2) == 1, "0xff is invalid");

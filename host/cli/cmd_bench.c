@@ -273,7 +273,7 @@ int lm_cmd_bench(int argc, char **argv) {
     char label[4200];
     snprintf(label, sizeof label, "the input %s", a.input ? a.input : "");
     if ((a.input && lm_protect_path(&keep, a.input, label, &err) != 0) ||
-        lm_protect_dir(&keep, model_dir, lm_model_files, "the model file", &err) != 0 || check_outputs(a.prefix, plot_ext, &keep, &err) != 0) {
+        lm_model_protect(&keep, model_dir, &err) != 0 || check_outputs(a.prefix, plot_ext, &keep, &err) != 0) {
         lm_protect_free(&keep);
         return lm_cli_fail(&err, LM_EXIT_RUNTIME);
     }

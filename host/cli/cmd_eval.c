@@ -182,7 +182,7 @@ int lm_cmd_compare(int argc, char **argv) {
     snprintf(label, sizeof label, "the references %s", ref ? ref : "");
     if (ref && lm_protect_path(&keep, ref, label, &err) != 0) goto failed;
     for (int m = 0; m < c.n_models; m++)
-        if (lm_protect_dir(&keep, models[m], lm_model_files, "the model file", &err) != 0) goto failed;
+        if (lm_model_protect(&keep, models[m], &err) != 0) goto failed;
     lm_outfile_on_signals();
     if ((html && lm_outfile_open(&outs[n_outs++], html, &keep, &err) != 0) ||
         lm_outfile_open(&outs[n_outs++], out ? out : "-", &keep, &err) != 0)

@@ -199,22 +199,32 @@ static int set_one(lm_engine_config *c, const setting *st, const char *value, co
     return 0;
 }
 
-int lm_engine_config_set(lm_engine_config *c, const char *key, const char *value, const char *where, lm_err *err) {
+#define N_SETTINGS (int)(sizeof settings / sizeof *settings)
+
+/* Which setting a key names, one number for both tables: a generation key
+ * (bare or under decoding.) is its gen_keys index, an engine setting
+ * N_GEN_KEYS + its settings index; -1 for no setting. */
+static int setting_index(const char *key) {
     const char *bare = strncmp(key, "decoding.", 9) == 0 ? key + 9 : key;
-    for (int i = 0; i < N_GEN_KEYS; i++) {
-        if (strcmp(bare, gen_keys[i].name) != 0) continue;
-        double v;
-        if (parse_number(value, gen_keys[i].kind, gen_keys[i].lo, gen_keys[i].hi, &v, key, where, err) != 0) return -1;
-        for (int j = 0; j < c->n_overrides; j++)
-            if (c->overrides[j].key == i) { c->overrides[j].value = v; return 0; }
-        if (c->n_overrides == LM_MAX_OVERRIDES) return lm_fail(err, "%s: too many decoding settings", where);
-        c->overrides[c->n_overrides].key = i;
-        c->overrides[c->n_overrides++].value = v;
-        return 0;
-    }
-    for (size_t i = 0; i < sizeof settings / sizeof *settings; i++)
-        if (!strcmp(key, settings[i].key)) return set_one(c, &settings[i], value, where, err);
-    return lm_fail(err, "%s: unknown key '%s'", where, key);
+    for (int i = 0; i < N_GEN_KEYS; i++)
+        if (!strcmp(bare, gen_keys[i].name)) return i;
+    for (int i = 0; i < N_SETTINGS; i++)
+        if (!strcmp(key, settings[i].key)) return N_GEN_KEYS + i;
+    return -1;
+}
+
+int lm_engine_config_set(lm_engine_config *c, const char *key, const char *value, const char *where, lm_err *err) {
+    int i = setting_index(key);
+    if (i < 0) return lm_fail(err, "%s: unknown key '%s'", where, key);
+    if (i >= N_GEN_KEYS) return set_one(c, &settings[i - N_GEN_KEYS], value, where, err);
+    double v;
+    if (parse_number(value, gen_keys[i].kind, gen_keys[i].lo, gen_keys[i].hi, &v, key, where, err) != 0) return -1;
+    for (int j = 0; j < c->n_overrides; j++)
+        if (c->overrides[j].key == i) { c->overrides[j].value = v; return 0; }
+    if (c->n_overrides == LM_MAX_OVERRIDES) return lm_fail(err, "%s: too many decoding settings", where);
+    c->overrides[c->n_overrides].key = i;
+    c->overrides[c->n_overrides++].value = v;
+    return 0;
 }
 
 /* Whether `section` names a YAML section: the part before the dot of some
@@ -239,21 +249,48 @@ void lm_engine_config_apply(const lm_engine_config *c, lm_gen_config *g) {
     }
 }
 
+/* The line each setting was first given on (0: not yet), so that a setting
+ * given twice is refused rather than silently taking one of its values (PyYAML
+ * keeps the last; a reader of the file may well see the first). Counted by
+ * setting, not by spelling: num_beams and decoding.num_beams are one. */
+typedef struct {
+    unsigned long line[N_GEN_KEYS + N_SETTINGS];
+} seen_keys;
+
+/* Whether the mapping's pairs before p hold key k (a section given twice;
+ * the pairs before p are all known sections or settings, so few). */
+static unsigned long earlier_key(yaml_document_t *doc, yaml_node_t *map, yaml_node_pair_t *p, const yaml_node_t *k) {
+    for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+        yaml_node_t *e = yaml_document_get_node(doc, q->key);
+        if (e && e->type == YAML_SCALAR_NODE && !strcmp((const char *)e->data.scalar.value, (const char *)k->data.scalar.value))
+            return (unsigned long)e->start_mark.line + 1;
+    }
+    return 0;
+}
+
 /* Walks a mapping; nested mappings give dotted keys ("batch.max_tokens"). */
-static int walk(lm_engine_config *c, yaml_document_t *doc, yaml_node_t *map, const char *prefix, const char *path, lm_err *err) {
+static int walk(lm_engine_config *c, yaml_document_t *doc, yaml_node_t *map, const char *prefix, const char *path, seen_keys *seen,
+                lm_err *err) {
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
         yaml_node_t *k = yaml_document_get_node(doc, p->key), *v = yaml_document_get_node(doc, p->value);
         char where[4200], key[512];
         if (!k || k->type != YAML_SCALAR_NODE) return lm_fail(err, "%s: keys must be plain names", path);
         snprintf(key, sizeof key, "%s%s", prefix, (const char *)k->data.scalar.value);
         snprintf(where, sizeof where, "%s:%lu", path, (unsigned long)k->start_mark.line + 1);
+        unsigned long first;
         if (v->type == YAML_MAPPING_NODE) {
             if (prefix[0]) return lm_fail(err, "%s: '%s' nests too deeply", where, key);
             char sub[600];
             snprintf(sub, sizeof sub, "%s.", key);
             if (!is_section(key)) return lm_fail(err, "%s: unknown section '%s'", where, key);
-            if (walk(c, doc, v, sub, path, err) != 0) return -1;
+            if ((first = earlier_key(doc, map, p, k)))
+                return lm_fail(err, "%s: section '%s' is given twice (first on line %lu); a key may appear once", where, key, first);
+            if (walk(c, doc, v, sub, path, seen, err) != 0) return -1;
         } else if (v->type == YAML_SCALAR_NODE) {
+            int i = setting_index(key);
+            if (i >= 0 && (first = seen->line[i]))
+                return lm_fail(err, "%s: '%s' is set twice (first on line %lu); a key may appear once", where, key, first);
+            if (i >= 0) seen->line[i] = (unsigned long)k->start_mark.line + 1;
             if (lm_engine_config_set(c, key, (const char *)v->data.scalar.value, where, err) != 0) return -1;
         } else {
             return lm_fail(err, "%s: '%s' must be a value, not a list", where, key);
@@ -293,13 +330,14 @@ static int read_bounded(FILE *f, const char *path, char **out, size_t *len, lm_e
     return 0;
 }
 
-/* Refuses nesting deeper than YAML_MAX_DEPTH; syntax errors are left to the
- * document load, which reports them. */
-static int check_depth(const char *text, size_t len, const char *path, lm_err *err) {
+/* Refuses nesting deeper than YAML_MAX_DEPTH, and a second document (the
+ * load below reads only the first: a "---" and more settings would be
+ * ignored); syntax errors are left to the document load, which reports them. */
+static int check_shape(const char *text, size_t len, const char *path, lm_err *err) {
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) return lm_fail(err, "%s: cannot start the YAML parser", path);
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    int depth = 0, rc = 0;
+    int depth = 0, docs = 0, rc = 0;
     for (bool done = false; !done;) {
         yaml_event_t ev;
         if (!yaml_parser_parse(&parser, &ev)) break;
@@ -311,6 +349,10 @@ static int check_depth(const char *text, size_t len, const char *path, lm_err *e
             }
         } else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) {
             depth--;
+        } else if (ev.type == YAML_DOCUMENT_START_EVENT && ++docs > 1) {
+            rc = lm_fail(err, "%s:%lu: a second YAML document; an engine config is one mapping of settings", path,
+                         (unsigned long)ev.start_mark.line + 1);
+            done = true;
         } else if (ev.type == YAML_STREAM_END_EVENT) {
             done = true;
         }
@@ -328,7 +370,7 @@ int lm_engine_config_load_yaml(lm_engine_config *c, const char *path, lm_err *er
     int rc = read_bounded(f, path, &text, &len, err);
     fclose(f);
     if (rc != 0) return -1;
-    if (check_depth(text, len, path, err) != 0) { free(text); return -1; }
+    if (check_shape(text, len, path, err) != 0) { free(text); return -1; }
     yaml_parser_t parser;
     yaml_document_t doc;
     rc = -1;
@@ -338,8 +380,13 @@ int lm_engine_config_load_yaml(lm_engine_config *c, const char *path, lm_err *er
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        lm_fail(err, "%s:%lu: bad YAML: %s", path, (unsigned long)parser.problem_mark.line + 1,
-                parser.problem ? parser.problem : "parse error");
+        /* the reader (bad UTF-8, control characters) gives a byte offset, not a mark */
+        unsigned long line = (unsigned long)parser.problem_mark.line + 1;
+        if (parser.error == YAML_READER_ERROR) {
+            line = 1;
+            for (size_t i = 0; i < parser.problem_offset && i < len; i++) line += text[i] == '\n';
+        }
+        lm_fail(err, "%s:%lu: bad YAML: %s", path, line, parser.problem ? parser.problem : "parse error");
         yaml_parser_delete(&parser);
         free(text);
         return -1;
@@ -347,7 +394,10 @@ int lm_engine_config_load_yaml(lm_engine_config *c, const char *path, lm_err *er
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root) rc = 0; /* empty file: nothing to change */
     else if (root->type != YAML_MAPPING_NODE) lm_fail(err, "%s: the top level must be a mapping of settings", path);
-    else rc = walk(c, &doc, root, "", path, err);
+    else {
+        seen_keys seen = {{0}};
+        rc = walk(c, &doc, root, "", path, &seen, err);
+    }
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     free(text);

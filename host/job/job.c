@@ -65,7 +65,7 @@ typedef struct {
     bool pairs;       /* records are pairs: the corpus reads a source and a target field */
     bool (*empty)(const lm_record *r); /* nothing for the model: an empty output record */
     int (*ids)(lm_translator *t, const lm_record *r, int32_t **ids, int *n, bool *cut, lm_err *err);
-    int (*format)(lm_format fmt, const lm_record *r, const lm_translation *tr, const char *warning, lm_strbuf *b);
+    int (*format)(lm_format fmt, int n_best, const lm_record *r, const lm_translation *tr, const char *warning, lm_strbuf *b);
 } job_kind;
 
 static bool line_empty(const lm_record *r) { return lm_is_blank(r->text, r->len); }
@@ -183,6 +183,10 @@ static int prepare(job *j, item *it, lm_err *err) {
         it->warning = lm_event_name(LM_EVENT_BAD_RECORD);
         it->no_model = true;
         return 0;
+    }
+    if (r->note) { /* a doubt, not a refusal: the record is still translated */
+        lm_progress_event(&j->progress, LM_EVENT_BAD_RECORD, file, r->line, r->note);
+        it->warning = lm_event_name(LM_EVENT_BAD_RECORD);
     }
     if (r->bad_bytes) {
         lm_policy p = j->cfg->bad_utf8;
@@ -372,7 +376,8 @@ static int write_window(job *j, const window *w, lm_strbuf *b, lm_err *err) {
         int out = j->sink.n_outputs > 1 ? it->rec.file : 0;
         if (out != j->sink.cur && advance_output(j, out, err) != 0) return -1;
         b->len = 0;
-        if (j->kind->format(j->cfg->output_format, &it->rec, it->tr.texts ? &it->tr : NULL, it->warning, b) != 0)
+        if (j->kind->format(j->cfg->output_format, j->t->search.gen.num_return_sequences, &it->rec, it->tr.texts ? &it->tr : NULL,
+                            it->warning, b) != 0)
             return lm_fail(err, "out of memory");
         if (lm_sink_write(&j->sink, b->data, b->len, err) != 0) return -1;
         j->journal.records++;
@@ -402,13 +407,14 @@ static void *writer_main(void *arg) {
 
 /* ---- identity, for the journal ---- */
 
-static int add_file_hash(lm_journal *id, const char *dir, const char *name) {
+static int add_file_hash(lm_journal *id, const char *dir, const lm_model_file *mf) {
     char path[4200];
     char *text;
     size_t len;
+    const char *name = mf->name;
     snprintf(path, sizeof path, "%s/%s", dir, name);
     if (!lm_file_exists(path)) return lm_journal_add(id, "model", name, "absent");
-    if (lm_read_file(path, (size_t)1 << 30, &text, &len, NULL) != 0) return lm_journal_add(id, "model", name, "unreadable");
+    if (lm_read_file(path, mf->max_bytes, &text, &len, NULL) != 0) return lm_journal_add(id, "model", name, "unreadable");
     int rc = lm_journal_add(id, "model", name, "%016llx", (unsigned long long)lm_hash64(text, len, LM_HASH_INIT));
     free(text);
     return rc;
@@ -434,11 +440,8 @@ static int build_identity(job *j, lm_journal *id) {
         if (lm_journal_add(id, "input", key, "%llu bytes, hash %016llx", (unsigned long long)c->files[i].size,
                            (unsigned long long)c->files[i].hash) != 0) return -1;
     }
-    for (int i = 0; lm_model_files[i]; i++) {
-        /* weights are too big to hash at every start: below */
-        if (!strcmp(lm_model_files[i], "model.safetensors") || !strcmp(lm_model_files[i], "pytorch_model.bin")) continue;
-        if (add_file_hash(id, j->o->model_dir, lm_model_files[i]) != 0) return -1;
-    }
+    for (int i = 0; i < LM_N_MODEL_FILES; i++) /* the weights: below */
+        if (!lm_model_files[i].weights && add_file_hash(id, j->o->model_dir, &lm_model_files[i]) != 0) return -1;
     struct stat st;
     const char *weights = j->t->model.weights_path;
     if (stat(weights, &st) != 0) return -1;
@@ -581,7 +584,7 @@ static int protect_inputs(job *j, lm_protect *p, lm_err *err) {
             return -1;
         }
     }
-    return lm_protect_dir(p, j->o->model_dir, lm_model_files, "the model file", err);
+    return lm_model_protect(p, j->o->model_dir, err);
 }
 
 /* Everything the job will write is checked before anything is written. */
