@@ -2,10 +2,12 @@
 #include "engine/search.h"
 
 #include "backend/logits.h"
+#include "engine/sample.h"
 #include "engine/sched.h"
 
 #include <limits.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,64 +17,11 @@
 
 static bool forced_step(const lm_gen_config *g, int cur_len) { return g->forced_bos_id >= 0 && cur_len == 1; }
 
-static uint64_t splitmix(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* Top k of n values, best first; ties keep the lower index first. */
 static void top_k(const float *v, int n, int k, int32_t *idx, float *val) {
     int have = 0;
     for (int i = 0; i < n; i++) lm_rank_insert(idx, val, &have, k, i, v[i]);
     for (int i = have; i < k; i++) { val[i] = -INFINITY; idx[i] = 0; }
-}
-
-/* ---- sampling warpers (transformers' order: temperature, top-k, top-p) ---- */
-
-typedef struct {
-    float v;
-    int32_t i;
-} scored;
-
-static int scored_desc(const void *a, const void *b) {
-    const scored *x = a, *y = b;
-    if (x->v != y->v) return x->v > y->v ? -1 : 1;
-    return x->i < y->i ? -1 : x->i > y->i;
-}
-
-/* Samples a token from processed logits s (V entries, modified in place);
- * order is scratch space for V entries. */
-static int32_t sample_token(const lm_gen_config *g, float *s, int V, uint64_t *rng, scored *order) {
-    if (g->temperature != 1.0f)
-        for (int t = 0; t < V; t++) s[t] /= g->temperature;
-    int n = 0;
-    for (int t = 0; t < V; t++)
-        if (s[t] > -INFINITY) order[n++] = (scored){s[t], t};
-    if (n == 0) return 0;
-    qsort(order, (size_t)n, sizeof *order, scored_desc);
-    if (g->top_k > 0 && g->top_k < n) {
-        float kth = order[g->top_k - 1].v; /* ties with the k-th stay, as in transformers */
-        while (n > g->top_k && order[n - 1].v < kth) n--;
-    }
-    /* softmax over the survivors, then the top-p cut on the sorted list */
-    double mx = order[0].v, sum = 0;
-    for (int i = 0; i < n; i++) sum += exp(order[i].v - mx);
-    if (g->top_p < 1.0f) {
-        double mass = 0;
-        int keep = 0;
-        while (keep < n && (keep == 0 || mass < g->top_p)) mass += exp(order[keep++].v - mx) / sum;
-        n = keep;
-        sum = 0;
-        for (int i = 0; i < n; i++) sum += exp(order[i].v - mx);
-    }
-    double u = (double)(splitmix(rng) >> 11) * (1.0 / 9007199254740992.0) * sum, acc = 0;
-    for (int i = 0; i < n; i++) {
-        acc += exp(order[i].v - mx);
-        if (u < acc) return order[i].i;
-    }
-    return order[n - 1].i;
 }
 
 static uint64_t hash_tokens(uint64_t seed, const int32_t *t, int n) {
@@ -144,7 +93,7 @@ typedef struct {
     int32_t *seq;              /* (R, L) */
     int *len;
     float *sum;
-    uint64_t *rng;
+    uint64_t *key, *draws;     /* sampling: each slot's random stream (sample.h) and draws taken */
     int32_t *slot_sent, *slot_k, *free_slots;
     int n_free;
     int *left;                 /* (n) hypotheses still running, per sentence */
@@ -156,14 +105,15 @@ static int greedy_alloc(greedy_state *g, int n, int per, int L, int R) {
     g->seq = malloc((size_t)R * L * sizeof *g->seq);
     g->len = calloc((size_t)R, sizeof *g->len);
     g->sum = calloc((size_t)R, sizeof *g->sum);
-    g->rng = malloc((size_t)R * sizeof *g->rng);
+    g->key = malloc((size_t)R * sizeof *g->key);
+    g->draws = malloc((size_t)R * sizeof *g->draws);
     g->slot_sent = malloc((size_t)R * sizeof *g->slot_sent);
     g->slot_k = malloc((size_t)R * sizeof *g->slot_k);
     g->free_slots = malloc((size_t)R * sizeof *g->free_slots);
     g->left = calloc((size_t)n, sizeof *g->left);
     g->alive = malloc((size_t)R * sizeof *g->alive);
     g->src = malloc((size_t)R * sizeof *g->src);
-    if (!g->seq || !g->len || !g->sum || !g->rng || !g->slot_sent || !g->slot_k || !g->free_slots || !g->left || !g->alive || !g->src)
+    if (!g->seq || !g->len || !g->sum || !g->key || !g->draws || !g->slot_sent || !g->slot_k || !g->free_slots || !g->left || !g->alive || !g->src)
         return -1;
     for (int i = 0; i < R; i++) g->free_slots[i] = R - 1 - i;
     g->n_free = R;
@@ -171,7 +121,7 @@ static int greedy_alloc(greedy_state *g, int n, int per, int L, int R) {
 }
 
 static void greedy_free(greedy_state *g) {
-    free(g->seq); free(g->len); free(g->sum); free(g->rng); free(g->slot_sent); free(g->slot_k); free(g->free_slots);
+    free(g->seq); free(g->len); free(g->sum); free(g->key); free(g->draws); free(g->slot_sent); free(g->slot_k); free(g->free_slots);
     free(g->left); free(g->alive); free(g->src);
 }
 
@@ -192,7 +142,8 @@ static int greedy_admit(lm_sched *q, const lm_search_opts *o, greedy_state *g, l
             g->sum[h] = 0;
             g->slot_sent[h] = s;
             g->slot_k[h] = k;
-            g->rng[h] = hash_tokens(o->seed + (uint64_t)k, q->tokens + q->src[s], q->lens[s]);
+            g->key[h] = hash_tokens(o->seed + (uint64_t)k, q->tokens + q->src[s], q->lens[s]);
+            g->draws[h] = 0;
             while (hole < *rows && g->src[hole] != -2) hole++;
             int r = hole < *rows ? hole : (*rows)++;
             g->src[r] = -1;
@@ -232,9 +183,10 @@ static int run_greedy(lm_sched *q, const lm_search_opts *o, const lm_search_feed
     float *picked = lm_malloc((size_t)R * sizeof *picked, err);
     lm_edit *edits = lm_malloc((size_t)R * LM_MAX_EDITS(L) * sizeof *edits, err);
     int32_t *edit_start = lm_calloc((size_t)R + 1, sizeof *edit_start, err);
-    scored *order = g->do_sample ? lm_malloc((size_t)V * sizeof *order, err) : NULL;
+    int n_samplers = g->do_sample ? omp_get_max_threads() : 0; /* one per thread of the row loop */
+    lm_sampler *samplers = n_samplers ? lm_calloc((size_t)n_samplers, sizeof *samplers, err) : NULL;
     if (greedy_alloc(&gs, q->n, per, L, R) != 0 || !feed || !parent || !sent || !forced || (whole_rows && !logits) || !chosen ||
-        !picked || !edits || !edit_start || (g->do_sample && !order)) {
+        !picked || !edits || !edit_start || (n_samplers && !samplers)) {
         lm_fail(err, "out of memory for decoding");
         goto done;
     }
@@ -255,18 +207,20 @@ static int run_greedy(lm_sched *q, const lm_search_opts *o, const lm_search_feed
             if (be->ops->decode_step(be, feed, step, NULL, err) != 0) goto done;
         } else if (g->do_sample) {
             if (be->ops->decode_step(be, feed, step, logits, err) != 0) goto done;
+            int bad = rows, oom = 0;
+#pragma omp parallel for schedule(dynamic) reduction(min : bad) reduction(| : oom)
             for (int r = 0; r < rows; r++) {
                 int h = gs.alive[r];
                 if (forced[r]) continue;
-                float *row = logits + (size_t)r * V;
-                lm_logits_apply(row, edits, lm_logits_edits(g, o->eos_id, gs.seq + (size_t)h * L, gs.len[h], edits), g->repetition_penalty);
-                float mx = -INFINITY, z = 0;
-                for (int t = 0; t < V; t++) mx = row[t] > mx ? row[t] : mx;
-                for (int t = 0; t < V; t++) z += expf(row[t] - mx);
-                if (isnan(z) || mx == -INFINITY) { lm_bad_logits(err, step, r); goto done; } /* as logits.h refuses */
-                chosen[r] = sample_token(g, row, V, &gs.rng[h], order);
-                gs.sum[h] += row[chosen[r]] * g->temperature - mx - logf(z); /* log-prob before warping */
+                lm_edit *e = edits + (size_t)r * LM_MAX_EDITS(L);
+                int ne = lm_logits_edits(g, o->eos_id, gs.seq + (size_t)h * L, gs.len[h], e);
+                int rc = lm_sample_row(logits + (size_t)r * V, V, e, ne, g, gs.key[h], &gs.draws[h], &samplers[omp_get_thread_num()],
+                                       &chosen[r], &picked[r]);
+                if (rc == -1 && r < bad) bad = r;
+                oom |= rc == -2;
             }
+            if (oom) { lm_fail(err, "out of memory for sampling"); goto done; }
+            if (bad < rows) { lm_bad_logits(err, step, bad); goto done; }
         } else {
             for (int r = 0; r < rows; r++) {
                 int h = gs.alive[r];
@@ -275,11 +229,11 @@ static int run_greedy(lm_sched *q, const lm_search_opts *o, const lm_search_feed
             }
             lm_topk_request req = {1, true, g->repetition_penalty, edits, edit_start};
             if (step_candidates(be, V, feed, step, rows, &req, logits, chosen, picked, err) != 0) goto done;
-            for (int r = 0; r < rows; r++)
-                if (!forced[r]) gs.sum[gs.alive[r]] += picked[r];
         }
-        for (int r = 0; r < rows; r++)
+        for (int r = 0; r < rows; r++) {
             if (forced[r]) chosen[r] = g->forced_bos_id; /* log-prob 0 */
+            else gs.sum[gs.alive[r]] += picked[r];
+        }
         /* finished hypotheses leave their rows empty (src -2); new sentences
          * take them, and rows moved from the end close what is left */
         for (int r = 0; r < rows; r++) {
@@ -308,7 +262,8 @@ static int run_greedy(lm_sched *q, const lm_search_opts *o, const lm_search_feed
 done:
     greedy_free(&gs);
     free(feed); free(parent); free(sent); free(forced); free(logits); free(chosen); free(picked); free(edits); free(edit_start);
-    free(order);
+    for (int i = 0; i < n_samplers && samplers; i++) lm_sampler_free(&samplers[i]);
+    free(samplers);
     return rc;
 }
 
