@@ -247,11 +247,22 @@ def test_translate_file_is_the_commands_job(tmp_path, tr):
         tr.translate_file(str(src), str(tmp_path / "x"), score=True, input_format="text")
 
 
+# Ctrl-C once the journal vouches for some lines: on any machine, fast or
+# loaded, the job is then under way and not yet done.
 JOB_INTERRUPT = textwrap.dedent("""
-    import os, signal, sys, threading
+    import os, signal, sys, threading, time
     import lyricmt
     t = lyricmt.Translator(sys.argv[1], threads=1)
-    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+    def interrupt_when_journaled(journal):
+        for _ in range(30000):
+            try:
+                if any(l.startswith("progress\t") and int(l.split("\t")[1]) > 0 for l in open(journal)):
+                    break
+            except (OSError, ValueError, IndexError):
+                pass
+            time.sleep(0.001)
+        os.kill(os.getpid(), signal.SIGINT)
+    threading.Thread(target=interrupt_when_journaled, args=(sys.argv[3] + ".journal",), daemon=True).start()
     try:
         t.translate_file(sys.argv[2], sys.argv[3], beam_size=5, settings={"batch.window_lines": 64})
         print("finished")
@@ -262,7 +273,7 @@ JOB_INTERRUPT = textwrap.dedent("""
 
 def test_keyboard_interrupt_stops_a_job_which_resumes(tmp_path):
     src = tmp_path / "in.txt"
-    src.write_text("".join("line %d: money on my mind and the city never sleeps\n" % i for i in range(6000)), encoding="utf-8")
+    src.write_text("".join("line %d: money on my mind and the city never sleeps\n" % i for i in range(20000)), encoding="utf-8")
     out = tmp_path / "out.txt"
     p = subprocess.run([sys.executable, "-c", JOB_INTERRUPT, M, str(src), str(out)], capture_output=True, timeout=300)
     assert p.returncode == 0, p.stderr.decode()
