@@ -21,6 +21,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static uint64_t rng = 88172645463325252ull;
 
@@ -335,6 +337,88 @@ static void check_bf16(void) {
     CHECK(lm_gemm_bf16_init(&b16, &w, 1, LM_B16_MAX_K + 1, LM_B16_WIDEN, &err) != 0, "bf16: a product wider than LM_B16_MAX_K is refused");
 }
 
+/* The AMX tiles read whole tiles of rows: with the rows' last byte against
+ * an unmapped page, a product of any m reads none past its last row (the
+ * last tile is the last 16 rows, or m rows when m < 16), or the test dies.
+ * Each product also equals the same rows from an ordinary buffer. */
+static void check_amx_reads_no_further(void) {
+    unsigned f = lm_cpu_features();
+    if (!(f & (LM_CPU_AMX_INT8 | LM_CPU_AMX_BF16))) {
+        printf("test_gemm_prec: AMX bounds checks skipped: this CPU lacks AMX\n");
+        return;
+    }
+    long page = sysconf(_SC_PAGESIZE);
+    const int n = 40, k = 128, ms[] = {1, 5, 15, 16, 17, 31, 33, 47};
+    float *w = random_matrix(n, k, 1.0f), *x = random_matrix(47, k, 2.0f);
+    float *y = malloc(sizeof(float) * 47 * n), *ref = malloc(sizeof(float) * 47 * n);
+    lm_gemm_int8 q8;
+    lm_gemm_bf16 b16;
+    lm_err err;
+    bool have8 = f & LM_CPU_AMX_INT8, have16 = f & LM_CPU_AMX_BF16;
+    if (have8) CHECK(lm_gemm_int8_init(&q8, w, n, k, LM_Q8_AMX, &err) == 0, "int8 init: %s", err.msg);
+    if (have16) CHECK(lm_gemm_bf16_init(&b16, w, n, k, LM_B16_AMX, &err) == 0, "bf16 init: %s", err.msg);
+    for (size_t c = 0; c < sizeof ms / sizeof *ms; c++) {
+        int m = ms[c];
+        for (int kind = 0; kind < 2; kind++) {
+            if (kind == 0 ? !have8 : !have16) continue;
+            size_t row = kind == 0 ? (size_t)q8.k4 : lm_gemm_bf16_row_bytes(&b16), bytes = (size_t)m * row;
+            size_t span = (bytes + (size_t)page - 1) / (size_t)page * (size_t)page;
+            char *map = mmap(NULL, span + (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            CHECK(map != MAP_FAILED && mprotect(map + span, (size_t)page, PROT_NONE) == 0, "a buffer before an unmapped page");
+            char *rows = map + span - bytes; /* the last row ends where the unmapped page starts */
+            float step[47];
+            for (int i = 0; i < m; i++) {
+                if (kind == 0) step[i] = lm_gemm_int8_quantize_row(&q8, x + (size_t)i * k, (uint8_t *)rows + i * row);
+                else lm_gemm_bf16_convert_row(&b16, x + (size_t)i * k, rows + i * row);
+            }
+            if (kind == 0) lm_gemm_int8_run(&q8, m, (const uint8_t *)rows, step, NULL, false, y, 0, n), lib_int8(&q8, m, x, NULL, ref);
+            else lm_gemm_bf16_run(&b16, m, rows, NULL, false, y, 0, n), lib_bf16(&b16, m, x, NULL, ref);
+            CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "AMX %s, %d rows ending at an unmapped page: read no further, same results",
+                  kind == 0 ? "int8" : "bf16", m);
+            munmap(map, span + (size_t)page);
+        }
+    }
+    if (have8) lm_gemm_int8_free(&q8);
+    if (have16) lm_gemm_bf16_free(&b16);
+    free(w); free(x); free(y); free(ref);
+}
+
+/* The rows as the bf16 kernels read them: lm_bf16_round on every value (ties
+ * to even, NaN kept quiet, infinities, subnormals), zero past k. */
+static void check_bf16_rows(void) {
+    float v[45] = {1.0f + 0x1p-8f, 1.0f + 0x3p-8f, -1.0f - 0x1p-8f, 0x1p-130f, -0x1.ffp-127f, INFINITY, -INFINITY, NAN, -NAN, 3.4e38f, -3.4e38f, 0.0f, -0.0f};
+    for (int i = 13; i < 45; i++) v[i] = uniform() * 1e3f;
+    const lm_gemm_bf16_kernel kernels[3] = {LM_B16_AMX, LM_B16_DOT, LM_B16_WIDEN};
+    const unsigned needs[3] = {LM_CPU_AMX_BF16, LM_CPU_AVX512, LM_CPU_AVX512};
+    for (int i = 0; i < 3; i++) {
+        if (!(lm_cpu_features() & needs[i])) continue;
+        lm_gemm_bf16 b16;
+        lm_err err;
+        float w[45] = {0};
+        CHECK(lm_gemm_bf16_init(&b16, w, 1, 45, kernels[i], &err) == 0, "bf16 init: %s", err.msg);
+        _Alignas(64) unsigned char out[64 * 4];
+        memset(out, 0xab, sizeof out);
+        lm_gemm_bf16_convert_row(&b16, v, out);
+        bool same = true;
+        for (int kk = 0; kk < b16.k2; kk++) {
+            uint16_t want = kk < 45 ? lm_bf16_round(v[kk]) : 0;
+            uint16_t got;
+            if (kernels[i] == LM_B16_WIDEN) {
+                uint32_t u;
+                memcpy(&u, out + 4 * kk, 4);
+                got = (uint16_t)(u >> 16);
+                same &= (u & 0xffff) == 0;
+            } else {
+                memcpy(&got, out + 2 * kk, 2);
+            }
+            same &= got == want;
+        }
+        CHECK(same && (size_t)b16.k2 * (kernels[i] == LM_B16_WIDEN ? 4 : 2) == lm_gemm_bf16_row_bytes(&b16),
+              "bf16 %s: a row converted as lm_bf16_round rounds each value, zero up to k2 = %d", b16_name(kernels[i]), b16.k2);
+        lm_gemm_bf16_free(&b16);
+    }
+}
+
 /* lm_cpu_linear on int8 and bf16 matrices, split over OpenMP threads, equals
  * the single-threaded kernels */
 static void check_cpu_linear(void) {
@@ -418,6 +502,13 @@ static void check_feature_mask(void) {
     setenv("LYRICMT_CPU_FEATURES", "xnovnni,novnnix,noamxx", 1);
     CHECK(lm_cpu_features() == all, "only whole items of the list count");
     unsetenv("LYRICMT_CPU_FEATURES");
+    /* what Linux lists, unless the kernel refused the tiles' state */
+    char flags[8192] = "";
+    FILE *info = fopen("/proc/cpuinfo", "r");
+    while (info && fgets(flags, sizeof flags, info) && strncmp(flags, "flags", 5) != 0) {}
+    if (info) fclose(info);
+    if (!strncmp(flags, "flags", 5) && strstr(flags, " amx_int8") && strstr(flags, " amx_bf16") && (all & LM_CPU_AVX512) && !lm_cpu_amx_refusal())
+        CHECK((all & LM_CPU_AMX_INT8) && (all & LM_CPU_AMX_BF16), "/proc/cpuinfo lists AMX: detected");
     if (all & LM_CPU_AMX_INT8) CHECK(lm_gemm_int8_best_kernel() == LM_Q8_AMX, "int8 takes the AMX tiles where there are some");
     if (all & LM_CPU_AMX_BF16) CHECK(lm_gemm_bf16_best_kernel() == LM_B16_AMX, "bf16 takes the AMX tiles where there are some");
     printf("test_gemm_prec: this CPU: AVX2 %s, AVX-512 %s, VNNI %s, BF16 %s, AMX int8 %s, AMX bf16 %s%s%s\n", all & LM_CPU_AVX2 ? "yes" : "no",
@@ -431,6 +522,8 @@ int main(void) {
     check_int8();
     check_int8_kernels_agree();
     check_bf16();
+    check_bf16_rows();
+    check_amx_reads_no_further();
     for (int pass = 0; pass < 2; pass++) { /* the best kernels, then those below AMX */
         if (pass) setenv("LYRICMT_CPU_FEATURES", "noamx", 1);
         check_cpu_linear();
