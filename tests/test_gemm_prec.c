@@ -384,10 +384,12 @@ static void check_amx_reads_no_further(void) {
 }
 
 /* The rows as the bf16 kernels read them: lm_bf16_round on every value (ties
- * to even, NaN kept quiet, infinities, subnormals), zero past k. */
+ * to even, NaN kept a NaN and quiet, infinities, subnormals), zero past k. */
 static void check_bf16_rows(void) {
     float v[45] = {1.0f + 0x1p-8f, 1.0f + 0x3p-8f, -1.0f - 0x1p-8f, 0x1p-130f, -0x1.ffp-127f, INFINITY, -INFINITY, NAN, -NAN, 3.4e38f, -3.4e38f, 0.0f, -0.0f};
-    for (int i = 13; i < 45; i++) v[i] = uniform() * 1e3f;
+    const uint32_t signaling = 0x7f800001u; /* a NaN whose payload is all below bfloat16's bits: it must not become infinity */
+    memcpy(&v[13], &signaling, sizeof signaling);
+    for (int i = 14; i < 45; i++) v[i] = uniform() * 1e3f;
     const lm_gemm_bf16_kernel kernels[3] = {LM_B16_AMX, LM_B16_DOT, LM_B16_WIDEN};
     const unsigned needs[3] = {LM_CPU_AMX_BF16, LM_CPU_AVX512, LM_CPU_AVX512};
     for (int i = 0; i < 3; i++) {
