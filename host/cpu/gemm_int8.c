@@ -300,8 +300,8 @@ static void vnni_rows(const lm_gemm_int8 *w, int i0, int i1, const uint8_t *q, c
  * two tiles of 16 rows a block (gemm_amx.h); with m >= 16 rows in all, a
  * last partial tile is taken as the product's last 16 rows and only its rows
  * not yet stored are stored. */
-__attribute__((target("avx512f"))) static void amx_rows(const lm_gemm_int8 *w, int m, int i0, int i1, const uint8_t *q, const float *step, const float *bias, bool relu, float *y,
-                     int n0, int n1) {
+__attribute__((target("avx512f"))) static void amx_rows(const lm_gemm_int8 *w, int m, int i0, int i1, const uint8_t *q, const float *step,
+                                                         const float *bias, bool relu, float *y, int n0, int n1) {
     _Alignas(64) int32_t acc[2 * LM_AMX_ROWS * LM_Q8_PANEL];
     for (int j = n0; j < n1; j += LM_Q8_PANEL) {
         const int8_t *panel = w->panels + (size_t)(j / LM_Q8_PANEL) * w->k4 * LM_Q8_PANEL;
