@@ -22,7 +22,7 @@ command -v perl > /dev/null || { echo "mutants: needs perl"; exit 2; }
 
 # The suite of tests/run_all.sh, quickest and most telling first; each mutant
 # runs until one fails (a killed mutant) or all pass (a survivor).
-SUITE="test_units test_sample test_row_stats test_metrics test_demo_golden tests/test_eval.sh tests/test_compare.sh test_logit_rows test_corrupt test_golden test_score test_job_parts tests/test_cli.sh tests/test_score.sh tests/test_augment.sh tests/test_bulk_more.sh tests/test_loader_cli.sh tests/test_io_safety.sh tests/test_bulk.sh tests/test_inflight.sh tests/test_safety.sh tests/test_scale.sh test_cuda_kernels"
+SUITE="test_units test_sample test_gemm_prec test_row_stats test_metrics test_demo_golden tests/test_eval.sh tests/test_compare.sh test_logit_rows test_corrupt test_golden test_score test_job_parts tests/test_cli.sh tests/test_score.sh tests/test_augment.sh tests/test_bulk_more.sh tests/test_loader_cli.sh tests/test_io_safety.sh tests/test_bulk.sh tests/test_inflight.sh tests/test_safety.sh tests/test_scale.sh test_cuda_kernels"
 
 work=$(mktemp -d /tmp/lyricmt-mutants-XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -98,13 +98,21 @@ for p in int8 bf16; do
     "$BIN" translate --model $M --precision $p -i "$T/in.txt" > "$T/p$p.txt" 2>"$T/e$p"; rc=$?
     check "$p on the CPU translates every line" '[ $rc -eq 0 ] && [ "$(wc -l < "$T/p$p.txt")" -eq "$(wc -l < "$T/in.txt")" ]'
 done
+# where the CPU lists AMX (and the kernel grants its tiles), int8 and bf16 run on it without a notice
+if grep -qw amx_int8 /proc/cpuinfo && grep -qw amx_bf16 /proc/cpuinfo && ! grep -q "refused AMX" "$T/eint8"; then
+    check "int8 and bf16 on AMX tiles: no notice" '! grep -q "note:" "$T/eint8" && ! grep -q "note:" "$T/ebf16"'
+fi
 # a CPU without the instructions (hidden here) falls back with a one-line notice
-LYRICMT_CPU_FEATURES=novnni "$BIN" translate --model $M --precision int8 -i "$T/in.txt" > "$T/pavx2.txt" 2>"$T/e"; rc=$?
-check "int8 without VNNI: AVX2, same output, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pavx2.txt" "$T/pint8.txt" && [ "$(grep -c "lacks AVX-512 VNNI: int8 runs on AVX2" "$T/e")" -eq 1 ]'
-LYRICMT_CPU_FEATURES=novnni,noavx2 "$BIN" translate --model $M --precision int8 -i "$T/in.txt" > "$T/pno.txt" 2>"$T/e"; rc=$?
-check "int8 without VNNI or AVX2: fp32, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pno.txt" "$T/p32.txt" && [ "$(grep -c "int8 runs in fp32" "$T/e")" -eq 1 ]'
-LYRICMT_CPU_FEATURES=nobf16 "$BIN" translate --model $M --precision bf16 -i "$T/in.txt" > "$T/pwide.txt" 2>"$T/e"; rc=$?
-check "bf16 without AVX-512 BF16: AVX-512F, same output, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pwide.txt" "$T/pbf16.txt" && [ "$(grep -c "lacks AVX-512 BF16: bf16 runs on AVX-512F" "$T/e")" -eq 1 ]'
+LYRICMT_CPU_FEATURES=noamx "$BIN" translate --model $M --precision int8 -i "$T/in.txt" > "$T/pvnni.txt" 2>"$T/e"; rc=$?
+check "int8 without AMX: VNNI, same output, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pvnni.txt" "$T/pint8.txt" && [ "$(grep -c "lacks AMX: int8 runs on AVX-512 VNNI" "$T/e")" -eq 1 ]'
+LYRICMT_CPU_FEATURES=noamx,novnni "$BIN" translate --model $M --precision int8 -i "$T/in.txt" > "$T/pavx2.txt" 2>"$T/e"; rc=$?
+check "int8 without AMX or VNNI: AVX2, same output, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pavx2.txt" "$T/pint8.txt" && [ "$(grep -c "lacks AMX and AVX-512 VNNI: int8 runs on AVX2" "$T/e")" -eq 1 ]'
+LYRICMT_CPU_FEATURES=noamx,novnni,noavx2 "$BIN" translate --model $M --precision int8 -i "$T/in.txt" > "$T/pno.txt" 2>"$T/e"; rc=$?
+check "int8 without AMX, VNNI or AVX2: fp32, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pno.txt" "$T/p32.txt" && [ "$(grep -c "int8 runs in fp32" "$T/e")" -eq 1 ]'
+LYRICMT_CPU_FEATURES=noamx "$BIN" translate --model $M --precision bf16 -i "$T/in.txt" > "$T/pb16.txt" 2>"$T/e"; rc=$?
+check "bf16 without AMX: AVX-512, every line, one notice" '[ $rc -eq 0 ] && [ "$(wc -l < "$T/pb16.txt")" -eq "$(wc -l < "$T/in.txt")" ] && [ "$(grep -c "lacks AMX.*: bf16 runs on AVX-512" "$T/e")" -eq 1 ]'
+LYRICMT_CPU_FEATURES=noamx,nobf16 "$BIN" translate --model $M --precision bf16 -i "$T/in.txt" > "$T/pwide.txt" 2>"$T/e"; rc=$?
+check "bf16 without AMX or AVX-512 BF16: AVX-512F, same output, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pwide.txt" "$T/pb16.txt" && [ "$(grep -c "lacks AMX and AVX-512 BF16: bf16 runs on AVX-512F" "$T/e")" -eq 1 ]'
 LYRICMT_CPU_FEATURES=noavx512 "$BIN" translate --model $M --precision bf16 -i "$T/in.txt" > "$T/pno.txt" 2>"$T/e"; rc=$?
 check "bf16 without AVX-512: fp32, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pno.txt" "$T/p32.txt" && [ "$(grep -c "bf16 runs in fp32" "$T/e")" -eq 1 ]'
 echo "yeah" | "$BIN" translate --model $M --device cuda > "$T/cuda.out" 2>"$T/e"; rc=$?

@@ -145,6 +145,20 @@ for prec in int8 bf16; do
     check "a job started in fp32 refuses to resume in $prec, naming the arithmetic ($rc: $(cat "$T/e"))" \
         '[ $rc -eq 1 ] && grep -q "arithmetic" "$T/e" && [ ! -e "$T/k.out" ]'
 done
+if grep -q amx_bf16 /proc/cpuinfo; then # the same precision on other kernels that round otherwise
+    rm -f "$T/k.out" "$T/k.out.journal"
+    "$BINA" translate $JOB --precision bf16 -i "$T/k.txt" -o "$T/k.out" 2>/dev/null &
+    pid=$!; wait_journal $pid "$T/k.out.journal" 0; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+    LYRICMT_CPU_FEATURES=noamx job --precision bf16 -i "$T/k.txt" -o "$T/k.out" 2>"$T/e"; rc=$?
+    check "a bf16 job started on AMX refuses to resume with AMX hidden ($rc: $(tail -n 1 "$T/e"))" \
+        '[ $rc -eq 1 ] && grep -q "arithmetic" "$T/e" && [ ! -e "$T/k.out" ]'
+    rm -f "$T/k.out" "$T/k.out.journal"
+else
+    echo "test_safety: skipped: bf16 on AMX against AVX-512 (this CPU has no AMX)"
+fi
+rm -f "$T/k.out" "$T/k.out.journal"
+"$BINA" translate $JOB -i "$T/k.txt" -o "$T/k.out" 2>/dev/null &
+pid=$!; wait_journal $pid "$T/k.out.journal" 0; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
 (cd "$T" && job -i ./k.txt -o k.out 2>"$T/e"); rc=$?
 check "resumed with the input spelled ./k.txt from its directory: exit 0, byte-identical ($rc: $(cat "$T/e"))" \
     '[ $rc -eq 0 ] && cmp -s "$T/k.ref" "$T/k.out"'
