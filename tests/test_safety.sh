@@ -94,6 +94,13 @@ for cmd in translate_o translate_report score_o compare_o compare_html split_pai
     check "$cmd: no partial left behind" '[ -z "$(ls "$d" | grep partial)" ]'
     check "$cmd: every input and the model are intact" inputs_intact
 done
+# one output per input file: an output that is a hard link to another input
+mkdir -p "$T/songs" "$T/songs-ko"
+cp "$T/in.txt" "$T/songs/a.txt"; cp "$T/in.txt" "$T/songs/b.txt"
+ln "$T/songs/b.txt" "$T/songs-ko/a.txt"
+"$BIN" translate --model "$MD" --beam 1 --progress none -i "$T/songs" -o "$T/songs-ko/" 2>"$T/e"; rc=$?
+check "-o DIR/ whose a.txt is a hard link to the input b.txt: refused, untouched ($rc: $(cat "$T/e"))" \
+    '[ $rc -eq 1 ] && cmp -s "$T/songs/b.txt" "$T/in.txt.orig" && grep -q "it is the input" "$T/e"'
 bounded translate_o "$MD/model.safetensors"; rc=$?
 check "translate -o a model file name that does not exist yet is refused too" '[ $rc -eq 1 ] && [ ! -e "$MD/model.safetensors" ]'
 bounded translate_o -; rc=$?
