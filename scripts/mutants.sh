@@ -53,7 +53,7 @@ while IFS="$TAB" read -r name file from to; do
         FROM="$from" TO="$to" perl -0777 -i -pe 'BEGIN { ($f = $ENV{FROM}) =~ s/\@NL\@/\n/g; ($t = $ENV{TO}) =~ s/\@NL\@/\n/g } s/\Q$f\E/$t/' "$m/$file"
         touch "$m/$file"
         tests=$(ls "$m/$BUILD"/test_* 2>/dev/null | sed "s|^$m/||" | grep -v '\.d$' | tr '\n' ' ')
-        if ! (cd "$m" && nice make -s "$BUILD/lyricmt" $tests > "$work/build.log" 2>&1); then
+        if ! (cd "$m" && nice make -s "$BUILD/lyricmt" $tests > "$work/build.log" 2>&1 < /dev/null); then
             result="DID NOT BUILD ($(grep -m1 -E 'error' "$work/build.log"))"
         else
             result="SURVIVED"
@@ -62,7 +62,8 @@ while IFS="$TAB" read -r name file from to; do
                 *.sh) cmd="sh $t" ;;
                 *) [ -x "$m/$BUILD/$t" ] || continue; cmd="./$BUILD/$t" ;;
                 esac
-                (cd "$m" && LYRICMT="$BUILD/lyricmt" timeout 900 nice $cmd > "$work/test.log" 2>&1)
+                # stdin is the list being read: a test must not eat the mutants after this one
+                (cd "$m" && LYRICMT="$BUILD/lyricmt" timeout 900 nice $cmd > "$work/test.log" 2>&1 < /dev/null)
                 rc=$?
                 if [ $rc -ne 0 ]; then
                     first=$(grep -m1 '^FAIL' "$work/test.log" | cut -c1-90)
