@@ -9,9 +9,14 @@ CFLAGS   = $(OPT) $(XFLAGS) -std=c11 -Wall -Wextra -fopenmp -D_GNU_SOURCE -Ihost
 CXXFLAGS = $(OPT) $(XFLAGS) -std=c++17 -Wall -Wextra -Ihost -MMD -MP
 LDEXTRA ?=
 LDLIBS   = $(XFLAGS) $(LDEXTRA) -pthread -lopenblas -lcjson -lyaml -lsentencepiece -lstdc++ -lm -fopenmp
+# Every object goes into the library (include/lyricmt.h) as well as the
+# program: position-independent, its symbols hidden unless the API marks them.
+CFLAGS   += -fPIC -fvisibility=hidden
+CXXFLAGS += -fPIC -fvisibility=hidden
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-HOST_SRC = $(filter-out host/cli/main.c,$(wildcard host/*/*.c))
+HOST_SRC = $(filter-out host/cli/%,$(wildcard host/*/*.c))
+CLI_SRC  = $(wildcard host/cli/*.c)
 HOST_OBJ = $(HOST_SRC:%.c=$(BUILD)/%.o) $(BUILD)/host/model/spm_shim.o
 TEST_SRC = $(wildcard tests/test_*.c)
 
@@ -33,10 +38,9 @@ CFLAGS   += -DLM_NCCL_SONAME='"libnccl-emu.so.2"'
 else
 CU        = $(NVCC)
 CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
-NVFLAGS   = -O2 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra -Ihost -MMD -MP
+NVFLAGS   = -O2 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-fPIC,-fvisibility=hidden -Ihost -MMD -MP
 LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
 endif
-HOST_OBJ += $(CUDA_LIBS)
 # NCCL (the weight broadcast across GPUs) where the toolkit or the system has
 # nccl.h; the library itself is opened at run time (cuda/cuda_nccl.c), so the
 # program also runs where it is absent. The check (tests/test_scale.sh) loads it.
@@ -58,24 +62,49 @@ CFLAGS += -DLM_WITH_MPI $(shell $(MPICC) --showme:compile)
 LDLIBS += $(shell $(MPICC) --showme:link)
 endif
 
-all: $(BUILD)/lyricmt
+all: $(BUILD)/lyricmt $(BUILD)/liblyricmt.so $(BUILD)/liblyricmt.a
 
-$(BUILD)/%.o: %.c
+# Objects depend on the flags they were compiled with: a build made with
+# other flags (before -fPIC, or another CUDA_ARCH) is rebuilt, not mixed in.
+FLAGS_STAMP = $(BUILD)/.flags
+FLAGS_NOW   = $(CC) $(CFLAGS) | $(CXX) $(CXXFLAGS) | $(NVFLAGS)
+$(shell mkdir -p $(BUILD) && { [ "$$(cat $(FLAGS_STAMP) 2>/dev/null)" = '$(FLAGS_NOW)' ] || echo '$(FLAGS_NOW)' > $(FLAGS_STAMP); })
+
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/kernels/%.o: kernels/%.cu
+$(BUILD)/kernels/%.o: kernels/%.cu $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CU) $(NVFLAGS) -c $< -o $@
 
-$(BUILD)/host/model/spm_shim.o: host/model/spm_shim.cc
+$(BUILD)/host/model/spm_shim.o: host/model/spm_shim.cc $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
-$(BUILD)/lyricmt: $(BUILD)/host/cli/main.o $(HOST_OBJ)
+# The library (README, "The C library"): a static archive of every object, the
+# program's own (the command links it), and a shared one that exports only
+# include/lyricmt.h's functions, versioned by its soname.
+LIB_ABI = 0
+$(BUILD)/liblyricmt.a: $(HOST_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/liblyricmt.so.$(LIB_ABI): $(HOST_OBJ) host/api/lyricmt.map
+	$(CC) $(CFLAGS) -shared -Wl,-soname,liblyricmt.so.$(LIB_ABI) -Wl,--version-script=host/api/lyricmt.map -Wl,-z,defs \
+	    $(HOST_OBJ) -o $@ $(LDLIBS)
+
+$(BUILD)/liblyricmt.so: $(BUILD)/liblyricmt.so.$(LIB_ABI)
+	ln -sf liblyricmt.so.$(LIB_ABI) $@
+
+$(BUILD)/lyricmt: $(CLI_SRC:%.c=$(BUILD)/%.o) $(BUILD)/liblyricmt.a $(CUDA_LIBS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/testing.o $(BUILD)/tests/zip_writer.o $(BUILD)/tests/random_model.o $(HOST_OBJ)
+# The API's own test: the public header alone (no -Ihost), the shared library alone.
+$(BUILD)/test_capi: tests/test_capi.c include/lyricmt.h $(BUILD)/liblyricmt.so
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(XFLAGS) -std=c11 -Wall -Wextra -pedantic -Iinclude $< -o $@ -L$(BUILD) -llyricmt -lm -pthread -Wl,-rpath,'$$ORIGIN'
+
+$(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/testing.o $(BUILD)/tests/zip_writer.o $(BUILD)/tests/random_model.o $(HOST_OBJ) $(CUDA_LIBS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 # the kernels alone, and only what they report through (quick to build under the sanitizers)
@@ -96,7 +125,7 @@ $(BUILD)/cuda_emu/libcudaemu.a: $(EMU_SRC:tests/cuda_emu/%.cpp=$(BUILD)/cuda_emu
 
 $(BUILD)/cuda_emu/%.o: tests/cuda_emu/%.cpp
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) -I$(CUDA_HOME)/include -c $< -o $@
+	$(CXX) $(CXXFLAGS) -fvisibility=default -I$(CUDA_HOME)/include -c $< -o $@
 
 $(BUILD)/cuda_emu/libnccl-emu.so.2: tests/cuda_emu/nccl.cpp
 	@mkdir -p $(dir $@)
@@ -108,7 +137,7 @@ cuda-emu:
 	@$(MAKE) --no-print-directory BUILD=$(EMU_BUILD)-san CUDA_EMU=1 CUDA_HOME=$(CUDA_HOME) OPT="-O1 -g" XFLAGS="$(SAN)" \
 	    $(EMU_BUILD)-san/test_cuda_kernels
 
-$(BUILD)/tests/%.o: tests/%.c
+$(BUILD)/tests/%.o: tests/%.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -c $< -o $@
 
@@ -142,7 +171,7 @@ fuzz: deps
 	sh tests/fuzz/run.sh fuzz $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 test: deps
-	@$(MAKE) --no-print-directory $(BUILD)/lyricmt $(TEST_BIN) $(FUZZ_BIN) $(if $(NVCC),cuda-emu)
+	@$(MAKE) --no-print-directory $(BUILD)/lyricmt $(BUILD)/liblyricmt.so $(TEST_BIN) $(FUZZ_BIN) $(if $(NVCC),cuda-emu)
 	@LYRICMT=$(BUILD)/lyricmt FUZZ_BUILD=$(FUZZ_BUILD) $(if $(NVCC),CUDA_EMU_BUILD=$(EMU_BUILD)) \
 	    sh tests/run_all.sh $(TEST_BIN) $(if $(NVCC),tests/cuda_emu/run_tests.sh)
 

@@ -372,8 +372,9 @@ def model_macs(cfg, src_lens, steps, beam):
 # that does its products exactly. bf16: vdpbf16ps, or a bfloat16 widened to float
 # and one FMA (exact, as host/cpu/gemm_bf16.c does on Intel, where that is faster)
 PEAK_KINDS = {"fp32": ["fp32_fma512", "fp32_fma256"], "float32": ["fp32_fma512", "fp32_fma256"],
-              "bf16": ["bf16_dp512", "fp32_fma512", "fp32_fma256"], "bfloat16": ["bf16_dp512", "fp32_fma512", "fp32_fma256"],
-              "int8": ["int8_dp512"], "int8_float32": ["int8_dp512"]}
+              "bf16": ["bf16_amx", "bf16_dp512", "fp32_fma512", "fp32_fma256"],
+              "bfloat16": ["bf16_amx", "bf16_dp512", "fp32_fma512", "fp32_fma256"],
+              "int8": ["int8_amx", "int8_dp512"], "int8_float32": ["int8_amx", "int8_dp512"]}
 
 
 def measure_peaks(threads):
@@ -398,7 +399,8 @@ def limit_of(limits, precision):
 
 def work_lines(a, cfg, src_lens, limits):
     """The report's lines that say how work and peaks are counted."""
-    names = {"fp32_fma512": "fp32 FMA zmm", "fp32_fma256": "fp32 FMA ymm", "bf16_dp512": "vdpbf16ps zmm", "int8_dp512": "vpdpbusd zmm"}
+    names = {"fp32_fma512": "fp32 FMA zmm", "fp32_fma256": "fp32 FMA ymm", "bf16_dp512": "vdpbf16ps zmm", "int8_dp512": "vpdpbusd zmm",
+             "bf16_amx": "AMX tdpbf16ps", "int8_amx": "AMX tdpbusd"}
     peaks = "; ".join(f"{names[k]} {limits[k]['thread']:.1f} a thread, {limits[k]['all']:.1f} with {limits['threads']} "
                       f"(wall {limits[k]['all_wall']:.1f})" if limits.get(k) else f"{names[k]} absent" for k in names) if limits else "not measured"
     return [f"- work: multiply-adds (MACs) the translation needs, counted the same way for both engines from config.json "
@@ -410,7 +412,8 @@ def work_lines(a, cfg, src_lens, limits):
             "shared until they differ; CTranslate2: beams expanded after the first step) still counts, so skipping shows as a higher rate",
             f"- GMAC/s: the work over the median seconds; % of MAC peak: of `build/peak {a.threads}` (benchmarks/peak.c, run once "
             "before the engines), all threads' GMAC/s by CPU time, for the engine's precision: fp32/float32 the fp32 FMA; "
-            "bf16/bfloat16 the faster of vdpbf16ps and the FMA on a widened bfloat16; int8/int8_float32 vpdpbusd",
+            "bf16/bfloat16 the fastest of AMX tdpbf16ps, vdpbf16ps and the FMA on a widened bfloat16; int8/int8_float32 "
+            "the faster of AMX tdpbusd and vpdpbusd (the same limit for both engines: the CPU's)",
             f"- peaks (GMAC/s): {peaks}"]
 
 

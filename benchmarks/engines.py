@@ -12,7 +12,9 @@ ENGINE: hf_loop    transformers generate(), one line at a time (what a user writ
 All use the m2m100 convention (source __en__ ... </s>, first target token __ko__),
 max_length counting the decoder start token as transformers does, and --fixed
 forces exactly max_length (min = max). Prints one JSON line: seconds (translation
-only, model load excluded), lines, target tokens (generated, decoder start excluded).
+only, model load excluded), lines, target tokens (generated, decoder start excluded),
+peak_mb, and for ct2 cpu_seconds (the process's CPU time, all threads, over
+translate_batch: on a shared machine the steadier figure).
 """
 import argparse
 import json
@@ -75,16 +77,16 @@ def run_ct2(a, lines, tok):
     prefix = [[tok.convert_ids_to_tokens(tok.get_lang_id("ko"))]] * len(lines)
     # CTranslate2 counts decoding steps after the start token, the target prefix included
     steps = a.max_length - 1
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.process_time()
     res = tr.translate_batch(src, target_prefix=prefix, beam_size=a.beam, max_batch_size=a.budget, batch_type="tokens",
                              max_decoding_length=steps, min_decoding_length=steps if a.fixed else 1, return_end_token=True)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
     outs, tokens = [], 0
     for r in res:
         ids = tok.convert_tokens_to_ids(r.hypotheses[0])
         tokens += len(ids)
         outs.append(tok.decode(ids, skip_special_tokens=True))
-    return outs, tokens, seconds
+    return outs, tokens, seconds, cpu
 
 
 def main():
@@ -108,11 +110,15 @@ def main():
     tok = M2M100Tokenizer.from_pretrained(a.model, src_lang="en", tgt_lang="ko")
     with open(a.input, encoding="utf-8") as f:
         lines = f.read().split("\n")[:-1]
-    outs, tokens, seconds = (run_ct2 if a.engine == "ct2" else run_hf)(a, lines, tok)
+    if a.engine == "ct2":
+        outs, tokens, seconds, cpu = run_ct2(a, lines, tok)
+    else:
+        outs, tokens, seconds = run_hf(a, lines, tok)
+        cpu = None
     with open(a.output, "w", encoding="utf-8") as f:
         f.write("".join(o + "\n" for o in outs))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "lines": len(lines), "tokens": tokens, "peak_mb": peak_mb}))
+    print(json.dumps({"seconds": seconds, "lines": len(lines), "tokens": tokens, "peak_mb": peak_mb, "cpu_seconds": cpu}))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@
      fp32_fma256  vfmadd231ps ymm:    8
      bf16_dp512   vdpbf16ps zmm:     32 (16 lanes x 2 bfloat16 pairs)
      int8_dp512   vpdpbusd zmm:      64 (16 lanes x 4 u8 x s8 products)
+     bf16_amx     tdpbf16ps:       8192 (a 16 x 16 tile of sums of 32 bfloat16 products)
+     int8_amx     tdpbusd:        16384 (a 16 x 16 tile of sums of 64 u8 x s8 products)
    "thread": one thread alone, from its own CPU time (CLOCK_THREAD_CPUTIME_ID),
    which other jobs on a shared machine disturb little; "all": `threads` OpenMP
    threads at once, the sum of their rates by CPU time (the limit for a run with
@@ -25,11 +27,15 @@
    unit. The machine's own flags decide nothing beyond -O2 -fopenmp: each
    kernel carries its target attribute. */
 #define _GNU_SOURCE
+#include <cpuid.h>
 #include <immintrin.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #define REPS 5
 #define TARGET_S 0.1
@@ -111,6 +117,48 @@ __attribute__((target("avx512f,avx512vnni"))) static double dpbusd_512(long iter
 #undef SUM
 }
 
+
+/* AMX: the process asks Linux for the tile state once (arch_prctl
+   ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), and each thread configures its
+   tiles. Four independent accumulator tiles (tmm0-3, 16 rows of 64 bytes)
+   take A from tmm4 and B from tmm5; CPUID leaf 7 EDX bits 24, 25 and 22 are
+   AMX-TILE, AMX-INT8 and AMX-BF16. */
+static int amx_has(int bit) {
+    unsigned a, b, c, d;
+    static int granted = -1;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << bit))) return 0;
+    if (granted < 0) granted = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+    return granted;
+}
+
+static void amx_configure(void) {
+    _Alignas(64) unsigned char cfg[64];
+    memset(cfg, 0, sizeof cfg);
+    cfg[0] = 1; /* palette */
+    for (int t = 0; t < 6; t++) cfg[16 + 2 * t] = 64, cfg[48 + t] = 16; /* bytes a row, rows */
+    __asm__ volatile("ldtilecfg %0" ::"m"(cfg));
+}
+
+/* One AMX kernel per instruction: A and B hold small normal numbers (bfloat16
+   0x3c00 is 2^-7; int8 1), the sums go to memory at the end. */
+#define AMX_KERNEL(fn, insn, fill)                                                                        \
+    __attribute__((target("amx-tile,amx-int8,amx-bf16"))) static double fn(long iters) {                 \
+        _Alignas(64) unsigned short ab[512];                                                                \
+        _Alignas(64) float c[256];                                                                          \
+        for (int i = 0; i < 512; i++) ab[i] = fill;                                                         \
+        amx_configure();                                                                                    \
+        __asm__ volatile("tilezero %%tmm0\n\ttilezero %%tmm1\n\ttilezero %%tmm2\n\ttilezero %%tmm3\n\t"        \
+                         "tileloadd (%0,%1,1), %%tmm4\n\ttileloadd (%0,%1,1), %%tmm5" ::"r"(ab), "r"(64L) : "memory"); \
+        for (long i = 0; i < iters; i++)                                                                    \
+            __asm__ volatile(insn " %%tmm5, %%tmm4, %%tmm0\n\t" insn " %%tmm5, %%tmm4, %%tmm1\n\t"           \
+                             insn " %%tmm5, %%tmm4, %%tmm2\n\t" insn " %%tmm5, %%tmm4, %%tmm3" ::);         \
+        __asm__ volatile("tilestored %%tmm0, (%0,%1,1)" ::"r"(c), "r"(64L) : "memory");                    \
+        __asm__ volatile("tilerelease" ::);                                                                 \
+        return c[0];                                                                                        \
+    }
+AMX_KERNEL(tdpbf16ps_amx, "tdpbf16ps", 0x3c00)
+AMX_KERNEL(tdpbusd_amx, "tdpbusd", 0x0101)
+
 static double seconds(clockid_t clock) {
     struct timespec t;
     clock_gettime(clock, &t);
@@ -191,6 +239,8 @@ int main(int argc, char **argv) {
         {"fp32_fma256", fma256, 12, 8, __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")},
         {"bf16_dp512", dpbf16_512, 16, 32, __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16")},
         {"int8_dp512", dpbusd_512, 16, 64, __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni")},
+        {"bf16_amx", tdpbf16ps_amx, 4, 16 * 16 * 32, amx_has(22)},
+        {"int8_amx", tdpbusd_amx, 4, 16 * 16 * 64, amx_has(25)},
     };
     int n = (int)(sizeof kinds / sizeof kinds[0]);
     printf("{\"threads\": %d", threads);

@@ -11,10 +11,12 @@
  * single-threaded OpenBLAS (sgemm, W^T from the row-major original) or the
  * packed tile (lm_packed_gemm); with int8 or bf16, through lm_gemm_int8_run or
  * lm_gemm_bf16_run on this CPU's best kernel (x quantized or converted once, outside
- * the timing, as cpu_weights.c does before it splits). The rate printed is the mean over threads of
- * MACs / thread CPU seconds, best of 3 repetitions.
+ * the timing, as cpu_weights.c does before it splits): AMX tiles where the CPU
+ * has them, VNNI / AVX-512 with LYRICMT_CPU_FEATURES=noamx; the header names
+ * it. The rate printed is the mean over threads of MACs / thread CPU seconds,
+ * best of 3 repetitions.
  */
-#include "backend/backend.h"
+#include "cpu/cpu_backend.h"
 #include "cpu/gemm_bf16.h"
 #include "cpu/gemm_int8.h"
 #include "cpu/packed_gemm.h"
@@ -160,8 +162,20 @@ static double rate(int form, const operands *o, int n, int k, int m, float *y) {
 static const char *form_names[] = {"packed", "OpenBLAS / packed", "int8", "bf16"};
 
 /* form: PACKED, BLAS (OpenBLAS and packed side by side), INT8 or BF16 */
+static const char *kernel_name(int form) {
+    if (form == INT8) {
+        lm_gemm_int8_kernel k = lm_gemm_int8_best_kernel();
+        return k == LM_Q8_AMX ? " (AMX tdpbusd)" : k == LM_Q8_VNNI ? " (AVX-512 VNNI)" : " (AVX2)";
+    }
+    if (form == BF16) {
+        lm_gemm_bf16_kernel k = lm_gemm_bf16_best_kernel();
+        return k == LM_B16_AMX ? " (AMX tdpbf16ps)" : k == LM_B16_DOT ? " (vdpbf16ps)" : " (widened to AVX-512F FMAs)";
+    }
+    return "";
+}
+
 static void products(const char *title, const shape *shapes, int n_shapes, const int *rows, int n_rows, int form) {
-    printf("\n%s: GMAC/s per thread (%d threads), %s\n", title, omp_get_max_threads(), form_names[form]);
+    printf("\n%s: GMAC/s per thread (%d threads), %s%s\n", title, omp_get_max_threads(), form_names[form], kernel_name(form));
     printf("| product (n x k) |");
     for (int r = 0; r < n_rows; r++) printf(" %d rows |", rows[r]);
     printf("\n|---|");

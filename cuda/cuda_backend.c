@@ -20,12 +20,11 @@
  * its own length, so the embedding, the cache append and self-attention take
  * a position and a key count per row.
  */
-#include "backend/backend.h"
+#include "cuda/cuda_backend.h"
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_device.h"
 #include "config/engine_config.h"
 #include "kernels/kernels.h"
-#include "cuda/cuda_nccl.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,7 +1,8 @@
 /*
  * cuda_device: what the CUDA backend and its tests share besides the kernels:
  * whether a GPU can be used at all (and, when it cannot, whether that is "no
- * GPU here" or a broken setup), and the one matrix-product wrapper.
+ * GPU here" or a broken setup), the one matrix-product wrapper, and what the
+ * weight broadcast reads of a backend.
  */
 #ifndef LM_CUDA_DEVICE_H
 #define LM_CUDA_DEVICE_H
@@ -43,5 +44,19 @@ typedef struct {
  * _16BF), fp32 accumulation, on the handle's stream. */
 int lm_cuda_linear(cublasHandle_t blas, cudaDataType_t type, int rows, const lm_dev_linear *l, const void *x, float *y,
                    lm_err *err);
+
+/* What the weight broadcast (cuda_nccl.c) needs of a CUDA backend
+ * (cuda_backend.c): its weight allocations, in the same order on every
+ * backend of one model. */
+typedef struct {
+    void *const *ptrs;
+    const size_t *bytes;
+    int n;
+    int device;
+    cudaStream_t stream;
+} lm_cuda_weights;
+
+typedef struct lm_backend lm_backend;
+lm_cuda_weights lm_cuda_backend_weights(lm_backend *b);
 
 #endif

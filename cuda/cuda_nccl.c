@@ -1,6 +1,13 @@
-/* cuda_nccl: see cuda_nccl.h. */
-#include "cuda/cuda_nccl.h"
+/*
+ * cuda_nccl: the model's weights copied from one GPU to the others of a
+ * process with NCCL (ncclBroadcast over one communicator made by
+ * ncclCommInitAll), instead of each GPU reading them from host memory.
+ * Built with NCCL where the CUDA toolkit has it (LM_WITH_NCCL); without it
+ * the broadcast says so and --weights-from disk remains.
+ */
+#include "cuda/cuda_backend.h"
 #include "cuda/cuda_check.h"
+#include "cuda/cuda_device.h"
 
 #include <stdio.h>
 #include <stdlib.h>

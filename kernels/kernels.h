@@ -6,8 +6,25 @@
  * Types: activations, caches and matrix-product outputs are float; weights and
  * matrix-product inputs are of the backend's dtype (LM_K_F32/F16/BF16),
  * passed as void pointers. Rows are row-major with the stride given.
- * The CPU reference of each op is in tests/test_cuda_kernels.c (or, for
- * logprob_topk, host/backend/logits.c).
+ *
+ * Each kernel, the CPU backend's body for the same op (its twin), and the
+ * test that holds the kernel to a CPU reference (tests/test_cuda_kernels.c,
+ * random inputs, odd sizes and limits; end to end, tests/test_cuda_backend.c
+ * holds the whole backend to the CPU backend):
+ *
+ *   kernel            file              CPU twin                                   test
+ *   lm_k_convert      convert.cu        lm_bf16_round (cpu/gemm_bf16.c): weights   test_convert_long, test_embed
+ *                                       to 16 bits (fp16: the test's rounding)
+ *   lm_k_embed        embed.cu          embed() in cpu/cpu_backend.c               test_embed
+ *   lm_k_add_layernorm add_layernorm.cu add_norm() (cpu_backend.c) over            test_layernorm (ref_layernorm)
+ *                                       lm_cpu_norm_row_* (cpu/cpu_norm.c)
+ *   lm_k_bias_act     bias_act.cu       the bias and relu in the products' store   test_bias_act
+ *                                       (cpu/cpu_weights.c), activate() for gelu
+ *   lm_k_attention    attention.cu      lm_cpu_attention_* (cpu/cpu_attention.c)   test_attention (ref_attention)
+ *   lm_k_gather_rows  gather_rows.cu    cpu_reorder() (cpu_backend.c)              test_gather_rows
+ *   lm_k_append_rows  append_rows.cu    the cache writes of cpu_decode_step()      test_append_rows
+ *   lm_k_logprob_topk logprob_topk.cu   lm_logprob_topk, lm_greedy_pick            test_logprob_topk (ref_topk, an
+ *                                       (backend/logits.c)                         independent scan in double)
  */
 #ifndef LM_KERNELS_H
 #define LM_KERNELS_H

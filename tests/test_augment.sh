@@ -29,6 +29,9 @@ check "dedup: repeats existed to drop" '[ "$(wc -l < "$T/want")" -lt "$(wc -l < 
 check "dedup: exactly the first of each repeated sample kept, with its index" '[ $rc -eq 0 ] && cmp -s "$T/want" "$T/dedup.jsonl"'
 run $S $C --n-best 5 --output-format jsonl --dedup-hypotheses -i "$T/in.txt" -o "$T/dedup2.jsonl" 2>/dev/null
 check "dedup: JSONL hypotheses lists shrink too" '[ "$(wc -l < "$T/dedup2.jsonl")" -eq 6 ] && [ "$(grep -o "\"translation\":" "$T/dedup2.jsonl" | wc -l)" -lt 30 ]'
+# issue 26: a line deduplicated down to one hypothesis kept no list at all
+one=$(grep -c "\"hypotheses\":\[{[^]{]*}\]" "$T/dedup2.jsonl")
+check "dedup: every record keeps its hypotheses list, $one of them down to one" '[ "$(grep -c "\"hypotheses\":\[" "$T/dedup2.jsonl")" -eq 6 ] && [ "$one" -ge 1 ]'
 
 # ---- --min-score: exactly the pairs at or above the floor ----
 floor=$(sed 's/.*"score":\(-[0-9.]*\)}$/\1/' "$T/all.jsonl" | sort -n | sed -n 12p)

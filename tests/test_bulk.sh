@@ -84,6 +84,19 @@ check "TSV: malformed line kept as a warned empty record" '[ "$(wc -l < "$T/m.ou
 printf '{"id": 1, "text": "yeah"}\n{oops\n{"id": 3}\n' > "$T/m.jsonl"
 run --beam 1 --format jsonl --output-format jsonl -i "$T/m.jsonl" > "$T/m.out" 2>"$T/m.err"
 check "JSONL: bad JSON and missing text are warned empty records" '[ "$(wc -l < "$T/m.out")" -eq 3 ] && grep -q "m.jsonl:2: unusable jsonl record (bad JSON: expected a string)" "$T/m.err" && sed -n 3p "$T/m.out" | grep -q "\"warning\":\"bad-record\""'
+# issue 26: a bad record is known by its line number, not by an empty id
+check "JSONL: a bad record's id is its line number, a readable id is kept" 'sed -n 2p "$T/m.out" | grep -q "^{\"id\":2," && sed -n 3p "$T/m.out" | grep -q "^{\"id\":3,"'
+run --beam 1 --format tsv --output-format tsv -i "$T/m.tsv" > "$T/m.out" 2>/dev/null
+check "TSV: a bad record's id is its line number" '[ "$(cut -f1 "$T/m.out" | tr "\n" " ")" = "a 2 3 " ]'
+# a key written twice takes its last value, as Python's json does; one key may serve two fields
+printf '{"id": 1, "text": "zzz", "text": "I got money"}\n' > "$T/d.jsonl"
+run --beam 1 --format jsonl --output-format jsonl -i "$T/d.jsonl" > "$T/d.out" 2>/dev/null
+check "JSONL: a duplicate text key takes its last value" 'grep -q "\"source\":\"I got money\"" "$T/d.out"'
+run --beam 1 --format jsonl --output-format jsonl -i "$T/d.jsonl" > "$T/d.out" 2>"$T/d.err"
+check "JSONL: a duplicate key is warned with file and line, the record still translated" 'grep -q "d.jsonl:1: key .text. appears more than once; its last value is used" "$T/d.err" && grep -q "1 bad-record" "$T/d.err" && grep -q "\"translation\":\"[^\"]\+\",\"score\":-\?[0-9].*\"warning\":\"bad-record\"" "$T/d.out"'
+printf '{"text": "I got money"}\n' > "$T/s.jsonl"
+run --beam 1 --format jsonl --id-field text --text-field text --output-format jsonl -i "$T/s.jsonl" > "$T/s.out" 2>"$T/s.err"
+check "JSONL: --id-field text --text-field text is a good record" 'grep -q "^{\"id\":\"I got money\",\"source\":\"I got money\",\"translation\":\"[^\"]" "$T/s.out" && grep -q "0 bad-record" "$T/s.err"'
 
 # ---- n-best and sampled outputs ----
 run --beam 4 --n-best 3 --output-format jsonl -i "$T/c20.txt" > "$T/nb.out" 2>/dev/null

@@ -60,6 +60,23 @@ printf 'batch:\n  max_sentences: -4\n' > "$T/c2.yaml"
 "$BIN" translate --model $M --config "$T/c2.yaml" < /dev/null > /dev/null 2>"$T/e"; check "out-of-range YAML value" '[ $? -eq 2 ] && grep -q "max_sentences" "$T/e"'
 printf 'decoding: [1, 2\n' > "$T/c3.yaml"
 "$BIN" translate --model $M --config "$T/c3.yaml" < /dev/null > /dev/null 2>"$T/e"; check "bad YAML syntax" '[ $? -eq 2 ] && grep -q "bad YAML" "$T/e"'
+# issue 26: a key given twice (in any spelling), a section given twice and a
+# second document were taken silently; bad UTF-8 was blamed on line 1
+yaml_refused() { # $1 name, $2 file contents (printf format), $3 expected message
+    printf "$2" > "$T/y.yaml"
+    "$BIN" translate --model $M --config "$T/y.yaml" < /dev/null > /dev/null 2>"$T/e"; rc=$?
+    want="y.yaml:$3" # check's own $3 is empty when it evaluates the condition
+    check "$1: exit 2 and '$3' (got $rc: $(head -c 160 "$T/e"))" '[ $rc -eq 2 ] && [ "$(wc -l < "$T/e")" -eq 1 ] && grep -qF "$want" "$T/e"'
+}
+yaml_refused "YAML key given twice" 'threads: 1\nseed: 3\nthreads: 2\n' "3: 'threads' is set twice (first on line 1)"
+yaml_refused "YAML setting given twice in two spellings" 'decoding:\n  num_beams: 2\nnum_beams: 3\n' "3: 'num_beams' is set twice (first on line 2)"
+yaml_refused "YAML section given twice" 'batch:\n  max_tokens: 100\nthreads: 1\nbatch:\n  max_sentences: 3\n' "4: section 'batch' is given twice (first on line 1)"
+yaml_refused "a second YAML document" 'threads: 1\n---\nthreads: 2\n' "2: a second YAML document"
+yaml_refused "an empty second YAML document" 'threads: 1\n---\n' "2: a second YAML document"
+yaml_refused "bad UTF-8 in YAML named by its line" 'threads: 1\nbatch:\n  max_tokens: 100\n\n# caf\351\nseed: 2\n' "5: bad YAML: invalid trailing UTF-8 octet"
+yaml_refused "a control character in YAML named by its line" 'threads: 1\n\nseed: 3\001\n' "3: bad YAML: control characters are not allowed"
+printf 'threads: 1\n...\n' > "$T/y.yaml"
+"$BIN" translate --model $M --config "$T/y.yaml" < /dev/null > /dev/null 2>"$T/e"; check "a YAML document end marker is fine" '[ $? -eq 0 ]'
 # flags override the file
 "$BIN" translate --model $M --config configs/greedy-fast.yaml --beam 5 -i "$T/in.txt" > "$T/b.txt" 2>/dev/null
 "$BIN" translate --model $M --beam 5 -i "$T/in.txt" > "$T/b2.txt" 2>/dev/null
@@ -81,13 +98,21 @@ for p in int8 bf16; do
     "$BIN" translate --model $M --precision $p -i "$T/in.txt" > "$T/p$p.txt" 2>"$T/e$p"; rc=$?
     check "$p on the CPU translates every line" '[ $rc -eq 0 ] && [ "$(wc -l < "$T/p$p.txt")" -eq "$(wc -l < "$T/in.txt")" ]'
 done
+# where the CPU lists AMX (and the kernel grants its tiles), int8 and bf16 run on it without a notice
+if grep -qw amx_int8 /proc/cpuinfo && grep -qw amx_bf16 /proc/cpuinfo && ! grep -q "refused AMX" "$T/eint8"; then
+    check "int8 and bf16 on AMX tiles: no notice" '! grep -q "note:" "$T/eint8" && ! grep -q "note:" "$T/ebf16"'
+fi
 # a CPU without the instructions (hidden here) falls back with a one-line notice
-LYRICMT_CPU_FEATURES=novnni "$BIN" translate --model $M --precision int8 -i "$T/in.txt" > "$T/pavx2.txt" 2>"$T/e"; rc=$?
-check "int8 without VNNI: AVX2, same output, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pavx2.txt" "$T/pint8.txt" && [ "$(grep -c "lacks AVX-512 VNNI: int8 runs on AVX2" "$T/e")" -eq 1 ]'
-LYRICMT_CPU_FEATURES=novnni,noavx2 "$BIN" translate --model $M --precision int8 -i "$T/in.txt" > "$T/pno.txt" 2>"$T/e"; rc=$?
-check "int8 without VNNI or AVX2: fp32, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pno.txt" "$T/p32.txt" && [ "$(grep -c "int8 runs in fp32" "$T/e")" -eq 1 ]'
-LYRICMT_CPU_FEATURES=nobf16 "$BIN" translate --model $M --precision bf16 -i "$T/in.txt" > "$T/pwide.txt" 2>"$T/e"; rc=$?
-check "bf16 without AVX-512 BF16: AVX-512F, same output, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pwide.txt" "$T/pbf16.txt" && [ "$(grep -c "lacks AVX-512 BF16: bf16 runs on AVX-512F" "$T/e")" -eq 1 ]'
+LYRICMT_CPU_FEATURES=noamx "$BIN" translate --model $M --precision int8 -i "$T/in.txt" > "$T/pvnni.txt" 2>"$T/e"; rc=$?
+check "int8 without AMX: VNNI, same output, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pvnni.txt" "$T/pint8.txt" && [ "$(grep -c "lacks AMX: int8 runs on AVX-512 VNNI" "$T/e")" -eq 1 ]'
+LYRICMT_CPU_FEATURES=noamx,novnni "$BIN" translate --model $M --precision int8 -i "$T/in.txt" > "$T/pavx2.txt" 2>"$T/e"; rc=$?
+check "int8 without AMX or VNNI: AVX2, same output, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pavx2.txt" "$T/pint8.txt" && [ "$(grep -c "lacks AMX and AVX-512 VNNI: int8 runs on AVX2" "$T/e")" -eq 1 ]'
+LYRICMT_CPU_FEATURES=noamx,novnni,noavx2 "$BIN" translate --model $M --precision int8 -i "$T/in.txt" > "$T/pno.txt" 2>"$T/e"; rc=$?
+check "int8 without AMX, VNNI or AVX2: fp32, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pno.txt" "$T/p32.txt" && [ "$(grep -c "int8 runs in fp32" "$T/e")" -eq 1 ]'
+LYRICMT_CPU_FEATURES=noamx "$BIN" translate --model $M --precision bf16 -i "$T/in.txt" > "$T/pb16.txt" 2>"$T/e"; rc=$?
+check "bf16 without AMX: AVX-512, every line, one notice" '[ $rc -eq 0 ] && [ "$(wc -l < "$T/pb16.txt")" -eq "$(wc -l < "$T/in.txt")" ] && [ "$(grep -c "lacks AMX.*: bf16 runs on AVX-512" "$T/e")" -eq 1 ]'
+LYRICMT_CPU_FEATURES=noamx,nobf16 "$BIN" translate --model $M --precision bf16 -i "$T/in.txt" > "$T/pwide.txt" 2>"$T/e"; rc=$?
+check "bf16 without AMX or AVX-512 BF16: AVX-512F, same output, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pwide.txt" "$T/pb16.txt" && [ "$(grep -c "lacks AMX and AVX-512 BF16: bf16 runs on AVX-512F" "$T/e")" -eq 1 ]'
 LYRICMT_CPU_FEATURES=noavx512 "$BIN" translate --model $M --precision bf16 -i "$T/in.txt" > "$T/pno.txt" 2>"$T/e"; rc=$?
 check "bf16 without AVX-512: fp32, one notice" '[ $rc -eq 0 ] && cmp -s "$T/pno.txt" "$T/p32.txt" && [ "$(grep -c "bf16 runs in fp32" "$T/e")" -eq 1 ]'
 echo "yeah" | "$BIN" translate --model $M --device cuda > "$T/cuda.out" 2>"$T/e"; rc=$?

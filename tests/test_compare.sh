@@ -43,10 +43,22 @@ check "a CR inside a line does not break its row: 3 rows" '[ "$(grep -c "^| [0-9
 check "every Markdown row has the same number of cells" '[ "$(grep "^| [0-9]" "$T/evil.md" | sed "s/\\\\|//g" | awk -F"|" "{ print NF }" | sort -u | wc -l)" -eq 1 ]'
 check "a line that matches its reference is unmarked in the HTML" 'grep -qF "<td class=\"model\">우리는 오늘 밤 달려</td>" "$T/evil.html"'
 
+# issue 26: bidi controls went raw into the Markdown (an RLO reverses the rest
+# of a row in a terminal, so the table shows other text than it holds); C1
+# controls and line separators too. Both tables name them; joiners are kept.
+printf 'We ride \342\200\256tonight\nfire \360\237\221\250\342\200\215\360\237\221\251 mic\n' > "$T/bidi.en"
+printf '\342\201\246x\342\200\250y\302\205z\342\201\251\n불\n' > "$T/bidi.ko"
+"$BIN" compare --model $D --model $M -i "$T/bidi.en" --ref "$T/bidi.ko" -o "$T/bidi.md" --html "$T/bidi.html" --threads 1; rc=$?
+check "compare on bidi controls (exit $rc)" '[ $rc -eq 0 ]'
+for f in bidi.md bidi.html; do
+    check "$f: the RLO, isolates, U+2028 and U+0085 are named, not written" 'grep -qF "We ride {U+202E}tonight" "$T/$f" && grep -qF "{U+2066}x{U+2028}y{U+0085}z{U+2069}" "$T/$f" && ! grep -q "$(printf "\342\200\256\|\342\201\246\|\342\200\250\|\302\205")" "$T/$f"'
+    check "$f: an emoji joiner is kept" 'grep -qF "$(printf "\360\237\221\250\342\200\215\360\237\221\251")" "$T/$f"'
+done
+
 # refusals
 cp $H/heldout.en "$T/src.en"
 "$BIN" compare --model $D --model $M -i "$T/src.en" -o "$T/src.en" >/dev/null 2>"$T/err"; rc=$?
-check "-o the input: exit 1, input untouched (got $rc: $(cat "$T/err"))" '[ $rc -eq 1 ] && cmp -s "$T/src.en" $H/heldout.en && grep -q "refusing to write over the input" "$T/err"'
+check "-o the input: exit 1, input untouched (got $rc: $(cat "$T/err"))" '[ $rc -eq 1 ] && cmp -s "$T/src.en" $H/heldout.en && grep -q "refusing to write .*src.en: it is the input" "$T/err"'
 "$BIN" compare --model $D --model $M -i $H/heldout.en --ref $H/train.tsv >/dev/null 2>"$T/err"; rc=$?
 check "different line counts: exit 1 (got $rc)" '[ $rc -eq 1 ] && grep -q "must pair up" "$T/err"'
 "$BIN" compare --model $D --model "$T/nomodel" -i $H/heldout.en -o "$T/never.md" >/dev/null 2>"$T/err"; rc=$?

@@ -6,6 +6,7 @@
  */
 #include "testing.h"
 #include "engine/translator.h"
+#include "model/model_files.h"
 #include "zip_writer.h"
 
 #include <cjson/cJSON.h>
@@ -247,6 +248,12 @@ static void m_bin_compressed(const char *dir) {
 }
 static void m_vocab_missing(const char *dir) { unlink(P("vocab.json")); }
 static void m_vocab_specials(const char *dir) { patch(P("vocab.json"), "\"<unk>\": 3", 10, "\"<unx>\": 3"); }
+/* issue 26: these were told as "has id -1" and "'밤' has id 295, expected an integer in [0, 295)" */
+static void m_vocab_swapped(const char *dir) { json_set(P("vocab.json"), "</s>", "3"); json_set(path, "<unk>", "2"); }
+static void m_vocab_id_string(const char *dir) { json_set(P("vocab.json"), "ife", "\"4\""); }
+static void m_vocab_id_fraction(const char *dir) { json_set(P("vocab.json"), "ife", "4.5"); }
+static void m_vocab_eos_deleted(const char *dir) { json_set(P("vocab.json"), "</s>", NULL); }
+static void m_vocab_piece_deleted(const char *dir) { json_set(P("vocab.json"), "\xed\x9d\x90", NULL); }
 static void m_vocab_large(const char *dir) { /* 200 more pieces than the embedding has rows for */
     size_t len;
     char *text = slurp(P("vocab.json"), &len);
@@ -301,7 +308,12 @@ static const corrupt_case cases[] = {
     {"storage missing from archive", "tiny-b", "missing from the archive", m_bin_storage},
     {"compressed zip member", "tiny-b", "is compressed", m_bin_compressed},
     {"vocab.json missing", "tiny-a", "vocab.json: cannot open", m_vocab_missing},
-    {"vocab.json specials misplaced", "tiny-a", "'<unk>' must have id 3", m_vocab_specials},
+    {"vocab.json special renamed", "tiny-a", "vocab.json: '<unk>' is missing (it must have id 3)", m_vocab_specials},
+    {"vocab.json specials swapped", "tiny-a", "vocab.json: '</s>' must have id 2 (it has 3)", m_vocab_swapped},
+    {"vocab.json id a string", "tiny-a", "vocab.json: piece 'ife' has id \"4\", which is not a number", m_vocab_id_string},
+    {"vocab.json id a fraction", "tiny-a", "vocab.json: piece 'ife' has id 4.5, expected a whole number from 0", m_vocab_id_fraction},
+    {"vocab.json </s> deleted", "tiny-a", "vocab.json: '</s>' is missing (it must have id 2)", m_vocab_eos_deleted},
+    {"vocab.json piece deleted", "tiny-a", "vocab.json: no piece has id 5, yet '\xeb\xb0\xa4' has id 295: 295 pieces must have the ids 0 to 294", m_vocab_piece_deleted},
     {"vocabulary larger than the model", "tiny-a", "exceed the model's vocab_size 404", m_vocab_large},
     {"SentencePiece model garbage", "tiny-a", "cannot load SentencePiece model", m_spm_garbage},
     {"num_beams out of range", "tiny-a", "'num_beams' is 0", m_gen_beams},
@@ -350,6 +362,7 @@ static child_result open_in_child(const char *dir) {
     pid_t pid = fork();
     if (pid == 0) {
         close(fd[0]);
+        alarm(60); /* a loader that blocks (on a FIFO, say) fails the check instead of hanging the suite */
         lm_err err = {{0}};
         int rc = open_model_dir(dir, &err);
         if (write(fd[1], &rc, sizeof rc) != sizeof rc || write(fd[1], err.msg, sizeof err.msg) != sizeof err.msg) _exit(3);
@@ -554,7 +567,53 @@ static void bounded_regressions(void) {
     }
 }
 
+/* Issue 26: every file of lm_model_files, in turn, replaced by a FIFO (which
+ * used to block the loader in open() for good), by a sparse file one byte
+ * over its cap, and by the issue's 4 GB sparse file (read whole, 8.5 GB of
+ * RSS, for sentencepiece.bpe.model): each refused at once, in one line that
+ * names the file, in bounded memory. The weights are mapped, and 4 GB is
+ * within their cap, so there the parser must refuse the zeros quickly. */
+static void model_file_slots(void) {
+    for (int i = 0; i < LM_N_MODEL_FILES; i++) {
+        const lm_model_file *f = &lm_model_files[i];
+        uint64_t sizes[] = {0, f->max_bytes + 1, (uint64_t)4 << 30};
+        for (int k = 0; k < 3; k++) {
+            char dir[600], path[700], want[200];
+            snprintf(dir, sizeof dir, "%s/slot%02d-%d", tmp_root, i, k);
+            mkdir(dir, 0755);
+            copy_fixture(i == LM_MF_TORCHBIN ? "tiny-b" : "tiny-a", dir);
+            snprintf(path, sizeof path, "%s/%s", dir, f->name);
+            unlink(path);
+            bool made;
+            if (k == 0) {
+                made = mkfifo(path, 0644) == 0;
+                snprintf(want, sizeof want, "%s: not a regular file", f->name);
+            } else {
+                FILE *sparse = fopen(path, "wb");
+                made = sparse && ftruncate(fileno(sparse), (off_t)sizes[k]) == 0;
+                if (sparse) fclose(sparse);
+                if (sizes[k] > f->max_bytes)
+                    snprintf(want, sizeof want, "%s: file is %llu bytes, more than the %llu allowed", f->name,
+                             (unsigned long long)sizes[k], (unsigned long long)f->max_bytes);
+                else
+                    snprintf(want, sizeof want, "%s: ", f->name); /* the parser's own refusal */
+            }
+            const char *what = k == 0 ? "a FIFO" : k == 1 ? "a sparse file over the cap" : "a 4 GB sparse file";
+            CHECK(made, "%s as %s: could not be made here", f->name, what);
+            if (!made) continue;
+            child_result r = open_in_child(dir);
+            bool one_line = strchr(r.msg, '\n') == NULL && r.msg[0];
+            CHECK(r.rc == -1 && strstr(r.msg, want) && one_line, "%s as %s: error '%s' does not say '%s'", f->name, what, r.msg, want);
+            CHECK(r.peak_rss_mb <= 300, "%s as %s: peak RSS %ld MB, bound 300 MB", f->name, what, r.peak_rss_mb);
+            CHECK(r.seconds <= 10, "%s as %s: took %.1f s, bound 10 s", f->name, what, r.seconds);
+            printf("  refused %-23s as %-26s %s (peak RSS %ld MB, %.2f s)\n", f->name, what, r.msg, r.peak_rss_mb, r.seconds);
+            unlink(path); /* the sparse files take no room, but a full copy would */
+        }
+    }
+}
+
 int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* a FAIL on stderr starts its own line in a captured log */
     snprintf(tmp_root, sizeof tmp_root, "/tmp/lyricmt-corrupt-XXXXXX");
     if (!mkdtemp(tmp_root)) { perror("mkdtemp"); return 2; }
     int n = (int)(sizeof cases / sizeof *cases);
@@ -572,6 +631,7 @@ int main(void) {
         printf("  refused %-38s %s\n", cases[i].name, err.msg);
     }
     bounded_regressions();
+    model_file_slots();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_root);

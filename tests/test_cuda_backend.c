@@ -21,7 +21,8 @@
  *     its copy lands garbles them), and decode_step_topk against decode_step plus
  *     the host's top-k, greedy and k = 10 and 16, with edits.
  */
-#include "backend/backend.h"
+#include "cpu/cpu_backend.h"
+#include "cuda/cuda_backend.h"
 #include "cpu/cpu_weights.h"
 #include "cuda/cuda_device.h"
 #include "config/engine_config.h"

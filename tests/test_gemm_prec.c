@@ -1,8 +1,9 @@
 /*
- * test_gemm_prec: the int8 and bf16 CPU products (gemm_int8, gemm_bf16) on
- * fresh random inputs of odd sizes (partial panels, partial row tiles, k not
- * a multiple of 4), against a scalar reference written from the arithmetic
- * the headers promise: bit-identical results, on every kernel this CPU has.
+ * test_gemm_prec: the int8 and bf16 CPU products (gemm_int8, gemm_bf16,
+ * gemm_amx) on fresh random inputs of odd sizes (partial panels, partial row
+ * tiles, k not a multiple of 4 or of an AMX tile), against a scalar reference
+ * written from the arithmetic the headers promise: bit-identical results, on
+ * every kernel this CPU has (AMX's bf16 against its own order of sums).
  * Also: the error against the exact product within the bound that arithmetic
  * implies, rows alone versus batched (identical), extremes (zero rows, huge
  * values, vpmaddubsw's saturation limit), and the feature mask
@@ -20,6 +21,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static uint64_t rng = 88172645463325252ull;
 
@@ -35,6 +38,13 @@ static float *random_matrix(int rows, int cols, float scale) {
     for (int i = 0; i < rows * cols; i++) a[i] = uniform() * scale;
     return a;
 }
+
+/* m, n, k: partial panels (n), row tiles of 12 and 8 (VNNI, vdpbf16ps) and of
+ * 16 with two a block (AMX: m = 16, 17, 31, 33, 47 take the last tile as the
+ * last 16 rows), k past whole groups, pairs and AMX tiles (64 bytes), and
+ * none at all */
+static const int sizes[][3] = {{1, 1, 1},   {3, 33, 5},  {17, 77, 45},  {9, 64, 130},  {8, 32, 4},   {12, 100, 1023},
+                               {16, 48, 64}, {31, 40, 70}, {33, 65, 128}, {47, 33, 200}, {64, 32, 2}, {0, 33, 7}};
 
 /* ---- int8 reference: per-row steps, exact integer sums ---- */
 
@@ -76,7 +86,7 @@ static void lib_int8(const lm_gemm_int8 *q8, int m, const float *x, const float 
     free(step);
 }
 
-static const char *kernel_name(lm_gemm_int8_kernel k) { return k == LM_Q8_VNNI ? "VNNI" : "AVX2"; }
+static const char *kernel_name(lm_gemm_int8_kernel k) { return k == LM_Q8_AMX ? "AMX" : k == LM_Q8_VNNI ? "VNNI" : "AVX2"; }
 
 /* One size on one kernel: exact against the reference, within the
  * quantization bound of the exact product, and each row alone identical. */
@@ -154,14 +164,14 @@ static void check_int8_extremes(lm_gemm_int8_kernel kern) {
 }
 
 static void check_int8(void) {
-    lm_gemm_int8_kernel kernels[2] = {LM_Q8_VNNI, LM_Q8_AVX2};
+    lm_gemm_int8_kernel kernels[3] = {LM_Q8_AMX, LM_Q8_VNNI, LM_Q8_AVX2};
+    const unsigned needs[3] = {LM_CPU_AMX_INT8, LM_CPU_VNNI, LM_CPU_AVX2};
     unsigned f = lm_cpu_features();
-    for (int i = 0; i < 2; i++) {
-        if (!(f & (kernels[i] == LM_Q8_VNNI ? LM_CPU_VNNI : LM_CPU_AVX2))) {
+    for (int i = 0; i < 3; i++) {
+        if (!(f & needs[i])) {
             printf("test_gemm_prec: int8 %s kernel skipped: this CPU lacks it\n", kernel_name(kernels[i]));
             continue;
         }
-        const int sizes[][3] = {{1, 1, 1}, {3, 33, 5}, {17, 77, 45}, {9, 64, 130}, {8, 32, 4}, {12, 100, 1023}, {0, 33, 7}};
         for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) check_int8_case(kernels[i], sizes[s][0], sizes[s][1], sizes[s][2], 2.0f);
         check_int8_case(kernels[i], 5, 70, 33, 1e-20f); /* tiny activations: steps near float's bottom */
         /* 1100 rows of 2048 bytes (2.2 MB) pass gemm_blocks.h's limit: x in
@@ -175,6 +185,29 @@ static void check_int8(void) {
     float w = 1;
     CHECK(lm_gemm_int8_init(&q8, &w, 1, LM_Q8_MAX_K + 1, LM_Q8_AVX2, &err) != 0 && strstr(err.msg, "32-bit"),
           "int8: a product too wide for 32-bit sums is refused");
+}
+
+/* Every int8 kernel this CPU has gives the same bits (exact integer sums,
+ * one epilogue), so a line's int8 translation does not depend on the CPU. */
+static void check_int8_kernels_agree(void) {
+    int m = 45, n = 97, k = 333;
+    float *w = random_matrix(n, k, 1.0f), *x = random_matrix(m, k, 3.0f), *b = random_matrix(1, n, 1.0f);
+    float *y[3] = {malloc(sizeof(float) * m * n), malloc(sizeof(float) * m * n), malloc(sizeof(float) * m * n)};
+    const lm_gemm_int8_kernel kernels[3] = {LM_Q8_AMX, LM_Q8_VNNI, LM_Q8_AVX2};
+    const unsigned needs[3] = {LM_CPU_AMX_INT8, LM_CPU_VNNI, LM_CPU_AVX2};
+    int have = 0, same = 0;
+    for (int i = 0; i < 3; i++) {
+        if (!(lm_cpu_features() & needs[i])) continue;
+        lm_gemm_int8 q8;
+        lm_err err;
+        CHECK(lm_gemm_int8_init(&q8, w, n, k, kernels[i], &err) == 0, "int8 init: %s", err.msg);
+        lib_int8(&q8, m, x, b, y[have]);
+        same += have > 0 && memcmp(y[have], y[0], sizeof(float) * m * n) == 0;
+        have++;
+        lm_gemm_int8_free(&q8);
+    }
+    CHECK(have < 2 || same == have - 1, "int8: the %d kernels of this CPU give the same bits", have);
+    free(w); free(x); free(b); free(y[0]); free(y[1]); free(y[2]);
 }
 
 /* ---- bf16 reference: vdpbf16ps's order, odd k then even k per pair ---- */
@@ -193,6 +226,31 @@ static void ref_bf16(int m, int n, int k, const float *x, const float *w, const 
         }
 }
 
+/* bf16 on AMX tiles, as gemm_amx.h states this CPU's tdpbf16ps adds (found
+ * by experiment on the project's Xeon): per tile of 32 values of k, the
+ * products of the even values summed in one chain and of the odd in another,
+ * each add rounded to nearest even, the two chains added, that added to the
+ * output; subnormal inputs and results are zero. */
+static float ftz(float v) { return fabsf(v) < 0x1p-126f ? 0.0f : v; }
+
+static float bf16_in(const float *v, int kk, int k) { return kk < k ? ftz(lm_bf16_float(lm_bf16_round(v[kk]))) : 0.0f; }
+
+static void ref_bf16_amx(int m, int n, int k, const float *x, const float *w, const float *bias, float *y) {
+    for (int i = 0; i < m; i++)
+        for (int o = 0; o < n; o++) {
+            float acc = 0;
+            for (int t = 0; t < k; t += 32) {
+                float even = 0, odd = 0;
+                for (int kk = t; kk < t + 32; kk += 2) {
+                    even = ftz(even + bf16_in(x + (size_t)i * k, kk, k) * bf16_in(w + (size_t)o * k, kk, k));
+                    odd = ftz(odd + bf16_in(x + (size_t)i * k, kk + 1, k) * bf16_in(w + (size_t)o * k, kk + 1, k));
+                }
+                acc = ftz(acc + ftz(even + odd));
+            }
+            y[(size_t)i * n + o] = bias ? acc + bias[o] : acc;
+        }
+}
+
 static void lib_bf16(const lm_gemm_bf16 *b16, int m, const float *x, const float *bias, float *y) {
     char *xb = malloc(lm_gemm_bf16_row_bytes(b16) * (size_t)(m ? m : 1));
     for (int i = 0; i < m; i++) lm_gemm_bf16_convert_row(b16, x + (size_t)i * b16->k, xb + (size_t)i * lm_gemm_bf16_row_bytes(b16));
@@ -202,19 +260,20 @@ static void lib_bf16(const lm_gemm_bf16 *b16, int m, const float *x, const float
     free(xb);
 }
 
-static const char *b16_name(lm_gemm_bf16_kernel k) { return k == LM_B16_DOT ? "vdpbf16ps" : "AVX-512F"; }
+static const char *b16_name(lm_gemm_bf16_kernel k) { return k == LM_B16_AMX ? "AMX" : k == LM_B16_DOT ? "vdpbf16ps" : "AVX-512F"; }
 
-static void check_bf16_case(lm_gemm_bf16_kernel kern, int m, int n, int k) {
-    float *w = random_matrix(n, k, 1.0f), *x = random_matrix(m, k, 2.0f), *b = random_matrix(1, n, 1.0f);
+static void check_bf16_case(lm_gemm_bf16_kernel kern, int m, int n, int k, float xscale) {
+    float *w = random_matrix(n, k, 1.0f), *x = random_matrix(m, k, xscale), *b = random_matrix(1, n, 1.0f);
     float *y = malloc(sizeof(float) * ((size_t)m * n + 1)), *ref = malloc(sizeof(float) * ((size_t)m * n + 1)), *one = malloc(sizeof(float) * n);
     lm_gemm_bf16 b16;
     lm_err err;
     CHECK(lm_gemm_bf16_init(&b16, w, n, k, kern, &err) == 0, "bf16 init: %s", err.msg);
     lib_bf16(&b16, m, x, b, y);
-    ref_bf16(m, n, k, x, w, b, ref);
+    (kern == LM_B16_AMX ? ref_bf16_amx : ref_bf16)(m, n, k, x, w, b, ref);
     CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "bf16 %s m=%d n=%d k=%d: identical to the reference", b16_name(kern), m, n, k);
-    /* each input rounded within 2^-9 relative: products within 2^-8 + 2^-18;
-     * k float additions within k 2^-24 of the running sums */
+    /* each input rounded to 8 significant bits, within 2^-8 relative:
+     * products within 2^-7 + 2^-16; k float additions within k 2^-24 of the
+     * running sums (AMX's chains and tiles are no longer than k) */
     bool within = true, alone = true;
     for (int i = 0; i < m; i++) {
         const float *xi = x + (size_t)i * k;
@@ -224,7 +283,7 @@ static void check_bf16_case(lm_gemm_bf16_kernel kern, int m, int n, int k) {
                 exact += (double)xi[kk] * w[(size_t)o * k + kk];
                 sabs += fabs((double)xi[kk] * w[(size_t)o * k + kk]);
             }
-            within &= fabs(y[(size_t)i * n + o] - exact) <= sabs * (ldexp(1, -8) + ldexp(1, -18) + (k + 1) * ldexp(1, -24));
+            within &= fabs(y[(size_t)i * n + o] - exact) <= sabs * (ldexp(1, -7) + ldexp(1, -16) + (k + 1) * ldexp(1, -24));
         }
         lib_bf16(&b16, 1, xi, b, one);
         alone &= memcmp(one, y + (size_t)i * n, sizeof(float) * n) == 0;
@@ -257,24 +316,109 @@ static void check_bf16(void) {
         CHECK(hardware_rounding_agrees(v, 64 * 64), "bf16 rounding agrees with vcvtneps2bf16");
         free(v);
     }
-    lm_gemm_bf16_kernel kernels[2] = {LM_B16_DOT, LM_B16_WIDEN};
-    for (int i = 0; i < 2; i++) {
-        if (!(f & (kernels[i] == LM_B16_DOT ? LM_CPU_BF16 : LM_CPU_AVX512))) {
+    lm_gemm_bf16_kernel kernels[3] = {LM_B16_AMX, LM_B16_DOT, LM_B16_WIDEN};
+    const unsigned needs[3] = {LM_CPU_AMX_BF16, LM_CPU_BF16, LM_CPU_AVX512};
+    for (int i = 0; i < 3; i++) {
+        if (!(f & needs[i])) {
             printf("test_gemm_prec: bf16 %s kernel skipped: this CPU lacks it\n", b16_name(kernels[i]));
             continue;
         }
-        const int sizes[][3] = {{1, 1, 1}, {3, 33, 5}, {17, 77, 45}, {9, 64, 130}, {8, 32, 2}, {12, 100, 1023}, {0, 33, 7}};
-        for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) check_bf16_case(kernels[i], sizes[s][0], sizes[s][1], sizes[s][2]);
+        for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) check_bf16_case(kernels[i], sizes[s][0], sizes[s][1], sizes[s][2], 2.0f);
+        check_bf16_case(kernels[i], 21, 40, 96, 1e-36f); /* products and sums below float's normal range */
         /* 1100 rows of 1024 values (2.2 MB as bfloat16, 4.4 MB as floats)
          * pass gemm_blocks.h's limit: x in row blocks, the next panel
          * prefetched across a block's tiles */
         CHECK(lm_row_block(1100, 2048, 1) < 1100 && lm_row_block(1100, 4096, 1) < 1100, "bf16: 1100 x 1024 is worked in row blocks");
-        check_bf16_case(kernels[i], 1100, 45, 1023);
+        check_bf16_case(kernels[i], 1100, 45, 1023, 2.0f);
     }
     lm_gemm_bf16 b16;
     lm_err err;
     float w = 1;
     CHECK(lm_gemm_bf16_init(&b16, &w, 1, LM_B16_MAX_K + 1, LM_B16_WIDEN, &err) != 0, "bf16: a product wider than LM_B16_MAX_K is refused");
+}
+
+/* The AMX tiles read whole tiles of rows: with the rows' last byte against
+ * an unmapped page, a product of any m reads none past its last row (the
+ * last tile is the last 16 rows, or m rows when m < 16), or the test dies.
+ * Each product also equals the same rows from an ordinary buffer. */
+static void check_amx_reads_no_further(void) {
+    unsigned f = lm_cpu_features();
+    if (!(f & (LM_CPU_AMX_INT8 | LM_CPU_AMX_BF16))) {
+        printf("test_gemm_prec: AMX bounds checks skipped: this CPU lacks AMX\n");
+        return;
+    }
+    long page = sysconf(_SC_PAGESIZE);
+    const int n = 40, k = 128, ms[] = {1, 5, 15, 16, 17, 31, 33, 47};
+    float *w = random_matrix(n, k, 1.0f), *x = random_matrix(47, k, 2.0f);
+    float *y = malloc(sizeof(float) * 47 * n), *ref = malloc(sizeof(float) * 47 * n);
+    lm_gemm_int8 q8;
+    lm_gemm_bf16 b16;
+    lm_err err;
+    bool have8 = f & LM_CPU_AMX_INT8, have16 = f & LM_CPU_AMX_BF16;
+    if (have8) CHECK(lm_gemm_int8_init(&q8, w, n, k, LM_Q8_AMX, &err) == 0, "int8 init: %s", err.msg);
+    if (have16) CHECK(lm_gemm_bf16_init(&b16, w, n, k, LM_B16_AMX, &err) == 0, "bf16 init: %s", err.msg);
+    for (size_t c = 0; c < sizeof ms / sizeof *ms; c++) {
+        int m = ms[c];
+        for (int kind = 0; kind < 2; kind++) {
+            if (kind == 0 ? !have8 : !have16) continue;
+            size_t row = kind == 0 ? (size_t)q8.k4 : lm_gemm_bf16_row_bytes(&b16), bytes = (size_t)m * row;
+            size_t span = (bytes + (size_t)page - 1) / (size_t)page * (size_t)page;
+            char *map = mmap(NULL, span + (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            CHECK(map != MAP_FAILED && mprotect(map + span, (size_t)page, PROT_NONE) == 0, "a buffer before an unmapped page");
+            char *rows = map + span - bytes; /* the last row ends where the unmapped page starts */
+            float step[47];
+            for (int i = 0; i < m; i++) {
+                if (kind == 0) step[i] = lm_gemm_int8_quantize_row(&q8, x + (size_t)i * k, (uint8_t *)rows + i * row);
+                else lm_gemm_bf16_convert_row(&b16, x + (size_t)i * k, rows + i * row);
+            }
+            if (kind == 0) lm_gemm_int8_run(&q8, m, (const uint8_t *)rows, step, NULL, false, y, 0, n), lib_int8(&q8, m, x, NULL, ref);
+            else lm_gemm_bf16_run(&b16, m, rows, NULL, false, y, 0, n), lib_bf16(&b16, m, x, NULL, ref);
+            CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "AMX %s, %d rows ending at an unmapped page: read no further, same results",
+                  kind == 0 ? "int8" : "bf16", m);
+            munmap(map, span + (size_t)page);
+        }
+    }
+    if (have8) lm_gemm_int8_free(&q8);
+    if (have16) lm_gemm_bf16_free(&b16);
+    free(w); free(x); free(y); free(ref);
+}
+
+/* The rows as the bf16 kernels read them: lm_bf16_round on every value (ties
+ * to even, NaN kept a NaN and quiet, infinities, subnormals), zero past k. */
+static void check_bf16_rows(void) {
+    float v[45] = {1.0f + 0x1p-8f, 1.0f + 0x3p-8f, -1.0f - 0x1p-8f, 0x1p-130f, -0x1.ffp-127f, INFINITY, -INFINITY, NAN, -NAN, 3.4e38f, -3.4e38f, 0.0f, -0.0f};
+    const uint32_t signaling = 0x7f800001u; /* a NaN whose payload is all below bfloat16's bits: it must not become infinity */
+    memcpy(&v[13], &signaling, sizeof signaling);
+    for (int i = 14; i < 45; i++) v[i] = uniform() * 1e3f;
+    const lm_gemm_bf16_kernel kernels[3] = {LM_B16_AMX, LM_B16_DOT, LM_B16_WIDEN};
+    const unsigned needs[3] = {LM_CPU_AMX_BF16, LM_CPU_AVX512, LM_CPU_AVX512};
+    for (int i = 0; i < 3; i++) {
+        if (!(lm_cpu_features() & needs[i])) continue;
+        lm_gemm_bf16 b16;
+        lm_err err;
+        float w[45] = {0};
+        CHECK(lm_gemm_bf16_init(&b16, w, 1, 45, kernels[i], &err) == 0, "bf16 init: %s", err.msg);
+        _Alignas(64) unsigned char out[64 * 4];
+        memset(out, 0xab, sizeof out);
+        lm_gemm_bf16_convert_row(&b16, v, out);
+        bool same = true;
+        for (int kk = 0; kk < b16.k2; kk++) {
+            uint16_t want = kk < 45 ? lm_bf16_round(v[kk]) : 0;
+            uint16_t got;
+            if (kernels[i] == LM_B16_WIDEN) {
+                uint32_t u;
+                memcpy(&u, out + 4 * kk, 4);
+                got = (uint16_t)(u >> 16);
+                same &= (u & 0xffff) == 0;
+            } else {
+                memcpy(&got, out + 2 * kk, 2);
+            }
+            same &= got == want;
+        }
+        CHECK(same && (size_t)b16.k2 * (kernels[i] == LM_B16_WIDEN ? 4 : 2) == lm_gemm_bf16_row_bytes(&b16),
+              "bf16 %s: a row converted as lm_bf16_round rounds each value, zero up to k2 = %d", b16_name(kernels[i]), b16.k2);
+        lm_gemm_bf16_free(&b16);
+    }
 }
 
 /* lm_cpu_linear on int8 and bf16 matrices, split over OpenMP threads, equals
@@ -289,7 +433,8 @@ static void check_cpu_linear(void) {
         CHECK(lm_gemm_int8_init(&mat.q8, w, n, k, lm_gemm_int8_best_kernel(), &err) == 0, "int8 init");
         lm_cpu_linear(&mat, m, x, b, y);
         lib_int8(&mat.q8, m, x, b, ref);
-        CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "lm_cpu_linear int8 over threads: identical to one thread");
+        CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "lm_cpu_linear int8 (%s) over threads: identical to one thread",
+              kernel_name(lm_gemm_int8_best_kernel()));
         lm_gemm_int8_free(&mat.q8);
     }
     if (lm_gemm_bf16_best_kernel() != LM_B16_NONE) {
@@ -297,7 +442,8 @@ static void check_cpu_linear(void) {
         CHECK(lm_gemm_bf16_init(&mat.b16, w, n, k, lm_gemm_bf16_best_kernel(), &err) == 0, "bf16 init");
         lm_cpu_linear(&mat, m, x, NULL, y);
         lib_bf16(&mat.b16, m, x, NULL, ref);
-        CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "lm_cpu_linear bf16 over threads: identical to one thread");
+        CHECK(memcmp(y, ref, sizeof(float) * m * n) == 0, "lm_cpu_linear bf16 (%s) over threads: identical to one thread",
+              b16_name(lm_gemm_bf16_best_kernel()));
         lm_gemm_bf16_free(&mat.b16);
     }
     free(w); free(x); free(b); free(y); free(ref);
@@ -315,7 +461,7 @@ static void check_fused_relu(void) {
     lm_err err;
     lm_cpu_matrix mats[4] = {{.form = LM_FORM_BLAS, .n = n, .k = k, .w = w}, {.form = LM_FORM_PACKED, .n = n, .k = k},
                              {.form = LM_FORM_INT8, .n = n, .k = k}, {.form = LM_FORM_BF16, .n = n, .k = k}};
-    const char *names[4] = {"BLAS", "packed", "int8", "bf16"};
+    const char *names[4] = {"BLAS", "packed", kernel_name(lm_gemm_int8_best_kernel()), b16_name(lm_gemm_bf16_best_kernel())};
     bool have[4] = {true, lm_packed_supported(), lm_gemm_int8_best_kernel() != LM_Q8_NONE, lm_gemm_bf16_best_kernel() != LM_B16_NONE};
     if (have[1]) lm_packed_init(&mats[1].f32, w, n, k, &err);
     if (have[2]) lm_gemm_int8_init(&mats[2].q8, w, n, k, lm_gemm_int8_best_kernel(), &err);
@@ -336,28 +482,55 @@ static void check_fused_relu(void) {
 /* LYRICMT_CPU_FEATURES hides features, and the kernel choice follows. */
 static void check_feature_mask(void) {
     unsigned all = lm_cpu_features();
+    lm_gemm_int8_kernel below_amx = all & LM_CPU_VNNI ? LM_Q8_VNNI : all & LM_CPU_AVX2 ? LM_Q8_AVX2 : LM_Q8_NONE;
+    setenv("LYRICMT_CPU_FEATURES", "noamx", 1);
+    CHECK(!(lm_cpu_features() & (LM_CPU_AMX_INT8 | LM_CPU_AMX_BF16)) && lm_gemm_int8_best_kernel() == below_amx &&
+              lm_gemm_bf16_best_kernel() != LM_B16_AMX,
+          "noamx: int8 and bf16 leave the AMX tiles");
     setenv("LYRICMT_CPU_FEATURES", "novnni", 1);
-    CHECK(!(lm_cpu_features() & LM_CPU_VNNI) && lm_gemm_int8_best_kernel() == (all & LM_CPU_AVX2 ? LM_Q8_AVX2 : LM_Q8_NONE),
-          "novnni: int8 takes AVX2");
-    setenv("LYRICMT_CPU_FEATURES", "nobf16,novnni,noavx2", 1);
+    CHECK(!(lm_cpu_features() & LM_CPU_VNNI) &&
+              lm_gemm_int8_best_kernel() == (all & LM_CPU_AMX_INT8 ? LM_Q8_AMX : all & LM_CPU_AVX2 ? LM_Q8_AVX2 : LM_Q8_NONE),
+          "novnni: int8 takes AMX where there is one, else AVX2");
+    setenv("LYRICMT_CPU_FEATURES", "noamx,novnni", 1);
+    CHECK(lm_gemm_int8_best_kernel() == (all & LM_CPU_AVX2 ? LM_Q8_AVX2 : LM_Q8_NONE), "noamx,novnni: int8 takes AVX2");
+    setenv("LYRICMT_CPU_FEATURES", "noamx,nobf16,novnni,noavx2", 1);
     CHECK(lm_gemm_bf16_best_kernel() == (all & LM_CPU_AVX512 ? LM_B16_WIDEN : LM_B16_NONE) && lm_gemm_int8_best_kernel() == LM_Q8_NONE &&
               !(lm_cpu_features() & LM_CPU_BF16),
-          "nobf16,novnni,noavx2: bf16 on AVX-512F, no int8 kernel");
+          "noamx,nobf16,novnni,noavx2: bf16 on AVX-512F, no int8 kernel");
     setenv("LYRICMT_CPU_FEATURES", "noavx512", 1);
-    CHECK(!lm_packed_supported() && lm_gemm_bf16_best_kernel() == LM_B16_NONE && !(lm_cpu_features() & LM_CPU_VNNI),
-          "noavx512 hides AVX-512 and what needs it");
-    setenv("LYRICMT_CPU_FEATURES", "xnovnni,novnnix", 1);
+    CHECK(!lm_packed_supported() && lm_gemm_bf16_best_kernel() == LM_B16_NONE &&
+              !(lm_cpu_features() & (LM_CPU_VNNI | LM_CPU_AMX_INT8 | LM_CPU_AMX_BF16)),
+          "noavx512 hides AVX-512 and what needs it, AMX included");
+    setenv("LYRICMT_CPU_FEATURES", "xnovnni,novnnix,noamxx", 1);
     CHECK(lm_cpu_features() == all, "only whole items of the list count");
     unsetenv("LYRICMT_CPU_FEATURES");
-    printf("test_gemm_prec: this CPU: AVX2 %s, AVX-512 %s, VNNI %s, BF16 %s\n", all & LM_CPU_AVX2 ? "yes" : "no",
-           all & LM_CPU_AVX512 ? "yes" : "no", all & LM_CPU_VNNI ? "yes" : "no", all & LM_CPU_BF16 ? "yes" : "no");
+    /* what Linux lists, unless the kernel refused the tiles' state */
+    char flags[8192] = "";
+    FILE *info = fopen("/proc/cpuinfo", "r");
+    while (info && fgets(flags, sizeof flags, info) && strncmp(flags, "flags", 5) != 0) {}
+    if (info) fclose(info);
+    if (!strncmp(flags, "flags", 5) && strstr(flags, " amx_int8") && strstr(flags, " amx_bf16") && (all & LM_CPU_AVX512) && !lm_cpu_amx_refusal())
+        CHECK((all & LM_CPU_AMX_INT8) && (all & LM_CPU_AMX_BF16), "/proc/cpuinfo lists AMX: detected");
+    if (all & LM_CPU_AMX_INT8) CHECK(lm_gemm_int8_best_kernel() == LM_Q8_AMX, "int8 takes the AMX tiles where there are some");
+    if (all & LM_CPU_AMX_BF16) CHECK(lm_gemm_bf16_best_kernel() == LM_B16_AMX, "bf16 takes the AMX tiles where there are some");
+    printf("test_gemm_prec: this CPU: AVX2 %s, AVX-512 %s, VNNI %s, BF16 %s, AMX int8 %s, AMX bf16 %s%s%s\n", all & LM_CPU_AVX2 ? "yes" : "no",
+           all & LM_CPU_AVX512 ? "yes" : "no", all & LM_CPU_VNNI ? "yes" : "no", all & LM_CPU_BF16 ? "yes" : "no",
+           all & LM_CPU_AMX_INT8 ? "yes" : "no", all & LM_CPU_AMX_BF16 ? "yes" : "no", lm_cpu_amx_refusal() ? ": " : "",
+           lm_cpu_amx_refusal() ? lm_cpu_amx_refusal() : "");
 }
 
 int main(void) {
     check_feature_mask();
     check_int8();
+    check_int8_kernels_agree();
     check_bf16();
-    check_cpu_linear();
-    check_fused_relu();
+    check_bf16_rows();
+    check_amx_reads_no_further();
+    for (int pass = 0; pass < 2; pass++) { /* the best kernels, then those below AMX */
+        if (pass) setenv("LYRICMT_CPU_FEATURES", "noamx", 1);
+        check_cpu_linear();
+        check_fused_relu();
+    }
+    unsetenv("LYRICMT_CPU_FEATURES");
     return lm_test_summary("test_gemm_prec");
 }

@@ -21,9 +21,10 @@
  *
  * The CPU's int8 and bf16 run the states and outputs under looser bounds
  * (LOGIT_RTOL_INT8, MIN_SAME_INT8, ...), must translate identically alone and
- * batched, and fall back as promised where LYRICMT_CPU_FEATURES hides VNNI
- * (int8 on AVX2) or AVX-512 BF16 (bf16 on AVX-512F): identical outputs; with
- * neither kernel, fp32.
+ * batched, and fall back as promised where LYRICMT_CPU_FEATURES hides AMX
+ * (int8 on VNNI, bf16 on AVX-512: both pass the same bounds), VNNI (int8 on
+ * AVX2) or AVX-512 BF16 (bf16 on AVX-512F): identical outputs where the
+ * arithmetic is the same; with no kernel, fp32.
  *
  * With a CUDA build on a machine with a GPU, the same checks run on the CUDA
  * backend in fp32; in fp16 and bf16 the states are held to a looser tolerance
@@ -32,6 +33,7 @@
  */
 #include "testing.h"
 #include "cpu/cpu_weights.h"
+#include "simd/cpu_features.h"
 #include "cpu/packed_gemm.h"
 #include "engine/translator.h"
 
@@ -527,10 +529,13 @@ static void free_texts(char **t, int n) {
     free(t);
 }
 
-/* int8 and bf16 translate a line identically alone or batched; int8's AVX2
- * kernel agrees with VNNI exactly (integer sums), bf16's AVX-512F kernel with
- * vdpbf16ps (the same rounding chain); a CPU with neither computes in fp32
- * (LYRICMT_CPU_FEATURES hides the features). */
+/* int8 and bf16 translate a line identically alone or batched, on the best
+ * kernel; each kernel down the line where LYRICMT_CPU_FEATURES hides the one
+ * above gives identical outputs where the arithmetic is the same (int8: AMX,
+ * VNNI and AVX2, integer sums; bf16: vdpbf16ps and AVX-512F, one chain), and
+ * a CPU with none computes in fp32. bf16 on AMX adds in another order than
+ * the kernels below it: those are held to the golden bounds instead
+ * (check_cpu_precisions, with AMX hidden). */
 static void check_cpu_precision_paths(const char *name) {
     char path[300];
     snprintf(path, sizeof path, "tests/fixtures/%s/golden.json", name);
@@ -540,8 +545,12 @@ static void check_cpu_precision_paths(const char *name) {
     const cJSON *cases = item(item(golden, "conventions"), "small100");
     int n = cJSON_GetArraySize(cases);
     lm_precision got, want[2] = {LM_PREC_INT8, LM_PREC_BF16};
+    /* per precision: masks from the best kernel down; the first of each run
+     * of identical arithmetic is the one the others must equal */
+    const char *masks[2][4] = {{"", "noamx", "noamx,novnni", NULL}, {"noamx", "noamx,nobf16", NULL, NULL}};
+    const char *none[2] = {"noamx,novnni,noavx2", "noavx512"};
     for (int p = 0; p < 2; p++) {
-        if (p == 0 && lm_gemm_int8_best_kernel() != LM_Q8_VNNI) { printf("test_golden: int8 VNNI checks skipped: no AVX-512 VNNI\n"); continue; }
+        if (p == 0 && lm_gemm_int8_best_kernel() == LM_Q8_NONE) { printf("test_golden: int8 checks skipped: no int8 kernel\n"); continue; }
         if (p == 1 && lm_gemm_bf16_best_kernel() == LM_B16_NONE) { printf("test_golden: bf16 checks skipped: no AVX-512\n"); continue; }
         char **batched = translate_cases(name, cases, want[p], 5, &got);
         CHECK(got == want[p], "%s: computed in %s, not %s", name, lm_precision_name(got), lm_precision_name(want[p]));
@@ -549,15 +558,24 @@ static void check_cpu_precision_paths(const char *name) {
         CHECK(count_same(batched, alone, 2 * n) == 2 * n, "%s %s: %d/%d outputs differ between batched and alone", name,
               lm_precision_name(want[p]), 2 * n - count_same(batched, alone, 2 * n), 2 * n);
         free_texts(alone, 2 * n);
-        /* the next kernel down: identical outputs (integer sums; the same float chain) */
-        setenv("LYRICMT_CPU_FEATURES", p == 0 ? "novnni" : "nobf16", 1);
-        char **fallback = translate_cases(name, cases, want[p], 5, &got);
-        CHECK(got == want[p] && count_same(batched, fallback, 2 * n) == 2 * n, "%s: %s on %s differs", name,
-              lm_precision_name(want[p]), p == 0 ? "AVX2" : "AVX-512F");
-        free_texts(fallback, 2 * n);
+        char **first = NULL;
+        for (int k = 0; masks[p][k]; k++) {
+            setenv("LYRICMT_CPU_FEATURES", masks[p][k], 1);
+            bool present = p == 0 ? lm_gemm_int8_best_kernel() != LM_Q8_NONE : lm_gemm_bf16_best_kernel() != LM_B16_NONE;
+            char **out = present ? translate_cases(name, cases, want[p], 5, &got) : NULL;
+            unsetenv("LYRICMT_CPU_FEATURES");
+            if (!out) continue;
+            if (!first) first = out;
+            else {
+                CHECK(got == want[p] && count_same(first, out, 2 * n) == 2 * n, "%s: %s with %s differs from the kernel above", name,
+                      lm_precision_name(want[p]), masks[p][k]);
+                free_texts(out, 2 * n);
+            }
+        }
+        if (first) free_texts(first, 2 * n);
         /* no kernel at all: fp32 */
-        setenv("LYRICMT_CPU_FEATURES", p == 0 ? "novnni,noavx2" : "noavx512", 1);
-        fallback = translate_cases(name, cases, want[p], 5, &got);
+        setenv("LYRICMT_CPU_FEATURES", none[p], 1);
+        char **fallback = translate_cases(name, cases, want[p], 5, &got);
         unsetenv("LYRICMT_CPU_FEATURES");
         char **fp32 = translate_cases(name, cases, LM_PREC_FP32, 5, &got);
         CHECK(count_same(fp32, fallback, 2 * n) == 2 * n, "%s: %s without its instructions is not fp32", name, lm_precision_name(want[p]));
@@ -570,20 +588,27 @@ static void check_cpu_precision_paths(const char *name) {
 
 /* int8 and bf16 on the CPU: logits within LOGIT_RTOL_INT8/_BF16 of
  * transformers' fp32, the share of identical outputs at least
- * MIN_SAME_INT8/_BF16 */
+ * MIN_SAME_INT8/_BF16; on the best kernels (AMX where the CPU has it) and,
+ * where that is AMX, again with AMX hidden. */
 static void check_cpu_precisions(void) {
     const lm_precision precs[2] = {LM_PREC_INT8, LM_PREC_BF16};
     const double tol[2] = {LOGIT_RTOL_INT8, LOGIT_RTOL_BF16_CPU}, min_same[2] = {MIN_SAME_INT8, MIN_SAME_BF16_CPU};
-    for (int p = 0; p < 2; p++) {
-        logit_rtol = tol[p];
-        texts_same = texts_total = 0;
-        check_model("tiny-a", LM_DEVICE_CPU, precs[p]);
-        check_model("tiny-b", LM_DEVICE_CPU, precs[p]);
-        double share = texts_total ? (double)texts_same / texts_total : 0;
-        printf("test_golden: CPU %s: %d/%d outputs identical to transformers (%.0f%%; at least %.0f%% required)\n",
-               lm_precision_name(precs[p]), texts_same, texts_total, 100 * share, 100 * min_same[p]);
-        CHECK(share >= min_same[p], "CPU %s: only %d/%d outputs identical to transformers, below the %.0f%% bound",
-              lm_precision_name(precs[p]), texts_same, texts_total, 100 * min_same[p]);
+    bool amx = (lm_cpu_features() & (LM_CPU_AMX_INT8 | LM_CPU_AMX_BF16)) != 0;
+    for (int pass = 0; pass < (amx ? 2 : 1); pass++) {
+        if (pass) setenv("LYRICMT_CPU_FEATURES", "noamx", 1);
+        for (int p = 0; p < 2; p++) {
+            logit_rtol = tol[p];
+            texts_same = texts_total = 0;
+            check_model("tiny-a", LM_DEVICE_CPU, precs[p]);
+            check_model("tiny-b", LM_DEVICE_CPU, precs[p]);
+            double share = texts_total ? (double)texts_same / texts_total : 0;
+            const char *on = amx ? (pass ? ", AMX hidden" : ", AMX") : "";
+            printf("test_golden: CPU %s%s: %d/%d outputs identical to transformers (%.0f%%; at least %.0f%% required)\n",
+                   lm_precision_name(precs[p]), on, texts_same, texts_total, 100 * share, 100 * min_same[p]);
+            CHECK(share >= min_same[p], "CPU %s%s: only %d/%d outputs identical to transformers, below the %.0f%% bound",
+                  lm_precision_name(precs[p]), on, texts_same, texts_total, 100 * min_same[p]);
+        }
+        unsetenv("LYRICMT_CPU_FEATURES");
     }
     logit_rtol = LOGIT_RTOL_F32;
     check_cpu_precision_paths("tiny-a");

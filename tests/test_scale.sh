@@ -250,12 +250,26 @@ wait $mp; rc=$?
 [ -n "$frozen" ] && kill -9 $frozen 2>/dev/null
 # frozen with a batch out: the job stops, journal kept; frozen between batches: the
 # others finish the job, and the frozen rank fails to acknowledge its end
-held() { grep -q "rank 1 has not returned a batch in 3 s" "$T/frozen.err" && [ -e "$T/k.out.journal" ] && [ ! -e "$T/k.out" ]; }
+held() { grep -q "rank 1 has not answered for 3 s with a batch out" "$T/frozen.err" && [ -e "$T/k.out.journal" ] && [ ! -e "$T/k.out" ]; }
 idle() { grep -q "1 rank(s) did not answer the end of the job in 3 s" "$T/frozen.err" && cmp -s "$T/k.ref" "$T/k.out"; }
 check "a frozen rank: rank 0 notices within mpi.timeout_s and ends the job non-zero, journal or output intact" \
     '[ -n "$frozen" ] && [ $rc -ne 0 ] && { held || idle; }'
 mrun 3 --beam 2 --set batch.window_lines=50 -i "$T/k.txt" -o "$T/k.out" 2>/dev/null; rc=$?
 check "after the frozen rank, resumed with 3 ranks: byte-identical" '[ $rc -eq 0 ] && cmp -s "$T/k.ref" "$T/k.out"'
+# every rank suspended longer than the timeout (Ctrl-Z on the whole job), then
+# continued: no rank made less progress than the others, so the job goes on
+for who in "0 1 2" "0"; do
+    rm -f "$T/k.out"
+    mpi 3 translate --model $M --progress none --beam 2 --set batch.window_lines=50 --set mpi.timeout_s=3 \
+        -i "$T/k.txt" -o "$T/k.out" > /dev/null 2>"$T/susp.err" &
+    mp=$!
+    wait_journal $mp "$T/k.out.journal" 0
+    pids=""; for r in $who; do pids="$pids $(rank_pid $mp $r)"; done
+    kill -STOP $pids 2>/dev/null; sleep 5; kill -CONT $pids 2>/dev/null
+    wait $mp; rc=$?
+    check "ranks $who suspended 5 s with mpi.timeout_s 3, then continued: exit 0, byte-identical ($(tail -n 1 "$T/susp.err"))" \
+        '[ $rc -eq 0 ] && cmp -s "$T/k.ref" "$T/k.out"'
+done
 # A rank frozen with no batch out, when the job ends: rank 0 must not wait for it
 # forever. Rank 1 loads the wide model, slower than rank 0 needs for a one-line
 # job, and is frozen once the output exists, before it can answer the end of the

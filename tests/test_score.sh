@@ -57,6 +57,22 @@ check "TSV: 5 records for 5 lines" '[ $rc -eq 0 ] && [ "$(wc -l < "$T/m.out")" -
 check "TSV: a blank line is an empty record" '[ "$(sed -n 2p "$T/m.out")" = "2			" ]'
 check "TSV: a line without a tab is a warned empty record" 'grep -q "m.tsv:3: unusable tsv record (no tab between source and target)" "$T/m.err" && [ "$(sed -n 3p "$T/m.out")" = "3			" ] && grep -q "m.tsv	3	bad-record" "$T/rep.tsv"'
 check "TSV: empty source and empty target are scored" '[ "$(sed -n 4p "$T/m.out" | cut -f4)" -ge 2 ] && [ "$(sed -n 5p "$T/m.out" | cut -f4)" -eq 2 ]'
+# issue 26: a source over the line cap goes to --too-long (it was cut before its
+# tab and called a line without one); three columns are refused, not scored as
+# "b<TAB>c"; a tab alone is a pair of empty sides, scored as the JSONL pair is
+awk 'BEGIN { s = "money"; for (i = 0; i < 12000; i++) s = s " money"; printf "%s\t돈\n", s }' > "$T/long.tsv"
+score -i "$T/long.tsv" > "$T/l.out" 2>"$T/l.err"; rc=$?
+check "TSV: a 72 KB source is truncated by --too-long, and scored" '[ $rc -eq 0 ] && grep -q "long.tsv:1: longer than .*; truncated" "$T/l.err" && ! grep -q "no tab" "$T/l.err" && [ "$(cut -f4 "$T/l.out")" -gt 2 ]'
+score --too-long fail -i "$T/long.tsv" > /dev/null 2>"$T/l.err"; rc=$?
+check "TSV: --too-long fail stops at the long source" '[ $rc -eq 1 ] && grep -q "long.tsv:1: longer than .*input.too_long is fail" "$T/l.err"'
+score --too-long skip -i "$T/long.tsv" > "$T/l.out" 2>/dev/null; rc=$?
+check "TSV: --too-long skip leaves its record empty" '[ $rc -eq 0 ] && [ "$(cat "$T/l.out")" = "1			" ]'
+printf 'money\t돈\tgold\n\t\n' > "$T/c3.tsv"
+score -i "$T/c3.tsv" --report "$T/rep3.tsv" > "$T/c3.out" 2>"$T/c3.err"; rc=$?
+check "TSV: three columns are a warned empty record" '[ $rc -eq 0 ] && [ "$(sed -n 1p "$T/c3.out")" = "1			" ] && grep -q "c3.tsv:1: unusable tsv record (more than one tab; a pair is source<TAB>target)" "$T/c3.err" && grep -q "c3.tsv	1	bad-record" "$T/rep3.tsv"'
+printf '{"source": "", "target": ""}\n' > "$T/e.jsonl"
+score --format jsonl -i "$T/e.jsonl" > "$T/e.out" 2>/dev/null
+check "TSV: a tab alone is scored as the JSONL pair of empty strings" '[ "$(sed -n 2p "$T/c3.out" | cut -f2-)" = "$(cut -f2- "$T/e.out")" ] && [ "$(cut -f4 "$T/e.out")" -eq 2 ]'
 printf '{"source": "money", "target": "돈"}\n{oops\n{"source": "yeah"}\n{"target": "돈", "source": 5}\n' > "$T/m.jsonl"
 score --format jsonl --output-format jsonl -i "$T/m.jsonl" > "$T/m.out" 2>"$T/m.err"; rc=$?
 check "JSONL: 4 records for 4 lines" '[ $rc -eq 0 ] && [ "$(wc -l < "$T/m.out")" -eq 4 ]'

@@ -5,14 +5,20 @@
  */
 #include "testing.h"
 #include "config/engine_config.h"
+#include "config/engine_flags.h"
 #include "model/model.h"
 #include "cpu/packed_gemm.h"
+#include "backend/backend.h"
+#include "engine/sched.h"
 #include "engine/search.h"
 
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* Packed products: close to a double-precision reference, and each row's
  * result bit-identical whether it is computed alone or inside any batch. */
@@ -238,7 +244,153 @@ static void check_fused_topk(void) {
     CHECK(bad_greedy == 0, "greedy pick equals the reference (%d of %d rows differ)", bad_greedy, runs);
 }
 
+/* The batch budget (sched.c): sentences join while longest x count x rows
+ * stays within max_tokens and count within max_sentences; the first always
+ * joins, however long. */
+static void check_budget(void) {
+    lm_budget b = {4, 60, 3}; /* 4 sentences, 60 tokens, 3 rows each */
+    int longest = 0, n = 0;
+    int lens[] = {5, 4, 6, 2, 2};
+    while (n < 5 && lm_budget_admits(&b, n, &longest, lens[n])) n++;
+    /* 5x1x3 = 15, 5x2x3 = 30, 6x3x3 = 54, 6x4x3 = 72 > 60 */
+    CHECK(n == 3 && longest == 6, "budget: three sentences of up to 6 tokens fit 60 tokens at 3 rows (got %d, longest %d)", n, longest);
+    longest = 0;
+    CHECK(lm_budget_admits(&b, 0, &longest, 500) && longest == 500, "budget: a sentence over budget alone still runs");
+    CHECK(!lm_budget_admits(&b, 1, &longest, 1), "budget: nothing joins a sentence over budget");
+    lm_budget wide = {2, 1000000, 1};
+    longest = 0;
+    CHECK(lm_budget_admits(&wide, 1, &longest, 3) && !lm_budget_admits(&wide, 2, &longest, 3), "budget: at most max_sentences");
+    longest = 20;
+    lm_budget exact = {8, 60, 1};
+    CHECK(lm_budget_admits(&exact, 2, &longest, 1), "budget: 20 x 3 x 1 = 60 fits exactly");
+    CHECK(!lm_budget_admits(&exact, 3, &longest, 1), "budget: 20 x 4 x 1 = 80 does not");
+    CHECK(lm_budget_most(&b, 5) == 4 && lm_budget_most(&b, 10) == 2 && lm_budget_most(&b, 100) == 1,
+          "budget: the most sentences at a shortest of 5, 10, 100 tokens: 4, 2, 1");
+}
+
+/* The backend contract's checks (backend.c), the same for every backend. */
+static void check_backend_contract(void) {
+    lm_model_config mc = {0};
+    mc.vocab_size = 100;
+    mc.max_positions = 10;
+    lm_err err;
+    int total;
+    int32_t toks[] = {1, 2, 99, 3}, lens[] = {3, 1};
+    CHECK(lm_backend_check_sources(&mc, 0, toks, lens, 2, &total, &err) == 0 && total == 4, "contract: good sources pass");
+    toks[2] = 100;
+    CHECK(lm_backend_check_sources(&mc, 0, toks, lens, 2, &total, &err) != 0 && strstr(err.msg, "token id 100 outside"),
+          "contract: a token id of the vocabulary's size is refused");
+    toks[2] = -1;
+    CHECK(lm_backend_check_sources(&mc, 0, toks, lens, 2, &total, &err) != 0, "contract: a negative token id is refused");
+    toks[2] = 5;
+    int32_t long_lens[] = {3, 11}, none[] = {0};
+    CHECK(lm_backend_check_sources(&mc, 7, toks, long_lens, 2, &total, &err) != 0 && strstr(err.msg, "sentence 8 has 11 tokens"),
+          "contract: a source past the positions is refused, numbered from `first`");
+    CHECK(lm_backend_check_sources(&mc, 0, toks, none, 1, &total, &err) != 0, "contract: an empty source is refused");
+    int32_t sent_len[] = {3, 0, 2};
+    CHECK(lm_backend_sentence_known(sent_len, 3, 2) && !lm_backend_sentence_known(sent_len, 3, 1) &&
+              !lm_backend_sentence_known(sent_len, 3, 3) && !lm_backend_sentence_known(sent_len, 3, -1),
+          "contract: a sentence is known when held and not dropped");
+    CHECK(lm_backend_check_steps(&mc, 10, &err) == 0 && lm_backend_check_steps(&mc, 11, &err) != 0, "contract: steps within the positions");
+    int32_t rows_ok[] = {0, 2, 0}, rows_bad[] = {0, 1};
+    CHECK(lm_backend_check_rows(sent_len, 3, rows_ok, 3, &err) == 0, "contract: rows of known sentences pass");
+    CHECK(lm_backend_check_rows(sent_len, 3, rows_bad, 2, &err) != 0 && strstr(err.msg, "row 1 refers to no sentence"),
+          "contract: a row of a dropped sentence is refused");
+    int32_t feed[] = {5, 6}, row_len[] = {2, 3};
+    CHECK(lm_backend_check_feed(&mc, feed, 4, 4, row_len, 2, 4, &err) == 0, "contract: a step in order with room passes");
+    CHECK(lm_backend_check_feed(&mc, feed, 5, 4, row_len, 2, 4, &err) != 0 && strstr(err.msg, "step 5 out of order"),
+          "contract: a step out of order is refused");
+    feed[1] = 100;
+    CHECK(lm_backend_check_feed(&mc, feed, 4, 4, row_len, 2, 4, &err) != 0 && strstr(err.msg, "token id 100"),
+          "contract: a fed token outside the vocabulary is refused");
+    feed[1] = 6;
+    row_len[1] = 4;
+    CHECK(lm_backend_check_feed(&mc, feed, 4, 4, row_len, 2, 4, &err) != 0 && strstr(err.msg, "row 1 is past the 4"),
+          "contract: a row with no room left is refused");
+    int32_t parent[] = {1, -1, 0}, psent[] = {0, 2, 0};
+    CHECK(lm_backend_check_reorder(parent, psent, 3, 2, 3, sent_len, 3, &err) == 0, "contract: a good reorder passes");
+    CHECK(lm_backend_check_reorder(parent, psent, 3, 2, 2, sent_len, 3, &err) != 0 && strstr(err.msg, "decoding started with 2"),
+          "contract: a reorder past the rows decoding started with is refused");
+    parent[0] = 2;
+    CHECK(lm_backend_check_reorder(parent, psent, 3, 2, 3, sent_len, 3, &err) != 0 && strstr(err.msg, "row 0"),
+          "contract: a parent past the running rows is refused");
+}
+
+/* The flag table (engine_flags.c): which command a flag is offered to. */
+static void check_flags(void) {
+    lm_engine_config c;
+    lm_err err;
+    lm_engine_config_defaults(&c);
+    CHECK(lm_engine_flag(&c, LM_FLAGS_TRANSLATE, "--n-best", "2", &err) == 1, "--n-best is a translate flag");
+    CHECK(lm_engine_flag(&c, LM_FLAGS_COMPARE, "--n-best", "2", &err) == 0, "--n-best is not offered to compare");
+    CHECK(lm_engine_flag(&c, LM_FLAGS_COMPARE, "--beam", "3", &err) == 1, "--beam is offered to compare");
+    CHECK(lm_engine_flag(&c, LM_FLAGS_SCORE, "--beam", "x", &err) == -1 && strstr(err.msg, "--beam"), "a bad value is a config error naming the flag");
+    CHECK(lm_engine_flag(&c, LM_FLAGS_SCORE, "--set", "novalue", &err) == -2, "--set without = is a usage error");
+    CHECK(lm_engine_flag(&c, LM_FLAGS_SCORE, "--set", "batch.max_tokens=77", &err) == 1 && c.max_batch_tokens == 77, "--set sets a key");
+    CHECK(lm_engine_flag(&c, LM_FLAGS_SCORE, "--model", "x", &err) == 0, "--model is the command's own flag");
+}
+
+/* Runs lm_read_file (map false) or lm_mmap_open on path in a child with an
+ * alarm, so a call that blocks fails the check rather than the suite:
+ * whether it was refused (in time) with a message containing `want`. */
+static bool refused_in_child(const char *path, bool map, uint64_t max_bytes, const char *want) {
+    int fd[2];
+    if (pipe(fd) != 0) return false;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        alarm(10);
+        lm_err err = {{0}};
+        char *text = NULL;
+        lm_mmap m;
+        int rc = map ? lm_mmap_open(path, max_bytes, &m, &err) : lm_read_file(path, (size_t)max_bytes, &text, NULL, &err);
+        bool ok = rc == -1 && strstr(err.msg, want) && strstr(err.msg, path);
+        _exit(write(fd[1], &ok, 1) == 1 ? 0 : 3);
+    }
+    close(fd[1]);
+    bool ok = false;
+    if (read(fd[0], &ok, 1) != 1) ok = false;
+    close(fd[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    return ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* What every reader of a model or input file relies on (issue 26): a FIFO
+ * refused at once rather than waited on, a sparse file over the cap refused
+ * before it is read or mapped, an absent file told apart. */
+static void check_file_refusals(void) {
+    char dir[] = "/tmp/lyricmt-units-XXXXXX", fifo[64], big[64], absent[128];
+    if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    snprintf(big, sizeof big, "%s/big", dir);
+    snprintf(absent, sizeof absent, "%s/absent", dir);
+    CHECK(mkfifo(fifo, 0644) == 0, "mkfifo");
+    FILE *f = fopen(big, "wb");
+    CHECK(f && ftruncate(fileno(f), (off_t)2 << 20) == 0, "a 2 MiB sparse file");
+    if (f) fclose(f);
+    CHECK(refused_in_child(fifo, false, 1 << 20, "not a regular file"), "lm_read_file refuses a FIFO without waiting for a writer");
+    CHECK(refused_in_child(fifo, true, 1 << 20, "not a regular file"), "lm_mmap_open refuses a FIFO without waiting for a writer");
+    CHECK(refused_in_child(big, false, 1 << 20, "file is 2097152 bytes, more than the 1048576 allowed"), "lm_read_file refuses a file over its cap");
+    CHECK(refused_in_child(big, true, 1 << 20, "file is 2097152 bytes, more than the 1048576 allowed"), "lm_mmap_open refuses a file over its cap");
+    lm_err err = {{0}};
+    bool exists = true;
+    CHECK(lm_file_check(absent, 1, &exists, &err) == 0 && !exists, "lm_file_check: an absent file is no error");
+    snprintf(absent, sizeof absent, "%s/config.json", big); /* --model naming a file */
+    CHECK(lm_file_check(absent, 1, &exists, &err) == 0 && !exists, "lm_file_check: a file under a non-directory is absent");
+    CHECK(lm_file_check(fifo, 1 << 20, &exists, &err) == -1 && exists && strstr(err.msg, "not a regular file"), "lm_file_check refuses a FIFO");
+    CHECK(lm_file_check(big, 1 << 20, &exists, &err) == -1 && strstr(err.msg, "more than the 1048576 allowed"), "lm_file_check refuses a file over its cap");
+    CHECK(lm_file_check(big, 2 << 20, &exists, &err) == 0 && exists, "lm_file_check takes a file at its cap");
+    unlink(fifo);
+    unlink(big);
+    rmdir(dir);
+}
+
 int main(void) {
+    check_budget();
+    check_flags();
+    check_backend_contract();
+    check_file_refusals();
     CHECK(lm_utf8_invalid_at("abc", 3) == -1, "ascii is valid");
     CHECK(lm_utf8_invalid_at("\xea\xb0\x80", 3) == -1, "hangul is valid");
     CHECK(lm_utf8_invalid_at("a\xff", 2) == 1, "0xff is invalid");

@@ -99,34 +99,4 @@ int lm_backend_check_feed(const lm_model_config *mc, const int32_t *tokens, int 
 int lm_backend_check_reorder(const int32_t *parent, const int32_t *row_sentence, int rows, int old_rows, int max_rows, const int32_t *len,
                              int n_sent, lm_err *err);
 
-/* threads <= 0: all cores. weights (cpu_weights.h) are prepared once per model
- * and shared by every CPU backend made from it; they must outlive the backend. */
-typedef struct lm_cpu_weights lm_cpu_weights;
-lm_backend *lm_cpu_backend_create(const lm_model *model, const lm_cpu_weights *weights, int threads, lm_err *err);
-
-/* The OpenBLAS kernel family in use ("SkylakeX", "Haswell", "Prescott", ...),
- * and the one to ask for instead when OpenBLAS did not recognise this CPU
- * and fell back to its SSE3 kernels though the CPU has AVX2 or AVX-512
- * (NULL when its own choice stands). host/cpu/blas_core.c. */
-const char *lm_blas_core(void);
-const char *lm_blas_core_override(void);
-
-/* CUDA backend (cuda/), in builds made where nvcc was found (LM_WITH_CUDA).
- * precision is an lm_precision; reserve_tokens sizes the first buffers (the
- * config's batch.max_tokens); larger batches grow them, never per step. */
-lm_backend *lm_cuda_backend_create(const lm_model *model, int precision, int reserve_tokens, lm_err *err);
-/* The same on CUDA device `device`. fill false: the weights' memory is made but
- * left for lm_cuda_broadcast_weights (cuda/cuda_nccl.c) to fill from another
- * backend. */
-lm_backend *lm_cuda_backend_create_on(const lm_model *model, int precision, int reserve_tokens, int device, bool fill, lm_err *err);
-/* Makes the backend's device current on the calling thread (a worker's first act). */
-int lm_cuda_backend_bind(lm_backend *b, lm_err *err);
-/* CUDA devices on this machine (0 when none), or -1 for a broken setup. */
-int lm_cuda_device_count(lm_err *err);
-/* Copies backends[0]'s weights into backends[1..n) with one NCCL
- * communicator over their devices (ncclBroadcast); an error in builds without NCCL. */
-int lm_cuda_broadcast_weights(lm_backend *const *backends, int n, lm_err *err);
-/* "built, NCCL 2.28.3 opened at run time", or why not, for --version. */
-const char *lm_cuda_nccl_describe(char *buf, size_t n);
-
 #endif

@@ -51,27 +51,59 @@ void *lm_calloc(size_t count, size_t size, lm_err *err) {
     return p;
 }
 
+/* The one check of a file the program is about to read whole or map: a
+ * regular file (a FIFO or device would block or never end) within max_bytes
+ * (so a hostile or sparse file cannot exhaust memory). */
+static int check_stat(const char *path, const struct stat *st, uint64_t max_bytes, lm_err *err) {
+    if (!S_ISREG(st->st_mode)) return lm_fail(err, "%s: not a regular file", path);
+    if ((uint64_t)st->st_size > max_bytes)
+        return lm_fail(err, "%s: file is %llu bytes, more than the %llu allowed", path, (unsigned long long)st->st_size,
+                       (unsigned long long)max_bytes);
+    return 0;
+}
+
+int lm_file_check(const char *path, uint64_t max_bytes, bool *exists, lm_err *err) {
+    struct stat st;
+    *exists = stat(path, &st) == 0;
+    /* a directory that is not one (a file given as --model) holds nothing: absent */
+    if (!*exists) return errno == ENOENT || errno == ENOTDIR ? 0 : lm_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    return check_stat(path, &st, max_bytes, err);
+}
+
+/* Opens path for reading without blocking (open() on a FIFO with no writer
+ * would wait forever) and checks what it is on the open descriptor, so the
+ * file checked is the file read. */
+static int open_checked(const char *path, uint64_t max_bytes, struct stat *st, lm_err *err) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return lm_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(fd, st) != 0) {
+        lm_fail(err, "%s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (check_stat(path, st, max_bytes, err) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 int lm_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len, lm_err *err) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return lm_fail(err, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return lm_fail(err, "%s: not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > max_bytes) {
-        fclose(f);
-        return lm_fail(err, "%s: file is %lld bytes, more than the %zu allowed", path,
-                       (long long)st.st_size, max_bytes);
-    }
-    size_t n = (size_t)st.st_size;
+    int fd = open_checked(path, max_bytes, &st, err);
+    if (fd < 0) return -1;
+    size_t n = (size_t)st.st_size, got = 0;
     char *buf = lm_malloc(n + 1, err);
-    if (!buf) { fclose(f); return -1; }
-    size_t got = fread(buf, 1, n, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (got != n || bad) {
+    if (!buf) { close(fd); return -1; }
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got != n) {
         free(buf);
         return lm_fail(err, "%s: short read (%zu of %zu bytes)", path, got, n);
     }
@@ -81,16 +113,12 @@ int lm_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len
     return 0;
 }
 
-int lm_mmap_open(const char *path, lm_mmap *m, lm_err *err) {
+int lm_mmap_open(const char *path, uint64_t max_bytes, lm_mmap *m, lm_err *err) {
     m->data = NULL;
     m->size = 0;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return lm_fail(err, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return lm_fail(err, "%s: not a regular file", path);
-    }
+    int fd = open_checked(path, max_bytes, &st, err);
+    if (fd < 0) return -1;
     if (st.st_size == 0) {
         close(fd);
         return lm_fail(err, "%s: file is empty", path);

@@ -46,9 +46,15 @@ static inline bool lm_add_u64(uint64_t a, uint64_t b, uint64_t *out) {
 void *lm_malloc(size_t n, lm_err *err);
 void *lm_calloc(size_t count, size_t size, lm_err *err);
 
-/* Reads a whole (small) file into a NUL-terminated buffer. Refuses files
- * larger than max_bytes so a hostile config cannot exhaust memory. */
+/* Reads a whole (small) file into a NUL-terminated buffer. Refuses anything
+ * but a regular file (opened without blocking, so a FIFO cannot hang us), and
+ * files larger than max_bytes, so a hostile or sparse file cannot exhaust
+ * memory. */
 int lm_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len, lm_err *err);
+
+/* The same refusals without opening the file: *exists says whether path
+ * exists (links followed); an absent file is not an error here. */
+int lm_file_check(const char *path, uint64_t max_bytes, bool *exists, lm_err *err);
 
 /* A read-only memory map of a whole file. */
 typedef struct {
@@ -56,7 +62,8 @@ typedef struct {
     size_t size;
 } lm_mmap;
 
-int  lm_mmap_open(const char *path, lm_mmap *m, lm_err *err);
+/* Maps a non-empty regular file of at most max_bytes (lm_read_file's refusals). */
+int  lm_mmap_open(const char *path, uint64_t max_bytes, lm_mmap *m, lm_err *err);
 void lm_mmap_close(lm_mmap *m);
 /* Tells the kernel that bytes [p, p + n) of the map are not needed for now
  * (whole pages inside it only; nothing if p is outside). Reading them again

@@ -59,11 +59,78 @@ static const char *const length_policy_names[] = {"truncate", "skip", "fail"};
 static const char *const device_names[] = {"cpu", "cuda"};
 static const char *const weights_from_names[] = {"disk", "broadcast"};
 static const char *const precision_names[] = {"fp32", "fp16", "bf16", "int8"};
+static const char *const convention_names[] = {"auto", "m2m100", "small100"}; /* from -1: auto */
 
 const char *lm_format_name(lm_format f) { return format_names[f]; }
 const char *lm_device_name(lm_device d) { return device_names[d]; }
 const char *lm_precision_name(lm_precision p) { return precision_names[p]; }
 const char *lm_policy_name(lm_policy p, bool for_length) { return (for_length ? length_policy_names : utf8_policy_names)[p]; }
+
+/* Choices are stored as int through the table, so every enum the table
+ * writes must have an int's size. */
+_Static_assert(sizeof(lm_format) == sizeof(int) && sizeof(lm_policy) == sizeof(int) && sizeof(lm_device) == sizeof(int) &&
+                   sizeof(lm_precision) == sizeof(int) && sizeof(lm_weights_from) == sizeof(int),
+               "enum settings are written as int");
+
+/* Every engine setting, for YAML and flags alike: its key, how its text is
+ * read and checked, and where it goes. The decoding keys (gen_keys) are
+ * kept apart: they override the model's own generation_config.json. */
+typedef enum { S_INT, S_U64, S_DOUBLE, S_BOOL, S_CHOICE, S_TEXT } setting_kind;
+
+typedef struct {
+    const char *key;
+    setting_kind kind;
+    double lo, hi;             /* S_INT, S_U64, S_DOUBLE */
+    size_t offset;             /* into lm_engine_config */
+    const char *const *names;  /* S_CHOICE: value base + i is names[i] */
+    int n_names, base;
+    size_t size;               /* S_TEXT: the field's bytes (1 to size - 1 taken) */
+    const char *rule;          /* S_TEXT: what a refused value is told */
+    ptrdiff_t given;           /* offset of a bool set when the key is given, or -1 */
+} setting;
+
+#define AT(field) offsetof(lm_engine_config, field)
+#define INT(k, f, lo, hi) {k, S_INT, lo, hi, AT(f), NULL, 0, 0, 0, NULL, -1}
+#define BOOL(k, f) {k, S_BOOL, 0, 1, AT(f), NULL, 0, 0, 0, NULL, -1}
+#define CHOICE(k, f, names, n, base) {k, S_CHOICE, 0, 0, AT(f), names, n, base, 0, NULL, -1}
+#define TEXT(k, f, rule) {k, S_TEXT, 0, 0, AT(f), NULL, 0, 0, sizeof(((lm_engine_config *)0)->f), rule, -1}
+static const setting settings[] = {
+    INT("threads", threads, 0, 4096),
+    INT("workers", workers, 1, 1024),
+    /* the list itself is checked where the devices are opened (translator.c) */
+    TEXT("devices", devices, "must be 'all' or a list such as 0,1,2,3"),
+    CHOICE("weights_from", weights_from, weights_from_names, 2, 0),
+    BOOL("mpi.rank0_translates", rank0_translates),
+    INT("mpi.timeout_s", mpi_timeout_s, 0, 1 << 24),
+    CHOICE("device", device, device_names, 2, 0),
+    CHOICE("precision", precision, precision_names, 4, 0),
+    INT("batch.max_sentences", max_batch_sentences, 1, 1 << 20),
+    INT("batch.max_tokens", max_batch_tokens, 1, 1 << 30),
+    {"decoding.seed", S_U64, 0, 9007199254740991.0, AT(seed), NULL, 0, 0, 0, NULL, -1},
+    {"seed", S_U64, 0, 9007199254740991.0, AT(seed), NULL, 0, 0, 0, NULL, -1},
+    INT("batch.window_lines", window_lines, 1, 1 << 24),
+    INT("batch.cache_lines", cache_lines, 0, 1 << 26),
+    BOOL("batch.sort_by_length", sort_by_length),
+    BOOL("batch.inflight", inflight),
+    CHOICE("input.format", input_format, format_names, 3, 0), /* pairs is an output format only */
+    CHOICE("output.format", output_format, format_names, 4, 0),
+    BOOL("output.dedup_hypotheses", dedup_hypotheses),
+    {"output.min_score", S_DOUBLE, -1e9, 0, AT(min_score), NULL, 0, 0, 0, NULL, AT(has_min_score)},
+    CHOICE("input.bad_utf8", bad_utf8, utf8_policy_names, 3, 0),
+    CHOICE("input.too_long", too_long, length_policy_names, 3, 0),
+    TEXT("input.id_field", id_field, "must be a field name of 1 to 63 bytes"),
+    TEXT("input.text_field", text_field, "must be a field name of 1 to 63 bytes"),
+    TEXT("input.source_field", source_field, "must be a field name of 1 to 63 bytes"),
+    TEXT("input.target_field", target_field, "must be a field name of 1 to 63 bytes"),
+    CHOICE("tokenizer.convention", convention, convention_names, 3, -1),
+    TEXT("tokenizer.src", src_lang, "is not a language code"),
+    TEXT("tokenizer.tgt", tgt_lang, "is not a language code"),
+};
+#undef INT
+#undef BOOL
+#undef CHOICE
+#undef TEXT
+#undef AT
 
 /* Picks one of n names; the error lists them. */
 static int parse_choice(const char *text, const char *const *names, int n, int *out, const char *key, const char *where, lm_err *err) {
@@ -97,103 +164,77 @@ static int parse_number(const char *text, key_kind kind, double lo, double hi, d
     return 0;
 }
 
-int lm_engine_config_set(lm_engine_config *c, const char *key, const char *value, const char *where, lm_err *err) {
-    const char *bare = strncmp(key, "decoding.", 9) == 0 ? key + 9 : key;
-    for (int i = 0; i < N_GEN_KEYS; i++) {
-        if (strcmp(bare, gen_keys[i].name) != 0) continue;
-        double v;
-        if (parse_number(value, gen_keys[i].kind, gen_keys[i].lo, gen_keys[i].hi, &v, key, where, err) != 0) return -1;
-        for (int j = 0; j < c->n_overrides; j++)
-            if (c->overrides[j].key == i) { c->overrides[j].value = v; return 0; }
-        if (c->n_overrides == LM_MAX_OVERRIDES) return lm_fail(err, "%s: too many decoding settings", where);
-        c->overrides[c->n_overrides].key = i;
-        c->overrides[c->n_overrides++].value = v;
-        return 0;
-    }
+/* Reads one engine setting's text into c. */
+static int set_one(lm_engine_config *c, const setting *st, const char *value, const char *where, lm_err *err) {
+    char *field = (char *)c + st->offset;
     double v;
-    if (!strcmp(key, "threads")) {
-        if (parse_number(value, K_INT, 0, 4096, &v, key, where, err)) return -1;
-        c->threads = (int)v;
-    } else if (!strcmp(key, "workers")) {
-        if (parse_number(value, K_INT, 1, 1024, &v, key, where, err)) return -1;
-        c->workers = (int)v;
-    } else if (!strcmp(key, "devices")) {
-        /* the list itself is checked where the devices are opened (translator.c) */
-        if (strlen(value) >= sizeof c->devices || !value[0]) return lm_fail(err, "%s: '%s' must be 'all' or a list such as 0,1,2,3", where, key);
-        strcpy(c->devices, value);
-    } else if (!strcmp(key, "weights_from")) {
-        int choice;
-        if (parse_choice(value, weights_from_names, 2, &choice, key, where, err)) return -1;
-        c->weights_from = (lm_weights_from)choice;
-    } else if (!strcmp(key, "mpi.rank0_translates")) {
-        if (parse_number(value, K_BOOL, 0, 1, &v, key, where, err)) return -1;
-        c->rank0_translates = v != 0;
-    } else if (!strcmp(key, "mpi.timeout_s")) {
-        if (parse_number(value, K_INT, 0, 1 << 24, &v, key, where, err)) return -1;
-        c->mpi_timeout_s = (int)v;
-    } else if (!strcmp(key, "device")) {
-        int choice;
-        if (parse_choice(value, device_names, 2, &choice, key, where, err)) return -1;
-        c->device = (lm_device)choice;
-    } else if (!strcmp(key, "precision")) {
-        int choice;
-        if (parse_choice(value, precision_names, 4, &choice, key, where, err)) return -1;
-        c->precision = (lm_precision)choice;
-    } else if (!strcmp(key, "batch.max_sentences")) {
-        if (parse_number(value, K_INT, 1, 1 << 20, &v, key, where, err)) return -1;
-        c->max_batch_sentences = (int)v;
-    } else if (!strcmp(key, "batch.max_tokens")) {
-        if (parse_number(value, K_INT, 1, 1 << 30, &v, key, where, err)) return -1;
-        c->max_batch_tokens = (int)v;
-    } else if (!strcmp(key, "decoding.seed") || !strcmp(key, "seed")) {
-        if (parse_number(value, K_INT, 0, 9007199254740991.0, &v, key, where, err)) return -1;
-        c->seed = (uint64_t)v;
-    } else if (!strcmp(key, "batch.window_lines")) {
-        if (parse_number(value, K_INT, 1, 1 << 24, &v, key, where, err)) return -1;
-        c->window_lines = (int)v;
-    } else if (!strcmp(key, "batch.cache_lines")) {
-        if (parse_number(value, K_INT, 0, 1 << 26, &v, key, where, err)) return -1;
-        c->cache_lines = (int)v;
-    } else if (!strcmp(key, "batch.sort_by_length")) {
-        if (parse_number(value, K_BOOL, 0, 1, &v, key, where, err)) return -1;
-        c->sort_by_length = v != 0;
-    } else if (!strcmp(key, "batch.inflight")) {
-        if (parse_number(value, K_BOOL, 0, 1, &v, key, where, err)) return -1;
-        c->inflight = v != 0;
-    } else if (!strcmp(key, "input.format") || !strcmp(key, "output.format")) {
-        int choice;
-        if (parse_choice(value, format_names, key[0] == 'i' ? 3 : 4, &choice, key, where, err)) return -1;
-        *(key[0] == 'i' ? &c->input_format : &c->output_format) = (lm_format)choice;
-    } else if (!strcmp(key, "output.dedup_hypotheses")) {
-        if (parse_number(value, K_BOOL, 0, 1, &v, key, where, err)) return -1;
-        c->dedup_hypotheses = v != 0;
-    } else if (!strcmp(key, "output.min_score")) {
-        if (parse_number(value, K_FLOAT, -1e9, 0, &v, key, where, err)) return -1;
-        c->has_min_score = true;
-        c->min_score = v;
-    } else if (!strcmp(key, "input.bad_utf8") || !strcmp(key, "input.too_long")) {
-        bool length = key[6] == 't';
-        int choice;
-        if (parse_choice(value, length ? length_policy_names : utf8_policy_names, 3, &choice, key, where, err)) return -1;
-        *(length ? &c->too_long : &c->bad_utf8) = (lm_policy)choice;
-    } else if (!strcmp(key, "input.id_field") || !strcmp(key, "input.text_field") || !strcmp(key, "input.source_field") ||
-               !strcmp(key, "input.target_field")) {
-        char *dst = key[6] == 'i' ? c->id_field : key[6] == 's' ? c->source_field : key[7] == 'a' ? c->target_field : c->text_field;
-        if (strlen(value) >= sizeof c->id_field || !value[0]) return lm_fail(err, "%s: '%s' must be a field name of 1 to 63 bytes", where, key);
-        strcpy(dst, value);
-    } else if (!strcmp(key, "tokenizer.convention")) {
-        if (!strcmp(value, "auto")) c->convention = -1;
-        else if (!strcmp(value, "m2m100")) c->convention = LM_CONV_M2M100;
-        else if (!strcmp(value, "small100")) c->convention = LM_CONV_SMALL100;
-        else return lm_fail(err, "%s: '%s' must be auto, m2m100 or small100, got '%s'", where, key, value);
-    } else if (!strcmp(key, "tokenizer.src") || !strcmp(key, "tokenizer.tgt")) {
-        char *dst = key[10] == 's' ? c->src_lang : c->tgt_lang;
-        if (strlen(value) >= sizeof c->src_lang || !value[0]) return lm_fail(err, "%s: '%s' is not a language code", where, key);
-        strcpy(dst, value);
-    } else {
-        return lm_fail(err, "%s: unknown key '%s'", where, key);
+    int choice = 0;
+    switch (st->kind) {
+    case S_INT:
+        if (parse_number(value, K_INT, st->lo, st->hi, &v, st->key, where, err)) return -1;
+        *(int *)field = (int)v;
+        break;
+    case S_U64:
+        if (parse_number(value, K_INT, st->lo, st->hi, &v, st->key, where, err)) return -1;
+        *(uint64_t *)field = (uint64_t)v;
+        break;
+    case S_DOUBLE:
+        if (parse_number(value, K_FLOAT, st->lo, st->hi, &v, st->key, where, err)) return -1;
+        *(double *)field = v;
+        break;
+    case S_BOOL:
+        if (parse_number(value, K_BOOL, 0, 1, &v, st->key, where, err)) return -1;
+        *(bool *)field = v != 0;
+        break;
+    case S_CHOICE:
+        if (parse_choice(value, st->names, st->n_names, &choice, st->key, where, err)) return -1;
+        *(int *)field = st->base + choice;
+        break;
+    case S_TEXT:
+        if (strlen(value) >= st->size || !value[0]) return lm_fail(err, "%s: '%s' %s", where, st->key, st->rule);
+        strcpy(field, value);
+        break;
     }
+    if (st->given >= 0) *(bool *)((char *)c + st->given) = true;
     return 0;
+}
+
+#define N_SETTINGS (int)(sizeof settings / sizeof *settings)
+
+/* Which setting a key names, one number for both tables: a generation key
+ * (bare or under decoding.) is its gen_keys index, an engine setting
+ * N_GEN_KEYS + its settings index; -1 for no setting. */
+static int setting_index(const char *key) {
+    const char *bare = strncmp(key, "decoding.", 9) == 0 ? key + 9 : key;
+    for (int i = 0; i < N_GEN_KEYS; i++)
+        if (!strcmp(bare, gen_keys[i].name)) return i;
+    for (int i = 0; i < N_SETTINGS; i++)
+        if (!strcmp(key, settings[i].key)) return N_GEN_KEYS + i;
+    return -1;
+}
+
+int lm_engine_config_set(lm_engine_config *c, const char *key, const char *value, const char *where, lm_err *err) {
+    int i = setting_index(key);
+    if (i < 0) return lm_fail(err, "%s: unknown key '%s'", where, key);
+    if (i >= N_GEN_KEYS) return set_one(c, &settings[i - N_GEN_KEYS], value, where, err);
+    double v;
+    if (parse_number(value, gen_keys[i].kind, gen_keys[i].lo, gen_keys[i].hi, &v, key, where, err) != 0) return -1;
+    for (int j = 0; j < c->n_overrides; j++)
+        if (c->overrides[j].key == i) { c->overrides[j].value = v; return 0; }
+    if (c->n_overrides == LM_MAX_OVERRIDES) return lm_fail(err, "%s: too many decoding settings", where);
+    c->overrides[c->n_overrides].key = i;
+    c->overrides[c->n_overrides++].value = v;
+    return 0;
+}
+
+/* Whether `section` names a YAML section: the part before the dot of some
+ * key (decoding holds the generation keys). */
+static bool is_section(const char *section) {
+    if (!strcmp(section, "decoding")) return true;
+    size_t n = strlen(section);
+    for (size_t i = 0; i < sizeof settings / sizeof *settings; i++)
+        if (!strncmp(settings[i].key, section, n) && settings[i].key[n] == '.') return true;
+    return false;
 }
 
 void lm_engine_config_apply(const lm_engine_config *c, lm_gen_config *g) {
@@ -208,23 +249,48 @@ void lm_engine_config_apply(const lm_engine_config *c, lm_gen_config *g) {
     }
 }
 
+/* The line each setting was first given on (0: not yet), so that a setting
+ * given twice is refused rather than silently taking one of its values (PyYAML
+ * keeps the last; a reader of the file may well see the first). Counted by
+ * setting, not by spelling: num_beams and decoding.num_beams are one. */
+typedef struct {
+    unsigned long line[N_GEN_KEYS + N_SETTINGS];
+} seen_keys;
+
+/* Whether the mapping's pairs before p hold key k (a section given twice;
+ * the pairs before p are all known sections or settings, so few). */
+static unsigned long earlier_key(yaml_document_t *doc, yaml_node_t *map, yaml_node_pair_t *p, const yaml_node_t *k) {
+    for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+        yaml_node_t *e = yaml_document_get_node(doc, q->key);
+        if (e && e->type == YAML_SCALAR_NODE && !strcmp((const char *)e->data.scalar.value, (const char *)k->data.scalar.value))
+            return (unsigned long)e->start_mark.line + 1;
+    }
+    return 0;
+}
+
 /* Walks a mapping; nested mappings give dotted keys ("batch.max_tokens"). */
-static int walk(lm_engine_config *c, yaml_document_t *doc, yaml_node_t *map, const char *prefix, const char *path, lm_err *err) {
+static int walk(lm_engine_config *c, yaml_document_t *doc, yaml_node_t *map, const char *prefix, const char *path, seen_keys *seen,
+                lm_err *err) {
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
         yaml_node_t *k = yaml_document_get_node(doc, p->key), *v = yaml_document_get_node(doc, p->value);
         char where[4200], key[512];
         if (!k || k->type != YAML_SCALAR_NODE) return lm_fail(err, "%s: keys must be plain names", path);
         snprintf(key, sizeof key, "%s%s", prefix, (const char *)k->data.scalar.value);
         snprintf(where, sizeof where, "%s:%lu", path, (unsigned long)k->start_mark.line + 1);
+        unsigned long first;
         if (v->type == YAML_MAPPING_NODE) {
             if (prefix[0]) return lm_fail(err, "%s: '%s' nests too deeply", where, key);
             char sub[600];
             snprintf(sub, sizeof sub, "%s.", key);
-            if (strcmp(key, "batch") && strcmp(key, "tokenizer") && strcmp(key, "decoding") && strcmp(key, "input") && strcmp(key, "output") &&
-                strcmp(key, "mpi"))
-                return lm_fail(err, "%s: unknown section '%s'", where, key);
-            if (walk(c, doc, v, sub, path, err) != 0) return -1;
+            if (!is_section(key)) return lm_fail(err, "%s: unknown section '%s'", where, key);
+            if ((first = earlier_key(doc, map, p, k)))
+                return lm_fail(err, "%s: section '%s' is given twice (first on line %lu); a key may appear once", where, key, first);
+            if (walk(c, doc, v, sub, path, seen, err) != 0) return -1;
         } else if (v->type == YAML_SCALAR_NODE) {
+            int i = setting_index(key);
+            if (i >= 0 && (first = seen->line[i]))
+                return lm_fail(err, "%s: '%s' is set twice (first on line %lu); a key may appear once", where, key, first);
+            if (i >= 0) seen->line[i] = (unsigned long)k->start_mark.line + 1;
             if (lm_engine_config_set(c, key, (const char *)v->data.scalar.value, where, err) != 0) return -1;
         } else {
             return lm_fail(err, "%s: '%s' must be a value, not a list", where, key);
@@ -264,13 +330,14 @@ static int read_bounded(FILE *f, const char *path, char **out, size_t *len, lm_e
     return 0;
 }
 
-/* Refuses nesting deeper than YAML_MAX_DEPTH; syntax errors are left to the
- * document load, which reports them. */
-static int check_depth(const char *text, size_t len, const char *path, lm_err *err) {
+/* Refuses nesting deeper than YAML_MAX_DEPTH, and a second document (the
+ * load below reads only the first: a "---" and more settings would be
+ * ignored); syntax errors are left to the document load, which reports them. */
+static int check_shape(const char *text, size_t len, const char *path, lm_err *err) {
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) return lm_fail(err, "%s: cannot start the YAML parser", path);
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    int depth = 0, rc = 0;
+    int depth = 0, docs = 0, rc = 0;
     for (bool done = false; !done;) {
         yaml_event_t ev;
         if (!yaml_parser_parse(&parser, &ev)) break;
@@ -282,6 +349,10 @@ static int check_depth(const char *text, size_t len, const char *path, lm_err *e
             }
         } else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) {
             depth--;
+        } else if (ev.type == YAML_DOCUMENT_START_EVENT && ++docs > 1) {
+            rc = lm_fail(err, "%s:%lu: a second YAML document; an engine config is one mapping of settings", path,
+                         (unsigned long)ev.start_mark.line + 1);
+            done = true;
         } else if (ev.type == YAML_STREAM_END_EVENT) {
             done = true;
         }
@@ -299,7 +370,7 @@ int lm_engine_config_load_yaml(lm_engine_config *c, const char *path, lm_err *er
     int rc = read_bounded(f, path, &text, &len, err);
     fclose(f);
     if (rc != 0) return -1;
-    if (check_depth(text, len, path, err) != 0) { free(text); return -1; }
+    if (check_shape(text, len, path, err) != 0) { free(text); return -1; }
     yaml_parser_t parser;
     yaml_document_t doc;
     rc = -1;
@@ -309,8 +380,13 @@ int lm_engine_config_load_yaml(lm_engine_config *c, const char *path, lm_err *er
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        lm_fail(err, "%s:%lu: bad YAML: %s", path, (unsigned long)parser.problem_mark.line + 1,
-                parser.problem ? parser.problem : "parse error");
+        /* the reader (bad UTF-8, control characters) gives a byte offset, not a mark */
+        unsigned long line = (unsigned long)parser.problem_mark.line + 1;
+        if (parser.error == YAML_READER_ERROR) {
+            line = 1;
+            for (size_t i = 0; i < parser.problem_offset && i < len; i++) line += text[i] == '\n';
+        }
+        lm_fail(err, "%s:%lu: bad YAML: %s", path, line, parser.problem ? parser.problem : "parse error");
         yaml_parser_delete(&parser);
         free(text);
         return -1;
@@ -318,7 +394,10 @@ int lm_engine_config_load_yaml(lm_engine_config *c, const char *path, lm_err *er
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root) rc = 0; /* empty file: nothing to change */
     else if (root->type != YAML_MAPPING_NODE) lm_fail(err, "%s: the top level must be a mapping of settings", path);
-    else rc = walk(c, &doc, root, "", path, err);
+    else {
+        seen_keys seen = {{0}};
+        rc = walk(c, &doc, root, "", path, &seen, err);
+    }
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     free(text);

@@ -9,7 +9,7 @@
  * OpenMP wait policy, the choice is read only as the library loads, so main
  * restarts the program once with OPENBLAS_CORETYPE set (unless the user set it).
  */
-#include "backend/backend.h"
+#include "cpu/cpu_backend.h"
 
 #include <cblas.h>
 #include <string.h>

@@ -16,7 +16,7 @@
  * (fixed summation order per output) and attention is per row, so a row's
  * numbers do not depend on its neighbours.
  */
-#include "backend/backend.h"
+#include "cpu/cpu_backend.h"
 #include "cpu/cpu_attention.h"
 #include "cpu/cpu_norm.h"
 #include "cpu/cpu_weights.h"

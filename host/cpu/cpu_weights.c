@@ -38,6 +38,14 @@ static void release(lm_cpu_matrix *p) {
     lm_gemm_bf16_free(&p->b16);
 }
 
+/* The one line that says a precision runs on less than this build's best
+ * kernel, and why: the CPU lacks the features, or the kernel refused AMX. */
+static void fallback_note(const char *lacks, const char *what) {
+    const char *refused = !strncmp(lacks, "AMX", 3) ? lm_cpu_amx_refusal() : NULL;
+    if (refused) fprintf(stderr, "lyricmt: note: %s: %s\n", refused, what);
+    else fprintf(stderr, "lyricmt: note: this CPU lacks %s: %s\n", lacks, what);
+}
+
 int lm_cpu_weights_init(lm_cpu_weights *w, const lm_model *m, lm_err *err) {
     return lm_cpu_weights_init_as(w, m, LM_PREC_FP32, err);
 }
@@ -48,17 +56,21 @@ int lm_cpu_weights_init_as(lm_cpu_weights *w, const lm_model *m, lm_precision pr
         return lm_fail(err, "precision %s is for --device cuda; the CPU computes in fp32, int8 or bf16", lm_precision_name(precision));
     lm_gemm_int8_kernel q8 = lm_gemm_int8_best_kernel();
     if (precision == LM_PREC_INT8 && q8 == LM_Q8_NONE) {
-        fprintf(stderr, "lyricmt: note: this CPU has neither AVX-512 VNNI nor AVX2: int8 runs in fp32\n");
+        fallback_note("AMX, AVX-512 VNNI and AVX2", "int8 runs in fp32");
         precision = LM_PREC_FP32;
     } else if (precision == LM_PREC_INT8 && q8 == LM_Q8_AVX2) {
-        fprintf(stderr, "lyricmt: note: this CPU lacks AVX-512 VNNI: int8 runs on AVX2 (same results, slower)\n");
+        fallback_note("AMX and AVX-512 VNNI", "int8 runs on AVX2 (same results, slower)");
+    } else if (precision == LM_PREC_INT8 && q8 == LM_Q8_VNNI) {
+        fallback_note("AMX", "int8 runs on AVX-512 VNNI (same results, slower)");
     }
     lm_gemm_bf16_kernel b16 = lm_gemm_bf16_best_kernel();
     if (precision == LM_PREC_BF16 && b16 == LM_B16_NONE) {
-        fprintf(stderr, "lyricmt: note: this CPU lacks AVX-512: bf16 runs in fp32\n");
+        fallback_note("AVX-512", "bf16 runs in fp32");
         precision = LM_PREC_FP32;
-    } else if (precision == LM_PREC_BF16 && b16 == LM_B16_WIDEN && !(lm_cpu_features() & LM_CPU_BF16)) {
-        fprintf(stderr, "lyricmt: note: this CPU lacks AVX-512 BF16: bf16 runs on AVX-512F (same results but for subnormals)\n");
+    } else if (precision == LM_PREC_BF16 && b16 != LM_B16_AMX) {
+        fallback_note(lm_cpu_features() & LM_CPU_BF16 ? "AMX" : "AMX and AVX-512 BF16",
+                      b16 == LM_B16_DOT ? "bf16 runs on AVX-512 BF16 (slower; sums in another order than AMX's)"
+                                        : "bf16 runs on AVX-512F (slower; sums in another order than AMX's)");
     }
     w->precision = precision;
 
@@ -111,6 +123,19 @@ void lm_cpu_weights_free(lm_cpu_weights *w) {
 }
 
 bool lm_cpu_weights_row_invariant(const lm_cpu_weights *w) { return w->head.form != LM_FORM_BLAS; }
+
+const char *lm_cpu_weights_arithmetic(const lm_cpu_weights *w) {
+    switch (w->head.form) {
+    case LM_FORM_BLAS: return "fp32, OpenBLAS";
+    case LM_FORM_PACKED: return "fp32, packed AVX-512 tiles";
+    case LM_FORM_INT8: return "int8"; /* AMX, VNNI and AVX2 give the same sums */
+    case LM_FORM_BF16:
+        return w->head.b16.kernel == LM_B16_AMX ? "bf16, AMX tiles"
+               : w->head.b16.kernel == LM_B16_DOT ? "bf16, AVX-512 BF16 dot products"
+                                                  : "bf16, AVX-512F";
+    }
+    return "unknown";
+}
 
 const lm_cpu_matrix *lm_cpu_weights_dec(const lm_cpu_weights *w, int l, int i) { return &w->dec[(size_t)l * LM_DEC_PRODUCTS + i]; }
 const lm_cpu_matrix *lm_cpu_weights_enc(const lm_cpu_weights *w, int l, int i) { return &w->enc[(size_t)l * LM_ENC_PRODUCTS + i]; }

@@ -7,8 +7,8 @@
  *   fp32 packed  packed_gemm panels (every product, where the CPU has AVX-512)
  *   fp32 BLAS    the mapped original, through OpenBLAS (a CPU without AVX-512,
  *                or LYRICMT_CPU_GEMM=blas)
- *   int8         gemm_int8 (every product)
- *   bf16         gemm_bf16 (every product)
+ *   int8         gemm_int8 (every product; on AMX tiles where the CPU has them)
+ *   bf16         gemm_bf16 (likewise)
  * and lm_cpu_linear runs it whatever the form, the output columns split over
  * the caller's OpenMP threads. Precision dispatch lives here, not in the
  * backend.
@@ -53,11 +53,13 @@ typedef struct lm_cpu_weights {
 int lm_cpu_weights_init(lm_cpu_weights *w, const lm_model *m, lm_err *err);
 
 /* In `precision` (fp32, int8 or bf16; fp16 is an error): int8 and bf16
- * convert every product. int8 runs on AVX-512 VNNI, else AVX2 (identical
- * results); bf16 on AVX-512 BF16, else AVX-512F (identical but for
- * subnormals); a CPU with neither gets fp32. Each fallback prints a one-line
- * notice on stderr; w->precision says what the products compute in. The mapped originals are released as they are
- * converted: only embedding rows are read from them afterwards. */
+ * convert every product. int8 runs on AMX tiles, else AVX-512 VNNI, else
+ * AVX2 (all three identical: exact integer sums); bf16 on AMX tiles, else
+ * AVX-512 BF16 or AVX-512F (these two identical but for subnormals; AMX adds
+ * in its own order, so its last bits differ); a CPU with none of them gets
+ * fp32. Each fallback prints a one-line notice on stderr; w->precision says
+ * what the products compute in. The mapped originals are released as they
+ * are converted: only embedding rows are read from them afterwards. */
 int lm_cpu_weights_init_as(lm_cpu_weights *w, const lm_model *m, lm_precision precision, lm_err *err);
 void lm_cpu_weights_free(lm_cpu_weights *w);
 
@@ -68,6 +70,12 @@ void lm_cpu_weights_free(lm_cpu_weights *w);
  * batching relies on it for the decoder; for the encoder it makes printed
  * scores independent of the worker count. */
 bool lm_cpu_weights_row_invariant(const lm_cpu_weights *w);
+
+/* The arithmetic the products run, as far as it decides output bits (the
+ * job's journal records it, so a job is never resumed under another):
+ * "fp32, packed AVX-512 tiles", "int8", ... Kernels that give identical
+ * results share a name. */
+const char *lm_cpu_weights_arithmetic(const lm_cpu_weights *w);
 
 const lm_cpu_matrix *lm_cpu_weights_dec(const lm_cpu_weights *w, int l, int i);
 const lm_cpu_matrix *lm_cpu_weights_enc(const lm_cpu_weights *w, int l, int i);

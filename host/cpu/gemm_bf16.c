@@ -1,6 +1,7 @@
 /* gemm_bf16: see gemm_bf16.h. */
 #include "cpu/gemm_bf16.h"
 #include "simd/cpu_features.h"
+#include "cpu/gemm_amx.h"
 #include "cpu/gemm_blocks.h"
 
 #include <immintrin.h>
@@ -21,10 +22,12 @@
  * GMAC/s a thread and the widened FMA chain at 55-59 (fp32's packed kernel:
  * 50), with identical results, so Intel CPUs take the FMA chain; others with
  * AVX-512 BF16 (AMD Zen 4: two products per lane per instruction) take
- * vdpbf16ps. */
+ * vdpbf16ps. AMX, where there is one, before either: 16x the FMA's products
+ * a cycle (issue 24). */
 lm_gemm_bf16_kernel lm_gemm_bf16_best_kernel(void) {
     unsigned f = lm_cpu_features();
     if (!(f & LM_CPU_AVX512)) return LM_B16_NONE;
+    if (f & LM_CPU_AMX_BF16) return LM_B16_AMX;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     if ((f & LM_CPU_BF16) && !__builtin_cpu_is("intel")) return LM_B16_DOT;
@@ -49,7 +52,8 @@ float lm_bf16_float(uint16_t b) {
 int lm_gemm_bf16_init(lm_gemm_bf16 *w, const float *W, int n, int k, lm_gemm_bf16_kernel kernel, lm_err *err) {
     memset(w, 0, sizeof *w);
     if (k > LM_B16_MAX_K) return lm_fail(err, "bf16: a %d-wide product exceeds the %d supported", k, LM_B16_MAX_K);
-    int panels = (n + LM_B16_PANEL - 1) / LM_B16_PANEL, k2 = (k + 1) / 2 * 2;
+    int k_step = kernel == LM_B16_AMX ? LM_AMX_K_BYTES / 2 : 2;
+    int panels = (n + LM_B16_PANEL - 1) / LM_B16_PANEL, k2 = (k + k_step - 1) / k_step * k_step;
     size_t bytes = (size_t)panels * k2 * LM_B16_PANEL * sizeof(uint16_t);
     w->panels = aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!w->panels) return lm_fail(err, "out of memory converting a %d x %d weight to bf16 (%zu MB)", n, k, bytes >> 20);
@@ -80,16 +84,30 @@ static int32_t load32(const uint16_t *p) {
     return v;
 }
 
-/* Stores tile rows: + bias, then max(0, .) with relu (NaN and -0 give +0,
- * as v > 0 ? v : 0), columns masked. */
-__attribute__((target("avx512f"))) static inline void store_rows(int rows, const __m512 *lo, const __m512 *hi, __m512 b0, __m512 b1,
-                                                                 bool bias, bool relu, float *y, int ldy, __mmask16 m0, __mmask16 m1) {
-    for (int i = 0; i < rows; i++) {
-        __m512 v0 = bias ? _mm512_add_ps(lo[i], b0) : lo[i], v1 = bias ? _mm512_add_ps(hi[i], b1) : hi[i];
-        if (relu) v0 = _mm512_max_ps(v0, _mm512_setzero_ps()), v1 = _mm512_max_ps(v1, _mm512_setzero_ps());
-        _mm512_mask_storeu_ps(y + (size_t)i * ldy, m0, v0);
-        _mm512_mask_storeu_ps(y + (size_t)i * ldy + 16, m1, v1);
-    }
+/* Which of a panel's 32 columns exist, and their bias. */
+typedef struct {
+    __m512 b0, b1;
+    __mmask16 m0, m1;
+    bool bias, relu;
+} panel_out;
+
+__attribute__((target("avx512f"), always_inline)) static inline panel_out panel_outputs(const float *bias, bool relu, int cols) {
+    panel_out p;
+    p.m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
+    p.m1 = cols >= 32 ? 0xffff : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
+    p.b0 = bias ? _mm512_maskz_loadu_ps(p.m0, bias) : _mm512_setzero_ps(), p.b1 = bias ? _mm512_maskz_loadu_ps(p.m1, bias + 16) : _mm512_setzero_ps();
+    p.bias = bias != NULL;
+    p.relu = relu;
+    return p;
+}
+
+/* A row's 32 sums: + bias, then max(0, .) with relu (NaN and -0 give +0, as
+ * v > 0 ? v : 0), columns masked. Every tile ends here. */
+__attribute__((target("avx512f"), always_inline)) static inline void store_row(const panel_out *p, __m512 v0, __m512 v1, float *y) {
+    if (p->bias) v0 = _mm512_add_ps(v0, p->b0), v1 = _mm512_add_ps(v1, p->b1);
+    if (p->relu) v0 = _mm512_max_ps(v0, _mm512_setzero_ps()), v1 = _mm512_max_ps(v1, _mm512_setzero_ps());
+    _mm512_mask_storeu_ps(y, p->m0, v0);
+    _mm512_mask_storeu_ps(y + 16, p->m1, v1);
 }
 
 /* acc += a . w by pairs, as _mm512_dpbf16_ps; in asm for the reason
@@ -126,9 +144,8 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void tile(int rows
             }
         }
     }
-    __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1), m1 = cols >= 32 ? 0xffff : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
-    __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps(), b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
-    store_rows(rows, lo, hi, b0, b1, bias != NULL, relu, y, ldy, m0, m1);
+    panel_out po = panel_outputs(bias, relu, cols);
+    for (int i = 0; i < rows; i++) store_row(&po, lo[i], hi[i], y + (size_t)i * ldy);
 }
 
 /* The same chain on AVX-512F alone: each bfloat16 widened to float (its
@@ -166,22 +183,27 @@ __attribute__((target("avx512f"))) static void tile_widen(int rows, int pairs, c
             }
         }
     }
-    __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1), m1 = cols >= 32 ? 0xffff : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
-    __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps(), b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
-    store_rows(rows, lo, hi, b0, b1, bias != NULL, relu, y, ldy, m0, m1);
+    panel_out po = panel_outputs(bias, relu, cols);
+    for (int i = 0; i < rows; i++) store_row(&po, lo[i], hi[i], y + (size_t)i * ldy);
 }
 
-size_t lm_gemm_bf16_row_bytes(const lm_gemm_bf16 *w) { return (size_t)w->k2 * (w->kernel == LM_B16_DOT ? sizeof(uint16_t) : sizeof(float)); }
+size_t lm_gemm_bf16_row_bytes(const lm_gemm_bf16 *w) { return (size_t)w->k2 * (w->kernel == LM_B16_WIDEN ? sizeof(float) : sizeof(uint16_t)); }
 
-void lm_gemm_bf16_convert_row(const lm_gemm_bf16 *w, const float *x, void *out) {
-    if (w->kernel == LM_B16_DOT) {
-        uint16_t *o = out;
-        for (int kk = 0; kk < w->k; kk++) o[kk] = lm_bf16_round(x[kk]);
-        for (int kk = w->k; kk < w->k2; kk++) o[kk] = 0;
-    } else {
-        float *o = out;
-        for (int kk = 0; kk < w->k; kk++) o[kk] = lm_bf16_float(lm_bf16_round(x[kk]));
-        for (int kk = w->k; kk < w->k2; kk++) o[kk] = 0;
+/* lm_bf16_round on 16 values at once (every kernel has AVX-512): the same
+ * bits, as 16-bit values, or as floats for the widened tile. */
+__attribute__((target("avx512f,avx512bw"))) void lm_gemm_bf16_convert_row(const lm_gemm_bf16 *w, const float *x, void *out) {
+    const __m512i exp_mask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000), half = _mm512_set1_epi32(0x7fff);
+    const __m512i one = _mm512_set1_epi32(1), quiet = _mm512_set1_epi32(0x40);
+    bool widen = w->kernel == LM_B16_WIDEN;
+    for (int i = 0; i < w->k2; i += 16) {
+        __mmask16 in = w->k - i >= 16 ? 0xffff : w->k <= i ? 0 : (__mmask16)((1u << (w->k - i)) - 1);
+        __mmask16 all = w->k2 - i >= 16 ? 0xffff : (__mmask16)((1u << (w->k2 - i)) - 1);
+        __m512i u = _mm512_maskz_loadu_epi32(in, x + i); /* past k: +0, which rounds to 0 */
+        __m512i hi = _mm512_srli_epi32(u, 16);
+        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, half), _mm512_and_si512(hi, one)), 16);
+        r = _mm512_mask_or_epi32(r, _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, exp_mask), inf), hi, quiet); /* NaN stays a quiet NaN */
+        if (widen) _mm512_mask_storeu_epi32((float *)out + i, all, _mm512_slli_epi32(r, 16));
+        else _mm512_mask_cvtepi32_storeu_epi16((uint16_t *)out + i, all, r);
     }
 }
 
@@ -211,9 +233,39 @@ static void panels_rows(const lm_gemm_bf16 *w, int i0, int i1, const char *xb, s
     }
 }
 
+/* Rows i0 .. i1 of x against the panels of columns n0 .. n1 on AMX tiles, as
+ * gemm_int8.c's amx_rows. */
+__attribute__((target("avx512f"))) static void amx_rows(const lm_gemm_bf16 *w, int m, int i0, int i1, const uint16_t *xb, const float *bias,
+                                                         bool relu, float *y, int n0, int n1) {
+    _Alignas(64) float acc[2 * LM_AMX_ROWS * LM_B16_PANEL];
+    size_t ld = (size_t)w->k2 * sizeof(uint16_t);
+    for (int j = n0; j < n1; j += LM_B16_PANEL) {
+        const uint16_t *panel = w->panels + (size_t)(j / LM_B16_PANEL) * w->k2 * LM_B16_PANEL;
+        panel_out po = panel_outputs(bias ? bias + j : NULL, relu, n1 - j < LM_B16_PANEL ? n1 - j : LM_B16_PANEL);
+        for (int i = i0; i < i1; i += 2 * LM_AMX_ROWS) {
+            int t0 = lm_amx_tile_start(i, m), t1 = i + LM_AMX_ROWS < i1 ? lm_amx_tile_start(i + LM_AMX_ROWS, m) : -1;
+            lm_amx_bf16_block(xb + (size_t)t0 * w->k2, t1 < 0 ? NULL : xb + (size_t)t1 * w->k2, ld, panel, (int)(ld / LM_AMX_K_BYTES), acc);
+            for (int r = 0; r < 2 * LM_AMX_ROWS; r++) {
+                int tile = r / LM_AMX_ROWS, at = (tile ? t1 : t0) + r % LM_AMX_ROWS, from = i + tile * LM_AMX_ROWS;
+                if ((tile && t1 < 0) || at < from || at >= m) continue; /* no such row, or one another tile stores */
+                const float *a = acc + (size_t)r * LM_B16_PANEL;
+                store_row(&po, _mm512_load_ps(a), _mm512_load_ps(a + 16), y + (size_t)at * w->n + j);
+            }
+        }
+    }
+}
+
 void lm_gemm_bf16_run(const lm_gemm_bf16 *w, int m, const void *xb, const float *bias, bool relu, float *y, int n0, int n1) {
     /* gemm_blocks.h: a block of x stays in L2; a row is 2 bytes a value for
      * vdpbf16ps, 4 (floats) for the widened tile */
+    if (w->kernel == LM_B16_AMX) {
+        if (m <= 0) return;
+        int block = lm_row_block(m, lm_gemm_bf16_row_bytes(w), 2 * LM_AMX_ROWS);
+        lm_amx_begin(m < LM_AMX_ROWS ? m : LM_AMX_ROWS);
+        for (int i0 = 0; i0 < m; i0 += block) amx_rows(w, m, i0, m - i0 < block ? m : i0 + block, xb, bias, relu, y, n0, n1);
+        lm_amx_end();
+        return;
+    }
     size_t ld = lm_gemm_bf16_row_bytes(w);
     int block = lm_row_block(m, ld, w->kernel == LM_B16_DOT ? ROWS : ROWS_WIDEN);
     for (int i0 = 0; i0 < m; i0 += block) panels_rows(w, i0, m - i0 < block ? m : i0 + block, xb, ld, bias, relu, y, n0, n1);

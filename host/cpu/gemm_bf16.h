@@ -2,7 +2,9 @@
  * gemm_bf16: y = x . W^T with W stored in bfloat16 and x rounded to
  * bfloat16 per row at run time, with 32-bit float sums: AVX-512 BF16's
  * vdpbf16ps, or the same chain as widened FMAs on AVX-512F (identical but for
- * subnormals; faster on Intel: benchmarks/NOTES.md attempt 8).
+ * subnormals; faster on Intel: benchmarks/NOTES.md attempt 8), or AMX tiles
+ * (tdpbf16ps, gemm_amx.h: the same panels with k padded to 32, sums in the
+ * tiles' own order, so the last bits differ from the other two).
  *
  * Layout: panels of 32 outputs (as packed_gemm); within a panel, for each
  * pair of k values, 32 outputs x 2 bfloat16 (128 bytes, two registers).
@@ -10,7 +12,8 @@
  * (the odd k first), rounding each time; every output is one such chain over
  * k in order, the same whatever the number of rows or where a row sits in the
  * batch, so a line translates identically alone or batched. Rounding to
- * bfloat16 is to nearest even, as vcvtneps2bf16.
+ * bfloat16 is to nearest even, as vcvtneps2bf16. The AMX tiles add in another
+ * fixed order (gemm_amx.h), again the same for every row.
  */
 #ifndef LM_GEMM_BF16_H
 #define LM_GEMM_BF16_H
@@ -20,12 +23,13 @@
 #define LM_B16_PANEL 32
 #define LM_B16_MAX_K 16384 /* a converted row (floats for LM_B16_WIDEN) fits cpu_weights' 64 KB fallback buffer */
 
-/* vdpbf16ps (AVX-512 BF16), or the same sums on AVX-512F (see gemm_bf16.c) */
-typedef enum { LM_B16_NONE, LM_B16_WIDEN, LM_B16_DOT } lm_gemm_bf16_kernel;
+/* vdpbf16ps (AVX-512 BF16), or the same sums on AVX-512F (see gemm_bf16.c),
+ * or AMX's tdpbf16ps */
+typedef enum { LM_B16_NONE, LM_B16_WIDEN, LM_B16_DOT, LM_B16_AMX } lm_gemm_bf16_kernel;
 
 typedef struct {
     uint16_t *panels; /* (ceil(n / 32), k2 / 2, 32, 2), zero past n and k */
-    int n, k, k2;     /* k2: k rounded up to even */
+    int n, k, k2;     /* k2: k rounded up to even (to a multiple of 32 for AMX) */
     lm_gemm_bf16_kernel kernel;
 } lm_gemm_bf16;
 

@@ -1,6 +1,7 @@
 /* gemm_int8: see gemm_int8.h. */
 #include "cpu/gemm_int8.h"
 #include "simd/cpu_features.h"
+#include "cpu/gemm_amx.h"
 #include "cpu/gemm_blocks.h"
 
 #include <immintrin.h>
@@ -21,7 +22,7 @@
 
 lm_gemm_int8_kernel lm_gemm_int8_best_kernel(void) {
     unsigned f = lm_cpu_features();
-    return f & LM_CPU_VNNI ? LM_Q8_VNNI : f & LM_CPU_AVX2 ? LM_Q8_AVX2 : LM_Q8_NONE;
+    return f & LM_CPU_AMX_INT8 ? LM_Q8_AMX : f & LM_CPU_VNNI ? LM_Q8_VNNI : f & LM_CPU_AVX2 ? LM_Q8_AVX2 : LM_Q8_NONE;
 }
 
 /* round(v * inv) to nearest even, within [-127, 127]: never -128, so
@@ -50,7 +51,7 @@ static void quantize_values(const float *v, int k, int k4, float inv, int offset
     for (int i = k; i < k4; i++) out[i] = (int8_t)offset;
 }
 
-/* The same two steps with AVX-512 (for the VNNI kernel's CPUs): vcvtps2dq
+/* The same two steps with AVX-512 (for the VNNI and AMX kernels' CPUs): vcvtps2dq
  * rounds to nearest even like the scalar trick, so the bytes are identical. */
 __attribute__((target("avx512f"))) static float abs_max_avx512(const float *v, int k) {
     __m512 m = _mm512_setzero_ps();
@@ -73,7 +74,7 @@ __attribute__((target("avx512f"))) static void quantize_values_avx512(const floa
 }
 
 /* One row of k values: its step (max / 127, 0 for a zero row) and its values,
- * with AVX-512 where the kernel is VNNI. */
+ * with AVX-512 where the kernel is VNNI or AMX. */
 static float quantize_row(const float *v, int k, int k4, int offset, bool avx512, int8_t *out) {
     float amax = avx512 ? abs_max_avx512(v, k) : abs_max(v, k);
     float inv = amax > 0 ? 127.0f / amax : 0;
@@ -85,7 +86,8 @@ static float quantize_row(const float *v, int k, int k4, int offset, bool avx512
 int lm_gemm_int8_init(lm_gemm_int8 *w, const float *W, int n, int k, lm_gemm_int8_kernel kernel, lm_err *err) {
     memset(w, 0, sizeof *w);
     if (k > LM_Q8_MAX_K) return lm_fail(err, "int8: a %d-wide product exceeds the %d that 32-bit sums allow", k, LM_Q8_MAX_K);
-    int panels = (n + LM_Q8_PANEL - 1) / LM_Q8_PANEL, k4 = (k + 3) / 4 * 4;
+    int k_step = kernel == LM_Q8_AMX ? LM_AMX_K_BYTES : 4;
+    int panels = (n + LM_Q8_PANEL - 1) / LM_Q8_PANEL, k4 = (k + k_step - 1) / k_step * k_step;
     size_t bytes = (size_t)panels * k4 * LM_Q8_PANEL;
     w->panels = aligned_alloc(64, (bytes + 63) / 64 * 64);
     w->scale = malloc((size_t)panels * LM_Q8_PANEL * sizeof(float));
@@ -99,7 +101,7 @@ int lm_gemm_int8_init(lm_gemm_int8 *w, const float *W, int n, int k, lm_gemm_int
     w->k4 = k4;
     w->kernel = kernel;
     w->streamed = bytes > LM_PREFETCH_W_BYTES;
-    bool avx512 = kernel == LM_Q8_VNNI;
+    bool avx512 = kernel != LM_Q8_AVX2;
 #pragma omp parallel
     {
         int8_t row[LM_Q8_MAX_K]; /* one output row quantized, then spread over the panel's groups */
@@ -129,7 +131,7 @@ void lm_gemm_int8_free(lm_gemm_int8 *w) {
 
 float lm_gemm_int8_quantize_row(const lm_gemm_int8 *w, const float *x, uint8_t *q) {
     /* +128 as a signed byte is -128 + value: the same bits as the u8 value + 128 */
-    return quantize_row(x, w->k, w->k4, 128, w->kernel == LM_Q8_VNNI, (int8_t *)q);
+    return quantize_row(x, w->k, w->k4, 128, w->kernel != LM_Q8_AVX2, (int8_t *)q);
 }
 
 static int32_t load32(const uint8_t *p) {
@@ -161,6 +163,41 @@ __attribute__((target("avx512f,avx512vnni"), always_inline)) static inline void 
     }
 }
 
+/* What a panel's outputs need besides their sums: the weights' steps, the
+ * shift's compensation, bias and relu, and which of the 32 columns exist. */
+typedef struct {
+    __m512 sc0, sc1, b0, b1;
+    __m512i c0, c1;
+    __mmask16 m0, m1;
+    bool bias, relu;
+} panel_out;
+
+__attribute__((target("avx512f"), always_inline)) static inline panel_out panel_outputs(const float *scale, const int32_t *comp, const float *bias,
+                                                                                         bool relu, int cols) {
+    panel_out p;
+    p.m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
+    p.m1 = cols >= 32 ? 0xffff : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
+    p.sc0 = _mm512_maskz_loadu_ps(p.m0, scale), p.sc1 = _mm512_maskz_loadu_ps(p.m1, scale + 16);
+    p.c0 = _mm512_maskz_loadu_epi32(p.m0, comp), p.c1 = _mm512_maskz_loadu_epi32(p.m1, comp + 16);
+    p.b0 = bias ? _mm512_maskz_loadu_ps(p.m0, bias) : _mm512_setzero_ps(), p.b1 = bias ? _mm512_maskz_loadu_ps(p.m1, bias + 16) : _mm512_setzero_ps();
+    p.bias = bias != NULL;
+    p.relu = relu;
+    return p;
+}
+
+/* One row's 32 outputs from its sums (shifted by 128, as vpdpbusd and
+ * tdpbusd leave them): (sum - comp) * (step * scale) (+ bias), then relu.
+ * The VNNI and AMX tiles both end here, so their outputs agree to the bit. */
+__attribute__((target("avx512f"), always_inline)) static inline void store_row(const panel_out *p, __m512i lo, __m512i hi, float step, float *y) {
+    __m512 s = _mm512_set1_ps(step);
+    __m512 v0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(lo, p->c0)), _mm512_mul_ps(s, p->sc0));
+    __m512 v1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(hi, p->c1)), _mm512_mul_ps(s, p->sc1));
+    if (p->bias) v0 = _mm512_add_ps(v0, p->b0), v1 = _mm512_add_ps(v1, p->b1);
+    if (p->relu) v0 = _mm512_max_ps(v0, _mm512_setzero_ps()), v1 = _mm512_max_ps(v1, _mm512_setzero_ps()); /* NaN and -0 give +0, as v > 0 ? v : 0 */
+    _mm512_mask_storeu_ps(y, p->m0, v0);
+    _mm512_mask_storeu_ps(y + 16, p->m1, v1);
+}
+
 /* `rows` (<= ROWS) quantized rows against one panel, into y[i][0..cols):
  * (sum over k of (qx + 128) * qW - comp) * (step * scale) + bias. A partial
  * tile repeats its last row rather than take a slower loop; the repeats are
@@ -189,19 +226,8 @@ tile_vnni_body(const bool next, int rows, int groups, const uint8_t *q, int ldq,
             pf = lm_prefetch_share(pf, pf_lines, &pf_acc, g0, g1, groups);
             for (int g = g0; g < g1; g++) vnni_group(lo, hi, x, panel, g);
         }
-    __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1), m1 = cols >= 32 ? 0xffff : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
-    __m512 sc0 = _mm512_maskz_loadu_ps(m0, scale), sc1 = _mm512_maskz_loadu_ps(m1, scale + 16);
-    __m512i c0 = _mm512_maskz_loadu_epi32(m0, comp), c1 = _mm512_maskz_loadu_epi32(m1, comp + 16);
-    __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps(), b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
-    for (int i = 0; i < rows; i++) {
-        __m512 s = _mm512_set1_ps(step[i]);
-        __m512 v0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(lo[i], c0)), _mm512_mul_ps(s, sc0));
-        __m512 v1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(hi[i], c1)), _mm512_mul_ps(s, sc1));
-        if (bias) v0 = _mm512_add_ps(v0, b0), v1 = _mm512_add_ps(v1, b1);
-        if (relu) v0 = _mm512_max_ps(v0, _mm512_setzero_ps()), v1 = _mm512_max_ps(v1, _mm512_setzero_ps()); /* NaN and -0 give +0, as v > 0 ? v : 0 */
-        _mm512_mask_storeu_ps(y + (size_t)i * ldy, m0, v0);
-        _mm512_mask_storeu_ps(y + (size_t)i * ldy + 16, m1, v1);
-    }
+    panel_out po = panel_outputs(scale, comp, bias, relu, cols);
+    for (int i = 0; i < rows; i++) store_row(&po, lo[i], hi[i], step[i], y + (size_t)i * ldy);
 }
 
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void tile_vnni(int rows, int groups, const uint8_t *q, int ldq, const int8_t *panel,
@@ -270,7 +296,38 @@ static void vnni_rows(const lm_gemm_int8 *w, int i0, int i1, const uint8_t *q, c
     }
 }
 
+/* Rows i0 .. i1 of q against the panels of columns n0 .. n1 on AMX tiles,
+ * two tiles of 16 rows a block (gemm_amx.h); with m >= 16 rows in all, a
+ * last partial tile is taken as the product's last 16 rows and only its rows
+ * not yet stored are stored. */
+__attribute__((target("avx512f"))) static void amx_rows(const lm_gemm_int8 *w, int m, int i0, int i1, const uint8_t *q, const float *step,
+                                                         const float *bias, bool relu, float *y, int n0, int n1) {
+    _Alignas(64) int32_t acc[2 * LM_AMX_ROWS * LM_Q8_PANEL];
+    for (int j = n0; j < n1; j += LM_Q8_PANEL) {
+        const int8_t *panel = w->panels + (size_t)(j / LM_Q8_PANEL) * w->k4 * LM_Q8_PANEL;
+        panel_out po = panel_outputs(w->scale + j, w->comp + j, bias ? bias + j : NULL, relu, n1 - j < LM_Q8_PANEL ? n1 - j : LM_Q8_PANEL);
+        for (int i = i0; i < i1; i += 2 * LM_AMX_ROWS) {
+            int t0 = lm_amx_tile_start(i, m), t1 = i + LM_AMX_ROWS < i1 ? lm_amx_tile_start(i + LM_AMX_ROWS, m) : -1;
+            lm_amx_int8_block(q + (size_t)t0 * w->k4, t1 < 0 ? NULL : q + (size_t)t1 * w->k4, (size_t)w->k4, panel, w->k4 / LM_AMX_K_BYTES, acc);
+            for (int r = 0; r < 2 * LM_AMX_ROWS; r++) {
+                int tile = r / LM_AMX_ROWS, at = (tile ? t1 : t0) + r % LM_AMX_ROWS, from = i + tile * LM_AMX_ROWS;
+                if ((tile && t1 < 0) || at < from || at >= m) continue; /* no such row, or one another tile stores */
+                const int32_t *a = acc + (size_t)r * LM_Q8_PANEL;
+                store_row(&po, _mm512_load_si512(a), _mm512_load_si512(a + 16), step[at], y + (size_t)at * w->n + j);
+            }
+        }
+    }
+}
+
 void lm_gemm_int8_run(const lm_gemm_int8 *w, int m, const uint8_t *q, const float *step, const float *bias, bool relu, float *y, int n0, int n1) {
+    if (w->kernel == LM_Q8_AMX) {
+        if (m <= 0) return;
+        int block = lm_row_block(m, (size_t)w->k4, 2 * LM_AMX_ROWS);
+        lm_amx_begin(m < LM_AMX_ROWS ? m : LM_AMX_ROWS);
+        for (int i0 = 0; i0 < m; i0 += block) amx_rows(w, m, i0, m - i0 < block ? m : i0 + block, q, step, bias, relu, y, n0, n1);
+        lm_amx_end();
+        return;
+    }
     if (w->kernel == LM_Q8_VNNI) {
         int block = lm_row_block(m, (size_t)w->k4, ROWS); /* gemm_blocks.h: a block of x stays in L2 */
         for (int i0 = 0; i0 < m; i0 += block) vnni_rows(w, i0, m - i0 < block ? m : i0 + block, q, step, bias, relu, y, n0, n1);

@@ -15,9 +15,11 @@
  * same way); within a panel, for each group of 4 k values, 32 outputs x 4
  * bytes (128 bytes, two AVX-512 registers, one vpdpbusd each).
  *
- * Kernels: AVX-512 VNNI (vpdpbusd) or AVX2. The AVX2 one multiplies |x| by
- * W with x's sign (vpsign), not the u8 shift, because vpmaddubsw sums pairs
- * into 16 bits with saturation: 255 * 127 * 2 overflows, 127 * 127 * 2 does not.
+ * Kernels: AMX tiles (tdpbusd, gemm_amx.h), AVX-512 VNNI (vpdpbusd) or AVX2.
+ * AMX reads the same panels, with k padded to whole tiles (64). The AVX2 one
+ * multiplies |x| by W with x's sign (vpsign), not the u8 shift, because
+ * vpmaddubsw sums pairs into 16 bits with saturation: 255 * 127 * 2
+ * overflows, 127 * 127 * 2 does not.
  */
 #ifndef LM_GEMM_INT8_H
 #define LM_GEMM_INT8_H
@@ -27,18 +29,18 @@
 #define LM_Q8_PANEL 32
 #define LM_Q8_MAX_K 65536
 
-typedef enum { LM_Q8_NONE, LM_Q8_AVX2, LM_Q8_VNNI } lm_gemm_int8_kernel;
+typedef enum { LM_Q8_NONE, LM_Q8_AVX2, LM_Q8_VNNI, LM_Q8_AMX } lm_gemm_int8_kernel;
 
 typedef struct {
     int8_t *panels;  /* (ceil(n / 32), k4 / 4, 32, 4), zero past n and k */
     float *scale;    /* (n) max|W[o]| / 127: one quantization step of row o */
     int32_t *comp;   /* (n) 128 * sum of row o's quantized values */
-    int n, k, k4;    /* k4: k rounded up to a multiple of 4 */
+    int n, k, k4;    /* k4: k rounded up to a multiple of 4 (of 64 for AMX) */
     lm_gemm_int8_kernel kernel;
     bool streamed;   /* too large to stay in L3: the VNNI kernel prefetches each next panel (gemm_blocks.h) */
 } lm_gemm_int8;
 
-/* The best kernel this CPU has (lm_cpu_features), LM_Q8_NONE if neither. */
+/* The best kernel this CPU has (lm_cpu_features), LM_Q8_NONE if none. */
 lm_gemm_int8_kernel lm_gemm_int8_best_kernel(void);
 
 /* Quantizes W (n, k) row-major, for `kernel`; parallel over panels. */

@@ -63,7 +63,9 @@ int lm_augment_batch(lm_translator *t, lm_backend *be, lm_batch *b, lm_err *err)
         for (int i = 0; i < n; i++) {
             lm_translation *tr = &out[i];
             for (int h = 0; h < tr->n_hyps; h++, p++) {
-                tr->scores[h] = (float)(sums[p] / n_labels[p]);
+                /* the float sum divided in float, as `lyricmt score` prints it (output.c),
+                 * so a pair passes --min-score here exactly when its score there does */
+                tr->scores[h] = (float)sums[p] / (float)n_labels[p];
                 /* compared as written (6 decimals), so that a pair shown at the floor is kept */
                 char shown[64];
                 snprintf(shown, sizeof shown, "%.6f", tr->scores[h]);

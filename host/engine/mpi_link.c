@@ -31,7 +31,7 @@ const char *lm_mpi_build(void) { return "not built"; }
 #include <string.h>
 #include <time.h>
 
-enum { TAG_ASK = 1, TAG_BATCH, TAG_RESULT, TAG_STOP, TAG_DONE };
+enum { TAG_ASK = 1, TAG_BATCH, TAG_RESULT, TAG_STOP, TAG_DONE, TAG_ALIVE };
 
 /* ---- the wire: batches out, translations back, as flat bytes ---- */
 
@@ -171,6 +171,22 @@ static void backoff(int *idle) {
     if (*idle < 1000) (*idle)++;
 }
 
+/* Time a rank has been running: MPI_Wtime, less the time this process was
+ * stopped (Ctrl-Z, SIGSTOP, a suspended job) as far as it shows as a gap
+ * between two readings of more than a second; the loops below read it every
+ * few milliseconds. A rank is judged by how long it has had to answer while
+ * both were running, not by the wall clock across a suspension. */
+typedef struct {
+    double last, live;
+} live_clock;
+
+static double live_now(live_clock *c) {
+    double now = MPI_Wtime();
+    if (c->last > 0) c->live += now - c->last < 1.0 ? now - c->last : 1.0;
+    c->last = now;
+    return c->live;
+}
+
 /* Receives the message probed in st into *buf. */
 static int receive(MPI_Status *st, lm_strbuf *buf, lm_err *err) {
     int count;
@@ -207,10 +223,20 @@ int lm_mpi_serve(lm_mpi *m, lm_translator *t, lm_err *err) {
     (void)m;
     if (lm_translator_start_pool(t, true, err) != 0) return -1;
     lm_pool *pool = t->pool;
-    int32_t free_slots = lm_pool_workers(pool), idle = 0, rc = -1;
+    int32_t free_slots = lm_pool_workers(pool), idle = 0, rc = -1, held = 0;
     lm_strbuf in = {0}, out = {0};
+    /* while it holds batches a rank says it is alive four times per timeout,
+     * so a long batch is not taken for a frozen rank */
+    double timeout = t->engine.mpi_timeout_s, beat = timeout / 4 < 0.5 ? 0.5 : timeout / 4, said = 0;
+    live_clock clock = {0};
     for (bool stop = false; !stop;) {
         bool busy = false;
+        double now = live_now(&clock);
+        if (timeout > 0 && held > 0 && now - said >= beat) {
+            int32_t none = 0;
+            MPI_TRY(MPI_Send(&none, 1, MPI_INT32_T, 0, TAG_ALIVE, MPI_COMM_WORLD), "send");
+            said = now;
+        }
         if (free_slots > 0) { /* ask for as many batches as workers are free */
             MPI_TRY(MPI_Send(&free_slots, 1, MPI_INT32_T, 0, TAG_ASK, MPI_COMM_WORLD), "send");
             free_slots = 0;
@@ -230,6 +256,7 @@ int lm_mpi_serve(lm_mpi *m, lm_translator *t, lm_err *err) {
                 if (!b) goto done;
                 b->index[0] = id; /* index is ours to use here: results go back whole, in order */
                 lm_pool_submit(pool, b);
+                if (held++ == 0) said = live_now(&clock);
             }
         }
         for (lm_batch *b; (b = lm_pool_collect(pool, false));) {
@@ -241,6 +268,7 @@ int lm_mpi_serve(lm_mpi *m, lm_translator *t, lm_err *err) {
             if (packed != 0) { lm_fail(err, "out of memory"); goto done; }
             MPI_TRY(MPI_Send(out.data, (int)out.len, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD), "send");
             free_slots++;
+            held--;
         }
         if (!stop && lm_pool_error(pool, err) != 0) goto done;
         if (busy) idle = 0;
@@ -265,7 +293,7 @@ typedef struct {
     int rank;
     lm_strbuf msg;
     MPI_Request req;
-    double sent;        /* MPI_Wtime when it went out */
+    double heard;       /* the live clock when it went out, or its rank last said it was alive */
 } out_batch;
 
 struct lm_mpi_feed {
@@ -277,7 +305,8 @@ struct lm_mpi_feed {
     int *asked;         /* per rank: batches it asked for and has not got */
     out_batch *out;     /* batches out on other ranks; the slot is the id */
     int n_out, cap_out;
-    double timeout;     /* seconds a batch may stay out (mpi.timeout_s); 0 = no limit */
+    double timeout;     /* seconds a rank may hold a batch without a word (mpi.timeout_s); 0 = no limit */
+    live_clock clock;
     long *ran;          /* per rank: batches it translated */
     bool dirty;         /* ended with batches still out */
     lm_err err;
@@ -301,7 +330,7 @@ static int feed_send(feed *f, int rank, lm_batch *b, lm_err *err) {
     MPI_TRY(MPI_Isend(o->msg.data, (int)o->msg.len, MPI_BYTE, rank, TAG_BATCH, MPI_COMM_WORLD, &o->req), "isend");
     o->b = b;
     o->rank = rank;
-    o->sent = MPI_Wtime();
+    o->heard = live_now(&f->clock);
     f->n_out++;
     return 0;
 }
@@ -314,6 +343,12 @@ static int feed_receive(feed *f, lm_strbuf *buf, MPI_Status *st, lm_err *err) {
         if (r.bad || n < 0) return lm_fail(err, "MPI: a malformed request from rank %d", st->MPI_SOURCE);
         f->asked[st->MPI_SOURCE] += n;
         f->asked_total += n;
+        return 0;
+    }
+    if (st->MPI_TAG == TAG_ALIVE) {
+        double now = live_now(&f->clock);
+        for (int i = 0; i < f->cap_out; i++)
+            if (f->out[i].b && f->out[i].rank == st->MPI_SOURCE) f->out[i].heard = now;
         return 0;
     }
     if (st->MPI_TAG != TAG_RESULT) return lm_fail(err, "MPI: unexpected message %d from rank %d", st->MPI_TAG, st->MPI_SOURCE);
@@ -349,13 +384,15 @@ static void feed_abandon(feed *f, int rc, const lm_err *why) {
 
 /* A rank that died or hangs without its launcher ending the job (a frozen
  * process, a lost node under a launcher that waits) would otherwise hold
- * rank 0 forever: a batch out longer than the timeout stops the job. */
+ * rank 0 forever: a rank that holds a batch and has said nothing for the
+ * timeout, counted while rank 0 itself was running, stops the job. */
 static int check_timeout(feed *f, lm_err *err) {
+    double now = live_now(&f->clock);
     if (f->timeout <= 0 || f->n_out == 0) return 0;
-    double now = MPI_Wtime();
     for (int i = 0; i < f->cap_out; i++)
-        if (f->out[i].b && now - f->out[i].sent > f->timeout)
-            return lm_fail(err, "MPI: rank %d has not returned a batch in %.0f s (mpi.timeout_s): stopping", f->out[i].rank, f->timeout);
+        if (f->out[i].b && now - f->out[i].heard > f->timeout)
+            return lm_fail(err, "MPI: rank %d has not answered for %.0f s with a batch out (mpi.timeout_s): stopping", f->out[i].rank,
+                           f->timeout);
     return 0;
 }
 
@@ -426,13 +463,13 @@ static int say_stop(feed *f) {
     if (!req) return -1;
     for (int r = 1; r <= n; r++)
         if (MPI_Isend(&none, 1, MPI_INT32_T, r, TAG_STOP, MPI_COMM_WORLD, &req[r - 1]) != MPI_SUCCESS) return -1;
-    double until = MPI_Wtime() + (f->timeout > 0 ? f->timeout : 1e30);
+    double until = live_now(&f->clock) + (f->timeout > 0 ? f->timeout : 1e30);
     while (answered < n) {
         int flag;
         MPI_Status st;
         if (MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st) != MPI_SUCCESS) break;
         if (!flag) {
-            if (MPI_Wtime() > until) {
+            if (live_now(&f->clock) > until) {
                 fprintf(stderr, "lyricmt: MPI: %d rank(s) did not answer the end of the job in %.0f s (mpi.timeout_s); ending them\n",
                         n - answered, f->timeout);
                 break;

@@ -20,18 +20,20 @@ int lm_budget_most(const lm_budget *b, int shortest) {
     return most;
 }
 
-int lm_sched_init(lm_sched *q, lm_backend *be, const lm_search_opts *o, const int32_t *tokens, const int32_t *lens, int n,
-                  const lm_search_feed *feed, lm_err *err) {
+int lm_sched_init(lm_sched *q, lm_backend *be, int beams, int max_length, const int32_t *tokens, const int32_t *lens, int n,
+                  const lm_budget *limit, const volatile int *cancel, lm_err *err) {
     memset(q, 0, sizeof *q);
-    q->be = be; q->o = o; q->tokens = tokens; q->lens = lens; q->n = n; q->feed = feed;
-    /* live sentences at once: no more than the budgets could ever admit
+    q->be = be; q->beams = beams; q->max_length = max_length; q->tokens = tokens; q->lens = lens; q->n = n; q->cancel = cancel;
+    /* live sentences at once: no more than the budget could ever admit
      * together (the shortest source counted for all), which sizes the rows */
     q->cap = n;
-    if (feed) {
+    if (limit) {
+        q->limited = true;
+        q->limit = *limit;
+        q->limit.rows = beams;
         int shortest = lens[0];
         for (int s = 1; s < n; s++) shortest = lens[s] < shortest ? lens[s] : shortest;
-        lm_budget budget = {feed->max_sentences, feed->max_tokens, o->gen.num_beams};
-        int most = lm_budget_most(&budget, shortest);
+        int most = lm_budget_most(&q->limit, shortest);
         if (most < q->cap) q->cap = most;
     }
     q->src = lm_malloc((size_t)n * sizeof *q->src, err);
@@ -46,14 +48,14 @@ void lm_sched_free(lm_sched *q) { free(q->src); free(q->live); }
 int lm_sched_admit(lm_sched *q, int *first, int *count, lm_err *err) {
     *first = q->next;
     *count = 0;
-    if (q->next == q->n || (q->feed && q->feed->cancel && *q->feed->cancel)) return 0;
+    if (q->next == q->n || (q->cancel && *q->cancel)) return 0;
     /* wait until an eighth of the room is free (the batch stays at least 7/8
      * full), so that an encode call serves a group of sentences rather than
      * one: one-sentence encodes cost more CPU time on the tiny fixtures
      * (benchmarks/NOTES.md) */
     int min_free = q->cap / 8 > 1 ? q->cap / 8 : 1;
     if (q->n_live > 0 && q->cap - q->n_live < min_free) return 0;
-    lm_budget budget = {q->cap, q->feed ? q->feed->max_tokens : LONG_MAX, q->o->gen.num_beams};
+    lm_budget budget = {q->cap, q->limited ? q->limit.max_tokens : LONG_MAX, q->beams};
     int longest = 0, k = 0;
     for (int i = 0; i < q->n_live; i++) longest = q->lens[q->live[i]] > longest ? q->lens[q->live[i]] : longest;
     while (q->next + k < q->n && lm_budget_admits(&budget, q->n_live + k, &longest, q->lens[q->next + k])) k++;
@@ -68,18 +70,16 @@ int lm_sched_admit(lm_sched *q, int *first, int *count, lm_err *err) {
     return 0;
 }
 
-int lm_sched_done(lm_sched *q, int s, lm_search_result *results, lm_err *err) {
+void lm_sched_done(lm_sched *q, int s) {
     int i = 0;
     while (q->live[i] != s) i++;
     memmove(q->live + i, q->live + i + 1, (size_t)(q->n_live - i - 1) * sizeof *q->live);
     q->n_live--;
-    if (q->feed && q->feed->on_done) return q->feed->on_done(q->feed->ctx, s, &results[s], err);
-    return 0;
 }
 
 int lm_sched_start_rows(lm_sched *q, int32_t *sent, int rows, int cap_rows, int32_t *parent, lm_err *err) {
     for (int r = rows; r < cap_rows; r++) sent[r] = sent[rows - 1];
-    if (q->be->ops->decode_start(q->be, sent, cap_rows, q->o->gen.max_length, err) != 0) return -1;
+    if (q->be->ops->decode_start(q->be, sent, cap_rows, q->max_length, err) != 0) return -1;
     if (rows == cap_rows) return 0;
     for (int r = 0; r < rows; r++) parent[r] = r;
     return q->be->ops->reorder(q->be, parent, sent, rows, err);

@@ -17,7 +17,7 @@
 #ifndef LM_SCHED_H
 #define LM_SCHED_H
 
-#include "engine/search.h"
+#include "backend/backend.h"
 
 typedef struct {
     int max_sentences;
@@ -35,26 +35,31 @@ int lm_budget_most(const lm_budget *b, int shortest);
 
 typedef struct {
     lm_backend *be;
-    const lm_search_opts *o;
+    int beams, max_length;      /* rows a sentence takes; the most tokens a row is fed */
     const int32_t *tokens, *lens;
     size_t *src;                /* (n) where sentence s starts in tokens */
     int n, next;                /* sentences; the next one to start */
-    const lm_search_feed *feed; /* NULL: everything at once */
+    bool limited;               /* in flight, under `limit`; otherwise everything at once */
+    lm_budget limit;
+    const volatile int *cancel; /* when set, no more sentences start */
     int cap;                    /* sentences live at once */
     int32_t *live;              /* (cap) live sentences, in the order they started */
     int n_live;
     bool encoded;               /* the first group went through encode */
 } lm_sched;
 
-int  lm_sched_init(lm_sched *q, lm_backend *be, const lm_search_opts *o, const int32_t *tokens, const int32_t *lens, int n,
-                   const lm_search_feed *feed, lm_err *err);
+/* n sentences, tokens back to back (lens[s] each), of `beams` rows each,
+ * decoded for up to max_length tokens. limit NULL: all start at once;
+ * otherwise in flight under limit (its rows are taken from beams). */
+int  lm_sched_init(lm_sched *q, lm_backend *be, int beams, int max_length, const int32_t *tokens, const int32_t *lens, int n,
+                   const lm_budget *limit, const volatile int *cancel, lm_err *err);
 void lm_sched_free(lm_sched *q);
 /* Starts the next sentences the budget admits beside the live ones (with a
  * feed, once an eighth of the room is free) and encodes them; *first and
  * *count say which. */
 int  lm_sched_admit(lm_sched *q, int *first, int *count, lm_err *err);
-/* Sentence s has its result: it leaves the live list and is handed over. */
-int  lm_sched_done(lm_sched *q, int s, lm_search_result *results, lm_err *err);
+/* Sentence s has its result: it leaves the live list. */
+void lm_sched_done(lm_sched *q, int s);
 /* Backend rows to start decoding with: the first group's rows, then room up
  * to `cap_rows` (held by copies of the last row and dropped at once). */
 int  lm_sched_start_rows(lm_sched *q, int32_t *sent, int rows, int cap_rows, int32_t *parent, lm_err *err);

@@ -1,5 +1,6 @@
 /* score: see score.h. */
 #include "engine/score.h"
+#include "simd/row_stats.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -49,19 +50,15 @@ int lm_score_pair_ids(lm_translator *t, const char *src, size_t src_len, const c
     return out ? 0 : -1;
 }
 
-/* log p(label) from one row of logits: x[label] - logsumexp(x), summed in
- * double so the long vocabulary adds no rounding of its own. NaN when the
- * row holds NaN or +inf, or nothing finite. */
+/* log p(label) from one row of logits, as lm_log_softmax computes it (so as
+ * the search's log-probs are): one AVX-512 pass for the max and the sum of
+ * exponentials (row_stats.h). NaN when the row holds NaN or +inf, or nothing
+ * finite. */
 static double label_logprob(const float *x, int V, int32_t label) {
-    float mx = -INFINITY;
-    for (int i = 0; i < V; i++) {
-        if (isnan(x[i])) return NAN;
-        mx = x[i] > mx ? x[i] : mx;
-    }
-    if (!isfinite(mx)) return NAN;
-    double sum = 0;
-    for (int i = 0; i < V; i++) sum += exp((double)x[i] - mx);
-    return (double)x[label] - mx - log(sum);
+    lm_row_stats st;
+    lm_row_stats_of(x, V, NULL, &st);
+    if (isnan(st.sum)) return NAN;
+    return x[label] - st.max - logf(st.sum);
 }
 
 int lm_score_forced(lm_backend *be, int decoder_start_id, int vocab_size, const int32_t *src, const int32_t *src_lens, int n_src,

@@ -2,10 +2,12 @@
 #include "engine/search.h"
 
 #include "backend/logits.h"
+#include "engine/sample.h"
 #include "engine/sched.h"
 
 #include <limits.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,64 +17,11 @@
 
 static bool forced_step(const lm_gen_config *g, int cur_len) { return g->forced_bos_id >= 0 && cur_len == 1; }
 
-static uint64_t splitmix(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* Top k of n values, best first; ties keep the lower index first. */
 static void top_k(const float *v, int n, int k, int32_t *idx, float *val) {
     int have = 0;
     for (int i = 0; i < n; i++) lm_rank_insert(idx, val, &have, k, i, v[i]);
     for (int i = have; i < k; i++) { val[i] = -INFINITY; idx[i] = 0; }
-}
-
-/* ---- sampling warpers (transformers' order: temperature, top-k, top-p) ---- */
-
-typedef struct {
-    float v;
-    int32_t i;
-} scored;
-
-static int scored_desc(const void *a, const void *b) {
-    const scored *x = a, *y = b;
-    if (x->v != y->v) return x->v > y->v ? -1 : 1;
-    return x->i < y->i ? -1 : x->i > y->i;
-}
-
-/* Samples a token from processed logits s (V entries, modified in place);
- * order is scratch space for V entries. */
-static int32_t sample_token(const lm_gen_config *g, float *s, int V, uint64_t *rng, scored *order) {
-    if (g->temperature != 1.0f)
-        for (int t = 0; t < V; t++) s[t] /= g->temperature;
-    int n = 0;
-    for (int t = 0; t < V; t++)
-        if (s[t] > -INFINITY) order[n++] = (scored){s[t], t};
-    if (n == 0) return 0;
-    qsort(order, (size_t)n, sizeof *order, scored_desc);
-    if (g->top_k > 0 && g->top_k < n) {
-        float kth = order[g->top_k - 1].v; /* ties with the k-th stay, as in transformers */
-        while (n > g->top_k && order[n - 1].v < kth) n--;
-    }
-    /* softmax over the survivors, then the top-p cut on the sorted list */
-    double mx = order[0].v, sum = 0;
-    for (int i = 0; i < n; i++) sum += exp(order[i].v - mx);
-    if (g->top_p < 1.0f) {
-        double mass = 0;
-        int keep = 0;
-        while (keep < n && (keep == 0 || mass < g->top_p)) mass += exp(order[keep++].v - mx) / sum;
-        n = keep;
-        sum = 0;
-        for (int i = 0; i < n; i++) sum += exp(order[i].v - mx);
-    }
-    double u = (double)(splitmix(rng) >> 11) * (1.0 / 9007199254740992.0) * sum, acc = 0;
-    for (int i = 0; i < n; i++) {
-        acc += exp(order[i].v - mx);
-        if (u < acc) return order[i].i;
-    }
-    return order[n - 1].i;
 }
 
 static uint64_t hash_tokens(uint64_t seed, const int32_t *t, int n) {
@@ -129,6 +78,13 @@ static void forced_candidates(int forced, int V, int k, int32_t *ids, float *val
 }
 
 
+/* Sentence s has its result: it leaves the scheduler, and a stream's caller
+ * gets it at once. */
+static int finish(lm_sched *q, const lm_search_feed *stream, int s, lm_search_result *results, lm_err *err) {
+    lm_sched_done(q, s);
+    return stream && stream->on_done ? stream->on_done(stream->ctx, s, &results[s], err) : 0;
+}
+
 /* ---- greedy and sampling: one row per (sentence, returned sequence) ---- */
 
 /* Hypotheses run in slots; backend row r runs slot alive[r]. */
@@ -137,7 +93,7 @@ typedef struct {
     int32_t *seq;              /* (R, L) */
     int *len;
     float *sum;
-    uint64_t *rng;
+    uint64_t *key, *draws;     /* sampling: each slot's random stream (sample.h) and draws taken */
     int32_t *slot_sent, *slot_k, *free_slots;
     int n_free;
     int *left;                 /* (n) hypotheses still running, per sentence */
@@ -149,14 +105,15 @@ static int greedy_alloc(greedy_state *g, int n, int per, int L, int R) {
     g->seq = malloc((size_t)R * L * sizeof *g->seq);
     g->len = calloc((size_t)R, sizeof *g->len);
     g->sum = calloc((size_t)R, sizeof *g->sum);
-    g->rng = malloc((size_t)R * sizeof *g->rng);
+    g->key = malloc((size_t)R * sizeof *g->key);
+    g->draws = malloc((size_t)R * sizeof *g->draws);
     g->slot_sent = malloc((size_t)R * sizeof *g->slot_sent);
     g->slot_k = malloc((size_t)R * sizeof *g->slot_k);
     g->free_slots = malloc((size_t)R * sizeof *g->free_slots);
     g->left = calloc((size_t)n, sizeof *g->left);
     g->alive = malloc((size_t)R * sizeof *g->alive);
     g->src = malloc((size_t)R * sizeof *g->src);
-    if (!g->seq || !g->len || !g->sum || !g->rng || !g->slot_sent || !g->slot_k || !g->free_slots || !g->left || !g->alive || !g->src)
+    if (!g->seq || !g->len || !g->sum || !g->key || !g->draws || !g->slot_sent || !g->slot_k || !g->free_slots || !g->left || !g->alive || !g->src)
         return -1;
     for (int i = 0; i < R; i++) g->free_slots[i] = R - 1 - i;
     g->n_free = R;
@@ -164,14 +121,13 @@ static int greedy_alloc(greedy_state *g, int n, int per, int L, int R) {
 }
 
 static void greedy_free(greedy_state *g) {
-    free(g->seq); free(g->len); free(g->sum); free(g->rng); free(g->slot_sent); free(g->slot_k); free(g->free_slots);
+    free(g->seq); free(g->len); free(g->sum); free(g->key); free(g->draws); free(g->slot_sent); free(g->slot_k); free(g->free_slots);
     free(g->left); free(g->alive); free(g->src);
 }
 
 /* Starts the next sentences that fit, their hypotheses taking the empty rows
  * of the layout first (src -2), then rows from *rows on. */
-static int greedy_admit(lm_sched *q, greedy_state *g, lm_search_result *results, int *rows, lm_err *err) {
-    const lm_search_opts *o = q->o;
+static int greedy_admit(lm_sched *q, const lm_search_opts *o, greedy_state *g, lm_search_result *results, int *rows, lm_err *err) {
     int first, count, hole = 0;
     if (lm_sched_admit(q, &first, &count, err) != 0) return -1;
     for (int s = first; s < first + count; s++) {
@@ -186,7 +142,8 @@ static int greedy_admit(lm_sched *q, greedy_state *g, lm_search_result *results,
             g->sum[h] = 0;
             g->slot_sent[h] = s;
             g->slot_k[h] = k;
-            g->rng[h] = hash_tokens(o->seed + (uint64_t)k, q->tokens + q->src[s], q->lens[s]);
+            g->key[h] = hash_tokens(o->seed + (uint64_t)k, q->tokens + q->src[s], q->lens[s]);
+            g->draws[h] = 0;
             while (hole < *rows && g->src[hole] != -2) hole++;
             int r = hole < *rows ? hole : (*rows)++;
             g->src[r] = -1;
@@ -210,8 +167,7 @@ static int greedy_compact(greedy_state *g, int rows) {
     }
 }
 
-static int run_greedy(lm_sched *q, lm_search_result *results, lm_err *err) {
-    const lm_search_opts *o = q->o;
+static int run_greedy(lm_sched *q, const lm_search_opts *o, const lm_search_feed *stream, lm_search_result *results, lm_err *err) {
     const lm_gen_config *g = &o->gen;
     lm_backend *be = q->be;
     int V = o->vocab_size, L = g->max_length;
@@ -227,14 +183,15 @@ static int run_greedy(lm_sched *q, lm_search_result *results, lm_err *err) {
     float *picked = lm_malloc((size_t)R * sizeof *picked, err);
     lm_edit *edits = lm_malloc((size_t)R * LM_MAX_EDITS(L) * sizeof *edits, err);
     int32_t *edit_start = lm_calloc((size_t)R + 1, sizeof *edit_start, err);
-    scored *order = g->do_sample ? lm_malloc((size_t)V * sizeof *order, err) : NULL;
+    int n_samplers = g->do_sample ? omp_get_max_threads() : 0; /* one per thread of the row loop */
+    lm_sampler *samplers = n_samplers ? lm_calloc((size_t)n_samplers, sizeof *samplers, err) : NULL;
     if (greedy_alloc(&gs, q->n, per, L, R) != 0 || !feed || !parent || !sent || !forced || (whole_rows && !logits) || !chosen ||
-        !picked || !edits || !edit_start || (g->do_sample && !order)) {
+        !picked || !edits || !edit_start || (n_samplers && !samplers)) {
         lm_fail(err, "out of memory for decoding");
         goto done;
     }
     int rows = 0;
-    if (greedy_admit(q, &gs, results, &rows, err) != 0) goto done;
+    if (greedy_admit(q, o, &gs, results, &rows, err) != 0) goto done;
     if (rows == 0) { rc = q->n > 0; goto done; } /* stopped before anything started */
     for (int r = 0; r < rows; r++) sent[r] = gs.slot_sent[gs.alive[r]];
     if (lm_sched_start_rows(q, sent, rows, R, parent, err) != 0) goto done;
@@ -250,18 +207,20 @@ static int run_greedy(lm_sched *q, lm_search_result *results, lm_err *err) {
             if (be->ops->decode_step(be, feed, step, NULL, err) != 0) goto done;
         } else if (g->do_sample) {
             if (be->ops->decode_step(be, feed, step, logits, err) != 0) goto done;
+            int bad = rows, oom = 0;
+#pragma omp parallel for schedule(dynamic) reduction(min : bad) reduction(| : oom)
             for (int r = 0; r < rows; r++) {
                 int h = gs.alive[r];
                 if (forced[r]) continue;
-                float *row = logits + (size_t)r * V;
-                lm_logits_apply(row, edits, lm_logits_edits(g, o->eos_id, gs.seq + (size_t)h * L, gs.len[h], edits), g->repetition_penalty);
-                float mx = -INFINITY, z = 0;
-                for (int t = 0; t < V; t++) mx = row[t] > mx ? row[t] : mx;
-                for (int t = 0; t < V; t++) z += expf(row[t] - mx);
-                if (isnan(z) || mx == -INFINITY) { lm_bad_logits(err, step, r); goto done; } /* as logits.h refuses */
-                chosen[r] = sample_token(g, row, V, &gs.rng[h], order);
-                gs.sum[h] += row[chosen[r]] * g->temperature - mx - logf(z); /* log-prob before warping */
+                lm_edit *e = edits + (size_t)r * LM_MAX_EDITS(L);
+                int ne = lm_logits_edits(g, o->eos_id, gs.seq + (size_t)h * L, gs.len[h], e);
+                int rc = lm_sample_row(logits + (size_t)r * V, V, e, ne, g, gs.key[h], &gs.draws[h], &samplers[omp_get_thread_num()],
+                                       &chosen[r], &picked[r]);
+                if (rc == -1 && r < bad) bad = r;
+                oom |= rc == -2;
             }
+            if (oom) { lm_fail(err, "out of memory for sampling"); goto done; }
+            if (bad < rows) { lm_bad_logits(err, step, bad); goto done; }
         } else {
             for (int r = 0; r < rows; r++) {
                 int h = gs.alive[r];
@@ -270,11 +229,11 @@ static int run_greedy(lm_sched *q, lm_search_result *results, lm_err *err) {
             }
             lm_topk_request req = {1, true, g->repetition_penalty, edits, edit_start};
             if (step_candidates(be, V, feed, step, rows, &req, logits, chosen, picked, err) != 0) goto done;
-            for (int r = 0; r < rows; r++)
-                if (!forced[r]) gs.sum[gs.alive[r]] += picked[r];
         }
-        for (int r = 0; r < rows; r++)
+        for (int r = 0; r < rows; r++) {
             if (forced[r]) chosen[r] = g->forced_bos_id; /* log-prob 0 */
+            else gs.sum[gs.alive[r]] += picked[r];
+        }
         /* finished hypotheses leave their rows empty (src -2); new sentences
          * take them, and rows moved from the end close what is left */
         for (int r = 0; r < rows; r++) {
@@ -285,10 +244,10 @@ static int run_greedy(lm_sched *q, lm_search_result *results, lm_err *err) {
             gs.src[r] = -2;
             if (hyp_set(&results[s].hyps[gs.slot_k[h]], gs.seq + (size_t)h * L, gs.len[h], gs.sum[h], err) != 0) goto done;
             gs.free_slots[gs.n_free++] = h;
-            if (--gs.left[s] == 0 && lm_sched_done(q, s, results, err) != 0) goto done;
+            if (--gs.left[s] == 0 && finish(q, stream, s, results, err) != 0) goto done;
         }
         int next = rows;
-        if (greedy_admit(q, &gs, results, &next, err) != 0) goto done;
+        if (greedy_admit(q, o, &gs, results, &next, err) != 0) goto done;
         next = greedy_compact(&gs, next);
         bool moved = next != rows;
         for (int r = 0; r < next; r++) {
@@ -303,7 +262,8 @@ static int run_greedy(lm_sched *q, lm_search_result *results, lm_err *err) {
 done:
     greedy_free(&gs);
     free(feed); free(parent); free(sent); free(forced); free(logits); free(chosen); free(picked); free(edits); free(edit_start);
-    free(order);
+    for (int i = 0; i < n_samplers && samplers; i++) lm_sampler_free(&samplers[i]);
+    free(samplers);
     return rc;
 }
 
@@ -492,13 +452,13 @@ static void beam_state_reset(beam_state *t, const lm_search_opts *o, int sentenc
 
 /* Starts the next sentences that fit, one new row each from *rows on (the
  * search state of live sentence i is st[slot[i]]). */
-static int beam_admit(lm_sched *q, beam_state *st, int32_t *slot, int32_t *free_slots, int *n_free, int32_t *parent, int32_t *sent,
+static int beam_admit(lm_sched *q, const lm_search_opts *o, beam_state *st, int32_t *slot, int32_t *free_slots, int *n_free, int32_t *parent, int32_t *sent,
                       int *rows, int *first, int *count, lm_err *err) {
     if (lm_sched_admit(q, first, count, err) != 0) return -1;
     for (int s = *first; s < *first + *count; s++) {
         int i = q->n_live - (*first + *count - s);
         slot[i] = free_slots[--*n_free];
-        beam_state_reset(&st[slot[i]], q->o, s);
+        beam_state_reset(&st[slot[i]], o, s);
         st[slot[i]].base = *rows;
         sent[*rows] = s;
         parent[(*rows)++] = -1;
@@ -506,8 +466,7 @@ static int beam_admit(lm_sched *q, beam_state *st, int32_t *slot, int32_t *free_
     return 0;
 }
 
-static int run_beam(lm_sched *q, lm_search_result *results, lm_err *err) {
-    const lm_search_opts *o = q->o;
+static int run_beam(lm_sched *q, const lm_search_opts *o, const lm_search_feed *stream, lm_search_result *results, lm_err *err) {
     const lm_gen_config *g = &o->gen;
     lm_backend *be = q->be;
     int B = g->num_beams, V = o->vocab_size, L = g->max_length, rc = -1;
@@ -534,7 +493,7 @@ static int run_beam(lm_sched *q, lm_search_result *results, lm_err *err) {
         free_slots[i] = C - 1 - i;
     }
     int n_free = C, rows = 0, first, count;
-    if (beam_admit(q, st, slot, free_slots, &n_free, parent, sent, &rows, &first, &count, err) != 0) goto done;
+    if (beam_admit(q, o, st, slot, free_slots, &n_free, parent, sent, &rows, &first, &count, err) != 0) goto done;
     if (rows == 0) { rc = q->n > 0; goto done; } /* stopped before anything started */
     /* room for every beam of the first group (its rows' sentences as
      * transformers lays them out), then one row per sentence while its beams
@@ -607,9 +566,9 @@ static int run_beam(lm_sched *q, lm_search_result *results, lm_err *err) {
                 if (hyp_set(&results[s].hyps[j], t->fin_seq + (size_t)j * L, t->fin_len[j], t->fin_score[j], err) != 0) goto done;
             free_slots[n_free++] = slot[i];
             memmove(slot + i, slot + i + 1, (size_t)(q->n_live - i - 1) * sizeof *slot);
-            if (lm_sched_done(q, s, results, err) != 0) goto done; /* removes live[i] */
+            if (finish(q, stream, s, results, err) != 0) goto done; /* removes live[i] */
         }
-        if (beam_admit(q, st, slot, free_slots, &n_free, parent, sent, &kept, &first, &count, err) != 0) goto done;
+        if (beam_admit(q, o, st, slot, free_slots, &n_free, parent, sent, &kept, &first, &count, err) != 0) goto done;
         if (kept > 0 && be->ops->reorder(be, parent, sent, kept, err) != 0) goto done;
         rows = kept;
     }
@@ -638,8 +597,10 @@ static int search(lm_backend *be, const lm_search_opts *o, const int32_t *tokens
     if (check_opts(&o->gen, err) != 0) return -1;
     lm_sched q;
     int rc = -1;
-    if (lm_sched_init(&q, be, o, tokens, lens, n, feed, err) == 0)
-        rc = o->gen.num_beams > 1 ? run_beam(&q, results, err) : run_greedy(&q, results, err);
+    lm_budget limit = feed ? (lm_budget){feed->max_sentences, feed->max_tokens, o->gen.num_beams} : (lm_budget){0};
+    if (lm_sched_init(&q, be, o->gen.num_beams, o->gen.max_length, tokens, lens, n, feed ? &limit : NULL, feed ? feed->cancel : NULL,
+                      err) == 0)
+        rc = o->gen.num_beams > 1 ? run_beam(&q, o, feed, results, err) : run_greedy(&q, o, feed, results, err);
     lm_sched_free(&q);
     if (rc < 0)
         for (int s = 0; s < n; s++) lm_search_result_free(&results[s]);

@@ -1,7 +1,9 @@
 /* translator: see translator.h. */
 #include "engine/translator.h"
+
+#include "cpu/cpu_backend.h"
+#include "cuda/cuda_backend.h"
 #include "engine/sched.h"
-#include "engine/worker_pool.h"
 
 #include <omp.h>
 
@@ -109,10 +111,7 @@ static int open_backends(lm_translator *t, lm_err *err) {
     return 0;
 }
 
-/* A worker thread's own settings, before its first batch: OpenMP's thread
- * count is per calling thread in libgomp, and CUDA's current device too. */
-static int pool_setup(void *ctx, int w, lm_err *err) {
-    lm_translator *t = ctx;
+int lm_translator_bind_thread(lm_translator *t, int w, lm_err *err) {
     if (t->engine.device == LM_DEVICE_CUDA) {
 #ifdef LM_WITH_CUDA
         /* the host's share of a GPU worker's work (search steps, log-softmax
@@ -128,6 +127,8 @@ static int pool_setup(void *ctx, int w, lm_err *err) {
     return 0;
 }
 
+static int pool_setup(void *ctx, int w, lm_err *err) { return lm_translator_bind_thread(ctx, w, err); }
+
 static void pool_run(void *ctx, int w, lm_batch *b);
 
 int lm_translator_start_pool(lm_translator *t, bool local, lm_err *err) {
@@ -136,44 +137,67 @@ int lm_translator_start_pool(lm_translator *t, bool local, lm_err *err) {
     return t->pool ? 0 : -1;
 }
 
+/* Settings the model or the backends cannot honour: -2, a usage error. */
+static int check_fit(const lm_dir_config *cfg, const lm_engine_config *e, const lm_gen_config *g, lm_err *err) {
+    if (g->max_length > cfg->model.max_positions)
+        lm_fail(err, "max_length %d exceeds the model's %d positions", g->max_length, cfg->model.max_positions);
+    else if (!g->do_sample && g->num_return_sequences > g->num_beams)
+        lm_fail(err, "num_return_sequences (%d) cannot exceed num_beams (%d)", g->num_return_sequences, g->num_beams);
+    else if (e->device == LM_DEVICE_CUDA && e->precision == LM_PREC_INT8)
+        lm_fail(err, "precision int8 is for --device cpu; the GPU computes in fp32, fp16 or bf16");
+    else if (e->device == LM_DEVICE_CPU && e->precision == LM_PREC_FP16)
+        lm_fail(err, "precision fp16 is for --device cuda; the CPU computes in fp32, int8 or bf16");
+    else
+        return 0;
+    return -2;
+}
+
+/* Whether a and b open the same backends: what configure cannot change. */
+static bool same_backends(const lm_engine_config *a, const lm_engine_config *b) {
+    return a->threads == b->threads && a->workers == b->workers && !strcmp(a->devices, b->devices) &&
+           a->weights_from == b->weights_from && a->device == b->device && a->precision == b->precision;
+}
+
+int lm_translator_configure(lm_translator *t, const lm_engine_config *engine, lm_err *err) {
+    if (t->backends && !same_backends(&t->engine, engine)) {
+        lm_fail(err, "device, precision, threads, workers, devices and weights_from are chosen when the model is opened");
+        return -2;
+    }
+    const lm_dir_config *cfg = &t->model.cfg;
+    lm_convention convention = engine->convention >= 0 ? (lm_convention)engine->convention : cfg->tok.convention;
+    char src_lang[16], tgt_lang[16];
+    snprintf(src_lang, sizeof src_lang, "%s", engine->src_lang[0] ? engine->src_lang : cfg->tok.src_lang);
+    snprintf(tgt_lang, sizeof tgt_lang, "%s", engine->tgt_lang[0] ? engine->tgt_lang : cfg->tok.tgt_lang[0] ? cfg->tok.tgt_lang : "ko");
+    int src_id = lm_tokenizer_lang_id(t->tok, src_lang), tgt_id = lm_tokenizer_lang_id(t->tok, tgt_lang);
+    if (src_id < 0) return lm_fail(err, "unknown source language '%s' (use an m2m100 code such as en)", src_lang);
+    if (tgt_id < 0) return lm_fail(err, "unknown target language '%s' (use an m2m100 code such as ko)", tgt_lang);
+
+    lm_search_opts s = {0};
+    s.gen = cfg->gen;
+    s.gen.forced_bos_id = convention == LM_CONV_M2M100 ? tgt_id : -1;
+    lm_engine_config_apply(engine, &s.gen);
+    s.decoder_start_id = cfg->model.decoder_start_id;
+    s.eos_id = cfg->model.eos_id;
+    s.vocab_size = cfg->model.vocab_size;
+    s.seed = engine->seed;
+    if (check_fit(cfg, engine, &s.gen, err) != 0) return -2;
+    t->engine = *engine;
+    t->convention = convention;
+    memcpy(t->src_lang, src_lang, sizeof src_lang);
+    memcpy(t->tgt_lang, tgt_lang, sizeof tgt_lang);
+    t->search = s;
+    t->src_prefix_id = convention == LM_CONV_M2M100 ? src_id : tgt_id;
+    return 0;
+}
+
 int lm_translator_open(lm_translator *t, const char *model_dir, const lm_engine_config *engine, lm_err *err) {
     memset(t, 0, sizeof *t);
     t->engine = *engine;
     if (lm_model_load(model_dir, &t->model, err) != 0) return -1;
-    const lm_dir_config *cfg = &t->model.cfg;
-    if (lm_tokenizer_load(model_dir, cfg->model.vocab_size, &t->tok, err) != 0) goto fail;
-    t->convention = engine->convention >= 0 ? (lm_convention)engine->convention : cfg->tok.convention;
-    snprintf(t->src_lang, sizeof t->src_lang, "%s", engine->src_lang[0] ? engine->src_lang : cfg->tok.src_lang);
-    snprintf(t->tgt_lang, sizeof t->tgt_lang, "%s", engine->tgt_lang[0] ? engine->tgt_lang : cfg->tok.tgt_lang[0] ? cfg->tok.tgt_lang : "ko");
-    int src_id = lm_tokenizer_lang_id(t->tok, t->src_lang), tgt_id = lm_tokenizer_lang_id(t->tok, t->tgt_lang);
-    if (src_id < 0) { lm_fail(err, "unknown source language '%s' (use an m2m100 code such as en)", t->src_lang); goto fail; }
-    if (tgt_id < 0) { lm_fail(err, "unknown target language '%s' (use an m2m100 code such as ko)", t->tgt_lang); goto fail; }
-
-    lm_search_opts *s = &t->search;
-    s->gen = cfg->gen;
-    s->gen.forced_bos_id = t->convention == LM_CONV_M2M100 ? tgt_id : -1;
-    lm_engine_config_apply(engine, &s->gen);
-    s->decoder_start_id = cfg->model.decoder_start_id;
-    s->eos_id = cfg->model.eos_id;
-    s->vocab_size = cfg->model.vocab_size;
-    s->seed = engine->seed;
-    t->src_prefix_id = t->convention == LM_CONV_M2M100 ? src_id : tgt_id;
-    if (s->gen.max_length > cfg->model.max_positions) {
-        lm_fail(err, "max_length %d exceeds the model's %d positions", s->gen.max_length, cfg->model.max_positions);
-        goto settings;
-    }
-    if (!s->gen.do_sample && s->gen.num_return_sequences > s->gen.num_beams) {
-        lm_fail(err, "num_return_sequences (%d) cannot exceed num_beams (%d)", s->gen.num_return_sequences, s->gen.num_beams);
-        goto settings;
-    }
-    if (engine->device == LM_DEVICE_CUDA && engine->precision == LM_PREC_INT8) {
-        lm_fail(err, "precision int8 is for --device cpu; the GPU computes in fp32, fp16 or bf16");
-        goto settings;
-    }
-    if (engine->device == LM_DEVICE_CPU && engine->precision == LM_PREC_FP16) {
-        lm_fail(err, "precision fp16 is for --device cuda; the CPU computes in fp32, int8 or bf16");
-        goto settings;
-    }
+    if (lm_tokenizer_load(model_dir, t->model.cfg.model.vocab_size, &t->tok, err) != 0) goto fail;
+    int set = lm_translator_configure(t, engine, err);
+    if (set == -2) goto settings;
+    if (set != 0) goto fail;
     int made = open_backends(t, err);
     if (made == -2) goto settings;
     if (made != 0) goto fail;

@@ -58,6 +58,18 @@ typedef struct {
  * fit the model (max_length past its positions, more returned sequences
  * than beams, a GPU precision on the CPU): a usage error. */
 int  lm_translator_open(lm_translator *t, const char *model_dir, const lm_engine_config *engine, lm_err *err);
+/* Applies engine settings to an open translator: decoding over the model's
+ * defaults, languages and convention, batch limits, seed; what opening
+ * checks of them is checked again. The settings that made the backends
+ * (device, precision, threads, workers, devices, weights_from) cannot
+ * change. 0; -1 (an unknown language); -2 (settings that do not fit the
+ * model or the backends: a usage error), t unchanged then. */
+int  lm_translator_configure(lm_translator *t, const lm_engine_config *engine, lm_err *err);
+/* Readies the calling thread to run backend w's batches: OpenMP's thread
+ * count is per calling thread in libgomp, and CUDA's current device too.
+ * Worker threads do it before their first batch; a caller that runs batches
+ * on another thread than the one that opened t calls it first. */
+int  lm_translator_bind_thread(lm_translator *t, int w, lm_err *err);
 /* Starts the worker pool (worker_pool.h) if it is not running, with a thread
  * per backend (local) or none (batches are then only taken from outside).
  * A translator with several backends starts one at its first run; the MPI

@@ -309,19 +309,44 @@ static int read_more(lm_corpus *c, lm_err *err) {
     }
 }
 
-/* Keeps up to `keep` bytes of the line being assembled. */
-static int line_add(lm_corpus *c, const char *p, size_t n, size_t keep, bool *over) {
-    if (c->line.len + n > keep) {
+/* Keeps up to `keep` bytes of the side of the line being read. */
+static int side_add(lm_corpus *c, const char *p, size_t n, size_t keep, bool *over) {
+    size_t have = c->line.len - c->side_at;
+    if (have + n > keep) {
         *over = true;
-        n = keep > c->line.len ? keep - c->line.len : 0;
+        n = keep > have ? keep - have : 0;
     }
     return lm_strbuf_add(&c->line, p, n);
+}
+
+/* Keeps up to `keep` bytes of the line being assembled; a TSV pair, up to
+ * `keep` bytes on each side of its first tab, so that a long source cannot
+ * push the tab out of what is kept (the source's overflow shows in its
+ * length; *over then speaks for the target, the line's end). */
+static int line_add(lm_corpus *c, const char *p, size_t n, size_t keep, bool *over) {
+    bool sides = c->pairs && c->format != LM_FORMAT_JSONL;
+    if (sides && c->tab_seen) {
+        c->extra_tab |= memchr(p, '\t', n) != NULL;
+    } else if (sides) {
+        const char *tab = memchr(p, '\t', n);
+        if (tab) {
+            size_t before = (size_t)(tab - p);
+            if (side_add(c, p, before, keep, over) != 0 || lm_strbuf_add(&c->line, "\t", 1) != 0) return -1;
+            c->tab_seen = true;
+            c->side_at = c->line.len;
+            *over = false;
+            return line_add(c, tab + 1, n - before - 1, keep, over);
+        }
+    }
+    return side_add(c, p, n, keep, over);
 }
 
 /* The next raw line of the open file into c->line. 1: a line; 0: end of
  * file (checked against the scan); -1: error; 2: stop requested. */
 static int next_line(lm_corpus *c, size_t keep, bool *over, lm_err *err) {
     c->line.len = 0;
+    c->side_at = 0;
+    c->tab_seen = c->extra_tab = false;
     *over = false;
     bool any = false;
     for (;;) {
@@ -391,32 +416,51 @@ static void cap_text(const lm_corpus *c, lm_record *r) {
     r->overlong = true;
 }
 
+/* The id of a line that gives none of its own: its line number, with the
+ * file's name when the job reads several files (as text input's ids), so
+ * that an output record always says which line it came from. */
+static int set_line_id(const lm_corpus *c, lm_record *r) {
+    char id[4200];
+    if (c->n_files > 1) snprintf(id, sizeof id, "%s:%ld", c->files[c->cur].name, r->line);
+    else snprintf(id, sizeof id, "%ld", r->line);
+    free(r->id);
+    free(r->id_json);
+    r->id_json = NULL;
+    if (!(r->id = strdup(id))) return -1;
+    return c->n_files == 1 && !(r->id_json = strdup(id)) ? -1 : 0; /* a JSON number when it is one */
+}
+
+/* A line with no usable text and no id that can be trusted. */
+static int bad_record(const lm_corpus *c, lm_record *r, const char *why) {
+    r->malformed = why;
+    return set_line_id(c, r) == 0 ? set_text(r, "", 0) : -1;
+}
+
 static int parse_jsonl(lm_corpus *c, lm_record *r, bool over) {
-    if (over) {
-        r->malformed = "longer than the JSONL line limit";
-        return (r->id = strdup("")) && set_text(r, "", 0) == 0 ? 0 : -1;
-    }
+    if (over) return bad_record(c, r, "longer than the JSONL line limit");
     if (check_utf8(r) != 0) return -1;
     if (lm_is_blank(r->text, r->len)) { /* a blank line is an empty record, as in text and TSV */
         r->id = strdup("");
         return r->id ? set_text(r, "", 0) : -1;
     }
-    lm_json_value id, text, src, unused;
-    if ((r->malformed = lm_json_line_fields(r->text, r->len, c->id_field, &id, c->text_field, &text)))
-        return (r->id = strdup("")) && set_text(r, "", 0) == 0 ? 0 : -1;
-    if (text.kind != LM_JSON_STRING) r->malformed = c->pairs ? "no string target field" : "no string text field";
-    if (c->pairs) {
-        lm_json_line_fields(r->text, r->len, c->source_field, &src, c->source_field, &unused); /* the syntax passed above */
-        if (src.kind != LM_JSON_STRING && !r->malformed) r->malformed = "no string source field";
+    const char *keys[3] = {c->id_field, c->text_field, c->source_field}, *dup;
+    lm_json_value v[3];
+    const char *why = lm_json_line_fields(r->text, r->len, c->pairs ? 3 : 2, keys, v, &dup);
+    if (why) return bad_record(c, r, why);
+    lm_json_value id = v[0], text = v[1], src = v[2];
+    if (dup) {
+        char note[160];
+        snprintf(note, sizeof note, "key '%.60s' appears more than once; its last value is used, as Python's json takes it", dup);
+        if (!(r->note = strdup(note))) return -1;
     }
+    if (text.kind != LM_JSON_STRING) r->malformed = c->pairs ? "no string target field" : "no string text field";
+    else if (c->pairs && src.kind != LM_JSON_STRING) r->malformed = "no string source field";
     size_t n;
-    if (c->pairs && !id.kind) { /* ids are optional for pairs: the line number, as for text */
-        char num[32];
-        snprintf(num, sizeof num, "%ld", r->line);
-        if (!(r->id = strdup(num)) || !(r->id_json = strdup(num))) return -1;
+    if (!id.kind) {
+        if (set_line_id(c, r) != 0) return -1;
     } else if (id.kind == LM_JSON_STRING) {
         if (!(r->id = lm_json_string_decode(id.raw, id.raw_len, &n)) || lm_utf8_repair(&r->id, &n) < 0) return -1;
-    } else if (!(r->id = strndup(id.raw ? id.raw : "", id.raw_len))) {
+    } else if (!(r->id = strndup(id.raw, id.raw_len))) {
         return -1;
     }
     /* written back exactly as the input spelled it */
@@ -444,40 +488,64 @@ static int parse_jsonl(lm_corpus *c, lm_record *r, bool over) {
     return 0;
 }
 
+/* One side of a TSV pair, cut to line_cap bytes as an over-long line is
+ * (before repair: a character split by the cut is not a bad byte), then
+ * repaired. */
+static int take_side(const lm_corpus *c, lm_record *r, const char *p, size_t n, char **out, size_t *len) {
+    if (n > c->line_cap) {
+        n = cut_point(p, c->line_cap);
+        r->overlong = true;
+    }
+    if (!(*out = malloc(n + 1))) return -1;
+    memcpy(*out, p, n);
+    (*out)[n] = '\0';
+    *len = n;
+    int bad = lm_utf8_repair(out, len);
+    if (bad < 0) return -1;
+    r->bad_bytes += bad;
+    return 0;
+}
+
+/* source<TAB>target, numbered as text lines are. Each side was kept to
+ * line_cap + 1 bytes (line_add), so a long side goes to --too-long like a
+ * long line. A line with a tab is a pair even when a side or both are empty
+ * (transformers scores ("", "") as it scores any pair); a line without one
+ * is blank or a bad record, and so is a line with two: which tab splits the
+ * pair would be a guess. */
+static int parse_pair(lm_corpus *c, lm_record *r) {
+    if (set_line_id(c, r) != 0) return -1;
+    char *tab = memchr(r->text, '\t', r->len);
+    if (!tab && lm_is_blank(r->text, r->len)) return set_text(r, "", 0);
+    if (!tab) return bad_record(c, r, "no tab between source and target");
+    if (c->extra_tab) return bad_record(c, r, "more than one tab; a pair is source<TAB>target");
+    size_t src_n = (size_t)(tab - r->text), tgt_n;
+    char *tgt = NULL;
+    if (take_side(c, r, r->text, src_n, &r->src, &r->src_len) != 0 || take_side(c, r, tab + 1, r->len - src_n - 1, &tgt, &tgt_n) != 0) {
+        free(tgt);
+        return -1;
+    }
+    free(r->text);
+    r->text = tgt;
+    r->len = tgt_n;
+    return 0;
+}
+
 static int parse_line(lm_corpus *c, lm_record *r, bool over) {
     if (c->format == LM_FORMAT_JSONL) return parse_jsonl(c, r, over);
+    if (c->pairs) return parse_pair(c, r);
     if (over) { /* cut first: a character split by the cap is not a bad byte */
         r->len = cut_point(r->text, r->len);
         r->text[r->len] = '\0';
         r->overlong = true;
     }
     if (check_utf8(r) != 0) return -1;
-    if (c->format == LM_FORMAT_TEXT || c->pairs) { /* pairs are numbered as text lines are */
-        char id[4200];
-        if (c->n_files > 1) snprintf(id, sizeof id, "%s:%ld", c->files[c->cur].name, r->line);
-        else snprintf(id, sizeof id, "%ld", r->line);
-        if (!(r->id = strdup(id))) return -1;
-        if (c->n_files == 1 && !(r->id_json = strdup(id))) return -1;
-        if (!c->pairs || lm_is_blank(r->text, r->len)) return 0;
-        char *tab = memchr(r->text, '\t', r->len);
-        if (!tab) {
-            r->malformed = "no tab between source and target";
-            return set_text(r, "", 0);
-        }
-        r->src_len = (size_t)(tab - r->text);
-        if (!(r->src = strndup(r->text, r->src_len))) return -1;
-        return set_text(r, tab + 1, r->len - r->src_len - 1);
-    }
+    if (c->format == LM_FORMAT_TEXT) return set_line_id(c, r);
     if (lm_is_blank(r->text, r->len)) {
         r->id = strdup("");
         return r->id ? set_text(r, "", 0) : -1;
     }
     char *tab = memchr(r->text, '\t', r->len);
-    if (!tab) {
-        r->malformed = "no tab between id and text";
-        r->id = strdup("");
-        return r->id ? set_text(r, "", 0) : -1;
-    }
+    if (!tab) return bad_record(c, r, "no tab between id and text");
     if (!(r->id = strndup(r->text, (size_t)(tab - r->text)))) return -1;
     char *rest = tab + 1;
     return set_text(r, rest, r->len - (size_t)(rest - r->text));
@@ -503,7 +571,7 @@ int lm_corpus_next(lm_corpus *c, lm_record *r, lm_err *err) {
     size_t len = c->line.len;
     c->line_no++;
     if (!over && len && c->line.data[len - 1] == '\r') len--;
-    if (c->format != LM_FORMAT_JSONL && len > c->line_cap) { over = true; len = c->line_cap; }
+    if (c->format != LM_FORMAT_JSONL && !c->pairs && len > c->line_cap) { over = true; len = c->line_cap; } /* a pair's sides: parse_pair */
     r->file = c->cur;
     r->line = c->line_no;
     if (set_text(r, c->line.data, len) != 0 || parse_line(c, r, over) != 0) {
@@ -524,6 +592,7 @@ int lm_corpus_check(const lm_corpus *c, lm_err *err) {
 
 void lm_record_free(lm_record *r) {
     free(r->src);
+    free(r->note);
     free(r->id);
     free(r->id_json);
     free(r->text);

@@ -19,8 +19,8 @@
  * yielding a silently short output.
  *
  * Memory per line is bounded: at most line_cap bytes of a line are kept
- * (cut at a space or character boundary); the rest is read, hashed and
- * dropped, and the record is flagged too long.
+ * (cut at a space or character boundary), or of each side of a TSV pair;
+ * the rest is read, hashed and dropped, and the record is flagged too long.
  */
 #ifndef LM_CORPUS_H
 #define LM_CORPUS_H
@@ -57,6 +57,9 @@ typedef struct {
     int cur;
     int fd;            /* -1 when no file is open */
     long line_no;
+    bool tab_seen;     /* a TSV pair line: its first tab has been read... */
+    bool extra_tab;    /* ...and so has another after it */
+    size_t side_at;    /* where the side being read starts in line (0, or past the first tab) */
     uint64_t got_bytes, got_hash; /* of the open file so far */
     char *rbuf;
     size_t rpos, rlen;
@@ -69,13 +72,16 @@ typedef struct {
 typedef struct {
     int file;           /* index into files */
     long line;          /* 1-based line number in that file */
-    char *id;           /* TSV/JSONL id as text; for text input, the line number (with the file name when there are several) */
+    char *id;           /* TSV/JSONL id as text; for text input, a pair without an id, a bad record and a JSONL
+                         * record without the id field, the line number (with the file name when there are
+                         * several); "" for a blank TSV/JSONL line */
     char *id_json;      /* the id as raw JSON to write back verbatim, or NULL: write id as a JSON string */
     char *text;         /* UTF-8, NUL-terminated */
     size_t len;
     int bad_bytes;      /* invalid UTF-8 sequences or NULs replaced by U+FFFD */
     bool overlong;      /* longer than line_cap: only its start was kept */
     const char *malformed; /* non-NULL: why a TSV/JSONL line has no usable text */
+    char *note;         /* non-NULL: a doubt about a record that is still used (a JSONL key given twice) */
     char *src;          /* pairs: the source (UTF-8, repaired, NUL-terminated; text is the
                          * target); NULL for a blank line or a malformed record */
     size_t src_len;

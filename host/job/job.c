@@ -1,6 +1,8 @@
 /* job: see job.h. */
 #include "job/job.h"
 
+#include "base/outfile.h"
+#include "cpu/cpu_weights.h"
 #include "engine/augment.h"
 #include "engine/score.h"
 #include "engine/worker_pool.h"
@@ -9,6 +11,7 @@
 #include "job/line_cache.h"
 #include "job/output.h"
 #include "job/sink.h"
+#include "model/model_files.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -54,8 +57,34 @@ typedef struct {
     pthread_cond_t changed;
 } queue;
 
+/* What the job does with a record: translate its text, or score its
+ * (source, target) pair (lyricmt score). Every difference between the two
+ * kinds of job is a field here. */
+typedef struct {
+    const char *verb; /* what the model did to a line, for the summary */
+    bool pairs;       /* records are pairs: the corpus reads a source and a target field */
+    bool (*empty)(const lm_record *r); /* nothing for the model: an empty output record */
+    int (*ids)(lm_translator *t, const lm_record *r, int32_t **ids, int *n, bool *cut, lm_err *err);
+    int (*format)(lm_format fmt, int n_best, const lm_record *r, const lm_translation *tr, const char *warning, lm_strbuf *b);
+} job_kind;
+
+static bool line_empty(const lm_record *r) { return lm_is_blank(r->text, r->len); }
+static bool pair_empty(const lm_record *r) { return !r->src; }
+
+static int line_ids(lm_translator *t, const lm_record *r, int32_t **ids, int *n, bool *cut, lm_err *err) {
+    return lm_translator_source_ids(t, r->text, r->len, ids, n, cut, err);
+}
+
+static int pair_ids(lm_translator *t, const lm_record *r, int32_t **ids, int *n, bool *cut, lm_err *err) {
+    return lm_score_pair_ids(t, r->src, r->src_len, r->text, r->len, ids, n, cut, err);
+}
+
+static const job_kind translating = {"translated", false, line_empty, line_ids, lm_output_format};
+static const job_kind scoring = {"scored", true, pair_empty, pair_ids, lm_output_score};
+
 typedef struct {
     lm_translator *t;
+    const job_kind *kind;
     const lm_engine_config *cfg;
     const lm_job_opts *o;
     lm_corpus corpus;
@@ -155,6 +184,10 @@ static int prepare(job *j, item *it, lm_err *err) {
         it->no_model = true;
         return 0;
     }
+    if (r->note) { /* a doubt, not a refusal: the record is still translated */
+        lm_progress_event(&j->progress, LM_EVENT_BAD_RECORD, file, r->line, r->note);
+        it->warning = lm_event_name(LM_EVENT_BAD_RECORD);
+    }
     if (r->bad_bytes) {
         lm_policy p = j->cfg->bad_utf8;
         snprintf(detail, sizeof detail, "%d invalid UTF-8 or NUL byte(s)%s", r->bad_bytes,
@@ -164,10 +197,9 @@ static int prepare(job *j, item *it, lm_err *err) {
         it->warning = lm_event_name(LM_EVENT_BAD_UTF8);
         if (p == LM_POLICY_SKIP) { it->no_model = true; return 0; }
     }
-    if (j->o->score ? !r->src : lm_is_blank(r->text, r->len)) { it->no_model = true; return 0; }
+    if (j->kind->empty(r)) { it->no_model = true; return 0; }
     bool cut;
-    if ((j->o->score ? lm_score_pair_ids(j->t, r->src, r->src_len, r->text, r->len, &it->ids, &it->n_ids, &cut, err)
-                     : lm_translator_source_ids(j->t, r->text, r->len, &it->ids, &it->n_ids, &cut, err)) != 0)
+    if (j->kind->ids(j->t, r, &it->ids, &it->n_ids, &cut, err) != 0)
         return lm_fail_prefix(err, "%s:%ld", file, r->line);
     if (cut || r->overlong) {
         lm_policy p = j->cfg->too_long;
@@ -344,7 +376,8 @@ static int write_window(job *j, const window *w, lm_strbuf *b, lm_err *err) {
         int out = j->sink.n_outputs > 1 ? it->rec.file : 0;
         if (out != j->sink.cur && advance_output(j, out, err) != 0) return -1;
         b->len = 0;
-        if ((j->o->score ? lm_output_score : lm_output_format)(j->cfg->output_format, &it->rec, it->tr.texts ? &it->tr : NULL, it->warning, b) != 0)
+        if (j->kind->format(j->cfg->output_format, j->t->search.gen.num_return_sequences, &it->rec, it->tr.texts ? &it->tr : NULL,
+                            it->warning, b) != 0)
             return lm_fail(err, "out of memory");
         if (lm_sink_write(&j->sink, b->data, b->len, err) != 0) return -1;
         j->journal.records++;
@@ -374,28 +407,41 @@ static void *writer_main(void *arg) {
 
 /* ---- identity, for the journal ---- */
 
-static int add_file_hash(lm_journal *id, const char *dir, const char *name) {
+static int add_file_hash(lm_journal *id, const char *dir, const lm_model_file *mf) {
     char path[4200];
     char *text;
     size_t len;
+    const char *name = mf->name;
     snprintf(path, sizeof path, "%s/%s", dir, name);
     if (!lm_file_exists(path)) return lm_journal_add(id, "model", name, "absent");
-    if (lm_read_file(path, (size_t)1 << 30, &text, &len, NULL) != 0) return lm_journal_add(id, "model", name, "unreadable");
+    if (lm_read_file(path, mf->max_bytes, &text, &len, NULL) != 0) return lm_journal_add(id, "model", name, "unreadable");
     int rc = lm_journal_add(id, "model", name, "%016llx", (unsigned long long)lm_hash64(text, len, LM_HASH_INIT));
     free(text);
     return rc;
 }
 
-/* Everything that decides the output bytes: inputs, model, settings.
- * Threads and batch sizes are left out: they never change a translation. */
+/* The arithmetic the products run: the device, the precision and, on the
+ * CPU, the kernels (the same settings on another CPU may round otherwise). */
+static void arithmetic(const lm_translator *t, char *buf, size_t cap) {
+    if (t->engine.device == LM_DEVICE_CUDA) snprintf(buf, cap, "cuda, %s, cuBLAS", lm_precision_name(t->engine.precision));
+    else snprintf(buf, cap, "cpu, %s", lm_cpu_weights_arithmetic(&t->cpu_weights));
+}
+
+/* Everything that decides the output bytes: inputs, model, settings. Threads
+ * and batch sizes are left out: on row-invariant arithmetic (every CPU form
+ * but OpenBLAS) they never change a translation. Inputs are known by their
+ * place in the job, their name within it and their content, not by how the
+ * command spelled their path, so "./a.txt" resumes a job started on "a.txt". */
 static int build_identity(job *j, lm_journal *id) {
     const lm_corpus *c = &j->corpus;
-    for (int i = 0; i < c->n_files; i++)
-        if (lm_journal_add(id, "input", c->files[i].path, "%llu bytes, hash %016llx", (unsigned long long)c->files[i].size,
+    for (int i = 0; i < c->n_files; i++) {
+        char key[4200];
+        snprintf(key, sizeof key, "%d %s", i + 1, c->files[i].name);
+        if (lm_journal_add(id, "input", key, "%llu bytes, hash %016llx", (unsigned long long)c->files[i].size,
                            (unsigned long long)c->files[i].hash) != 0) return -1;
-    static const char *const model_files[] = {"config.json", "generation_config.json", "tokenizer_config.json", "vocab.json", "sentencepiece.bpe.model"};
-    for (size_t i = 0; i < sizeof model_files / sizeof *model_files; i++)
-        if (add_file_hash(id, j->o->model_dir, model_files[i]) != 0) return -1;
+    }
+    for (int i = 0; i < LM_N_MODEL_FILES; i++) /* the weights: below */
+        if (!lm_model_files[i].weights && add_file_hash(id, j->o->model_dir, &lm_model_files[i]) != 0) return -1;
     struct stat st;
     const char *weights = j->t->model.weights_path;
     if (stat(weights, &st) != 0) return -1;
@@ -406,6 +452,9 @@ static int build_identity(job *j, lm_journal *id) {
     const lm_gen_config *g = &t->search.gen;
     const lm_engine_config *e = j->cfg;
     int rc = 0;
+    char arith[128];
+    arithmetic(t, arith, sizeof arith);
+    rc |= lm_journal_add(id, "setting", "arithmetic", "%s", arith);
     rc |= lm_journal_add(id, "setting", "convention", "%s", t->convention == LM_CONV_M2M100 ? "m2m100" : "small100");
     rc |= lm_journal_add(id, "setting", "languages", "%s -> %s", t->src_lang, t->tgt_lang);
     rc |= lm_journal_add(id, "setting", "decoding", "num_beams %d, max_length %d, min_length %d, length_penalty %g, early_stopping %d, "
@@ -416,7 +465,7 @@ static int build_identity(job *j, lm_journal *id) {
                          g->top_k, g->top_p, (unsigned long long)t->search.seed);
     rc |= lm_journal_add(id, "setting", "input", "%s, id field %s, text field %s, bad_utf8 %s, too_long %s", lm_format_name(e->input_format),
                          e->id_field, e->text_field, lm_policy_name(e->bad_utf8, false), lm_policy_name(e->too_long, true));
-    if (j->o->score) /* a translation's journal never resumes a scoring job, nor the other way round */
+    if (j->kind->pairs) /* a translation's journal never resumes a scoring job, nor the other way round */
         rc |= lm_journal_add(id, "setting", "score", "pairs: source field %s, target field %s", e->source_field, e->target_field);
     rc |= lm_journal_add(id, "setting", "output", "%s, %s, dedup_hypotheses %d, min_score %s%.9g", lm_format_name(e->output_format),
                          j->o->per_file ? "one file per input" : "one file", e->dedup_hypotheses, e->has_min_score ? "" : "none ",
@@ -519,50 +568,50 @@ static bool same_file(const char *a, const char *b) {
     return !strcmp(a, b) || (lm_file_id_get(a, &x) && lm_file_id_get(b, &y) && lm_file_id_eq(x, y));
 }
 
-/* Fails if path names one of the job's input files (same device and inode,
- * whatever the spelling: links, "..", hard links). */
-static int refuse_if_input(const job *j, const char *path, lm_err *err) {
+/* What no output of the job may be: its input files (standard input too,
+ * when it is redirected from a file) and the model's files. */
+static int protect_inputs(job *j, lm_protect *p, lm_err *err) {
     const lm_corpus *c = &j->corpus;
-    lm_file_id id;
-    if (!lm_file_id_get(path, &id)) return 0;
+    char label[4200];
     for (int f = 0; f < c->n_files; f++) {
-        lm_file_id in = c->files[f].id;
         struct stat st;
-        if (!strcmp(c->files[f].path, "-")) { /* standard input redirected from a file */
-            if (fstat(0, &st) != 0 || !S_ISREG(st.st_mode)) continue;
-            in = (lm_file_id){(uint64_t)st.st_dev, (uint64_t)st.st_ino};
-        } else if (c->files[f].stream) {
-            continue;
+        snprintf(label, sizeof label, "the input %s", lm_corpus_file_label(c, f));
+        if (!strcmp(c->files[f].path, "-")) {
+            if (fstat(0, &st) == 0 && S_ISREG(st.st_mode) &&
+                lm_protect_id(p, (lm_file_id){(uint64_t)st.st_dev, (uint64_t)st.st_ino}, label, err) != 0)
+                return -1;
+        } else if (!c->files[f].stream && lm_protect_id(p, c->files[f].id, label, err) != 0) {
+            return -1;
         }
-        if (lm_file_id_eq(id, in))
-            return lm_fail(err, "refusing to write %s: it is the input %s (outputs, reports and journals never replace an input)", path,
-                           lm_corpus_file_label(c, f));
     }
-    return 0;
+    return lm_model_protect(p, j->o->model_dir, err);
 }
 
-/* Everything the job will write is checked against the inputs before
- * anything is written. */
-static int refuse_overwrites(const job *j, lm_err *err) {
+/* Everything the job will write is checked before anything is written. */
+static int refuse_overwrites(job *j, lm_err *err) {
     const lm_sink *s = &j->sink;
     const char *report = j->o->report;
-    if (report && refuse_if_input(j, report, err) != 0) return -1;
-    for (int i = 0; i < s->n_outputs && s->paths[i]; i++) {
+    lm_protect p = {0};
+    int rc = protect_inputs(j, &p, err);
+    if (rc == 0 && report) rc = lm_protect_check(&p, report, err);
+    for (int i = 0; rc == 0 && i < s->n_outputs && s->paths[i]; i++) {
         char partial[8300];
         lm_sink_partial_path(s, i, partial, sizeof partial);
-        if (refuse_if_input(j, s->paths[i], err) != 0 || refuse_if_input(j, partial, err) != 0) return -1;
-        if (report && same_file(report, s->paths[i])) return lm_fail(err, "--report %s is also the translation output", report);
+        rc = lm_protect_check(&p, s->paths[i], err) != 0 || lm_protect_check(&p, partial, err) != 0 ? -1 : 0;
+        if (rc == 0 && report && same_file(report, s->paths[i])) rc = lm_fail(err, "--report %s is also the translation output", report);
     }
-    if (!s->paths[0] || s->direct) return 0;
-    char base[8300], path[8400];
-    if (j->o->per_file) snprintf(base, sizeof base, "%s/.lyricmt-journal", j->o->output);
-    else snprintf(base, sizeof base, "%s.journal", s->paths[0]);
-    static const char *const suffixes[] = {"", ".tmp", ".lock"};
-    for (int k = 0; k < 3; k++) {
-        snprintf(path, sizeof path, "%s%s", base, suffixes[k]);
-        if (refuse_if_input(j, path, err) != 0) return -1;
+    if (rc == 0 && s->paths[0] && !s->direct) {
+        char base[8300], path[8400];
+        if (j->o->per_file) snprintf(base, sizeof base, "%s/.lyricmt-journal", j->o->output);
+        else snprintf(base, sizeof base, "%s.journal", s->paths[0]);
+        static const char *const suffixes[] = {"", ".tmp", ".lock"};
+        for (int k = 0; k < 3 && rc == 0; k++) {
+            snprintf(path, sizeof path, "%s%s", base, suffixes[k]);
+            rc = lm_protect_check(&p, path, err);
+        }
     }
-    return 0;
+    lm_protect_free(&p);
+    return rc;
 }
 
 static int open_job(job *j, lm_err *err) {
@@ -577,7 +626,7 @@ static int open_job(job *j, lm_err *err) {
                                o->output, o->inputs[i]);
         }
     if (lm_corpus_open(&j->corpus, o->inputs, o->n_inputs, j->cfg, own, n_own, err) != 0) return -1;
-    if (o->score) {
+    if (j->kind->pairs) {
         j->corpus.pairs = true;
         snprintf(j->corpus.source_field, sizeof j->corpus.source_field, "%s", j->cfg->source_field);
         snprintf(j->corpus.text_field, sizeof j->corpus.text_field, "%s", j->cfg->target_field);
@@ -631,6 +680,7 @@ int lm_job_run(lm_translator *t, const lm_job_opts *o, lm_err *err) {
     if (!j) return -1;
     lm_job_attach(t, o);
     j->t = t;
+    j->kind = o->score ? &scoring : &translating;
     j->cfg = &t->engine;
     j->o = o;
     j->lock_fd = -1;
@@ -641,7 +691,7 @@ int lm_job_run(lm_translator *t, const lm_job_opts *o, lm_err *err) {
     queue_init(&j->to_writer);
     lm_progress_init(&j->progress, o->progress, o->summary, -1, 0);
     j->progress.cancel = &stop_requested;
-    if (o->score) j->progress.model_verb = "scored";
+    j->progress.model_verb = j->kind->verb;
     int rc = -1;
     pthread_t reader, writer;
 

@@ -8,7 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAGIC "lyricmt journal 1"
+/* 2: inputs known by place, name and content; the arithmetic recorded */
+#define MAGIC "lyricmt journal 2"
 
 static void flatten(char *s) {
     for (; *s; s++)
@@ -75,6 +76,12 @@ int lm_journal_load(const char *path, lm_journal *j, lm_err *err) {
         next = strchr(line, '\n');
         if (!next) { rc = -1; break; } /* every line of a saved journal ends in a newline */
         *next++ = '\0';
+        if (!magic && !strncmp(line, "lyricmt journal ", 16) && strcmp(line, MAGIC) != 0) {
+            lm_fail(err, "%s: written by another version of lyricmt (%.40s); remove it (or pass --restart) to start over", path, line);
+            lm_journal_free(j);
+            free(text);
+            return -1;
+        }
         if (!magic) { magic = !strcmp(line, MAGIC); if (!magic) rc = -1; continue; }
         if (end) { rc = -1; break; }
         if (!strcmp(line, "end")) { end = true; continue; }

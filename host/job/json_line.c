@@ -125,10 +125,10 @@ static bool key_is(const char *raw, size_t raw_len, const char *name) {
     return same;
 }
 
-const char *lm_json_line_fields(const char *line, size_t len, const char *key_a, lm_json_value *a, const char *key_b, lm_json_value *b) {
+const char *lm_json_line_fields(const char *line, size_t len, int n, const char *const *keys, lm_json_value *vals, const char **dup) {
     cursor c = {line, len, 0};
-    memset(a, 0, sizeof *a);
-    memset(b, 0, sizeof *b);
+    memset(vals, 0, (size_t)n * sizeof *vals);
+    if (dup) *dup = NULL;
     skip_ws(&c);
     if (c.i >= c.n || c.s[c.i] != '{') return "not a JSON object";
     c.i++;
@@ -148,9 +148,11 @@ const char *lm_json_line_fields(const char *line, size_t len, const char *key_a,
             lm_json_kind kind;
             if ((why = scan_value(&c, 1, &kind))) return why;
             lm_json_value v = {kind, line + value_at, c.i - value_at};
-            /* the first occurrence wins, as in cJSON's lookups */
-            if (!a->kind && key_is(line + key_at, key_len, key_a)) *a = v;
-            else if (!b->kind && key_is(line + key_at, key_len, key_b)) *b = v;
+            for (int k = 0; k < n; k++) {
+                if (!key_is(line + key_at, key_len, keys[k])) continue;
+                if (vals[k].kind && dup) *dup = keys[k];
+                vals[k] = v;
+            }
             skip_ws(&c);
             if (c.i >= c.n) return "bad JSON: unterminated object";
             if (c.s[c.i] == '}') { c.i++; break; }

@@ -23,9 +23,14 @@ typedef struct {
     size_t raw_len;
 } lm_json_value;
 
-/* Finds the first occurrence of two top-level keys in the object on
- * line[0..len). Returns NULL when the line is one JSON object, else why not. */
-const char *lm_json_line_fields(const char *line, size_t len, const char *key_a, lm_json_value *a, const char *key_b, lm_json_value *b);
+/* Finds n top-level keys in the object on line[0..len): vals[i] gets the
+ * value of keys[i] (ABSENT if missing; two names may be the same key, and
+ * both get its value). A key written more than once takes its last value, as
+ * Python's json.loads does (and JavaScript's JSON.parse, and jq): most JSONL
+ * is written and read back by those, so lyricmt reads the text they see.
+ * *dup (may be NULL) is then set to keys[i], else NULL. Returns NULL when the
+ * line is one JSON object, else why not. */
+const char *lm_json_line_fields(const char *line, size_t len, int n, const char *const *keys, lm_json_value *vals, const char **dup);
 
 /* Decodes a string value's raw text (quotes included) into a malloc'd,
  * NUL-terminated buffer of *len bytes (which may hold NUL bytes, and

@@ -20,7 +20,7 @@ static int add_field(lm_strbuf *b, const char *s, bool tabs_too) {
 /* Scores rounded to 4 decimals so that files are stable and readable. */
 static double rounded(float score) { return round((double)score * 1e4) / 1e4; }
 
-static int format_jsonl(const lm_record *r, const lm_translation *tr, const char *warning, lm_strbuf *b) {
+static int format_jsonl(int n_best, const lm_record *r, const lm_translation *tr, const char *warning, lm_strbuf *b) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return -1;
     if (r->id_json) cJSON_AddItemToObject(o, "id", cJSON_CreateRaw(r->id_json)); /* as the input wrote it */
@@ -29,9 +29,9 @@ static int format_jsonl(const lm_record *r, const lm_translation *tr, const char
     cJSON_AddStringToObject(o, "translation", tr ? tr->texts[0] : "");
     if (tr) cJSON_AddNumberToObject(o, "score", rounded(tr->scores[0]));
     else cJSON_AddNullToObject(o, "score");
-    if (tr && tr->n_hyps > 1) {
+    if (n_best > 1) {
         cJSON *hyps = cJSON_AddArrayToObject(o, "hypotheses");
-        for (int h = 0; hyps && h < tr->n_hyps; h++) {
+        for (int h = 0; hyps && tr && h < tr->n_hyps; h++) {
             cJSON *x = cJSON_CreateObject();
             cJSON_AddStringToObject(x, "translation", tr->texts[h]);
             cJSON_AddNumberToObject(x, "score", rounded(tr->scores[h]));
@@ -63,11 +63,11 @@ static int format_pairs(const lm_record *r, const lm_translation *tr, lm_strbuf 
     return 0;
 }
 
-int lm_output_format(lm_format fmt, const lm_record *r, const lm_translation *tr, const char *warning, lm_strbuf *b) {
+int lm_output_format(lm_format fmt, int n_best, const lm_record *r, const lm_translation *tr, const char *warning, lm_strbuf *b) {
     char num[32];
     if (fmt == LM_FORMAT_PAIRS) return format_pairs(r, tr, b);
     if (tr && tr->n_hyps == 0) tr = NULL; /* every hypothesis filtered out: an empty record */
-    if (fmt == LM_FORMAT_JSONL) return format_jsonl(r, tr, warning, b);
+    if (fmt == LM_FORMAT_JSONL) return format_jsonl(n_best, r, tr, warning, b);
     if (fmt == LM_FORMAT_TSV) {
         if (add_field(b, r->id, true) != 0) return -1;
         for (int h = 0; h < (tr ? tr->n_hyps : 1); h++) {
@@ -86,7 +86,8 @@ int lm_output_format(lm_format fmt, const lm_record *r, const lm_translation *tr
 /* Scores are written with 6 decimals: stable from run to run (a pair's
  * float is the same alone or batched) and well inside the 1e-4 that
  * transformers agrees with. */
-int lm_output_score(lm_format fmt, const lm_record *r, const lm_translation *tr, const char *warning, lm_strbuf *b) {
+int lm_output_score(lm_format fmt, int n_best, const lm_record *r, const lm_translation *tr, const char *warning, lm_strbuf *b) {
+    (void)n_best;
     char num[96];
     if (tr) snprintf(num, sizeof num, "%.6f\t%.6f\t%d", tr->scores[0], tr->scores[0] / tr->n_tokens, tr->n_tokens);
     if (fmt != LM_FORMAT_JSONL) {

@@ -1,6 +1,8 @@
 /* sink: see sink.h. */
 #include "job/sink.h"
 
+#include "base/outfile.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -9,41 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* Where an output really goes: a link's target, and whether it is a device
- * or FIFO to write in place. Fails on a link to nothing and on files that
- * must not be written (block devices, sockets, directories). */
-static char *resolve_output(const char *path, bool *direct, lm_err *err) {
-    struct stat st;
-    *direct = false;
-    if (lstat(path, &st) != 0) {
-        if (errno != ENOENT) { lm_fail(err, "%s: %s", path, strerror(errno)); return NULL; }
-        char *copy = strdup(path);
-        if (!copy) lm_fail(err, "out of memory");
-        return copy;
-    }
-    char *real = S_ISLNK(st.st_mode) ? realpath(path, NULL) : strdup(path);
-    if (!real && stat(path, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))) {
-        *direct = true; /* /dev/stdout onto a pipe: a link to "pipe:[...]", which has no path */
-        return strdup(path);
-    }
-    if (!real) {
-        lm_fail(err, "%s: is a symbolic link to a missing file (%s); give the target path", path, strerror(errno));
-        return NULL;
-    }
-    if (stat(real, &st) != 0) {
-        lm_fail(err, "%s: %s", real, strerror(errno));
-    } else if (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)) {
-        *direct = true;
-        return real;
-    } else if (S_ISREG(st.st_mode)) {
-        return real;
-    } else {
-        lm_fail(err, "%s: exists and is not a regular file, device or FIFO; refusing to write it", path);
-    }
-    free(real);
-    return NULL;
-}
 
 int lm_sink_init(lm_sink *s, const char *out, bool per_file, const lm_corpus *c, lm_err *err) {
     memset(s, 0, sizeof *s);
@@ -56,7 +23,7 @@ int lm_sink_init(lm_sink *s, const char *out, bool per_file, const lm_corpus *c,
         bool direct;
         if (per_file) snprintf(path, sizeof path, "%s/%s", out, c->files[i].name);
         else snprintf(path, sizeof path, "%s", out);
-        if (!(s->paths[i] = resolve_output(path, &direct, err))) { lm_sink_free(s); return -1; }
+        if (lm_outfile_resolve(path, &s->paths[i], &direct, err) != 0) { lm_sink_free(s); return -1; }
         if (direct && per_file) {
             lm_fail(err, "%s: is a device or FIFO; one output per input file must be regular files", path);
             lm_sink_free(s);

@@ -1,5 +1,6 @@
 /* model: loading and validating an M2M100 checkpoint; see model.h. */
 #include "model/model.h"
+#include "model/model_files.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -274,10 +275,10 @@ static int check_sizes(const lm_model *m, lm_err *err) {
 
 int lm_model_load(const char *dir, lm_model *m, lm_err *err) {
     memset(m, 0, sizeof *m);
-    if (lm_dir_config_load(dir, &m->cfg, err) != 0) return -1;
+    if (lm_model_dir_check(dir, err) != 0 || lm_dir_config_load(dir, &m->cfg, err) != 0) return -1;
     char st[4096], bin[4096];
-    if (lm_path_join(st, sizeof st, dir, "model.safetensors", err) != 0 ||
-        lm_path_join(bin, sizeof bin, dir, "pytorch_model.bin", err) != 0)
+    if (lm_path_join(st, sizeof st, dir, lm_model_files[LM_MF_SAFETENSORS].name, err) != 0 ||
+        lm_path_join(bin, sizeof bin, dir, lm_model_files[LM_MF_TORCHBIN].name, err) != 0)
         return -1;
     int rc;
     if (lm_file_exists(st)) {

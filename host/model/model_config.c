@@ -1,5 +1,6 @@
 /* model_config: see model_config.h. */
 #include "model/model_config.h"
+#include "model/model_files.h"
 #include "base/json_util.h"
 
 #include <cjson/cJSON.h>
@@ -7,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CONFIG_MAX_BYTES (16u << 20)
 #define DIM_LIMIT 65536
 #define VOCAB_LIMIT (16 << 20)
 
@@ -112,14 +112,14 @@ static int read_tokenizer(const cJSON *root, const char *path, lm_tok_config *t,
     return 0;
 }
 
-/* Loads dir/name as a JSON object; *root is NULL if the file is absent and optional. */
-static int load_json(const char *dir, const char *name, bool required, cJSON **root, char *path, size_t cap, lm_err *err) {
+/* Loads one of the model's JSON files as an object; *root is NULL if the file is absent and optional. */
+static int load_json(const char *dir, lm_model_file_id which, bool required, cJSON **root, char *path, size_t cap, lm_err *err) {
     *root = NULL;
-    if (lm_path_join(path, cap, dir, name, err) != 0) return -1;
+    if (lm_path_join(path, cap, dir, lm_model_files[which].name, err) != 0) return -1;
     if (!lm_file_exists(path)) return required ? lm_fail(err, "%s: missing (is %s a Hugging Face model directory?)", path, dir) : 0;
     char *text;
     size_t len;
-    if (lm_read_file(path, CONFIG_MAX_BYTES, &text, &len, err) != 0) return -1;
+    if (lm_read_file(path, lm_model_files[which].max_bytes, &text, &len, err) != 0) return -1;
     *root = cJSON_ParseWithLength(text, len);
     if (!*root || !cJSON_IsObject(*root)) {
         const char *where = cJSON_GetErrorPtr();
@@ -141,18 +141,18 @@ int lm_dir_config_load(const char *dir, lm_dir_config *cfg, lm_err *err) {
     cfg->tok.num_madeup_words = 8;
     char path[4096];
     cJSON *root;
-    if (load_json(dir, "config.json", true, &root, path, sizeof path, err) != 0) return -1;
+    if (load_json(dir, LM_MF_CONFIG, true, &root, path, sizeof path, err) != 0) return -1;
     int rc = read_model(root, path, &cfg->model, err);
     if (!rc) rc = read_generation(root, path, cfg->model.vocab_size, &cfg->gen, err);
     cJSON_Delete(root);
     if (rc) return -1;
-    if (load_json(dir, "generation_config.json", false, &root, path, sizeof path, err) != 0) return -1;
+    if (load_json(dir, LM_MF_GENERATION_CONFIG, false, &root, path, sizeof path, err) != 0) return -1;
     if (root) {
         rc = read_generation(root, path, cfg->model.vocab_size, &cfg->gen, err);
         cJSON_Delete(root);
         if (rc) return -1;
     }
-    if (load_json(dir, "tokenizer_config.json", false, &root, path, sizeof path, err) != 0) return -1;
+    if (load_json(dir, LM_MF_TOKENIZER_CONFIG, false, &root, path, sizeof path, err) != 0) return -1;
     if (root) {
         rc = read_tokenizer(root, path, &cfg->tok, err);
         cJSON_Delete(root);

@@ -6,6 +6,7 @@
  * shape x dtype, no duplicate names.
  */
 #include "model/tensor_file.h"
+#include "model/model_files.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -132,7 +133,7 @@ done:
 int lm_safetensors_open(const char *path, lm_tensor_file *tf, lm_err *err) {
     memset(tf, 0, sizeof *tf);
     snprintf(tf->path, sizeof tf->path, "%s", path);
-    if (lm_mmap_open(path, &tf->map, err) != 0) return -1;
+    if (lm_mmap_open(path, lm_model_files[LM_MF_SAFETENSORS].max_bytes, &tf->map, err) != 0) return -1;
     const uint8_t *d = tf->map.data;
     uint64_t size = tf->map.size;
     if (size < 8) { lm_fail(err, "%s: file too small for a safetensors header", path); goto fail; }

@@ -1,19 +1,18 @@
 /* special_tokens: see special_tokens.h. */
 #include "model/special_tokens.h"
+#include "model/model_files.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define TOKENIZER_JSON_MAX_BYTES (16u << 20)
-
-static int read_json(const char *dir, const char *name, cJSON **root, char *path, size_t cap, lm_err *err) {
+static int read_json(const char *dir, lm_model_file_id which, cJSON **root, char *path, size_t cap, lm_err *err) {
     *root = NULL;
-    if (lm_path_join(path, cap, dir, name, err) != 0) return -1;
+    if (lm_path_join(path, cap, dir, lm_model_files[which].name, err) != 0) return -1;
     if (!lm_file_exists(path)) return 0;
     char *text;
     size_t len;
-    if (lm_read_file(path, TOKENIZER_JSON_MAX_BYTES, &text, &len, err) != 0) return -1;
+    if (lm_read_file(path, lm_model_files[which].max_bytes, &text, &len, err) != 0) return -1;
     *root = cJSON_ParseWithLength(text, len);
     free(text);
     if (!cJSON_IsObject(*root)) {
@@ -76,7 +75,7 @@ int lm_special_tokens_load(const char *dir, lm_special_tokens *st, lm_err *err) 
     memset(st, 0, sizeof *st);
     char path[4096];
     cJSON *cfg, *map = NULL;
-    if (read_json(dir, "tokenizer_config.json", &cfg, path, sizeof path, err) != 0) return -1;
+    if (read_json(dir, LM_MF_TOKENIZER_CONFIG, &cfg, path, sizeof path, err) != 0) return -1;
     int rc = 0, taken = 0;
     if (cfg) {
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(cfg, "added_tokens_decoder");
@@ -87,7 +86,7 @@ int lm_special_tokens_load(const char *dir, lm_special_tokens *st, lm_err *err) 
     }
     /* the legacy file counts only where the config has no added_tokens_decoder */
     if (rc == 0 && taken == 0 && !st->has_decoder) {
-        rc = read_json(dir, "special_tokens_map.json", &map, path, sizeof path, err);
+        rc = read_json(dir, LM_MF_SPECIAL_TOKENS_MAP, &map, path, sizeof path, err);
         if (rc == 0 && map) {
             taken = take_list(st, map, "additional_special_tokens", path, err);
             if (taken == 0) taken = take_list(st, map, "extra_special_tokens", path, err);

@@ -13,10 +13,10 @@ struct lm_spm {
     sentencepiece::SentencePieceProcessor sp;
 };
 
-extern "C" lm_spm *lm_spm_load(const char *path, char *err, size_t err_cap) {
+extern "C" lm_spm *lm_spm_load(const char *path, const char *data, size_t len, char *err, size_t err_cap) {
     try {
         lm_spm *s = new lm_spm;
-        auto status = s->sp.Load(path);
+        auto status = s->sp.LoadFromSerializedProto(absl::string_view(data, len));
         if (!status.ok()) {
             std::snprintf(err, err_cap, "%s: cannot load SentencePiece model: %s", path, status.ToString().c_str());
             delete s;

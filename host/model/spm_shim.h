@@ -13,8 +13,9 @@ extern "C" {
 
 typedef struct lm_spm lm_spm;
 
-/* Returns NULL and writes a message into err on failure. */
-lm_spm *lm_spm_load(const char *path, char *err, size_t err_cap);
+/* Loads a model from its serialized bytes (path names it in messages).
+ * Returns NULL and writes a message into err on failure. */
+lm_spm *lm_spm_load(const char *path, const char *data, size_t len, char *err, size_t err_cap);
 void    lm_spm_free(lm_spm *spm);
 
 /* Splits text into piece strings; calls emit once per piece. Returns 0, or -1 on error. */

@@ -1,14 +1,16 @@
 /* tokenizer: see tokenizer.h. */
 #include "model/tokenizer.h"
 #include "model/special_tokens.h"
+#include "model/model_files.h"
 #include "model/spm_shim.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define VOCAB_JSON_MAX_BYTES (256u << 20)
 #define UNK_ID 3
 
 static const char *const lang_codes[LM_NUM_LANGS] = {
@@ -68,7 +70,7 @@ int lm_tokenizer_vocab_size(const lm_tokenizer *tok) { return tok->n_vocab; }
 static int load_vocab(lm_tokenizer *t, const char *path, lm_err *err) {
     char *text;
     size_t len;
-    if (lm_read_file(path, VOCAB_JSON_MAX_BYTES, &text, &len, err) != 0) return -1;
+    if (lm_read_file(path, lm_model_files[LM_MF_VOCAB].max_bytes, &text, &len, err) != 0) return -1;
     cJSON *root = cJSON_ParseWithLength(text, len);
     free(text);
     if (!cJSON_IsObject(root)) {
@@ -83,13 +85,23 @@ static int load_vocab(lm_tokenizer *t, const char *path, lm_err *err) {
     t->slots = malloc(t->n_slots * sizeof *t->slots);
     if (!t->pieces || !t->slots) { lm_fail(err, "out of memory"); goto done; }
     memset(t->slots, 0xff, t->n_slots * sizeof *t->slots);
+    const cJSON *beyond = NULL; /* the first piece whose id is not below the number of pieces */
     for (const cJSON *it = root->child; it; it = it->next) {
-        if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble >= n || it->valuedouble != (int)it->valuedouble) {
-            lm_fail(err, "%s: piece '%.40s' has id %g, expected an integer in [0, %d)", path, it->string,
-                    cJSON_IsNumber(it) ? it->valuedouble : -1.0, n);
+        if (!cJSON_IsNumber(it)) {
+            char *v = cJSON_PrintUnformatted(it);
+            lm_fail(err, "%s: piece '%.40s' has id %.40s, which is not a number", path, it->string, v ? v : "(?)");
+            free(v);
+            goto done;
+        }
+        if (it->valuedouble < 0 || it->valuedouble > INT_MAX || it->valuedouble != floor(it->valuedouble)) {
+            lm_fail(err, "%s: piece '%.40s' has id %g, expected a whole number from 0", path, it->string, it->valuedouble);
             goto done;
         }
         int id = (int)it->valuedouble;
+        if (id >= n) { /* told below, with the id that is missing */
+            if (!beyond) beyond = it;
+            continue;
+        }
         if (t->pieces[id]) { lm_fail(err, "%s: id %d is used twice ('%.40s' and '%.40s')", path, id, t->pieces[id], it->string); goto done; }
         t->pieces[id] = strdup(it->string);
         if (!t->pieces[id]) { lm_fail(err, "out of memory"); goto done; }
@@ -101,9 +113,20 @@ static int load_vocab(lm_tokenizer *t, const char *path, lm_err *err) {
         }
         t->slots[i] = id;
     }
+    if (beyond) {
+        /* n distinct ids, one of them n or more: some id below n has no piece,
+         * and that is what to tell (a piece deleted, not one numbered wrong) */
+        int gap = 0;
+        while (t->pieces[gap]) gap++;
+        if (gap < 4) lm_fail(err, "%s: '%s' is missing (it must have id %d)", path, base_specials[gap], gap);
+        else lm_fail(err, "%s: no piece has id %d, yet '%.40s' has id %d: %d pieces must have the ids 0 to %d", path, gap, beyond->string,
+                     (int)beyond->valuedouble, n, n - 1);
+        goto done;
+    }
     for (int i = 0; i < 4; i++) {
         int id = lookup(t, base_specials[i], strlen(base_specials[i]));
-        if (id != i) { lm_fail(err, "%s: '%s' must have id %d (found %d)", path, base_specials[i], i, id); goto done; }
+        if (id < 0) { lm_fail(err, "%s: '%s' is missing (it must have id %d)", path, base_specials[i], i); goto done; }
+        if (id != i) { lm_fail(err, "%s: '%s' must have id %d (it has %d)", path, base_specials[i], i, id); goto done; }
     }
     rc = 0;
 done:
@@ -182,7 +205,7 @@ int lm_tokenizer_load(const char *dir, int model_vocab, lm_tokenizer **out, lm_e
     lm_tokenizer *t = calloc(1, sizeof *t);
     if (!t) return lm_fail(err, "out of memory");
     char path[4096];
-    if (lm_path_join(path, sizeof path, dir, "vocab.json", err) != 0 || load_vocab(t, path, err) != 0) goto fail;
+    if (lm_path_join(path, sizeof path, dir, lm_model_files[LM_MF_VOCAB].name, err) != 0 || load_vocab(t, path, err) != 0) goto fail;
     if (t->n_vocab + LM_NUM_LANGS > model_vocab) {
         lm_fail(err, "%s: %d pieces + %d language tokens exceed the model's vocab_size %d", path, t->n_vocab, LM_NUM_LANGS, model_vocab);
         goto fail;
@@ -190,9 +213,14 @@ int lm_tokenizer_load(const char *dir, int model_vocab, lm_tokenizer **out, lm_e
     t->model_vocab = model_vocab;
     for (int i = 0; i < LM_NUM_LANGS; i++) snprintf(t->lang_tokens[i], sizeof t->lang_tokens[i], "__%s__", lang_codes[i]);
     if (resolve_specials(t, dir, err) != 0) goto fail;
-    if (lm_path_join(path, sizeof path, dir, "sentencepiece.bpe.model", err) != 0) goto fail;
+    if (lm_path_join(path, sizeof path, dir, lm_model_files[LM_MF_SENTENCEPIECE].name, err) != 0) goto fail;
     if (!lm_file_exists(path)) { lm_fail(err, "%s: missing", path); goto fail; }
-    t->spm = lm_spm_load(path, err->msg, sizeof err->msg);
+    /* read here, under its cap, rather than by the library, which would open a FIFO and wait */
+    char *proto;
+    size_t proto_len;
+    if (lm_read_file(path, lm_model_files[LM_MF_SENTENCEPIECE].max_bytes, &proto, &proto_len, err) != 0) goto fail;
+    t->spm = lm_spm_load(path, proto, proto_len, err->msg, sizeof err->msg);
+    free(proto);
     if (!t->spm) goto fail;
     *out = t;
     return 0;

@@ -10,6 +10,7 @@
  * describe a tensor) is done here in C. Anything else is refused by name.
  */
 #include "model/tensor_file.h"
+#include "model/model_files.h"
 #include "model/torch_zip.h"
 
 #include <stdio.h>
@@ -450,7 +451,7 @@ int lm_torchbin_open(const char *path, lm_tensor_file *tf, lm_err *err) {
     lm_zip zip = {0};
     machine m = {0};
     m.err = err;
-    if (lm_mmap_open(path, &tf->map, err) != 0) return -1;
+    if (lm_mmap_open(path, lm_model_files[LM_MF_TORCHBIN].max_bytes, &tf->map, err) != 0) return -1;
     if (lm_zip_open(tf->map.data, tf->map.size, &zip, err) != 0) goto fail;
 
     /* the archive's top folder is named after the file torch.save wrote */

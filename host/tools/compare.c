@@ -111,26 +111,56 @@ static bool *diff_marks(const char *hyp, const char *base, size_t **hoff, int *n
 
 typedef void (*escape_fn)(FILE *f, const char *s, size_t n);
 
+/* The characters both tables show by name, "{U+202E}", instead of writing
+ * them: bidirectional controls (an RLO shows the rest of a cell reversed, and
+ * in a terminal or an editor the rest of a Markdown row, so a table could
+ * seem to hold other text than it does), C1 controls and the line and
+ * paragraph separators (U+0085, U+2028 and U+2029 end lines in some
+ * viewers). Joiners (emoji sequences, scripts that need them) are kept.
+ * Returns the code point, or 0 for a character written as it is; *len is
+ * the character's length in bytes. */
+static uint32_t shown_by_name(const char *s, size_t n, size_t i, size_t *len) {
+    size_t k = lm_utf8_seq_len(s, n, i);
+    const unsigned char *u = (const unsigned char *)s + i;
+    *len = k ? k : 1;
+    uint32_t cp = k == 2 ? (uint32_t)(u[0] & 0x1f) << 6 | (u[1] & 0x3f)
+                : k == 3 ? (uint32_t)(u[0] & 0x0f) << 12 | (uint32_t)(u[1] & 0x3f) << 6 | (u[2] & 0x3f) : 0;
+    bool hidden = (cp >= 0x80 && cp <= 0x9f) || cp == 0x61c || cp == 0x200e || cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e) ||
+                  (cp >= 0x2066 && cp <= 0x2069);
+    return hidden ? cp : 0;
+}
+
 /* Markdown: the characters that would end a cell or start markup are
  * backslash-escaped; control characters (a stray CR or tab) become spaces,
  * since a line break would end the row. */
 static void md_escape(FILE *f, const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) { fputc(' ', f); continue; }
-        if (strchr("\\|`*_[]<>~#&", s[i])) fputc('\\', f);
-        fputc(s[i], f);
+    for (size_t i = 0, k; i < n; i += k) {
+        uint32_t cp = shown_by_name(s, n, i, &k);
+        if (cp) fprintf(f, "{U+%04X}", (unsigned)cp);
+        else if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) fputc(' ', f);
+        else {
+            if (k == 1 && strchr("\\|`*_[]<>~#&", s[i])) fputc('\\', f);
+            fwrite(s + i, 1, k, f);
+        }
     }
 }
 
 static void html_escape(FILE *f, const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++) switch (s[i]) {
+    for (size_t i = 0, k; i < n; i += k) {
+        uint32_t cp = shown_by_name(s, n, i, &k);
+        if (cp) {
+            fprintf(f, "{U+%04X}", (unsigned)cp);
+            continue;
+        }
+        switch (s[i]) {
         case '&': fputs("&amp;", f); break;
         case '<': fputs("&lt;", f); break;
         case '>': fputs("&gt;", f); break;
         case '"': fputs("&quot;", f); break;
         case '\'': fputs("&#39;", f); break;
-        default: fputc(s[i], f);
+        default: fwrite(s + i, 1, k, f);
         }
+    }
 }
 
 /* hyp with the characters that differ from base between open and close

@@ -5,10 +5,11 @@
  * tools read. Line k of one is the translation of line k of the other.
  *
  * It is a conversion of a finished file, fast and cheap to redo, so it has
- * no journal: both files are written as .partial and renamed only when
- * both are complete, and a failure removes both partials. A record that is
- * not a pair stops it, naming the file and line, rather than shift the
- * alignment; line breaks and tabs inside a text become spaces.
+ * no journal: both outputs are opened as every command's are (base/outfile.h)
+ * and take their final names together or not at all; a failure or a stop
+ * (Ctrl-C, SIGTERM) removes both partials. A record that is not a pair stops
+ * it, naming the file and line, rather than shift the alignment; line breaks
+ * (as Python's splitlines() finds them) and tabs inside a text become spaces.
  */
 #ifndef LM_SPLIT_PAIRS_H
 #define LM_SPLIT_PAIRS_H

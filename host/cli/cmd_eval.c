@@ -1,5 +1,11 @@
-/* evaluate: see evaluate.h. */
-#include "cli/evaluate.h"
+/* cmd_eval: `lyricmt eval` (chrF and BLEU of a file of translations) and
+ * `lyricmt compare` (the same lines through several models, side by side):
+ * argument parsing and reporting; the metrics are tools/metrics.c, the
+ * tables tools/compare.c. */
+#include "cli/cli.h"
+#include "base/outfile.h"
+#include "config/engine_flags.h"
+#include "model/model_files.h"
 #include "tools/compare.h"
 #include "tools/lines.h"
 #include "tools/metrics.h"
@@ -8,9 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define EXIT_RUNTIME LM_EXIT_RUNTIME
-#define EXIT_USAGE LM_EXIT_USAGE
 
 static const char *eval_help =
     "usage: lyricmt eval --hyp FILE --ref FILE [--tokenize char|none] [-w N]\n"
@@ -50,13 +53,6 @@ static const char *compare_help =
     "\n"
     "Exit codes: 0 ok, 1 runtime error (a model, a file, I/O), 2 usage error.\n";
 
-static int usage(const char *cmd, const char *fmt, const char *arg) {
-    fprintf(stderr, "lyricmt: %s: ", cmd);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n(see lyricmt %s --help)\n", cmd);
-    return EXIT_USAGE;
-}
-
 static int parse_tok(const char *v, lm_bleu_tok *tok) {
     if (!strcmp(v, "char")) *tok = LM_BLEU_TOK_CHAR;
     else if (!strcmp(v, "none")) *tok = LM_BLEU_TOK_NONE;
@@ -71,39 +67,41 @@ static int check_counts(const char *a, const lm_lines *la, const char *b, const 
     return -1;
 }
 
-int lm_eval_main(int argc, char **argv) {
+int lm_cmd_eval(int argc, char **argv) {
     const char *hyp = NULL, *ref = NULL;
     lm_bleu_tok tok = LM_BLEU_TOK_CHAR;
+    lm_cli_seen seen = {0};
     int width = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(eval_help, stdout); return 0; }
-        if (i + 1 >= argc) return usage("eval", "option '%s' needs a value or is unknown", a);
+        if (i + 1 >= argc) return lm_cli_usage("eval", "option '%s' needs a value or is unknown", a);
         const char *v = argv[++i];
+        if (lm_cli_repeated(&seen, "eval", a, "")) return LM_EXIT_USAGE;
         if (!strcmp(a, "--hyp")) hyp = v;
         else if (!strcmp(a, "--ref")) ref = v;
-        else if (!strcmp(a, "--tokenize")) { if (parse_tok(v, &tok) != 0) return usage("eval", "--tokenize must be char or none, got '%s'", v); }
+        else if (!strcmp(a, "--tokenize")) { if (parse_tok(v, &tok) != 0) return lm_cli_usage("eval", "--tokenize must be char or none, got '%s'", v); }
         else if (!strcmp(a, "-w") || !strcmp(a, "--width")) {
             char *end;
             errno = 0;
             long w = strtol(v, &end, 10);
-            if (errno || !*v || *end || w < 0 || w > 17) return usage("eval", "--width must be an integer from 0 to 17, got '%s'", v);
+            if (errno || !*v || *end || w < 0 || w > 17) return lm_cli_usage("eval", "--width must be an integer from 0 to 17, got '%s'", v);
             width = (int)w;
-        } else return usage("eval", "unknown option '%s'", a);
+        } else return lm_cli_usage("eval", "unknown option '%s'", a);
     }
-    if (!hyp || !ref || !hyp[0] || !ref[0]) return usage("eval", "%s", "needs --hyp FILE and --ref FILE");
+    if (!hyp || !ref || !hyp[0] || !ref[0]) return lm_cli_usage("eval", "%s", "needs --hyp FILE and --ref FILE");
     lm_lines h, r;
     lm_err err = {{0}};
-    if (lm_lines_load(hyp, true, &h, &err) != 0) { fprintf(stderr, "lyricmt: %s\n", err.msg); return EXIT_RUNTIME; }
+    if (lm_lines_load(hyp, true, &h, &err) != 0) { fprintf(stderr, "lyricmt: %s\n", err.msg); return LM_EXIT_RUNTIME; }
     if (lm_lines_load(ref, true, &r, &err) != 0) {
         fprintf(stderr, "lyricmt: %s\n", err.msg);
         lm_lines_free(&h);
-        return EXIT_RUNTIME;
+        return LM_EXIT_RUNTIME;
     }
-    int rc = check_counts(hyp, &h, ref, &r) == 0 ? 0 : EXIT_RUNTIME;
+    int rc = check_counts(hyp, &h, ref, &r) == 0 ? 0 : LM_EXIT_RUNTIME;
     if (rc == 0 && h.n == 0) { /* as sacreBLEU: a score of nothing is no score */
         fprintf(stderr, "lyricmt: %s and %s have no lines to score\n", hyp, ref);
-        rc = EXIT_RUNTIME;
+        rc = LM_EXIT_RUNTIME;
     }
     lm_chrf_stats cs;
     lm_bleu_stats bs;
@@ -113,7 +111,7 @@ int lm_eval_main(int argc, char **argv) {
         size_t hl = strlen(h.line[i]), rl = strlen(r.line[i]);
         if (lm_chrf_add(&cs, h.line[i], hl, r.line[i], rl, &err) != 0 || lm_bleu_add(&bs, tok, h.line[i], hl, r.line[i], rl, &err) != 0) {
             fprintf(stderr, "lyricmt: %s\n", err.msg);
-            rc = EXIT_RUNTIME;
+            rc = LM_EXIT_RUNTIME;
         }
     }
     if (rc == 0) {
@@ -126,27 +124,7 @@ int lm_eval_main(int argc, char **argv) {
     return rc;
 }
 
-/* Writes through PATH.partial and a rename, so a failed run leaves no half
- * table under the final name; refuses a path that is one of the inputs. */
-static int write_output(const char *path, const lm_comparison *c, bool html, const char *const *inputs, int n_inputs,
-                        lm_err *err) {
-    lm_file_id out_id, in_id;
-    if (lm_file_id_get(path, &out_id))
-        for (int i = 0; i < n_inputs; i++)
-            if (lm_file_id_get(inputs[i], &in_id) && lm_file_id_eq(out_id, in_id))
-                return lm_fail(err, "%s: refusing to write over the input %s", path, inputs[i]);
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.partial", path) >= (int)sizeof tmp) return lm_fail(err, "%s: path too long", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return lm_fail(err, "%s: cannot open for writing: %s", tmp, strerror(errno));
-    int rc = html ? lm_compare_html(c, f, err) : lm_compare_markdown(c, f, err);
-    if (fclose(f) != 0 && rc == 0) rc = lm_fail(err, "%s: error writing: %s", tmp, strerror(errno));
-    if (rc == 0 && rename(tmp, path) != 0) rc = lm_fail(err, "%s: cannot rename into place: %s", path, strerror(errno));
-    if (rc != 0) remove(tmp);
-    return rc;
-}
-
-int lm_compare_main(int argc, char **argv) {
+int lm_cmd_compare(int argc, char **argv) {
     const char **models = calloc((size_t)argc, sizeof *models);
     const char *src = NULL, *ref = NULL, *out = NULL, *html = NULL;
     lm_comparison c = {.tok = LM_BLEU_TOK_CHAR};
@@ -154,51 +132,39 @@ int lm_compare_main(int argc, char **argv) {
     lm_engine_config_defaults(&engine);
     lm_err err = {{0}};
     lm_lines s = {0}, r = {0};
-    int rc = EXIT_USAGE;
-    if (!models) return EXIT_RUNTIME;
-    static const struct { const char *flag, *key; } aliases[] = {
-        {"--beam", "num_beams"}, {"--max-length", "max_length"}, {"--threads", "threads"}, {"--device", "device"},
-        {"--precision", "precision"}, {"--src", "tokenizer.src"}, {"--tgt", "tokenizer.tgt"},
-        {"--convention", "tokenizer.convention"},
-    };
-    for (int i = 1; i < argc; i++) /* the config file first, so that flags override it */
-        if (!strcmp(argv[i], "--config") && i + 1 < argc && lm_engine_config_load_yaml(&engine, argv[i + 1], &err) != 0) {
-            fprintf(stderr, "lyricmt: %s\n", err.msg);
-            goto done;
-        }
+    lm_protect keep = {0};
+    lm_cli_seen seen = {0};
+    lm_outfile outs[2];
+    int rc = LM_EXIT_USAGE, n_outs = 0;
+    if (!models) return LM_EXIT_RUNTIME;
+    if (lm_engine_flags_config(&engine, argc, argv, &err) != 0) {
+        fprintf(stderr, "lyricmt: %s\n", err.msg);
+        goto done;
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(compare_help, stdout); rc = 0; goto done; }
-        if (i + 1 >= argc) { usage("compare", "option '%s' needs a value or is unknown", a); goto done; }
+        if (i + 1 >= argc) { lm_cli_usage("compare", "option '%s' needs a value or is unknown", a); goto done; }
         const char *v = argv[++i];
-        if (!v[0]) { usage("compare", "option '%s' needs a non-empty value", a); goto done; }
-        bool alias = false;
-        for (size_t k = 0; k < sizeof aliases / sizeof *aliases && !alias; k++)
-            if (!strcmp(a, aliases[k].flag)) {
-                if (lm_engine_config_set(&engine, aliases[k].key, v, a, &err) != 0) { fprintf(stderr, "lyricmt: %s\n", err.msg); goto done; }
-                alias = true;
-            }
-        if (alias || !strcmp(a, "--config")) continue;
+        if (!v[0]) { lm_cli_usage("compare", "option '%s' needs a non-empty value", a); goto done; }
+        int taken = lm_engine_flag(&engine, LM_FLAGS_COMPARE, a, v, &err);
+        if (taken == -2) { lm_cli_usage("compare", "%s", err.msg); goto done; }
+        if (taken < 0) { fprintf(stderr, "lyricmt: %s\n", err.msg); goto done; }
+        if (taken) continue;
+        if (lm_cli_repeated(&seen, "compare", a, "--model")) goto done;
         if (!strcmp(a, "--model")) models[c.n_models++] = v;
         else if (!strcmp(a, "-i")) src = v;
         else if (!strcmp(a, "--ref")) ref = v;
         else if (!strcmp(a, "-o")) out = v;
         else if (!strcmp(a, "--html")) html = v;
         else if (!strcmp(a, "--tokenize")) {
-            if (parse_tok(v, &c.tok) != 0) { usage("compare", "--tokenize must be char or none, got '%s'", v); goto done; }
-        } else if (!strcmp(a, "--set")) {
-            char key[128];
-            const char *eq = strchr(v, '=');
-            if (!eq || (size_t)(eq - v) >= sizeof key) { usage("compare", "--set needs KEY=VALUE, got '%s'", v); goto done; }
-            memcpy(key, v, (size_t)(eq - v));
-            key[eq - v] = '\0';
-            if (lm_engine_config_set(&engine, key, eq + 1, "--set", &err) != 0) { fprintf(stderr, "lyricmt: %s\n", err.msg); goto done; }
-        } else { usage("compare", "unknown option '%s'", a); goto done; }
+            if (parse_tok(v, &c.tok) != 0) { lm_cli_usage("compare", "--tokenize must be char or none, got '%s'", v); goto done; }
+        } else { lm_cli_usage("compare", "unknown option '%s'", a); goto done; }
     }
-    if (c.n_models < 2) { usage("compare", "%s", "needs at least two --model DIR"); goto done; }
-    if (!src) { usage("compare", "%s", "needs -i FILE (the source lines)"); goto done; }
-    if (out && html && !strcmp(out, html)) { usage("compare", "-o and --html name the same file '%s'", out); goto done; }
-    rc = EXIT_RUNTIME;
+    if (c.n_models < 2) { lm_cli_usage("compare", "%s", "needs at least two --model DIR"); goto done; }
+    if (!src) { lm_cli_usage("compare", "%s", "needs -i FILE (the source lines)"); goto done; }
+    if (out && html && !strcmp(out, html)) { lm_cli_usage("compare", "-o and --html name the same file '%s'", out); goto done; }
+    rc = LM_EXIT_RUNTIME;
     if (lm_lines_load(src, false, &s, &err) != 0 || (ref && lm_lines_load(ref, true, &r, &err) != 0)) {
         fprintf(stderr, "lyricmt: %s\n", err.msg);
         goto done;
@@ -208,14 +174,30 @@ int lm_compare_main(int argc, char **argv) {
     c.n_lines = s.n;
     c.sources = (const char *const *)s.line;
     c.refs = ref ? (const char *const *)r.line : NULL;
-    const char *inputs[2] = {src, ref ? ref : src};
-    if (lm_compare_run(&c, &engine, &err) != 0 || (html && write_output(html, &c, true, inputs, 2, &err) != 0) ||
-        (out ? write_output(out, &c, false, inputs, 2, &err) : lm_compare_markdown(&c, stdout, &err)) != 0) {
-        fprintf(stderr, "lyricmt: %s\n", err.msg);
-        goto done;
-    }
+    /* the outputs are opened (and refused) before the models run, and are
+     * renamed into place together once both tables are complete */
+    char label[4200];
+    snprintf(label, sizeof label, "the input %s", src);
+    if (lm_protect_path(&keep, src, label, &err) != 0) goto failed;
+    snprintf(label, sizeof label, "the references %s", ref ? ref : "");
+    if (ref && lm_protect_path(&keep, ref, label, &err) != 0) goto failed;
+    for (int m = 0; m < c.n_models; m++)
+        if (lm_model_protect(&keep, models[m], &err) != 0) goto failed;
+    lm_outfile_on_signals();
+    if ((html && lm_outfile_open(&outs[n_outs++], html, &keep, &err) != 0) ||
+        lm_outfile_open(&outs[n_outs++], out ? out : "-", &keep, &err) != 0)
+        goto failed;
+    if (lm_compare_run(&c, &engine, &err) != 0 || (html && lm_compare_html(&c, outs[0].f, &err) != 0) ||
+        lm_compare_markdown(&c, outs[n_outs - 1].f, &err) != 0 || lm_outfile_commit(outs, n_outs, &err) != 0)
+        goto failed;
+    n_outs = 0;
     rc = 0;
+    goto done;
+failed:
+    fprintf(stderr, "lyricmt: %s\n", err.msg);
 done:
+    for (int k = 0; k < n_outs; k++) lm_outfile_abandon(&outs[k]);
+    lm_protect_free(&keep);
     lm_compare_free(&c);
     lm_lines_free(&s);
     lm_lines_free(&r);

@@ -1,0 +1,30 @@
+/*
+ * cuda_backend: the backend (backend.h) on NVIDIA GPUs, in builds made where
+ * nvcc was found (LM_WITH_CUDA): kernels/ for every op but the products,
+ * which are cuBLAS's; NCCL, opened at run time, copies the weights across
+ * GPUs (cuda_nccl.c).
+ */
+#ifndef LM_CUDA_BACKEND_H
+#define LM_CUDA_BACKEND_H
+
+#include "backend/backend.h"
+
+/* precision is an lm_precision; reserve_tokens sizes the first buffers (the
+ * config's batch.max_tokens); larger batches grow them, never per step. */
+lm_backend *lm_cuda_backend_create(const lm_model *model, int precision, int reserve_tokens, lm_err *err);
+/* The same on CUDA device `device`. fill false: the weights' memory is made but
+ * left for lm_cuda_broadcast_weights (cuda/cuda_nccl.c) to fill from another
+ * backend. */
+lm_backend *lm_cuda_backend_create_on(const lm_model *model, int precision, int reserve_tokens, int device, bool fill, lm_err *err);
+/* Makes the backend's device current on the calling thread (a worker's first act). */
+int lm_cuda_backend_bind(lm_backend *b, lm_err *err);
+/* CUDA devices on this machine (0 when none), or -1 for a broken setup. */
+int lm_cuda_device_count(lm_err *err);
+/* Copies backends[0]'s weights into backends[1..n) with one NCCL
+ * communicator over their devices (ncclBroadcast, cuda_nccl.c); an error in
+ * builds without NCCL. */
+int lm_cuda_broadcast_weights(lm_backend *const *backends, int n, lm_err *err);
+/* "built, NCCL 2.28.3 opened at run time", or why not, for --version. */
+const char *lm_cuda_nccl_describe(char *buf, size_t n);
+
+#endif
