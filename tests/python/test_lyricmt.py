@@ -192,6 +192,9 @@ def test_threads_share_one_translator_and_the_gil_is_released(tr):
 INTERRUPT = textwrap.dedent("""
     import os, signal, sys, threading, time
     import lyricmt
+    # a shell's background job starts with SIGINT ignored, and Python then keeps
+    # it so; Ctrl-C at a terminal reaches Python's own handler, as here
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     t = lyricmt.Translator(sys.argv[1], threads=1)
     lines = ["line %d: I got money on my mind and the city never sleeps at night" % i for i in range(20000)]
     threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
