@@ -30,8 +30,10 @@ ifeq ($(CUDA_EMU),1)
 # The emulated build (tests/cuda_emu/README.md): the kernels compiled as C++
 # for the CPU, the emulator in place of libcudart and libcublas (exported,
 # for the NCCL stand-in), and the stand-in's name for NCCL's.
+# -ffp-contract=off: the host compiler must not fuse a * b + c where nvcc's
+# device code does not either (host/engine/sample_rules.h: the draw's exp).
 CU        = sh tests/cuda_emu/nvcc-emu
-NVFLAGS   = $(OPT) $(XFLAGS) -std=c++17 -Wall -Wextra -Ihost -I$(CUDA_HOME)/include -MMD -MP
+NVFLAGS   = $(OPT) $(XFLAGS) -std=c++17 -ffp-contract=off -Wall -Wextra -Ihost -I$(CUDA_HOME)/include -MMD -MP
 CUDA_LIBS = $(BUILD)/cuda_emu/libcudaemu.a
 LDLIBS   += -rdynamic
 CFLAGS   += -DLM_NCCL_SONAME='"libnccl-emu.so.2"'
@@ -107,9 +109,11 @@ $(BUILD)/test_capi: tests/test_capi.c include/lyricmt.h $(BUILD)/liblyricmt.so
 $(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/testing.o $(BUILD)/tests/zip_writer.o $(BUILD)/tests/random_model.o $(HOST_OBJ) $(CUDA_LIBS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-# the kernels alone, and only what they report through (quick to build under the sanitizers)
+# the kernels alone, and only what they report through (quick to build under the
+# sanitizers), and the sampler that is sample.cu's twin with what it calls
 $(BUILD)/test_cuda_kernels: $(BUILD)/tests/test_cuda_kernels.o $(BUILD)/tests/testing.o $(BUILD)/host/base/util.o \
-                            $(BUILD)/cuda/cuda_device.o $(KERNEL_OBJ) $(CUDA_LIBS)
+                            $(BUILD)/cuda/cuda_device.o $(KERNEL_OBJ) $(CUDA_LIBS) $(BUILD)/host/engine/sample.o \
+                            $(BUILD)/host/backend/logits.o $(BUILD)/host/simd/row_stats.o $(BUILD)/host/simd/cpu_features.o
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 # ---- the CUDA code on the CPU (tests/cuda_emu/README.md) ----

@@ -73,6 +73,10 @@ typedef struct {
     int32_t *host_idx;         /* host staging for per-step indices */
     /* device state */
     dev_buf x, y, h, q, k, v, att, ffn, enc_out[2], enc_in, cross[2], kv, logits, idx, edits, top_ids, top_vals, row_map;
+    /* sampling (cuda_decode_step_sample): rows' inputs and outputs, the kernel's scratch, their host staging */
+    dev_buf sample_io, sample_scratch;
+    char *sample_host;
+    size_t sample_host_bytes;
 } cuda_backend;
 
 #define D_(c) ((c)->base.model->cfg.model.d_model)
@@ -537,6 +541,47 @@ static int cuda_decode_step_topk(lm_backend *b, const int32_t *tokens, int step,
     return 0;
 }
 
+/* Sampling drawn on the device (kernels/sample.cu): the rows of logits stay
+ * there; up go each row's stream, draw count, skip flag and edits, down come
+ * its draw count, token and log-prob, each way in one copy through one
+ * staging buffer laid out as the device one:
+ * keys (8R) | draws (8R) | ids (4R) | logprobs (4R) | edit_start (4R + 4) | skip (R, padded to 4) | edits (8 each). */
+static int cuda_decode_step_sample(lm_backend *b, const int32_t *tokens, int step, const lm_sample_request *req, int32_t *ids,
+                                   float *logprobs, lm_err *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    size_t R = (size_t)c->rows, n_edits = (size_t)req->edit_start[R];
+    int V = b->model->cfg.model.vocab_size;
+    if (lm_backend_check_sample(req, err) != 0) return -1;
+    size_t o_draws = 8 * R, o_ids = 16 * R, o_lp = 20 * R, o_start = 24 * R, o_skip = o_start + 4 * (R + 1);
+    size_t o_edits = (o_skip + R + 3) & ~(size_t)3, total = o_edits + n_edits * sizeof(lm_edit);
+    if (total > c->sample_host_bytes) {
+        char *h = realloc(c->sample_host, total);
+        if (!h) return lm_fail(err, "out of memory for sampling");
+        c->sample_host = h;
+        c->sample_host_bytes = total;
+    }
+    if (reserve(&c->sample_io, total, err) || reserve(&c->sample_scratch, lm_k_sample_scratch((int)R, V), err)) return -1;
+    char *h = c->sample_host, *d = c->sample_io.p;
+    memcpy(h, req->key, 8 * R);
+    memcpy(h + o_draws, req->draws, 8 * R);
+    memcpy(h + o_start, req->edit_start, 4 * (R + 1));
+    for (size_t r = 0; r < R; r++) h[o_skip + r] = req->skip && req->skip[r];
+    if (n_edits) memcpy(h + o_edits, req->edits, n_edits * sizeof(lm_edit));
+    if (decoder_forward(c, tokens, step, true, err)) return -1;
+    CUDA_TRY(cudaMemcpyAsync(d, h, total, cudaMemcpyHostToDevice, c->stream));
+    KERNEL_TRY(lm_k_sample(c->logits.p, (int)R, V, (const int32_t *)(d + o_edits), (const int32_t *)(d + o_start), (const uint8_t *)(d + o_skip),
+                           req->penalty, req->temperature, req->top_k, req->top_p, (const uint64_t *)d, (uint64_t *)(d + o_draws),
+                           c->sample_scratch.p, (int32_t *)(d + o_ids), (float *)(d + o_lp), c->stream, kmsg));
+    CUDA_TRY(cudaMemcpyAsync(h + o_draws, d + o_draws, 16 * R, cudaMemcpyDeviceToHost, c->stream));
+    CUDA_TRY(cudaStreamSynchronize(c->stream));
+    memcpy(req->draws, h + o_draws, 8 * R);
+    memcpy(ids, h + o_ids, 4 * R);
+    memcpy(logprobs, h + o_lp, 4 * R);
+    for (size_t r = 0; r < R; r++) /* refused rows, as lm_sample_row refuses them */
+        if (ids[r] == LM_K_BAD_ROW) return lm_bad_logits(err, step, (int)r);
+    return 0;
+}
+
 static int cuda_reorder(lm_backend *b, const int32_t *parent, const int32_t *row_sentence, int rows, lm_err *err) {
     cuda_backend *c = (cuda_backend *)b;
     const lm_model_config *mc = &b->model->cfg.model;
@@ -571,6 +616,9 @@ static void cuda_destroy(lm_backend *b) {
                        &c->cross[0], &c->cross[1], &c->kv, &c->logits, &c->idx, &c->edits, &c->top_ids, &c->top_vals, &c->row_map};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) cudaFree(bufs[i]->p);
     for (int i = 0; i < c->n_weights; i++) cudaFree(c->weights[i]);
+    cudaFree(c->sample_io.p);
+    cudaFree(c->sample_scratch.p);
+    free(c->sample_host);
     if (c->blas) cublasDestroy(c->blas);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c->weights); free(c->weight_bytes); free(c->enc); free(c->dec);
@@ -587,6 +635,7 @@ static const lm_backend_ops cuda_ops = {
     .decode_step = cuda_decode_step,
     .decode_step_topk = cuda_decode_step_topk,
     .topk_max = LM_K_TOPK_MAX, /* wider beams get whole rows on the host */
+    .decode_step_sample = cuda_decode_step_sample,
     .reorder = cuda_reorder,
     .destroy = cuda_destroy,
 };

@@ -25,6 +25,8 @@
  *   lm_k_append_rows  append_rows.cu    the cache writes of cpu_decode_step()      test_append_rows
  *   lm_k_logprob_topk logprob_topk.cu   lm_logprob_topk, lm_greedy_pick            test_logprob_topk (ref_topk, an
  *                                       (backend/logits.c)                         independent scan in double)
+ *   lm_k_sample       sample.cu         lm_sample_row (engine/sample.c): the same  test_sample_kernel (the twin:
+ *                                       tokens and draws, bit for bit              tokens and draws exact)
  */
 #ifndef LM_KERNELS_H
 #define LM_KERNELS_H
@@ -94,6 +96,19 @@ int lm_k_append_rows(float *cache, size_t stride, const int32_t *pos, const floa
 #define LM_K_BAD_ROW (-1)
 int lm_k_logprob_topk(const float *logits, int rows, int V, const int32_t *edits, const int32_t *edit_start,
                       float penalty, int k, int greedy, int32_t *ids, float *vals, cudaStream_t s, const char **msg);
+
+/* Sampling's step per row of logits (rows, V), as lm_sample_row: applies the
+ * row's edits (as lm_k_logprob_topk's) to the logits in place, then draws with
+ * the row's stream (keys[r], draws[r]), temperature, top-k (0: none) and
+ * top-p, and writes the token to ids[r], its log-prob under the edited row to
+ * logprobs[r] and the draws taken so far to draws[r]. A row with skip[r] non-zero
+ * is left alone (id 0, log-prob 0, draws unchanged); a refused row (NaN or
+ * +inf logits, nothing above -inf) gets LM_K_BAD_ROW and NaN. scratch:
+ * lm_k_sample_scratch(rows, V) bytes of device memory. */
+size_t lm_k_sample_scratch(int rows, int V);
+int lm_k_sample(float *logits, int rows, int V, const int32_t *edits, const int32_t *edit_start, const uint8_t *skip, float penalty,
+                float temperature, int top_k, float top_p, const uint64_t *keys, uint64_t *draws, void *scratch, int32_t *ids,
+                float *logprobs, cudaStream_t s, const char **msg);
 
 #ifdef __cplusplus
 }

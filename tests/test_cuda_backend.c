@@ -19,7 +19,10 @@
  *   - in fp16 and bf16: encoder states and step-0 logits near the CPU's
  *     (relative RMS under 2e-2 / 8e-2: an upload that converts a matrix before
  *     its copy lands garbles them), and decode_step_topk against decode_step plus
- *     the host's top-k, greedy and k = 10 and 16, with edits.
+ *     the host's top-k, greedy and k = 10 and 16, with edits;
+ *   - sampling drawn on the device (decode_step_sample) against the CPU
+ *     backend's: the same tokens and draws for the same streams, and a row
+ *     alone draws as it does in a batch.
  */
 #include "cpu/cpu_backend.h"
 #include "cuda/cuda_backend.h"
@@ -391,6 +394,99 @@ done:
     if (topk) topk->ops->destroy(topk);
 }
 
+/* Sampling drawn on the device (decode_step_sample) against the CPU backend's
+ * (sample.c) for the same streams: 24 rows, three steps (the recipe; top-k 0
+ * with a nucleus, every row's whole vocabulary sorted; top-k 5 with forced
+ * rows skipped), edits as the search makes them. The same tokens and draw
+ * counts (the logits differ in their last bits, so a draw could flip only
+ * within that distance of a boundary), log-probs within 1e-4. Then three of
+ * the rows alone, each in a batch of one on a fresh decode: the same tokens
+ * and draws as in the batch of 24 (cuBLAS sums such a row in another order
+ * here, on purpose, so only the bits of the logits may move). */
+static void test_sample_path(lm_random_model *rm, const batch *b) {
+    enum { SR = 24, SSTEPS = 3 };
+    lm_err err;
+    const lm_model *m = &rm->m;
+    int V = m->cfg.model.vocab_size;
+    lm_cpu_weights cw;
+    CHECK(lm_cpu_weights_init(&cw, m, &err) == 0, "cpu weights: %s", err.msg);
+    lm_backend *cpu = lm_cpu_backend_create(m, &cw, 0, &err);
+    lm_backend *gpu = lm_cuda_backend_create(m, LM_PREC_FP32, 256, &err);
+    lm_backend *alone = lm_cuda_backend_create(m, LM_PREC_FP32, 256, &err);
+    CHECK(cpu && gpu && alone, "backends: %s", err.msg);
+    if (!cpu || !gpu || !alone) goto done;
+    const struct { float T; int k; float p; } S[SSTEPS] = {{0.9f, 50, 0.95f}, {1.3f, 0, 0.8f}, {1.0f, 5, 1.0f}};
+    int32_t sent[SR], feed[SR], ids_c[SR], ids_g[SR], batch_ids[SSTEPS][SR], start[SR + 1];
+    uint64_t keys[SR], draws_c[SR], draws_g[SR], batch_draws[SSTEPS][SR];
+    float lp_c[SR], lp_g[SR];
+    bool skip[SR];
+    lm_edit edits[SR * 4];
+    int n_edits[SSTEPS][SR];
+    for (int r = 0; r < SR; r++) {
+        sent[r] = r % N_SENT;
+        keys[r] = 0x5eed0000ull + (uint64_t)r * 977;
+        draws_c[r] = draws_g[r] = (uint64_t)r;
+    }
+    CHECK(cpu->ops->encode(cpu, b->tokens, b->lens, N_SENT, &err) == 0 && cpu->ops->decode_start(cpu, sent, SR, STEPS, &err) == 0,
+          "cpu start: %s", err.msg);
+    CHECK(gpu->ops->encode(gpu, b->tokens, b->lens, N_SENT, &err) == 0 && gpu->ops->decode_start(gpu, sent, SR, STEPS, &err) == 0,
+          "cuda start: %s", err.msg);
+    for (int t = 0; t < SSTEPS; t++) {
+        int n = 0;
+        for (int r = 0; r < SR; r++) {
+            feed[r] = b->feed[t][r];
+            skip[r] = t == 2 && r % 5 == 0;
+            start[r] = n;
+            for (int s = 1; s <= t; s++) edits[n++] = (lm_edit){b->feed[s][r], LM_EDIT_PENALIZE};
+            if (r % 3 == 0) edits[n++] = (lm_edit){(r * 997) % V, LM_EDIT_BAN};
+            n_edits[t][r] = n - start[r];
+        }
+        start[SR] = n;
+        lm_sample_request rc = {S[t].T, S[t].k, S[t].p, 1.2f, edits, start, keys, draws_c, skip};
+        lm_sample_request rg = rc;
+        rg.draws = draws_g;
+        CHECK(cpu->ops->decode_step_sample(cpu, feed, t, &rc, ids_c, lp_c, &err) == 0, "cpu sample step %d: %s", t, err.msg);
+        CHECK(gpu->ops->decode_step_sample(gpu, feed, t, &rg, ids_g, lp_g, &err) == 0, "cuda sample step %d: %s", t, err.msg);
+        int bad = -1, drawn = 0;
+        for (int r = 0; r < SR && bad < 0; r++) {
+            drawn += draws_g[r] == (uint64_t)(r + t) + !skip[r]; /* skipped rows take none */
+            if (draws_c[r] != draws_g[r] || (!skip[r] && (ids_c[r] != ids_g[r] || !(fabsf(lp_c[r] - lp_g[r]) <= 1e-4f * (1 + fabsf(lp_c[r]))))))
+                bad = r;
+            batch_ids[t][r] = ids_g[r];
+            batch_draws[t][r] = draws_g[r];
+        }
+        CHECK(bad < 0, "sampling step %d (T %g, k %d, p %g): row %d: CUDA draws %d (log-prob %g), the CPU %d (%g)", t, S[t].T, S[t].k, S[t].p,
+              bad, bad >= 0 ? ids_g[bad] : 0, bad >= 0 ? lp_g[bad] : 0, bad >= 0 ? ids_c[bad] : 0, bad >= 0 ? lp_c[bad] : 0);
+        CHECK(drawn == SR, "sampling step %d: one draw per row not skipped, none for the others (%d of %d rows right)", t, drawn, SR);
+    }
+    const int lone[] = {1, 10, 23};
+    for (int i = 0; i < 3; i++) {
+        int r = lone[i];
+        uint64_t d = (uint64_t)r;
+        CHECK(alone->ops->encode(alone, b->tokens, b->lens, N_SENT, &err) == 0 && alone->ops->decode_start(alone, &sent[r], 1, STEPS, &err) == 0,
+              "alone start: %s", err.msg);
+        int moved = -1;
+        for (int t = 0; t < SSTEPS; t++) {
+            int n = 0;
+            for (int s = 1; s <= t; s++) edits[n++] = (lm_edit){b->feed[s][r], LM_EDIT_PENALIZE};
+            if (r % 3 == 0) edits[n++] = (lm_edit){(r * 997) % V, LM_EDIT_BAN};
+            CHECK(n == n_edits[t][r], "the row's edits, rebuilt");
+            int32_t one_start[2] = {0, n}, id;
+            float lp;
+            bool sk = t == 2 && r % 5 == 0;
+            lm_sample_request req = {S[t].T, S[t].k, S[t].p, 1.2f, edits, one_start, &keys[r], &d, &sk};
+            CHECK(alone->ops->decode_step_sample(alone, &b->feed[t][r], t, &req, &id, &lp, &err) == 0, "alone step %d: %s", t, err.msg);
+            if (d != batch_draws[t][r] || (!sk && id != batch_ids[t][r])) moved = t;
+        }
+        CHECK(moved < 0, "sampling: row %d alone draws otherwise than in a batch of %d (step %d)", r, SR, moved);
+    }
+done:
+    if (alone) alone->ops->destroy(alone);
+    if (gpu) gpu->ops->destroy(gpu);
+    if (cpu) cpu->ops->destroy(cpu);
+    lm_cpu_weights_free(&cw);
+}
+
 int main(void) {
     test_probe_cases();
     test_oom_message();
@@ -417,6 +513,7 @@ int main(void) {
     test_admission(&rm, &b);
     test_topk_path(&rm, &b, LM_PREC_FP16);
     test_topk_path(&rm, &b, LM_PREC_BF16);
+    test_sample_path(&rm, &b);
     lm_random_model_free(&rm);
     free(cpu_states);
     free(cpu_logits0);

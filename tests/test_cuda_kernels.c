@@ -9,6 +9,7 @@
  */
 #include "kernels/kernels.h"
 #include "backend/logits.h"
+#include "engine/sample.h"
 #include "testing.h"
 #include "cuda_testing.h"
 
@@ -463,6 +464,164 @@ static void test_greedy_far_edits(float penalty, float high) {
     free(x);
 }
 
+/* ---- sampling: lm_k_sample against its twin lm_sample_row ---- */
+
+static uint64_t rng64 = 0x243f6a8885a308d3ull;
+static uint64_t next64(void) {
+    rng64 += 0x9e3779b97f4a7c15ull;
+    uint64_t z = rng64;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Row r of a sampling batch: continuous values, coarse ones (ties, -0 and
+ * +0), mostly banned (-inf), all banned but one; with special, the rows the
+ * host refuses (a NaN, a +inf, every token -inf) and a skipped row. */
+static void make_sample_row(float *x, int V, int r, bool special) {
+    int kind = r % 8;
+    for (int t = 0; t < V; t++) {
+        float v = frand();
+        x[t] = kind == 1 || kind == 5 ? (float)(int)(v * 4) : v * 8;
+        if (kind == 1 && t % 7 == 3) x[t] = -0.0f;
+        if (kind == 2 && t % 10) x[t] = -INFINITY;
+        if (kind == 3) x[t] = t == V / 2 ? v : -INFINITY;
+    }
+    if (special && kind == 4) x[(r * 13) % V] = NAN;
+    if (special && kind == 6) x[(r * 17) % V] = INFINITY;
+    if (special && kind == 7)
+        for (int t = 0; t < V; t++) x[t] = -INFINITY;
+}
+
+typedef struct {
+    float T;
+    int top_k;
+    float top_p;
+} sample_setting;
+
+/* One launch over `rows` rows of V against lm_sample_row row by row: the same
+ * token and draw count on every row, bit for bit, and log-probs within the
+ * rounding of the row's sum (the one part summed in another order); skipped
+ * rows untouched; then each row alone (a batch of one) gives the same bits,
+ * log-prob included: nothing a row draws depends on its batch. */
+static void test_sample_kernel(int V, int rows, sample_setting st, bool special) {
+    size_t n = (size_t)rows * V;
+    float *x = calloc(n, sizeof(float)), *row = malloc(sizeof(float) * V);
+    lm_edit *edits = malloc(sizeof(lm_edit) * rows * 4);
+    int32_t *start = malloc(sizeof(int32_t) * (rows + 1)), *ids = malloc(sizeof(int32_t) * rows);
+    uint8_t *skip = calloc((size_t)rows, 1);
+    uint64_t *keys = malloc(sizeof(uint64_t) * rows), *draws = malloc(sizeof(uint64_t) * rows), *got_draws = malloc(sizeof(uint64_t) * rows);
+    float *lps = malloc(sizeof(float) * rows);
+    int ne = 0;
+    for (int r = 0; r < rows; r++) {
+        make_sample_row(x + (size_t)r * V, V, r, special);
+        start[r] = ne;
+        if (r % 3 == 0) { /* a penalty twice on one token (applied in order), another, a ban */
+            int a = (r * 31) % V, b = (r * 7 + 1) % V;
+            edits[ne++] = (lm_edit){a, LM_EDIT_PENALIZE};
+            edits[ne++] = (lm_edit){b, LM_EDIT_PENALIZE};
+            edits[ne++] = (lm_edit){a, LM_EDIT_PENALIZE};
+            edits[ne++] = (lm_edit){(r * 5 + 2) % V, LM_EDIT_BAN};
+        }
+        keys[r] = next64();
+        draws[r] = next64() % 1000;
+        skip[r] = special && r % 8 == 0 && r > 0;
+    }
+    start[rows] = ne;
+    const float penalty = 1.3f;
+    float *d_x = to_device(x, sizeof(float) * n);
+    int32_t *d_edits = to_device(edits, sizeof(lm_edit) * (ne ? ne : 1)), *d_start = to_device(start, sizeof(int32_t) * (rows + 1));
+    uint8_t *d_skip = to_device(skip, (size_t)rows);
+    uint64_t *d_keys = to_device(keys, sizeof(uint64_t) * rows), *d_draws = to_device(draws, sizeof(uint64_t) * rows);
+    int32_t *d_ids = device_zeros(sizeof(int32_t) * rows);
+    float *d_lps = device_zeros(sizeof(float) * rows);
+    void *scratch = NULL;
+    CHECK(cudaMalloc(&scratch, lm_k_sample_scratch(rows, V)) == cudaSuccess, "sample scratch");
+    const char *msg = "";
+    CHECK(lm_k_sample(d_x, rows, V, d_edits, d_start, d_skip, penalty, st.T, st.top_k, st.top_p, d_keys, d_draws, scratch, d_ids, d_lps, stream,
+                      &msg) == 0,
+          "lm_k_sample: %s", msg);
+    bytes_from_device(ids, d_ids, sizeof(int32_t) * rows);
+    bytes_from_device(lps, d_lps, sizeof(float) * rows);
+    bytes_from_device(got_draws, d_draws, sizeof(uint64_t) * rows);
+
+    lm_gen_config g = {0}; /* what lm_sample_row reads: */
+    g.temperature = st.T;
+    g.top_k = st.top_k;
+    g.top_p = st.top_p;
+    g.repetition_penalty = penalty;
+    lm_sampler sp = {0};
+    int bad = -1, refused = 0;
+    for (int r = 0; r < rows && bad < 0; r++) {
+        memcpy(row, x + (size_t)r * V, sizeof(float) * V);
+        uint64_t d = draws[r];
+        int32_t want = 0;
+        float lp = 0;
+        if (skip[r]) {
+            if (ids[r] != 0 || got_draws[r] != draws[r]) bad = r;
+            continue;
+        }
+        int rc = lm_sample_row(row, V, edits + start[r], start[r + 1] - start[r], &g, keys[r], &d, &sp, &want, &lp);
+        CHECK(rc != -2, "lm_sample_row: out of memory");
+        if (rc == -1) {
+            refused++;
+            if (ids[r] != LM_K_BAD_ROW || !isnan(lps[r]) || got_draws[r] != draws[r]) bad = r;
+            continue;
+        }
+        if (ids[r] != want || got_draws[r] != d || !(fabsf(lps[r] - lp) <= 2e-5f * (1 + fabsf(lp)))) bad = r;
+    }
+    CHECK(bad < 0, "sample V=%d T=%g k=%d p=%g: row %d: device token %d (log-prob %g, draws %llu) against the host's", V, st.T, st.top_k,
+          st.top_p, bad, bad >= 0 ? ids[bad] : 0, bad >= 0 ? lps[bad] : 0, bad >= 0 ? (unsigned long long)got_draws[bad] : 0ull);
+    if (special) CHECK(refused >= rows / 8 * 3 - 1, "sample: %d rows refused, expected the NaN, +inf and all -inf ones", refused);
+
+    /* each row alone: its own launch, the same bits */
+    int moved = -1;
+    for (int r = 0; r < rows && moved < 0; r++) {
+        int32_t one_start[2] = {0, start[r + 1] - start[r]};
+        cudaMemcpyAsync(d_x, x + (size_t)r * V, sizeof(float) * V, cudaMemcpyHostToDevice, stream);
+        if (one_start[1]) cudaMemcpyAsync(d_edits, edits + start[r], sizeof(lm_edit) * one_start[1], cudaMemcpyHostToDevice, stream);
+        cudaMemcpyAsync(d_start, one_start, sizeof one_start, cudaMemcpyHostToDevice, stream);
+        cudaMemcpyAsync(d_skip, skip + r, 1, cudaMemcpyHostToDevice, stream);
+        cudaMemcpyAsync(d_keys, keys + r, 8, cudaMemcpyHostToDevice, stream);
+        cudaMemcpyAsync(d_draws, draws + r, 8, cudaMemcpyHostToDevice, stream);
+        CHECK(lm_k_sample(d_x, 1, V, d_edits, d_start, d_skip, penalty, st.T, st.top_k, st.top_p, d_keys, d_draws, scratch, d_ids, d_lps, stream,
+                          &msg) == 0,
+              "lm_k_sample alone: %s", msg);
+        int32_t id;
+        float lp;
+        uint64_t d;
+        bytes_from_device(&id, d_ids, 4);
+        bytes_from_device(&lp, d_lps, 4);
+        bytes_from_device(&d, d_draws, 8);
+        if (id != ids[r] || d != got_draws[r] || memcmp(&lp, &lps[r], 4) != 0) moved = r;
+        if (V * rows > 200000) break; /* one row is enough at the real vocabulary's size */
+    }
+    CHECK(moved < 0, "sample V=%d T=%g k=%d p=%g: row %d alone draws otherwise than in its batch", V, st.T, st.top_k, st.top_p, moved);
+    lm_sampler_free(&sp);
+    cudaFree(d_x); cudaFree(d_edits); cudaFree(d_start); cudaFree(d_skip); cudaFree(d_keys); cudaFree(d_draws); cudaFree(d_ids); cudaFree(d_lps);
+    cudaFree(scratch);
+    free(x); free(row); free(edits); free(start); free(ids); free(skip); free(keys); free(draws); free(got_draws); free(lps);
+}
+
+/* test_sample's settings (configs/augment.yaml's recipe, the plain
+ * distribution, top-k 1, V and past it, a nucleus of one token, p 0, the
+ * temperatures at the config's bounds) on odd vocabulary sizes. */
+static void test_sample_settings(void) {
+    const sample_setting S[] = {{0.9f, 50, 0.95f}, {1.0f, 0, 1.0f}, {1.5f, 5, 1.0f}, {1.3f, 0, 0.8f}, {1.0f, 1, 1.0f},
+                                {1.0f, 100000, 0.9f}, {1.0f, 0, 1e-4f}, {0.7f, 20, 0.0f}, {1e-6f, 0, 1.0f}, {2.5f, 0, 0.98f},
+                                {1e6f, 0, 1.0f}, {1e6f, 3, 0.5f}};
+    const int sizes[] = {1, 7, 333, 1001, 4099};
+    for (size_t i = 0; i < sizeof S / sizeof *S; i++)
+        for (size_t j = 0; j < sizeof sizes / sizeof *sizes; j++) test_sample_kernel(sizes[j], 16, S[i], sizes[j] > 1);
+    for (int V = 7; V <= 333; V += 326) { /* k of V - 1, V and V + 1 */
+        test_sample_kernel(V, 16, (sample_setting){1.0f, V - 1, 1.0f}, false);
+        test_sample_kernel(V, 16, (sample_setting){1.0f, V, 1.0f}, false);
+        test_sample_kernel(V, 16, (sample_setting){1.0f, V + 1, 0.5f}, false);
+    }
+    test_sample_kernel(128112, 4, S[0], false);
+    test_sample_kernel(128112, 2, S[1], false);
+}
+
 int main(void) {
     if (!lm_cuda_gate("test_cuda_kernels")) return lm_test_summary("test_cuda_kernels");
     CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) == cudaSuccess, "a non-blocking stream");
@@ -489,6 +648,7 @@ int main(void) {
     test_logprob_topk(333, 1, true, 8, true);
     test_greedy_far_edits(1.2f, 700.0f);
     test_greedy_far_edits(0.8f, 500.0f);
+    test_sample_settings();
 
     /* past the grid limits: more rows than gridDim.y/z's limit (65,535 on
      * every GPU; the emulator lowers it with CUDA_EMU_MAX_GRID_YZ to stay

@@ -23,6 +23,7 @@
 #include "simd/row_stats.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -383,6 +384,75 @@ static void check_sample_row(void) {
     lm_sampler_free(&s);
 }
 
+/* The draw's exp (sample_rules.h), which the CUDA kernel shares: within 2 ulp
+ * of the C library's over the range it serves, exact at 0, and its edges. */
+static void check_exp(void) {
+    int64_t worst = 0;
+    double at = 0;
+    for (int i = 0; i <= 400000; i++) {
+        double a = i < 200000 ? -707.0 * i / 200000 : -(double)(next_u64() >> 11) * 0x1p-53 * (i % 2 ? 707.0 : 1.0);
+        double got = lm_sample_exp(a), want = exp(a);
+        int64_t g, w;
+        memcpy(&g, &got, 8);
+        memcpy(&w, &want, 8);
+        int64_t ulps = g > w ? g - w : w - g;
+        if (ulps > worst) { worst = ulps; at = a; }
+    }
+    CHECK(worst <= 2, "lm_sample_exp within 2 ulp of exp on [-707, 0]: %lld ulp at %.17g", (long long)worst, at);
+    CHECK(lm_sample_exp(0.0) == 1.0 && lm_sample_exp(-0.0) == 1.0, "lm_sample_exp(0) is 1");
+    CHECK(lm_sample_exp(-INFINITY) == 0.0 && lm_sample_exp(-708.0) == 0.0 && lm_sample_exp(-1e300) == 0.0, "lm_sample_exp's flush to 0");
+    CHECK(isnan(lm_sample_exp(NAN)) && isnan(lm_sample_exp(INFINITY - INFINITY)), "lm_sample_exp(NaN) is NaN");
+    CHECK(lm_sample_exp(1.0) == exp(1.0) || fabs(lm_sample_exp(1.0) - exp(1.0)) < 1e-15, "lm_sample_exp(1)");
+}
+
+/* lm_sample_rows (the CPU backend's decode_step_sample) is lm_sample_row per
+ * row: skipped rows untouched, the first refused row named. */
+static void check_sample_rows(void) {
+    enum { V = 300, ROWS = 9 };
+    static float x[ROWS * V], y[V];
+    lm_edit edits[ROWS];
+    int32_t start[ROWS + 1], ids[ROWS], want;
+    float lps[ROWS], lp;
+    uint64_t keys[ROWS], draws[ROWS], d;
+    bool skip[ROWS];
+    for (int r = 0; r < ROWS; r++) {
+        fill_row(x + r * V, V, SPREAD, r % 3 ? 0 : 30);
+        start[r] = r;
+        edits[r] = (lm_edit){below(V), r % 2 ? LM_EDIT_BAN : LM_EDIT_PENALIZE};
+        keys[r] = next_u64();
+        draws[r] = (uint64_t)r * 3;
+        skip[r] = r == 4;
+        ids[r] = -7;
+    }
+    start[ROWS] = ROWS;
+    x[4 * V + 1] = NAN; /* skipped, so not refused */
+    lm_sampler sp[64] = {{0}};
+    lm_sample_request req = {0.8f, 40, 0.9f, 1.2f, edits, start, keys, draws, skip};
+    lm_gen_config g = {0};
+    g.temperature = 0.8f, g.top_k = 40, g.top_p = 0.9f, g.repetition_penalty = 1.2f;
+    int n_threads = omp_get_max_threads() < 64 ? omp_get_max_threads() : 64;
+    omp_set_num_threads(n_threads);
+    lm_err err;
+    int same = 0;
+    float orig[ROWS * V];
+    memcpy(orig, x, sizeof orig);
+    CHECK(lm_sample_rows(x, ROWS, V, 3, &req, sp, n_threads, ids, lps, &err) == 0, "lm_sample_rows: %s", err.msg);
+    for (int r = 0; r < ROWS; r++) {
+        memcpy(y, orig + r * V, sizeof y);
+        d = (uint64_t)r * 3;
+        if (skip[r]) { same += ids[r] == -7 && draws[r] == d; continue; }
+        lm_sample_row(y, V, edits + r, 1, &g, keys[r], &d, &sp[0], &want, &lp);
+        same += ids[r] == want && draws[r] == d && !memcmp(&lp, &lps[r], sizeof lp);
+    }
+    CHECK(same == ROWS, "lm_sample_rows draws as lm_sample_row row by row (%d of %d)", same, ROWS);
+    memcpy(x, orig, sizeof orig);
+    x[6 * V + 2] = INFINITY;
+    x[8 * V] = NAN;
+    CHECK(lm_sample_rows(x, ROWS, V, 3, &req, sp, n_threads, ids, lps, &err) == -1 && strstr(err.msg, "row 6"), "the first refused row is named: %s",
+          err.msg);
+    for (int i = 0; i < 64; i++) lm_sampler_free(&sp[i]);
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "--record")) {
         char *text = run_all(1, false);
@@ -394,6 +464,8 @@ int main(int argc, char **argv) {
     check_against_reference();
     check_ties_by_frequency();
     check_sample_row();
+    check_exp();
+    check_sample_rows();
     check_pins();
     return lm_test_summary("test_sample");
 }

@@ -52,3 +52,10 @@ int lm_backend_check_reorder(const int32_t *parent, const int32_t *row_sentence,
             return lm_fail(err, "reorder: bad parent or sentence for row %d", r);
     return 0;
 }
+
+int lm_backend_check_sample(const lm_sample_request *req, lm_err *err) {
+    if (!(req->temperature > 0 && req->temperature < INFINITY)) return lm_fail(err, "sampling: temperature %g is not a positive number", req->temperature);
+    if (req->top_k < 0) return lm_fail(err, "sampling: top_k %d is negative", req->top_k);
+    if (!(req->top_p >= 0 && req->top_p <= 1)) return lm_fail(err, "sampling: top_p %g is outside 0 .. 1", req->top_p);
+    return 0;
+}

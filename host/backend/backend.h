@@ -34,6 +34,21 @@ typedef struct {
     const int32_t *edit_start; /* (rows + 1) */
 } lm_topk_request;
 
+/* Sampling's step (decode_step_sample), for rows that each draw one token
+ * from their edited row with its own random stream (engine/sample.h): the
+ * warpers of transformers' sampling and the stream's position per row. */
+typedef struct {
+    float temperature;         /* > 0 */
+    int top_k;                 /* 0: no cut */
+    float top_p;               /* 0 .. 1; 1: no cut */
+    float penalty;             /* repetition penalty for LM_EDIT_PENALIZE */
+    const lm_edit *edits;
+    const int32_t *edit_start; /* (rows + 1), as lm_topk_request's */
+    const uint64_t *key;       /* (rows) each row's stream */
+    uint64_t *draws;           /* (rows) draws taken so far; advanced by the draws this step takes */
+    const bool *skip;          /* (rows) or NULL: rows whose token the search forces (no draw, no check) */
+} lm_sample_request;
+
 typedef struct {
     const char *name;
     /* Encodes n sentences given back to back in tokens (lens[i] each, all > 0)
@@ -66,6 +81,14 @@ typedef struct {
     int (*decode_step_topk)(lm_backend *b, const int32_t *tokens, int step, const lm_topk_request *req, int32_t *ids,
                             float *vals, lm_err *err);
     int topk_max;
+    /* Optional: decode_step, then sampling's draw on every row req->skip leaves
+     * in, as lm_sample_row (engine/sample.h) draws it: ids the tokens, logprobs
+     * their log-probs under the edited rows (low bits may differ between
+     * backends; the tokens and draws may not). Only these leave the backend,
+     * not the rows. The search uses it for sampling when present; otherwise
+     * it samples decode_step's whole rows itself. */
+    int (*decode_step_sample)(lm_backend *b, const int32_t *tokens, int step, const lm_sample_request *req, int32_t *ids,
+                              float *logprobs, lm_err *err);
     /* Keeps `rows` rows: new row r continues old row parent[r] and belongs to sentence row_sentence[r].
      * Parents may repeat, and rows may grow back up to the count given to decode_start
      * (beam search runs one row while a sentence's beams are still identical).
@@ -95,6 +118,8 @@ int lm_backend_check_rows(const int32_t *len, int n_sent, const int32_t *row_sen
 /* decode_step, decode_step_topk: in order, tokens in the vocabulary, room left in every row. */
 int lm_backend_check_feed(const lm_model_config *mc, const int32_t *tokens, int step, int steps_done, const int32_t *row_len, int rows,
                           int max_steps, lm_err *err);
+/* decode_step_sample: the warpers in range (before any work is done). */
+int lm_backend_check_sample(const lm_sample_request *req, lm_err *err);
 /* reorder: old_rows running, max_rows given to decode_start. */
 int lm_backend_check_reorder(const int32_t *parent, const int32_t *row_sentence, int rows, int old_rows, int max_rows, const int32_t *len,
                              int n_sent, lm_err *err);

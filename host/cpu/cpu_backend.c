@@ -20,6 +20,7 @@
 #include "cpu/cpu_attention.h"
 #include "cpu/cpu_norm.h"
 #include "cpu/cpu_weights.h"
+#include "engine/sample.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -55,6 +56,11 @@ typedef struct {
     size_t scores_per_thread;
     lm_cpu_attention_fn attend;        /* the kernels this CPU runs, chosen once */
     lm_cpu_norm_row_fn norm_row;
+    /* sampling: its rows of logits and one sampler per thread, grown on demand */
+    float *sample_logits;
+    size_t cap_sample;
+    lm_sampler *samplers;
+    int n_samplers;
 } cpu_backend;
 
 /* ---- building blocks ---- */
@@ -414,8 +420,36 @@ static int cpu_reorder(lm_backend *b, const int32_t *parent, const int32_t *row_
     return 0;
 }
 
+/* The search's sampling, here so that both backends answer the same op
+ * (backend.h); the draws are sample.c's, which the CUDA kernel matches. */
+static int cpu_decode_step_sample(lm_backend *b, const int32_t *tokens, int step, const lm_sample_request *req, int32_t *ids,
+                                  float *logprobs, lm_err *err) {
+    cpu_backend *c = (cpu_backend *)b;
+    if (lm_backend_check_sample(req, err) != 0) return -1;
+    int V = b->model->cfg.model.vocab_size, threads = omp_get_max_threads();
+    size_t need = (size_t)c->rows * V;
+    if (need > c->cap_sample) {
+        free(c->sample_logits);
+        c->cap_sample = 0;
+        if (!(c->sample_logits = lm_malloc(need * sizeof(float), err))) return -1;
+        c->cap_sample = need;
+    }
+    if (threads > c->n_samplers) {
+        lm_sampler *s = realloc(c->samplers, (size_t)threads * sizeof *s);
+        if (!s) return lm_fail(err, "out of memory for sampling");
+        memset(s + c->n_samplers, 0, (size_t)(threads - c->n_samplers) * sizeof *s);
+        c->samplers = s;
+        c->n_samplers = threads;
+    }
+    if (cpu_decode_step(b, tokens, step, c->sample_logits, err) != 0) return -1;
+    return lm_sample_rows(c->sample_logits, c->rows, V, step, req, c->samplers, c->n_samplers, ids, logprobs, err);
+}
+
 static void cpu_destroy(lm_backend *b) {
     cpu_backend *c = (cpu_backend *)b;
+    free(c->sample_logits);
+    for (int i = 0; i < c->n_samplers; i++) lm_sampler_free(&c->samplers[i]);
+    free(c->samplers);
     free_batch(c);
     free_decode(c);
     free(c->x); free(c->h); free(c->q); free(c->k); free(c->v); free(c->att); free(c->ffn);
@@ -430,6 +464,7 @@ static const lm_backend_ops cpu_ops = {
     .encoder_output = cpu_encoder_output,
     .decode_start = cpu_decode_start,
     .decode_step = cpu_decode_step,
+    .decode_step_sample = cpu_decode_step_sample,
     .reorder = cpu_reorder,
     .destroy = cpu_destroy,
 };

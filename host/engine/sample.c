@@ -5,6 +5,7 @@
 #include "simd/row_stats.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,11 +43,12 @@ static float warp(float x, float T) { return x / T; }
  * top-k): softmax over the list, transformers' top-p cut (the shortest
  * prefix whose mass reaches top_p, at least one token), then one uniform
  * number against the running sum. Everything in double and in the list's
- * order, so the fast path and the reference draw alike. exps: room for n.
+ * order, so the fast path, the reference and the CUDA kernel draw alike
+ * (sample_rules.h). exps: room for n.
  */
 static int32_t draw_sorted(const lm_gen_config *g, const scored *order, int n, double *exps, uint64_t key, uint64_t *draws) {
     double mx = order[0].v, sum = 0;
-    for (int i = 0; i < n; i++) sum += exps[i] = exp(order[i].v - mx);
+    for (int i = 0; i < n; i++) sum += exps[i] = lm_sample_exp(order[i].v - mx);
     if (g->top_p < 1.0f) {
         double mass = 0;
         int keep = 0;
@@ -198,4 +200,22 @@ int lm_sample_row(float *x, int V, const lm_edit *edits, int n_edits, const lm_g
     *token = t;
     *logprob = x[t] - st.max - logf(st.sum);
     return 0;
+}
+
+int lm_sample_rows(float *logits, int rows, int V, int step, const lm_sample_request *req, lm_sampler *samplers, int n_samplers,
+                   int32_t *ids, float *logprobs, lm_err *err) {
+    lm_gen_config g = {.temperature = req->temperature, .top_k = req->top_k, .top_p = req->top_p, .repetition_penalty = req->penalty};
+    int bad = rows, oom = 0;
+    (void)n_samplers; /* the caller's promise: one per thread */
+#pragma omp parallel for schedule(dynamic) reduction(min : bad) reduction(| : oom)
+    for (int r = 0; r < rows; r++) {
+        if (req->skip && req->skip[r]) continue;
+        const lm_edit *e = req->edits + req->edit_start[r];
+        int rc = lm_sample_row(logits + (size_t)r * V, V, e, req->edit_start[r + 1] - req->edit_start[r], &g, req->key[r], &req->draws[r],
+                               &samplers[omp_get_thread_num()], &ids[r], &logprobs[r]);
+        if (rc == -1 && r < bad) bad = r;
+        oom |= rc == -2;
+    }
+    if (oom) return lm_fail(err, "out of memory for sampling");
+    return bad < rows ? lm_bad_logits(err, step, bad) : 0;
 }

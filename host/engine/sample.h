@@ -19,21 +19,16 @@
  * The random stream is counter-based: a hypothesis has a key (its seed and
  * source) and its d-th draw is splitmix64's output at position d + 1 of that
  * key, a function of (key, d) alone. A kernel can draw row by row without
- * state or order between rows, and no draw depends on the batch.
+ * state or order between rows, and no draw depends on the batch: the CUDA
+ * backend's kernel (kernels/sample.cu) draws the same tokens as this file,
+ * with the arithmetic both take from sample_rules.h.
  */
 #ifndef LM_SAMPLE_H
 #define LM_SAMPLE_H
 
-#include "backend/logit_rules.h"
+#include "backend/backend.h"
+#include "engine/sample_rules.h"
 #include "model/model_config.h"
-
-/* Draw d of stream key: a uniform number in [0, 1) with 53 random bits. */
-static inline LM_HOST_DEVICE double lm_sample_uniform(uint64_t key, uint64_t d) {
-    uint64_t z = key + (d + 1) * 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return (double)((z ^ (z >> 31)) >> 11) * 0x1p-53;
-}
 
 /* Scratch of one thread's draws, grown to the row's needs. */
 typedef struct {
@@ -62,5 +57,14 @@ int32_t lm_sample_reference(const lm_gen_config *g, const float *x, int V, uint6
  * under the edited row before warping (as lm_log_softmax computes it). */
 int lm_sample_row(float *x, int V, const lm_edit *edits, int n_edits, const lm_gen_config *g, uint64_t key, uint64_t *draws,
                   lm_sampler *s, int32_t *token, float *logprob);
+
+/* Sampling's step on rows of logits (rows x V), as a backend's
+ * decode_step_sample gives it (backend.h): lm_sample_row on every row that
+ * req->skip leaves in, in parallel with samplers[omp thread] (n_samplers of
+ * them, at least omp_get_max_threads()). The CPU backend's sampling and the
+ * search's own for backends without the op. 0; or -1 with lm_bad_logits'
+ * message for the first refused row, or out of memory. */
+int lm_sample_rows(float *logits, int rows, int V, int step, const lm_sample_request *req, lm_sampler *samplers, int n_samplers,
+                   int32_t *ids, float *logprobs, lm_err *err);
 
 #endif

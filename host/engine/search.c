@@ -177,16 +177,17 @@ static int run_greedy(lm_sched *q, const lm_search_opts *o, const lm_search_feed
     int32_t *feed = lm_malloc((size_t)R * sizeof *feed, err), *parent = lm_malloc((size_t)R * sizeof *parent, err);
     int32_t *sent = lm_malloc((size_t)R * sizeof *sent, err);
     bool *forced = lm_malloc((size_t)R * sizeof *forced, err);
-    bool whole_rows = g->do_sample || !be->ops->decode_step_topk || be->ops->topk_max < 1;
+    bool whole_rows = g->do_sample ? !be->ops->decode_step_sample : !be->ops->decode_step_topk || be->ops->topk_max < 1;
     float *logits = whole_rows ? lm_malloc((size_t)R * V * sizeof *logits, err) : NULL;
     int32_t *chosen = lm_malloc((size_t)R * sizeof *chosen, err);
     float *picked = lm_malloc((size_t)R * sizeof *picked, err);
     lm_edit *edits = lm_malloc((size_t)R * LM_MAX_EDITS(L) * sizeof *edits, err);
     int32_t *edit_start = lm_calloc((size_t)R + 1, sizeof *edit_start, err);
-    int n_samplers = g->do_sample ? omp_get_max_threads() : 0; /* one per thread of the row loop */
+    int n_samplers = g->do_sample && whole_rows ? omp_get_max_threads() : 0; /* one per thread of lm_sample_rows */
+    uint64_t *keys = lm_malloc((size_t)R * sizeof *keys, err), *draws = lm_malloc((size_t)R * sizeof *draws, err);
     lm_sampler *samplers = n_samplers ? lm_calloc((size_t)n_samplers, sizeof *samplers, err) : NULL;
     if (greedy_alloc(&gs, q->n, per, L, R) != 0 || !feed || !parent || !sent || !forced || (whole_rows && !logits) || !chosen ||
-        !picked || !edits || !edit_start || (n_samplers && !samplers)) {
+        !picked || !edits || !edit_start || (n_samplers && !samplers) || !keys || !draws) {
         lm_fail(err, "out of memory for decoding");
         goto done;
     }
@@ -206,21 +207,24 @@ static int run_greedy(lm_sched *q, const lm_search_opts *o, const lm_search_feed
         if (n_forced == rows) { /* every row takes the forced token: no logits */
             if (be->ops->decode_step(be, feed, step, NULL, err) != 0) goto done;
         } else if (g->do_sample) {
-            if (be->ops->decode_step(be, feed, step, logits, err) != 0) goto done;
-            int bad = rows, oom = 0;
-#pragma omp parallel for schedule(dynamic) reduction(min : bad) reduction(| : oom)
+            /* each row's edits and stream; the backend draws (on the device for
+             * CUDA, so no row of logits comes back) or, without the op, whole
+             * rows come here */
             for (int r = 0; r < rows; r++) {
                 int h = gs.alive[r];
-                if (forced[r]) continue;
-                lm_edit *e = edits + (size_t)r * LM_MAX_EDITS(L);
-                int ne = lm_logits_edits(g, o->eos_id, gs.seq + (size_t)h * L, gs.len[h], e);
-                int rc = lm_sample_row(logits + (size_t)r * V, V, e, ne, g, gs.key[h], &gs.draws[h], &samplers[omp_get_thread_num()],
-                                       &chosen[r], &picked[r]);
-                if (rc == -1 && r < bad) bad = r;
-                oom |= rc == -2;
+                int ne = forced[r] ? 0 : lm_logits_edits(g, o->eos_id, gs.seq + (size_t)h * L, gs.len[h], edits + edit_start[r]);
+                edit_start[r + 1] = edit_start[r] + ne;
+                keys[r] = gs.key[h];
+                draws[r] = gs.draws[h];
             }
-            if (oom) { lm_fail(err, "out of memory for sampling"); goto done; }
-            if (bad < rows) { lm_bad_logits(err, step, bad); goto done; }
+            lm_sample_request req = {g->temperature, g->top_k, g->top_p, g->repetition_penalty, edits, edit_start, keys, draws, forced};
+            if (be->ops->decode_step_sample) {
+                if (be->ops->decode_step_sample(be, feed, step, &req, chosen, picked, err) != 0) goto done;
+            } else if (be->ops->decode_step(be, feed, step, logits, err) != 0 ||
+                       lm_sample_rows(logits, rows, V, step, &req, samplers, n_samplers, chosen, picked, err) != 0) {
+                goto done;
+            }
+            for (int r = 0; r < rows; r++) gs.draws[gs.alive[r]] = draws[r];
         } else {
             for (int r = 0; r < rows; r++) {
                 int h = gs.alive[r];
@@ -262,6 +266,7 @@ static int run_greedy(lm_sched *q, const lm_search_opts *o, const lm_search_feed
 done:
     greedy_free(&gs);
     free(feed); free(parent); free(sent); free(forced); free(logits); free(chosen); free(picked); free(edits); free(edit_start);
+    free(keys); free(draws);
     for (int i = 0; i < n_samplers && samplers; i++) lm_sampler_free(&samplers[i]);
     free(samplers);
     return rc;
