@@ -31,7 +31,7 @@ ifeq ($(CUDA_EMU),1)
 # for the CPU, the emulator in place of libcudart and libcublas (exported,
 # for the NCCL stand-in), and the stand-in's name for NCCL's.
 # -ffp-contract=off: the host compiler must not fuse a * b + c where nvcc's
-# device code does not either (host/engine/sample_rules.h: the draw's exp).
+# device code does not either (host/backend/sample_rules.h: the draw's exp).
 CU        = sh tests/cuda_emu/nvcc-emu
 NVFLAGS   = $(OPT) $(XFLAGS) -std=c++17 -ffp-contract=off -Wall -Wextra -Ihost -I$(CUDA_HOME)/include -MMD -MP
 CUDA_LIBS = $(BUILD)/cuda_emu/libcudaemu.a
@@ -112,7 +112,7 @@ $(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/testing.o $(BUILD)/tests
 # the kernels alone, and only what they report through (quick to build under the
 # sanitizers), and the sampler that is sample.cu's twin with what it calls
 $(BUILD)/test_cuda_kernels: $(BUILD)/tests/test_cuda_kernels.o $(BUILD)/tests/testing.o $(BUILD)/host/base/util.o \
-                            $(BUILD)/cuda/cuda_device.o $(KERNEL_OBJ) $(CUDA_LIBS) $(BUILD)/host/engine/sample.o \
+                            $(BUILD)/cuda/cuda_device.o $(KERNEL_OBJ) $(CUDA_LIBS) $(BUILD)/host/backend/sample.o \
                             $(BUILD)/host/backend/logits.o $(BUILD)/host/simd/row_stats.o $(BUILD)/host/simd/cpu_features.o
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 

@@ -25,7 +25,7 @@
  *   lm_k_append_rows  append_rows.cu    the cache writes of cpu_decode_step()      test_append_rows
  *   lm_k_logprob_topk logprob_topk.cu   lm_logprob_topk, lm_greedy_pick            test_logprob_topk (ref_topk, an
  *                                       (backend/logits.c)                         independent scan in double)
- *   lm_k_sample       sample.cu         lm_sample_row (engine/sample.c): the same  test_sample_kernel (the twin:
+ *   lm_k_sample       sample.cu         lm_sample_row (backend/sample.c): the same  test_sample_kernel (the twin:
  *                                       tokens and draws, bit for bit              tokens and draws exact)
  */
 #ifndef LM_KERNELS_H

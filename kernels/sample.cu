@@ -1,7 +1,7 @@
 /* sample: sampling's draw on the device, one block per row, so that only a
  * token, its log-prob and the row's draw count go back to the host instead of
- * the row. It draws what lm_sample_row (host/engine/sample.c) draws, bit for
- * bit (what must match, and why it does: host/engine/sample_rules.h):
+ * the row. It draws what lm_sample_row (host/backend/sample.c) draws, bit for
+ * bit (what must match, and why it does: host/backend/sample_rules.h):
  *
  *   1. the edits, in order, by one thread (a token may be edited twice);
  *   2. the row's max and sum of exponentials (block reductions): a NaN sum
@@ -26,7 +26,7 @@
  *      top-k 0 on a flat row makes it the vocabulary).
  */
 #include "common.cuh"
-#include "engine/sample_rules.h"
+#include "backend/sample_rules.h"
 
 #define THREADS 256
 #define DIGIT 4

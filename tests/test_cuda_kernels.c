@@ -9,7 +9,7 @@
  */
 #include "kernels/kernels.h"
 #include "backend/logits.h"
-#include "engine/sample.h"
+#include "backend/sample.h"
 #include "testing.h"
 #include "cuda_testing.h"
 

@@ -18,7 +18,7 @@
  */
 #include "testing.h"
 #include "backend/logits.h"
-#include "engine/sample.h"
+#include "backend/sample.h"
 #include "engine/translator.h"
 #include "simd/row_stats.h"
 

@@ -35,7 +35,7 @@ typedef struct {
 } lm_topk_request;
 
 /* Sampling's step (decode_step_sample), for rows that each draw one token
- * from their edited row with its own random stream (engine/sample.h): the
+ * from their edited row with its own random stream (backend/sample.h): the
  * warpers of transformers' sampling and the stream's position per row. */
 typedef struct {
     float temperature;         /* > 0 */
@@ -82,7 +82,7 @@ typedef struct {
                             float *vals, lm_err *err);
     int topk_max;
     /* Optional: decode_step, then sampling's draw on every row req->skip leaves
-     * in, as lm_sample_row (engine/sample.h) draws it: ids the tokens, logprobs
+     * in, as lm_sample_row (backend/sample.h) draws it: ids the tokens, logprobs
      * their log-probs under the edited rows (low bits may differ between
      * backends; the tokens and draws may not). Only these leave the backend,
      * not the rows. The search uses it for sampling when present; otherwise

@@ -20,7 +20,7 @@
 #include "cpu/cpu_attention.h"
 #include "cpu/cpu_norm.h"
 #include "cpu/cpu_weights.h"
-#include "engine/sample.h"
+#include "backend/sample.h"
 
 #include <cblas.h>
 #include <math.h>

@@ -2,7 +2,7 @@
 #include "engine/search.h"
 
 #include "backend/logits.h"
-#include "engine/sample.h"
+#include "backend/sample.h"
 #include "engine/sched.h"
 
 #include <limits.h>

@@ -1,5 +1,5 @@
 /* sample: see sample.h. */
-#include "engine/sample.h"
+#include "backend/sample.h"
 
 #include "backend/logits.h"
 #include "simd/row_stats.h"

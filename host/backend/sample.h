@@ -27,7 +27,7 @@
 #define LM_SAMPLE_H
 
 #include "backend/backend.h"
-#include "engine/sample_rules.h"
+#include "backend/sample_rules.h"
 #include "model/model_config.h"
 
 /* Scratch of one thread's draws, grown to the row's needs. */
