@@ -44,6 +44,22 @@ int lm_backend_check_feed(const lm_model_config *mc, const int32_t *tokens, int 
     return 0;
 }
 
+int lm_backend_check_forced(const lm_model_config *mc, const int32_t *len, int n_sent, const int32_t *row_sentence, const int32_t *tokens,
+                            const int32_t *lens, int rows, const int32_t *want, int *total, lm_err *err) {
+    *total = 0;
+    if (lm_backend_check_rows(len, n_sent, row_sentence, rows, err) != 0) return -1;
+    for (int r = 0; r < rows; r++) {
+        if (lens[r] <= 0 || lens[r] > mc->max_positions)
+            return lm_fail(err, "row %d is fed %d tokens; the decoder takes 1 to %d", r, lens[r], mc->max_positions);
+        *total += lens[r];
+    }
+    for (int i = 0; i < *total; i++) {
+        if (tokens[i] < 0 || tokens[i] >= mc->vocab_size) return lm_fail(err, "token id %d outside the vocabulary", tokens[i]);
+        if (want[i] < 0 || want[i] >= mc->vocab_size) return lm_fail(err, "label id %d outside the vocabulary", want[i]);
+    }
+    return 0;
+}
+
 int lm_backend_check_reorder(const int32_t *parent, const int32_t *row_sentence, int rows, int old_rows, int max_rows, const int32_t *len,
                              int n_sent, lm_err *err) {
     if (rows > max_rows) return lm_fail(err, "reorder to %d rows: decoding started with %d", rows, max_rows);

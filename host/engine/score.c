@@ -1,6 +1,5 @@
 /* score: see score.h. */
 #include "engine/score.h"
-#include "simd/row_stats.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -50,15 +49,47 @@ int lm_score_pair_ids(lm_translator *t, const char *src, size_t src_len, const c
     return out ? 0 : -1;
 }
 
-/* log p(label) from one row of logits, as lm_log_softmax computes it (so as
- * the search's log-probs are): one AVX-512 pass for the max and the sum of
- * exponentials (row_stats.h). NaN when the row holds NaN or +inf, or nothing
- * finite. */
-static double label_logprob(const float *x, int V, int32_t label) {
-    lm_row_stats st;
-    lm_row_stats_of(x, V, NULL, &st);
-    if (isnan(st.sum)) return NAN;
-    return x[label] - st.max - logf(st.sum);
+/* Positions one decode_forced call takes at most: enough rows that every
+ * product runs at its full rate, few enough that the work buffers stay small
+ * (a call's buffers are about 40 KB a position at SMaLL-100's sizes). */
+#define FORCED_POSITIONS 1024
+
+/* lm_score_forced on a backend with decode_forced: each group of pairs whose
+ * labels fit FORCED_POSITIONS in one pass (a pair alone when longer). */
+static int score_in_passes(lm_backend *be, int decoder_start_id, const int32_t *pair_src, const int32_t *const *labels, const int *n_labels,
+                           int n, double *sums, lm_err *err) {
+    long most = 0;
+    for (int i = 0; i < n; i++) most = n_labels[i] > most ? n_labels[i] : most;
+    size_t cap = (size_t)(most > FORCED_POSITIONS ? most : FORCED_POSITIONS);
+    int32_t *sent = lm_malloc((size_t)n * sizeof *sent, err), *lens = lm_malloc((size_t)n * sizeof *lens, err);
+    int32_t *feed = lm_malloc(cap * sizeof *feed, err), *want = lm_malloc(cap * sizeof *want, err);
+    float *lp = lm_malloc(cap * sizeof *lp, err);
+    int rc = -1;
+    if (!sent || !lens || !feed || !want || !lp) goto done;
+    for (int i0 = 0, i1; i0 < n; i0 = i1) {
+        size_t at = 0;
+        for (i1 = i0; i1 < n && (i1 == i0 || at + (size_t)n_labels[i1] <= cap); i1++) {
+            const int32_t *l = labels[i1];
+            int k = n_labels[i1];
+            sent[i1 - i0] = pair_src ? pair_src[i1] : i1;
+            lens[i1 - i0] = k;
+            feed[at] = decoder_start_id; /* shift_tokens_right: [start] + labels[:-1] */
+            memcpy(feed + at + 1, l, (size_t)(k - 1) * sizeof *feed);
+            memcpy(want + at, l, (size_t)k * sizeof *want);
+            at += (size_t)k;
+        }
+        if (be->ops->decode_forced(be, sent, feed, lens, i1 - i0, want, lp, err) != 0) goto done;
+        at = 0;
+        for (int i = i0; i < i1; i++)
+            for (int p = 0; p < n_labels[i]; p++, at++) {
+                if (isnan(lp[at])) { lm_bad_logits(err, p, i - i0); goto done; }
+                sums[i] += lp[at]; /* in label order, in double: as the step loop below sums */
+            }
+    }
+    rc = 0;
+done:
+    free(sent); free(lens); free(feed); free(want); free(lp);
+    return rc;
 }
 
 int lm_score_forced(lm_backend *be, int decoder_start_id, int vocab_size, const int32_t *src, const int32_t *src_lens, int n_src,
@@ -70,6 +101,10 @@ int lm_score_forced(lm_backend *be, int decoder_start_id, int vocab_size, const 
         sums[i] = 0;
     }
     if (n == 0) return 0;
+    if (be->ops->decode_forced) {
+        if (be->ops->encode(be, src, src_lens, n_src, err) != 0) return -1;
+        return score_in_passes(be, decoder_start_id, pair_src, labels, n_labels, n, sums, err);
+    }
     int32_t *pair = lm_malloc((size_t)n * sizeof *pair, err), *feed = lm_malloc((size_t)n * sizeof *feed, err);
     int32_t *parent = lm_malloc((size_t)n * sizeof *parent, err), *next = lm_malloc((size_t)n * sizeof *next, err);
     int32_t *sent = lm_malloc((size_t)n * sizeof *sent, err);
@@ -89,7 +124,7 @@ int lm_score_forced(lm_backend *be, int decoder_start_id, int vocab_size, const 
         int bad = rows;
 #pragma omp parallel for schedule(dynamic) reduction(min : bad)
         for (int r = 0; r < rows; r++) {
-            double lp = label_logprob(logits + (size_t)r * vocab_size, vocab_size, labels[pair[r]][step]);
+            double lp = lm_label_logprob(logits + (size_t)r * vocab_size, vocab_size, labels[pair[r]][step]);
             if (isnan(lp)) { bad = r < bad ? r : bad; continue; }
             sums[pair[r]] += lp;
         }
