@@ -58,5 +58,8 @@ void lm_log_softmax(float *x, int n);
  * (score.h), wherever the row was computed: the same row gives the same
  * number. NaN when the row holds a NaN or +inf or nothing above -inf. */
 float lm_label_logprob(const float *x, int V, int32_t label);
+/* That arithmetic given the row's max and sum of exp(x - max) (row_stats.h):
+ * x_label - max - logf(sum), in float. */
+float lm_logprob_of(float x_label, float max, float sum);
 
 #endif

@@ -18,13 +18,15 @@ void lm_sampler_free(lm_sampler *s) {
     free(s->spare);
     free(s->exps);
     free(s->heap);
+    free(s->raw);
     memset(s, 0, sizeof *s);
 }
 
 /* Room for a row of V: the heap holds at most k < V values, the list V. */
 static int grow(lm_sampler *s, int V) {
     if (V <= s->cap) return 0;
-    lm_sampler_free(s);
+    free(s->cand); free(s->spare); free(s->exps); free(s->heap);
+    s->cap = 0;
     s->cand = malloc((size_t)V * sizeof(scored));
     s->spare = malloc((size_t)V * sizeof(scored));
     s->exps = malloc((size_t)V * sizeof *s->exps);
@@ -187,7 +189,19 @@ int32_t lm_sample_token(const lm_gen_config *g, const float *x, int V, const flo
 }
 
 int lm_sample_row(float *x, int V, const lm_edit *edits, int n_edits, const lm_gen_config *g, uint64_t key, uint64_t *draws,
-                  lm_sampler *s, int32_t *token, float *logprob) {
+                  lm_sampler *s, int32_t *token, float *logprob, float *raw_logprob) {
+    /* the row as given: its statistics, and the values the edits will change */
+    lm_row_stats raw = {0};
+    if (raw_logprob && n_edits > 0) {
+        if (n_edits > s->raw_cap) {
+            float *r = realloc(s->raw, (size_t)n_edits * sizeof *r);
+            if (!r) return -2;
+            s->raw = r;
+            s->raw_cap = n_edits;
+        }
+        lm_row_stats_of(x, V, NULL, &raw);
+        for (int i = 0; i < n_edits; i++) s->raw[i] = x[edits[i].token];
+    }
     lm_logits_apply(x, edits, n_edits, g->repetition_penalty);
     float block_max[LM_ROW_BLOCKS_MAX];
     lm_row_stats st;
@@ -196,6 +210,13 @@ int lm_sample_row(float *x, int V, const lm_edit *edits, int n_edits, const lm_g
     int32_t t = lm_sample_token(g, x, V, block_max, key, draws, s);
     if (t < 0) return -2;
     *token = t;
-    *logprob = x[t] - st.max - logf(st.sum);
+    *logprob = lm_logprob_of(x[t], st.max, st.sum);
+    if (raw_logprob && n_edits == 0) *raw_logprob = *logprob; /* the row was not edited */
+    if (raw_logprob && n_edits > 0) {
+        float xt = x[t];
+        for (int i = 0; i < n_edits; i++) /* saved before any edit */
+            if (edits[i].token == t) { xt = s->raw[i]; break; }
+        *raw_logprob = isnan(raw.sum) ? NAN : lm_logprob_of(xt, raw.max, raw.sum);
+    }
     return 0;
 }
