@@ -23,11 +23,24 @@ TEST_SRC = $(wildcard tests/test_*.c)
 NVCC ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/cuda/bin/nvcc))
 ifneq ($(NVCC),)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CFLAGS   += -DLM_WITH_CUDA -I$(CUDA_HOME)/include
+KERNEL_OBJ = $(patsubst %.cu,$(BUILD)/%.o,$(wildcard kernels/*.cu))
+HOST_OBJ += $(KERNEL_OBJ) $(patsubst %.c,$(BUILD)/%.o,$(wildcard cuda/*.c))
+ifeq ($(CUDA_EMU),1)
+# The emulated build (tests/cuda_emu/README.md): the kernels compiled as C++
+# for the CPU, the emulator in place of libcudart and libcublas (exported,
+# for the NCCL stand-in), and the stand-in's name for NCCL's.
+CU        = sh tests/cuda_emu/nvcc-emu
+NVFLAGS   = $(OPT) $(XFLAGS) -std=c++17 -Wall -Wextra -Ihost -I$(CUDA_HOME)/include -MMD -MP
+CUDA_LIBS = $(BUILD)/cuda_emu/libcudaemu.a
+LDLIBS   += -rdynamic
+CFLAGS   += -DLM_NCCL_SONAME='"libnccl-emu.so.2"'
+else
+CU        = $(NVCC)
 CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
 NVFLAGS   = -O2 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-fPIC,-fvisibility=hidden -Ihost -MMD -MP
-CFLAGS   += -DLM_WITH_CUDA -I$(CUDA_HOME)/include
 LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
-HOST_OBJ += $(patsubst %.cu,$(BUILD)/%.o,$(wildcard kernels/*.cu)) $(patsubst %.c,$(BUILD)/%.o,$(wildcard cuda/*.c))
+endif
 # NCCL (the weight broadcast across GPUs) where the toolkit or the system has
 # nccl.h; the library itself is opened at run time (cuda/cuda_nccl.c), so the
 # program also runs where it is absent. The check (tests/test_scale.sh) loads it.
@@ -63,7 +76,7 @@ $(BUILD)/%.o: %.c $(FLAGS_STAMP)
 
 $(BUILD)/kernels/%.o: kernels/%.cu $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVFLAGS) -c $< -o $@
+	$(CU) $(NVFLAGS) -c $< -o $@
 
 $(BUILD)/host/model/spm_shim.o: host/model/spm_shim.cc $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
@@ -83,7 +96,7 @@ $(BUILD)/liblyricmt.so.$(LIB_ABI): $(HOST_OBJ) host/api/lyricmt.map
 $(BUILD)/liblyricmt.so: $(BUILD)/liblyricmt.so.$(LIB_ABI)
 	ln -sf liblyricmt.so.$(LIB_ABI) $@
 
-$(BUILD)/lyricmt: $(CLI_SRC:%.c=$(BUILD)/%.o) $(BUILD)/liblyricmt.a
+$(BUILD)/lyricmt: $(CLI_SRC:%.c=$(BUILD)/%.o) $(BUILD)/liblyricmt.a $(CUDA_LIBS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 # The API's own test: the public header alone (no -Ihost), the shared library alone.
@@ -91,8 +104,38 @@ $(BUILD)/test_capi: tests/test_capi.c include/lyricmt.h $(BUILD)/liblyricmt.so
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(XFLAGS) -std=c11 -Wall -Wextra -pedantic -Iinclude $< -o $@ -L$(BUILD) -llyricmt -lm -pthread -Wl,-rpath,'$$ORIGIN'
 
-$(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/testing.o $(BUILD)/tests/zip_writer.o $(HOST_OBJ)
+$(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/testing.o $(BUILD)/tests/zip_writer.o $(BUILD)/tests/random_model.o $(HOST_OBJ) $(CUDA_LIBS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+# the kernels alone, and only what they report through (quick to build under the sanitizers)
+$(BUILD)/test_cuda_kernels: $(BUILD)/tests/test_cuda_kernels.o $(BUILD)/tests/testing.o $(BUILD)/host/base/util.o \
+                            $(BUILD)/cuda/cuda_device.o $(KERNEL_OBJ) $(CUDA_LIBS)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+# ---- the CUDA code on the CPU (tests/cuda_emu/README.md) ----
+# Wherever the CUDA headers are (nvcc is found), `make test` builds the CUDA
+# tests, the program and the NCCL stand-in in $(EMU_BUILD) against the
+# emulator, test_cuda_kernels once more under the sanitizers, and runs them
+# all (tests/cuda_emu/run_tests.sh). The emulator and its NCCL stand-in:
+EMU_BUILD ?= build-emu
+EMU_SRC    = tests/cuda_emu/scheduler.cpp tests/cuda_emu/runtime.cpp tests/cuda_emu/cublas.cpp
+
+$(BUILD)/cuda_emu/libcudaemu.a: $(EMU_SRC:tests/cuda_emu/%.cpp=$(BUILD)/cuda_emu/%.o)
+	ar rcs $@ $^
+
+$(BUILD)/cuda_emu/%.o: tests/cuda_emu/%.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -fvisibility=default -I$(CUDA_HOME)/include -c $< -o $@
+
+$(BUILD)/cuda_emu/libnccl-emu.so.2: tests/cuda_emu/nccl.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -I$(CUDA_HOME)/include -fPIC -shared $< -o $@
+
+cuda-emu:
+	@$(MAKE) --no-print-directory BUILD=$(EMU_BUILD) CUDA_EMU=1 CUDA_HOME=$(CUDA_HOME) $(EMU_BUILD)/lyricmt $(EMU_BUILD)/cuda_steps \
+	    $(EMU_BUILD)/test_cuda_kernels $(EMU_BUILD)/test_cuda_backend $(EMU_BUILD)/test_golden $(EMU_BUILD)/cuda_emu/libnccl-emu.so.2
+	@$(MAKE) --no-print-directory BUILD=$(EMU_BUILD)-san CUDA_EMU=1 CUDA_HOME=$(CUDA_HOME) OPT="-O1 -g" XFLAGS="$(SAN)" \
+	    $(EMU_BUILD)-san/test_cuda_kernels
 
 $(BUILD)/tests/%.o: tests/%.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
@@ -128,8 +171,9 @@ fuzz: deps
 	sh tests/fuzz/run.sh fuzz $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 test: deps
-	@$(MAKE) --no-print-directory $(BUILD)/lyricmt $(BUILD)/liblyricmt.so $(TEST_BIN) $(FUZZ_BIN)
-	@LYRICMT=$(BUILD)/lyricmt FUZZ_BUILD=$(FUZZ_BUILD) sh tests/run_all.sh $(TEST_BIN)
+	@$(MAKE) --no-print-directory $(BUILD)/lyricmt $(BUILD)/liblyricmt.so $(TEST_BIN) $(FUZZ_BIN) $(if $(NVCC),cuda-emu)
+	@LYRICMT=$(BUILD)/lyricmt FUZZ_BUILD=$(FUZZ_BUILD) $(if $(NVCC),CUDA_EMU_BUILD=$(EMU_BUILD)) \
+	    sh tests/run_all.sh $(TEST_BIN) $(if $(NVCC),tests/cuda_emu/run_tests.sh)
 
 deps:
 	@sh scripts/install-deps.sh
@@ -145,7 +189,7 @@ cuda-sanitize: $(BUILD)/test_cuda_kernels $(BUILD)/test_golden
 	@[ -n "$(SANITIZER)" ] || { echo "compute-sanitizer not found (part of the CUDA toolkit)"; exit 1; }
 	for tool in memcheck racecheck synccheck initcheck; do \
 	    LYRICMT_CUDA_QUICK=1 $(SANITIZER) --tool $$tool --error-exitcode 1 $(BUILD)/test_cuda_kernels || exit 1; \
-	    LYRICMT_GOLDEN_PRECISION=bf16 $(SANITIZER) --tool $$tool --error-exitcode 1 $(BUILD)/test_golden || exit 1; \
+	    LYRICMT_GOLDEN_ONLY=cuda LYRICMT_GOLDEN_PRECISION=bf16 $(SANITIZER) --tool $$tool --error-exitcode 1 $(BUILD)/test_golden || exit 1; \
 	done
 
 # Each deliberate bug of tests/mutants/list.txt planted in a scratch copy, built
@@ -156,36 +200,39 @@ mutants: deps
 	@BUILD=$(BUILD) sh scripts/mutants.sh $(M)
 
 clean:
-	rm -rf build build-san build-gpu build-gpu.obj $(FUZZ_BUILD)
+	rm -rf build build-san build-gpu build-gpu.obj $(FUZZ_BUILD) $(EMU_BUILD) $(EMU_BUILD)-san
 
 # ---- the one-call GPU check (benchmarks/README.md, "On a GPU") ----
 # The GPU machines have the CUDA toolkit, compute-sanitizer, PyTorch and
 # transformers, but none of our Debian libraries and no network. build-gpu/
-# carries what they lack, under the 64 MiB a call may carry: every binary for
-# sm_90 (stripped; they find the libraries in ../deps/lib, which
-# scripts/gpu-check.sh unpacks there: an old-style RPATH, which unlike RUNPATH
-# also serves the libraries' own dependencies, OpenBLAS's libgfortran), the Debian packages as the compressed
-# .deb files apt-get download fetches, and the CTranslate2 wheel for Python
-# 3.12. There: `bash scripts/gpu-check.sh tests`, then `... bench`.
+# carries what they lack, under the 64 MiB a call may carry: the program, the
+# CUDA tests and the step timer for sm_90 with compute_90 PTX, which other
+# cards compile at load (stripped; they find the libraries in ../deps/lib,
+# which scripts/gpu-check.sh unpacks there: an old-style RPATH, which unlike
+# RUNPATH also serves the libraries' own dependencies, OpenBLAS's
+# libgfortran), the Debian packages as the compressed .deb files apt-get
+# download fetches, and the CTranslate2 and sentencepiece wheels for Python
+# 3.12. There: `bash scripts/gpu-check.sh`, one call.
 GPU_BUNDLE   = build-gpu
-GPU_ARCH     = -gencode arch=compute_90,code=sm_90
+GPU_ARCH     = -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+GPU_BIN      = lyricmt test_cuda_kernels test_cuda_backend test_golden cuda_steps
 GPU_DEBS     = libopenblas0-pthread libgfortran5 libquadmath0 libgomp1 libcjson1 libyaml-0-2 libsentencepiece0
-GPU_WHEELS   = ctranslate2==4.8.5
+GPU_WHEELS   = ctranslate2==4.8.5 sentencepiece
 GPU_MAX_MIB  = 60
 gpu-bundle:
 	@[ -n "$(NVCC)" ] || { echo "gpu-bundle: nvcc not found: the bundle needs the CUDA toolkit"; exit 1; }
 	$(MAKE) --no-print-directory BUILD=$(GPU_BUNDLE).obj OPT=-O2 MPICC= CUDA_ARCH="$(GPU_ARCH)" LDEXTRA='-Wl,--disable-new-dtags,-rpath,\$$$$ORIGIN/../deps/lib' gpu-binaries
 	rm -rf $(GPU_BUNDLE)/bin $(GPU_BUNDLE)/deps && mkdir -p $(GPU_BUNDLE)/bin $(GPU_BUNDLE)/debs $(GPU_BUNDLE)/wheels
-	cp $(GPU_BUNDLE).obj/lyricmt $(patsubst $(BUILD)/%,$(GPU_BUNDLE).obj/%,$(filter-out %/test_capi,$(TEST_BIN))) $(GPU_BUNDLE)/bin/
+	cp $(GPU_BIN:%=$(GPU_BUNDLE).obj/%) $(GPU_BUNDLE)/bin/
 	strip $(GPU_BUNDLE)/bin/*
 	cd $(GPU_BUNDLE)/debs && for p in $(GPU_DEBS); do ls $${p}_*.deb >/dev/null 2>&1 || apt-get download $$p || exit 1; done
-	cd $(GPU_BUNDLE)/wheels && ls ctranslate2-*.whl >/dev/null 2>&1 || python3 -m pip download -q --no-deps --only-binary=:all: \
-	    --python-version 3.12 --platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 -d . $(GPU_WHEELS)
+	cd $(GPU_BUNDLE)/wheels && ls ctranslate2-*.whl sentencepiece-*.whl >/dev/null 2>&1 || python3 -m pip download -q --no-deps \
+	    --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 -d . $(GPU_WHEELS)
 	git rev-parse HEAD > $(GPU_BUNDLE)/COMMIT
 	@size=$$(du -sk $(GPU_BUNDLE) | cut -f1); echo "$(GPU_BUNDLE): $$((size / 1024)) MiB"; \
 	    [ $$size -le $$(( $(GPU_MAX_MIB) * 1024 )) ] || { echo "gpu-bundle: over $(GPU_MAX_MIB) MiB"; exit 1; }
 
-gpu-binaries: $(BUILD)/lyricmt $(TEST_BIN)
+gpu-binaries: $(GPU_BIN:%=$(BUILD)/%)
 
 # Shows here that the bundle is complete: its binaries run with the Debian
 # libraries hidden (each overmounted in a private mount namespace; needs root).
@@ -215,6 +262,10 @@ bench:
 	python3 benchmarks/bench.py --model small100 --lines 32 --max-length 16
 	python3 benchmarks/bench.py --model small100 --lines $(BENCH_LINES) --max-length 32 --precisions $(BENCH_PRECISIONS) --runs $(BENCH_RUNS)
 
+# The CUDA backend's ms per step by CUDA events (benchmarks/cuda_steps.c; scripts/gpu-check.sh runs it)
+$(BUILD)/cuda_steps: $(BUILD)/benchmarks/cuda_steps.o $(BUILD)/tests/random_model.o $(HOST_OBJ)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
 # Per-product rates and the FMA peak (benchmarks/product_rates.c, NOTES attempt 15)
 $(BUILD)/product_rates: $(BUILD)/benchmarks/product_rates.o $(HOST_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
@@ -224,5 +275,5 @@ bench-quick:
 	$(MAKE) $(BUILD)/lyricmt
 	python3 benchmarks/bench.py --model tiny --lines 200 --max-length 24
 
-.PHONY: all test fuzz sanitize cuda-sanitize mutants clean demo deps bench bench-quick gpu-bundle gpu-binaries gpu-bundle-check
+.PHONY: all test cuda-emu fuzz sanitize cuda-sanitize mutants clean demo deps bench bench-quick gpu-bundle gpu-binaries gpu-bundle-check
 -include $(shell find $(BUILD) $(FUZZ_BUILD) -name '*.d' 2>/dev/null)

@@ -42,8 +42,16 @@ LYRICMT = os.path.join(ROOT, "build", "lyricmt")
 
 
 def git_head():
-    """The short commit the reports name as lyricmt's version."""
-    return subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    """The short commit the reports name as lyricmt's version; without git (a
+    GPU machine), the commit the bundle was made at (build-gpu/COMMIT)."""
+    try:
+        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        head = ""
+    bundle = os.path.join(ROOT, "build-gpu", "COMMIT")
+    if not head and os.path.exists(bundle):
+        head = open(bundle).read().strip()[:7] + " (the GPU bundle's)"
+    return head or "unknown"
 
 
 def sh(cmd, **kw):
@@ -128,15 +136,15 @@ def main():
     ap.add_argument("--precisions", default="",
                     help="CPU precision table instead: lyricmt in each of these (fp32,int8,bf16) against CTranslate2's matching compute types")
     ap.add_argument("--runs", type=int, default=3, help="precision table: timed runs per engine and setting (median and spread)")
-    ap.add_argument("--settings", default="greedy,greedy-fixed,beam,beam-fixed", help="precision table: which settings")
+    ap.add_argument("--settings", default="greedy,greedy-fixed,beam,beam-fixed", help="which settings")
     ap.add_argument("--out", default="", help="precision table: the report's path (default results/<date>-cpu-<model>-precisions.md; "
                                               "give another for a trial run, so as not to replace a committed result)")
     ap.add_argument("--inflight", action="store_true", help="only lyricmt, in-flight batching on against off (bench_inflight)")
+    ap.add_argument("--distinct", action="store_true", help="a corpus of --lines distinct lines (no repeats for lyricmt to reuse)")
     a = ap.parse_args()
-    if a.precisions:
-        bad = [p for p in a.precisions.split(",") if p not in CT2_TYPES] + [k for k in a.settings.split(",") if k not in SETTINGS]
-        if bad:
-            ap.error(f"unknown precision or setting {bad[0]!r}: precisions from {','.join(CT2_TYPES)}, settings from {','.join(SETTINGS)}")
+    bad = [p for p in a.precisions.split(",") if a.precisions and p not in CT2_TYPES] + [k for k in a.settings.split(",") if k not in SETTINGS]
+    if bad:
+        ap.error(f"unknown precision or setting {bad[0]!r}: precisions from {','.join(CT2_TYPES)}, settings from {','.join(SETTINGS)}")
     if a.inflight:
         return bench_inflight(a)
     a.ct2_version = versions()["ctranslate2"]
@@ -149,18 +157,26 @@ def main():
         if not os.path.exists(os.path.join(model, "pytorch_model.bin")):
             sh([sys.executable, os.path.join(HERE, "make_random_model.py"), model])
     ct2 = os.path.join(models, os.path.basename(model) + "-ct2")
-    if not os.path.exists(os.path.join(ct2, "model.bin")):
-        sh(["ct2-transformers-converter", "--model", model, "--output_dir", ct2, "--force"])
+    engines = a.engines.split(",")
+    ct2_missing = ""  # why CTranslate2 cannot run here: its rows say so
+    if "ct2" in engines and not os.path.exists(os.path.join(ct2, "model.bin")):
+        try:
+            sh(["ct2-transformers-converter", "--model", model, "--output_dir", ct2, "--force"])
+        except (OSError, subprocess.CalledProcessError) as err:
+            ct2_missing = f"converting the model failed: {err}"
     work = os.path.join(models, "run")
     os.makedirs(work, exist_ok=True)
     corpus = os.path.join(work, "corpus.txt")
-    text = subprocess.run([sys.executable, os.path.join(HERE, "make_corpus.py"), "--lines", str(a.lines * 2), "--seed", "1"],
-                          check=True, capture_output=True, text=True).stdout
-    lines = [l for l in text.split("\n") if l.strip()][: a.lines]  # peers would translate blank lines; lyricmt skips them
+    text = subprocess.run([sys.executable, os.path.join(HERE, "make_corpus.py"), "--lines", str(a.lines * (8 if a.distinct else 2)),
+                           "--seed", "1"], check=True, capture_output=True, text=True).stdout
+    lines = [l for l in text.split("\n") if l.strip()]  # peers would translate blank lines; lyricmt skips them
+    if a.distinct:
+        lines = list(dict.fromkeys(lines))
+    lines = lines[: a.lines]
     with open(corpus, "w") as f:
         f.write("\n".join(lines) + "\n")
     # read the weights once so that no engine's first run pays for the disk (the page cache then holds them)
-    for d in (model, ct2):
+    for d in (model, ct2) if os.path.isdir(ct2) else (model,):
         for name in os.listdir(d):
             with open(os.path.join(d, name), "rb") as f:
                 while f.read(1 << 24):
@@ -168,10 +184,9 @@ def main():
     if a.precisions:
         run_precisions(a, model, ct2, corpus, work, len(lines))
         return
-    engines = a.engines.split(",")
     budgets = [int(b) for b in a.budgets.split(",")]
     default_budget = 4096
-    settings = [("greedy", 1, False), ("greedy, fixed length", 1, True), ("beam 5", 5, False), ("beam 5, fixed length", 5, True)]
+    settings = [SETTINGS[k] for k in a.settings.split(",")]
     rows, sweep, commands = [], [], []
     for label, beam, fixed in settings:
         outs, res = {}, {}
@@ -179,11 +194,16 @@ def main():
             if e == "hf_loop" and beam > 1 and a.model != "tiny":
                 continue  # minutes per run on two cores; the greedy rows show its gap
             out = os.path.join(work, f"{e}.{beam}.{int(fixed)}.txt")
-            seconds, peak, cmd, _ = run_engine(e, a, model, ct2, corpus, out, beam, fixed, default_budget)
+            got = None if e == "ct2" and ct2_missing else run_engine(e, a, model, ct2, corpus, out, beam, fixed, default_budget,
+                                                                      check=e != "ct2")
+            if got is None:  # CTranslate2 4.8.5's GPU path needs CUDA 12's cuBLAS, which a CUDA 13 machine may lack
+                rows.append((label, f"{e} (not runnable here: {ct2_missing or 'it failed, see the log'})", None, None, None, None, None))
+                continue
+            seconds, peak, cmd, _ = got
             outs[e] = open(out).read().split("\n")
             res[e] = (seconds, peak)
             commands.append(cmd)
-        ref = outs["hf_sorted"] if "hf_sorted" in outs else outs[engines[0]]
+        ref = outs["hf_sorted"] if "hf_sorted" in outs else outs[next(iter(outs))]
         ref_tokens = None
         for e in res:
             same = sum(x == y for x, y in zip(outs[e], ref)) / max(1, len(lines) + 1)
@@ -195,12 +215,12 @@ def main():
             if a.device == "cuda":
                 flops = model_flops(model, corpus, beam, a.max_length)
         for i, r in enumerate(rows):
-            if r[0] == label:
+            if r[0] == label and r[2] is not None:
                 rows[i] = r + (ref_tokens, flops)
         if fixed and beam == 1:
             for b in budgets:
                 for e in ("lyricmt-no-reuse", "ct2", "hf_sorted"):
-                    if e not in engines:
+                    if e not in engines or (e == "ct2" and ct2_missing):
                         continue
                     out = os.path.join(work, f"sweep.{e}.{b}.txt")
                     seconds, _, _, _ = run_engine(e, a, model, ct2, corpus, out, beam, fixed, b)
@@ -456,6 +476,9 @@ def write_report(a, rows, sweep, commands, n_lines, model):
           "| setting | engine | lines/s | target tokens/s | TFLOP/s | seconds | peak host memory (MB) | same lines | lyricmt speed-up |",
           "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for label, e, seconds, peak, same, ref_tokens, flops in rows:
+        if seconds is None:
+            md.append(f"| {label} | {e} | - | - | - | - | - | - | - |")
+            continue
         mine = next(r[2] for r in rows if r[0] == label and r[1] == "lyricmt")
         tok = f"{ref_tokens / seconds:.1f}" if ref_tokens else "-"
         tf = f"{flops / seconds / 1e12:.2f}" if flops else "-"

@@ -274,10 +274,11 @@ static int relayout(cuda_backend *c, const bool *keep, int cap, lm_err *err) {
     free(map);
     if (rc != 0) return -1;
     if (rows) {
-        KERNEL_TRY(lm_k_gather_rows(c->enc_out[to].p, c->enc_out[from].p, c->row_map.p, rows, D, D, c->stream, kmsg));
+        KERNEL_TRY(lm_k_gather_rows(c->enc_out[to].p, c->enc_out[from].p, c->row_map.p, NULL, rows, D, D, 1, c->stream, kmsg));
         for (int l = 0; l < mc->decoder_layers; l++)
             for (int kv = 0; kv < 2; kv++)
-                KERNEL_TRY(lm_k_gather_rows(cross_kv(c, to, l, kv), cross_kv(c, from, l, kv), c->row_map.p, rows, D, D, c->stream, kmsg));
+                KERNEL_TRY(lm_k_gather_rows(cross_kv(c, to, l, kv), cross_kv(c, from, l, kv), c->row_map.p, NULL, rows, D, D, 1, c->stream,
+                                            kmsg));
     }
     c->enc_cur = to;
     c->total = rows;
@@ -540,22 +541,26 @@ static int cuda_reorder(lm_backend *b, const int32_t *parent, const int32_t *row
     cuda_backend *c = (cuda_backend *)b;
     const lm_model_config *mc = &b->model->cfg.model;
     if (lm_backend_check_reorder(parent, row_sentence, rows, c->rows, c->max_rows, c->len, c->n_sent, err) != 0) return -1;
-    int most = 0; /* the longest parent's tokens: what the gather copies per row */
-    for (int r = 0; r < rows; r++)
-        if (parent[r] >= 0 && c->row_len[parent[r]] > most) most = c->row_len[parent[r]];
-    int32_t *d_parent = c->idx.p;
-    CUDA_TRY(cudaMemcpyAsync(d_parent, parent, (size_t)rows * sizeof(int32_t), cudaMemcpyHostToDevice, c->stream));
-    size_t stride = (size_t)c->max_steps * mc->d_model, used = (size_t)most * mc->d_model;
+    /* each row copies its parent's tokens, no more: the cache beyond them was never written */
+    int32_t *h = c->host_idx, most = 0;
+    for (int r = 0; r < rows; r++) {
+        h[r] = parent[r];
+        h[rows + r] = parent[r] >= 0 ? c->row_len[parent[r]] : 0;
+        most = h[rows + r] > most ? h[rows + r] : most;
+    }
+    int32_t *d_parent = c->idx.p, *d_len = d_parent + rows;
+    CUDA_TRY(cudaMemcpyAsync(d_parent, h, (size_t)rows * 2 * sizeof(int32_t), cudaMemcpyHostToDevice, c->stream));
+    size_t stride = (size_t)c->max_steps * mc->d_model;
     for (int l = 0; l < mc->decoder_layers; l++)
         for (int kv = 0; kv < 2; kv++)
-            KERNEL_TRY(lm_k_gather_rows(cache(c, 1 - c->cur, l, kv), cache(c, c->cur, l, kv), d_parent, rows, stride, used, c->stream,
-                                        kmsg));
+            KERNEL_TRY(lm_k_gather_rows(cache(c, 1 - c->cur, l, kv), cache(c, c->cur, l, kv), d_parent, d_len, rows, stride,
+                                        (size_t)mc->d_model, most, c->stream, kmsg));
     c->cur = 1 - c->cur;
     memcpy(c->row_len_old, c->row_len, (size_t)c->rows * sizeof(int32_t));
     for (int r = 0; r < rows; r++) c->row_len[r] = parent[r] >= 0 ? c->row_len_old[parent[r]] : 0; /* fresh rows start at 0 */
     memcpy(c->row_sentence, row_sentence, (size_t)rows * sizeof(int32_t));
     c->rows = rows;
-    CUDA_TRY(cudaStreamSynchronize(c->stream)); /* the parent upload reads host memory the caller owns */
+    CUDA_TRY(cudaStreamSynchronize(c->stream)); /* the upload reads host_idx, which the next step rewrites */
     return 0;
 }
 

@@ -7,7 +7,7 @@
 
 __global__ void add_layernorm_kernel(float *x, const float *y, const float *bias, const float *gamma, const float *beta,
                                      void *out, int out_dtype, int d) {
-    extern __shared__ float row[];
+    LM_DYNAMIC_SHARED(float, row);
     size_t base = (size_t)blockIdx.x * d;
     float sum = 0;
     for (int j = threadIdx.x; j < d; j += blockDim.x) {
@@ -34,6 +34,6 @@ extern "C" int lm_k_add_layernorm(float *x, const float *y, const float *bias, c
         return -1;
     }
     /* one block per row on gridDim.x (limit 2^31 - 1, above any int n) */
-    add_layernorm_kernel<<<n, 256, (size_t)d * sizeof(float), s>>>(x, y, bias, gamma, beta, out, out_dtype, d);
+    LM_LAUNCH(add_layernorm_kernel, n, 256, (size_t)d * sizeof(float), s)(x, y, bias, gamma, beta, out, out_dtype, d);
     return lm_k_launched(msg);
 }

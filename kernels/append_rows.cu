@@ -16,6 +16,6 @@ extern "C" int lm_k_append_rows(float *cache, size_t stride, const int32_t *pos,
                                 cudaStream_t s, const char **msg) {
     if (n <= 0 || cols <= 0) return 0;
     size_t total = (size_t)n * cols;
-    append_rows_kernel<<<lm_k_blocks(total, 256), 256, 0, s>>>(cache, stride, pos, y, bias, (size_t)n, (size_t)cols);
+    LM_LAUNCH(append_rows_kernel, lm_k_blocks(total, 256), 256, 0, s)(cache, stride, pos, y, bias, (size_t)n, (size_t)cols);
     return lm_k_launched(msg);
 }

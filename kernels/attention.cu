@@ -60,7 +60,7 @@ extern "C" int lm_k_attention(const float *q, int ld_q, const float *k, const fl
         if (msg) *msg = "attention: more (row, head) pairs than one grid holds";
         return -1;
     }
-    attention_kernel<<<(unsigned)blocks, 128, 0, s>>>(q, ld_q, k, v, ld_kv, key_start, key_len, out, out_dtype, ld_out, rows,
+    LM_LAUNCH(attention_kernel, (unsigned)blocks, 128, 0, s)(q, ld_q, k, v, ld_kv, key_start, key_len, out, out_dtype, ld_out, rows,
                                                      heads, hd);
     return lm_k_launched(msg);
 }

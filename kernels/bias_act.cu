@@ -19,6 +19,6 @@ extern "C" int lm_k_bias_act(const float *y, const float *bias, void *out, int o
                              int act, float scale, cudaStream_t s, const char **msg) {
     size_t total = (size_t)n * cols;
     if (total == 0) return 0;
-    bias_act_kernel<<<lm_k_blocks(total, 256), 256, 0, s>>>(y, bias, out, out_dtype, ld_out, n, cols, act, scale);
+    LM_LAUNCH(bias_act_kernel, lm_k_blocks(total, 256), 256, 0, s)(y, bias, out, out_dtype, ld_out, n, cols, act, scale);
     return lm_k_launched(msg);
 }

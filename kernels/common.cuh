@@ -8,6 +8,15 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+/* The two spellings plain C++ cannot parse, so that tests/cuda_emu (which
+ * defines its own) compiles these files unchanged for the CPU:
+ * LM_LAUNCH(kernel, grid, block, shmem, stream)(args...) is the launch, and
+ * LM_DYNAMIC_SHARED(T, name) declares the launch's dynamic shared memory. */
+#ifndef LM_LAUNCH
+#define LM_LAUNCH(kernel, grid, block, shmem, stream) kernel<<<grid, block, shmem, stream>>>
+#define LM_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#endif
+
 /* Grids: one-block-per-row kernels put rows on gridDim.x, whose limit (2^31 - 1)
  * is above any int row count; only y and z stop at 65,535, and no kernel uses
  * them. Element-wise kernels loop grid-stride over a grid of at most this many
@@ -27,30 +36,30 @@ static inline int lm_k_launched(const char **msg) {
     return -1;
 }
 
-__device__ __forceinline__ float lm_load(const void *p, int dtype, size_t i) {
+static __device__ __forceinline__ float lm_load(const void *p, int dtype, size_t i) {
     if (dtype == LM_K_F16) return __half2float(((const __half *)p)[i]);
     if (dtype == LM_K_BF16) return __bfloat162float(((const __nv_bfloat16 *)p)[i]);
     return ((const float *)p)[i];
 }
 
-__device__ __forceinline__ void lm_store(void *p, int dtype, size_t i, float v) {
+static __device__ __forceinline__ void lm_store(void *p, int dtype, size_t i, float v) {
     if (dtype == LM_K_F16) ((__half *)p)[i] = __float2half(v);
     else if (dtype == LM_K_BF16) ((__nv_bfloat16 *)p)[i] = __float2bfloat16(v);
     else ((float *)p)[i] = v;
 }
 
-__device__ __forceinline__ float lm_warp_sum(float v) {
+static __device__ __forceinline__ float lm_warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
 
-__device__ __forceinline__ float lm_warp_max(float v) {
+static __device__ __forceinline__ float lm_warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
 
 /* Sum (or max) over the block, returned to every thread; blockDim.x a multiple of 32, at most 1024. */
-__device__ __forceinline__ float lm_block_reduce(float v, bool is_max) {
+static __device__ __forceinline__ float lm_block_reduce(float v, bool is_max) {
     __shared__ float part[32];
     __shared__ float result;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;

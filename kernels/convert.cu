@@ -8,6 +8,6 @@ __global__ void convert_kernel(const float *src, void *dst, int dtype, size_t n)
 
 extern "C" int lm_k_convert(const float *src, void *dst, int dtype, size_t n, cudaStream_t s, const char **msg) {
     if (n == 0) return 0;
-    convert_kernel<<<lm_k_blocks(n, 256), 256, 0, s>>>(src, dst, dtype, n);
+    LM_LAUNCH(convert_kernel, lm_k_blocks(n, 256), 256, 0, s)(src, dst, dtype, n);
     return lm_k_launched(msg);
 }

@@ -13,6 +13,6 @@ extern "C" int lm_k_embed(float *x, const void *table, int dtype, const float *p
                           const int32_t *pos, int n, int d, float scale, cudaStream_t s, const char **msg) {
     if (n == 0) return 0;
     /* one block per token on gridDim.x (limit 2^31 - 1, above any int n) */
-    embed_kernel<<<n, 256, 0, s>>>(x, table, dtype, positions, tokens, pos, d, scale);
+    LM_LAUNCH(embed_kernel, n, 256, 0, s)(x, table, dtype, positions, tokens, pos, d, scale);
     return lm_k_launched(msg);
 }

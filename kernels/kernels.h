@@ -73,10 +73,12 @@ int lm_k_attention(const float *q, int ld_q, const float *k, const float *v, int
                    const int32_t *key_len, void *out, int out_dtype, int ld_out, int rows, int heads, int hd,
                    cudaStream_t s, const char **msg);
 
-/* dst row r = the first `used` floats of src row parent[r]; rows of `stride`
- * floats. A row with parent -1 is left as it is (a fresh decoder row). */
-int lm_k_gather_rows(float *dst, const float *src, const int32_t *parent, int rows, size_t stride, size_t used,
-                     cudaStream_t s, const char **msg);
+/* dst row r = the first len(r) x width floats of src row parent[r], where
+ * len(r) is row_len[r] (the row's own tokens) or, with row_len NULL, max_len,
+ * which bounds every row_len[r]; rows of `stride` floats. A row with parent
+ * -1 is left as it is (a fresh decoder row). */
+int lm_k_gather_rows(float *dst, const float *src, const int32_t *parent, const int32_t *row_len, int rows, size_t stride,
+                     size_t width, int max_len, cudaStream_t s, const char **msg);
 
 /* cache[r * stride + pos[r] * cols + j] = y[r * cols + j] + bias[j] for n rows:
  * each decoder row's new key or value appended at its own position. */

@@ -9,12 +9,19 @@
  * +inf logit, or no finite logit at all) gets id LM_K_BAD_ROW, and a greedy
  * row whose every token is banned too; the backend turns that into an error.
  *
- * Greedy's log-prob is taken under the edited row, so its normaliser is the sum
- * over the tokens no edit touches plus each edited token's edited term. That
- * sum is (all - edited raw terms) when the edited raw terms hold at most half
- * of the row (the subtraction then loses at most one bit), and otherwise is
- * summed again leaving the edited tokens out: banning the token that holds
- * nearly all the probability would otherwise cancel to 0 (a score of +inf).
+ * Greedy's log-prob is taken under the edited row, relative to that row's
+ * max (the chosen token's edited logit), as the host's pick does: an edit
+ * may move the top far from the raw max (a penalty of 1.2 on a logit of 600
+ * moves it by 100; exp of -104 is 0 in float, exp of +89 inf), so a sum
+ * taken relative to the raw max would underflow or overflow. The normaliser
+ * is the sum over the tokens no edit touches plus each edited token's edited
+ * term. The untouched sum is the raw sum less the edited raw terms, shifted
+ * to the new max, when those terms hold at most half of the row (the
+ * subtraction then loses at most one bit, and the untouched tokens hold a
+ * term within log(2V) of the raw max, so the shift cannot overflow); it is
+ * summed again, leaving the edited tokens out, when they hold more: banning
+ * the token that holds nearly all the probability would otherwise cancel
+ * to 0.
  */
 #include "common.cuh"
 #include "backend/logit_rules.h"
@@ -40,10 +47,18 @@ __device__ bool is_edited(int32_t t, const int32_t *edits, int n) {
     return false;
 }
 
+/* Token tok's value with all its edits (edits[e ..] holds its first) applied in order. */
+__device__ float edited_value(float v, int32_t tok, const int32_t *edits, int e, int n_edits, float penalty) {
+    for (int f = e; f < n_edits; f++)
+        if (edits[2 * f] == tok) v = lm_edit_value(v, edits[2 * f + 1], penalty);
+    return v;
+}
+
 __global__ void logprob_topk_kernel(const float *logits, int V, const int32_t *edits_all, const int32_t *edit_start, float penalty,
                                     int k, int greedy, int32_t *ids_out, float *vals_out) {
     __shared__ int32_t s_ids[THREADS * LM_K_TOPK_MAX];
     __shared__ float s_vals[THREADS * LM_K_TOPK_MAX];
+    __shared__ float s_top, s_edited_raw;
     const float *x = logits + (size_t)blockIdx.x * V;
     const int32_t *edits = edits_all + 2 * (size_t)edit_start[blockIdx.x];
     int n_edits = edit_start[blockIdx.x + 1] - edit_start[blockIdx.x];
@@ -63,28 +78,6 @@ __global__ void logprob_topk_kernel(const float *logits, int V, const int32_t *e
         return;
     }
     float lse = logf(sum);
-
-    /* greedy: the sum over the tokens no edit touches (see the top of the file) */
-    __shared__ float s_edited_raw;
-    float rest = sum;
-    if (greedy && n_edits) {
-        if (t == 0) {
-            float e_raw = 0;
-            for (int e = 0; e < n_edits; e++)
-                if (!is_edited(edits[2 * e], edits, e)) e_raw += expf(x[edits[2 * e]] - mx);
-            s_edited_raw = e_raw;
-        }
-        __syncthreads();
-        float e_raw = s_edited_raw;
-        if (e_raw <= 0.5f * sum) {
-            rest = sum - e_raw;
-        } else {
-            float part = 0;
-            for (int i = t; i < V; i += THREADS)
-                if (!is_edited(i, edits, n_edits)) part += expf(x[i] - mx);
-            rest = lm_block_reduce(part, false);
-        }
-    }
 
     int32_t *ids = s_ids + t * k;
     float *vals = s_vals + t * k;
@@ -113,28 +106,48 @@ __global__ void logprob_topk_kernel(const float *logits, int V, const int32_t *e
         }
         __syncthreads();
     }
+    /* the edited tokens, each once with all its edits in order; their raw terms for greedy's normaliser */
+    if (t == 0) {
+        float e_raw = 0;
+        for (int e = 0; e < n_edits; e++) {
+            int32_t tok = edits[2 * e];
+            if (is_edited(tok, edits, e)) continue;
+            e_raw += expf(x[tok] - mx);
+            rank_insert(ids, vals, k, tok, edited_value(greedy ? x[tok] : x[tok] - mx - lse, tok, edits, e, n_edits, penalty));
+        }
+        s_top = vals[0];
+        s_edited_raw = e_raw;
+        if (!greedy)
+            for (int j = 0; j < k; j++) {
+                out_ids[j] = ids[j] == NO_TOKEN ? 0 : ids[j];
+                out_vals[j] = vals[j];
+            }
+    }
+    if (!greedy) return;
+    __syncthreads();
+    /* greedy: the best token's log-prob under the edited row, relative to its max `top` (see the top of the file) */
+    float top = s_top, e_raw = s_edited_raw;
+    if (top == -INFINITY) { /* every token banned (block-uniform) */
+        if (t == 0) { out_ids[0] = LM_K_BAD_ROW; out_vals[0] = NAN; }
+        return;
+    }
+    float rest;
+    if (e_raw <= 0.5f * sum) {
+        rest = (sum - e_raw) * expf(mx - top);
+    } else {
+        float part = 0;
+        for (int i = t; i < V; i += THREADS)
+            if (!is_edited(i, edits, n_edits)) part += expf(x[i] - top);
+        rest = lm_block_reduce(part, false);
+    }
     if (t != 0) return;
-    /* edited tokens, each once with all its edits in order; greedy adds their edited terms to the sum */
     float z = rest;
     for (int e = 0; e < n_edits; e++) {
         int32_t tok = edits[2 * e];
-        if (is_edited(tok, edits, e)) continue;
-        float raw = greedy ? x[tok] : x[tok] - mx - lse, v = raw;
-        for (int f = e; f < n_edits; f++)
-            if (edits[2 * f] == tok) v = lm_edit_value(v, edits[2 * f + 1], penalty);
-        if (greedy) z += expf(v - mx);
-        rank_insert(ids, vals, k, tok, v);
+        if (!is_edited(tok, edits, e)) z += expf(edited_value(x[tok], tok, edits, e, n_edits, penalty) - top);
     }
-    if (greedy) { /* the best token's log-prob under the edited row */
-        bool none = ids[0] == NO_TOKEN || vals[0] == -INFINITY; /* every token banned */
-        out_ids[0] = none ? LM_K_BAD_ROW : ids[0];
-        out_vals[0] = none ? NAN : vals[0] - mx - logf(z);
-        return;
-    }
-    for (int j = 0; j < k; j++) {
-        out_ids[j] = ids[j] == NO_TOKEN ? 0 : ids[j];
-        out_vals[j] = vals[j];
-    }
+    out_ids[0] = ids[0];
+    out_vals[0] = 0.0f - logf(z); /* the host's (x - max) - log(sum) at x = max: +0 for a certain token, not -0 */
 }
 
 extern "C" int lm_k_logprob_topk(const float *logits, int rows, int V, const int32_t *edits, const int32_t *edit_start,
@@ -145,6 +158,6 @@ extern "C" int lm_k_logprob_topk(const float *logits, int rows, int V, const int
     }
     if (rows == 0) return 0;
     /* one block per row on gridDim.x (limit 2^31 - 1, above any int rows) */
-    logprob_topk_kernel<<<rows, THREADS, 0, s>>>(logits, V, edits, edit_start, penalty, k, greedy, ids, vals);
+    LM_LAUNCH(logprob_topk_kernel, rows, THREADS, 0, s)(logits, V, edits, edit_start, penalty, k, greedy, ids, vals);
     return lm_k_launched(msg);
 }

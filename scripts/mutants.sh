@@ -22,7 +22,12 @@ command -v perl > /dev/null || { echo "mutants: needs perl"; exit 2; }
 
 # The suite of tests/run_all.sh, quickest and most telling first; each mutant
 # runs until one fails (a killed mutant) or all pass (a survivor).
-SUITE="test_units test_sample test_gemm_prec test_row_stats test_metrics test_demo_golden tests/test_eval.sh tests/test_compare.sh test_logit_rows test_corrupt test_golden test_score test_job_parts tests/test_cli.sh tests/test_score.sh tests/test_augment.sh tests/test_bulk_more.sh tests/test_loader_cli.sh tests/test_io_safety.sh tests/test_bulk.sh tests/test_inflight.sh tests/test_safety.sh tests/test_scale.sh test_cuda_kernels"
+SUITE="test_units test_sample test_gemm_prec test_row_stats test_metrics test_demo_golden tests/test_eval.sh tests/test_compare.sh test_logit_rows test_corrupt test_golden test_score test_job_parts tests/test_cli.sh tests/test_score.sh tests/test_augment.sh tests/test_bulk_more.sh tests/test_loader_cli.sh tests/test_io_safety.sh tests/test_bulk.sh tests/test_inflight.sh tests/test_safety.sh tests/test_scale.sh"
+# The CUDA code's, on the emulator (tests/cuda_emu/run_tests.sh PART, written
+# FILE:PART) wherever make test built it: first for a mutant of kernels/ or
+# cuda/, last for the others.
+CUDA_SUITE="tests/cuda_emu/run_tests.sh:kernels tests/cuda_emu/run_tests.sh:cli tests/cuda_emu/run_tests.sh:backend tests/cuda_emu/run_tests.sh:golden"
+EMU_BUILD=${EMU_BUILD:-build-emu}
 
 work=$(mktemp -d /tmp/lyricmt-mutants-XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -32,6 +37,11 @@ make -s "$BUILD/lyricmt" > /dev/null || { echo "mutants: the unmutated tree does
 mkdir "$work/tree"
 git ls-files -co --exclude-standard -z | xargs -0 cp -a --parents -t "$work/tree"
 cp -a "$BUILD" "$work/tree/$BUILD"
+emu=
+if [ -d "$EMU_BUILD" ] && [ -d "$EMU_BUILD-san" ]; then
+    cp -a "$EMU_BUILD" "$EMU_BUILD-san" "$work/tree/"
+    emu=cuda-emu
+fi
 
 summary="$work/summary"
 : > "$summary"
@@ -53,16 +63,19 @@ while IFS="$TAB" read -r name file from to; do
         FROM="$from" TO="$to" perl -0777 -i -pe 'BEGIN { ($f = $ENV{FROM}) =~ s/\@NL\@/\n/g; ($t = $ENV{TO}) =~ s/\@NL\@/\n/g } s/\Q$f\E/$t/' "$m/$file"
         touch "$m/$file"
         tests=$(ls "$m/$BUILD"/test_* 2>/dev/null | sed "s|^$m/||" | grep -v '\.d$' | tr '\n' ' ')
-        if ! (cd "$m" && nice make -s "$BUILD/lyricmt" $tests > "$work/build.log" 2>&1); then
+        if ! (cd "$m" && nice make -s "$BUILD/lyricmt" $tests $emu EMU_BUILD="$EMU_BUILD" > "$work/build.log" 2>&1 < /dev/null); then
             result="DID NOT BUILD ($(grep -m1 -E 'error' "$work/build.log"))"
         else
             result="SURVIVED"
-            for t in $SUITE; do
+            case "$file" in kernels/* | cuda/*) suite="$CUDA_SUITE $SUITE" ;; *) suite="$SUITE $CUDA_SUITE" ;; esac
+            for t in $suite; do
                 case "$t" in
+                *.sh:*) [ -n "$emu" ] || continue; cmd="sh ${t%%:*} ${t#*:}" ;;
                 *.sh) cmd="sh $t" ;;
                 *) [ -x "$m/$BUILD/$t" ] || continue; cmd="./$BUILD/$t" ;;
                 esac
-                (cd "$m" && LYRICMT="$BUILD/lyricmt" timeout 900 nice $cmd > "$work/test.log" 2>&1)
+                # stdin is the list being read: a test must not eat the mutants after this one
+                (cd "$m" && LYRICMT="$BUILD/lyricmt" CUDA_EMU_BUILD="$EMU_BUILD" timeout 900 nice $cmd > "$work/test.log" 2>&1 < /dev/null)
                 rc=$?
                 if [ $rc -ne 0 ]; then
                     first=$(grep -m1 '^FAIL' "$work/test.log" | cut -c1-90)

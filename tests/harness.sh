@@ -35,3 +35,14 @@ corpus() { # $1 lines, $2 seed
             print s
         } }'
 }
+
+# TSV outputs (id, text, score) $1 and $2: the same ids and texts, scores
+# within printing and rounding error (where a row's batch changes its low
+# bits: OpenBLAS's small-matrix kernels, cuBLAS's algorithm by row count).
+same_tsv() {
+    cmp -s "$1" "$2" && return 0
+    cut -f1,2 "$1" > "$T/same_a"; cut -f1,2 "$2" > "$T/same_b"
+    cmp -s "$T/same_a" "$T/same_b" || return 1
+    cut -f3 "$1" | paste - "$2" | awk -F'\t' '{ d = $1 - $4; if (d < 0) d = -d; a = $1 < 0 ? -$1 : $1
+        if (d > 1.5e-4 + 1e-5 * a) bad++ } END { exit (bad > 0) }'
+}

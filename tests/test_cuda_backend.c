@@ -9,8 +9,9 @@
  *     shapes in fp32, fp16 and bf16 (the comparison is shown to catch a
  *     transposed weight);
  *   - the whole backend at SMaLL-100 shapes (12/3 layers, d_model 1024, 16
- *     heads of 64, FFN 4096, vocabulary 128,112) with random weights made
- *     here: CUDA fp32 against the CPU backend over 160 rows (encoder states,
+ *     heads of 64, FFN 4096, vocabulary 128,112; LYRICMT_TEST_LAYERS=E,D
+ *     sets fewer layers) with random weights (tests/random_model.c): CUDA
+ *     fp32 against the CPU backend over 160 rows (encoder states,
  *     logits, greedy ids, a beam reorder between steps);
  *   - in-flight batching in fp32: sentences appended mid-decode (encode_more,
  *     dropping finished ones), fresh rows beside rows at later positions, then
@@ -29,6 +30,7 @@
 #include "backend/logits.h"
 #include "testing.h"
 #include "cuda_testing.h"
+#include "random_model.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -158,86 +160,6 @@ static void test_linear(int dtype, int rows, int in, int out) {
     cudaStreamDestroy(s);
 }
 
-/* ---- a SMaLL-100-shaped model with random weights ---- */
-
-typedef struct {
-    lm_model m;
-    float *pool;
-    size_t used, size;
-} random_model;
-
-static float *take(random_model *r, size_t n, float scale, float offset) {
-    float *p = r->pool + r->used;
-    r->used += n;
-    fill(p, n, scale, offset);
-    return p;
-}
-
-static lm_linear rand_linear(random_model *r, int in, int out) {
-    lm_linear l = {NULL, NULL, in, out};
-    l.w = take(r, (size_t)in * out, 1.7f / sqrtf((float)in), 0); /* unit-variance outputs from unit-variance inputs */
-    l.b = take(r, (size_t)out, 0.05f, 0);
-    return l;
-}
-
-static lm_norm rand_norm(random_model *r, int d) {
-    lm_norm n;
-    n.gamma = take(r, (size_t)d, 0.1f, 1.0f);
-    n.beta = take(r, (size_t)d, 0.05f, 0);
-    return n;
-}
-
-static int make_model(random_model *r) {
-    memset(r, 0, sizeof *r);
-    lm_model_config *c = &r->m.cfg.model;
-    *c = (lm_model_config){.d_model = 1024, .encoder_layers = 12, .decoder_layers = 3, .encoder_heads = 16, .decoder_heads = 16,
-                           .encoder_ffn = 4096, .decoder_ffn = 4096, .vocab_size = 128112, .max_positions = 1024,
-                           .scale_embedding = true, .tie_word_embeddings = true, .activation = LM_ACT_RELU,
-                           .pad_id = 1, .bos_id = 0, .eos_id = 2, .decoder_start_id = 2};
-    size_t D = 1024, F = 4096, V = 128112;
-    size_t enc = 4 * (D * D + D) + D * F + F + F * D + D + 4 * D, dec = 8 * (D * D + D) + D * F + F + F * D + D + 6 * D;
-    r->size = V * D + 12 * enc + 3 * dec + 4 * D;
-    r->pool = malloc(r->size * sizeof(float));
-    if (!r->pool) return -1;
-    lm_model *m = &r->m;
-    m->embed = m->lm_head = take(r, V * D, 1.0f, 0);
-    m->embed_scale = 32.0f;
-    m->n_positions = c->max_positions + 2;
-    m->positions = malloc((size_t)m->n_positions * D * sizeof(float));
-    lm_sinusoidal_table(m->positions, m->n_positions, (int)D, 1);
-    m->enc = calloc(12, sizeof *m->enc);
-    m->dec = calloc(3, sizeof *m->dec);
-    for (int l = 0; l < 12; l++) {
-        lm_encoder_layer *L = &m->enc[l];
-        L->self_norm = rand_norm(r, (int)D);
-        L->q = rand_linear(r, (int)D, (int)D); L->k = rand_linear(r, (int)D, (int)D);
-        L->v = rand_linear(r, (int)D, (int)D); L->o = rand_linear(r, (int)D, (int)D);
-        L->ffn_norm = rand_norm(r, (int)D);
-        L->fc1 = rand_linear(r, (int)D, (int)F); L->fc2 = rand_linear(r, (int)F, (int)D);
-    }
-    for (int l = 0; l < 3; l++) {
-        lm_decoder_layer *L = &m->dec[l];
-        L->self_norm = rand_norm(r, (int)D);
-        L->q = rand_linear(r, (int)D, (int)D); L->k = rand_linear(r, (int)D, (int)D);
-        L->v = rand_linear(r, (int)D, (int)D); L->o = rand_linear(r, (int)D, (int)D);
-        L->cross_norm = rand_norm(r, (int)D);
-        L->cq = rand_linear(r, (int)D, (int)D); L->ck = rand_linear(r, (int)D, (int)D);
-        L->cv = rand_linear(r, (int)D, (int)D); L->co = rand_linear(r, (int)D, (int)D);
-        L->ffn_norm = rand_norm(r, (int)D);
-        L->fc1 = rand_linear(r, (int)D, (int)F); L->fc2 = rand_linear(r, (int)F, (int)D);
-    }
-    m->enc_norm = rand_norm(r, (int)D);
-    m->dec_norm = rand_norm(r, (int)D);
-    return r->used <= r->size ? 0 : -1;
-}
-
-static void free_model(random_model *r) {
-    free(r->pool);
-    free(r->m.positions);
-    free(r->m.enc);
-    free(r->m.dec);
-}
-
 #define N_SENT 8
 #define ROWS 160
 #define STEPS 4
@@ -269,7 +191,7 @@ static int start_batch(lm_backend *be, const batch *b, lm_err *err) {
 }
 
 /* CUDA fp32 against the CPU backend: encoder states, logits at every step, greedy ids. */
-static void test_backend_fp32(random_model *rm, const batch *b) {
+static void test_backend_fp32(lm_random_model *rm, const batch *b) {
     lm_err err;
     const lm_model *m = &rm->m;
     int V = m->cfg.model.vocab_size, D = m->cfg.model.d_model;
@@ -328,7 +250,7 @@ done:
  * (dropping 0-2: they hold more encoder rows than sentence 3) and join as 12
  * fresh rows at position 0 beside 4 rows at position 3, then rows fork
  * within their sentences. */
-static void test_admission(random_model *rm, const batch *b) {
+static void test_admission(lm_random_model *rm, const batch *b) {
     lm_err err;
     const lm_model *m = &rm->m;
     int V = m->cfg.model.vocab_size, D = m->cfg.model.d_model;
@@ -396,7 +318,7 @@ static void test_admission(random_model *rm, const batch *b) {
 
 /* decode_step_topk against decode_step + the host's pick on another backend of
  * the same precision fed the same (identical products give identical logits). */
-static void test_topk_path(random_model *rm, const batch *b, int precision) {
+static void test_topk_path(lm_random_model *rm, const batch *b, int precision) {
     const char *name = precision == LM_PREC_FP16 ? "fp16" : "bf16";
     lm_err err;
     const lm_model *m = &rm->m;
@@ -478,8 +400,15 @@ int main(void) {
         test_linear(dtype, 1, 1024, 4096);
         test_linear(dtype, 160, 4096, 1024);
     }
-    random_model rm;
-    CHECK(make_model(&rm) == 0, "making the random SMaLL-100-shaped model");
+    /* SMaLL-100's 12 encoder and 3 decoder layers; LYRICMT_TEST_LAYERS=E,D
+     * fewer (every shape the same: tests/cuda_emu runs 2,2 to stay quick) */
+    int enc_layers = 12, dec_layers = 3;
+    const char *layers = getenv("LYRICMT_TEST_LAYERS");
+    if (layers && sscanf(layers, "%d,%d", &enc_layers, &dec_layers) != 2) enc_layers = 0;
+    CHECK(enc_layers > 0 && dec_layers > 0, "LYRICMT_TEST_LAYERS=%s: expected two layer counts, such as 2,2", layers);
+    if (enc_layers <= 0 || dec_layers <= 0) return lm_test_summary("test_cuda_backend");
+    lm_random_model rm;
+    CHECK(lm_random_model_make(&rm, enc_layers, dec_layers) == 0, "making the random SMaLL-100-shaped model");
     batch b;
     make_batch(&b, rm.m.cfg.model.vocab_size);
     cpu_states = calloc((size_t)b.total * rm.m.cfg.model.d_model, sizeof(float));
@@ -488,7 +417,7 @@ int main(void) {
     test_admission(&rm, &b);
     test_topk_path(&rm, &b, LM_PREC_FP16);
     test_topk_path(&rm, &b, LM_PREC_BF16);
-    free_model(&rm);
+    lm_random_model_free(&rm);
     free(cpu_states);
     free(cpu_logits0);
     return lm_test_summary("test_cuda_backend");

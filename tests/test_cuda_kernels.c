@@ -223,33 +223,38 @@ static void test_attention(int dtype, int heads, int hd, int rows) {
     free(q); free(k); free(v); free(want); free(got); free(start); free(len);
 }
 
-static void test_gather_rows(int rows, size_t stride, size_t used) {
+/* rows of `stride` floats, tokens of `width`: each row gets its parent's
+ * first len tokens, where len is the row's own (per_row: 0 to max_len, as
+ * the KV reorder passes) or max_len for all (the encoder's relayout), and
+ * nothing past them. */
+static void test_gather_rows(int rows, size_t stride, size_t width, int max_len, bool per_row) {
     const char *msg = "";
-    int32_t *parent = malloc(sizeof(int32_t) * rows);
-    for (int r = 0; r < rows; r++) parent[r] = (int32_t)(((size_t)r * 7 + 2) % rows); /* repeats and moves */
+    int32_t *parent = malloc(sizeof(int32_t) * rows), *len = malloc(sizeof(int32_t) * rows);
+    for (int r = 0; r < rows; r++) {
+        parent[r] = (int32_t)(((size_t)r * 7 + 2) % rows); /* repeats and moves */
+        len[r] = per_row ? (r * 5 + 1) % (max_len + 1) : max_len;
+    }
     parent[0] = rows - 1; /* the last row reaches the first: a row index past 65,535 must land */
     if (rows > 2) parent[rows / 2] = -1; /* a fresh row (in-flight batching): left untouched */
+    if (per_row) len[rows - 1] = max_len;
     size_t n = (size_t)rows * stride;
     float *src = malloc(sizeof(float) * n), *got = malloc(sizeof(float) * n);
     fill(src, n, 1);
     float *d_src = to_device(src, sizeof(float) * n), *d_dst = device_zeros(sizeof(float) * n);
-    int32_t *d_parent = to_device(parent, sizeof(int32_t) * rows);
-    KCHECK(lm_k_gather_rows(d_dst, d_src, d_parent, rows, stride, used, stream, &msg), "gather_rows");
+    int32_t *d_parent = to_device(parent, sizeof(int32_t) * rows), *d_len = per_row ? to_device(len, sizeof(int32_t) * rows) : NULL;
+    KCHECK(lm_k_gather_rows(d_dst, d_src, d_parent, d_len, rows, stride, width, max_len, stream, &msg), "gather_rows");
     from_device(got, d_dst, n);
     int bad = -1;
     for (int r = 0; r < rows && bad < 0; r++) {
-        if (parent[r] < 0) {
-            for (size_t j = 0; j < stride && bad < 0; j++)
-                if (got[r * stride + j] != 0.0f) bad = r;
-            continue;
-        }
-        if (memcmp(got + r * stride, src + parent[r] * stride, used * sizeof(float)) != 0) bad = r;
+        size_t used = parent[r] < 0 ? 0 : (size_t)len[r] * width;
+        if (memcmp(got + r * stride, src + (size_t)(parent[r] < 0 ? 0 : parent[r]) * stride, used * sizeof(float)) != 0) bad = r;
         for (size_t j = used; j < stride && bad < 0; j++)
-            if (got[r * stride + j] != 0.0f) bad = r; /* nothing past `used` written */
+            if (got[r * stride + j] != 0.0f) bad = r; /* nothing past the row's own tokens written */
     }
-    CHECK(bad < 0, "gather_rows rows=%d: row %d not copied from its parent", rows, bad);
-    cudaFree(d_src); cudaFree(d_dst); cudaFree(d_parent);
-    free(src); free(got); free(parent);
+    CHECK(bad < 0, "gather_rows rows=%d per_row=%d: row %d not exactly its parent's first %d tokens", rows, per_row, bad,
+          bad < 0 ? 0 : len[bad]);
+    cudaFree(d_src); cudaFree(d_dst); cudaFree(d_parent); cudaFree(d_len);
+    free(src); free(got); free(parent); free(len);
 }
 
 /* Each row's new key (plus bias) lands at its own position of its cache row
@@ -290,7 +295,7 @@ static int by_value_then_id(const void *a, const void *b) {
 /* Row x's reference: value[t] for every token (greedy: the edited raw logit's
  * log-prob; otherwise the edited log-prob), and the k best (value, id); false
  * when the row is to be refused. */
-static bool ref_topk(const float *x, int V, const lm_edit *e, int ne, double penalty, int k, bool greedy, double *value, int32_t *ids,
+static bool ref_topk(const float *x, int V, const lm_edit *e, int ne, float penalty, int k, bool greedy, double *value, int32_t *ids,
                      double *vals) {
     double mx = -INFINITY;
     bool finite = false;
@@ -306,9 +311,10 @@ static bool ref_topk(const float *x, int V, const lm_edit *e, int ne, double pen
         for (int t = 0; t < V; t++) z += exp(value[t] - mx);
         for (int t = 0; t < V; t++) value[t] -= mx + log(z);
     }
-    for (int i = 0; i < ne; i++) {
+    for (int i = 0; i < ne; i++) { /* in float, as transformers edits float32 scores */
         double *v = &value[e[i].token];
-        *v = e[i].kind == LM_EDIT_BAN ? -INFINITY : *v < 0 ? *v * penalty : *v / penalty;
+        float f = (float)*v;
+        *v = e[i].kind == LM_EDIT_BAN ? -INFINITY : f < 0 ? f * penalty : f / penalty;
     }
     if (greedy) { /* log-softmax of the edited row */
         double m2 = -INFINITY, z = 0;
@@ -359,47 +365,102 @@ static void make_topk_rows(float *x, int rows, int V, bool special, lm_edit *edi
     }
 }
 
-static void test_logprob_topk(int V, int k, bool greedy, int rows, bool special) {
+/* Rows x (rows, V) with their edits through the kernel, against ref_topk;
+ * returns how many rows were refused (both agreeing), or -1 after a failure. */
+static int check_topk(const float *x, int rows, int V, const lm_edit *edits, const int32_t *start, float penalty, int k, bool greedy,
+                      const char *what) {
     const char *msg = "";
-    const int max_edits = 16;
     size_t rv = (size_t)rows * V;
-    float *x = malloc(sizeof(float) * rv);
-    lm_edit *edits = malloc(sizeof(lm_edit) * rows * max_edits);
-    int32_t *start = malloc(sizeof(int32_t) * (rows + 1));
-    make_topk_rows(x, rows, V, special, edits, start, max_edits);
     int32_t *got_ids = malloc(sizeof(int32_t) * rows * k), *want_ids = malloc(sizeof(int32_t) * k);
     float *got_vals = malloc(sizeof(float) * rows * k);
     double *want_vals = malloc(sizeof(double) * k), *value = malloc(sizeof(double) * V);
     float *d_x = to_device(x, sizeof(float) * rv), *d_vals = device_zeros(sizeof(float) * rows * k);
     int32_t *d_edits = to_device(edits, sizeof(lm_edit) * start[rows]), *d_start = to_device(start, sizeof(int32_t) * (rows + 1)),
             *d_ids = device_zeros(sizeof(int32_t) * rows * k);
-    KCHECK(lm_k_logprob_topk(d_x, rows, V, d_edits, d_start, 1.3f, k, greedy, d_ids, d_vals, stream, &msg), "logprob_topk");
+    KCHECK(lm_k_logprob_topk(d_x, rows, V, d_edits, d_start, penalty, k, greedy, d_ids, d_vals, stream, &msg), "logprob_topk");
     bytes_from_device(got_ids, d_ids, sizeof(int32_t) * rows * k);
     from_device(got_vals, d_vals, (size_t)rows * k);
     int bad_row = -1, refused = 0;
-    const char *what = "";
+    const char *why = "";
     for (int r = 0; r < rows && bad_row < 0; r++) {
         const int32_t *gi = got_ids + (size_t)r * k;
         const float *gv = got_vals + (size_t)r * k;
-        bool ok = ref_topk(x + (size_t)r * V, V, edits + start[r], start[r + 1] - start[r], 1.3, k, greedy, value, want_ids, want_vals);
+        bool ok = ref_topk(x + (size_t)r * V, V, edits + start[r], start[r + 1] - start[r], penalty, k, greedy, value, want_ids, want_vals);
         if (!ok) {
             refused++;
-            if (gi[0] != LM_K_BAD_ROW) { bad_row = r; what = "a row to refuse was not refused"; }
+            if (gi[0] != LM_K_BAD_ROW) { bad_row = r; why = "a row to refuse was not refused"; }
             continue;
         }
         for (int j = 0; j < k && bad_row < 0; j++) {
             /* the same token, or one whose reference value ties the reference's at this rank (rounding may order near-ties) */
             bool same_token = gi[j] == want_ids[j] || (gi[j] >= 0 && gi[j] < V && close_to(value[gi[j]], want_vals[j]));
             for (int i = 0; i < j; i++) same_token &= gi[i] != gi[j] || j >= V;
-            if (!same_token) { bad_row = r; what = "tokens differ"; }
-            else if (!close_to(gv[j], want_vals[j])) { bad_row = r; what = "values differ"; }
+            if (!same_token) { bad_row = r; why = "tokens differ"; }
+            else if (!close_to(gv[j], want_vals[j])) { bad_row = r; why = "values differ"; }
         }
     }
-    CHECK(bad_row < 0, "logprob_topk V=%d k=%d greedy=%d rows=%d: row %d (kind %d): %s", V, k, greedy, rows, bad_row,
-          special ? bad_row % 8 : 6, what);
-    if (special) CHECK(refused >= rows / 8 * 3, "logprob_topk: %d rows refused, expected the NaN, +inf and all -inf ones", refused);
+    CHECK(bad_row < 0, "logprob_topk %s V=%d k=%d greedy=%d rows=%d: row %d: %s (got %d %g, want %d %g)", what, V, k, greedy, rows, bad_row,
+          why, bad_row < 0 ? 0 : got_ids[(size_t)bad_row * k], bad_row < 0 ? 0 : got_vals[(size_t)bad_row * k], want_ids[0], want_vals[0]);
     cudaFree(d_x); cudaFree(d_vals); cudaFree(d_edits); cudaFree(d_start); cudaFree(d_ids);
-    free(x); free(edits); free(start); free(got_ids); free(want_ids); free(got_vals); free(want_vals); free(value);
+    free(got_ids); free(want_ids); free(got_vals); free(want_vals); free(value);
+    return bad_row < 0 ? refused : -1;
+}
+
+static void test_logprob_topk(int V, int k, bool greedy, int rows, bool special) {
+    const int max_edits = 16;
+    float *x = malloc(sizeof(float) * (size_t)rows * V);
+    lm_edit *edits = malloc(sizeof(lm_edit) * rows * max_edits);
+    int32_t *start = malloc(sizeof(int32_t) * (rows + 1));
+    make_topk_rows(x, rows, V, special, edits, start, max_edits);
+    char what[32];
+    snprintf(what, sizeof what, "%s rows", special ? "special" : "coarse");
+    int refused = check_topk(x, rows, V, edits, start, 1.3f, k, greedy, what);
+    if (special && refused >= 0)
+        CHECK(refused >= rows / 8 * 3, "logprob_topk: %d rows refused, expected the NaN, +inf and all -inf ones", refused);
+    free(x); free(edits); free(start);
+}
+
+/* Greedy rows whose top logit an edit moves far from the raw max: a penalty
+ * of 1.2 on logits near 700 moves them down by more than 104 (below which
+ * exp is 0 in float), one of 0.8 on logits near 500 up by more than 88
+ * (above which it is inf). Row 0 keeps the penalised token on top, row 1
+ * another token takes the top, row 2 the top is banned as well, row 3
+ * several penalised tokens stay near each other, row 4 three untouched
+ * tokens hold the raw max and a penalised one 20 below (a penalty below 1
+ * lifts it over them: the untouched sum, taken from the raw one, must be
+ * shifted to the new top). Every log-prob is finite, within 2e-5 of the
+ * double reference. */
+static void test_greedy_far_edits(float penalty, float high) {
+    enum { ROWS_ = 5, V_ = 3001 };
+    float *x = malloc(sizeof(float) * ROWS_ * V_);
+    lm_edit edits[16];
+    int32_t start[ROWS_ + 1];
+    int n = 0;
+    for (int r = 0; r < ROWS_; r++) {
+        float *row = x + (size_t)r * V_;
+        for (int t = 0; t < V_; t++) row[t] = frand() * 4;
+        start[r] = n;
+        int top = 17 + r * 101;
+        row[top] = high;
+        edits[n++] = (lm_edit){top, LM_EDIT_PENALIZE};
+        if (r == 1) row[top + 1] = high * 0.9f; /* untouched, above the penalised top when the penalty is > 1 */
+        if (r == 2) edits[n++] = (lm_edit){top, LM_EDIT_BAN};
+        if (r == 2) row[top + 2] = high * 0.5f;
+        if (r == 3)
+            for (int j = 1; j <= 3; j++) {
+                row[top + j] = high - (float)j;
+                edits[n++] = (lm_edit){top + j, LM_EDIT_PENALIZE};
+            }
+        if (r == 4) {
+            row[top] = high - 20;
+            for (int j = 1; j <= 3; j++) row[top + j] = high;
+        }
+    }
+    start[ROWS_] = n;
+    char what[64];
+    snprintf(what, sizeof what, "greedy, penalty %g on logits near %g", penalty, high);
+    check_topk(x, ROWS_, V_, edits, start, penalty, 1, true, what);
+    free(x);
 }
 
 int main(void) {
@@ -415,7 +476,9 @@ int main(void) {
         test_attention(dtype, 3, 40, 9);
         test_attention(dtype, 1, 7, 9);
     }
-    test_gather_rows(5, 33, 20);
+    test_gather_rows(5, 33, 4, 5, true);
+    test_gather_rows(9, 40, 3, 13, true);
+    test_gather_rows(6, 33, 20, 1, false);
     test_append_rows(7, 45, 6, true);
     test_append_rows(3, 1024, 17, false);
     test_logprob_topk(128112, 10, false, 16, true);
@@ -424,23 +487,30 @@ int main(void) {
     test_logprob_topk(7, 3, false, 6, false);
     test_logprob_topk(5, 16, false, 6, false); /* fewer tokens than k: padded with token 0 at -inf */
     test_logprob_topk(333, 1, true, 8, true);
+    test_greedy_far_edits(1.2f, 700.0f);
+    test_greedy_far_edits(0.8f, 500.0f);
 
-    /* past the grid limits: more than 65,535 rows (gridDim.y/z's limit) and
-     * element-wise work beyond 65,535 blocks x 256 threads (grid-stride tails);
-     * LYRICMT_CUDA_QUICK=1 leaves them out (the slower compute-sanitizer tools) */
+    /* past the grid limits: more rows than gridDim.y/z's limit (65,535 on
+     * every GPU; the emulator lowers it with CUDA_EMU_MAX_GRID_YZ to stay
+     * quick) and element-wise work beyond 65,535 blocks x 256 threads
+     * (grid-stride tails); LYRICMT_CUDA_QUICK=1 leaves them out (the slower
+     * compute-sanitizer tools) */
     const char *quick = getenv("LYRICMT_CUDA_QUICK");
     if (quick && *quick && strcmp(quick, "0") != 0) {
         printf("test_cuda_kernels: sizes past the grid limits left out (LYRICMT_CUDA_QUICK)\n");
         cudaStreamDestroy(stream);
         return lm_test_summary("test_cuda_kernels");
     }
-    int big = 70001;
+    struct cudaDeviceProp prop;
+    CHECK(cudaGetDeviceProperties(&prop, 0) == cudaSuccess, "device properties");
+    int big = prop.maxGridSize[1] + 4466;            /* 70,001 on a GPU */
+    int wide = 65535 * 256 / 257 + 7;                /* rows of 257: past 65,535 x 256 elements */
     test_convert_long(LM_K_BF16, (size_t)65535 * 256 * 2 + 77);
     test_embed(LM_K_F16, 37, 8, big);
     test_layernorm(LM_K_F32, big, 8, true);
-    test_bias_act(LM_K_F32, LM_K_ACT_GELU, big, 257, 300);
+    test_bias_act(LM_K_F32, LM_K_ACT_GELU, wide, 257, 300);
     test_attention(LM_K_F32, 2, 8, big);
-    test_gather_rows(big, 9, 5);
+    test_gather_rows(big, 9, 2, 4, true);
     test_append_rows(big, 13, 3, true);
     test_logprob_topk(8, 3, false, big, true);
     test_logprob_topk(8, 1, true, big, true);

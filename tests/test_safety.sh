@@ -106,6 +106,12 @@ check "translate -o a model file name that does not exist yet is refused too" '[
 bounded translate_o -; rc=$?
 check "-o - is standard output, not a file named -" '[ $rc -eq 0 ] && [ -s "$T/stdout" ] && [ ! -e ./- ]'
 
+# a partial left by a command that was killed is this program's own: replaced, not refused
+echo "half a table" > "$T/stale.md.partial"
+bounded compare_o "$T/stale.md"; rc=$?
+check "compare over a stale partial of its own: exit 0, the table written, no partial ($rc: $(head -c 200 "$T/err"))" \
+    '[ $rc -eq 0 ] && grep -q "^|" "$T/stale.md" && [ ! -e "$T/stale.md.partial" ]'
+
 # ---- split-pairs: both names or neither ----
 echo old-ko > "$T/sp.ko"
 mkdir "$T/sp.md"

@@ -12,9 +12,29 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The CUDA devices of --devices ("0,2", "all"; "" is device 0), into dev. */
+#ifdef LM_WITH_CUDA
+/* Without --devices: device 0, or in a job of several processes per machine
+ * (a launcher's local rank in the environment: Open MPI, Slurm, MPICH) the
+ * local rank's device, so the ranks of one machine do not share device 0. */
+static int default_device(lm_err *err) {
+    const char *names[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"}, *local = NULL;
+    for (size_t i = 0; i < sizeof names / sizeof *names && !local; i++) local = getenv(names[i]);
+    if (!local || atoi(local) <= 0) return 0;
+    int n = lm_cuda_device_count(err);
+    return n <= 0 ? n : atoi(local) % n; /* no device: 0, for the backend to say so */
+}
+#endif
+
+/* The CUDA devices of --devices ("0,2", "all"; "" is the default device), into dev. */
 static int parse_devices(const char *list, int *dev, int cap, lm_err *err) {
-    if (!list[0]) { dev[0] = 0; return 1; }
+    if (!list[0]) {
+#ifdef LM_WITH_CUDA
+        if ((dev[0] = default_device(err)) < 0) return -1;
+#else
+        dev[0] = 0;
+#endif
+        return 1;
+    }
     if (!strcmp(list, "all")) {
 #ifdef LM_WITH_CUDA
         int n = lm_cuda_device_count(err);
