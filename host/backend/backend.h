@@ -89,6 +89,14 @@ struct lm_backend {
     const lm_model *model;
 };
 
+/* decode_forced where the backend has it; elsewhere the same numbers by
+ * steps (backend.c): decode_start over the rows, one decode_step a position,
+ * each row leaving once its tokens are fed, so that every backend scores
+ * through one piece of code. The fallback starts a decode of its own: a
+ * running one is lost (scoring, its caller, has none). */
+int lm_backend_decode_forced(lm_backend *b, const int32_t *row_sentence, const int32_t *tokens, const int32_t *lens, int rows,
+                             const int32_t *want, float *out, lm_err *err);
+
 /* The checks of the contract above, shared by every backend (backend.c):
  * each returns 0, or -1 with the one message that call gets on any backend.
  * len (n_sent) holds each encoded sentence's length, 0 once dropped;

@@ -49,18 +49,27 @@ int lm_score_pair_ids(lm_translator *t, const char *src, size_t src_len, const c
     return out ? 0 : -1;
 }
 
-/* Positions one decode_forced call takes at most: enough rows that every
+/* Positions one decode_forced pass takes at most: enough rows that every
  * product runs at its full rate, few enough that the work buffers stay small
- * (a call's buffers are about 40 KB a position at SMaLL-100's sizes). */
+ * (a call's buffers are about 40 KB a position at SMaLL-100's sizes). The
+ * fallback (no op) takes every pair at once: its rows a step are the pairs. */
 #define FORCED_POSITIONS 1024
 
-/* lm_score_forced on a backend with decode_forced: each group of pairs whose
- * labels fit FORCED_POSITIONS in one pass (a pair alone when longer). */
-static int score_in_passes(lm_backend *be, int decoder_start_id, const int32_t *pair_src, const int32_t *const *labels, const int *n_labels,
-                           int n, double *sums, lm_err *err) {
+int lm_score_forced(lm_backend *be, int decoder_start_id, int vocab_size, const int32_t *src, const int32_t *src_lens, int n_src,
+                    const int32_t *pair_src, const int32_t *const *labels, const int *n_labels, int n, double *sums, lm_err *err) {
+    (void)vocab_size;
+    size_t total = 0;
     long most = 0;
-    for (int i = 0; i < n; i++) most = n_labels[i] > most ? n_labels[i] : most;
-    size_t cap = (size_t)(most > FORCED_POSITIONS ? most : FORCED_POSITIONS);
+    for (int i = 0; i < n; i++) {
+        if (n_labels[i] <= 0) return lm_fail(err, "pair %d has no labels", i);
+        most = n_labels[i] > most ? n_labels[i] : most;
+        total += (size_t)n_labels[i];
+        sums[i] = 0;
+    }
+    if (n == 0) return 0;
+    if (be->ops->encode(be, src, src_lens, n_src, err) != 0) return -1;
+    /* each group of pairs whose labels fit the cap in one pass (a pair alone when longer) */
+    size_t cap = !be->ops->decode_forced ? total : (size_t)(most > FORCED_POSITIONS ? most : FORCED_POSITIONS);
     int32_t *sent = lm_malloc((size_t)n * sizeof *sent, err), *lens = lm_malloc((size_t)n * sizeof *lens, err);
     int32_t *feed = lm_malloc(cap * sizeof *feed, err), *want = lm_malloc(cap * sizeof *want, err);
     float *lp = lm_malloc(cap * sizeof *lp, err);
@@ -78,72 +87,17 @@ static int score_in_passes(lm_backend *be, int decoder_start_id, const int32_t *
             memcpy(want + at, l, (size_t)k * sizeof *want);
             at += (size_t)k;
         }
-        if (be->ops->decode_forced(be, sent, feed, lens, i1 - i0, want, lp, err) != 0) goto done;
+        if (lm_backend_decode_forced(be, sent, feed, lens, i1 - i0, want, lp, err) != 0) goto done;
         at = 0;
         for (int i = i0; i < i1; i++)
             for (int p = 0; p < n_labels[i]; p++, at++) {
                 if (isnan(lp[at])) { lm_bad_logits(err, p, i - i0); goto done; }
-                sums[i] += lp[at]; /* in label order, in double: as the step loop below sums */
+                sums[i] += lp[at]; /* in label order, in double */
             }
     }
     rc = 0;
 done:
     free(sent); free(lens); free(feed); free(want); free(lp);
-    return rc;
-}
-
-int lm_score_forced(lm_backend *be, int decoder_start_id, int vocab_size, const int32_t *src, const int32_t *src_lens, int n_src,
-                    const int32_t *pair_src, const int32_t *const *labels, const int *n_labels, int n, double *sums, lm_err *err) {
-    int longest = 0;
-    for (int i = 0; i < n; i++) {
-        if (n_labels[i] <= 0) return lm_fail(err, "pair %d has no labels", i);
-        longest = n_labels[i] > longest ? n_labels[i] : longest;
-        sums[i] = 0;
-    }
-    if (n == 0) return 0;
-    if (be->ops->decode_forced) {
-        if (be->ops->encode(be, src, src_lens, n_src, err) != 0) return -1;
-        return score_in_passes(be, decoder_start_id, pair_src, labels, n_labels, n, sums, err);
-    }
-    int32_t *pair = lm_malloc((size_t)n * sizeof *pair, err), *feed = lm_malloc((size_t)n * sizeof *feed, err);
-    int32_t *parent = lm_malloc((size_t)n * sizeof *parent, err), *next = lm_malloc((size_t)n * sizeof *next, err);
-    int32_t *sent = lm_malloc((size_t)n * sizeof *sent, err);
-    float *logits = lm_malloc((size_t)n * vocab_size * sizeof *logits, err); /* what decode_step writes anyway */
-    int rc = -1;
-    if (!pair || !feed || !parent || !next || !sent || !logits) goto done;
-    if (be->ops->encode(be, src, src_lens, n_src, err) != 0) goto done;
-    for (int i = 0; i < n; i++) {
-        pair[i] = i;
-        sent[i] = pair_src ? pair_src[i] : i;
-    }
-    int rows = n;
-    if (be->ops->decode_start(be, sent, rows, longest, err) != 0) goto done;
-    for (int step = 0; rows > 0; step++) {
-        for (int r = 0; r < rows; r++) feed[r] = step == 0 ? decoder_start_id : labels[pair[r]][step - 1];
-        if (be->ops->decode_step(be, feed, step, logits, err) != 0) goto done;
-        int bad = rows;
-#pragma omp parallel for schedule(dynamic) reduction(min : bad)
-        for (int r = 0; r < rows; r++) {
-            double lp = lm_label_logprob(logits + (size_t)r * vocab_size, vocab_size, labels[pair[r]][step]);
-            if (isnan(lp)) { bad = r < bad ? r : bad; continue; }
-            sums[pair[r]] += lp;
-        }
-        if (bad < rows) { lm_bad_logits(err, step, bad); goto done; }
-        /* pairs whose labels are all scored leave the batch */
-        int kept = 0;
-        for (int r = 0; r < rows; r++)
-            if (n_labels[pair[r]] > step + 1) { parent[kept] = r; next[kept++] = pair[r]; }
-        if (kept == 0) break;
-        if (kept < rows) {
-            for (int r = 0; r < kept; r++) sent[r] = pair_src ? pair_src[next[r]] : next[r];
-            if (be->ops->reorder(be, parent, sent, kept, err) != 0) goto done;
-            memcpy(pair, next, (size_t)kept * sizeof *pair);
-            rows = kept;
-        }
-    }
-    rc = 0;
-done:
-    free(pair); free(feed); free(parent); free(next); free(sent); free(logits);
     return rc;
 }
 
