@@ -8,7 +8,7 @@ vocabulary 128112, 1024 positions. The tokenizer files are the tiny fixture's
 (a real 128k SentencePiece model cannot be downloaded here); its ids all fall
 inside the 128112-row embedding, so every matrix product has the real size.
 
-usage: python3 benchmarks/make_random_model.py OUT_DIR [--stops]
+usage: python3 benchmarks/make_random_model.py OUT_DIR [--stops | --words]
 
 --stops: random weights never choose </s>, so every line would run to
 max_length. With --stops the final decoder norm's bias gets a direction u
@@ -17,6 +17,17 @@ max_length. With --stops the final decoder norm's bias gets a direction u
 end after 2 to 29 tokens (measured on 10 lines), as a trained model's do. For
 the in-flight batching benchmark (bench.py --inflight); written as
 model.safetensors.
+
+--words: random weights sample <unusedN> pieces, which decode to nothing, so
+an augmentation run (configs/augment.yaml) writes one empty pair a line and
+its rescoring scores "" (2 labels). With --words every embedding row (tied to
+the output projection) but those of the tokenizer's 184 whole-word pieces
+("▁real", "▁우리": a ▁ and more, each tokenised back to itself) and </s> is
+scaled by 0.01, so those rows' logits stand far above the rest: samples are
+runs of words whose text tokenises back to the sampled ids, and rescoring
+scores every sample's full length, the best case for reading the scores off
+the sampling's own rows (issue 28; benchmarks/augment.py). The products keep
+their sizes. Written as pytorch_model.bin, as the default.
 """
 import json
 import os
@@ -26,8 +37,9 @@ import sys
 import torch
 from transformers import M2M100Config, M2M100ForConditionalGeneration
 
-args = [x for x in sys.argv[1:] if x != "--stops"]
+args = [x for x in sys.argv[1:] if x not in ("--stops", "--words")]
 stops = "--stops" in sys.argv[1:]
+words = "--words" in sys.argv[1:]
 out = args[0] if args else "benchmarks/models/small100-random"
 src = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "tiny-b")
 os.makedirs(out, exist_ok=True)
@@ -50,6 +62,14 @@ if stops:
         model.model.shared.weight[cfg.eos_token_id].copy_(u * 8)
     model.save_pretrained(out, safe_serialization=True)
 else:
+    if words:
+        with open(os.path.join(src, "vocab.json"), encoding="utf-8") as f:
+            pieces = json.load(f)
+        keep = [i for p, i in pieces.items() if p.startswith("\u2581") and len(p) > 1] + [cfg.eos_token_id]
+        scale = torch.full((cfg.vocab_size, 1), 0.01)
+        scale[keep] = 1.0
+        with torch.no_grad():
+            model.model.shared.weight.mul_(scale)
     sd = model.state_dict()
     shared = sd["model.shared.weight"]
     for k in ("model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight"):

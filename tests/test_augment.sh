@@ -55,6 +55,19 @@ printf 'output:\n  dedup_hypotheses: maybe\n' > "$T/bad.yaml"
 run --config "$T/bad.yaml" -i "$T/in.txt" > /dev/null 2>"$T/e"; rc=$?
 check "bad dedup_hypotheses in YAML names file, line, key" '[ $rc -eq 2 ] && grep -q "bad.yaml:2: .output.dedup_hypotheses. must be true or false" "$T/e"'
 
+# ---- rescoring reads each sample's labels off the sampling's own rows where its tokens are the
+# text's (issue 28): the same bytes as force-decoding every pair (LYRICMT_RESCORE=decode), with the
+# processors' edits, with samples stopped at max_length (their </s> one step later), in both conventions ----
+i=0
+for extra in "" "--set decoding.repetition_penalty=1.3 --set decoding.no_repeat_ngram_size=2 --set decoding.min_length=4" \
+             "--max-length 7" "--convention small100 --max-length 9 --precision int8"; do
+    i=$((i + 1))
+    run --config configs/augment.yaml $extra --min-score -3.6 -i samples/songs -o "$T/reuse$i.jsonl" 2>/dev/null; rc=$?
+    LYRICMT_RESCORE=decode run --config configs/augment.yaml $extra --min-score -3.6 -i samples/songs -o "$T/decoded$i.jsonl" 2>/dev/null
+    check "rescoring from the sampling's rows == force-decoding every pair, byte for byte ($i: $(wc -l < "$T/reuse$i.jsonl") pairs kept)" \
+        '[ $rc -eq 0 ] && [ "$(wc -l < "$T/reuse$i.jsonl")" -ge 10 ] && cmp -s "$T/reuse$i.jsonl" "$T/decoded$i.jsonl"'
+done
+
 # ---- split-pairs: two aligned files, all or nothing ----
 "$BIN" split-pairs -i "$T/min.jsonl" -o "$T/min" 2>"$T/e"; rc=$?
 n=$(wc -l < "$T/min.jsonl")

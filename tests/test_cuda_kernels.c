@@ -561,7 +561,7 @@ static void test_sample_kernel(int V, int rows, sample_setting st, bool special)
             if (ids[r] != 0 || got_draws[r] != draws[r]) bad = r;
             continue;
         }
-        int rc = lm_sample_row(row, V, edits + start[r], start[r + 1] - start[r], &g, keys[r], &d, &sp, &want, &lp);
+        int rc = lm_sample_row(row, V, edits + start[r], start[r + 1] - start[r], &g, keys[r], &d, &sp, &want, &lp, NULL);
         CHECK(rc != -2, "lm_sample_row: out of memory");
         if (rc == -1) {
             refused++;

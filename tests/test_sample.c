@@ -348,23 +348,38 @@ static void check_sample_row(void) {
     g.top_k = 50;
     g.top_p = 0.95f;
     g.repetition_penalty = 1.3f;
-    int same = 0, runs = 0;
-    for (int trial = 0; trial < 50; trial++, runs++) {
+    int same = 0, runs = 0, raw_same = 0, drew_edited = 0;
+    for (int trial = 0; trial < 80; trial++, runs++) {
         fill_row(x, V, SPREAD, trial % 2 ? 20 : 0);
-        lm_edit edits[] = {{below(V), LM_EDIT_PENALIZE}, {below(V), LM_EDIT_BAN}, {below(V), LM_EDIT_PENALIZE}};
+        lm_row_stats top;
+        lm_row_stats_of(x, V, NULL, &top);
+        /* from trial 50 on the best token is penalized twice, so that the
+         * draw often takes a token the edits changed */
+        int32_t hot = trial < 50 ? below(V) : top.argmax;
+        if (trial >= 50) x[hot] = fabsf(top.max) + 10; /* still the likeliest after two penalties */
+        lm_edit edits[] = {{hot, LM_EDIT_PENALIZE}, {below(V), LM_EDIT_BAN}, {hot, LM_EDIT_PENALIZE}};
         memcpy(y, x, sizeof y);
+        float raw_row[V];
+        memcpy(raw_row, x, sizeof raw_row);
         uint64_t n_row = 5, n_tok = 5;
         int32_t token, want;
-        float logprob;
-        int rc = lm_sample_row(x, V, edits, 3, &g, 99, &n_row, &s, &token, &logprob);
-        lm_logits_apply(y, edits, 3, g.repetition_penalty);
+        float logprob, raw = 0;
+        int rc = lm_sample_row(x, V, edits, trial % 3 ? 3 : 0, &g, 99, &n_row, &s, &token, &logprob, &raw);
+        lm_logits_apply(y, edits, trial % 3 ? 3 : 0, g.repetition_penalty);
         lm_row_stats st;
         lm_row_stats_of(y, V, block_max, &st);
         want = lm_sample_token(&g, y, V, block_max, 99, &n_tok, &s);
         lm_log_softmax(y, V);
         same += rc == 0 && token == want && n_row == n_tok && !memcmp(&logprob, &y[token], sizeof logprob);
+        /* and the log-prob `lyricmt score` reads off the row as it came, before the edits */
+        float score_lp = lm_label_logprob(raw_row, V, token);
+        raw_same += rc == 0 && !memcmp(&raw, &score_lp, sizeof raw);
+        drew_edited += rc == 0 && trial % 3 && token == hot;
     }
     CHECK(same == runs, "a row's step: the edited row's draw and its log_softmax value to the bit (%d of %d)", same, runs);
+    CHECK(raw_same == runs && drew_edited >= 5,
+          "a row's step: the drawn token's log-prob under the row before the edits, as lm_label_logprob gives it, to the bit "
+          "(%d of %d; %d draws of a penalized token)", raw_same, runs, drew_edited);
     int32_t token;
     float logprob;
     uint64_t n = 0;
@@ -373,14 +388,16 @@ static void check_sample_row(void) {
     for (int bad = 0; bad < 3; bad++) {
         for (int t = 0; t < V; t++) x[t] = bad == 2 ? -INFINITY : 0.5f;
         if (bad < 2) x[V / 2] = bad ? INFINITY : NAN;
-        refused += lm_sample_row(x, V, NULL, 0, &g, 1, &n, &s, &token, &logprob) == -1;
+        refused += lm_sample_row(x, V, NULL, 0, &g, 1, &n, &s, &token, &logprob, NULL) == -1;
     }
     CHECK(refused == 3 && n == 0, "rows with NaN, +inf or every token banned are refused, no draw taken (%d of 3)", refused);
     x[0] = NAN;
     for (int t = 1; t < V; t++) x[t] = t == 9 ? 0.25f : -INFINITY;
-    int rc = lm_sample_row(x, V, &ban0, 1, &g, 1, &n, &s, &token, &logprob);
+    float raw = 0;
+    int rc = lm_sample_row(x, V, &ban0, 1, &g, 1, &n, &s, &token, &logprob, &raw);
     CHECK(rc == 0 && token == 9 && logprob == 0 && n == 1, "a NaN banned by an edit is no NaN; the one token left is drawn (rc %d, token %d)",
           rc, token);
+    CHECK(isnan(raw), "... but the row as it came holds the NaN: its log-prob for `lyricmt score` is NaN (%g)", raw);
     lm_sampler_free(&s);
 }
 
@@ -436,19 +453,19 @@ static void check_sample_rows(void) {
     int same = 0;
     float orig[ROWS * V];
     memcpy(orig, x, sizeof orig);
-    CHECK(lm_sample_rows(x, ROWS, V, 3, &req, sp, n_threads, ids, lps, &err) == 0, "lm_sample_rows: %s", err.msg);
+    CHECK(lm_sample_rows(x, ROWS, V, 3, &req, sp, n_threads, ids, lps, NULL, &err) == 0, "lm_sample_rows: %s", err.msg);
     for (int r = 0; r < ROWS; r++) {
         memcpy(y, orig + r * V, sizeof y);
         d = (uint64_t)r * 3;
         if (skip[r]) { same += ids[r] == -7 && draws[r] == d; continue; }
-        lm_sample_row(y, V, edits + r, 1, &g, keys[r], &d, &sp[0], &want, &lp);
+        lm_sample_row(y, V, edits + r, 1, &g, keys[r], &d, &sp[0], &want, &lp, NULL);
         same += ids[r] == want && draws[r] == d && !memcmp(&lp, &lps[r], sizeof lp);
     }
     CHECK(same == ROWS, "lm_sample_rows draws as lm_sample_row row by row (%d of %d)", same, ROWS);
     memcpy(x, orig, sizeof orig);
     x[6 * V + 2] = INFINITY;
     x[8 * V] = NAN;
-    CHECK(lm_sample_rows(x, ROWS, V, 3, &req, sp, n_threads, ids, lps, &err) == -1 && strstr(err.msg, "row 6"), "the first refused row is named: %s",
+    CHECK(lm_sample_rows(x, ROWS, V, 3, &req, sp, n_threads, ids, lps, NULL, &err) == -1 && strstr(err.msg, "row 6"), "the first refused row is named: %s",
           err.msg);
     for (int i = 0; i < 64; i++) lm_sampler_free(&sp[i]);
 }

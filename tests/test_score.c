@@ -8,7 +8,10 @@
  *     (so a wrong position, label shift or token is caught where it happens);
  *   - batch invariance: a pair alone, in length-sorted batches of 5, and all
  *     unsorted in one batch gives the same float, bit for bit;
- *   - on the CPU through both decoder paths (packed AVX-512 and OpenBLAS).
+ *   - on the CPU through both decoder paths (packed AVX-512 and OpenBLAS);
+ *   - decode_forced's one pass against the step loop, and augmentation's
+ *     record of sampled hypotheses (search.h, label_logprobs) against both,
+ *     bit for bit (check_recorded).
  */
 #include "engine/score.h"
 #include "cpu/packed_gemm.h"
@@ -183,6 +186,138 @@ static void check_model(const char *name, const char *gemm) {
     cJSON_Delete(golden);
 }
 
+/* lm_score_forced through the step loop: the backend without decode_forced. */
+static int forced_by_steps(lm_backend *be, int start, int V, const int32_t *src, const int32_t *src_lens, int n_src,
+                           const int32_t *pair_src, const int32_t *const *labels, const int *n_labels, int n, double *sums, lm_err *err) {
+    const lm_backend_ops *ops = be->ops;
+    lm_backend_ops steps = *ops;
+    steps.decode_forced = NULL;
+    be->ops = &steps;
+    int rc = lm_score_forced(be, start, V, src, src_lens, n_src, pair_src, labels, n_labels, n, sums, err);
+    be->ops = ops;
+    return rc;
+}
+
+static const char *const LYRICS[] = {
+    "I got money on my mind, never stop the grind", "Started from the bottom now we here", "Cold nights in the city, dreams made of gold",
+    "yeah", "Fire on the mic", "We ride tonight under the city lights and we never look back", "Never give up", "real love",
+    "Counting stars on the roof while the beat keeps falling", "Money, power, respect", "Midnight on the block", "oh",
+    "Shining like a crown on the king of the street", "Trust nobody but the mirror", "Back to the top, back to the game", "grind",
+};
+#define N_LYRICS (int)(sizeof LYRICS / sizeof *LYRICS)
+
+/*
+ * Augmentation's rescoring reads each sample's label log-probs off the
+ * sampling's own rows (search.h, label_logprobs). That record must be the
+ * score `lyricmt score` gives the same labels, bit for bit: every hypothesis
+ * force-decoded as the pair (source, ids[1..] + </s> when it stopped at
+ * max_length), through decode_forced's one pass and through the step loop,
+ * gives label_sum exactly, in every precision and both conventions; with the
+ * processors' edits (the record is of the row before them) and with samples
+ * cut at max_length (the extra step for </s>); and recording changes no
+ * sample. On OpenBLAS a row's last bits depend on its batch: within 1e-6.
+ */
+static void check_recorded(const char *name, int convention, lm_precision precision, bool blas) {
+    char dir[256], what[160];
+    snprintf(dir, sizeof dir, "tests/fixtures/%s", name);
+    snprintf(what, sizeof what, "%s/%s/%s%s", name, convention ? "small100" : "m2m100", lm_precision_name(precision), blas ? "/blas" : "");
+    lm_engine_config engine;
+    lm_engine_config_defaults(&engine);
+    engine.convention = convention;
+    engine.precision = precision;
+    lm_translator t;
+    lm_err err;
+    if (lm_translator_open(&t, dir, &engine, &err) != 0) { CHECK(0, "%s: %s", what, err.msg); return; }
+    int32_t *tokens = malloc(4096 * sizeof *tokens), lens[N_LYRICS];
+    int at = 0;
+    for (int i = 0; i < N_LYRICS; i++) {
+        int32_t *ids;
+        int n;
+        bool cut;
+        CHECK(lm_translator_source_ids(&t, LYRICS[i], strlen(LYRICS[i]), &ids, &n, &cut, &err) == 0, "%s: %s", what, err.msg);
+        memcpy(tokens + at, ids, (size_t)n * sizeof *ids);
+        lens[i] = n;
+        at += n;
+        free(ids);
+    }
+    for (int setting = 0; setting < 3; setting++) {
+        lm_search_opts o = t.search;
+        o.gen.do_sample = true;
+        o.gen.num_beams = 1;
+        o.gen.num_return_sequences = 5;
+        o.gen.temperature = 0.9f;
+        o.gen.top_k = 50;
+        o.gen.top_p = 0.95f;
+        o.seed = 1234 + (uint64_t)setting;
+        if (setting == 1) { /* edits on every row: the record is of the row before them */
+            o.gen.repetition_penalty = 1.3f;
+            o.gen.no_repeat_ngram_size = 2;
+            o.gen.min_length = 6;
+        }
+        if (setting == 2) o.gen.max_length = 9; /* most samples stop at max_length: their </s> takes one more step */
+        lm_search_result plain[N_LYRICS] = {{0}}, rec[N_LYRICS] = {{0}};
+        int rc = lm_search_run(t.backend, &o, tokens, lens, N_LYRICS, plain, &err);
+        o.label_logprobs = true;
+        rc |= lm_search_run(t.backend, &o, tokens, lens, N_LYRICS, rec, &err);
+        CHECK(rc == 0, "%s: %s", what, err.msg);
+        if (rc != 0) continue;
+        /* every pair twice, so that the pairs take more than one pass of
+         * decode_forced and each is scored in two places of the batch */
+        int n = N_LYRICS * 5, p = 0, same_ids = 0, counted = 0, tails = 0, positions = 0;
+        const int32_t **labels = calloc((size_t)2 * n, sizeof *labels);
+        int32_t *pair_src = calloc((size_t)2 * n, sizeof *pair_src), **owned = calloc((size_t)n, sizeof *owned);
+        int *n_labels = calloc((size_t)2 * n, sizeof *n_labels);
+        double *forced = calloc((size_t)2 * n, sizeof *forced), *stepped = calloc((size_t)2 * n, sizeof *stepped);
+        for (int i = 0; i < N_LYRICS; i++)
+            for (int h = 0; h < rec[i].n_hyps; h++, p++) {
+                const lm_hypothesis *a = &plain[i].hyps[h], *b = &rec[i].hyps[h];
+                same_ids += a->n == b->n && !memcmp(a->ids, b->ids, (size_t)a->n * sizeof *a->ids) && a->score == b->score;
+                bool eos = b->ids[b->n - 1] == t.search.eos_id;
+                counted += b->n_labels == b->n - 1 + !eos;
+                tails += !eos;
+                owned[p] = malloc((size_t)b->n * sizeof **owned);
+                memcpy(owned[p], b->ids + 1, (size_t)(b->n - 1) * sizeof **owned);
+                if (!eos) owned[p][b->n - 1] = t.search.eos_id;
+                labels[p] = owned[p];
+                n_labels[p] = b->n - 1 + !eos;
+                pair_src[p] = i;
+                positions += 2 * n_labels[p];
+                labels[n + p] = labels[p];
+                n_labels[n + p] = n_labels[p];
+                pair_src[n + p] = i;
+            }
+        CHECK(p == n && same_ids == n, "%s, setting %d: recording changes no sample (%d of %d the same)", what, setting, same_ids, n);
+        CHECK(counted == n && (setting < 2 || tails > n / 2), "%s, setting %d: labels counted with </s> after max_length (%d of %d; %d tails)",
+              what, setting, counted, n, tails);
+        CHECK(positions > 1024, "%s, setting %d: %d positions, more than one decode_forced pass", what, setting, positions);
+        rc = lm_score_forced(t.backend, t.search.decoder_start_id, t.search.vocab_size, tokens, lens, N_LYRICS, pair_src, labels, n_labels,
+                             2 * n, forced, &err);
+        rc |= forced_by_steps(t.backend, t.search.decoder_start_id, t.search.vocab_size, tokens, lens, N_LYRICS, pair_src, labels, n_labels,
+                              2 * n, stepped, &err);
+        CHECK(rc == 0, "%s: %s", what, err.msg);
+        int equal = 0, steps_equal = 0;
+        for (int q = 0; q < 2 * n && rc == 0; q++) {
+            const lm_hypothesis *b = &rec[pair_src[q]].hyps[q % n % 5];
+            if (blas) {
+                equal += rel(b->label_sum, forced[q]) < BATCH_RTOL;
+                steps_equal += rel(stepped[q], forced[q]) < BATCH_RTOL;
+            } else {
+                equal += !memcmp(&b->label_sum, &forced[q], sizeof forced[q]);
+                steps_equal += !memcmp(&stepped[q], &forced[q], sizeof forced[q]);
+            }
+        }
+        CHECK(equal == 2 * n, "%s, setting %d: the sampling's record is lyricmt score's sum %s (%d of %d)", what, setting,
+              blas ? "within 1e-6" : "to the bit", equal, 2 * n);
+        CHECK(steps_equal == 2 * n, "%s, setting %d: decode_forced's one pass is the step loop's sum %s (%d of %d)", what, setting,
+              blas ? "within 1e-6" : "to the bit", steps_equal, 2 * n);
+        for (int q = 0; q < n; q++) free(owned[q]);
+        free(labels); free(pair_src); free(owned); free(n_labels); free(forced); free(stepped);
+        for (int i = 0; i < N_LYRICS; i++) { lm_search_result_free(&plain[i]); lm_search_result_free(&rec[i]); }
+    }
+    free(tokens);
+    lm_translator_close(&t);
+}
+
 /* A pair with no labels is refused, not scored as 0. */
 static void check_refusals(void) {
     lm_engine_config engine;
@@ -212,8 +347,14 @@ int main(void) {
         check_model("tiny-b", paths[i]);
         printf("test_score: CPU %s: worst error vs transformers' loss %.2g relative (bound %g); alone vs batched %.2g (bound %g)\n",
                paths[i], worst, SCORE_RTOL, worst_batch, BATCH_RTOL);
+        for (int conv = 0; conv < 2; conv++) {
+            check_recorded("tiny-b", conv, LM_PREC_FP32, i == 1);
+            check_recorded("tiny-a", conv, LM_PREC_FP32, i == 1);
+        }
     }
     unsetenv("LYRICMT_CPU_GEMM");
+    check_recorded("tiny-b", 0, LM_PREC_INT8, false);
+    check_recorded("tiny-b", 1, LM_PREC_BF16, false);
     check_refusals();
     return lm_test_summary("test_score");
 }

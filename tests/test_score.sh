@@ -38,6 +38,18 @@ else
     echo "$NAME: note: no AVX-512, alone and batched compared within 1e-6 only"
 fi
 
+# ---- pairs that share a source share its encoding: the same scores as alone ----
+# each source with three pairs' targets, its pairs apart and next to each other
+awk -F '\t' '{ s[NR] = $1; g[NR] = $2 } END { for (k = 0; k < 3; k++) for (i = 1; i <= NR; i++) print s[i] "\t" g[(i + k) % NR + 1]; print s[1] "\t" g[5] }' \
+    "$T/p.tsv" > "$T/shared.tsv"
+score -i "$T/shared.tsv" -o "$T/shared.out" 2>/dev/null
+score -i "$T/shared.tsv" -o "$T/shared-alone.out" --set batch.max_sentences=1 --set batch.window_lines=1 2>/dev/null
+bad=$(paste "$T/shared.out" "$T/shared-alone.out" | awk -F '\t' '{ x = $2 - $6; if (x < 0) x = -x; if (x > 1e-6 * (-$2) + 2e-6 || $4 != $8) bad++ } END { print bad + 0 }')
+check "pairs sharing sources in one batch == each alone (within 1e-6 relative)" '[ "$bad" -eq 0 ] && [ "$(wc -l < "$T/shared-alone.out")" -eq 43 ]'
+if grep -q avx512f /proc/cpuinfo 2>/dev/null && grep -q avx512bw /proc/cpuinfo; then
+    check "pairs sharing sources in one batch == each alone, byte for byte" 'cmp -s "$T/shared.out" "$T/shared-alone.out"'
+fi
+
 # ---- JSONL pairs: fields, ids kept byte for byte, optional ids ----
 awk -F '\t' 'NR <= 6 { gsub(/"/, "\\\"", $1); gsub(/"/, "\\\"", $2)
     if (NR == 1) printf "{\"key\": 9007199254740993, \"en\": \"%s\", \"ko\": \"%s\"}\n", $1, $2

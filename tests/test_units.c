@@ -314,6 +314,29 @@ static void check_backend_contract(void) {
     parent[0] = 2;
     CHECK(lm_backend_check_reorder(parent, psent, 3, 2, 3, sent_len, 3, &err) != 0 && strstr(err.msg, "row 0"),
           "contract: a parent past the running rows is refused");
+    /* decode_forced: rows of known sentences, 1 to max_positions tokens each, tokens and labels in the vocabulary */
+    int32_t fsent[] = {2, 0}, ftok[] = {2, 7, 8, 2, 9}, fwant[] = {7, 8, 2, 9, 2}, flens[] = {3, 2};
+    CHECK(lm_backend_check_forced(&mc, sent_len, 3, fsent, ftok, flens, 2, fwant, &total, &err) == 0 && total == 5,
+          "contract: a good teacher-forced batch passes, its positions counted");
+    fsent[1] = 1;
+    CHECK(lm_backend_check_forced(&mc, sent_len, 3, fsent, ftok, flens, 2, fwant, &total, &err) != 0 && strstr(err.msg, "row 1 refers"),
+          "contract: a teacher-forced row of a dropped sentence is refused");
+    fsent[1] = 0;
+    int32_t flong[] = {3, 11}, fnone[] = {3, 0};
+    CHECK(lm_backend_check_forced(&mc, sent_len, 3, fsent, ftok, flong, 2, fwant, &total, &err) != 0 && strstr(err.msg, "row 1 is fed 11"),
+          "contract: a teacher-forced row past the positions is refused");
+    CHECK(lm_backend_check_forced(&mc, sent_len, 3, fsent, ftok, fnone, 2, fwant, &total, &err) != 0 && strstr(err.msg, "row 1 is fed 0"),
+          "contract: a teacher-forced row of no tokens is refused");
+    ftok[4] = 100;
+    CHECK(lm_backend_check_forced(&mc, sent_len, 3, fsent, ftok, flens, 2, fwant, &total, &err) != 0 && strstr(err.msg, "token id 100"),
+          "contract: a teacher-forced token outside the vocabulary is refused");
+    ftok[4] = 9;
+    fwant[4] = 100;
+    CHECK(lm_backend_check_forced(&mc, sent_len, 3, fsent, ftok, flens, 2, fwant, &total, &err) != 0 && strstr(err.msg, "label id 100"),
+          "contract: a label outside the vocabulary is refused");
+    fwant[4] = -1;
+    CHECK(lm_backend_check_forced(&mc, sent_len, 3, fsent, ftok, flens, 2, fwant, &total, &err) != 0 && strstr(err.msg, "label id -1"),
+          "contract: a negative label is refused");
 }
 
 /* The flag table (engine_flags.c): which command a flag is offered to. */

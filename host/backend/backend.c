@@ -1,8 +1,13 @@
 /* backend: the contract checks every backend makes on its callers (see
  * backend.h), written once so that a wrong call gets the same message
  * whichever backend runs it. The backends keep their own bookkeeping and
- * pass the parts a check reads. */
+ * pass the parts a check reads. Also decode_forced's fallback, for the
+ * backends without the op. */
 #include "backend/backend.h"
+#include "backend/logits.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 bool lm_backend_sentence_known(const int32_t *len, int n_sent, int s) { return s >= 0 && s < n_sent && len[s] > 0; }
 
@@ -44,6 +49,22 @@ int lm_backend_check_feed(const lm_model_config *mc, const int32_t *tokens, int 
     return 0;
 }
 
+int lm_backend_check_forced(const lm_model_config *mc, const int32_t *len, int n_sent, const int32_t *row_sentence, const int32_t *tokens,
+                            const int32_t *lens, int rows, const int32_t *want, int *total, lm_err *err) {
+    *total = 0;
+    if (lm_backend_check_rows(len, n_sent, row_sentence, rows, err) != 0) return -1;
+    for (int r = 0; r < rows; r++) {
+        if (lens[r] <= 0 || lens[r] > mc->max_positions)
+            return lm_fail(err, "row %d is fed %d tokens; the decoder takes 1 to %d", r, lens[r], mc->max_positions);
+        *total += lens[r];
+    }
+    for (int i = 0; i < *total; i++) {
+        if (tokens[i] < 0 || tokens[i] >= mc->vocab_size) return lm_fail(err, "token id %d outside the vocabulary", tokens[i]);
+        if (want[i] < 0 || want[i] >= mc->vocab_size) return lm_fail(err, "label id %d outside the vocabulary", want[i]);
+    }
+    return 0;
+}
+
 int lm_backend_check_reorder(const int32_t *parent, const int32_t *row_sentence, int rows, int old_rows, int max_rows, const int32_t *len,
                              int n_sent, lm_err *err) {
     if (rows > max_rows) return lm_fail(err, "reorder to %d rows: decoding started with %d", rows, max_rows);
@@ -58,4 +79,56 @@ int lm_backend_check_sample(const lm_sample_request *req, lm_err *err) {
     if (req->top_k < 0) return lm_fail(err, "sampling: top_k %d is negative", req->top_k);
     if (!(req->top_p >= 0 && req->top_p <= 1)) return lm_fail(err, "sampling: top_p %g is outside 0 .. 1", req->top_p);
     return 0;
+}
+
+/* lm_backend_decode_forced without the op: the step loop scoring ran before
+ * decode_forced existed, all rows a step (a GPU's products want rows). */
+static int forced_by_steps(lm_backend *b, const int32_t *row_sentence, const int32_t *tokens, const int32_t *lens, int rows,
+                           const int32_t *want, float *out, lm_err *err) {
+    int V = b->model->cfg.model.vocab_size, longest = 0;
+    for (int r = 0; r < rows; r++) {
+        if (lens[r] <= 0) return lm_fail(err, "row %d is fed %d tokens; the decoder takes 1 to %d", r, lens[r], b->model->cfg.model.max_positions);
+        longest = lens[r] > longest ? lens[r] : longest;
+    }
+    int32_t *at = lm_malloc((size_t)rows * sizeof *at, err), *row = lm_malloc((size_t)rows * sizeof *row, err);
+    int32_t *feed = lm_malloc((size_t)rows * sizeof *feed, err), *parent = lm_malloc((size_t)rows * sizeof *parent, err);
+    int32_t *next = lm_malloc((size_t)rows * sizeof *next, err), *sent = lm_malloc((size_t)rows * sizeof *sent, err);
+    float *logits = lm_malloc((size_t)rows * V * sizeof *logits, err);
+    int rc = -1;
+    if (!at || !row || !feed || !parent || !next || !sent || !logits) goto done;
+    for (int r = 0, a = 0; r < rows; a += lens[r], r++) {
+        at[r] = a;
+        row[r] = r;
+        sent[r] = row_sentence[r];
+        for (int p = 0; p < lens[r]; p++)
+            if (want[a + p] < 0 || want[a + p] >= V) { lm_fail(err, "label id %d outside the vocabulary", want[a + p]); goto done; }
+    }
+    int live = rows;
+    if (b->ops->decode_start(b, sent, live, longest, err) != 0) goto done;
+    for (int step = 0;; step++) {
+        for (int i = 0; i < live; i++) feed[i] = tokens[at[row[i]] + step];
+        if (b->ops->decode_step(b, feed, step, logits, err) != 0) goto done;
+#pragma omp parallel for schedule(dynamic)
+        for (int i = 0; i < live; i++) out[at[row[i]] + step] = lm_label_logprob(logits + (size_t)i * V, V, want[at[row[i]] + step]);
+        int kept = 0;
+        for (int i = 0; i < live; i++)
+            if (lens[row[i]] > step + 1) { parent[kept] = i; next[kept++] = row[i]; }
+        if (kept == 0) break;
+        if (kept < live) {
+            for (int i = 0; i < kept; i++) sent[i] = row_sentence[next[i]];
+            if (b->ops->reorder(b, parent, sent, kept, err) != 0) goto done;
+            memcpy(row, next, (size_t)kept * sizeof *row);
+            live = kept;
+        }
+    }
+    rc = 0;
+done:
+    free(at); free(row); free(feed); free(parent); free(next); free(sent); free(logits);
+    return rc;
+}
+
+int lm_backend_decode_forced(lm_backend *b, const int32_t *row_sentence, const int32_t *tokens, const int32_t *lens, int rows,
+                             const int32_t *want, float *out, lm_err *err) {
+    if (b->ops->decode_forced) return b->ops->decode_forced(b, row_sentence, tokens, lens, rows, want, out, err);
+    return forced_by_steps(b, row_sentence, tokens, lens, rows, want, out, err);
 }

@@ -89,6 +89,16 @@ typedef struct {
      * it samples decode_step's whole rows itself. */
     int (*decode_step_sample)(lm_backend *b, const int32_t *tokens, int step, const lm_sample_request *req, int32_t *ids,
                               float *logprobs, lm_err *err);
+    /* Optional (NULL when absent): teacher forcing, for scoring (score.h). Row r,
+     * of sentence row_sentence[r], is fed its lens[r] tokens (tokens[at .. at +
+     * lens[r]), at = the lens of the rows before it summed) at positions 0 ..
+     * lens[r] - 1 all in one pass, and out[at + p] receives
+     * lm_label_logprob(position p's logits, want[at + p]): the number decode_step
+     * would give at that position, fed the same tokens one step at a time, bit
+     * for bit where a row's numbers do not depend on its batch. No row is kept:
+     * a running decode (decode_start's rows and caches) is left as it was. */
+    int (*decode_forced)(lm_backend *b, const int32_t *row_sentence, const int32_t *tokens, const int32_t *lens, int rows,
+                         const int32_t *want, float *out, lm_err *err);
     /* Keeps `rows` rows: new row r continues old row parent[r] and belongs to sentence row_sentence[r].
      * Parents may repeat, and rows may grow back up to the count given to decode_start
      * (beam search runs one row while a sentence's beams are still identical).
@@ -101,6 +111,14 @@ struct lm_backend {
     const lm_backend_ops *ops;
     const lm_model *model;
 };
+
+/* decode_forced where the backend has it; elsewhere the same numbers by
+ * steps (backend.c): decode_start over the rows, one decode_step a position,
+ * each row leaving once its tokens are fed, so that every backend scores
+ * through one piece of code. The fallback starts a decode of its own: a
+ * running one is lost (scoring, its caller, has none). */
+int lm_backend_decode_forced(lm_backend *b, const int32_t *row_sentence, const int32_t *tokens, const int32_t *lens, int rows,
+                             const int32_t *want, float *out, lm_err *err);
 
 /* The checks of the contract above, shared by every backend (backend.c):
  * each returns 0, or -1 with the one message that call gets on any backend.
@@ -120,6 +138,10 @@ int lm_backend_check_feed(const lm_model_config *mc, const int32_t *tokens, int 
                           int max_steps, lm_err *err);
 /* decode_step_sample: the warpers in range (before any work is done). */
 int lm_backend_check_sample(const lm_sample_request *req, lm_err *err);
+/* decode_forced: every row has a sentence and 1 to max_positions tokens, every
+ * token and wanted label is in the vocabulary; *total = the tokens. */
+int lm_backend_check_forced(const lm_model_config *mc, const int32_t *len, int n_sent, const int32_t *row_sentence, const int32_t *tokens,
+                            const int32_t *lens, int rows, const int32_t *want, int *total, lm_err *err);
 /* reorder: old_rows running, max_rows given to decode_start. */
 int lm_backend_check_reorder(const int32_t *parent, const int32_t *row_sentence, int rows, int old_rows, int max_rows, const int32_t *len,
                              int n_sent, lm_err *err);

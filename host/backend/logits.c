@@ -12,6 +12,15 @@ void lm_log_softmax(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] = x[i] - mx - lse;
 }
 
+float lm_label_logprob(const float *x, int V, int32_t label) {
+    lm_row_stats st;
+    lm_row_stats_of(x, V, NULL, &st);
+    if (isnan(st.sum)) return NAN;
+    return lm_logprob_of(x[label], st.max, st.sum);
+}
+
+float lm_logprob_of(float x_label, float max, float sum) { return x_label - max - logf(sum); }
+
 int lm_logits_edits(const lm_gen_config *g, int eos_id, const int32_t *seq, int cur_len, lm_edit *out) {
     int n_out = 0;
     if (g->repetition_penalty != 1.0f) {

@@ -52,4 +52,14 @@ void lm_rank_insert(int32_t *ids, float *vals, int *have, int k, int32_t id, flo
 /* log_softmax of one row, in place. */
 void lm_log_softmax(float *x, int n);
 
+/* The log-probability of `label` under one raw row of logits (no edits), as
+ * lm_log_softmax computes it: x[label] - max - logf(sum of exp(x - max)) in
+ * float, from row_stats' one pass. What `lyricmt score` sums per label
+ * (score.h), wherever the row was computed: the same row gives the same
+ * number. NaN when the row holds a NaN or +inf or nothing above -inf. */
+float lm_label_logprob(const float *x, int V, int32_t label);
+/* That arithmetic given the row's max and sum of exp(x - max) (row_stats.h):
+ * x_label - max - logf(sum), in float. */
+float lm_logprob_of(float x_label, float max, float sum);
+
 #endif

@@ -19,13 +19,15 @@ void lm_sampler_free(lm_sampler *s) {
     free(s->spare);
     free(s->exps);
     free(s->heap);
+    free(s->raw);
     memset(s, 0, sizeof *s);
 }
 
 /* Room for a row of V: the heap holds at most k < V values, the list V. */
 static int grow(lm_sampler *s, int V) {
     if (V <= s->cap) return 0;
-    lm_sampler_free(s);
+    free(s->cand); free(s->spare); free(s->exps); free(s->heap);
+    s->cap = 0;
     s->cand = malloc((size_t)V * sizeof(scored));
     s->spare = malloc((size_t)V * sizeof(scored));
     s->exps = malloc((size_t)V * sizeof *s->exps);
@@ -189,7 +191,19 @@ int32_t lm_sample_token(const lm_gen_config *g, const float *x, int V, const flo
 }
 
 int lm_sample_row(float *x, int V, const lm_edit *edits, int n_edits, const lm_gen_config *g, uint64_t key, uint64_t *draws,
-                  lm_sampler *s, int32_t *token, float *logprob) {
+                  lm_sampler *s, int32_t *token, float *logprob, float *raw_logprob) {
+    /* the row as given: its statistics, and the values the edits will change */
+    lm_row_stats raw = {0};
+    if (raw_logprob && n_edits > 0) {
+        if (n_edits > s->raw_cap) {
+            float *r = realloc(s->raw, (size_t)n_edits * sizeof *r);
+            if (!r) return -2;
+            s->raw = r;
+            s->raw_cap = n_edits;
+        }
+        lm_row_stats_of(x, V, NULL, &raw);
+        for (int i = 0; i < n_edits; i++) s->raw[i] = x[edits[i].token];
+    }
     lm_logits_apply(x, edits, n_edits, g->repetition_penalty);
     float block_max[LM_ROW_BLOCKS_MAX];
     lm_row_stats st;
@@ -198,12 +212,19 @@ int lm_sample_row(float *x, int V, const lm_edit *edits, int n_edits, const lm_g
     int32_t t = lm_sample_token(g, x, V, block_max, key, draws, s);
     if (t < 0) return -2;
     *token = t;
-    *logprob = x[t] - st.max - logf(st.sum);
+    *logprob = lm_logprob_of(x[t], st.max, st.sum);
+    if (raw_logprob && n_edits == 0) *raw_logprob = *logprob; /* the row was not edited */
+    if (raw_logprob && n_edits > 0) {
+        float xt = x[t];
+        for (int i = 0; i < n_edits; i++) /* saved before any edit */
+            if (edits[i].token == t) { xt = s->raw[i]; break; }
+        *raw_logprob = isnan(raw.sum) ? NAN : lm_logprob_of(xt, raw.max, raw.sum);
+    }
     return 0;
 }
 
 int lm_sample_rows(float *logits, int rows, int V, int step, const lm_sample_request *req, lm_sampler *samplers, int n_samplers,
-                   int32_t *ids, float *logprobs, lm_err *err) {
+                   int32_t *ids, float *logprobs, float *raw_logprobs, lm_err *err) {
     lm_gen_config g = {.temperature = req->temperature, .top_k = req->top_k, .top_p = req->top_p, .repetition_penalty = req->penalty};
     int bad = rows, oom = 0;
     (void)n_samplers; /* the caller's promise: one per thread */
@@ -212,7 +233,8 @@ int lm_sample_rows(float *logits, int rows, int V, int step, const lm_sample_req
         if (req->skip && req->skip[r]) continue;
         const lm_edit *e = req->edits + req->edit_start[r];
         int rc = lm_sample_row(logits + (size_t)r * V, V, e, req->edit_start[r + 1] - req->edit_start[r], &g, req->key[r], &req->draws[r],
-                               &samplers[omp_get_thread_num()], &ids[r], &logprobs[r]);
+                               &samplers[omp_get_thread_num()], &ids[r], &logprobs[r],
+                               raw_logprobs ? &raw_logprobs[r] : NULL);
         if (rc == -1 && r < bad) bad = r;
         oom |= rc == -2;
     }

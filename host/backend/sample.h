@@ -36,6 +36,8 @@ typedef struct {
     double *exps;
     float *heap;
     int cap;
+    float *raw;         /* the edited tokens' values before the edits (lm_sample_row's raw_logprob) */
+    int raw_cap;
 } lm_sampler;
 
 void lm_sampler_free(lm_sampler *s);
@@ -54,17 +56,20 @@ int32_t lm_sample_reference(const lm_gen_config *g, const float *x, int V, uint6
 /* Sampling's step on one row: applies the edits to x, refuses a row that
  * holds NaN or +inf or nothing above -inf after them (-1, as logits.h's
  * functions do; -2 when out of memory), draws a token and gives its log-prob
- * under the edited row before warping (as lm_log_softmax computes it). */
+ * under the edited row before warping (as lm_log_softmax computes it).
+ * raw_logprob, when not NULL, receives the token's lm_label_logprob under x as
+ * it was given, before the edits (what `lyricmt score` reads off that row). */
 int lm_sample_row(float *x, int V, const lm_edit *edits, int n_edits, const lm_gen_config *g, uint64_t key, uint64_t *draws,
-                  lm_sampler *s, int32_t *token, float *logprob);
+                  lm_sampler *s, int32_t *token, float *logprob, float *raw_logprob);
 
 /* Sampling's step on rows of logits (rows x V), as a backend's
  * decode_step_sample gives it (backend.h): lm_sample_row on every row that
  * req->skip leaves in, in parallel with samplers[omp thread] (n_samplers of
  * them, at least omp_get_max_threads()). The CPU backend's sampling and the
- * search's own for backends without the op. 0; or -1 with lm_bad_logits'
+ * search's own for backends without the op. raw_logprobs (rows, or NULL):
+ * each drawn row's raw_logprob as lm_sample_row gives it. 0; or -1 with lm_bad_logits'
  * message for the first refused row, or out of memory. */
 int lm_sample_rows(float *logits, int rows, int V, int step, const lm_sample_request *req, lm_sampler *samplers, int n_samplers,
-                   int32_t *ids, float *logprobs, lm_err *err);
+                   int32_t *ids, float *logprobs, float *raw_logprobs, lm_err *err);
 
 #endif

@@ -328,6 +328,50 @@ static int cpu_decode_start(lm_backend *b, const int32_t *row_sentence, int rows
     return ensure_work(c, (size_t)rows, err);
 }
 
+/* A decoder layer's start, for R rows: the last layer's output (c->x + c->att)
+ * normed, then the self-attention's queries, keys and values (c->q, c->k, c->v). */
+static void decoder_layer_qkv(cpu_backend *c, int l, int R) {
+    const lm_decoder_layer *L = &c->base.model->dec[l];
+#define PACK(i) lm_cpu_weights_dec(c->weights, l, LM_DEC_##i)
+    add_norm(c, c->x, l > 0 ? c->att : NULL, R, c->base.model->cfg.model.d_model, &L->self_norm, c->h); /* the last FFN's output */
+    linear(c->h, R, &L->q, PACK(Q), c->q);
+    linear(c->h, R, &L->k, PACK(K), c->k);
+    linear(c->h, R, &L->v, PACK(V), c->v);
+#undef PACK
+}
+
+/* A decoder layer after its self-attention (in c->att, R rows): the output
+ * projection, cross-attention of row r over sentence sent[r], and the
+ * feed-forward block; the layer's output is c->x + c->att, added by the next
+ * norm. Every step of decode_step and decode_forced's one pass run it. */
+static void decoder_layer_rest(cpu_backend *c, int l, int R, const int32_t *sent) {
+    const lm_model *m = c->base.model;
+    const lm_model_config *mc = &m->cfg.model;
+    const lm_decoder_layer *L = &m->dec[l];
+    int d = mc->d_model, heads = mc->decoder_heads, hd = d / heads;
+    float scaling = 1.0f / sqrtf((float)hd);
+#define PACK(i) lm_cpu_weights_dec(c->weights, l, LM_DEC_##i)
+    linear(c->att, R, &L->o, PACK(O), c->h);
+    /* cross-attention over the row's sentence */
+    add_norm(c, c->x, c->h, R, d, &L->cross_norm, c->h);
+    linear(c->h, R, &L->cq, PACK(CQ), c->q);
+#pragma omp parallel num_threads(c->threads)
+    {
+        float *scores = c->scores + (size_t)omp_get_thread_num() * c->scores_per_thread;
+#pragma omp for collapse(2) schedule(static)
+        for (int r = 0; r < R; r++)
+            for (int h = 0; h < heads; h++) {
+                int s = sent[r];
+                size_t col = (size_t)h * hd, base = (size_t)c->offset[s] * d + col;
+                c->attend(c->q + (size_t)r * d + col, scaling, c->cross_k[l] + base, c->cross_v[l] + base, c->len[s], d, hd,
+                          scores, c->att + (size_t)r * d + col);
+            }
+    }
+    linear(c->att, R, &L->co, PACK(CO), c->h);
+    feed_forward(c, R, c->h, &L->ffn_norm, &L->fc1, &L->fc2, PACK(FC1), PACK(FC2));
+#undef PACK
+}
+
 static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float *logits, lm_err *err) {
     cpu_backend *c = (cpu_backend *)b;
     const lm_model *m = b->model;
@@ -339,13 +383,8 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
     float scaling = 1.0f / sqrtf((float)hd);
     size_t row_stride = (size_t)c->max_steps * d;
     for (int l = 0; l < mc->decoder_layers; l++) {
-        const lm_decoder_layer *L = &m->dec[l];
-#define PACK(i) lm_cpu_weights_dec(c->weights, l, LM_DEC_##i)
         /* self-attention over this row's cache, including the new token */
-        add_norm(c, c->x, l > 0 ? c->att : NULL, R, d, &L->self_norm, c->h); /* the last FFN's output */
-        linear(c->h, R, &L->q, PACK(Q), c->q);
-        linear(c->h, R, &L->k, PACK(K), c->k);
-        linear(c->h, R, &L->v, PACK(V), c->v);
+        decoder_layer_qkv(c, l, R);
         for (int r = 0; r < R; r++) {
             memcpy(c->self_k[l] + r * row_stride + (size_t)pos[r] * d, c->k + (size_t)r * d, (size_t)d * sizeof(float));
             memcpy(c->self_v[l] + r * row_stride + (size_t)pos[r] * d, c->v + (size_t)r * d, (size_t)d * sizeof(float));
@@ -361,26 +400,7 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
                               c->self_v[l] + r * row_stride + col, pos[r] + 1, d, hd, scores, c->att + (size_t)r * d + col);
                 }
         }
-        linear(c->att, R, &L->o, PACK(O), c->h);
-
-        /* cross-attention over the row's sentence */
-        add_norm(c, c->x, c->h, R, d, &L->cross_norm, c->h);
-        linear(c->h, R, &L->cq, PACK(CQ), c->q);
-#pragma omp parallel num_threads(c->threads)
-        {
-            float *scores = c->scores + (size_t)omp_get_thread_num() * c->scores_per_thread;
-#pragma omp for collapse(2) schedule(static)
-            for (int r = 0; r < R; r++)
-                for (int h = 0; h < heads; h++) {
-                    int s = c->row_sentence[r];
-                    size_t col = (size_t)h * hd, base = (size_t)c->offset[s] * d + col;
-                    c->attend(c->q + (size_t)r * d + col, scaling, c->cross_k[l] + base, c->cross_v[l] + base, c->len[s],
-                              d, hd, scores, c->att + (size_t)r * d + col);
-                }
-        }
-        linear(c->att, R, &L->co, PACK(CO), c->h);
-        feed_forward(c, R, c->h, &L->ffn_norm, &L->fc1, &L->fc2, PACK(FC1), PACK(FC2));
-#undef PACK
+        decoder_layer_rest(c, l, R, c->row_sentence);
     }
     c->steps_done = step + 1;
     for (int r = 0; r < R; r++) c->row_len[r]++;
@@ -389,6 +409,60 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
     if (!logits) return 0;
     add_norm(c, c->x, c->att, R, d, &m->dec_norm, c->h);
     lm_cpu_linear(&c->weights->head, R, c->h, NULL, logits);
+    return 0;
+}
+
+/* Rows of logits decode_forced's output projection writes at once: the
+ * projection's weights are read once per this many positions. */
+#define FORCED_HEAD_ROWS 128
+
+static int cpu_decode_forced(lm_backend *b, const int32_t *row_sentence, const int32_t *tokens, const int32_t *lens, int rows,
+                             const int32_t *want, float *out, lm_err *err) {
+    cpu_backend *c = (cpu_backend *)b;
+    const lm_model *m = b->model;
+    const lm_model_config *mc = &m->cfg.model;
+    int d = mc->d_model, heads = mc->decoder_heads, hd = d / heads, V = mc->vocab_size, N;
+    if (lm_backend_check_forced(mc, c->len, c->n_sent, row_sentence, tokens, lens, rows, want, &N, err) != 0) return -1;
+    if (ensure_work(c, (size_t)N, err) != 0) return -1;
+    int head_rows = N < FORCED_HEAD_ROWS ? N : FORCED_HEAD_ROWS;
+    /* each position's place in its row, its sentence, and where its row starts */
+    int32_t *pos = lm_malloc((size_t)N * sizeof *pos, err), *sent = lm_malloc((size_t)N * sizeof *sent, err),
+            *first = lm_malloc((size_t)N * sizeof *first, err);
+    float *logits = lm_malloc((size_t)head_rows * V * sizeof *logits, err);
+    if (!pos || !sent || !first || !logits) { free(pos); free(sent); free(first); free(logits); return -1; }
+    for (int r = 0, at = 0; r < rows; at += lens[r], r++)
+        for (int p = 0; p < lens[r]; p++) {
+            pos[at + p] = p;
+            sent[at + p] = row_sentence[r];
+            first[at + p] = at;
+        }
+    embed(m, tokens, pos, N, c->x);
+    float scaling = 1.0f / sqrtf((float)hd);
+    for (int l = 0; l < mc->decoder_layers; l++) {
+        decoder_layer_qkv(c, l, N);
+        /* position p attends to its row's keys 0 .. p, laid out as decode_step's
+         * cache holds them (a row's positions d floats apart) */
+#pragma omp parallel num_threads(c->threads)
+        {
+            float *scores = c->scores + (size_t)omp_get_thread_num() * c->scores_per_thread;
+#pragma omp for collapse(2) schedule(static)
+            for (int i = 0; i < N; i++)
+                for (int h = 0; h < heads; h++) {
+                    size_t col = (size_t)h * hd, keys = (size_t)first[i] * d + col;
+                    c->attend(c->q + (size_t)i * d + col, scaling, c->k + keys, c->v + keys, pos[i] + 1, d, hd, scores,
+                              c->att + (size_t)i * d + col);
+                }
+        }
+        decoder_layer_rest(c, l, N, sent);
+    }
+    add_norm(c, c->x, c->att, N, d, &m->dec_norm, c->h);
+    for (int i0 = 0; i0 < N; i0 += head_rows) {
+        int n = N - i0 < head_rows ? N - i0 : head_rows;
+        lm_cpu_linear(&c->weights->head, n, c->h + (size_t)i0 * d, NULL, logits);
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < n; i++) out[i0 + i] = lm_label_logprob(logits + (size_t)i * V, V, want[i0 + i]);
+    }
+    free(pos); free(sent); free(first); free(logits);
     return 0;
 }
 
@@ -442,7 +516,7 @@ static int cpu_decode_step_sample(lm_backend *b, const int32_t *tokens, int step
         c->n_samplers = threads;
     }
     if (cpu_decode_step(b, tokens, step, c->sample_logits, err) != 0) return -1;
-    return lm_sample_rows(c->sample_logits, c->rows, V, step, req, c->samplers, c->n_samplers, ids, logprobs, err);
+    return lm_sample_rows(c->sample_logits, c->rows, V, step, req, c->samplers, c->n_samplers, ids, logprobs, NULL, err);
 }
 
 static void cpu_destroy(lm_backend *b) {
@@ -465,6 +539,7 @@ static const lm_backend_ops cpu_ops = {
     .decode_start = cpu_decode_start,
     .decode_step = cpu_decode_step,
     .decode_step_sample = cpu_decode_step_sample,
+    .decode_forced = cpu_decode_forced,
     .reorder = cpu_reorder,
     .destroy = cpu_destroy,
 };

@@ -20,12 +20,17 @@
 
 #include "engine/translator.h"
 
-/* Whether the engine settings ask for any of it. */
+/* Whether the engine settings ask for any of it; for the rescoring. */
 bool lm_augment_wanted(const lm_engine_config *e);
+bool lm_augment_rescores(const lm_engine_config *e);
 
 /* Applies it to batch b's translations (b->out, found by the search for
- * b's sources); rescoring runs on be (the worker's backend). */
-int lm_augment_batch(lm_translator *t, lm_backend *be, lm_batch *b, lm_err *err);
+ * b's sources); rescoring runs on be (the worker's backend). found: the
+ * search's results for b (NULL: none kept). A hypothesis whose tokens are the
+ * labels `lyricmt score` gives its text, and whose label_sum the search
+ * recorded, takes that sum: the same rows, so the same number. Every other
+ * one is force-decoded, its source encoded again. */
+int lm_augment_batch(lm_translator *t, lm_backend *be, lm_batch *b, const lm_search_result *found, lm_err *err);
 
 /* Makes t's batches the search followed by lm_augment_batch. */
 void lm_augment_attach(lm_translator *t);

@@ -44,7 +44,9 @@ void lm_score_attach(lm_translator *t);
 /* Teacher-forced log-probabilities, the engine under lm_score_batch: n_src
  * sources of src_lens[s] tokens back to back in src, encoded once; pair i
  * scores labels[i] (n_labels[i] > 0) given source pair_src[i] (NULL: source i).
- * sums[i] = sum of log p(labels[i][t]); each row's log-softmax in double. */
+ * sums[i] = sum of log p(labels[i][t]), summed in label order in double.
+ * Through lm_backend_decode_forced: the backend's one pass in groups of
+ * pairs, or the contract's step loop over every pair at once. */
 int lm_score_forced(lm_backend *be, int decoder_start_id, int vocab_size, const int32_t *src, const int32_t *src_lens, int n_src,
                     const int32_t *pair_src, const int32_t *const *labels, const int *n_labels, int n, double *sums, lm_err *err);
 

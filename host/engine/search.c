@@ -93,6 +93,8 @@ typedef struct {
     int32_t *seq;              /* (R, L) */
     int *len;
     float *sum;
+    double *lsum;              /* label_logprobs: the labels' log-probs so far (lm_hypothesis.label_sum) */
+    bool *tail;                /* label_logprobs: stopped at max_length, its row run once more for </s> */
     uint64_t *key, *draws;     /* sampling: each slot's random stream (sample.h) and draws taken */
     int32_t *slot_sent, *slot_k, *free_slots;
     int n_free;
@@ -105,6 +107,8 @@ static int greedy_alloc(greedy_state *g, int n, int per, int L, int R) {
     g->seq = malloc((size_t)R * L * sizeof *g->seq);
     g->len = calloc((size_t)R, sizeof *g->len);
     g->sum = calloc((size_t)R, sizeof *g->sum);
+    g->lsum = calloc((size_t)R, sizeof *g->lsum);
+    g->tail = calloc((size_t)R, sizeof *g->tail);
     g->key = malloc((size_t)R * sizeof *g->key);
     g->draws = malloc((size_t)R * sizeof *g->draws);
     g->slot_sent = malloc((size_t)R * sizeof *g->slot_sent);
@@ -113,7 +117,7 @@ static int greedy_alloc(greedy_state *g, int n, int per, int L, int R) {
     g->left = calloc((size_t)n, sizeof *g->left);
     g->alive = malloc((size_t)R * sizeof *g->alive);
     g->src = malloc((size_t)R * sizeof *g->src);
-    if (!g->seq || !g->len || !g->sum || !g->key || !g->draws || !g->slot_sent || !g->slot_k || !g->free_slots || !g->left || !g->alive || !g->src)
+    if (!g->seq || !g->len || !g->sum || !g->lsum || !g->tail || !g->key || !g->draws || !g->slot_sent || !g->slot_k || !g->free_slots || !g->left || !g->alive || !g->src)
         return -1;
     for (int i = 0; i < R; i++) g->free_slots[i] = R - 1 - i;
     g->n_free = R;
@@ -121,7 +125,7 @@ static int greedy_alloc(greedy_state *g, int n, int per, int L, int R) {
 }
 
 static void greedy_free(greedy_state *g) {
-    free(g->seq); free(g->len); free(g->sum); free(g->key); free(g->draws); free(g->slot_sent); free(g->slot_k); free(g->free_slots);
+    free(g->seq); free(g->len); free(g->sum); free(g->lsum); free(g->tail); free(g->key); free(g->draws); free(g->slot_sent); free(g->slot_k); free(g->free_slots);
     free(g->left); free(g->alive); free(g->src);
 }
 
@@ -140,6 +144,8 @@ static int greedy_admit(lm_sched *q, const lm_search_opts *o, greedy_state *g, l
             g->seq[(size_t)h * g->L] = o->decoder_start_id;
             g->len[h] = 1;
             g->sum[h] = 0;
+            g->lsum[h] = 0;
+            g->tail[h] = false;
             g->slot_sent[h] = s;
             g->slot_k[h] = k;
             g->key[h] = hash_tokens(o->seed + (uint64_t)k, q->tokens + q->src[s], q->lens[s]);
@@ -176,18 +182,22 @@ static int run_greedy(lm_sched *q, const lm_search_opts *o, const lm_search_feed
     greedy_state gs = {0};
     int32_t *feed = lm_malloc((size_t)R * sizeof *feed, err), *parent = lm_malloc((size_t)R * sizeof *parent, err);
     int32_t *sent = lm_malloc((size_t)R * sizeof *sent, err);
-    bool *forced = lm_malloc((size_t)R * sizeof *forced, err);
-    bool whole_rows = g->do_sample ? !be->ops->decode_step_sample : !be->ops->decode_step_topk || be->ops->topk_max < 1;
+    bool *forced = lm_malloc((size_t)R * sizeof *forced, err), *skip = lm_malloc((size_t)R * sizeof *skip, err);
+    /* augmentation's rescoring reads each label's log-prob off the rows the
+     * sampling then takes whole (lm_hypothesis.label_sum) */
+    bool record = o->label_logprobs && g->do_sample;
+    bool whole_rows = g->do_sample ? record || !be->ops->decode_step_sample : !be->ops->decode_step_topk || be->ops->topk_max < 1;
     float *logits = whole_rows ? lm_malloc((size_t)R * V * sizeof *logits, err) : NULL;
     int32_t *chosen = lm_malloc((size_t)R * sizeof *chosen, err);
     float *picked = lm_malloc((size_t)R * sizeof *picked, err);
+    float *label_lp = lm_malloc((size_t)R * sizeof *label_lp, err);
     lm_edit *edits = lm_malloc((size_t)R * LM_MAX_EDITS(L) * sizeof *edits, err);
     int32_t *edit_start = lm_calloc((size_t)R + 1, sizeof *edit_start, err);
     int n_samplers = g->do_sample && whole_rows ? omp_get_max_threads() : 0; /* one per thread of lm_sample_rows */
     uint64_t *keys = lm_malloc((size_t)R * sizeof *keys, err), *draws = lm_malloc((size_t)R * sizeof *draws, err);
     lm_sampler *samplers = n_samplers ? lm_calloc((size_t)n_samplers, sizeof *samplers, err) : NULL;
-    if (greedy_alloc(&gs, q->n, per, L, R) != 0 || !feed || !parent || !sent || !forced || (whole_rows && !logits) || !chosen ||
-        !picked || !edits || !edit_start || (n_samplers && !samplers) || !keys || !draws) {
+    if (greedy_alloc(&gs, q->n, per, L, R) != 0 || !feed || !parent || !sent || !forced || !skip || (whole_rows && !logits) || !chosen ||
+        !picked || !label_lp || !edits || !edit_start || (n_samplers && !samplers) || !keys || !draws) {
         lm_fail(err, "out of memory for decoding");
         goto done;
     }
@@ -201,10 +211,10 @@ static int run_greedy(lm_sched *q, const lm_search_opts *o, const lm_search_feed
         for (int r = 0; r < rows; r++) {
             int h = gs.alive[r];
             feed[r] = gs.seq[(size_t)h * L + gs.len[h] - 1];
-            forced[r] = forced_step(g, gs.len[h]);
+            forced[r] = !gs.tail[h] && forced_step(g, gs.len[h]);
             n_forced += forced[r];
         }
-        if (n_forced == rows) { /* every row takes the forced token: no logits */
+        if (n_forced == rows && !record) { /* every row takes the forced token: no logits */
             if (be->ops->decode_step(be, feed, step, NULL, err) != 0) goto done;
         } else if (g->do_sample) {
             /* each row's edits and stream; the backend draws (on the device for
@@ -212,17 +222,23 @@ static int run_greedy(lm_sched *q, const lm_search_opts *o, const lm_search_feed
              * rows come here */
             for (int r = 0; r < rows; r++) {
                 int h = gs.alive[r];
-                int ne = forced[r] ? 0 : lm_logits_edits(g, o->eos_id, gs.seq + (size_t)h * L, gs.len[h], edits + edit_start[r]);
+                bool no_draw = forced[r] || gs.tail[h]; /* the forced token, or </s> after max_length */
+                skip[r] = no_draw;
+                int ne = no_draw ? 0 : lm_logits_edits(g, o->eos_id, gs.seq + (size_t)h * L, gs.len[h], edits + edit_start[r]);
                 edit_start[r + 1] = edit_start[r] + ne;
                 keys[r] = gs.key[h];
                 draws[r] = gs.draws[h];
             }
-            lm_sample_request req = {g->temperature, g->top_k, g->top_p, g->repetition_penalty, edits, edit_start, keys, draws, forced};
-            if (be->ops->decode_step_sample) {
+            lm_sample_request req = {g->temperature, g->top_k, g->top_p, g->repetition_penalty, edits, edit_start, keys, draws, skip};
+            if (!whole_rows) {
                 if (be->ops->decode_step_sample(be, feed, step, &req, chosen, picked, err) != 0) goto done;
-            } else if (be->ops->decode_step(be, feed, step, logits, err) != 0 ||
-                       lm_sample_rows(logits, rows, V, step, &req, samplers, n_samplers, chosen, picked, err) != 0) {
-                goto done;
+            } else {
+                if (be->ops->decode_step(be, feed, step, logits, err) != 0) goto done;
+                if (record) /* the rows that draw nothing still have a label */
+                    for (int r = 0; r < rows; r++)
+                        if (skip[r]) label_lp[r] = lm_label_logprob(logits + (size_t)r * V, V, forced[r] ? g->forced_bos_id : o->eos_id);
+                if (lm_sample_rows(logits, rows, V, step, &req, samplers, n_samplers, chosen, picked, record ? label_lp : NULL, err) != 0)
+                    goto done;
             }
             for (int r = 0; r < rows; r++) gs.draws[gs.alive[r]] = draws[r];
         } else {
@@ -236,17 +252,28 @@ static int run_greedy(lm_sched *q, const lm_search_opts *o, const lm_search_feed
         }
         for (int r = 0; r < rows; r++) {
             if (forced[r]) chosen[r] = g->forced_bos_id; /* log-prob 0 */
-            else gs.sum[gs.alive[r]] += picked[r];
+            else if (!gs.tail[gs.alive[r]]) gs.sum[gs.alive[r]] += picked[r];
+            if (record) gs.lsum[gs.alive[r]] += label_lp[r]; /* in label order, in double, as score.c sums */
         }
         /* finished hypotheses leave their rows empty (src -2); new sentences
          * take them, and rows moved from the end close what is left */
         for (int r = 0; r < rows; r++) {
             int h = gs.alive[r], s = gs.slot_sent[h];
-            gs.seq[(size_t)h * L + gs.len[h]++] = chosen[r];
             gs.src[r] = r;
-            if (chosen[r] != o->eos_id && gs.len[h] < L) continue;
+            if (!gs.tail[h]) {
+                gs.seq[(size_t)h * L + gs.len[h]++] = chosen[r];
+                if (chosen[r] != o->eos_id && gs.len[h] < L) continue;
+                /* stopped by max_length: `lyricmt score` labels it with </s> after
+                 * its last token, so its row is fed that token once more */
+                if (record && chosen[r] != o->eos_id) { gs.tail[h] = true; continue; }
+            }
             gs.src[r] = -2;
-            if (hyp_set(&results[s].hyps[gs.slot_k[h]], gs.seq + (size_t)h * L, gs.len[h], gs.sum[h], err) != 0) goto done;
+            lm_hypothesis *hy = &results[s].hyps[gs.slot_k[h]];
+            if (hyp_set(hy, gs.seq + (size_t)h * L, gs.len[h], gs.sum[h], err) != 0) goto done;
+            if (record) {
+                hy->label_sum = gs.lsum[h];
+                hy->n_labels = gs.len[h] - 1 + gs.tail[h];
+            }
             gs.free_slots[gs.n_free++] = h;
             if (--gs.left[s] == 0 && finish(q, stream, s, results, err) != 0) goto done;
         }
@@ -265,8 +292,8 @@ static int run_greedy(lm_sched *q, const lm_search_opts *o, const lm_search_feed
     rc = q->next < q->n; /* 1: stopped with sentences never started */
 done:
     greedy_free(&gs);
-    free(feed); free(parent); free(sent); free(forced); free(logits); free(chosen); free(picked); free(edits); free(edit_start);
-    free(keys); free(draws);
+    free(feed); free(parent); free(sent); free(forced); free(skip); free(logits); free(chosen); free(picked); free(label_lp); free(edits);
+    free(edit_start); free(keys); free(draws);
     for (int i = 0; i < n_samplers && samplers; i++) lm_sampler_free(&samplers[i]);
     free(samplers);
     return rc;

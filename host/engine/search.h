@@ -19,6 +19,14 @@ typedef struct {
     int32_t *ids;   /* decoder start token first, </s> last if it finished */
     int n;
     float score;    /* beam: length-normalised log-prob; greedy/sampling: summed log-prob */
+    /* With lm_search_opts.label_logprobs (sampling): the hypothesis scored as
+     * `lyricmt score` scores the labels ids[1 .. n), plus </s> when it stopped at
+     * max_length without one (the search then runs its row one step further):
+     * each label's lm_label_logprob under the raw row that predicted it (the
+     * forced language token's included), summed in label order in double, as
+     * score.h sums a pair. n_labels counts them; 0 when not recorded. */
+    double label_sum;
+    int n_labels;
 } lm_hypothesis;
 
 typedef struct {
@@ -30,6 +38,7 @@ typedef struct {
     lm_gen_config gen;
     int decoder_start_id, eos_id, vocab_size;
     uint64_t seed;       /* sampling only */
+    bool label_logprobs; /* sampling: record each hypothesis's label_sum (augmentation's rescoring reuses it) */
 } lm_search_opts;
 
 /* Translates n source sentences (tokens back to back, lens[i] each).

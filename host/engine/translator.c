@@ -274,11 +274,13 @@ static int to_translation(lm_translator *t, const lm_search_result *r, lm_transl
     return 0;
 }
 
-int lm_translator_search_batch(lm_translator *t, lm_backend *be, lm_batch *b, lm_err *err) {
-    lm_search_result *res = lm_calloc((size_t)b->n, sizeof *res, err);
+int lm_translator_search_batch(lm_translator *t, lm_backend *be, lm_batch *b, const lm_search_opts *o, lm_search_result *found,
+                               lm_err *err) {
+    lm_search_result *res = found ? found : lm_calloc((size_t)b->n, sizeof *res, err);
     int rc = -1;
     if (!res) return -1;
-    if (lm_search_run(be, &t->search, b->tokens, b->lens, b->n, res, err) != 0) goto done;
+    if (found) memset(found, 0, (size_t)b->n * sizeof *found);
+    if (lm_search_run(be, o ? o : &t->search, b->tokens, b->lens, b->n, res, err) != 0) goto done;
     b->tokens_out = 0;
     for (int i = 0; i < b->n; i++) {
         if (to_translation(t, &res[i], &b->out[i], err) != 0) goto done;
@@ -286,15 +288,16 @@ int lm_translator_search_batch(lm_translator *t, lm_backend *be, lm_batch *b, lm
     }
     rc = 0;
 done:
+    if (found && rc == 0) return 0;
     for (int i = 0; i < b->n; i++) lm_search_result_free(&res[i]);
-    free(res);
+    if (!found) free(res);
     return rc;
 }
 
 /* Runs batch b on backend be and fills its translations. */
 static int run_batch(lm_translator *t, lm_backend *be, lm_batch *b, lm_err *err) {
     if (t->runner.run) return t->runner.run(t->runner.ctx, t, be, b, err);
-    return lm_translator_search_batch(t, be, b, err);
+    return lm_translator_search_batch(t, be, b, NULL, NULL, err);
 }
 
 /* In-flight batching: the whole (sorted) list goes to the search, which

@@ -91,9 +91,12 @@ int lm_translator_source_ids(lm_translator *t, const char *text, size_t len, int
 int lm_translator_run(lm_translator *t, int32_t *const *ids, const int *lens, int n, lm_translation *out,
                       const lm_run_hooks *hooks, lm_err *err);
 
-/* The search's batch: b's sources searched on be, each result detokenised
- * into b->out (what a runner that adds to the search calls first). */
-int lm_translator_search_batch(lm_translator *t, lm_backend *be, lm_batch *b, lm_err *err);
+/* The search's batch: b's sources searched on be with options o (NULL:
+ * t->search), each result detokenised into b->out (what a runner that adds to
+ * the search calls first). found, when not NULL, keeps the search's results
+ * (b->n of them; the caller frees each with lm_search_result_free). */
+int lm_translator_search_batch(lm_translator *t, lm_backend *be, lm_batch *b, const lm_search_opts *o, lm_search_result *found,
+                               lm_err *err);
 
 /* Convenience for tests and small callers: translates n text lines; out[i]
  * receives the best hypothesis (malloc'd). Empty or whitespace-only lines

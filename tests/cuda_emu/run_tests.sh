@@ -58,6 +58,7 @@ kernels() {
 # The program as a user runs it on CUDA.
 cli() {
     inflight
+    scoring
     two_devices
     nccl_search
     local_rank
@@ -65,6 +66,26 @@ cli() {
 }
 
 cuda() { "$EL" translate --model tests/fixtures/tiny-b --device cuda --progress none --set batch.cache_lines=0 "$@"; }
+
+# Scoring on CUDA: no decode_forced there, so lm_score_forced's step loop (the
+# shared fallback) against the CPU's one pass; augmentation's rescoring too.
+scoring() {
+    awk -F '\t' '$1 == "m2m100" { print $2 "\t" $3; print $2 "\t" $3 " " $3 }' tests/fixtures/tiny-b/golden_score.tsv > "$T/pairs.tsv"
+    "$EL" score --model tests/fixtures/tiny-b --device cuda --progress none -i "$T/pairs.tsv" -o "$T/score-cuda.tsv" 2> "$T/e"; rc=$?
+    "$BIN" score --model tests/fixtures/tiny-b --progress none -i "$T/pairs.tsv" -o "$T/score-cpu.tsv" 2>/dev/null
+    bad=$(paste "$T/score-cpu.tsv" "$T/score-cuda.tsv" | awk -F '\t' '{ x = $2 - $6; if (x < 0) x = -x; if (x > 1e-4 * (-$2) + 1e-5 || $4 != $8) bad++ } END { print bad + 0 }')
+    check "score on CUDA (the step loop) == the CPU's one pass, within 1e-4 relative (bad $bad)" \
+        '[ $rc -eq 0 ] && [ "$(wc -l < "$T/score-cuda.tsv")" -eq 28 ] && [ "$bad" -eq 0 ]'
+    cuda --config configs/augment.yaml --min-score -1000 -i "$T/c.txt" -o "$T/aug.jsonl" 2> "$T/e"; rc=$?
+    check "augmentation with --min-score on CUDA: pairs written" '[ $rc -eq 0 ] && [ -s "$T/aug.jsonl" ]'
+    LYRICMT_RESCORE=decode cuda --config configs/augment.yaml --min-score -1000 -i "$T/c.txt" -o "$T/aug-decode.jsonl" 2> "$T/e"
+    sed 's/"score":[-0-9.e]*//' "$T/aug.jsonl" > "$T/aug.text"
+    sed 's/"score":[-0-9.e]*//' "$T/aug-decode.jsonl" > "$T/aug-decode.text"
+    bad=$(paste -d '\t' "$T/aug.jsonl" "$T/aug-decode.jsonl" | sed 's/[^\t]*"score":\([-0-9.e]*\)[^\t]*/\1/g' |
+        awk -F '\t' '{ x = $1 - $2; if (x < 0) x = -x; if (x > 1e-4 * ($1 < 0 ? -$1 : $1) + 1e-5) bad++ } END { print bad + 0 }')
+    check "augmentation on CUDA: rescoring off the sampling's rows == force-decoding every sample (the same pairs, scores within 1e-4; bad $bad)" \
+        'cmp -s "$T/aug.text" "$T/aug-decode.text" && [ "$bad" -eq 0 ]'
+}
 
 # In-flight batching: the same texts as batch by batch, scores within rounding.
 inflight() {
