@@ -263,7 +263,7 @@ bench:
 	python3 benchmarks/bench.py --model small100 --lines $(BENCH_LINES) --max-length 32 --precisions $(BENCH_PRECISIONS) --runs $(BENCH_RUNS)
 
 # The CUDA backend's ms per step by CUDA events (benchmarks/cuda_steps.c; scripts/gpu-check.sh runs it)
-$(BUILD)/cuda_steps: $(BUILD)/benchmarks/cuda_steps.o $(BUILD)/tests/random_model.o $(HOST_OBJ)
+$(BUILD)/cuda_steps: $(BUILD)/benchmarks/cuda_steps.o $(BUILD)/tests/random_model.o $(HOST_OBJ) $(CUDA_LIBS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 # Per-product rates and the FMA peak (benchmarks/product_rates.c, NOTES attempt 15)

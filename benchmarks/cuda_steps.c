@@ -18,7 +18,8 @@
 #include "backend/backend.h"
 #include "config/engine_config.h"
 #include "cuda/cuda_check.h"
-#include "cuda/cuda_nccl.h"
+#include "cuda/cuda_backend.h"
+#include "cuda/cuda_device.h"
 #include "tests/random_model.h"
 
 #include <stdio.h>
