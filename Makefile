@@ -129,7 +129,7 @@ $(BUILD)/cuda_emu/%.o: tests/cuda_emu/%.cpp
 
 $(BUILD)/cuda_emu/libnccl-emu.so.2: tests/cuda_emu/nccl.cpp
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) -I$(CUDA_HOME)/include -fPIC -shared $< -o $@
+	$(CXX) $(CXXFLAGS) -fvisibility=default -I$(CUDA_HOME)/include -fPIC -shared $< -o $@
 
 cuda-emu:
 	@$(MAKE) --no-print-directory BUILD=$(EMU_BUILD) CUDA_EMU=1 CUDA_HOME=$(CUDA_HOME) $(EMU_BUILD)/lyricmt $(EMU_BUILD)/cuda_steps \
