@@ -219,6 +219,21 @@ static int to_device_now(cuda_backend *c, void *dst, const void *src, size_t byt
     return 0;
 }
 
+/* The memory a decoder row holds for max_steps tokens (its KV cache), the
+ * same layout cuda_decode_start reserves. */
+static size_t kv_row_bytes(const cuda_backend *c, int max_steps) {
+    const lm_model_config *mc = &c->base.model->cfg.model;
+    return (size_t)2 * mc->decoder_layers * 2 * max_steps * mc->d_model * sizeof(float);
+}
+
+/* Work buffers' bytes a row (reserve_work's sum). */
+static size_t work_row_bytes(const cuda_backend *c) {
+    const lm_model_config *mc = &c->base.model->cfg.model;
+    size_t D = (size_t)mc->d_model, F = (size_t)(mc->encoder_ffn > mc->decoder_ffn ? mc->encoder_ffn : mc->decoder_ffn);
+    size_t es = dtype_size(c->dtype), wide = F > D ? F : D;
+    return D * 4 + wide * 4 + D * es + 3 * D * 4 + D * es + F * es + 6 * sizeof(int32_t);
+}
+
 /* Work buffers for n rows. */
 static int reserve_work(cuda_backend *c, size_t n, lm_err *err) {
     const lm_model_config *mc = &c->base.model->cfg.model;
@@ -434,8 +449,7 @@ static int cuda_decode_start(lm_backend *b, const int32_t *row_sentence, int row
     c->row_len_old = lm_malloc((size_t)rows * sizeof(int32_t), err);
     if (!c->row_sentence || !c->host_idx || !c->row_len || !c->row_len_old) return -1;
     memcpy(c->row_sentence, row_sentence, (size_t)rows * sizeof(int32_t));
-    size_t kv_floats = (size_t)2 * mc->decoder_layers * 2 * rows * max_steps * mc->d_model;
-    if (reserve_work(c, (size_t)rows, err) || reserve(&c->kv, kv_floats * sizeof(float), err) ||
+    if (reserve_work(c, (size_t)rows, err) || reserve(&c->kv, (size_t)rows * kv_row_bytes(c, max_steps), err) ||
         reserve(&c->logits, (size_t)rows * mc->vocab_size * sizeof(float), err) ||
         reserve(&c->top_ids, (size_t)rows * LM_K_TOPK_MAX * sizeof(int32_t), err) ||
         reserve(&c->top_vals, (size_t)rows * LM_K_TOPK_MAX * sizeof(float), err))
@@ -631,6 +645,20 @@ lm_backend *lm_cuda_backend_create_on(const lm_model *model, int precision, int 
         return NULL;
     }
     return &c->base;
+}
+
+int lm_cuda_backend_memory(lm_backend *b, int max_length, size_t *free_bytes, size_t *row_bytes, size_t *token_bytes, lm_err *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    const lm_model_config *mc = &b->model->cfg.model;
+    size_t total = 0, D = (size_t)mc->d_model;
+    CUDA_TRY(cudaSetDevice(c->device));
+    CUDA_TRY(cudaMemGetInfo(free_bytes, &total));
+    /* a row: KV cache, logits (the whole-row path's), top-k, work rows */
+    *row_bytes = kv_row_bytes(c, max_length) + (size_t)mc->vocab_size * sizeof(float) + LM_K_TOPK_MAX * 8 + work_row_bytes(c);
+    /* a source token: encoder output and cross keys/values, both halves;
+     * its 16-bit copy; the encoder's work rows */
+    *token_bytes = 2 * (D * 4 + (size_t)mc->decoder_layers * 2 * D * 4) + D * dtype_size(c->dtype) + work_row_bytes(c);
+    return 0;
 }
 
 int lm_cuda_backend_bind(lm_backend *b, lm_err *err) {

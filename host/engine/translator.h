@@ -45,6 +45,10 @@ struct lm_translator {
     lm_search_opts search;
     lm_batch_runner runner;   /* set before the first run */
     lm_err failed;            /* set when a worker failed: every later run fails with it */
+    /* the GPU's batch limits' inputs (lm_budget_for_memory), measured once
+     * when the backends are opened: the least free memory over the devices */
+    bool gpu_sized;
+    size_t gpu_free, gpu_row_bytes, gpu_token_bytes;
 };
 
 /* Lets a long run report progress and stop early. */
