@@ -72,7 +72,7 @@ typedef struct {
     int32_t *row_len, *row_len_old; /* host: tokens each row was fed (its next position); reorder scratch */
     int32_t *host_idx;         /* host staging for per-step indices */
     /* device state */
-    dev_buf x, y, h, q, k, v, att, ffn, enc_out[2], enc_in, cross[2], kv, logits, idx, edits, top_ids, top_vals, row_map;
+    dev_buf x, y, h, q, k, v, att, ffn, enc_out[2], enc_in, cross[2], kv, logits, idx, edits, top_ids, top_vals, row_map, topk_scratch;
 } cuda_backend;
 
 #define D_(c) ((c)->base.model->cfg.model.d_model)
@@ -452,7 +452,8 @@ static int cuda_decode_start(lm_backend *b, const int32_t *row_sentence, int row
     if (reserve_work(c, (size_t)rows, err) || reserve(&c->kv, (size_t)rows * kv_row_bytes(c, max_steps), err) ||
         reserve(&c->logits, (size_t)rows * mc->vocab_size * sizeof(float), err) ||
         reserve(&c->top_ids, (size_t)rows * LM_K_TOPK_MAX * sizeof(int32_t), err) ||
-        reserve(&c->top_vals, (size_t)rows * LM_K_TOPK_MAX * sizeof(float), err))
+        reserve(&c->top_vals, (size_t)rows * LM_K_TOPK_MAX * sizeof(float), err) ||
+        reserve(&c->topk_scratch, lm_k_logprob_topk_split_scratch(rows, mc->vocab_size), err))
         return -1;
     c->rows = c->max_rows = rows;
     c->max_steps = max_steps;
@@ -541,8 +542,9 @@ static int cuda_decode_step_topk(lm_backend *b, const int32_t *tokens, int step,
     int32_t *d_edits = c->edits.p, *d_start = (int32_t *)((char *)c->edits.p + edit_bytes);
     if (n_edits) CUDA_TRY(cudaMemcpyAsync(d_edits, req->edits, edit_bytes, cudaMemcpyHostToDevice, c->stream));
     CUDA_TRY(cudaMemcpyAsync(d_start, req->edit_start, start_bytes, cudaMemcpyHostToDevice, c->stream));
-    KERNEL_TRY(lm_k_logprob_topk(c->logits.p, R, V, d_edits, d_start, req->penalty, req->k, req->greedy, c->top_ids.p, c->top_vals.p,
-                                 c->stream, kmsg));
+    /* many blocks a row, one read of the logits (kernels/logprob_topk.cu) */
+    KERNEL_TRY(lm_k_logprob_topk_split(c->logits.p, R, V, d_edits, d_start, req->penalty, req->k, req->greedy, c->top_ids.p, c->top_vals.p,
+                                       c->topk_scratch.p, c->stream, kmsg));
     CUDA_TRY(cudaMemcpyAsync(ids, c->top_ids.p, (size_t)R * req->k * sizeof(int32_t), cudaMemcpyDeviceToHost, c->stream));
     CUDA_TRY(cudaMemcpyAsync(vals, c->top_vals.p, (size_t)R * req->k * sizeof(float), cudaMemcpyDeviceToHost, c->stream));
     CUDA_TRY(cudaStreamSynchronize(c->stream));
@@ -582,7 +584,7 @@ static void cuda_destroy(lm_backend *b) {
     cuda_backend *c = (cuda_backend *)b;
     cudaSetDevice(c->device); /* frees and handles belong to the backend's device */
     dev_buf *bufs[] = {&c->x, &c->y, &c->h, &c->q, &c->k, &c->v, &c->att, &c->ffn, &c->enc_out[0], &c->enc_out[1], &c->enc_in,
-                       &c->cross[0], &c->cross[1], &c->kv, &c->logits, &c->idx, &c->edits, &c->top_ids, &c->top_vals, &c->row_map};
+                       &c->cross[0], &c->cross[1], &c->kv, &c->logits, &c->idx, &c->edits, &c->top_ids, &c->top_vals, &c->row_map, &c->topk_scratch};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) cudaFree(bufs[i]->p);
     for (int i = 0; i < c->n_weights; i++) cudaFree(c->weights[i]);
     if (c->blas) cublasDestroy(c->blas);
@@ -654,7 +656,8 @@ int lm_cuda_backend_memory(lm_backend *b, int max_length, size_t *free_bytes, si
     CUDA_TRY(cudaSetDevice(c->device));
     CUDA_TRY(cudaMemGetInfo(free_bytes, &total));
     /* a row: KV cache, logits (the whole-row path's), top-k, work rows */
-    *row_bytes = kv_row_bytes(c, max_length) + (size_t)mc->vocab_size * sizeof(float) + LM_K_TOPK_MAX * 8 + work_row_bytes(c);
+    *row_bytes = kv_row_bytes(c, max_length) + (size_t)mc->vocab_size * sizeof(float) + LM_K_TOPK_MAX * 8 +
+                 lm_k_logprob_topk_split_scratch(1, mc->vocab_size) + work_row_bytes(c);
     /* a source token: encoder output and cross keys/values, both halves;
      * its 16-bit copy; the encoder's work rows */
     *token_bytes = 2 * (D * 4 + (size_t)mc->decoder_layers * 2 * D * 4) + D * dtype_size(c->dtype) + work_row_bytes(c);

@@ -25,6 +25,8 @@
  *   lm_k_append_rows  append_rows.cu    the cache writes of cpu_decode_step()      test_append_rows
  *   lm_k_logprob_topk logprob_topk.cu   lm_logprob_topk, lm_greedy_pick            test_logprob_topk (ref_topk, an
  *                                       (backend/logits.c)                         independent scan in double)
+ *   lm_k_logprob_topk_split             the same twins; ids identical to           test_logprob_topk (split), 
+ *                     logprob_topk.cu   lm_k_logprob_topk's                        test_topk_split_ties
  */
 #ifndef LM_KERNELS_H
 #define LM_KERNELS_H
@@ -94,6 +96,14 @@ int lm_k_append_rows(float *cache, size_t stride, const int32_t *pos, const floa
 #define LM_K_BAD_ROW (-1)
 int lm_k_logprob_topk(const float *logits, int rows, int V, const int32_t *edits, const int32_t *edit_start,
                       float penalty, int k, int greedy, int32_t *ids, float *vals, cudaStream_t s, const char **msg);
+
+/* The same results with many blocks a row (slices of 4,096 tokens) and one
+ * read of the logits: ids identical to lm_k_logprob_topk's, values within
+ * the rounding of another summation order. scratch: a device buffer of
+ * lm_k_logprob_topk_split_scratch(rows, V) bytes (the slices' partials). */
+size_t lm_k_logprob_topk_split_scratch(int rows, int V);
+int lm_k_logprob_topk_split(const float *logits, int rows, int V, const int32_t *edits, const int32_t *edit_start, float penalty,
+                            int k, int greedy, int32_t *ids, float *vals, void *scratch, cudaStream_t s, const char **msg);
 
 #ifdef __cplusplus
 }

@@ -367,8 +367,19 @@ static void make_topk_rows(float *x, int rows, int V, bool special, lm_edit *edi
 
 /* Rows x (rows, V) with their edits through the kernel, against ref_topk;
  * returns how many rows were refused (both agreeing), or -1 after a failure. */
+static int check_topk_as(const float *x, int rows, int V, const lm_edit *edits, const int32_t *start, float penalty, int k, bool greedy,
+                         const char *what, bool split);
 static int check_topk(const float *x, int rows, int V, const lm_edit *edits, const int32_t *start, float penalty, int k, bool greedy,
                       const char *what) {
+    int one = check_topk_as(x, rows, V, edits, start, penalty, k, greedy, what, false);
+    int split = check_topk_as(x, rows, V, edits, start, penalty, k, greedy, what, true);
+    return one < 0 || split < 0 ? -1 : one;
+}
+
+/* split: lm_k_logprob_topk_split, against ref_topk and against
+ * lm_k_logprob_topk's ids (identical) and values (within rounding). */
+static int check_topk_as(const float *x, int rows, int V, const lm_edit *edits, const int32_t *start, float penalty, int k, bool greedy,
+                         const char *what, bool split) {
     const char *msg = "";
     size_t rv = (size_t)rows * V;
     int32_t *got_ids = malloc(sizeof(int32_t) * rows * k), *want_ids = malloc(sizeof(int32_t) * k);
@@ -382,6 +393,25 @@ static int check_topk(const float *x, int rows, int V, const lm_edit *edits, con
     from_device(got_vals, d_vals, (size_t)rows * k);
     int bad_row = -1, refused = 0;
     const char *why = "";
+    if (split) { /* the one-block kernel's results are what the split ones must equal */
+        int32_t *one_ids = got_ids;
+        float *one_vals = got_vals;
+        got_ids = malloc(sizeof(int32_t) * rows * k);
+        got_vals = malloc(sizeof(float) * rows * k);
+        void *d_scratch = device_zeros(lm_k_logprob_topk_split_scratch(rows, V));
+        KCHECK(lm_k_logprob_topk_split(d_x, rows, V, d_edits, d_start, penalty, k, greedy, d_ids, d_vals, d_scratch, stream, &msg),
+               "logprob_topk_split");
+        bytes_from_device(got_ids, d_ids, sizeof(int32_t) * rows * k);
+        from_device(got_vals, d_vals, (size_t)rows * k);
+        cudaFree(d_scratch);
+        for (size_t i = 0; i < (size_t)rows * k && bad_row < 0; i++)
+            if (got_ids[i] != one_ids[i] || !(close_to(got_vals[i], one_vals[i]) || (isnan(got_vals[i]) && isnan(one_vals[i])))) {
+                bad_row = (int)(i / k);
+                why = got_ids[i] != one_ids[i] ? "split: ids differ from the one-block kernel's" : "split: values differ from the one-block kernel's";
+            }
+        free(one_ids);
+        free(one_vals);
+    }
     for (int r = 0; r < rows && bad_row < 0; r++) {
         const int32_t *gi = got_ids + (size_t)r * k;
         const float *gv = got_vals + (size_t)r * k;
@@ -399,7 +429,8 @@ static int check_topk(const float *x, int rows, int V, const lm_edit *edits, con
             else if (!close_to(gv[j], want_vals[j])) { bad_row = r; why = "values differ"; }
         }
     }
-    CHECK(bad_row < 0, "logprob_topk %s V=%d k=%d greedy=%d rows=%d: row %d: %s (got %d %g, want %d %g)", what, V, k, greedy, rows, bad_row,
+    CHECK(bad_row < 0, "logprob_topk%s %s V=%d k=%d greedy=%d rows=%d: row %d: %s (got %d %g, want %d %g)", split ? "_split" : "", what, V, k,
+          greedy, rows, bad_row,
           why, bad_row < 0 ? 0 : got_ids[(size_t)bad_row * k], bad_row < 0 ? 0 : got_vals[(size_t)bad_row * k], want_ids[0], want_vals[0]);
     cudaFree(d_x); cudaFree(d_vals); cudaFree(d_edits); cudaFree(d_start); cudaFree(d_ids);
     free(got_ids); free(want_ids); free(got_vals); free(want_vals); free(value);
@@ -463,6 +494,35 @@ static void test_greedy_far_edits(float penalty, float high) {
     free(x);
 }
 
+/* Rows whose log-probs collide although their logits differ: logits within
+ * 1e-4 of each other, so x - max - lse (lse near log V) keeps only a few
+ * hundred distinct values and ties are broken by token. The split kernel's
+ * slices rank raw logits, so a token dropped by its slice can tie the k-th
+ * log-prob: these rows take its full reselection, and must still give the
+ * one-block kernel's ids. Some rows spread wider (no collisions), some
+ * carry edits. */
+static void test_topk_split_ties(int V, int k, int rows) {
+    float *x = malloc(sizeof(float) * (size_t)rows * V);
+    lm_edit edits[64];
+    int32_t *start = malloc(sizeof(int32_t) * (rows + 1));
+    int n = 0;
+    for (int r = 0; r < rows; r++) {
+        float spread = r % 3 == 2 ? 1.0f : 1e-4f;
+        for (int t = 0; t < V; t++) x[(size_t)r * V + t] = frand() * spread;
+        start[r] = n;
+        if (r % 2 == 1 && n < 60) {
+            edits[n++] = (lm_edit){(r * 97) % V, LM_EDIT_BAN};
+            edits[n++] = (lm_edit){(r * 89 + 5) % V, LM_EDIT_PENALIZE};
+        }
+    }
+    start[rows] = n;
+    char what[48];
+    snprintf(what, sizeof what, "log-prob collisions, V=%d", V);
+    check_topk(x, rows, V, edits, start, 1.3f, k, false, what);
+    free(x);
+    free(start);
+}
+
 int main(void) {
     if (!lm_cuda_gate("test_cuda_kernels")) return lm_test_summary("test_cuda_kernels");
     CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) == cudaSuccess, "a non-blocking stream");
@@ -487,6 +547,12 @@ int main(void) {
     test_logprob_topk(7, 3, false, 6, false);
     test_logprob_topk(5, 16, false, 6, false); /* fewer tokens than k: padded with token 0 at -inf */
     test_logprob_topk(333, 1, true, 8, true);
+    test_logprob_topk(4097, 5, false, 5, true);  /* a slice of one token */
+    test_logprob_topk(12289, 1, true, 9, true);  /* three slices and one token */
+    test_logprob_topk(4096 * 3, 16, false, 4, false); /* slices exactly full, k at its limit */
+    test_topk_split_ties(128112, 5, 6);
+    test_topk_split_ties(9000, 16, 4);
+    test_topk_split_ties(300, 3, 3);
     test_greedy_far_edits(1.2f, 700.0f);
     test_greedy_far_edits(0.8f, 500.0f);
 
