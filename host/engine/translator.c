@@ -217,14 +217,8 @@ int lm_translator_open(lm_translator *t, const char *model_dir, const lm_engine_
     int made = open_backends(t, engine->max_batch_tokens, err); /* 0 (auto): buffers grow with the first batches */
     if (made == -2) goto settings;
     if (made != 0) goto fail;
-    if (t->gpu_sized) { /* the batch limits the config left to the device, now that its free memory is known */
-        if (lm_translator_configure(t, engine, err) != 0) goto fail;
-        const lm_engine_config *e = &t->engine;
-        fprintf(stderr, "lyricmt: cuda: %s, %.1f GiB free: batch.max_sentences %d%s, max_tokens %d%s, window_lines %d%s\n",
-                lm_precision_name(e->precision), t->gpu_free / 1073741824.0, e->max_batch_sentences,
-                engine->max_batch_sentences ? " (set)" : "", e->max_batch_tokens, engine->max_batch_tokens ? " (set)" : "",
-                e->window_lines, engine->window_lines ? " (set)" : "");
-    }
+    /* the batch limits the config left to the device, now that its free memory is known */
+    if (t->gpu_sized && lm_translator_configure(t, engine, err) != 0) goto fail;
     return 0;
 fail:
     lm_translator_close(t);
@@ -232,6 +226,14 @@ fail:
 settings:
     lm_translator_close(t);
     return -2;
+}
+
+void lm_translator_describe_limits(const lm_translator *t, const lm_engine_config *asked, FILE *f) {
+    const lm_engine_config *e = &t->engine;
+    if (!t->gpu_sized) return;
+    fprintf(f, "lyricmt: cuda: %s, %.1f GiB free: batch.max_sentences %d%s, max_tokens %d%s, window_lines %d%s\n",
+            lm_precision_name(e->precision), t->gpu_free / 1073741824.0, e->max_batch_sentences, asked->max_batch_sentences ? " (set)" : "",
+            e->max_batch_tokens, asked->max_batch_tokens ? " (set)" : "", e->window_lines, asked->window_lines ? " (set)" : "");
 }
 
 int lm_translator_threads(int asked) {

@@ -33,6 +33,7 @@ int lm_job_launch(const char *model_dir, const lm_engine_config *engine, const l
         lm_mpi_finish(&mpi, linked, opened == -2 ? LM_EXIT_USAGE : LM_EXIT_RUNTIME); /* a rank that cannot work ends them all */
         return opened == -2 ? LM_EXIT_USAGE : LM_EXIT_RUNTIME;
     }
+    if (mpi.rank == 0) lm_translator_describe_limits(&t, engine, stderr); /* once, by the rank that writes */
     lm_job_attach(&t, job);
     int rc;
     if (mpi.rank > 0) {
