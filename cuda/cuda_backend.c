@@ -76,7 +76,12 @@ typedef struct {
     bool *slot_kept;           /* host: reorder scratch (max_rows) */
     int32_t *row_sentence;     /* host */
     int32_t *row_len, *row_len_old; /* host: tokens each row was fed (its next position); reorder scratch */
-    int32_t *host_idx;         /* host staging for per-step indices */
+    /* pinned host staging (cudaMallocHost): the per-step index upload and the
+     * top-k's copy back are true asynchronous copies, read and written when
+     * the stream runs, so each is rewritten or read only after a wait */
+    int32_t *host_idx;         /* per-step indices, reorder lists (rows x 6) */
+    void *host_top;            /* top-k ids and values (rows x LM_K_TOPK_MAX x 8 bytes) */
+    int host_rows;             /* rows they hold: they only grow (pinning costs far more than malloc) */
     /* device state */
     dev_buf x, y, h, q, qkv, att, ffn, enc_out[2], enc_in, cross[2], kv, logits, idx, edits, top_ids, top_vals, row_map, topk_scratch;
 } cuda_backend;
@@ -466,20 +471,28 @@ static int cuda_decode_start(lm_backend *b, const int32_t *row_sentence, int row
     if (lm_backend_check_steps(mc, max_steps, err) != 0) return -1;
     if (lm_backend_check_rows(c->len, c->n_sent, row_sentence, rows, err) != 0) return -1;
     free(c->row_sentence);
-    free(c->host_idx);
     free(c->row_len);
     free(c->row_len_old);
     free(c->slot);
     free(c->slot_new);
     free(c->slot_kept);
     c->row_sentence = lm_malloc((size_t)rows * sizeof(int32_t), err);
-    c->host_idx = lm_malloc((size_t)rows * 6 * sizeof(int32_t), err);
+    if (rows > c->host_rows) {
+        CUDA_TRY(cudaFreeHost(c->host_idx)); /* waits for the stream, which may still read it */
+        CUDA_TRY(cudaFreeHost(c->host_top));
+        c->host_idx = NULL;
+        c->host_top = NULL;
+        c->host_rows = 0;
+        CUDA_TRY(cudaMallocHost((void **)&c->host_idx, (size_t)rows * 6 * sizeof(int32_t)));
+        CUDA_TRY(cudaMallocHost(&c->host_top, (size_t)rows * LM_K_TOPK_MAX * (sizeof(int32_t) + sizeof(float))));
+        c->host_rows = rows;
+    }
     c->row_len = lm_calloc((size_t)rows, sizeof(int32_t), err);
     c->row_len_old = lm_malloc((size_t)rows * sizeof(int32_t), err);
     c->slot = lm_malloc((size_t)rows * sizeof(int32_t), err);
     c->slot_new = lm_malloc((size_t)rows * sizeof(int32_t), err);
     c->slot_kept = lm_malloc((size_t)rows * sizeof(bool), err);
-    if (!c->row_sentence || !c->host_idx || !c->row_len || !c->row_len_old || !c->slot || !c->slot_new || !c->slot_kept) return -1;
+    if (!c->row_sentence || !c->row_len || !c->row_len_old || !c->slot || !c->slot_new || !c->slot_kept) return -1;
     for (int r = 0; r < rows; r++) c->slot[r] = r;
     memcpy(c->row_sentence, row_sentence, (size_t)rows * sizeof(int32_t));
     if (reserve_work(c, (size_t)rows, err) || reserve(&c->kv, (size_t)rows * kv_row_bytes(c, max_steps), err) ||
@@ -577,9 +590,13 @@ static int cuda_decode_step_topk(lm_backend *b, const int32_t *tokens, int step,
     /* many blocks a row, one read of the logits (kernels/logprob_topk.cu) */
     KERNEL_TRY(lm_k_logprob_topk_split(c->logits.p, R, V, d_edits, d_start, req->penalty, req->k, req->greedy, c->top_ids.p, c->top_vals.p,
                                        c->topk_scratch.p, c->stream, kmsg));
-    CUDA_TRY(cudaMemcpyAsync(ids, c->top_ids.p, (size_t)R * req->k * sizeof(int32_t), cudaMemcpyDeviceToHost, c->stream));
-    CUDA_TRY(cudaMemcpyAsync(vals, c->top_vals.p, (size_t)R * req->k * sizeof(float), cudaMemcpyDeviceToHost, c->stream));
+    /* both into pinned staging, one wait (into the caller's pageable memory each copy would wait) */
+    size_t id_bytes = (size_t)R * req->k * sizeof(int32_t), val_bytes = (size_t)R * req->k * sizeof(float);
+    CUDA_TRY(cudaMemcpyAsync(c->host_top, c->top_ids.p, id_bytes, cudaMemcpyDeviceToHost, c->stream));
+    CUDA_TRY(cudaMemcpyAsync((char *)c->host_top + id_bytes, c->top_vals.p, val_bytes, cudaMemcpyDeviceToHost, c->stream));
     CUDA_TRY(cudaStreamSynchronize(c->stream));
+    memcpy(ids, c->host_top, id_bytes);
+    memcpy(vals, (char *)c->host_top + id_bytes, val_bytes);
     for (int r = 0; r < R; r++) /* refused rows, as the host's pick refuses them */
         if (ids[(size_t)r * req->k] == LM_K_BAD_ROW) return lm_bad_logits(err, step, r);
     return 0;
@@ -645,7 +662,7 @@ static void cuda_destroy(lm_backend *b) {
     if (c->blas) cublasDestroy(c->blas);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c->weights); free(c->weight_bytes); free(c->enc); free(c->dec);
-    free(c->offset); free(c->len); free(c->row_sentence); free(c->host_idx); free(c->row_len); free(c->row_len_old);
+    free(c->offset); free(c->len); free(c->row_sentence); cudaFreeHost(c->host_idx); cudaFreeHost(c->host_top); free(c->row_len); free(c->row_len_old);
     free(c->slot); free(c->slot_new); free(c->slot_kept);
     free(c);
 }
