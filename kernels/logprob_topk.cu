@@ -54,6 +54,36 @@ __device__ float edited_value(float v, int32_t tok, const int32_t *edits, int e,
     return v;
 }
 
+/* Greedy's log-prob of the best token `best` under the edited row, relative
+ * to that row's max `top` (see the top of the file); every thread of the
+ * block calls it (the rescan's reduction), thread 0 writes. mx and sum: the
+ * raw row's max and sum of exponentials; e_raw: the edited tokens' raw terms. */
+static __device__ void greedy_logprob(const float *x, int V, const int32_t *edits, int n_edits, float penalty, float mx, float sum,
+                                      float top, float e_raw, int32_t best, int32_t *out_ids, float *out_vals) {
+    int t = threadIdx.x;
+    if (top == -INFINITY) { /* every token banned (block-uniform) */
+        if (t == 0) { out_ids[0] = LM_K_BAD_ROW; out_vals[0] = NAN; }
+        return;
+    }
+    float rest;
+    if (e_raw <= 0.5f * sum) {
+        rest = (sum - e_raw) * expf(mx - top);
+    } else {
+        float part = 0;
+        for (int i = t; i < V; i += THREADS)
+            if (!is_edited(i, edits, n_edits)) part += expf(x[i] - top);
+        rest = lm_block_reduce(part, false);
+    }
+    if (t != 0) return;
+    float z = rest;
+    for (int e = 0; e < n_edits; e++) {
+        int32_t tok = edits[2 * e];
+        if (!is_edited(tok, edits, e)) z += expf(edited_value(x[tok], tok, edits, e, n_edits, penalty) - top);
+    }
+    out_ids[0] = best;
+    out_vals[0] = 0.0f - logf(z); /* the host's (x - max) - log(sum) at x = max: +0 for a certain token, not -0 */
+}
+
 __global__ void logprob_topk_kernel(const float *logits, int V, const int32_t *edits_all, const int32_t *edit_start, float penalty,
                                     int k, int greedy, int32_t *ids_out, float *vals_out) {
     __shared__ int32_t s_ids[THREADS * LM_K_TOPK_MAX];
@@ -125,29 +155,7 @@ __global__ void logprob_topk_kernel(const float *logits, int V, const int32_t *e
     }
     if (!greedy) return;
     __syncthreads();
-    /* greedy: the best token's log-prob under the edited row, relative to its max `top` (see the top of the file) */
-    float top = s_top, e_raw = s_edited_raw;
-    if (top == -INFINITY) { /* every token banned (block-uniform) */
-        if (t == 0) { out_ids[0] = LM_K_BAD_ROW; out_vals[0] = NAN; }
-        return;
-    }
-    float rest;
-    if (e_raw <= 0.5f * sum) {
-        rest = (sum - e_raw) * expf(mx - top);
-    } else {
-        float part = 0;
-        for (int i = t; i < V; i += THREADS)
-            if (!is_edited(i, edits, n_edits)) part += expf(x[i] - top);
-        rest = lm_block_reduce(part, false);
-    }
-    if (t != 0) return;
-    float z = rest;
-    for (int e = 0; e < n_edits; e++) {
-        int32_t tok = edits[2 * e];
-        if (!is_edited(tok, edits, e)) z += expf(edited_value(x[tok], tok, edits, e, n_edits, penalty) - top);
-    }
-    out_ids[0] = ids[0];
-    out_vals[0] = 0.0f - logf(z); /* the host's (x - max) - log(sum) at x = max: +0 for a certain token, not -0 */
+    greedy_logprob(x, V, edits, n_edits, penalty, mx, sum, s_top, s_edited_raw, ids[0], out_ids, out_vals);
 }
 
 extern "C" int lm_k_logprob_topk(const float *logits, int rows, int V, const int32_t *edits, const int32_t *edit_start,
@@ -358,28 +366,7 @@ __global__ void topk_merge_kernel(const float *logits, int V, int slices, const 
     }
     if (!greedy) return;
     __syncthreads();
-    float top = s_top, e_raw = s_edited_raw;
-    if (top == -INFINITY) {
-        if (t == 0) { out_ids[0] = LM_K_BAD_ROW; out_vals[0] = NAN; }
-        return;
-    }
-    float rest;
-    if (e_raw <= 0.5f * sum) {
-        rest = (sum - e_raw) * expf(mx - top);
-    } else {
-        float part = 0;
-        for (int i = t; i < V; i += THREADS)
-            if (!is_edited(i, edits, n_edits)) part += expf(x[i] - top);
-        rest = lm_block_reduce(part, false);
-    }
-    if (t != 0) return;
-    float z = rest;
-    for (int e = 0; e < n_edits; e++) {
-        int32_t tok = edits[2 * e];
-        if (!is_edited(tok, edits, e)) z += expf(edited_value(x[tok], tok, edits, e, n_edits, penalty) - top);
-    }
-    out_ids[0] = ids[0];
-    out_vals[0] = 0.0f - logf(z);
+    greedy_logprob(x, V, edits, n_edits, penalty, mx, sum, s_top, s_edited_raw, ids[0], out_ids, out_vals);
 }
 
 extern "C" size_t lm_k_logprob_topk_split_scratch(int rows, int V) {
