@@ -270,6 +270,11 @@ bench:
 $(BUILD)/cuda_steps: $(BUILD)/benchmarks/cuda_steps.o $(BUILD)/tests/random_model.o $(HOST_OBJ) $(CUDA_LIBS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
+# The CUDA backend's predicted step times on an H100 (benchmarks/step_model.h; no GPU needed)
+$(BUILD)/step_model: benchmarks/step_model.c benchmarks/step_model.h
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) -std=c11 -Wall -Wextra -I. $< -o $@
+
 # Per-product rates and the FMA peak (benchmarks/product_rates.c, NOTES attempt 15)
 $(BUILD)/product_rates: $(BUILD)/benchmarks/product_rates.o $(HOST_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)

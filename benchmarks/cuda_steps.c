@@ -7,9 +7,12 @@
  * batch, ms per decoder step (the first step left out: cuBLAS picks its
  * algorithms then), target tokens/s (R x steps over the decoder's time) and
  * the host's wall time per step beside the events' (the difference is the
- * host's share: launches, the search's copy back).
+ * host's share: launches, the search's copy back), and beside each time the
+ * step model's prediction for it (benchmarks/step_model.h; scaled to the
+ * layers asked for, at the steps' mean cache length), so the first GPU run
+ * checks the model.
  *
- *   build/cuda_steps [--rows 32,160,1280] [--precisions fp32,fp16,bf16]
+ *   build/cuda_steps [--rows 32,256,1280] [--precisions fp32,fp16,bf16]
  *                    [--steps 32] [--src-len 20] [--layers 12,3]
  *
  * scripts/gpu-check.sh runs it on a GPU; tests/cuda_emu/run_tests.sh runs a
@@ -21,6 +24,7 @@
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_device.h"
 #include "tests/random_model.h"
+#include "benchmarks/step_model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,7 +122,7 @@ static int int_list(const char *s, int *out, int cap) {
 }
 
 int main(int argc, char **argv) {
-    int rows[8], n_rows = int_list("32,160,1280", rows, 8), steps = 32, src_len = 20, layers[2] = {12, 3};
+    int rows[8], n_rows = int_list("32,256,1280", rows, 8), steps = 32, src_len = 20, layers[2] = {12, 3};
     const char *precisions = "fp32,fp16,bf16";
     for (int i = 1; i + 1 < argc; i += 2) {
         bool ok = true;
@@ -147,8 +151,9 @@ int main(int argc, char **argv) {
     printf("SMaLL-100-shaped random model (%d + %d layers, d_model 1024, vocabulary 128,112), %d-token sentences, greedy, "
            "%d decoder steps timed after the first\n\n",
            layers[0], layers[1], src_len, steps);
-    printf("| precision | rows | encoder batch (ms) | decoder step (ms) | host wall per step (ms) | target tokens/s |\n");
-    printf("|---|---:|---:|---:|---:|---:|\n");
+    printf("| precision | rows | encoder batch (ms) | predicted | decoder step (ms) | predicted | host wall per step (ms) | target tokens/s "
+           "| predicted |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     fflush(stdout);
     int status = 0;
     work w = {0};
@@ -173,7 +178,17 @@ int main(int argc, char **argv) {
         bool ok = run_batch(be, &w, rows[0], src_len, 2, rm.m.cfg.model.vocab_size, &t, &err) == 0; /* warm-up, not shown */
         for (int i = 0; i < n_rows && ok; i++) {
             ok = run_batch(be, &w, rows[i], src_len, steps, rm.m.cfg.model.vocab_size, &t, &err) == 0;
-            if (ok) printf("| %s | %d | %.2f | %.3f | %.3f | %.0f |\n", name, rows[i], t.encode_ms, t.step_ms, t.step_wall_ms, t.tokens_per_s);
+            if (ok) {
+                lm_sm_shape shape = LM_SM_SMALL100;
+                shape.enc_layers = layers[0];
+                shape.dec_layers = layers[1];
+                lm_sm_pred pred;
+                int es = prec == LM_PREC_FP32 ? 4 : 2;
+                lm_sm_decoder_step(shape, rows[i], steps / 2.0, src_len, es, &pred);
+                double enc_ms = lm_sm_encoder_batch_us(shape, rows[i], src_len, es) / 1e3;
+                printf("| %s | %d | %.2f | %.2f | %.3f | %.3f | %.3f | %.0f | %.0f |\n", name, rows[i], t.encode_ms, enc_ms, t.step_ms,
+                       pred.total_us / 1e3, t.step_wall_ms, t.tokens_per_s, rows[i] / pred.total_us * 1e6);
+            }
             fflush(stdout); /* each row as it is measured: a run cut short keeps what it did */
         }
         if (!ok) {

@@ -4,15 +4,19 @@
  * the host and are shared.
  *
  * Precision: weights live on the device in the chosen dtype (fp32 to check
- * against the CPU; fp16 or bf16 for speed) and so do the inputs of every
- * matrix product; products accumulate and write fp32 (cuBLAS GemmEx, compute
- * 32F, tensor cores for 16-bit inputs), and the residual stream, layer norms,
- * softmaxes and caches stay fp32.
+ * against the CPU; bf16, the default, or fp16 for speed) and so do the inputs
+ * of every matrix product and the decoder's self-attention KV cache; products
+ * accumulate and write fp32 (cuBLAS GemmEx, compute 32F, tensor cores for
+ * 16-bit inputs), and the residual stream, layer norms, softmaxes and the
+ * encoder's cross-attention keys and values stay fp32.
  *
  * Memory: the model is uploaded once and never changes. Per-batch state (work
- * buffers, encoder output and cross-attention K/V, the self-attention KV cache
- * as a double buffer for reorders, logits) is reserved up front for the
- * configured batch size and grows only when a batch needs more, never per step.
+ * buffers, encoder output and cross-attention K/V, the self-attention KV
+ * cache, logits) is reserved up front for the configured batch size and grows
+ * only when a batch needs more, never per step. The KV cache is one buffer of
+ * slots, one a row: a beam reorder renumbers slots (a row keeps its parent's
+ * slot when it is the parent's first child) and copies only the forks, each
+ * its parent's own length, into slots no row keeps.
  *
  * In-flight batching: encode_more appends sentences to the encoder state
  * (also a double buffer: when finished sentences hold half of it, or it is
@@ -37,7 +41,7 @@ typedef struct {
 /* Encoder layers leave the cross-attention members empty. */
 typedef struct {
     dev_norm self_norm, cross_norm, ffn_norm;
-    lm_dev_linear q, k, v, o, cq, ck, cv, co, fc1, fc2;
+    lm_dev_linear qkv, o, cq, ck, cv, co, fc1, fc2; /* qkv: the three projections' rows stacked, one product */
 } dev_layer;
 
 /* A device buffer that only grows. */
@@ -67,12 +71,19 @@ typedef struct {
     int32_t *offset, *len;     /* host copies */
     int enc_cur, enc_cap[2];   /* the live half of enc_out/cross; token rows each half holds */
     /* decoding */
-    int rows, max_rows, max_steps, steps_done, cur; /* cur: which half of the KV double buffer is live */
+    int rows, max_rows, max_steps, steps_done;
+    int32_t *slot, *slot_new;  /* host: each row's KV cache slot; reorder scratch (max_rows each) */
+    bool *slot_kept;           /* host: reorder scratch (max_rows) */
     int32_t *row_sentence;     /* host */
     int32_t *row_len, *row_len_old; /* host: tokens each row was fed (its next position); reorder scratch */
-    int32_t *host_idx;         /* host staging for per-step indices */
+    /* pinned host staging (cudaMallocHost): the per-step index upload and the
+     * top-k's copy back are true asynchronous copies, read and written when
+     * the stream runs, so each is rewritten or read only after a wait */
+    int32_t *host_idx;         /* per-step indices, reorder lists (rows x 6) */
+    void *host_top;            /* top-k ids and values (rows x LM_K_TOPK_MAX x 8 bytes) */
+    int host_rows;             /* rows they hold: they only grow (pinning costs far more than malloc) */
     /* device state */
-    dev_buf x, y, h, q, k, v, att, ffn, enc_out[2], enc_in, cross[2], kv, logits, idx, edits, top_ids, top_vals, row_map;
+    dev_buf x, y, h, q, qkv, att, ffn, enc_out[2], enc_in, cross[2], kv, logits, idx, edits, top_ids, top_vals, row_map, topk_scratch;
     /* sampling (cuda_decode_step_sample): rows' inputs and outputs, the kernel's scratch, their host staging */
     dev_buf sample_io, sample_scratch;
     char *sample_host;
@@ -147,6 +158,29 @@ static int upload_linear(cuda_backend *c, const lm_linear *l, lm_dev_linear *d, 
     return upload_f32(c, l->b, (size_t)l->out, &d->b, err);
 }
 
+/* q, k and v as one (3 out, in) matrix and one bias: one product where three
+ * ran (fewer launches, and a wider product uses the GPU better at few rows). */
+static int upload_qkv(cuda_backend *c, const lm_linear *q, const lm_linear *k, const lm_linear *v, lm_dev_linear *d, float *staging,
+                      lm_err *err) {
+    const lm_linear *part[3] = {q, k, v};
+    size_t in = (size_t)q->in, out = (size_t)q->out, es = dtype_size(c->dtype);
+    d->in = q->in;
+    d->out = 3 * q->out;
+    void *w;
+    float *b;
+    if (alloc_weight(c, 3 * out * in * es, &w, err) != 0 || alloc_weight(c, 3 * out * sizeof(float), (void **)&b, err) != 0) return -1;
+    d->w = w;
+    d->b = b;
+    if (!c->fill) return 0;
+    for (int i = 0; i < 3; i++) {
+        float *to = c->dtype == LM_K_F32 ? (float *)w + i * out * in : staging + i * out * in;
+        CUDA_TRY(cudaMemcpyAsync(to, part[i]->w, out * in * sizeof(float), cudaMemcpyHostToDevice, c->stream));
+        CUDA_TRY(cudaMemcpyAsync(b + i * out, part[i]->b, out * sizeof(float), cudaMemcpyHostToDevice, c->stream));
+    }
+    if (c->dtype != LM_K_F32) KERNEL_TRY(lm_k_convert(staging, w, c->dtype, 3 * out * in, c->stream, kmsg));
+    return 0;
+}
+
 static int upload_norm(cuda_backend *c, const lm_norm *n, dev_norm *d, lm_err *err) {
     int dm = D_(c);
     if (upload_f32(c, n->gamma, (size_t)dm, &d->gamma, err) != 0) return -1;
@@ -172,6 +206,7 @@ static int upload_model(cuda_backend *c, lm_err *err) {
     lm_err later;
     size_t largest = (size_t)mc->vocab_size * D, ffn = (size_t)D * (mc->encoder_ffn > mc->decoder_ffn ? mc->encoder_ffn : mc->decoder_ffn);
     if (ffn > largest) largest = ffn;
+    if ((size_t)3 * D * D > largest) largest = (size_t)3 * D * D;
     if (c->dtype != LM_K_F32 && c->fill) CUDA_TRY(cudaMalloc((void **)&staging, largest * sizeof(float)));
     int rc = -1;
     if (upload_matrix(c, m->embed, (size_t)mc->vocab_size * D, &c->embed, staging, err) != 0) goto done;
@@ -183,8 +218,7 @@ static int upload_model(cuda_backend *c, lm_err *err) {
         const lm_encoder_layer *L = &m->enc[l];
         dev_layer *d = &c->enc[l];
         if (upload_norm(c, &L->self_norm, &d->self_norm, err) || upload_norm(c, &L->ffn_norm, &d->ffn_norm, err) ||
-            upload_linear(c, &L->q, &d->q, staging, err) || upload_linear(c, &L->k, &d->k, staging, err) ||
-            upload_linear(c, &L->v, &d->v, staging, err) || upload_linear(c, &L->o, &d->o, staging, err) ||
+            upload_qkv(c, &L->q, &L->k, &L->v, &d->qkv, staging, err) || upload_linear(c, &L->o, &d->o, staging, err) ||
             upload_linear(c, &L->fc1, &d->fc1, staging, err) || upload_linear(c, &L->fc2, &d->fc2, staging, err))
             goto done;
     }
@@ -192,8 +226,7 @@ static int upload_model(cuda_backend *c, lm_err *err) {
         const lm_decoder_layer *L = &m->dec[l];
         dev_layer *d = &c->dec[l];
         if (upload_norm(c, &L->self_norm, &d->self_norm, err) || upload_norm(c, &L->cross_norm, &d->cross_norm, err) ||
-            upload_norm(c, &L->ffn_norm, &d->ffn_norm, err) || upload_linear(c, &L->q, &d->q, staging, err) ||
-            upload_linear(c, &L->k, &d->k, staging, err) || upload_linear(c, &L->v, &d->v, staging, err) ||
+            upload_norm(c, &L->ffn_norm, &d->ffn_norm, err) || upload_qkv(c, &L->q, &L->k, &L->v, &d->qkv, staging, err) ||
             upload_linear(c, &L->o, &d->o, staging, err) || upload_linear(c, &L->cq, &d->cq, staging, err) ||
             upload_linear(c, &L->ck, &d->ck, staging, err) || upload_linear(c, &L->cv, &d->cv, staging, err) ||
             upload_linear(c, &L->co, &d->co, staging, err) || upload_linear(c, &L->fc1, &d->fc1, staging, err) ||
@@ -223,13 +256,28 @@ static int to_device_now(cuda_backend *c, void *dst, const void *src, size_t byt
     return 0;
 }
 
+/* The memory a decoder row holds for max_steps tokens (its KV cache), the
+ * same layout cuda_decode_start reserves. */
+static size_t kv_row_bytes(const cuda_backend *c, int max_steps) {
+    const lm_model_config *mc = &c->base.model->cfg.model;
+    return (size_t)mc->decoder_layers * 2 * max_steps * mc->d_model * dtype_size(c->dtype);
+}
+
+/* Work buffers' bytes a row (reserve_work's sum). */
+static size_t work_row_bytes(const cuda_backend *c) {
+    const lm_model_config *mc = &c->base.model->cfg.model;
+    size_t D = (size_t)mc->d_model, F = (size_t)(mc->encoder_ffn > mc->decoder_ffn ? mc->encoder_ffn : mc->decoder_ffn);
+    size_t es = dtype_size(c->dtype), wide = F > D ? F : D;
+    return D * 4 + wide * 4 + D * es + 4 * D * 4 + D * es + F * es + 6 * sizeof(int32_t);
+}
+
 /* Work buffers for n rows. */
 static int reserve_work(cuda_backend *c, size_t n, lm_err *err) {
     const lm_model_config *mc = &c->base.model->cfg.model;
     size_t D = (size_t)mc->d_model, F = (size_t)(mc->encoder_ffn > mc->decoder_ffn ? mc->encoder_ffn : mc->decoder_ffn);
     size_t es = dtype_size(c->dtype), wide = F > D ? F : D;
     if (reserve(&c->x, n * D * 4, err) || reserve(&c->y, n * wide * 4, err) || reserve(&c->h, n * D * es, err) ||
-        reserve(&c->q, n * D * 4, err) || reserve(&c->k, n * D * 4, err) || reserve(&c->v, n * D * 4, err) ||
+        reserve(&c->q, n * D * 4, err) || reserve(&c->qkv, n * 3 * D * 4, err) ||
         reserve(&c->att, n * D * es, err) || reserve(&c->ffn, n * F * es, err) || reserve(&c->idx, n * 6 * sizeof(int32_t), err))
         return -1;
     return 0;
@@ -278,10 +326,10 @@ static int relayout(cuda_backend *c, const bool *keep, int cap, lm_err *err) {
     free(map);
     if (rc != 0) return -1;
     if (rows) {
-        KERNEL_TRY(lm_k_gather_rows(c->enc_out[to].p, c->enc_out[from].p, c->row_map.p, NULL, rows, D, D, 1, c->stream, kmsg));
+        KERNEL_TRY(lm_k_gather_rows(c->enc_out[to].p, c->enc_out[from].p, c->row_map.p, NULL, NULL, rows, D, D, 1, c->stream, kmsg));
         for (int l = 0; l < mc->decoder_layers; l++)
             for (int kv = 0; kv < 2; kv++)
-                KERNEL_TRY(lm_k_gather_rows(cross_kv(c, to, l, kv), cross_kv(c, from, l, kv), c->row_map.p, NULL, rows, D, D, 1, c->stream,
+                KERNEL_TRY(lm_k_gather_rows(cross_kv(c, to, l, kv), cross_kv(c, from, l, kv), c->row_map.p, NULL, NULL, rows, D, D, 1, c->stream,
                                             kmsg));
     }
     c->enc_cur = to;
@@ -342,13 +390,12 @@ static int encode_append(cuda_backend *c, const int32_t *tokens, const int32_t *
                                   D, c->stream, kmsg));
     for (int l = 0; l < mc->encoder_layers; l++) {
         const dev_layer *L = &c->enc[l];
-        if (gemm(c, total, &L->q, c->h.p, c->q.p, err) || gemm(c, total, &L->k, c->h.p, c->k.p, err) ||
-            gemm(c, total, &L->v, c->h.p, c->v.p, err))
-            return -1;
-        KERNEL_TRY(lm_k_bias_act(c->q.p, L->q.b, c->q.p, LM_K_F32, (size_t)D, total, D, LM_K_ACT_NONE, scaling, c->stream, kmsg));
-        KERNEL_TRY(lm_k_bias_act(c->k.p, L->k.b, c->k.p, LM_K_F32, (size_t)D, total, D, LM_K_ACT_NONE, 1.0f, c->stream, kmsg));
-        KERNEL_TRY(lm_k_bias_act(c->v.p, L->v.b, c->v.p, LM_K_F32, (size_t)D, total, D, LM_K_ACT_NONE, 1.0f, c->stream, kmsg));
-        KERNEL_TRY(lm_k_attention(c->q.p, D, c->k.p, c->v.p, D, d_start, d_len, c->att.p, c->dtype, D, total, heads, hd, c->stream, kmsg));
+        /* q, k, v in one product and one bias launch; attention scales q as it loads it */
+        float *qkv = c->qkv.p;
+        if (gemm(c, total, &L->qkv, c->h.p, qkv, err)) return -1;
+        KERNEL_TRY(lm_k_bias_act(qkv, L->qkv.b, qkv, LM_K_F32, (size_t)3 * D, total, 3 * D, LM_K_ACT_NONE, 1.0f, c->stream, kmsg));
+        KERNEL_TRY(lm_k_attention(qkv, 3 * D, scaling, qkv + D, qkv + 2 * D, LM_K_F32, 3 * D, d_start, d_len, c->att.p, c->dtype, D, total,
+                                  heads, hd, c->stream, kmsg));
         if (gemm(c, total, &L->o, c->att.p, c->y.p, err)) return -1;
         KERNEL_TRY(lm_k_add_layernorm(c->x.p, c->y.p, L->o.b, L->ffn_norm.gamma, L->ffn_norm.beta, c->h.p, c->dtype, total, D,
                                       c->stream, kmsg));
@@ -416,11 +463,10 @@ static int cuda_encoder_output(lm_backend *b, int s, float *out, lm_err *err) {
 
 /* ---- decoder ---- */
 
-/* Layer l's self-attention keys (kv = 0) or values (kv = 1) in half `half` of the double buffer. */
-static float *cache(cuda_backend *c, int half, int l, int kv) {
-    size_t per = (size_t)c->max_rows * c->max_steps * D_(c);
-    int layers = c->base.model->cfg.model.decoder_layers;
-    return (float *)c->kv.p + (((size_t)half * layers + l) * 2 + kv) * per;
+/* Layer l's self-attention keys (kv = 0) or values (kv = 1): max_rows slots of max_steps token rows, in the compute dtype. */
+static void *cache(cuda_backend *c, int l, int kv) {
+    size_t per = (size_t)c->max_rows * c->max_steps * D_(c) * dtype_size(c->dtype);
+    return (char *)c->kv.p + ((size_t)l * 2 + kv) * per;
 }
 
 static int cuda_decode_start(lm_backend *b, const int32_t *row_sentence, int rows, int max_steps, lm_err *err) {
@@ -429,25 +475,39 @@ static int cuda_decode_start(lm_backend *b, const int32_t *row_sentence, int row
     if (lm_backend_check_steps(mc, max_steps, err) != 0) return -1;
     if (lm_backend_check_rows(c->len, c->n_sent, row_sentence, rows, err) != 0) return -1;
     free(c->row_sentence);
-    free(c->host_idx);
     free(c->row_len);
     free(c->row_len_old);
+    free(c->slot);
+    free(c->slot_new);
+    free(c->slot_kept);
     c->row_sentence = lm_malloc((size_t)rows * sizeof(int32_t), err);
-    c->host_idx = lm_malloc((size_t)rows * 6 * sizeof(int32_t), err);
+    if (rows > c->host_rows) {
+        CUDA_TRY(cudaFreeHost(c->host_idx)); /* waits for the stream, which may still read it */
+        CUDA_TRY(cudaFreeHost(c->host_top));
+        c->host_idx = NULL;
+        c->host_top = NULL;
+        c->host_rows = 0;
+        CUDA_TRY(cudaMallocHost((void **)&c->host_idx, (size_t)rows * 6 * sizeof(int32_t)));
+        CUDA_TRY(cudaMallocHost(&c->host_top, (size_t)rows * LM_K_TOPK_MAX * (sizeof(int32_t) + sizeof(float))));
+        c->host_rows = rows;
+    }
     c->row_len = lm_calloc((size_t)rows, sizeof(int32_t), err);
     c->row_len_old = lm_malloc((size_t)rows * sizeof(int32_t), err);
-    if (!c->row_sentence || !c->host_idx || !c->row_len || !c->row_len_old) return -1;
+    c->slot = lm_malloc((size_t)rows * sizeof(int32_t), err);
+    c->slot_new = lm_malloc((size_t)rows * sizeof(int32_t), err);
+    c->slot_kept = lm_malloc((size_t)rows * sizeof(bool), err);
+    if (!c->row_sentence || !c->row_len || !c->row_len_old || !c->slot || !c->slot_new || !c->slot_kept) return -1;
+    for (int r = 0; r < rows; r++) c->slot[r] = r;
     memcpy(c->row_sentence, row_sentence, (size_t)rows * sizeof(int32_t));
-    size_t kv_floats = (size_t)2 * mc->decoder_layers * 2 * rows * max_steps * mc->d_model;
-    if (reserve_work(c, (size_t)rows, err) || reserve(&c->kv, kv_floats * sizeof(float), err) ||
+    if (reserve_work(c, (size_t)rows, err) || reserve(&c->kv, (size_t)rows * kv_row_bytes(c, max_steps), err) ||
         reserve(&c->logits, (size_t)rows * mc->vocab_size * sizeof(float), err) ||
         reserve(&c->top_ids, (size_t)rows * LM_K_TOPK_MAX * sizeof(int32_t), err) ||
-        reserve(&c->top_vals, (size_t)rows * LM_K_TOPK_MAX * sizeof(float), err))
+        reserve(&c->top_vals, (size_t)rows * LM_K_TOPK_MAX * sizeof(float), err) ||
+        reserve(&c->topk_scratch, lm_k_logprob_topk_split_scratch(rows, mc->vocab_size), err))
         return -1;
     c->rows = c->max_rows = rows;
     c->max_steps = max_steps;
     c->steps_done = 0;
-    c->cur = 0;
     return 0;
 }
 
@@ -464,7 +524,7 @@ static int decoder_forward(cuda_backend *c, const int32_t *tokens, int step, boo
         int s = c->row_sentence[r];
         hi[r] = tokens[r];
         hi[R + r] = c->row_len[r];
-        hi[2 * R + r] = r * c->max_steps;
+        hi[2 * R + r] = c->slot[r] * c->max_steps;
         hi[3 * R + r] = c->row_len[r] + 1;
         hi[4 * R + r] = c->offset[s];
         hi[5 * R + r] = c->len[s];
@@ -472,20 +532,19 @@ static int decoder_forward(cuda_backend *c, const int32_t *tokens, int step, boo
     int32_t *di = c->idx.p;
     CUDA_TRY(cudaMemcpyAsync(di, hi, (size_t)R * 6 * sizeof(int32_t), cudaMemcpyHostToDevice, c->stream));
     float scaling = 1.0f / sqrtf((float)hd);
-    size_t row_stride = (size_t)c->max_steps * D;
     KERNEL_TRY(lm_k_embed(c->x.p, c->embed, c->dtype, c->positions, di, di + R, R, D, m->embed_scale, c->stream, kmsg));
     KERNEL_TRY(lm_k_add_layernorm(c->x.p, NULL, NULL, c->dec[0].self_norm.gamma, c->dec[0].self_norm.beta, c->h.p, c->dtype, R, D,
                                   c->stream, kmsg));
     for (int l = 0; l < mc->decoder_layers; l++) {
         const dev_layer *L = &c->dec[l];
-        float *ck = cache(c, c->cur, l, 0), *cv = cache(c, c->cur, l, 1);
+        void *ck = cache(c, l, 0), *cv = cache(c, l, 1);
         /* self-attention over the row's cache, the new key and value appended first (at each row's own position) */
-        if (gemm(c, R, &L->q, c->h.p, c->q.p, err) || gemm(c, R, &L->k, c->h.p, c->k.p, err) || gemm(c, R, &L->v, c->h.p, c->v.p, err))
-            return -1;
-        KERNEL_TRY(lm_k_bias_act(c->q.p, L->q.b, c->q.p, LM_K_F32, (size_t)D, R, D, LM_K_ACT_NONE, scaling, c->stream, kmsg));
-        KERNEL_TRY(lm_k_append_rows(ck, row_stride, di + R, c->k.p, L->k.b, R, D, c->stream, kmsg));
-        KERNEL_TRY(lm_k_append_rows(cv, row_stride, di + R, c->v.p, L->v.b, R, D, c->stream, kmsg));
-        KERNEL_TRY(lm_k_attention(c->q.p, D, ck, cv, D, di + 2 * R, di + 3 * R, c->att.p, c->dtype, D, R, heads, hd, c->stream, kmsg));
+        float *qkv = c->qkv.p;
+        if (gemm(c, R, &L->qkv, c->h.p, qkv, err)) return -1;
+        KERNEL_TRY(lm_k_bias_act(qkv, L->qkv.b, qkv, LM_K_F32, (size_t)3 * D, R, 3 * D, LM_K_ACT_NONE, 1.0f, c->stream, kmsg));
+        KERNEL_TRY(lm_k_append_kv(ck, cv, c->dtype, di + 2 * R, di + R, qkv + D, qkv + 2 * D, (size_t)3 * D, NULL, NULL, R, D, c->stream, kmsg));
+        KERNEL_TRY(lm_k_attention(qkv, 3 * D, scaling, ck, cv, c->dtype, D, di + 2 * R, di + 3 * R, c->att.p, c->dtype, D, R, heads, hd,
+                                  c->stream, kmsg));
         if (gemm(c, R, &L->o, c->att.p, c->y.p, err)) return -1;
         KERNEL_TRY(lm_k_add_layernorm(c->x.p, c->y.p, L->o.b, L->cross_norm.gamma, L->cross_norm.beta, c->h.p, c->dtype, R, D,
                                       c->stream, kmsg));
@@ -493,7 +552,8 @@ static int decoder_forward(cuda_backend *c, const int32_t *tokens, int step, boo
         float *xk = cross_kv(c, c->enc_cur, l, 0), *xv = cross_kv(c, c->enc_cur, l, 1);
         if (gemm(c, R, &L->cq, c->h.p, c->q.p, err)) return -1;
         KERNEL_TRY(lm_k_bias_act(c->q.p, L->cq.b, c->q.p, LM_K_F32, (size_t)D, R, D, LM_K_ACT_NONE, scaling, c->stream, kmsg));
-        KERNEL_TRY(lm_k_attention(c->q.p, D, xk, xv, D, di + 4 * R, di + 5 * R, c->att.p, c->dtype, D, R, heads, hd, c->stream, kmsg));
+        KERNEL_TRY(lm_k_attention(c->q.p, D, 1.0f, xk, xv, LM_K_F32, D, di + 4 * R, di + 5 * R, c->att.p, c->dtype, D, R, heads, hd, c->stream,
+                                  kmsg));
         if (gemm(c, R, &L->co, c->att.p, c->y.p, err)) return -1;
         KERNEL_TRY(lm_k_add_layernorm(c->x.p, c->y.p, L->co.b, L->ffn_norm.gamma, L->ffn_norm.beta, c->h.p, c->dtype, R, D, c->stream,
                                       kmsg));
@@ -531,11 +591,16 @@ static int cuda_decode_step_topk(lm_backend *b, const int32_t *tokens, int step,
     int32_t *d_edits = c->edits.p, *d_start = (int32_t *)((char *)c->edits.p + edit_bytes);
     if (n_edits) CUDA_TRY(cudaMemcpyAsync(d_edits, req->edits, edit_bytes, cudaMemcpyHostToDevice, c->stream));
     CUDA_TRY(cudaMemcpyAsync(d_start, req->edit_start, start_bytes, cudaMemcpyHostToDevice, c->stream));
-    KERNEL_TRY(lm_k_logprob_topk(c->logits.p, R, V, d_edits, d_start, req->penalty, req->k, req->greedy, c->top_ids.p, c->top_vals.p,
-                                 c->stream, kmsg));
-    CUDA_TRY(cudaMemcpyAsync(ids, c->top_ids.p, (size_t)R * req->k * sizeof(int32_t), cudaMemcpyDeviceToHost, c->stream));
-    CUDA_TRY(cudaMemcpyAsync(vals, c->top_vals.p, (size_t)R * req->k * sizeof(float), cudaMemcpyDeviceToHost, c->stream));
+    /* many blocks a row, one read of the logits (kernels/logprob_topk.cu) */
+    KERNEL_TRY(lm_k_logprob_topk_split(c->logits.p, R, V, d_edits, d_start, req->penalty, req->k, req->greedy, c->top_ids.p, c->top_vals.p,
+                                       c->topk_scratch.p, c->stream, kmsg));
+    /* both into pinned staging, one wait (into the caller's pageable memory each copy would wait) */
+    size_t id_bytes = (size_t)R * req->k * sizeof(int32_t), val_bytes = (size_t)R * req->k * sizeof(float);
+    CUDA_TRY(cudaMemcpyAsync(c->host_top, c->top_ids.p, id_bytes, cudaMemcpyDeviceToHost, c->stream));
+    CUDA_TRY(cudaMemcpyAsync((char *)c->host_top + id_bytes, c->top_vals.p, val_bytes, cudaMemcpyDeviceToHost, c->stream));
     CUDA_TRY(cudaStreamSynchronize(c->stream));
+    memcpy(ids, c->host_top, id_bytes);
+    memcpy(vals, (char *)c->host_top + id_bytes, val_bytes);
     for (int r = 0; r < R; r++) /* refused rows, as the host's pick refuses them */
         if (ids[(size_t)r * req->k] == LM_K_BAD_ROW) return lm_bad_logits(err, step, r);
     return 0;
@@ -586,21 +651,44 @@ static int cuda_reorder(lm_backend *b, const int32_t *parent, const int32_t *row
     cuda_backend *c = (cuda_backend *)b;
     const lm_model_config *mc = &b->model->cfg.model;
     if (lm_backend_check_reorder(parent, row_sentence, rows, c->rows, c->max_rows, c->len, c->n_sent, err) != 0) return -1;
-    /* each row copies its parent's tokens, no more: the cache beyond them was never written */
-    int32_t *h = c->host_idx, most = 0;
+    /* A row that is its parent's first child keeps the parent's slot (no
+     * copy); every other child, and a fresh row, takes a slot no row keeps.
+     * Forks copy their parent's tokens, no more (the cache beyond them was
+     * never written), from kept slots into free ones: the two sets are
+     * disjoint, so the copy runs in place. */
+    int32_t *src = c->host_idx, *dst = src + rows, *len = dst + rows, forks = 0, most = 0;
+    memset(c->slot_kept, 0, (size_t)c->max_rows * sizeof(bool));
     for (int r = 0; r < rows; r++) {
-        h[r] = parent[r];
-        h[rows + r] = parent[r] >= 0 ? c->row_len[parent[r]] : 0;
-        most = h[rows + r] > most ? h[rows + r] : most;
+        int p = parent[r];
+        c->slot_new[r] = -1;
+        if (p >= 0 && !c->slot_kept[c->slot[p]]) {
+            c->slot_new[r] = c->slot[p];
+            c->slot_kept[c->slot[p]] = true;
+        }
     }
-    int32_t *d_parent = c->idx.p, *d_len = d_parent + rows;
-    CUDA_TRY(cudaMemcpyAsync(d_parent, h, (size_t)rows * 2 * sizeof(int32_t), cudaMemcpyHostToDevice, c->stream));
-    size_t stride = (size_t)c->max_steps * mc->d_model;
-    for (int l = 0; l < mc->decoder_layers; l++)
-        for (int kv = 0; kv < 2; kv++)
-            KERNEL_TRY(lm_k_gather_rows(cache(c, 1 - c->cur, l, kv), cache(c, c->cur, l, kv), d_parent, d_len, rows, stride,
-                                        (size_t)mc->d_model, most, c->stream, kmsg));
-    c->cur = 1 - c->cur;
+    for (int r = 0, next_free = 0; r < rows; r++) {
+        if (c->slot_new[r] >= 0) continue;
+        while (c->slot_kept[next_free]) next_free++;
+        c->slot_new[r] = next_free++;
+        if (parent[r] < 0) continue; /* a fresh row: nothing to copy */
+        src[forks] = c->slot[parent[r]];
+        dst[forks] = c->slot_new[r];
+        len[forks] = c->row_len[parent[r]];
+        most = len[forks] > most ? len[forks] : most;
+        forks++;
+    }
+    memcpy(c->slot, c->slot_new, (size_t)rows * sizeof(int32_t));
+    if (forks) {
+        int32_t *d_src = c->idx.p, *d_dst = d_src + forks, *d_len = d_dst + forks;
+        CUDA_TRY(cudaMemcpyAsync(d_src, src, (size_t)forks * sizeof(int32_t), cudaMemcpyHostToDevice, c->stream));
+        CUDA_TRY(cudaMemcpyAsync(d_dst, dst, (size_t)forks * sizeof(int32_t), cudaMemcpyHostToDevice, c->stream));
+        CUDA_TRY(cudaMemcpyAsync(d_len, len, (size_t)forks * sizeof(int32_t), cudaMemcpyHostToDevice, c->stream));
+        /* 16-bit rows pass as floats of half the width (d_model is even: checked at create) */
+        size_t es = dtype_size(c->dtype), width = (size_t)mc->d_model * es / sizeof(float), stride = (size_t)c->max_steps * width;
+        for (int l = 0; l < mc->decoder_layers; l++)
+            for (int kv = 0; kv < 2; kv++)
+                KERNEL_TRY(lm_k_gather_rows(cache(c, l, kv), cache(c, l, kv), d_src, d_dst, d_len, forks, stride, width, most, c->stream, kmsg));
+    }
     memcpy(c->row_len_old, c->row_len, (size_t)c->rows * sizeof(int32_t));
     for (int r = 0; r < rows; r++) c->row_len[r] = parent[r] >= 0 ? c->row_len_old[parent[r]] : 0; /* fresh rows start at 0 */
     memcpy(c->row_sentence, row_sentence, (size_t)rows * sizeof(int32_t));
@@ -612,8 +700,8 @@ static int cuda_reorder(lm_backend *b, const int32_t *parent, const int32_t *row
 static void cuda_destroy(lm_backend *b) {
     cuda_backend *c = (cuda_backend *)b;
     cudaSetDevice(c->device); /* frees and handles belong to the backend's device */
-    dev_buf *bufs[] = {&c->x, &c->y, &c->h, &c->q, &c->k, &c->v, &c->att, &c->ffn, &c->enc_out[0], &c->enc_out[1], &c->enc_in,
-                       &c->cross[0], &c->cross[1], &c->kv, &c->logits, &c->idx, &c->edits, &c->top_ids, &c->top_vals, &c->row_map};
+    dev_buf *bufs[] = {&c->x, &c->y, &c->h, &c->q, &c->qkv, &c->att, &c->ffn, &c->enc_out[0], &c->enc_out[1], &c->enc_in,
+                       &c->cross[0], &c->cross[1], &c->kv, &c->logits, &c->idx, &c->edits, &c->top_ids, &c->top_vals, &c->row_map, &c->topk_scratch};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) cudaFree(bufs[i]->p);
     for (int i = 0; i < c->n_weights; i++) cudaFree(c->weights[i]);
     cudaFree(c->sample_io.p);
@@ -622,7 +710,8 @@ static void cuda_destroy(lm_backend *b) {
     if (c->blas) cublasDestroy(c->blas);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c->weights); free(c->weight_bytes); free(c->enc); free(c->dec);
-    free(c->offset); free(c->len); free(c->row_sentence); free(c->host_idx); free(c->row_len); free(c->row_len_old);
+    free(c->offset); free(c->len); free(c->row_sentence); cudaFreeHost(c->host_idx); cudaFreeHost(c->host_top); free(c->row_len); free(c->row_len_old);
+    free(c->slot); free(c->slot_new); free(c->slot_kept);
     free(c);
 }
 
@@ -667,6 +756,11 @@ lm_backend *lm_cuda_backend_create_on(const lm_model *model, int precision, int 
         lm_fail(err, "the CUDA attention kernel takes heads up to 256 wide");
         return NULL;
     }
+    if (mc->d_model % 2 && precision != LM_PREC_FP32) { /* the reorder copies 16-bit cache rows as floats */
+        lm_fail(err, "--precision %s on the GPU needs an even d_model (this model's is %d): use fp32", lm_precision_name(precision),
+                mc->d_model);
+        return NULL;
+    }
     cuda_backend *c = lm_calloc(1, sizeof *c, err);
     if (!c) return NULL;
     c->device = device;
@@ -680,6 +774,21 @@ lm_backend *lm_cuda_backend_create_on(const lm_model *model, int precision, int 
         return NULL;
     }
     return &c->base;
+}
+
+int lm_cuda_backend_memory(lm_backend *b, int max_length, size_t *free_bytes, size_t *row_bytes, size_t *token_bytes, lm_err *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    const lm_model_config *mc = &b->model->cfg.model;
+    size_t total = 0, D = (size_t)mc->d_model;
+    CUDA_TRY(cudaSetDevice(c->device));
+    CUDA_TRY(cudaMemGetInfo(free_bytes, &total));
+    /* a row: KV cache, logits (the whole-row path's), top-k, work rows */
+    *row_bytes = kv_row_bytes(c, max_length) + (size_t)mc->vocab_size * sizeof(float) + LM_K_TOPK_MAX * 8 +
+                 lm_k_logprob_topk_split_scratch(1, mc->vocab_size) + work_row_bytes(c);
+    /* a source token: encoder output and cross keys/values, both halves;
+     * its 16-bit copy; the encoder's work rows */
+    *token_bytes = 2 * (D * 4 + (size_t)mc->decoder_layers * 2 * D * 4) + D * dtype_size(c->dtype) + work_row_bytes(c);
+    return 0;
 }
 
 int lm_cuda_backend_bind(lm_backend *b, lm_err *err) {

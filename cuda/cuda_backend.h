@@ -16,6 +16,10 @@ lm_backend *lm_cuda_backend_create(const lm_model *model, int precision, int res
  * left for lm_cuda_broadcast_weights (cuda/cuda_nccl.c) to fill from another
  * backend. */
 lm_backend *lm_cuda_backend_create_on(const lm_model *model, int precision, int reserve_tokens, int device, bool fill, lm_err *err);
+/* What the batch limits are sized from (lm_budget_for_memory): the device's
+ * free memory now, a decoder row's bytes for max_length tokens and a source
+ * token's, as this backend lays them out. */
+int lm_cuda_backend_memory(lm_backend *b, int max_length, size_t *free_bytes, size_t *row_bytes, size_t *token_bytes, lm_err *err);
 /* Makes the backend's device current on the calling thread (a worker's first act). */
 int lm_cuda_backend_bind(lm_backend *b, lm_err *err);
 /* CUDA devices on this machine (0 when none), or -1 for a broken setup. */

@@ -1,11 +1,13 @@
 /* attention: one warp per (query row, head). Keys are visited once with an
  * online softmax (running max, running sum, rescaled accumulator), so scores
- * never reach memory; each lane owns hd / 32 output columns. */
+ * never reach memory; each lane owns hd / 32 output columns. Keys and values
+ * are read in kv_dtype: the decoder's self-attention cache is kept in the
+ * compute precision (half the bytes a step reads at 16 bits). */
 #include "common.cuh"
 
 #define MAX_PER_LANE 8 /* head width up to 256 */
 
-__global__ void attention_kernel(const float *q, int ld_q, const float *k, const float *v, int ld_kv, const int32_t *key_start,
+__global__ void attention_kernel(const float *q, int ld_q, float q_scale, const void *k, const void *v, int kv_dtype, int ld_kv, const int32_t *key_start,
                                  const int32_t *key_len, void *out, int out_dtype, int ld_out, int rows, int heads, int hd) {
     int warp = (int)((blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
     if (warp >= rows * heads) return;
@@ -15,19 +17,18 @@ __global__ void attention_kernel(const float *q, int ld_q, const float *k, const
     const float *qi = q + (size_t)i * ld_q + (size_t)h * hd;
     for (int c = 0; c < per; c++) {
         int col = lane + 32 * c;
-        qv[c] = col < hd ? qi[col] : 0.0f;
+        qv[c] = col < hd ? qi[col] * q_scale : 0.0f;
         acc[c] = 0;
     }
     float m = -INFINITY, l = 0;
     int n_keys = key_len[i];
     size_t start = (size_t)key_start[i];
     for (int j = 0; j < n_keys; j++) {
-        const float *kj = k + (start + j) * ld_kv + (size_t)h * hd;
-        const float *vj = v + (start + j) * ld_kv + (size_t)h * hd;
+        size_t kj = (start + j) * ld_kv + (size_t)h * hd, vj = kj;
         float s = 0;
         for (int c = 0; c < per; c++) {
             int col = lane + 32 * c;
-            if (col < hd) s += qv[c] * kj[col];
+            if (col < hd) s += qv[c] * lm_load(k, kv_dtype, kj + col);
         }
         s = lm_warp_sum(s);
         float m_new = fmaxf(m, s);
@@ -35,7 +36,7 @@ __global__ void attention_kernel(const float *q, int ld_q, const float *k, const
         l = l * correction + p;
         for (int c = 0; c < per; c++) {
             int col = lane + 32 * c;
-            acc[c] = acc[c] * correction + (col < hd ? p * vj[col] : 0.0f);
+            acc[c] = acc[c] * correction + (col < hd ? p * lm_load(v, kv_dtype, vj + col) : 0.0f);
         }
         m = m_new;
     }
@@ -46,7 +47,7 @@ __global__ void attention_kernel(const float *q, int ld_q, const float *k, const
     }
 }
 
-extern "C" int lm_k_attention(const float *q, int ld_q, const float *k, const float *v, int ld_kv, const int32_t *key_start,
+extern "C" int lm_k_attention(const float *q, int ld_q, float q_scale, const void *k, const void *v, int kv_dtype, int ld_kv, const int32_t *key_start,
                               const int32_t *key_len, void *out, int out_dtype, int ld_out, int rows, int heads, int hd,
                               cudaStream_t s, const char **msg) {
     if (hd > 32 * MAX_PER_LANE) {
@@ -60,7 +61,7 @@ extern "C" int lm_k_attention(const float *q, int ld_q, const float *k, const fl
         if (msg) *msg = "attention: more (row, head) pairs than one grid holds";
         return -1;
     }
-    LM_LAUNCH(attention_kernel, (unsigned)blocks, 128, 0, s)(q, ld_q, k, v, ld_kv, key_start, key_len, out, out_dtype, ld_out, rows,
+    LM_LAUNCH(attention_kernel, (unsigned)blocks, 128, 0, s)(q, ld_q, q_scale, k, v, kv_dtype, ld_kv, key_start, key_len, out, out_dtype, ld_out, rows,
                                                      heads, hd);
     return lm_k_launched(msg);
 }

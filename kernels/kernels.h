@@ -22,11 +22,13 @@
  *                                       (cpu/cpu_weights.c), activate() for gelu
  *   lm_k_attention    attention.cu      lm_cpu_attention_* (cpu/cpu_attention.c)   test_attention (ref_attention)
  *   lm_k_gather_rows  gather_rows.cu    cpu_reorder() (cpu_backend.c)              test_gather_rows
- *   lm_k_append_rows  append_rows.cu    the cache writes of cpu_decode_step()      test_append_rows
+ *   lm_k_append_kv    append_rows.cu    the cache writes of cpu_decode_step()      test_append_kv
  *   lm_k_logprob_topk logprob_topk.cu   lm_logprob_topk, lm_greedy_pick            test_logprob_topk (ref_topk, an
  *                                       (backend/logits.c)                         independent scan in double)
  *   lm_k_sample       sample.cu         lm_sample_row (backend/sample.c): the same  test_sample_kernel (the twin:
  *                                       tokens and draws, bit for bit              tokens and draws exact)
+ *   lm_k_logprob_topk_split             the same twins; ids identical to           test_logprob_topk (split), 
+ *                     logprob_topk.cu   lm_k_logprob_topk's                        test_topk_split_ties
  */
 #ifndef LM_KERNELS_H
 #define LM_KERNELS_H
@@ -67,25 +69,32 @@ int lm_k_bias_act(const float *y, const float *bias, void *out, int out_dtype, s
 
 /* Attention for `rows` query rows and `heads` heads of width hd: query row i
  * attends to key rows key_start[i] .. key_start[i] + key_len[i] - 1 of k and v
- * (stride ld_kv), softmax in registers, no score matrix in memory. q is
- * already scaled; out (rows, ld_out) of out_dtype. A row with no keys gives 0.
- * Serves the encoder (packed sentences), decoder self-attention (the row's
- * cache) and cross-attention (the row's sentence, shared by its beams). */
-int lm_k_attention(const float *q, int ld_q, const float *k, const float *v, int ld_kv, const int32_t *key_start,
+ * (kv_dtype, stride ld_kv), softmax in registers, no score matrix in memory.
+ * q is multiplied by q_scale as it is loaded (the rounding of a scaled store:
+ * the fused QKV product's q is used where it lies); out (rows, ld_out) of
+ * out_dtype. A row with no keys
+ * gives 0. Serves the encoder (packed sentences), decoder self-attention (the
+ * row's cache slot, in the compute precision) and cross-attention (the row's
+ * sentence, shared by its beams). */
+int lm_k_attention(const float *q, int ld_q, float q_scale, const void *k, const void *v, int kv_dtype, int ld_kv, const int32_t *key_start,
                    const int32_t *key_len, void *out, int out_dtype, int ld_out, int rows, int heads, int hd,
                    cudaStream_t s, const char **msg);
 
-/* dst row r = the first len(r) x width floats of src row parent[r], where
- * len(r) is row_len[r] (the row's own tokens) or, with row_len NULL, max_len,
- * which bounds every row_len[r]; rows of `stride` floats. A row with parent
- * -1 is left as it is (a fresh decoder row). */
-int lm_k_gather_rows(float *dst, const float *src, const int32_t *parent, const int32_t *row_len, int rows, size_t stride,
-                     size_t width, int max_len, cudaStream_t s, const char **msg);
+/* dst row dst_row[r] (NULL: r) = the first len(r) x width floats of src row
+ * parent[r], where len(r) is row_len[r] (the row's own tokens) or, with
+ * row_len NULL, max_len, which bounds every row_len[r]; rows of `stride`
+ * floats (16-bit rows count as half as many floats). A row with parent -1 is
+ * left as it is. dst and src may be one buffer when no dst row is a parent. */
+int lm_k_gather_rows(float *dst, const float *src, const int32_t *parent, const int32_t *dst_row, const int32_t *row_len, int rows,
+                     size_t stride, size_t width, int max_len, cudaStream_t s, const char **msg);
 
-/* cache[r * stride + pos[r] * cols + j] = y[r * cols + j] + bias[j] for n rows:
- * each decoder row's new key or value appended at its own position. */
-int lm_k_append_rows(float *cache, size_t stride, const int32_t *pos, const float *y, const float *bias, int n, int cols,
-                     cudaStream_t s, const char **msg);
+/* k_cache and v_cache (dtype) row start[r] + pos[r] = y_k / y_v row r (fp32,
+ * rows ld_y apart) + b_k / b_v (may be NULL), cols wide, for n rows: each
+ * decoder row's new key and value appended in its slot at its own position,
+ * in one launch. */
+int lm_k_append_kv(void *k_cache, void *v_cache, int dtype, const int32_t *start, const int32_t *pos, const float *y_k,
+                   const float *y_v, size_t ld_y, const float *b_k, const float *b_v, int n, int cols, cudaStream_t s,
+                   const char **msg);
 
 /* Per row of logits (rows, V): the k best candidates after the row's edits
  * (edits[edit_start[r] .. edit_start[r + 1]) of {token, kind} int pairs), as
@@ -109,6 +118,14 @@ size_t lm_k_sample_scratch(int rows, int V);
 int lm_k_sample(float *logits, int rows, int V, const int32_t *edits, const int32_t *edit_start, const uint8_t *skip, float penalty,
                 float temperature, int top_k, float top_p, const uint64_t *keys, uint64_t *draws, void *scratch, int32_t *ids,
                 float *logprobs, cudaStream_t s, const char **msg);
+
+/* The same results with many blocks a row (slices of 4,096 tokens) and one
+ * read of the logits: ids identical to lm_k_logprob_topk's, values within
+ * the rounding of another summation order. scratch: a device buffer of
+ * lm_k_logprob_topk_split_scratch(rows, V) bytes (the slices' partials). */
+size_t lm_k_logprob_topk_split_scratch(int rows, int V);
+int lm_k_logprob_topk_split(const float *logits, int rows, int V, const int32_t *edits, const int32_t *edit_start, float penalty,
+                            int k, int greedy, int32_t *ids, float *vals, void *scratch, cudaStream_t s, const char **msg);
 
 #ifdef __cplusplus
 }

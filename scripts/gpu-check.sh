@@ -118,7 +118,7 @@ stage_sanitize() {
 }
 
 stage_steps() {
-    step cuda_steps 120 "$B/bin/cuda_steps" --rows 32,160,1280 --precisions fp32,fp16,bf16
+    step cuda_steps 120 "$B/bin/cuda_steps" --rows 32,256,1280 --precisions fp32,fp16,bf16
     grep '^|' "$OUT/cuda_steps.log" >"$OUT/steps.md" 2>/dev/null && { note ""; cat "$OUT/steps.md" >>"$SUMMARY"; note ""; }
 }
 

@@ -66,6 +66,18 @@ static void dtype_to_host(float *host, const void *dev, size_t n, int dtype) {
     free(tmp);
 }
 
+/* n floats onto the device as dtype (through lm_k_convert, tested in
+ * test_embed); rounded gets the values the device holds. */
+static void *to_device_as(const float *x, size_t n, int dtype, float *rounded) {
+    const char *msg = "";
+    float *d_src = to_device(x, sizeof(float) * n);
+    void *d = device_zeros(dtype_size(dtype) * n);
+    if (lm_k_convert(d_src, d, dtype, n, stream, &msg) != 0) return NULL;
+    dtype_to_host(rounded, d, n, dtype);
+    cudaFree(d_src);
+    return d;
+}
+
 #define KCHECK(call, what) CHECK((call) == 0 && cudaStreamSynchronize(stream) == cudaSuccess, "%s: launch failed: %s (%s)", what, msg, \
                                  cudaGetErrorString(cudaGetLastError()))
 
@@ -197,7 +209,7 @@ static void test_bias_act(int dtype, int act, int n, int cols, int ld) {
 
 /* rows query rows over `keys` key rows: packed sentences of odd lengths, a
  * decoder-like row over a long span, and every 8th row with no keys. */
-static void test_attention(int dtype, int heads, int hd, int rows) {
+static void test_attention(int dtype, int kv_dtype, int heads, int hd, int rows, float q_scale) {
     const char *msg = "";
     int d = heads * hd, keys = 40;
     int32_t *start = malloc(sizeof(int32_t) * rows), *len = malloc(sizeof(int32_t) * rows);
@@ -209,19 +221,50 @@ static void test_attention(int dtype, int heads, int hd, int rows) {
     float *q = malloc(sizeof(float) * rd), *k = malloc(sizeof(float) * keys * d), *v = malloc(sizeof(float) * keys * d),
           *want = malloc(sizeof(float) * rd), *got = malloc(sizeof(float) * rd);
     fill(q, rd, 1); fill(k, (size_t)keys * d, 1); fill(v, (size_t)keys * d, 1);
+    float *d_q = to_device(q, sizeof(float) * rd);
+    for (size_t i = 0; i < rd; i++) q[i] *= q_scale; /* the reference gets q scaled, the kernel scales it */
+    void *d_k = to_device_as(k, (size_t)keys * d, kv_dtype, k), *d_v = to_device_as(v, (size_t)keys * d, kv_dtype, v); /* k, v rounded */
     ref_attention(q, k, v, start, len, want, rows, heads, hd, d);
-    float *d_q = to_device(q, sizeof(float) * rd), *d_k = to_device(k, sizeof(float) * keys * d), *d_v = to_device(v, sizeof(float) * keys * d);
     int32_t *d_start = to_device(start, sizeof(int32_t) * rows), *d_len = to_device(len, sizeof(int32_t) * rows);
     void *d_out = device_zeros(sizeof(float) * rd);
-    KCHECK(lm_k_attention(d_q, d, d_k, d_v, d, d_start, d_len, d_out, dtype, d, rows, heads, hd, stream, &msg), "attention");
+    KCHECK(lm_k_attention(d_q, d, q_scale, d_k, d_v, kv_dtype, d, d_start, d_len, d_out, dtype, d, rows, heads, hd, stream, &msg), "attention");
     dtype_to_host(got, d_out, rd, dtype);
-    CHECK(lm_max_rel_err(got, want, rd) < tolerance(dtype) + 1e-5, "attention %s heads=%d hd=%d rows=%d differs by %g", dtype_name(dtype),
-          heads, hd, rows, lm_max_rel_err(got, want, rd));
+    CHECK(lm_max_rel_err(got, want, rd) < tolerance(dtype) + 1e-5, "attention %s (keys %s) heads=%d hd=%d rows=%d differs by %g",
+          dtype_name(dtype), dtype_name(kv_dtype), heads, hd, rows, lm_max_rel_err(got, want, rd));
     bool zeros = true;
     for (int c = 0; c < d; c++) zeros &= got[7 * d + c] == 0.0f;
     CHECK(zeros, "attention: a row with no keys gives zeros");
     cudaFree(d_q); cudaFree(d_k); cudaFree(d_v); cudaFree(d_start); cudaFree(d_len); cudaFree(d_out);
     free(q); free(k); free(v); free(want); free(got); free(start); free(len);
+}
+
+/* The KV cache's reorder in place: a beam's forks copied from the slots
+ * that stay into free ones (dst_row), each its parent's own length, in one
+ * buffer; every other slot untouched. */
+static void test_fork_rows(int slots, size_t stride, size_t width, int max_len) {
+    const char *msg = "";
+    int forks = slots / 3;
+    int32_t *parent = malloc(sizeof(int32_t) * (forks + 1)), *dst = malloc(sizeof(int32_t) * (forks + 1)),
+            *len = malloc(sizeof(int32_t) * (forks + 1));
+    for (int f = 0; f < forks; f++) { /* parents in the first third (twice each where they can), forks into the last third */
+        parent[f] = (int32_t)(((size_t)f / 2) % (size_t)(slots / 3 > 0 ? slots / 3 : 1));
+        dst[f] = slots - 1 - f;
+        len[f] = (f * 5 + 1) % (max_len + 1);
+    }
+    if (forks) len[0] = max_len;
+    size_t n = (size_t)slots * stride;
+    float *want = malloc(sizeof(float) * n), *got = malloc(sizeof(float) * n);
+    fill(want, n, 1);
+    float *d_cache = to_device(want, sizeof(float) * n);
+    int32_t *d_parent = to_device(parent, sizeof(int32_t) * forks), *d_dst = to_device(dst, sizeof(int32_t) * forks),
+            *d_len = to_device(len, sizeof(int32_t) * forks);
+    for (int f = 0; f < forks; f++) memcpy(want + (size_t)dst[f] * stride, want + (size_t)parent[f] * stride, sizeof(float) * len[f] * width);
+    KCHECK(lm_k_gather_rows(d_cache, d_cache, d_parent, d_dst, d_len, forks, stride, width, max_len, stream, &msg), "gather_rows (forks)");
+    from_device(got, d_cache, n);
+    CHECK(memcmp(got, want, sizeof(float) * n) == 0, "gather_rows in place, %d forks of %d slots: the cache differs from the reference", forks,
+          slots);
+    cudaFree(d_cache); cudaFree(d_parent); cudaFree(d_dst); cudaFree(d_len);
+    free(parent); free(dst); free(len); free(want); free(got);
 }
 
 /* rows of `stride` floats, tokens of `width`: each row gets its parent's
@@ -230,6 +273,7 @@ static void test_attention(int dtype, int heads, int hd, int rows) {
  * nothing past them. */
 static void test_gather_rows(int rows, size_t stride, size_t width, int max_len, bool per_row) {
     const char *msg = "";
+    if (per_row) test_fork_rows(rows, stride, width, max_len);
     int32_t *parent = malloc(sizeof(int32_t) * rows), *len = malloc(sizeof(int32_t) * rows);
     for (int r = 0; r < rows; r++) {
         parent[r] = (int32_t)(((size_t)r * 7 + 2) % rows); /* repeats and moves */
@@ -243,7 +287,7 @@ static void test_gather_rows(int rows, size_t stride, size_t width, int max_len,
     fill(src, n, 1);
     float *d_src = to_device(src, sizeof(float) * n), *d_dst = device_zeros(sizeof(float) * n);
     int32_t *d_parent = to_device(parent, sizeof(int32_t) * rows), *d_len = per_row ? to_device(len, sizeof(int32_t) * rows) : NULL;
-    KCHECK(lm_k_gather_rows(d_dst, d_src, d_parent, d_len, rows, stride, width, max_len, stream, &msg), "gather_rows");
+    KCHECK(lm_k_gather_rows(d_dst, d_src, d_parent, NULL, d_len, rows, stride, width, max_len, stream, &msg), "gather_rows");
     from_device(got, d_dst, n);
     int bad = -1;
     for (int r = 0; r < rows && bad < 0; r++) {
@@ -258,28 +302,41 @@ static void test_gather_rows(int rows, size_t stride, size_t width, int max_len,
     free(src); free(got); free(parent); free(len);
 }
 
-/* Each row's new key (plus bias) lands at its own position of its cache row
- * and nowhere else. */
-static void test_append_rows(int n, int cols, int steps, bool with_bias) {
+/* Each row's new key and value (plus bias) land in dtype at its own
+ * position of its own slot (start[r], not r: slots are permuted by the
+ * reorder) and nowhere else; y holds K and V side by side (ld_y = 2 cols,
+ * the fused product's layout). */
+static void test_append_kv(int dtype, int n, int cols, int steps, bool with_bias) {
     const char *msg = "";
-    size_t stride = (size_t)steps * cols, nc = (size_t)n * stride;
-    int32_t *pos = malloc(sizeof(int32_t) * n);
-    float *y = malloc(sizeof(float) * n * cols), *bias = malloc(sizeof(float) * cols), *want = malloc(sizeof(float) * nc),
-          *got = malloc(sizeof(float) * nc);
-    fill(y, (size_t)n * cols, 2);
-    fill(bias, cols, 1);
-    fill(want, nc, 1); /* the cache's earlier contents stay */
-    for (int r = 0; r < n; r++) pos[r] = (r * 5 + 3) % steps;
-    float *d_cache = to_device(want, sizeof(float) * nc), *d_y = to_device(y, sizeof(float) * n * cols);
-    float *d_bias = with_bias ? to_device(bias, sizeof(float) * cols) : NULL;
-    int32_t *d_pos = to_device(pos, sizeof(int32_t) * n);
+    size_t stride = (size_t)steps * cols, nc = (size_t)n * stride, ld = 2 * (size_t)cols;
+    int32_t *pos = malloc(sizeof(int32_t) * n), *start = malloc(sizeof(int32_t) * n);
+    float *y = malloc(sizeof(float) * n * ld), *bias = malloc(sizeof(float) * 2 * cols), *want_k = malloc(sizeof(float) * nc),
+          *want_v = malloc(sizeof(float) * nc), *got = malloc(sizeof(float) * nc);
+    fill(y, (size_t)n * ld, 2);
+    fill(bias, 2 * (size_t)cols, 1);
+    fill(want_k, nc, 1); /* the cache's earlier contents stay */
+    fill(want_v, nc, 1);
+    for (int r = 0; r < n; r++) { pos[r] = (r * 5 + 3) % steps; start[r] = (n - 1 - r) * steps; }
+    void *d_k = to_device_as(want_k, nc, dtype, want_k), *d_v = to_device_as(want_v, nc, dtype, want_v);
+    float *d_y = to_device(y, sizeof(float) * n * ld), *d_bias = with_bias ? to_device(bias, sizeof(float) * 2 * cols) : NULL;
+    int32_t *d_pos = to_device(pos, sizeof(int32_t) * n), *d_start = to_device(start, sizeof(int32_t) * n);
     for (int r = 0; r < n; r++)
-        for (int j = 0; j < cols; j++) want[r * stride + (size_t)pos[r] * cols + j] = y[(size_t)r * cols + j] + (with_bias ? bias[j] : 0.0f);
-    KCHECK(lm_k_append_rows(d_cache, stride, d_pos, d_y, d_bias, n, cols, stream, &msg), "append_rows");
-    from_device(got, d_cache, nc);
-    CHECK(memcmp(got, want, sizeof(float) * nc) == 0, "append_rows n=%d cols=%d steps=%d: the cache differs from the reference", n, cols, steps);
-    cudaFree(d_cache); cudaFree(d_y); cudaFree(d_bias); cudaFree(d_pos);
-    free(pos); free(y); free(bias); free(want); free(got);
+        for (int j = 0; j < cols; j++) {
+            size_t at = ((size_t)start[r] + pos[r]) * cols + j;
+            want_k[at] = y[r * ld + j] + (with_bias ? bias[j] : 0.0f);
+            want_v[at] = y[r * ld + cols + j] + (with_bias ? bias[cols + j] : 0.0f);
+        }
+    KCHECK(lm_k_append_kv(d_k, d_v, dtype, d_start, d_pos, d_y, d_y + cols, ld, d_bias, with_bias ? d_bias + cols : NULL, n, cols, stream,
+                          &msg), "append_kv");
+    dtype_to_host(got, d_k, nc, dtype);
+    double ek = lm_max_rel_err(got, want_k, nc);
+    dtype_to_host(got, d_v, nc, dtype);
+    double ev = lm_max_rel_err(got, want_v, nc);
+    double tol = dtype == LM_K_F32 ? 0 : tolerance(dtype);
+    CHECK(ek <= tol && ev <= tol, "append_kv %s n=%d cols=%d steps=%d: the cache differs from the reference (%g, %g)", dtype_name(dtype), n,
+          cols, steps, ek, ev);
+    cudaFree(d_k); cudaFree(d_v); cudaFree(d_y); cudaFree(d_bias); cudaFree(d_pos); cudaFree(d_start);
+    free(pos); free(start); free(y); free(bias); free(want_k); free(want_v); free(got);
 }
 
 /* ---- logprob_topk against an independent reference ----
@@ -368,8 +425,19 @@ static void make_topk_rows(float *x, int rows, int V, bool special, lm_edit *edi
 
 /* Rows x (rows, V) with their edits through the kernel, against ref_topk;
  * returns how many rows were refused (both agreeing), or -1 after a failure. */
+static int check_topk_as(const float *x, int rows, int V, const lm_edit *edits, const int32_t *start, float penalty, int k, bool greedy,
+                         const char *what, bool split);
 static int check_topk(const float *x, int rows, int V, const lm_edit *edits, const int32_t *start, float penalty, int k, bool greedy,
                       const char *what) {
+    int one = check_topk_as(x, rows, V, edits, start, penalty, k, greedy, what, false);
+    int split = check_topk_as(x, rows, V, edits, start, penalty, k, greedy, what, true);
+    return one < 0 || split < 0 ? -1 : one;
+}
+
+/* split: lm_k_logprob_topk_split, against ref_topk and against
+ * lm_k_logprob_topk's ids (identical) and values (within rounding). */
+static int check_topk_as(const float *x, int rows, int V, const lm_edit *edits, const int32_t *start, float penalty, int k, bool greedy,
+                         const char *what, bool split) {
     const char *msg = "";
     size_t rv = (size_t)rows * V;
     int32_t *got_ids = malloc(sizeof(int32_t) * rows * k), *want_ids = malloc(sizeof(int32_t) * k);
@@ -383,6 +451,25 @@ static int check_topk(const float *x, int rows, int V, const lm_edit *edits, con
     from_device(got_vals, d_vals, (size_t)rows * k);
     int bad_row = -1, refused = 0;
     const char *why = "";
+    if (split) { /* the one-block kernel's results are what the split ones must equal */
+        int32_t *one_ids = got_ids;
+        float *one_vals = got_vals;
+        got_ids = malloc(sizeof(int32_t) * rows * k);
+        got_vals = malloc(sizeof(float) * rows * k);
+        void *d_scratch = device_zeros(lm_k_logprob_topk_split_scratch(rows, V));
+        KCHECK(lm_k_logprob_topk_split(d_x, rows, V, d_edits, d_start, penalty, k, greedy, d_ids, d_vals, d_scratch, stream, &msg),
+               "logprob_topk_split");
+        bytes_from_device(got_ids, d_ids, sizeof(int32_t) * rows * k);
+        from_device(got_vals, d_vals, (size_t)rows * k);
+        cudaFree(d_scratch);
+        for (size_t i = 0; i < (size_t)rows * k && bad_row < 0; i++)
+            if (got_ids[i] != one_ids[i] || !(close_to(got_vals[i], one_vals[i]) || (isnan(got_vals[i]) && isnan(one_vals[i])))) {
+                bad_row = (int)(i / k);
+                why = got_ids[i] != one_ids[i] ? "split: ids differ from the one-block kernel's" : "split: values differ from the one-block kernel's";
+            }
+        free(one_ids);
+        free(one_vals);
+    }
     for (int r = 0; r < rows && bad_row < 0; r++) {
         const int32_t *gi = got_ids + (size_t)r * k;
         const float *gv = got_vals + (size_t)r * k;
@@ -400,7 +487,8 @@ static int check_topk(const float *x, int rows, int V, const lm_edit *edits, con
             else if (!close_to(gv[j], want_vals[j])) { bad_row = r; why = "values differ"; }
         }
     }
-    CHECK(bad_row < 0, "logprob_topk %s V=%d k=%d greedy=%d rows=%d: row %d: %s (got %d %g, want %d %g)", what, V, k, greedy, rows, bad_row,
+    CHECK(bad_row < 0, "logprob_topk%s %s V=%d k=%d greedy=%d rows=%d: row %d: %s (got %d %g, want %d %g)", split ? "_split" : "", what, V, k,
+          greedy, rows, bad_row,
           why, bad_row < 0 ? 0 : got_ids[(size_t)bad_row * k], bad_row < 0 ? 0 : got_vals[(size_t)bad_row * k], want_ids[0], want_vals[0]);
     cudaFree(d_x); cudaFree(d_vals); cudaFree(d_edits); cudaFree(d_start); cudaFree(d_ids);
     free(got_ids); free(want_ids); free(got_vals); free(want_vals); free(value);
@@ -622,6 +710,35 @@ static void test_sample_settings(void) {
     test_sample_kernel(128112, 2, S[1], false);
 }
 
+/* Rows whose log-probs collide although their logits differ: logits within
+ * 1e-4 of each other, so x - max - lse (lse near log V) keeps only a few
+ * hundred distinct values and ties are broken by token. The split kernel's
+ * slices rank raw logits, so a token dropped by its slice can tie the k-th
+ * log-prob: these rows take its full reselection, and must still give the
+ * one-block kernel's ids. Some rows spread wider (no collisions), some
+ * carry edits. */
+static void test_topk_split_ties(int V, int k, int rows) {
+    float *x = malloc(sizeof(float) * (size_t)rows * V);
+    lm_edit edits[64];
+    int32_t *start = malloc(sizeof(int32_t) * (rows + 1));
+    int n = 0;
+    for (int r = 0; r < rows; r++) {
+        float spread = r % 3 == 2 ? 1.0f : 1e-4f;
+        for (int t = 0; t < V; t++) x[(size_t)r * V + t] = frand() * spread;
+        start[r] = n;
+        if (r % 2 == 1 && n < 60) {
+            edits[n++] = (lm_edit){(r * 97) % V, LM_EDIT_BAN};
+            edits[n++] = (lm_edit){(r * 89 + 5) % V, LM_EDIT_PENALIZE};
+        }
+    }
+    start[rows] = n;
+    char what[48];
+    snprintf(what, sizeof what, "log-prob collisions, V=%d", V);
+    check_topk(x, rows, V, edits, start, 1.3f, k, false, what);
+    free(x);
+    free(start);
+}
+
 int main(void) {
     if (!lm_cuda_gate("test_cuda_kernels")) return lm_test_summary("test_cuda_kernels");
     CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) == cudaSuccess, "a non-blocking stream");
@@ -631,21 +748,29 @@ int main(void) {
         test_layernorm(dtype, 3, 37, false);
         test_layernorm(dtype, 1, 1, true);
         for (int act = LM_K_ACT_NONE; act <= LM_K_ACT_GELU; act++) test_bias_act(dtype, act, 7, 45, 61);
-        test_attention(dtype, 16, 64, 9);
-        test_attention(dtype, 3, 40, 9);
-        test_attention(dtype, 1, 7, 9);
+        test_attention(dtype, LM_K_F32, 16, 64, 9, 1.0f);
+        test_attention(dtype, LM_K_F32, 3, 40, 9, 0.125f);
+        test_attention(dtype, LM_K_F32, 1, 7, 9, 1.0f);
+        test_attention(LM_K_F32, dtype, 3, 40, 9, 0.3f); /* the decoder's cache in the compute precision */
+        test_append_kv(dtype, 7, 45, 6, true);
+        test_append_kv(dtype, 3, 64, 17, false);
     }
     test_gather_rows(5, 33, 4, 5, true);
     test_gather_rows(9, 40, 3, 13, true);
     test_gather_rows(6, 33, 20, 1, false);
-    test_append_rows(7, 45, 6, true);
-    test_append_rows(3, 1024, 17, false);
+    test_append_kv(LM_K_F32, 3, 1024, 17, false);
     test_logprob_topk(128112, 10, false, 16, true);
     test_logprob_topk(128112, 1, true, 16, true);
     test_logprob_topk(1001, 16, false, 6, false);
     test_logprob_topk(7, 3, false, 6, false);
     test_logprob_topk(5, 16, false, 6, false); /* fewer tokens than k: padded with token 0 at -inf */
     test_logprob_topk(333, 1, true, 8, true);
+    test_logprob_topk(4097, 5, false, 5, true);  /* a slice of one token */
+    test_logprob_topk(12289, 1, true, 9, true);  /* three slices and one token */
+    test_logprob_topk(4096 * 3, 16, false, 4, false); /* slices exactly full, k at its limit */
+    test_topk_split_ties(128112, 5, 6);
+    test_topk_split_ties(9000, 16, 4);
+    test_topk_split_ties(300, 3, 3);
     test_greedy_far_edits(1.2f, 700.0f);
     test_greedy_far_edits(0.8f, 500.0f);
     test_sample_settings();
@@ -669,9 +794,9 @@ int main(void) {
     test_embed(LM_K_F16, 37, 8, big);
     test_layernorm(LM_K_F32, big, 8, true);
     test_bias_act(LM_K_F32, LM_K_ACT_GELU, wide, 257, 300);
-    test_attention(LM_K_F32, 2, 8, big);
+    test_attention(LM_K_F32, LM_K_F32, 2, 8, big, 1.0f);
     test_gather_rows(big, 9, 2, 4, true);
-    test_append_rows(big, 13, 3, true);
+    test_append_kv(LM_K_BF16, big, 13, 3, true);
     test_logprob_topk(8, 3, false, big, true);
     test_logprob_topk(8, 1, true, big, true);
     cudaStreamDestroy(stream);

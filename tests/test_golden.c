@@ -626,7 +626,9 @@ static void check_cpu_precisions(void) {
  * only; residual stream, norms and softmaxes in fp32), and the bounds leave
  * room for other rounding order in the tensor cores. */
 #define MIN_SAME_F16 0.90
-#define MIN_SAME_BF16 0.80
+/* bf16 is --device cuda's default: on the emulator 100/104 (96%) are
+ * identical; the bound leaves a few lines for the tensor cores' order. */
+#define MIN_SAME_BF16 0.90
 
 static void check_cuda(void) {
     if (!lm_cuda_gate("test_golden: CUDA backend")) return;

@@ -266,6 +266,43 @@ static void check_budget(void) {
     CHECK(!lm_budget_admits(&exact, 3, &longest, 1), "budget: 20 x 4 x 1 = 80 does not");
     CHECK(lm_budget_most(&b, 5) == 4 && lm_budget_most(&b, 10) == 2 && lm_budget_most(&b, 100) == 1,
           "budget: the most sentences at a shortest of 5, 10, 100 tokens: 4, 2, 1");
+
+    /* the GPU's limits from free memory: SMaLL-100's row (16-bit KV of 3
+     * layers x 256 tokens, fp32 logits, work) and source token, an H100 */
+    size_t row = (size_t)2 * 3 * 256 * 1024 * 2 + 128112 * 4 + 64 * 1024, token = 40 * 1024;
+    lm_batch_limits g;
+    lm_budget_for_memory((size_t)78 << 30, row, token, 1, &g);
+    CHECK(g.max_sentences == LM_GPU_ROWS && g.max_tokens >= 10000 && g.window_lines >= 3 * g.max_sentences,
+          "GPU limits, greedy on an H100: %d sentences, %d tokens, window %d", g.max_sentences, g.max_tokens, g.window_lines);
+    lm_budget_for_memory((size_t)78 << 30, row, token, 5, &g);
+    CHECK(g.max_sentences == LM_GPU_ROWS / 5 && g.max_tokens == g.max_sentences * 5 * LM_GPU_SOURCE_TOKENS,
+          "GPU limits, beam 5 on an H100: hundreds of sentences (%d), tokens x beams (%d)", g.max_sentences, g.max_tokens);
+    lm_budget_for_memory((size_t)1 << 30, row, token, 5, &g);
+    CHECK(g.max_sentences >= 1 && g.max_sentences < LM_GPU_ROWS / 5 &&
+              (double)g.max_sentences * (5.0 * row + LM_GPU_SOURCE_TOKENS * token) <= (double)((size_t)1 << 29),
+          "GPU limits, 1 GiB free: within half of it (%d sentences)", g.max_sentences);
+    lm_budget_for_memory(0, row, token, 5, &g);
+    CHECK(g.max_sentences == 1 && g.max_tokens >= 1 && g.window_lines >= 1, "GPU limits, nothing free: one sentence at a time");
+
+    /* auto settings: the CPU's limits unchanged; bf16 and the GPU's on cuda; a given value kept */
+    lm_engine_config e;
+    lm_engine_config_defaults(&e);
+    lm_engine_config_resolve(&e, &g);
+    CHECK(e.precision == LM_PREC_FP32 && e.max_batch_sentences == 32 && e.max_batch_tokens == 4096 && e.window_lines == 512,
+          "auto on the CPU: fp32, 32 sentences, 4096 tokens, 512 lines");
+    lm_engine_config_defaults(&e);
+    e.device = LM_DEVICE_CUDA;
+    lm_batch_limits big = {256, 81920, 1024};
+    lm_err err;
+    CHECK(lm_engine_config_set(&e, "batch.max_tokens", "9000", "t", &err) == 0, "set max_tokens");
+    lm_engine_config_resolve(&e, &big);
+    CHECK(e.precision == LM_PREC_BF16 && e.max_batch_sentences == 256 && e.max_batch_tokens == 9000 && e.window_lines == 1024,
+          "auto on cuda: bf16, the GPU's limits, a given max_tokens kept");
+    lm_engine_config_defaults(&e);
+    e.device = LM_DEVICE_CUDA;
+    CHECK(lm_engine_config_set(&e, "precision", "fp32", "t", &err) == 0, "set precision");
+    lm_engine_config_resolve(&e, NULL);
+    CHECK(e.precision == LM_PREC_FP32 && !strcmp(lm_precision_name(e.precision), "fp32"), "fp32 asked on cuda stays fp32");
 }
 
 /* The backend contract's checks (backend.c), the same for every backend. */

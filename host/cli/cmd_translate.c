@@ -48,7 +48,7 @@ static const char *translate_help =
     "  --config FILE.yaml   engine settings (see configs/); flags override the file\n"
     "  --threads N          CPU threads (0 = all cores)\n"
     "  --device cpu|cuda    compute backend (cuda needs a build with nvcc and a GPU)\n"
-    "  --precision P        fp32 (default); int8 or bf16 on the CPU; fp16 or bf16 on the GPU\n"
+    "  --precision P        CPU: fp32 (default), int8 or bf16; GPU: bf16 (default), fp16 or fp32\n"
     "  --inflight BOOL      in-flight batching: lines join a running batch as others finish\n"
     "                       (batch.inflight, default true; same output either way)\n"
     "  --workers N          CPU model workers sharing --threads (default 1; workers)\n"

@@ -39,10 +39,11 @@ void lm_engine_config_defaults(lm_engine_config *c) {
     c->workers = 1;
     c->rank0_translates = true;
     c->mpi_timeout_s = 600;
-    c->max_batch_sentences = 32;
-    c->max_batch_tokens = 4096;
+    c->precision = LM_PREC_AUTO;
+    c->max_batch_sentences = 0; /* auto: lm_engine_config_resolve */
+    c->max_batch_tokens = 0;
     c->convention = -1;
-    c->window_lines = 512;
+    c->window_lines = 0;
     c->cache_lines = 65536;
     c->sort_by_length = true;
     c->inflight = true;
@@ -58,12 +59,22 @@ static const char *const length_policy_names[] = {"truncate", "skip", "fail"};
 
 static const char *const device_names[] = {"cpu", "cuda"};
 static const char *const weights_from_names[] = {"disk", "broadcast"};
-static const char *const precision_names[] = {"fp32", "fp16", "bf16", "int8"};
+static const char *const precision_names[] = {"auto", "fp32", "fp16", "bf16", "int8"}; /* from -1: auto */
 static const char *const convention_names[] = {"auto", "m2m100", "small100"}; /* from -1: auto */
 
 const char *lm_format_name(lm_format f) { return format_names[f]; }
 const char *lm_device_name(lm_device d) { return device_names[d]; }
-const char *lm_precision_name(lm_precision p) { return precision_names[p]; }
+const char *lm_precision_name(lm_precision p) { return precision_names[p + 1]; }
+
+void lm_engine_config_resolve(lm_engine_config *c, const lm_batch_limits *gpu) {
+    bool cuda = c->device == LM_DEVICE_CUDA;
+    if (c->precision == LM_PREC_AUTO) c->precision = cuda ? LM_PREC_BF16 : LM_PREC_FP32;
+    lm_batch_limits cpu = {LM_CPU_BATCH_SENTENCES, LM_CPU_BATCH_TOKENS, LM_CPU_WINDOW_LINES};
+    const lm_batch_limits *d = cuda && gpu ? gpu : &cpu;
+    if (c->max_batch_sentences == 0) c->max_batch_sentences = d->max_sentences;
+    if (c->max_batch_tokens == 0) c->max_batch_tokens = d->max_tokens;
+    if (c->window_lines == 0) c->window_lines = d->window_lines;
+}
 const char *lm_policy_name(lm_policy p, bool for_length) { return (for_length ? length_policy_names : utf8_policy_names)[p]; }
 
 /* Choices are stored as int through the table, so every enum the table
@@ -103,12 +114,13 @@ static const setting settings[] = {
     BOOL("mpi.rank0_translates", rank0_translates),
     INT("mpi.timeout_s", mpi_timeout_s, 0, 1 << 24),
     CHOICE("device", device, device_names, 2, 0),
-    CHOICE("precision", precision, precision_names, 4, 0),
-    INT("batch.max_sentences", max_batch_sentences, 1, 1 << 20),
-    INT("batch.max_tokens", max_batch_tokens, 1, 1 << 30),
+    CHOICE("precision", precision, precision_names, 5, -1),
+    /* 0: auto, sized for the device (lm_engine_config_resolve) */
+    INT("batch.max_sentences", max_batch_sentences, 0, 1 << 20),
+    INT("batch.max_tokens", max_batch_tokens, 0, 1 << 30),
     {"decoding.seed", S_U64, 0, 9007199254740991.0, AT(seed), NULL, 0, 0, 0, NULL, -1},
     {"seed", S_U64, 0, 9007199254740991.0, AT(seed), NULL, 0, 0, 0, NULL, -1},
-    INT("batch.window_lines", window_lines, 1, 1 << 24),
+    INT("batch.window_lines", window_lines, 0, 1 << 24),
     INT("batch.cache_lines", cache_lines, 0, 1 << 26),
     BOOL("batch.sort_by_length", sort_by_length),
     BOOL("batch.inflight", inflight),

@@ -36,8 +36,17 @@ typedef enum { LM_POLICY_FIX, LM_POLICY_SKIP, LM_POLICY_FAIL } lm_policy;
 typedef enum { LM_DEVICE_CPU, LM_DEVICE_CUDA } lm_device;
 
 /* Weights and matrix-product inputs: fp32, fp16 and bf16 on the GPU; fp32,
- * int8 and bf16 on the CPU (cpu_weights.h). */
-typedef enum { LM_PREC_FP32, LM_PREC_FP16, LM_PREC_BF16, LM_PREC_INT8 } lm_precision;
+ * int8 and bf16 on the CPU (cpu_weights.h). AUTO (the default) is resolved
+ * when the model is opened (lm_engine_config_resolve): bf16 on the GPU, where
+ * 16-bit products are what the tensor cores are for, fp32 on the CPU. */
+typedef enum { LM_PREC_AUTO = -1, LM_PREC_FP32, LM_PREC_FP16, LM_PREC_BF16, LM_PREC_INT8 } lm_precision;
+
+/* The batch limits when the config leaves them at 0 (auto): the CPU's fixed
+ * ones, or on the GPU those lm_budget_for_memory (engine/sched.c) derives
+ * from its free memory. */
+#define LM_CPU_BATCH_SENTENCES 32
+#define LM_CPU_BATCH_TOKENS 4096
+#define LM_CPU_WINDOW_LINES 512
 
 /* Where the second and later GPUs get their weights: read from host memory
  * like the first, or an NCCL broadcast from the first (cuda/cuda_nccl.c). */
@@ -54,12 +63,12 @@ typedef struct {
     int mpi_timeout_s;         /* under MPI, a batch out longer than this on a rank stops the job; 0 = never */
     lm_device device;
     lm_precision precision;
-    int max_batch_sentences;
-    int max_batch_tokens;
+    int max_batch_sentences;   /* 0: auto (see LM_CPU_BATCH_SENTENCES) */
+    int max_batch_tokens;      /* 0: auto */
     int convention;            /* -1: from tokenizer_config.json */
     char src_lang[16], tgt_lang[16]; /* "" : from tokenizer_config.json */
     uint64_t seed;
-    int window_lines;          /* lines read ahead, sorted and batched together */
+    int window_lines;          /* lines read ahead, sorted and batched together; 0: auto */
     int cache_lines;           /* translations kept for repeated lines; 0 = off */
     bool sort_by_length;       /* batch lines of similar length (off: input order, for comparison) */
     bool inflight;             /* in-flight batching: finished lines' places go to the next lines mid-decode */
@@ -81,6 +90,14 @@ typedef struct {
 } lm_engine_config;
 
 void lm_engine_config_defaults(lm_engine_config *c);
+
+/* What "auto" means for c's device: precision bf16 on cuda, fp32 on the cpu;
+ * batch limits left at 0 take `gpu` (cuda, when given: sizes from the
+ * device's free memory) or the CPU's fixed ones. Idempotent. */
+typedef struct {
+    int max_sentences, max_tokens, window_lines;
+} lm_batch_limits;
+void lm_engine_config_resolve(lm_engine_config *c, const lm_batch_limits *gpu);
 
 /* Reads a YAML file over c. */
 int lm_engine_config_load_yaml(lm_engine_config *c, const char *path, lm_err *err);

@@ -20,6 +20,25 @@ int lm_budget_most(const lm_budget *b, int shortest) {
     return most;
 }
 
+void lm_budget_for_memory(size_t free_bytes, size_t row_bytes, size_t token_bytes, int beams, lm_batch_limits *out) {
+    if (beams < 1) beams = 1;
+    /* a sentence: its beams' rows and its source; the other half of free
+     * memory is for cuBLAS's workspace, the encoder state's second half while
+     * it is regathered, and fragmentation */
+    double per_sentence = (double)beams * row_bytes + (double)LM_GPU_SOURCE_TOKENS * token_bytes;
+    double by_memory = per_sentence > 0 ? (double)(free_bytes / 2) / per_sentence : 0;
+    int by_rows = LM_GPU_ROWS / beams > 1 ? LM_GPU_ROWS / beams : 1;
+    int sentences = by_memory < by_rows ? (int)by_memory : by_rows;
+    if (sentences < 1) sentences = 1;
+    long tokens = (long)sentences * beams * LM_GPU_SOURCE_TOKENS;
+    out->max_sentences = sentences;
+    out->max_tokens = tokens < (1L << 30) ? (int)tokens : 1 << 30;
+    /* several batches read ahead: the length sort then has lines to group,
+     * and the next batch is ready when one finishes */
+    long window = 4L * sentences;
+    out->window_lines = window < (1L << 24) ? (int)window : 1 << 24;
+}
+
 int lm_sched_init(lm_sched *q, lm_backend *be, int beams, int max_length, const int32_t *tokens, const int32_t *lens, int n,
                   const lm_budget *limit, const volatile int *cancel, lm_err *err) {
     memset(q, 0, sizeof *q);

@@ -18,6 +18,7 @@
 #define LM_SCHED_H
 
 #include "backend/backend.h"
+#include "config/engine_config.h"
 
 typedef struct {
     int max_sentences;
@@ -32,6 +33,18 @@ bool lm_budget_admits(const lm_budget *b, int count, int *longest, int len);
 /* The most sentences the budget ever admits together (shortest: the
  * shortest source there is), at least 1. */
 int lm_budget_most(const lm_budget *b, int shortest);
+
+/* The GPU's batch limits (config "auto", lm_engine_config_resolve) from its
+ * free memory: a decoder row takes row_bytes (its KV cache for max_length
+ * tokens, logits, work rows), a source token token_bytes (encoder state,
+ * cross-attention keys and values, work rows), both as the backend lays them
+ * out (lm_cuda_backend_memory). Half of what is free is spent; rows stop at
+ * LM_GPU_ROWS, where a decoder step's products have long turned
+ * compute-bound and more rows only add latency and host work per step
+ * (benchmarks/step_model.c). */
+#define LM_GPU_ROWS 1280
+#define LM_GPU_SOURCE_TOKENS 64 /* the longest source a batch is sized for, on average (tokens counted x beams) */
+void lm_budget_for_memory(size_t free_bytes, size_t row_bytes, size_t token_bytes, int beams, lm_batch_limits *out);
 
 typedef struct {
     lm_backend *be;

@@ -63,7 +63,7 @@ static int parse_devices(const char *list, int *dev, int cap, lm_err *err) {
 /* One backend per worker over the one model (and, on the CPU, the one set of
  * prepared weights): workers never copy the weights in host memory. 0, -1
  * (cannot), -2 (settings that do not fit). */
-static int open_backends(lm_translator *t, lm_err *err) {
+static int open_backends(lm_translator *t, int reserve_tokens, lm_err *err) {
     const lm_engine_config *e = &t->engine;
     int dev[LM_MAX_DEVICES], n = e->workers;
     if (e->device == LM_DEVICE_CUDA) {
@@ -86,11 +86,19 @@ static int open_backends(lm_translator *t, lm_err *err) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         t->worker_threads = cores / n > 0 ? (int)(cores / n) : 1;
         for (int i = 0; i < n; i++) {
-            t->backends[i] = lm_cuda_backend_create_on(&t->model, e->precision, e->max_batch_tokens, dev[i], !broadcast || i == 0, err);
+            t->backends[i] = lm_cuda_backend_create_on(&t->model, e->precision, reserve_tokens, dev[i], !broadcast || i == 0, err);
             if (!t->backends[i]) return -1;
             t->n_backends++;
         }
         if (broadcast && lm_cuda_broadcast_weights(t->backends, n, err) != 0) return -1;
+        for (int i = 0; i < n; i++) {
+            size_t free_b, row, token;
+            if (lm_cuda_backend_memory(t->backends[i], t->search.gen.max_length, &free_b, &row, &token, err) != 0) return -1;
+            if (i == 0 || free_b < t->gpu_free) t->gpu_free = free_b;
+            t->gpu_row_bytes = row;
+            t->gpu_token_bytes = token;
+        }
+        t->gpu_sized = true;
 #else
         (void)dev;
         return lm_fail(err, "this lyricmt was built without CUDA (nvcc was not found at build time): use --device cpu");
@@ -158,7 +166,12 @@ static bool same_backends(const lm_engine_config *a, const lm_engine_config *b) 
            a->weights_from == b->weights_from && a->device == b->device && a->precision == b->precision;
 }
 
-int lm_translator_configure(lm_translator *t, const lm_engine_config *engine, lm_err *err) {
+int lm_translator_configure(lm_translator *t, const lm_engine_config *asked, lm_err *err) {
+    lm_engine_config resolved = *asked, *engine = &resolved;
+    lm_engine_config_resolve(engine, NULL); /* the precision; the batch limits below, once the beams are known */
+    resolved.max_batch_sentences = asked->max_batch_sentences;
+    resolved.max_batch_tokens = asked->max_batch_tokens;
+    resolved.window_lines = asked->window_lines;
     if (t->backends && !same_backends(&t->engine, engine)) {
         lm_fail(err, "device, precision, threads, workers, devices and weights_from are chosen when the model is opened");
         return -2;
@@ -166,8 +179,8 @@ int lm_translator_configure(lm_translator *t, const lm_engine_config *engine, lm
     const lm_dir_config *cfg = &t->model.cfg;
     lm_convention convention = engine->convention >= 0 ? (lm_convention)engine->convention : cfg->tok.convention;
     char src_lang[16], tgt_lang[16];
-    snprintf(src_lang, sizeof src_lang, "%s", engine->src_lang[0] ? engine->src_lang : cfg->tok.src_lang);
-    snprintf(tgt_lang, sizeof tgt_lang, "%s", engine->tgt_lang[0] ? engine->tgt_lang : cfg->tok.tgt_lang[0] ? cfg->tok.tgt_lang : "ko");
+    snprintf(src_lang, sizeof src_lang, "%.15s", engine->src_lang[0] ? engine->src_lang : cfg->tok.src_lang);
+    snprintf(tgt_lang, sizeof tgt_lang, "%.15s", engine->tgt_lang[0] ? engine->tgt_lang : cfg->tok.tgt_lang[0] ? cfg->tok.tgt_lang : "ko");
     int src_id = lm_tokenizer_lang_id(t->tok, src_lang), tgt_id = lm_tokenizer_lang_id(t->tok, tgt_lang);
     if (src_id < 0) return lm_fail(err, "unknown source language '%s' (use an m2m100 code such as en)", src_lang);
     if (tgt_id < 0) return lm_fail(err, "unknown target language '%s' (use an m2m100 code such as ko)", tgt_lang);
@@ -181,6 +194,9 @@ int lm_translator_configure(lm_translator *t, const lm_engine_config *engine, lm
     s.vocab_size = cfg->model.vocab_size;
     s.seed = engine->seed;
     if (check_fit(cfg, engine, &s.gen, err) != 0) return -2;
+    lm_batch_limits gpu;
+    if (t->gpu_sized) lm_budget_for_memory(t->gpu_free, t->gpu_row_bytes, t->gpu_token_bytes, s.gen.num_beams, &gpu);
+    lm_engine_config_resolve(engine, t->gpu_sized ? &gpu : NULL);
     t->engine = *engine;
     t->convention = convention;
     memcpy(t->src_lang, src_lang, sizeof src_lang);
@@ -198,9 +214,11 @@ int lm_translator_open(lm_translator *t, const char *model_dir, const lm_engine_
     int set = lm_translator_configure(t, engine, err);
     if (set == -2) goto settings;
     if (set != 0) goto fail;
-    int made = open_backends(t, err);
+    int made = open_backends(t, engine->max_batch_tokens, err); /* 0 (auto): buffers grow with the first batches */
     if (made == -2) goto settings;
     if (made != 0) goto fail;
+    /* the batch limits the config left to the device, now that its free memory is known */
+    if (t->gpu_sized && lm_translator_configure(t, engine, err) != 0) goto fail;
     return 0;
 fail:
     lm_translator_close(t);
@@ -208,6 +226,14 @@ fail:
 settings:
     lm_translator_close(t);
     return -2;
+}
+
+void lm_translator_describe_limits(const lm_translator *t, const lm_engine_config *asked, FILE *f) {
+    const lm_engine_config *e = &t->engine;
+    if (!t->gpu_sized) return;
+    fprintf(f, "lyricmt: cuda: %s, %.1f GiB free: batch.max_sentences %d%s, max_tokens %d%s, window_lines %d%s\n",
+            lm_precision_name(e->precision), t->gpu_free / 1073741824.0, e->max_batch_sentences, asked->max_batch_sentences ? " (set)" : "",
+            e->max_batch_tokens, asked->max_batch_tokens ? " (set)" : "", e->window_lines, asked->window_lines ? " (set)" : "");
 }
 
 int lm_translator_threads(int asked) {

@@ -11,6 +11,8 @@
 #include "backend/backend.h"
 #include "cpu/cpu_weights.h"
 #include "config/engine_config.h"
+
+#include <stdio.h>
 #include "engine/search.h"
 #include "engine/translation.h"
 #include "engine/worker_pool.h"
@@ -45,6 +47,10 @@ struct lm_translator {
     lm_search_opts search;
     lm_batch_runner runner;   /* set before the first run */
     lm_err failed;            /* set when a worker failed: every later run fails with it */
+    /* the GPU's batch limits' inputs (lm_budget_for_memory), measured once
+     * when the backends are opened: the least free memory over the devices */
+    bool gpu_sized;
+    size_t gpu_free, gpu_row_bytes, gpu_token_bytes;
 };
 
 /* Lets a long run report progress and stop early. */
@@ -79,6 +85,9 @@ int  lm_translator_start_pool(lm_translator *t, bool local, lm_err *err);
 /* CPU threads to use for a request (0 = all cores), capped at twice the cores. */
 int  lm_translator_threads(int asked);
 void lm_translator_close(lm_translator *t);
+/* On the GPU, the precision and batch limits the start chose (from its free
+ * memory) or was given (`asked`, marked "(set)"), one line; nothing on the CPU. */
+void lm_translator_describe_limits(const lm_translator *t, const lm_engine_config *asked, FILE *f);
 
 /* Source token ids for one line: prefix + pieces + </s>, cut to the model's
  * positions if too long (*truncated says so). *ids is malloc'd. */

@@ -33,6 +33,7 @@ int lm_job_launch(const char *model_dir, const lm_engine_config *engine, const l
         lm_mpi_finish(&mpi, linked, opened == -2 ? LM_EXIT_USAGE : LM_EXIT_RUNTIME); /* a rank that cannot work ends them all */
         return opened == -2 ? LM_EXIT_USAGE : LM_EXIT_RUNTIME;
     }
+    if (mpi.rank == 0) lm_translator_describe_limits(&t, engine, stderr); /* once, by the rank that writes */
     lm_job_attach(&t, job);
     int rc;
     if (mpi.rank > 0) {
@@ -49,7 +50,7 @@ int lm_job_launch(const char *model_dir, const lm_engine_config *engine, const l
         lm_mpi_finish(&mpi, true, LM_EXIT_RUNTIME);
         return LM_EXIT_RUNTIME;
     }
-    advise_window(engine, t.n_backends * (mpi.size - (linked && !engine->rank0_translates)), job);
+    advise_window(&t.engine, t.n_backends * (mpi.size - (linked && !engine->rank0_translates)), job);
     int ran = lm_job_run(&t, job, &err);
     if (ran < 0) fprintf(stderr, "lyricmt: %s\n", err.msg);
     rc = ran == 0 ? 0 : ran > 0 ? 128 + ran : LM_EXIT_RUNTIME;

@@ -213,15 +213,16 @@ def _warnings(flags):
 class Translator(object):
     """A model directory (as downloaded from Hugging Face) ready to translate.
 
-    device: "cpu" or "cuda"; precision: "fp32" (identical to transformers),
-    "int8" or "bf16" on the CPU, "fp16" or "bf16" on a GPU; threads: CPU
+    device: "cpu" or "cuda"; precision: None (auto: fp32 on the CPU, bf16 on
+    a GPU), "fp32" (identical to transformers), "int8" or "bf16" on the CPU,
+    "fp16" or "bf16" on a GPU; threads: CPU
     threads (0: all cores); workers, devices: several CPU workers or GPUs.
     config: a YAML file of engine settings (configs/*.yaml, or the one
     ``lyricmt bench`` writes); settings: any other engine setting by its
     config key, e.g. {"batch.max_tokens": 8192}, applied to every call.
     """
 
-    def __init__(self, model_dir, device="cpu", precision="fp32", threads=0, workers=None, devices=None, config=None,
+    def __init__(self, model_dir, device="cpu", precision=None, threads=0, workers=None, devices=None, config=None,
                  settings=None):
         self._handle = None
         self._lock = threading.Condition()

@@ -16,7 +16,11 @@
  * stream) is a queue, run when the host waits for it: cudaStreamSynchronize,
  * an event, cudaDeviceSynchronize, cudaFree (every device's), a copy to pageable host memory
  * (which CUDA makes synchronous). A copy from pageable host memory reads its
- * source at the call, as CUDA's staging does. Streams created without
+ * source at the call, as CUDA's staging does. Pinned host memory
+ * (cudaMallocHost) is copied when the stream runs, both ways, as a GPU's DMA
+ * does: a host that rewrites a pinned source, or reads a pinned destination,
+ * before waiting for the stream sees what a GPU could show. It is filled with
+ * 0xff bytes too; cudaFreeHost waits for every device. Streams created without
  * cudaStreamNonBlocking share the legacy stream's queue (stricter than
  * CUDA, never looser).
  *
@@ -71,6 +75,7 @@ struct device {
 
 std::vector<device> *devices;
 std::map<uintptr_t, allocation> *allocations; /* start -> its bytes and device */
+std::map<uintptr_t, size_t> *pinned;           /* cudaMallocHost: start -> its bytes */
 std::vector<CUstream_st *> *destroyed;        /* streams destroyed, kept for the events recorded on them */
 thread_local int current;
 thread_local cudaError_t last_error;
@@ -100,6 +105,7 @@ void init_devices() {
     }
     devices = new std::vector<device>(count);
     allocations = new std::map<uintptr_t, allocation>;
+    pinned = new std::map<uintptr_t, size_t>;
     destroyed = new std::vector<CUstream_st *>;
     for (auto &d : *devices) {
         d.capacity = (mb && *mb ? (size_t)atoll(mb) : 81559) << 20;
@@ -182,6 +188,15 @@ const char *kind_name(cudaMemcpyKind k) {
 }
 
 /* The copy's checks, then the copy queued on s; `wait` for a synchronous one. */
+/* Whether [p, p + n) lies within one cudaMallocHost block. */
+bool is_pinned(const void *p, size_t n) {
+    uintptr_t a = (uintptr_t)p;
+    auto it = pinned->upper_bound(a);
+    if (it == pinned->begin()) return false;
+    --it;
+    return a >= it->first && a - it->first <= it->second && n <= it->second - (a - it->first);
+}
+
 cudaError_t copy(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cudaStream_t s, bool wait) {
     std::lock_guard<std::recursive_mutex> lock(exec_lock());
     init_devices();
@@ -199,7 +214,7 @@ cudaError_t copy(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cuda
     if (!ok)
         return fail(cudaErrorInvalidValue, "cudaMemcpy (%s, %zu bytes): destination %p is %s, source %p is %s", kind_name(kind), n, dst, dd >= 0 ? "device memory" : "not (wholly) device memory", src,
                     sd >= 0 ? "device memory" : "not (wholly) device memory");
-    if (kind == cudaMemcpyHostToDevice) { /* pageable: the source is read now, written to the device in stream order */
+    if (kind == cudaMemcpyHostToDevice && !is_pinned(src, n)) { /* pageable: the source is read now, written to the device in stream order */
         auto staged = std::make_shared<std::vector<unsigned char>>((const unsigned char *)src, (const unsigned char *)src + n);
         count(dd, STAT_H2D, n);
         enqueue((cudaStream_t)q, [dst, staged] {
@@ -209,11 +224,12 @@ cudaError_t copy(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cuda
         return cudaSuccess;
     }
     if (kind == cudaMemcpyDeviceToHost) count(sd, STAT_D2H, n);
+    if (kind == cudaMemcpyHostToDevice) count(dd, STAT_H2D, n);
     enqueue((cudaStream_t)q, [dst, src, n] {
         memmove(dst, src, n);
         return cudaSuccess;
     });
-    if (wait || kind == cudaMemcpyDeviceToHost) return drain_all(q); /* to pageable memory: synchronous */
+    if (wait || (kind == cudaMemcpyDeviceToHost && !is_pinned(dst, n))) return drain_all(q); /* to pageable memory: synchronous */
     return cudaSuccess;
 }
 
@@ -365,6 +381,32 @@ cudaError_t cudaFree(void *p) {
     for (int d = 0; d < (int)devices->size(); d++) drain_device(d); /* cudaFree waits: a peer copy may still read it */
     dev(it->second.device)->used -= it->second.bytes;
     allocations->erase(it);
+    free(p);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMallocHost(void **p, size_t size) {
+    std::lock_guard<std::recursive_mutex> lock(exec_lock());
+    init_devices();
+    void *m = nullptr;
+    if (posix_memalign(&m, 4096, size ? size : 1) != 0) {
+        *p = nullptr;
+        return last_error = cudaErrorMemoryAllocation;
+    }
+    memset(m, 0xff, size);
+    (*pinned)[(uintptr_t)m] = size;
+    *p = m;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFreeHost(void *p) {
+    std::lock_guard<std::recursive_mutex> lock(exec_lock());
+    init_devices();
+    if (!p) return cudaSuccess;
+    auto it = pinned->find((uintptr_t)p);
+    if (it == pinned->end()) return fail(cudaErrorInvalidValue, "cudaFreeHost(%p): not the start of a cudaMallocHost block", p);
+    for (int d = 0; d < (int)devices->size(); d++) drain_device(d); /* a queued copy may still use it */
+    pinned->erase(it);
     free(p);
     return cudaSuccess;
 }
