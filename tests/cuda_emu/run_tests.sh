@@ -71,7 +71,7 @@ cuda() { "$EL" translate --model tests/fixtures/tiny-b --device cuda --progress 
 # shared fallback) against the CPU's one pass; augmentation's rescoring too.
 scoring() {
     awk -F '\t' '$1 == "m2m100" { print $2 "\t" $3; print $2 "\t" $3 " " $3 }' tests/fixtures/tiny-b/golden_score.tsv > "$T/pairs.tsv"
-    "$EL" score --model tests/fixtures/tiny-b --device cuda --progress none -i "$T/pairs.tsv" -o "$T/score-cuda.tsv" 2> "$T/e"; rc=$?
+    "$EL" score --model tests/fixtures/tiny-b --device cuda --precision fp32 --progress none -i "$T/pairs.tsv" -o "$T/score-cuda.tsv" 2> "$T/e"; rc=$?
     "$BIN" score --model tests/fixtures/tiny-b --progress none -i "$T/pairs.tsv" -o "$T/score-cpu.tsv" 2>/dev/null
     bad=$(paste "$T/score-cpu.tsv" "$T/score-cuda.tsv" | awk -F '\t' '{ x = $2 - $6; if (x < 0) x = -x; if (x > 1e-4 * (-$2) + 1e-5 || $4 != $8) bad++ } END { print bad + 0 }')
     check "score on CUDA (the step loop) == the CPU's one pass, within 1e-4 relative (bad $bad)" \
