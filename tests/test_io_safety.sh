@@ -270,7 +270,7 @@ check "info --model without a value says so" '[ $rc -eq 2 ] && grep -q "needs a 
 echo yeah | run --beam 1e3 > /dev/null 2>"$T/e"; rc=$?
 check "--beam 1e3 is not an integer" '[ $rc -eq 2 ] && grep -q "must be an integer" "$T/e"'
 echo yeah | run --set batch.max_tokens=99999999999 > /dev/null 2>"$T/e"; rc=$?
-check "ranges print as integers" '[ $rc -eq 2 ] && grep -q "outside \[1, 1073741824\]" "$T/e"'
+check "ranges print as integers" '[ $rc -eq 2 ] && grep -q "outside \[0, 1073741824\]" "$T/e"'
 "$BIN" --version > "$T/v" 2>&1; rc=$?
 check "--version" '[ $rc -eq 0 ] && grep -Eq "^lyricmt [0-9]+\.[0-9]+\.[0-9]+ " "$T/v"'
 OPENBLAS_CORETYPE=Prescott "$BIN" --version > "$T/vp" 2>&1
