@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -90,8 +91,13 @@ def run_engine(name, a, model, ct2, corpus, out, beam, fixed, budget, precision=
         if fixed:
             cmd.append("--fixed")
     print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stdout, stderr = p.communicate()
+    # communicate() has reaped the child: its CPU time (all threads, model load
+    # included) is the growth of RUSAGE_CHILDREN over the run
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if p.returncode:
         if not check:
             print(stderr[-600:], file=sys.stderr)
@@ -120,7 +126,8 @@ def run_engine(name, a, model, ct2, corpus, out, beam, fixed, budget, precision=
         seconds = info["seconds"]
         peak = info.get("peak_mb", 0.0)
         per_line = info["tokens"] / info["lines"] if info.get("lines") else None
-    return seconds, peak, " ".join(cmd), per_line
+        cpu = info.get("cpu_seconds", cpu)
+    return seconds, peak, " ".join(cmd), per_line, cpu
 
 
 def main():
@@ -199,7 +206,7 @@ def main():
             if got is None:  # CTranslate2 4.8.5's GPU path needs CUDA 12's cuBLAS, which a CUDA 13 machine may lack
                 rows.append((label, f"{e} (not runnable here: {ct2_missing or 'it failed, see the log'})", None, None, None, None, None))
                 continue
-            seconds, peak, cmd, _ = got
+            seconds, peak, cmd, _, _ = got
             outs[e] = open(out).read().split("\n")
             res[e] = (seconds, peak)
             commands.append(cmd)
@@ -223,7 +230,7 @@ def main():
                     if e not in engines or (e == "ct2" and ct2_missing):
                         continue
                     out = os.path.join(work, f"sweep.{e}.{b}.txt")
-                    seconds, _, _, _ = run_engine(e, a, model, ct2, corpus, out, beam, fixed, b)
+                    seconds, _, _, _, _ = run_engine(e, a, model, ct2, corpus, out, beam, fixed, b)
                     sweep.append((e, b, len(lines) / seconds))
     write_report(a, rows, sweep, commands, len(lines), model)
 
@@ -244,23 +251,28 @@ def run_precisions(a, model, ct2, corpus, work, n_lines):
     """The precision table: for each setting and each of a.precisions, lyricmt in
     that precision and CTranslate2 in each matching compute type, a.runs times
     each, interleaved (lyricmt, CT2, lyricmt, CT2, ...) so that a busy spell hits
-    both. Outputs are compared with lyricmt's fp32 and with CTranslate2's."""
+    both. Outputs are compared with lyricmt's fp32 and with CTranslate2's.
+    The runs are the outer loop and the report is rewritten after every
+    setting of every run, so a table cut short (a session's end, Ctrl-C) still
+    holds each setting over the runs that finished."""
     precisions = a.precisions.split(",")
-    rows, commands, notes = [], [], []
+    commands, notes = [], []
     refused = set()
     limits = measure_peaks(a.threads)  # first, before the engines warm the machine
+    load_cpu = {}
     cfg = json.load(open(os.path.join(model, "config.json")))
     src_lens = source_lengths(model, corpus)
-    for key in a.settings.split(","):
-        label, beam, fixed = SETTINGS[key]
-        outs, times, peaks, steps = {}, {}, {}, {}
-        engines = [("lyricmt", "fp32", None)] if "fp32" not in precisions else []  # the fp32 reference for agreement
-        for p in precisions:
-            engines.append(("lyricmt", p, None))
-            engines += [("ct2", p, t) for t in CT2_TYPES[p] if ("ct2", t) not in {(e, c) for e, _, c in engines}]
-        if "bf16" in precisions and "fp32" not in precisions:
-            engines.append(("ct2", "fp32", "float32"))  # stands in where CTranslate2 refuses bfloat16
-        for r in range(a.runs):
+    keys = a.settings.split(",")
+    outs, times, peaks, steps, cpus = ({k: {} for k in keys} for _ in range(5))
+    engines = [("lyricmt", "fp32", None)] if "fp32" not in precisions else []  # the fp32 reference for agreement
+    for p in precisions:
+        engines.append(("lyricmt", p, None))
+        engines += [("ct2", p, t) for t in CT2_TYPES[p] if ("ct2", t) not in {(e, c) for e, _, c in engines}]
+    if "bf16" in precisions and "fp32" not in precisions:
+        engines.append(("ct2", "fp32", "float32"))  # stands in where CTranslate2 refuses bfloat16
+    for r in range(a.runs):
+        for key in keys:
+            label, beam, fixed = SETTINGS[key]
             for e, p, t in engines:
                 tag = f"{e}-{t or p}"
                 if tag in refused:
@@ -273,25 +285,43 @@ def run_precisions(a, model, ct2, corpus, work, n_lines):
                            "lyricmt bf16 is compared with its float32)") if t == "bfloat16" else ""
                     notes.append(f"CTranslate2 {a.ct2_version} refused compute_type {t} on this CPU{why}")
                     continue
-                times.setdefault(tag, []).append(got[0])
-                peaks.setdefault(tag, []).append(got[1])
-                steps.setdefault(tag, []).append(got[3])
-                outs[tag] = open(out, encoding="utf-8").read().split("\n")
+                if e == "lyricmt" and p not in load_cpu:
+                    # the same command on no lines: what loading (and packing, quantizing) the model costs
+                    empty = os.path.join(work, "empty.txt")
+                    open(empty, "w").close()
+                    load_cpu[p] = run_engine(e, a, model, ct2, empty, empty + ".out", beam, fixed, 4096, precision=p)[4]
+                cpus[key].setdefault(tag, []).append(got[4] - (load_cpu[p] if e == "lyricmt" else 0.0))
+                times[key].setdefault(tag, []).append(got[0])
+                peaks[key].setdefault(tag, []).append(got[1])
+                steps[key].setdefault(tag, []).append(got[3])
+                outs[key][tag] = open(out, encoding="utf-8").read().split("\n")
                 commands.append(got[2])
-        ref = outs.get("lyricmt-fp32")
-        for p in precisions:
-            mine = f"lyricmt-{p}"
-            peers = [f"ct2-{t}" for t in CT2_TYPES[p] if f"ct2-{t}" in times] or ["ct2-float32"]  # bfloat16 refused: float32
-            for peer in peers:
-                if peer not in times:
-                    continue
-                same_ct2 = sum(x == y for x, y in zip(outs[mine], outs[peer])) / max(1, n_lines + 1)
-                same_fp32_mine = sum(x == y for x, y in zip(outs[mine], ref)) / max(1, n_lines + 1) if ref else None
-                same_fp32_peer = sum(x == y for x, y in zip(outs[peer], ref)) / max(1, n_lines + 1) if ref else None
-                macs = [model_macs(cfg, src_lens, median(steps[t]), beam) if None not in steps[t] else None for t in (mine, peer)]
-                rows.append((label, p, peer[4:], times[mine], times[peer], median(peaks[mine]), median(peaks[peer]), same_ct2,
-                             same_fp32_mine, same_fp32_peer, macs, [limit_of(limits, p), limit_of(limits, peer[4:])]))
-    write_precision_report(a, rows, commands, sorted(set(notes)), n_lines, model, cfg, src_lens, limits)
+            rows = []
+            for k in keys[:keys.index(key) + 1] if r == 0 else keys:
+                rows += precision_rows(SETTINGS[k], precisions, outs[k], times[k], peaks[k], steps[k], cpus[k], cfg, src_lens, limits,
+                                       n_lines)
+            write_precision_report(a, rows, commands, sorted(set(notes)), n_lines, model, cfg, src_lens, limits, load_cpu)
+
+
+def precision_rows(setting, precisions, outs, times, peaks, steps, cpus, cfg, src_lens, limits, n_lines):
+    """One setting's rows of the table: each precision against each CTranslate2 type it is compared with."""
+    label, beam, _ = setting
+    rows = []
+    ref = outs.get("lyricmt-fp32")
+    for p in precisions:
+        mine = f"lyricmt-{p}"
+        peers = [f"ct2-{t}" for t in CT2_TYPES[p] if f"ct2-{t}" in times] or ["ct2-float32"]  # bfloat16 refused: float32
+        for peer in peers:
+            if peer not in times or mine not in times:
+                continue
+            same_ct2 = sum(x == y for x, y in zip(outs[mine], outs[peer])) / max(1, n_lines + 1)
+            same_fp32_mine = sum(x == y for x, y in zip(outs[mine], ref)) / max(1, n_lines + 1) if ref else None
+            same_fp32_peer = sum(x == y for x, y in zip(outs[peer], ref)) / max(1, n_lines + 1) if ref else None
+            macs = [model_macs(cfg, src_lens, median(steps[t]), beam) if None not in steps[t] else None for t in (mine, peer)]
+            rows.append((label, p, peer[4:], times[mine], times[peer], median(peaks[mine]), median(peaks[peer]), same_ct2,
+                         same_fp32_mine, same_fp32_peer, macs, [limit_of(limits, p), limit_of(limits, peer[4:])],
+                         cpus[mine], cpus[peer]))
+    return rows
 
 
 def spread(xs):
@@ -299,7 +329,7 @@ def spread(xs):
     return f"{m:.2f} ({min(xs):.2f}-{max(xs):.2f})"
 
 
-def write_precision_report(a, rows, commands, notes, n_lines, model, cfg, src_lens, limits):
+def write_precision_report(a, rows, commands, notes, n_lines, model, cfg, src_lens, limits, load_cpu):
     date = datetime.date.today().isoformat()
     out_dir = os.path.join(HERE, "results")
     os.makedirs(out_dir, exist_ok=True)
@@ -314,23 +344,30 @@ def write_precision_report(a, rows, commands, notes, n_lines, model, cfg, src_le
           f"- model: {os.path.relpath(model, ROOT)}; corpus: {n_lines} non-blank lines from `make_corpus.py --seed 1`; "
           f"max_length {a.max_length}; token budget 4096 padded source tokens a batch (CTranslate2 `max_batch_size`, "
           "`batch_type=\"tokens\"`; lyricmt `batch.max_tokens` 4096 x beams, as it counts the beams too: the same sentences "
-          f"a batch); {a.runs} runs of each engine per setting, interleaved",
+          f"a batch); {a.runs} runs of each engine per setting asked, interleaved (every setting's run r before any run r+1; "
+          f"the report is rewritten as each setting's run ends, so `runs` says how many each row's median has)",
           "- seconds: median (fastest-slowest) over the runs; speed-up: CTranslate2's median over lyricmt's",
+          "- CPU s: the translation's CPU seconds (user + system, all threads): CTranslate2's over translate_batch (engines.py); "
+          "lyricmt's process less the same command's on an empty input (the model's load, packing and quantization, "
+          f"{', '.join(f'{k} {v:.1f} s' for k, v in sorted(load_cpu.items()))}); on a shared machine these move less than "
+          "seconds do, as a run slowed by other work on the cores still counts what it spent itself; CPU speed-up: their ratio",
           "- same as CT2: output lines identical to CTranslate2's in that row; same as fp32: identical to lyricmt fp32's "
           "(lyricmt's own, then CTranslate2's)",
           "- peak memory: the median peak resident set of each engine's process (CTranslate2's includes Python and the tokenizer)"]
     md += work_lines(a, cfg, src_lens, limits)
     md += [f"- note: {n}" for n in notes]
-    md += ["", "| setting | lyricmt | CTranslate2 | lyricmt s | CTranslate2 s | speed-up | peak MB lyricmt / CT2 | same as CT2 | same as fp32 (lyricmt / CT2) "
+    md += ["", "| setting | runs | lyricmt | CTranslate2 | lyricmt s | CTranslate2 s | speed-up | CPU s lyricmt / CT2 | CPU speed-up "
+           "| peak MB lyricmt / CT2 | same as CT2 | same as fp32 (lyricmt / CT2) "
            "| work GMAC lyricmt / CT2 | GMAC/s lyricmt / CT2 | % of MAC peak lyricmt / CT2 |",
-           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for label, p, t, mine, peer, pk_m, pk_p, same_ct2, s_m, s_p, work, limit in rows:
+           "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for label, p, t, mine, peer, pk_m, pk_p, same_ct2, s_m, s_p, work, limit, cpu_m, cpu_p in rows:
         fp = f"{s_m * 100:.0f}% / {s_p * 100:.0f}%" if s_m is not None else "-"
         rate = [w / median(x) / 1e9 if w else None for w, x in zip(work, (mine, peer))]
         share = " / ".join(f"{100 * r / l:.1f}%" if r and l else "-" for r, l in zip(rate, limit))
         gmac = " / ".join(f"{w / 1e9:.1f}" if w else "-" for w in work)
         gmacs = " / ".join(f"{r:.1f}" if r else "-" for r in rate)
-        md.append(f"| {label} | {p} | {t} | {spread(mine)} | {spread(peer)} | {median(peer) / median(mine):.2f}x | {pk_m:.0f} / {pk_p:.0f} | "
+        md.append(f"| {label} | {min(len(mine), len(peer))} | {p} | {t} | {spread(mine)} | {spread(peer)} | {median(peer) / median(mine):.2f}x | "
+                  f"{median(cpu_m):.1f} / {median(cpu_p):.1f} | {median(cpu_p) / median(cpu_m):.2f}x | {pk_m:.0f} / {pk_p:.0f} | "
                   f"{same_ct2 * 100:.0f}% | {fp} | {gmac} | {gmacs} | {share} |")
     md += ["", "Commands (as run, from the repository root):", "", "```"] + sorted({c.replace(ROOT + "/", "").replace(sys.executable, "python3") for c in commands}) + ["```", ""]
     with open(base + ".md", "w") as f:
