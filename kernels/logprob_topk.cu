@@ -84,6 +84,35 @@ static __device__ void greedy_logprob(const float *x, int V, const int32_t *edit
     out_vals[0] = 0.0f - logf(z); /* the host's (x - max) - log(sum) at x = max: +0 for a certain token, not -0 */
 }
 
+/* How both top-k kernels end a row once ids/vals hold the best unedited
+ * tokens: thread 0 inserts the edited tokens (each once, all its edits in
+ * order) and writes the list, or for greedy keeps the edited top and the
+ * edited tokens' raw terms in shared memory (*s_top, *s_edited_raw) for
+ * greedy_logprob. Every thread of the block calls it. */
+static __device__ void finish_row(const float *x, int V, const int32_t *edits, int n_edits, float penalty, int k, int greedy, float mx,
+                                  float lse, float sum, int32_t *ids, float *vals, float *s_top, float *s_edited_raw, int32_t *out_ids,
+                                  float *out_vals) {
+    if (threadIdx.x == 0) {
+        float e_raw = 0;
+        for (int e = 0; e < n_edits; e++) {
+            int32_t tok = edits[2 * e];
+            if (is_edited(tok, edits, e)) continue;
+            e_raw += expf(x[tok] - mx);
+            rank_insert(ids, vals, k, tok, edited_value(greedy ? x[tok] : x[tok] - mx - lse, tok, edits, e, n_edits, penalty));
+        }
+        *s_top = vals[0];
+        *s_edited_raw = e_raw;
+        if (!greedy)
+            for (int j = 0; j < k; j++) {
+                out_ids[j] = ids[j] == NO_TOKEN ? 0 : ids[j];
+                out_vals[j] = vals[j];
+            }
+    }
+    if (!greedy) return;
+    __syncthreads();
+    greedy_logprob(x, V, edits, n_edits, penalty, mx, sum, *s_top, *s_edited_raw, ids[0], out_ids, out_vals);
+}
+
 __global__ void logprob_topk_kernel(const float *logits, int V, const int32_t *edits_all, const int32_t *edit_start, float penalty,
                                     int k, int greedy, int32_t *ids_out, float *vals_out) {
     __shared__ int32_t s_ids[THREADS * LM_K_TOPK_MAX];
@@ -136,26 +165,7 @@ __global__ void logprob_topk_kernel(const float *logits, int V, const int32_t *e
         }
         __syncthreads();
     }
-    /* the edited tokens, each once with all its edits in order; their raw terms for greedy's normaliser */
-    if (t == 0) {
-        float e_raw = 0;
-        for (int e = 0; e < n_edits; e++) {
-            int32_t tok = edits[2 * e];
-            if (is_edited(tok, edits, e)) continue;
-            e_raw += expf(x[tok] - mx);
-            rank_insert(ids, vals, k, tok, edited_value(greedy ? x[tok] : x[tok] - mx - lse, tok, edits, e, n_edits, penalty));
-        }
-        s_top = vals[0];
-        s_edited_raw = e_raw;
-        if (!greedy)
-            for (int j = 0; j < k; j++) {
-                out_ids[j] = ids[j] == NO_TOKEN ? 0 : ids[j];
-                out_vals[j] = vals[j];
-            }
-    }
-    if (!greedy) return;
-    __syncthreads();
-    greedy_logprob(x, V, edits, n_edits, penalty, mx, sum, s_top, s_edited_raw, ids[0], out_ids, out_vals);
+    finish_row(x, V, edits, n_edits, penalty, k, greedy, mx, lse, sum, ids, vals, &s_top, &s_edited_raw, out_ids, out_vals);
 }
 
 extern "C" int lm_k_logprob_topk(const float *logits, int rows, int V, const int32_t *edits, const int32_t *edit_start,
@@ -347,26 +357,7 @@ __global__ void topk_merge_kernel(const float *logits, int V, int slices, const 
             }
         }
     }
-    /* from here as the one-block kernel: the edited tokens, then greedy's normaliser */
-    if (t == 0) {
-        float e_raw = 0;
-        for (int e = 0; e < n_edits; e++) {
-            int32_t tok = edits[2 * e];
-            if (is_edited(tok, edits, e)) continue;
-            e_raw += expf(x[tok] - mx);
-            rank_insert(ids, vals, k, tok, edited_value(greedy ? x[tok] : x[tok] - mx - lse, tok, edits, e, n_edits, penalty));
-        }
-        s_top = vals[0];
-        s_edited_raw = e_raw;
-        if (!greedy)
-            for (int j = 0; j < k; j++) {
-                out_ids[j] = ids[j] == NO_TOKEN ? 0 : ids[j];
-                out_vals[j] = vals[j];
-            }
-    }
-    if (!greedy) return;
-    __syncthreads();
-    greedy_logprob(x, V, edits, n_edits, penalty, mx, sum, s_top, s_edited_raw, ids[0], out_ids, out_vals);
+    finish_row(x, V, edits, n_edits, penalty, k, greedy, mx, lse, sum, ids, vals, &s_top, &s_edited_raw, out_ids, out_vals);
 }
 
 extern "C" size_t lm_k_logprob_topk_split_scratch(int rows, int V) {
