@@ -5,7 +5,9 @@ CXX     ?= g++
 BUILD   ?= build
 OPT     ?= -O2 -g
 XFLAGS  ?=
-CFLAGS   = $(OPT) $(XFLAGS) -std=c11 -Wall -Wextra -fopenmp -D_GNU_SOURCE -Ihost -I. -MMD -MP
+# -ffp-contract=off: gcc's -std=c11 implies it, clang's does not; sampling's
+# draw must round as the CUDA kernel's does (host/backend/sample_rules.h).
+CFLAGS   = $(OPT) $(XFLAGS) -std=c11 -ffp-contract=off -Wall -Wextra -fopenmp -D_GNU_SOURCE -Ihost -I. -MMD -MP
 CXXFLAGS = $(OPT) $(XFLAGS) -std=c++17 -Wall -Wextra -Ihost -MMD -MP
 LDEXTRA ?=
 LDLIBS   = $(XFLAGS) $(LDEXTRA) -pthread -lopenblas -lcjson -lyaml -lsentencepiece -lstdc++ -lm -fopenmp
@@ -34,14 +36,18 @@ ifeq ($(CUDA_EMU),1)
 # device code does not either (host/backend/sample_rules.h: the draw's exp).
 CU        = sh tests/cuda_emu/nvcc-emu
 NVFLAGS   = $(OPT) $(XFLAGS) -std=c++17 -ffp-contract=off -Wall -Wextra -Ihost -I$(CUDA_HOME)/include -MMD -MP
-CUDA_LIBS = $(BUILD)/cuda_emu/libcudaemu.a
+# The cuBLAS stand-in as an object, not from the archive: nothing calls it by
+# name (cuda/cuda_blas.c finds it in the program), so the archive would leave it out.
+CUDA_LIBS = $(BUILD)/cuda_emu/cublas.o $(BUILD)/cuda_emu/libcudaemu.a
 LDLIBS   += -rdynamic
-CFLAGS   += -DLM_NCCL_SONAME='"libnccl-emu.so.2"'
+CFLAGS   += -DLM_NCCL_SONAME='"libnccl-emu.so.2"' -DLM_CUBLAS_SONAME=NULL
 else
 CU        = $(NVCC)
 CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
 NVFLAGS   = -O2 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-fPIC,-fvisibility=hidden -Ihost -MMD -MP
-LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
+# cuBLAS is opened at run time (cuda/cuda_blas.c), not linked; the run path
+# names the toolkit for it and for NCCL.
+LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -ldl
 endif
 # NCCL (the weight broadcast across GPUs) where the toolkit or the system has
 # nccl.h; the library itself is opened at run time (cuda/cuda_nccl.c), so the
@@ -112,7 +118,7 @@ $(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/testing.o $(BUILD)/tests
 # the kernels alone, and only what they report through (quick to build under the
 # sanitizers), and the sampler that is sample.cu's twin with what it calls
 $(BUILD)/test_cuda_kernels: $(BUILD)/tests/test_cuda_kernels.o $(BUILD)/tests/testing.o $(BUILD)/host/base/util.o \
-                            $(BUILD)/cuda/cuda_device.o $(KERNEL_OBJ) $(CUDA_LIBS) $(BUILD)/host/backend/sample.o \
+                            $(BUILD)/cuda/cuda_device.o $(BUILD)/cuda/cuda_blas.o $(KERNEL_OBJ) $(CUDA_LIBS) $(BUILD)/host/backend/sample.o \
                             $(BUILD)/host/backend/logits.o $(BUILD)/host/simd/row_stats.o $(BUILD)/host/simd/cpu_features.o
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 

@@ -9,7 +9,8 @@
 
 #include "base/util.h"
 
-#include <cublas_v2.h>
+#include "cuda/cuda_blas.h"
+
 #include <cuda_runtime.h>
 
 #define CUDA_TRY(call)                                                                                   \
@@ -23,7 +24,7 @@
     do {                                                                                                 \
         cublasStatus_t s_ = (call);                                                                      \
         if (s_ != CUBLAS_STATUS_SUCCESS)                                                                 \
-            return lm_fail(err, "%s:%d: %s: %s", __FILE__, __LINE__, #call, cublasGetStatusString(s_));  \
+            return lm_fail(err, "%s:%d: %s: %s", __FILE__, __LINE__, #call, lm_cublas_status(s_));     \
     } while (0)
 
 /* Kernel launch functions report through a message pointer (kernels/kernels.h). */

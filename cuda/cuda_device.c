@@ -56,7 +56,9 @@ int lm_cuda_linear(cublasHandle_t blas, cudaDataType_t type, int rows, const lm_
                    lm_err *err) {
     const float one = 1.0f, zero = 0.0f;
     if (rows == 0) return 0;
-    CUBLAS_TRY(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, l->out, rows, l->in, &one, l->w, type, l->in, x, type, l->in, &zero, y,
+    const lm_cublas_api *api = lm_cublas(err);
+    if (!api) return -1;
+    CUBLAS_TRY(api->gemm_ex(blas, CUBLAS_OP_T, CUBLAS_OP_N, l->out, rows, l->in, &one, l->w, type, l->in, x, type, l->in, &zero, y,
                             CUDA_R_32F, l->out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return 0;
 }

@@ -27,6 +27,7 @@
 #include "cpu/cpu_backend.h"
 #include "cuda/cuda_backend.h"
 #include "cpu/cpu_weights.h"
+#include "cuda/cuda_blas.h"
 #include "cuda/cuda_device.h"
 #include "config/engine_config.h"
 #include "kernels/kernels.h"
@@ -124,8 +125,12 @@ static void test_linear(int dtype, int rows, int in, int out) {
     cudaStream_t s;
     cublasHandle_t blas;
     cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
-    cublasCreate(&blas);
-    cublasSetStream(blas, s);
+    lm_err open_err;
+    const lm_cublas_api *api = lm_cublas(&open_err);
+    CHECK(api != NULL, "cuBLAS: %s", open_err.msg);
+    if (!api) return;
+    api->create(&blas);
+    api->set_stream(blas, s);
     size_t nw = (size_t)in * out, nx = (size_t)rows * in, ny = (size_t)rows * out;
     float *w = malloc(nw * 4), *wt = malloc(nw * 4), *x = malloc(nx * 4), *want = malloc(ny * 4), *got = malloc(ny * 4);
     fill(w, nw, 1, 0);
@@ -159,7 +164,7 @@ static void test_linear(int dtype, int rows, int in, int out) {
     CHECK(rc != 0 || lm_max_rel_err(got, want, ny) > 0.1, "linear %s: a transposed weight passes the comparison", names[dtype]);
     cudaFree(d_w); cudaFree(d_wt); cudaFree(d_x); cudaFree(d_y);
     free(w); free(wt); free(x); free(want); free(got);
-    cublasDestroy(blas);
+    api->destroy(blas);
     cudaStreamDestroy(s);
 }
 

@@ -98,6 +98,14 @@ case "$version" in
 *"NCCL: built"*) check "NCCL opens with ncclBroadcast and friends ($version)" 'echo "$version" | grep -q "NCCL [0-9.]* opened at run time"' ;;
 *) echo "test_scale: NCCL not in this build ($version): the broadcast path is not checked here" ;;
 esac
+# ---- cuBLAS: opened when a CUDA backend is made, not linked (a CPU job would map ~146 MB of it) ----
+case "$version" in
+*"CUDA backend: built"*)
+    check "cuBLAS opens with every function the backend calls ($version)" 'echo "$version" | grep -q "cuBLAS opened at run time from /"'
+    check "the program does not link cuBLAS" '! ldd "$BIN" | grep -q libcublas'
+    check "a CPU job does not map cuBLAS" 'printf "one line\n" | "$BIN" translate --model tests/fixtures/tiny-b --device cpu --quiet > /dev/null && ! LD_DEBUG=files "$BIN" translate --model tests/fixtures/tiny-b --device cpu --quiet < /dev/null 2>&1 | grep -q "file=libcublas"' ;;
+*) echo "test_scale: CUDA not in this build: the cuBLAS loader is not checked here" ;;
+esac
 
 
 # ---- kill -9 at random moments of a multi-worker job, resume with another count ----

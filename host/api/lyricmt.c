@@ -364,21 +364,17 @@ int lyricmt_run_job(lyricmt_translator *h, const lyricmt_job *job, const lyricmt
     return rc == LYRICMT_OK ? rc : fail(error, rc, &err);
 }
 
-static char version_line[512];
+static char version_line[2048];
 
 static void describe(void) {
-    char nccl[256] = "not built (no CUDA)";
+    char nccl[256] = "not built (no CUDA)", cuda[700] = "not built";
 #ifdef LM_WITH_CUDA
+    char blas[650];
     lm_cuda_nccl_describe(nccl, sizeof nccl);
+    snprintf(cuda, sizeof cuda, "built, %s", lm_cuda_cublas_describe(blas, sizeof blas));
 #endif
     snprintf(version_line, sizeof version_line, "lyricmt %s (OpenBLAS kernels: %s; CUDA backend: %s; NCCL: %s; MPI: %s)", LYRICMT_VERSION,
-             lm_blas_core(),
-#ifdef LM_WITH_CUDA
-             "built",
-#else
-             "not built",
-#endif
-             nccl, lm_mpi_build());
+             lm_blas_core(), cuda, nccl, lm_mpi_build());
 }
 
 const char *lyricmt_version(void) {

@@ -1,0 +1,67 @@
+/*
+ * cuda_blas: the cuBLAS table (cuda_blas.h).
+ */
+#include "cuda/cuda_blas.h"
+#include "cuda/cuda_backend.h"
+
+#include <dlfcn.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* The toolkit's soname, from the headers the program was built with. The
+ * emulated build (tests/cuda_emu) links its stand-in into the program and
+ * names no file: dlopen(NULL) is the program, whose exported symbols hold it. */
+#define LM_STR_(x) #x
+#define LM_STR(x) LM_STR_(x)
+#ifndef LM_CUBLAS_SONAME
+#define LM_CUBLAS_SONAME "libcublas.so." LM_STR(CUBLAS_VER_MAJOR)
+#endif
+
+static lm_cublas_api api;
+static char why[600];
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void open_cublas(void) {
+    const char *given = getenv("LYRICMT_CUBLAS"), *file = given && *given ? given : LM_CUBLAS_SONAME;
+    void *lib = dlopen(file, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        snprintf(why, sizeof why, "cannot load cuBLAS %s (%s)%s", file ? file : "from the program", dlerror(),
+                 given && *given ? "" : ": install the CUDA toolkit's cuBLAS, or set LYRICMT_CUBLAS to the file");
+        return;
+    }
+    struct link_map *map = NULL;
+    snprintf(api.path, sizeof api.path, "%s", dlinfo(lib, RTLD_DI_LINKMAP, &map) == 0 && map && *map->l_name ? map->l_name : "the program");
+    /* the names after cublas_v2.h's macros (cublasCreate is cublasCreate_v2) */
+    struct { void **fn; const char *name; } want[] = {
+        {(void **)&api.create, LM_STR(cublasCreate)},         {(void **)&api.destroy, LM_STR(cublasDestroy)},
+        {(void **)&api.set_stream, LM_STR(cublasSetStream)},  {(void **)&api.gemm_ex, LM_STR(cublasGemmEx)},
+        {(void **)&api.status_string, LM_STR(cublasGetStatusString)},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        if (!(*want[i].fn = dlsym(lib, want[i].name))) {
+            snprintf(why, sizeof why, "the cuBLAS found (%s) lacks %s", api.path, want[i].name);
+            api.create = NULL; /* the mark of a usable table */
+            return;
+        }
+}
+
+const lm_cublas_api *lm_cublas(lm_err *err) {
+    pthread_once(&once, open_cublas);
+    if (api.create) return &api;
+    if (err) lm_fail(err, "%s", why);
+    return NULL;
+}
+
+const char *lm_cublas_status(cublasStatus_t s) {
+    pthread_once(&once, open_cublas);
+    return api.create ? api.status_string(s) : "cuBLAS status (library not loaded)";
+}
+
+const char *lm_cuda_cublas_describe(char *buf, size_t n) {
+    lm_err e = {{0}};
+    if (lm_cublas(&e)) snprintf(buf, n, "cuBLAS opened at run time from %s", api.path);
+    else snprintf(buf, n, "cuBLAS not loadable here: %s", e.msg);
+    return buf;
+}

@@ -1,0 +1,36 @@
+/*
+ * cuda_blas: cuBLAS opened when the first CUDA backend is made, not linked.
+ * A program linked with cuBLAS maps libcublasLt into every run: a CPU job
+ * then carries about 146 MB of its pages and relocated data for nothing
+ * (measured, benchmarks/NOTES.md "Peak memory on 2 threads, traced"), more
+ * than the margin below CTranslate2's peak. The calls go through this table.
+ */
+#ifndef LM_CUDA_BLAS_H
+#define LM_CUDA_BLAS_H
+
+#include "base/util.h"
+
+#include <cublas_v2.h>
+
+typedef struct {
+    cublasStatus_t (*create)(cublasHandle_t *);
+    cublasStatus_t (*destroy)(cublasHandle_t);
+    cublasStatus_t (*set_stream)(cublasHandle_t, cudaStream_t);
+    cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *, const void *,
+                              cudaDataType, int, const void *, cudaDataType, int, const void *, void *, cudaDataType, int,
+                              cublasComputeType_t, cublasGemmAlgo_t);
+    const char *(*status_string)(cublasStatus_t);
+    char path[512]; /* the file opened */
+} lm_cublas_api;
+
+/* The table, opened on the first call (any thread; once per process):
+ * LYRICMT_CUBLAS (a file) when set, else the loader's search for the
+ * toolkit's soname (LD_LIBRARY_PATH, then the program's run path, which names
+ * the toolkit it was built with). NULL, with err naming the file and why,
+ * when it cannot be opened or lacks a function. */
+const lm_cublas_api *lm_cublas(lm_err *err);
+
+/* A status's name for messages: cuBLAS's own when the table is open. */
+const char *lm_cublas_status(cublasStatus_t s);
+
+#endif
