@@ -94,8 +94,12 @@ typedef struct {
 
 static size_t dtype_size(int dtype) { return dtype == LM_K_F32 ? 4 : 2; }
 
+/* Grows by half again past what is asked: buffers sized by what a step
+ * carries (edits, sampled rows) would otherwise regrow nearly every step,
+ * and cudaFree waits for the whole device. */
 static int reserve(dev_buf *b, size_t bytes, lm_err *err) {
     if (bytes <= b->bytes) return 0;
+    if (b->bytes) bytes += bytes / 2;
     if (b->p) CUDA_TRY(cudaFree(b->p));
     b->p = NULL;
     b->bytes = 0;
@@ -482,11 +486,14 @@ static int cuda_decode_start(lm_backend *b, const int32_t *row_sentence, int row
     free(c->slot_kept);
     c->row_sentence = lm_malloc((size_t)rows * sizeof(int32_t), err);
     if (rows > c->host_rows) {
-        CUDA_TRY(cudaFreeHost(c->host_idx)); /* waits for the stream, which may still read it */
-        CUDA_TRY(cudaFreeHost(c->host_top));
+        /* cudaFreeHost waits for the stream, which may still read them; the
+         * pointers are cleared before any error returns, so destroy never frees them twice */
+        cudaError_t e_idx = cudaFreeHost(c->host_idx), e_top = cudaFreeHost(c->host_top);
         c->host_idx = NULL;
         c->host_top = NULL;
         c->host_rows = 0;
+        CUDA_TRY(e_idx);
+        CUDA_TRY(e_top);
         CUDA_TRY(cudaMallocHost((void **)&c->host_idx, (size_t)rows * 6 * sizeof(int32_t)));
         CUDA_TRY(cudaMallocHost(&c->host_top, (size_t)rows * LM_K_TOPK_MAX * (sizeof(int32_t) + sizeof(float))));
         c->host_rows = rows;
@@ -707,7 +714,7 @@ static void cuda_destroy(lm_backend *b) {
     cudaFree(c->sample_io.p);
     cudaFree(c->sample_scratch.p);
     free(c->sample_host);
-    if (c->blas) cublasDestroy(c->blas);
+    if (c->blas) lm_cublas(NULL)->destroy(c->blas); /* a handle means the table is open */
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c->weights); free(c->weight_bytes); free(c->enc); free(c->dec);
     free(c->offset); free(c->len); free(c->row_sentence); cudaFreeHost(c->host_idx); cudaFreeHost(c->host_top); free(c->row_len); free(c->row_len_old);
@@ -740,8 +747,10 @@ static int setup(cuda_backend *c, int reserve_tokens, lm_err *err) {
     /* the stream, the cuBLAS handle and the weights belong to the device current now */
     CUDA_TRY(cudaSetDevice(c->device));
     CUDA_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
-    CUBLAS_TRY(cublasCreate(&c->blas));
-    CUBLAS_TRY(cublasSetStream(c->blas, c->stream));
+    const lm_cublas_api *blas = lm_cublas(err);
+    if (!blas) return lm_fail_prefix(err, "--device cuda");
+    CUBLAS_TRY(blas->create(&c->blas));
+    CUBLAS_TRY(blas->set_stream(c->blas, c->stream));
     if (upload_model(c, err)) return -1;
     return reserve_tokens > 0 ? reserve_work(c, (size_t)reserve_tokens, err) : 0;
 }
@@ -776,7 +785,8 @@ lm_backend *lm_cuda_backend_create_on(const lm_model *model, int precision, int 
     return &c->base;
 }
 
-int lm_cuda_backend_memory(lm_backend *b, int max_length, size_t *free_bytes, size_t *row_bytes, size_t *token_bytes, lm_err *err) {
+int lm_cuda_backend_memory(lm_backend *b, int max_length, size_t *free_bytes, size_t *row_bytes, size_t *sample_row_bytes,
+                           size_t *token_bytes, lm_err *err) {
     cuda_backend *c = (cuda_backend *)b;
     const lm_model_config *mc = &b->model->cfg.model;
     size_t total = 0, D = (size_t)mc->d_model;
@@ -785,6 +795,9 @@ int lm_cuda_backend_memory(lm_backend *b, int max_length, size_t *free_bytes, si
     /* a row: KV cache, logits (the whole-row path's), top-k, work rows */
     *row_bytes = kv_row_bytes(c, max_length) + (size_t)mc->vocab_size * sizeof(float) + LM_K_TOPK_MAX * 8 +
                  lm_k_logprob_topk_split_scratch(1, mc->vocab_size) + work_row_bytes(c);
+    /* a sampled row's more: the sampler's scratch (three times its logits)
+     * and its share of the staging (keys, draws, ids, log-probs, edits) */
+    *sample_row_bytes = lm_k_sample_scratch(1, mc->vocab_size) + 32 + (size_t)LM_MAX_EDITS(max_length) * sizeof(lm_edit);
     /* a source token: encoder output and cross keys/values, both halves;
      * its 16-bit copy; the encoder's work rows */
     *token_bytes = 2 * (D * 4 + (size_t)mc->decoder_layers * 2 * D * 4) + D * dtype_size(c->dtype) + work_row_bytes(c);

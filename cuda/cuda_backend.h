@@ -17,9 +17,10 @@ lm_backend *lm_cuda_backend_create(const lm_model *model, int precision, int res
  * backend. */
 lm_backend *lm_cuda_backend_create_on(const lm_model *model, int precision, int reserve_tokens, int device, bool fill, lm_err *err);
 /* What the batch limits are sized from (lm_budget_for_memory): the device's
- * free memory now, a decoder row's bytes for max_length tokens and a source
- * token's, as this backend lays them out. */
-int lm_cuda_backend_memory(lm_backend *b, int max_length, size_t *free_bytes, size_t *row_bytes, size_t *token_bytes, lm_err *err);
+ * free memory now, a decoder row's bytes for max_length tokens, what a
+ * sampled row needs on top, and a source token's, as this backend lays them out. */
+int lm_cuda_backend_memory(lm_backend *b, int max_length, size_t *free_bytes, size_t *row_bytes, size_t *sample_row_bytes,
+                           size_t *token_bytes, lm_err *err);
 /* Makes the backend's device current on the calling thread (a worker's first act). */
 int lm_cuda_backend_bind(lm_backend *b, lm_err *err);
 /* CUDA devices on this machine (0 when none), or -1 for a broken setup. */
@@ -28,6 +29,9 @@ int lm_cuda_device_count(lm_err *err);
  * communicator over their devices (ncclBroadcast, cuda_nccl.c); an error in
  * builds without NCCL. */
 int lm_cuda_broadcast_weights(lm_backend *const *backends, int n, lm_err *err);
+/* "cuBLAS opened at run time from PATH", or why not, for --version
+ * (cuda_blas.c). */
+const char *lm_cuda_cublas_describe(char *buf, size_t n);
 /* "built, NCCL 2.28.3 opened at run time", or why not, for --version. */
 const char *lm_cuda_nccl_describe(char *buf, size_t n);
 

@@ -227,8 +227,8 @@ int lm_sample_rows(float *logits, int rows, int V, int step, const lm_sample_req
                    int32_t *ids, float *logprobs, float *raw_logprobs, lm_err *err) {
     lm_gen_config g = {.temperature = req->temperature, .top_k = req->top_k, .top_p = req->top_p, .repetition_penalty = req->penalty};
     int bad = rows, oom = 0;
-    (void)n_samplers; /* the caller's promise: one per thread */
-#pragma omp parallel for schedule(dynamic) reduction(min : bad) reduction(| : oom)
+    /* a team of exactly n_samplers: each thread draws with its own sampler */
+#pragma omp parallel for num_threads(n_samplers) schedule(dynamic) reduction(min : bad) reduction(| : oom)
     for (int r = 0; r < rows; r++) {
         if (req->skip && req->skip[r]) continue;
         const lm_edit *e = req->edits + req->edit_start[r];

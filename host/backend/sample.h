@@ -64,8 +64,8 @@ int lm_sample_row(float *x, int V, const lm_edit *edits, int n_edits, const lm_g
 
 /* Sampling's step on rows of logits (rows x V), as a backend's
  * decode_step_sample gives it (backend.h): lm_sample_row on every row that
- * req->skip leaves in, in parallel with samplers[omp thread] (n_samplers of
- * them, at least omp_get_max_threads()). The CPU backend's sampling and the
+ * req->skip leaves in, in parallel on n_samplers threads (at least 1), each
+ * with its own of samplers[0 .. n_samplers). The CPU backend's sampling and the
  * search's own for backends without the op. raw_logprobs (rows, or NULL):
  * each drawn row's raw_logprob as lm_sample_row gives it. 0; or -1 with lm_bad_logits'
  * message for the first refused row, or out of memory. */

@@ -91,7 +91,7 @@ int lm_score_forced(lm_backend *be, int decoder_start_id, int vocab_size, const 
         at = 0;
         for (int i = i0; i < i1; i++)
             for (int p = 0; p < n_labels[i]; p++, at++) {
-                if (isnan(lp[at])) { lm_bad_logits(err, p, i - i0); goto done; }
+                if (isnan(lp[at])) { lm_bad_logits(err, p, i); goto done; }
                 sums[i] += lp[at]; /* in label order, in double */
             }
     }
@@ -111,8 +111,14 @@ int lm_score_batch(lm_translator *t, lm_backend *be, lm_batch *b, lm_err *err) {
     int32_t *pair_src = lm_malloc(((size_t)n + 1) * sizeof *pair_src, err);
     const int32_t **first = lm_malloc(((size_t)n + 1) * sizeof *first, err); /* each distinct source's ids in b->tokens */
     uint32_t *hash = lm_malloc(((size_t)n + 1) * sizeof *hash, err);
+    /* an open-addressing table of the distinct sources, at most half full, so
+     * a batch of distinct sources costs linear time, not a scan per pair */
+    size_t cap = 2;
+    while (cap < 2 * (size_t)n) cap *= 2;
+    int32_t *table = lm_malloc(cap * sizeof *table, err);
     int rc = -1;
-    if (!src || !src_lens || !labels || !n_labels || !sums || !pair_src || !first || !hash) goto done;
+    if (!src || !src_lens || !labels || !n_labels || !sums || !pair_src || !first || !hash || !table) goto done;
+    memset(table, 0xff, cap * sizeof *table); /* -1: empty */
     /* Pairs that share a source (augmentation's samples: 5 a line) share its
      * encoding: the encoder over every pair's copy cost as much as the whole
      * decoder and output projection at SMaLL-100's sizes (12 encoder layers
@@ -124,9 +130,12 @@ int lm_score_batch(lm_translator *t, lm_backend *be, lm_batch *b, lm_err *err) {
         const int32_t *p = b->tokens + in;
         uint32_t h = 2166136261u; /* FNV-1a over the ids */
         for (int j = 0; j <= p[0]; j++) h = (h ^ (uint32_t)p[j]) * 16777619u;
-        int s = 0;
-        while (s < n_src && !(hash[s] == h && src_lens[s] == p[0] && memcmp(first[s], p + 1, (size_t)p[0] * sizeof *p) == 0)) s++;
-        if (s == n_src) {
+        size_t at_table = h & (cap - 1);
+        int s;
+        while ((s = table[at_table]) >= 0 && !(hash[s] == h && src_lens[s] == p[0] && memcmp(first[s], p + 1, (size_t)p[0] * sizeof *p) == 0))
+            at_table = (at_table + 1) & (cap - 1);
+        if (s < 0) {
+            s = table[at_table] = n_src;
             hash[s] = h;
             first[s] = p + 1;
             src_lens[s] = p[0];
@@ -158,7 +167,7 @@ int lm_score_batch(lm_translator *t, lm_backend *be, lm_batch *b, lm_err *err) {
     }
     rc = 0;
 done:
-    free(src); free(src_lens); free(labels); free(n_labels); free(sums); free(pair_src); free(first); free(hash);
+    free(src); free(src_lens); free(labels); free(n_labels); free(sums); free(pair_src); free(first); free(hash); free(table);
     return rc;
 }
 

@@ -92,10 +92,11 @@ static int open_backends(lm_translator *t, int reserve_tokens, lm_err *err) {
         }
         if (broadcast && lm_cuda_broadcast_weights(t->backends, n, err) != 0) return -1;
         for (int i = 0; i < n; i++) {
-            size_t free_b, row, token;
-            if (lm_cuda_backend_memory(t->backends[i], t->search.gen.max_length, &free_b, &row, &token, err) != 0) return -1;
+            size_t free_b, row, sample_row, token;
+            if (lm_cuda_backend_memory(t->backends[i], t->search.gen.max_length, &free_b, &row, &sample_row, &token, err) != 0) return -1;
             if (i == 0 || free_b < t->gpu_free) t->gpu_free = free_b;
             t->gpu_row_bytes = row;
+            t->gpu_sample_row_bytes = sample_row;
             t->gpu_token_bytes = token;
         }
         t->gpu_sized = true;
@@ -195,7 +196,10 @@ int lm_translator_configure(lm_translator *t, const lm_engine_config *asked, lm_
     s.seed = engine->seed;
     if (check_fit(cfg, engine, &s.gen, err) != 0) return -2;
     lm_batch_limits gpu;
-    if (t->gpu_sized) lm_budget_for_memory(t->gpu_free, t->gpu_row_bytes, t->gpu_token_bytes, s.gen.num_beams, &gpu);
+    /* sampling decodes num_return_sequences rows a sentence, each with the sampler's scratch */
+    if (t->gpu_sized)
+        lm_budget_for_memory(t->gpu_free, t->gpu_row_bytes + (s.gen.do_sample ? t->gpu_sample_row_bytes : 0), t->gpu_token_bytes,
+                             s.gen.do_sample ? s.gen.num_return_sequences : s.gen.num_beams, &gpu);
     lm_engine_config_resolve(engine, t->gpu_sized ? &gpu : NULL);
     t->engine = *engine;
     t->convention = convention;

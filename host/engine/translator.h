@@ -50,7 +50,7 @@ struct lm_translator {
     /* the GPU's batch limits' inputs (lm_budget_for_memory), measured once
      * when the backends are opened: the least free memory over the devices */
     bool gpu_sized;
-    size_t gpu_free, gpu_row_bytes, gpu_token_bytes;
+    size_t gpu_free, gpu_row_bytes, gpu_sample_row_bytes, gpu_token_bytes;
 };
 
 /* Lets a long run report progress and stop early. */

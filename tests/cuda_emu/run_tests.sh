@@ -157,6 +157,9 @@ as_a_user() {
     cuda -i "$T/one.txt" --beam 5 > /dev/null 2> "$T/e"; rc=$?
     check "defaults on cuda: bf16, hundreds of sentences from free memory, printed once" \
         '[ $rc -eq 0 ] && [ "$(grep -c "^lyricmt: cuda: bf16, [0-9.]* GiB free: batch.max_sentences 256, max_tokens 81920, window_lines 1024$" "$T/e")" -eq 1 ]'
+    cuda -i "$T/one.txt" --beam 1 > /dev/null 2> "$T/e1"; cuda -i "$T/one.txt" --config configs/augment.yaml > /dev/null 2> "$T/e"
+    check "defaults count a sampled sentence's rows: 5 samples a line, a fifth of greedy's sentences" \
+        'grep -q "batch.max_sentences 1280," "$T/e1" && grep -q "batch.max_sentences 256," "$T/e"'
     CUDA_EMU_MEMORY_MB=64 cuda -i "$T/c.txt" --beam 2 --set batch.max_tokens=300 --output-format tsv > "$T/small.tsv" 2> "$T/e"; rc=$?
     check "defaults on a small GPU: fewer sentences, a given max_tokens kept, and it runs" \
         '[ $rc -eq 0 ] && n=$(sed -En "s/^lyricmt: cuda: bf16, 0.[0-9] GiB free: batch.max_sentences ([0-9]+), max_tokens 300 \(set\), .*/\1/p" "$T/e") &&
@@ -166,6 +169,11 @@ as_a_user() {
     # limits given (the CPU's): auto ones would fit what is free
     CUDA_EMU_MEMORY_MB=2 cuda -i "$T/c.txt" --set batch.max_tokens=4096 --set batch.max_sentences=32 > /dev/null 2> "$T/e"; rc=$?
     check "out of GPU memory: the buffer needed and what was free, named" '[ $rc -ne 0 ] && grep -q "GPU out of memory: this batch needs a [0-9]* MB buffer" "$T/e"'
+    # cuBLAS is opened, not linked (cuda/cuda_blas.c): here the stand-in inside the program
+    check "--version names the cuBLAS opened" '"$EL" --version | grep -q "CUDA backend: built, cuBLAS opened at run time from the program;"'
+    LYRICMT_CUBLAS=$T/no-cublas.so cuda -i "$T/one.txt" > "$T/o" 2> "$T/e"; rc=$?
+    check "no cuBLAS: --device cuda fails in one line naming the file, writes nothing" \
+        '[ $rc -eq 1 ] && [ ! -s "$T/o" ] && [ "$(grep -c "cannot load cuBLAS $T/no-cublas.so" "$T/e")" -eq 1 ]'
     "$E/cuda_steps" --rows 2 --steps 1 --layers 1,1 --precisions fp16 --src-len 3 > "$T/steps.md" 2>&1; rc=$?
     check "cuda_steps (scripts/gpu-check.sh's step timer) runs and prints its rows, the step model's predictions beside" '[ $rc -eq 0 ] && grep -Eq "^\| fp16 \| 2 \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9]+ \| [0-9]+ \|$" "$T/steps.md"'
 }
