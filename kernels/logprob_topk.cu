@@ -84,6 +84,43 @@ static __device__ void greedy_logprob(const float *x, int V, const int32_t *edit
     out_vals[0] = 0.0f - logf(z); /* the host's (x - max) - log(sum) at x = max: +0 for a certain token, not -0 */
 }
 
+/* Two sorted lists of n (a: in place) merged into a's n best. */
+static __device__ void merge_lists(int32_t *a_ids, float *a_vals, const int32_t *b_ids, const float *b_vals, int n) {
+    int32_t m_ids[LM_K_TOPK_MAX + 1];
+    float m_vals[LM_K_TOPK_MAX + 1];
+    int ia = 0, ib = 0;
+    for (int j = 0; j < n; j++) {
+        bool take_a = lm_ranks_before(a_vals[ia], a_ids[ia], b_vals[ib], b_ids[ib]);
+        m_ids[j] = take_a ? a_ids[ia] : b_ids[ib];
+        m_vals[j] = take_a ? a_vals[ia] : b_vals[ib];
+        if (take_a) ia++; else ib++;
+    }
+    for (int j = 0; j < n; j++) { a_ids[j] = m_ids[j]; a_vals[j] = m_vals[j]; }
+}
+
+/* The row's k best unedited tokens, by the whole block: each thread keeps
+ * its own list of the tokens it reads (s_ids/s_vals + t * k), then the lists
+ * merge pairwise into thread 0's. Greedy ranks the raw logits, the others
+ * the log-probs. Every thread of the block calls it. */
+static __device__ void select_row(const float *x, int V, int greedy, float mx, float lse, const int32_t *edits, int n_edits, int k,
+                                  int32_t *s_ids, float *s_vals) {
+    int t = threadIdx.x;
+    int32_t *ids = s_ids + t * k;
+    float *vals = s_vals + t * k;
+    for (int j = 0; j < k; j++) { ids[j] = NO_TOKEN; vals[j] = -INFINITY; }
+    for (int i = t; i < V; i += THREADS) {
+        float v = greedy ? x[i] : x[i] - mx - lse;
+        if (!lm_ranks_before(v, i, vals[k - 1], ids[k - 1])) continue;
+        if (n_edits && is_edited(i, edits, n_edits)) continue;
+        rank_insert(ids, vals, k, i, v);
+    }
+    __syncthreads();
+    for (int stride = THREADS / 2; stride > 0; stride >>= 1) {
+        if (t < stride) merge_lists(ids, vals, s_ids + (t + stride) * k, s_vals + (t + stride) * k, k);
+        __syncthreads();
+    }
+}
+
 /* How both top-k kernels end a row once ids/vals hold the best unedited
  * tokens: thread 0 inserts the edited tokens (each once, all its edits in
  * order) and writes the list, or for greedy keeps the edited top and the
@@ -138,34 +175,9 @@ __global__ void logprob_topk_kernel(const float *logits, int V, const int32_t *e
     }
     float lse = logf(sum);
 
-    int32_t *ids = s_ids + t * k;
-    float *vals = s_vals + t * k;
-    for (int j = 0; j < k; j++) { ids[j] = NO_TOKEN; vals[j] = -INFINITY; }
-    for (int i = t; i < V; i += THREADS) {
-        float v = greedy ? x[i] : x[i] - mx - lse; /* greedy ranks the raw logits */
-        if (!lm_ranks_before(v, i, vals[k - 1], ids[k - 1])) continue;
-        if (n_edits && is_edited(i, edits, n_edits)) continue;
-        rank_insert(ids, vals, k, i, v);
-    }
-    __syncthreads();
-    for (int stride = THREADS / 2; stride > 0; stride >>= 1) {
-        if (t < stride) {
-            int32_t *a_ids = ids, *b_ids = s_ids + (t + stride) * k;
-            float *a_vals = vals, *b_vals = s_vals + (t + stride) * k;
-            int32_t m_ids[LM_K_TOPK_MAX];
-            float m_vals[LM_K_TOPK_MAX];
-            int ia = 0, ib = 0;
-            for (int j = 0; j < k; j++) {
-                bool take_a = lm_ranks_before(a_vals[ia], a_ids[ia], b_vals[ib], b_ids[ib]);
-                m_ids[j] = take_a ? a_ids[ia] : b_ids[ib];
-                m_vals[j] = take_a ? a_vals[ia] : b_vals[ib];
-                if (take_a) ia++; else ib++;
-            }
-            for (int j = 0; j < k; j++) { a_ids[j] = m_ids[j]; a_vals[j] = m_vals[j]; }
-        }
-        __syncthreads();
-    }
-    finish_row(x, V, edits, n_edits, penalty, k, greedy, mx, lse, sum, ids, vals, &s_top, &s_edited_raw, out_ids, out_vals);
+    select_row(x, V, greedy, mx, lse, edits, n_edits, k, s_ids, s_vals);
+    finish_row(x, V, edits, n_edits, penalty, k, greedy, mx, lse, sum, s_ids + t * k, s_vals + t * k, &s_top, &s_edited_raw, out_ids,
+               out_vals);
 }
 
 extern "C" int lm_k_logprob_topk(const float *logits, int rows, int V, const int32_t *edits, const int32_t *edit_start,
@@ -223,20 +235,6 @@ static __device__ __forceinline__ void online_merge(float &m, float &s, float m2
     float a = s == 0.0f ? 0.0f : s * expf(m - M), b = s2 == 0.0f ? 0.0f : s2 * expf(m2 - M);
     m = M;
     s = a + b;
-}
-
-/* Two sorted lists of n (a: in place) merged into a's n best. */
-static __device__ void merge_lists(int32_t *a_ids, float *a_vals, const int32_t *b_ids, const float *b_vals, int n) {
-    int32_t m_ids[LM_K_TOPK_MAX + 1];
-    float m_vals[LM_K_TOPK_MAX + 1];
-    int ia = 0, ib = 0;
-    for (int j = 0; j < n; j++) {
-        bool take_a = lm_ranks_before(a_vals[ia], a_ids[ia], b_vals[ib], b_ids[ib]);
-        m_ids[j] = take_a ? a_ids[ia] : b_ids[ib];
-        m_vals[j] = take_a ? a_vals[ia] : b_vals[ib];
-        if (take_a) ia++; else ib++;
-    }
-    for (int j = 0; j < n; j++) { a_ids[j] = m_ids[j]; a_vals[j] = m_vals[j]; }
 }
 
 __global__ void topk_slice_kernel(const float *logits, int V, int slices, const int32_t *edits_all, const int32_t *edit_start, int k,
@@ -342,20 +340,7 @@ __global__ void topk_merge_kernel(const float *logits, int V, int slices, const 
             if (r[3] != NO_TOKEN && ((const float *)r)[2] - mx - lse >= kth) s_again = 1;
         }
         __syncthreads();
-        if (s_again) { /* block-uniform */
-            for (int j = 0; j < k; j++) { ids[j] = NO_TOKEN; vals[j] = -INFINITY; }
-            for (int i = t; i < V; i += THREADS) {
-                float v = x[i] - mx - lse;
-                if (!lm_ranks_before(v, i, vals[k - 1], ids[k - 1])) continue;
-                if (n_edits && is_edited(i, edits, n_edits)) continue;
-                rank_insert(ids, vals, k, i, v);
-            }
-            __syncthreads();
-            for (int stride = THREADS / 2; stride > 0; stride >>= 1) {
-                if (t < stride) merge_lists(ids, vals, s_ids + (t + stride) * k, s_vals + (t + stride) * k, k);
-                __syncthreads();
-            }
-        }
+        if (s_again) select_row(x, V, 0, mx, lse, edits, n_edits, k, s_ids, s_vals); /* block-uniform */
     }
     finish_row(x, V, edits, n_edits, penalty, k, greedy, mx, lse, sum, ids, vals, &s_top, &s_edited_raw, out_ids, out_vals);
 }
