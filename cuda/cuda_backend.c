@@ -16,7 +16,8 @@
  * only when a batch needs more, never per step. The KV cache is one buffer of
  * slots, one a row: a beam reorder renumbers slots (a row keeps its parent's
  * slot when it is the parent's first child) and copies only the forks, each
- * its parent's own length, into slots no row keeps.
+ * its parent's own length, into slots no row keeps (lm_kv_slots, the plan
+ * the CPU backend follows too).
  *
  * In-flight batching: encode_more appends sentences to the encoder state
  * (also a double buffer: when finished sentences hold half of it, or it is
@@ -72,8 +73,7 @@ typedef struct {
     int enc_cur, enc_cap[2];   /* the live half of enc_out/cross; token rows each half holds */
     /* decoding */
     int rows, max_rows, max_steps, steps_done;
-    int32_t *slot, *slot_new;  /* host: each row's KV cache slot; reorder scratch (max_rows each) */
-    bool *slot_kept;           /* host: reorder scratch (max_rows) */
+    lm_kv_slots slots;         /* host: each row's KV cache slot (backend.h) */
     int32_t *row_sentence;     /* host */
     int32_t *row_len, *row_len_old; /* host: tokens each row was fed (its next position); reorder scratch */
     /* pinned host staging (cudaMallocHost): the per-step index upload and the
@@ -481,9 +481,6 @@ static int cuda_decode_start(lm_backend *b, const int32_t *row_sentence, int row
     free(c->row_sentence);
     free(c->row_len);
     free(c->row_len_old);
-    free(c->slot);
-    free(c->slot_new);
-    free(c->slot_kept);
     c->row_sentence = lm_malloc((size_t)rows * sizeof(int32_t), err);
     if (rows > c->host_rows) {
         /* cudaFreeHost waits for the stream, which may still read them; the
@@ -500,11 +497,7 @@ static int cuda_decode_start(lm_backend *b, const int32_t *row_sentence, int row
     }
     c->row_len = lm_calloc((size_t)rows, sizeof(int32_t), err);
     c->row_len_old = lm_malloc((size_t)rows * sizeof(int32_t), err);
-    c->slot = lm_malloc((size_t)rows * sizeof(int32_t), err);
-    c->slot_new = lm_malloc((size_t)rows * sizeof(int32_t), err);
-    c->slot_kept = lm_malloc((size_t)rows * sizeof(bool), err);
-    if (!c->row_sentence || !c->row_len || !c->row_len_old || !c->slot || !c->slot_new || !c->slot_kept) return -1;
-    for (int r = 0; r < rows; r++) c->slot[r] = r;
+    if (!c->row_sentence || !c->row_len || !c->row_len_old || lm_kv_slots_start(&c->slots, rows, err) != 0) return -1;
     memcpy(c->row_sentence, row_sentence, (size_t)rows * sizeof(int32_t));
     if (reserve_work(c, (size_t)rows, err) || reserve(&c->kv, (size_t)rows * kv_row_bytes(c, max_steps), err) ||
         reserve(&c->logits, (size_t)rows * mc->vocab_size * sizeof(float), err) ||
@@ -531,7 +524,7 @@ static int decoder_forward(cuda_backend *c, const int32_t *tokens, int step, boo
         int s = c->row_sentence[r];
         hi[r] = tokens[r];
         hi[R + r] = c->row_len[r];
-        hi[2 * R + r] = c->slot[r] * c->max_steps;
+        hi[2 * R + r] = c->slots.slot[r] * c->max_steps;
         hi[3 * R + r] = c->row_len[r] + 1;
         hi[4 * R + r] = c->offset[s];
         hi[5 * R + r] = c->len[s];
@@ -658,33 +651,11 @@ static int cuda_reorder(lm_backend *b, const int32_t *parent, const int32_t *row
     cuda_backend *c = (cuda_backend *)b;
     const lm_model_config *mc = &b->model->cfg.model;
     if (lm_backend_check_reorder(parent, row_sentence, rows, c->rows, c->max_rows, c->len, c->n_sent, err) != 0) return -1;
-    /* A row that is its parent's first child keeps the parent's slot (no
-     * copy); every other child, and a fresh row, takes a slot no row keeps.
-     * Forks copy their parent's tokens, no more (the cache beyond them was
-     * never written), from kept slots into free ones: the two sets are
-     * disjoint, so the copy runs in place. */
-    int32_t *src = c->host_idx, *dst = src + rows, *len = dst + rows, forks = 0, most = 0;
-    memset(c->slot_kept, 0, (size_t)c->max_rows * sizeof(bool));
-    for (int r = 0; r < rows; r++) {
-        int p = parent[r];
-        c->slot_new[r] = -1;
-        if (p >= 0 && !c->slot_kept[c->slot[p]]) {
-            c->slot_new[r] = c->slot[p];
-            c->slot_kept[c->slot[p]] = true;
-        }
-    }
-    for (int r = 0, next_free = 0; r < rows; r++) {
-        if (c->slot_new[r] >= 0) continue;
-        while (c->slot_kept[next_free]) next_free++;
-        c->slot_new[r] = next_free++;
-        if (parent[r] < 0) continue; /* a fresh row: nothing to copy */
-        src[forks] = c->slot[parent[r]];
-        dst[forks] = c->slot_new[r];
-        len[forks] = c->row_len[parent[r]];
-        most = len[forks] > most ? len[forks] : most;
-        forks++;
-    }
-    memcpy(c->slot, c->slot_new, (size_t)rows * sizeof(int32_t));
+    /* the forks, planned into pinned staging for their upload; the copy
+     * runs in place, the plan's sources and destinations being disjoint */
+    int32_t *src = c->host_idx, *dst = src + rows, *len = dst + rows, most = 0;
+    int forks = lm_kv_slots_reorder(&c->slots, parent, rows, c->row_len, src, dst, len);
+    for (int f = 0; f < forks; f++) most = len[f] > most ? len[f] : most; /* the kernel's bound on every fork */
     if (forks) {
         int32_t *d_src = c->idx.p, *d_dst = d_src + forks, *d_len = d_dst + forks;
         CUDA_TRY(cudaMemcpyAsync(d_src, src, (size_t)forks * sizeof(int32_t), cudaMemcpyHostToDevice, c->stream));
@@ -718,7 +689,7 @@ static void cuda_destroy(lm_backend *b) {
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c->weights); free(c->weight_bytes); free(c->enc); free(c->dec);
     free(c->offset); free(c->len); free(c->row_sentence); cudaFreeHost(c->host_idx); cudaFreeHost(c->host_top); free(c->row_len); free(c->row_len_old);
-    free(c->slot); free(c->slot_new); free(c->slot_kept);
+    lm_kv_slots_free(&c->slots);
     free(c);
 }
 

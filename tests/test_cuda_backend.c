@@ -305,8 +305,13 @@ static void test_admission(lm_random_model *rm, const batch *b) {
                 CHECK(e < 1e-4, "admission: sentence %d's encoder states on CUDA differ from the CPU's by %g", s, e);
             }
         }
-        if (step == 6) { /* rows fork within their sentences: pairs continue one row, others end (their cache slots go to the forks) */
-            for (int r = 0; r < LIVE; r++) parent[r] = r < MID ? r / 2 : MID + (r - MID) % 4;
+        if (step == 6) { /* rows fork within their sentences, the others end (their cache slots go to the forks): the
+                          * joined rows (3 tokens) thrice each, then two of sentence 3's (6 tokens) twice each, so
+                          * that the longest fork is not the first */
+            for (int r = 0; r < LIVE; r++) {
+                parent[r] = r < LIVE - MID ? MID + r % 4 : (r - (LIVE - MID)) / 2;
+                sent[r] = r < LIVE - MID ? 4 + r % 4 : 3;
+            }
             for (int k = 0; k < 2; k++)
                 CHECK(be[k]->ops->reorder(be[k], parent, sent, LIVE, &err) == 0, "%s reorder: %s", be[k]->ops->name, err.msg);
         }

@@ -1,7 +1,8 @@
 /*
  * test_units: small pieces checked on their own: UTF-8 validation, half
  * floats, the sinusoidal table, log-softmax, the search's top-k and greedy
- * pick against an independent reference, packed products, engine config keys.
+ * pick against an independent reference, packed products, engine config keys,
+ * the backend contract's checks and the KV cache's slot plan.
  */
 #include "testing.h"
 #include "config/engine_config.h"
@@ -376,6 +377,80 @@ static void check_backend_contract(void) {
           "contract: a negative label is refused");
 }
 
+/* The KV cache's slot plan (backend.c), on random reorders of every kind
+ * (repeated parents, fresh rows, rows shrinking and growing back to the
+ * most), each slot a row of token ids: the forks, run in place in the order
+ * given, must leave every row's slot holding what a naive copy of its
+ * parent's row holds, with no more copies than the rows that fork. */
+static void check_kv_slots(void) {
+    enum { MAX_ROWS = 9, STEPS = 24 };
+    int32_t cache[MAX_ROWS][STEPS], row[MAX_ROWS][STEPS], row_new[MAX_ROWS][STEPS];
+    int32_t len[MAX_ROWS], len_new[MAX_ROWS], parent[MAX_ROWS], old_slot[MAX_ROWS], src[MAX_ROWS], dst[MAX_ROWS], n[MAX_ROWS];
+    int bad_slot = 0, bad_kept = 0, bad_fork = 0, bad_count = 0, bad_content = 0, grew = 0, fresh = 0, forked = 0, token = 1;
+    lm_kv_slots s = {0};
+    lm_err err;
+    srand(11);
+    for (int decode = 0; decode < 40; decode++) {
+        int max_rows = 1 + rand() % MAX_ROWS, rows = max_rows;
+        CHECK(lm_kv_slots_start(&s, max_rows, &err) == 0, "kv slots: start");
+        memset(len, 0, sizeof len);
+        for (int step = 0; step + 1 < STEPS; step++) {
+            for (int r = 0; r < rows; r++) { /* a step: every row's next token */
+                cache[s.slot[r]][len[r]] = row[r][len[r]] = token++;
+                len[r]++;
+            }
+            int next = step % 5 == 4 ? max_rows : 1 + rand() % max_rows;
+            grew += next > rows;
+            bool first_child[MAX_ROWS], seen[MAX_ROWS] = {false};
+            int want_forks = 0;
+            for (int r = 0; r < next; r++) {
+                parent[r] = rand() % 6 == 0 ? -1 : rand() % rows;
+                first_child[r] = parent[r] >= 0 && !seen[parent[r]];
+                if (parent[r] >= 0) seen[parent[r]] = true;
+                want_forks += parent[r] >= 0 && !first_child[r];
+                fresh += parent[r] < 0;
+            }
+            memcpy(old_slot, s.slot, (size_t)rows * sizeof *old_slot);
+            int forks = lm_kv_slots_reorder(&s, parent, next, len, src, dst, n);
+            forked += forks;
+            bad_count += forks != want_forks;
+            bool taken[MAX_ROWS] = {false}, kept[MAX_ROWS] = {false};
+            for (int r = 0; r < next; r++) {
+                int sl = s.slot[r];
+                if (sl < 0 || sl >= max_rows || taken[sl]) { bad_slot++; continue; }
+                taken[sl] = true;
+                if (first_child[r]) {
+                    kept[sl] = true;
+                    bad_kept += sl != old_slot[parent[r]];
+                }
+            }
+            for (int f = 0; f < forks && !bad_slot; f++) {
+                int from = -1; /* the old row whose slot the fork reads */
+                for (int p = 0; p < rows; p++) from = old_slot[p] == src[f] ? p : from;
+                bad_fork += !kept[src[f]] || kept[dst[f]] || from < 0 || n[f] != len[from];
+            }
+            if (bad_slot || bad_fork) break;
+            for (int f = 0; f < forks; f++) memcpy(cache[dst[f]], cache[src[f]], (size_t)n[f] * sizeof cache[0][0]);
+            for (int r = 0; r < next; r++) {
+                len_new[r] = parent[r] >= 0 ? len[parent[r]] : 0;
+                if (len_new[r]) memcpy(row_new[r], row[parent[r]], (size_t)len_new[r] * sizeof row[0][0]);
+                bad_content += memcmp(cache[s.slot[r]], row_new[r], (size_t)len_new[r] * sizeof row[0][0]) != 0;
+            }
+            memcpy(row, row_new, sizeof row);
+            memcpy(len, len_new, sizeof len);
+            rows = next;
+        }
+    }
+    lm_kv_slots_free(&s);
+    CHECK(bad_slot == 0, "kv slots: every row has its own slot within the rows decoding started with (%d rows wrong)", bad_slot);
+    CHECK(bad_kept == 0, "kv slots: a parent's first child keeps its slot (%d rows wrong)", bad_kept);
+    CHECK(bad_count == 0, "kv slots: one fork for each child but the first (%d reorders wrong)", bad_count);
+    CHECK(bad_fork == 0, "kv slots: a fork copies its parent's length from a kept slot into one no row keeps (%d wrong)", bad_fork);
+    CHECK(bad_content == 0, "kv slots: after the forks every row's slot holds its parent's tokens (%d rows wrong)", bad_content);
+    CHECK(grew > 0 && fresh > 0 && forked > 0, "kv slots: the random reorders grew rows back (%d), started fresh ones (%d) and forked (%d)", grew,
+          fresh, forked);
+}
+
 /* The flag table (engine_flags.c): which command a flag is offered to. */
 static void check_flags(void) {
     lm_engine_config c;
@@ -450,6 +525,7 @@ int main(void) {
     check_budget();
     check_flags();
     check_backend_contract();
+    check_kv_slots();
     check_file_refusals();
     CHECK(lm_utf8_invalid_at("abc", 3) == -1, "ascii is valid");
     CHECK(lm_utf8_invalid_at("\xea\xb0\x80", 3) == -1, "hangul is valid");

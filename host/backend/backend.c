@@ -1,8 +1,9 @@
 /* backend: the contract checks every backend makes on its callers (see
  * backend.h), written once so that a wrong call gets the same message
  * whichever backend runs it. The backends keep their own bookkeeping and
- * pass the parts a check reads. Also decode_forced's fallback, for the
- * backends without the op. */
+ * pass the parts a check reads. Also the KV cache's slot plan, which both
+ * backends follow, and decode_forced's fallback, for the backends without
+ * the op. */
 #include "backend/backend.h"
 #include "backend/logits.h"
 
@@ -72,6 +73,49 @@ int lm_backend_check_reorder(const int32_t *parent, const int32_t *row_sentence,
         if (parent[r] < -1 || parent[r] >= old_rows || !lm_backend_sentence_known(len, n_sent, row_sentence[r]))
             return lm_fail(err, "reorder: bad parent or sentence for row %d", r);
     return 0;
+}
+
+int lm_kv_slots_start(lm_kv_slots *s, int rows, lm_err *err) {
+    lm_kv_slots_free(s);
+    s->slot = lm_malloc((size_t)rows * sizeof *s->slot, err);
+    s->slot_new = lm_malloc((size_t)rows * sizeof *s->slot_new, err);
+    s->kept = lm_malloc((size_t)rows * sizeof *s->kept, err);
+    if (!s->slot || !s->slot_new || !s->kept) { lm_kv_slots_free(s); return -1; }
+    for (int r = 0; r < rows; r++) s->slot[r] = r;
+    s->max_rows = rows;
+    return 0;
+}
+
+void lm_kv_slots_free(lm_kv_slots *s) {
+    free(s->slot); free(s->slot_new); free(s->kept);
+    *s = (lm_kv_slots){0};
+}
+
+int lm_kv_slots_reorder(lm_kv_slots *s, const int32_t *parent, int rows, const int32_t *row_len, int32_t *src, int32_t *dst,
+                        int32_t *len) {
+    int forks = 0;
+    memset(s->kept, 0, (size_t)s->max_rows * sizeof *s->kept);
+    for (int r = 0; r < rows; r++) {
+        int p = parent[r];
+        s->slot_new[r] = -1;
+        if (p >= 0 && !s->kept[s->slot[p]]) {
+            s->slot_new[r] = s->slot[p];
+            s->kept[s->slot[p]] = true;
+        }
+    }
+    /* rows <= max_rows, so the slots nobody keeps are enough for the rest */
+    for (int r = 0, next_free = 0; r < rows; r++) {
+        if (s->slot_new[r] >= 0) continue;
+        while (s->kept[next_free]) next_free++;
+        s->slot_new[r] = next_free++;
+        if (parent[r] < 0) continue; /* a fresh row: nothing to copy */
+        src[forks] = s->slot[parent[r]];
+        dst[forks] = s->slot_new[r];
+        len[forks] = row_len[parent[r]];
+        forks++;
+    }
+    memcpy(s->slot, s->slot_new, (size_t)rows * sizeof *s->slot);
+    return forks;
 }
 
 int lm_backend_check_sample(const lm_sample_request *req, lm_err *err) {

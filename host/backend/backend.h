@@ -146,4 +146,28 @@ int lm_backend_check_forced(const lm_model_config *mc, const int32_t *len, int n
 int lm_backend_check_reorder(const int32_t *parent, const int32_t *row_sentence, int rows, int old_rows, int max_rows, const int32_t *len,
                              int n_sent, lm_err *err);
 
+/* The decoder's self-attention cache as slots of max_steps positions, one a
+ * row, planned here once for every backend (backend.c). A reorder renumbers
+ * slots rather than moving rows: a row that is its parent's first child keeps
+ * the parent's slot, so a beam that does not fork costs no copy; the other
+ * children (forks) and fresh rows (parent -1) take slots no row keeps. */
+typedef struct {
+    int32_t *slot;     /* (max_rows) row r's slot */
+    int32_t *slot_new; /* (max_rows) reorder scratch */
+    bool *kept;        /* (max_rows) reorder scratch: the slots a row keeps */
+    int max_rows;
+} lm_kv_slots;
+
+/* decode_start: room for `rows` rows, row r in slot r (forgets earlier slots). */
+int lm_kv_slots_start(lm_kv_slots *s, int rows, lm_err *err);
+void lm_kv_slots_free(lm_kv_slots *s);
+/* reorder, once lm_backend_check_reorder passed: new row r continues old row
+ * parent[r] (-1: fresh), row_len holds the old rows' lengths. Updates
+ * s->slot and returns the forks' count; fork f is a copy of positions
+ * 0 .. len[f] - 1 (its parent's tokens, the rest never written) from slot
+ * src[f] into slot dst[f], each array with room for `rows`. Every src is a
+ * slot some row keeps and no dst is, so the copies run in place in any order. */
+int lm_kv_slots_reorder(lm_kv_slots *s, const int32_t *parent, int rows, const int32_t *row_len, int32_t *src, int32_t *dst,
+                        int32_t *len);
+
 #endif

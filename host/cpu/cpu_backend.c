@@ -15,6 +15,10 @@
  * later run at their own positions. Every decoder product is the packed one
  * (fixed summation order per output) and attention is per row, so a row's
  * numbers do not depend on its neighbours.
+ *
+ * The self-attention cache is a slot a row, planned as the CUDA backend's
+ * (lm_kv_slots, backend.h): a beam reorder copies only the forks, once each,
+ * with no second copy of the cache to stage them in.
  */
 #include "cpu/cpu_backend.h"
 #include "cpu/cpu_attention.h"
@@ -44,8 +48,9 @@ typedef struct {
     int32_t *row_sentence;
     int32_t *row_len;           /* tokens each row has been fed: its next position */
     int32_t *row_len_old;       /* reorder scratch: (rows) */
-    float **self_k, **self_v;   /* per decoder layer: (rows, max_steps, D) */
-    float *scratch_kv;          /* reorder scratch: (rows, max_steps, D) */
+    lm_kv_slots slots;          /* each row's slot in self_k and self_v (backend.h) */
+    int32_t *forks;             /* reorder scratch: the forks' sources, destinations, lengths (3 x rows) */
+    float **self_k, **self_v;   /* per decoder layer: (max_rows slots, max_steps, D) */
     const lm_cpu_weights *weights; /* prepared weights, shared with other backends; not owned */
     /* work buffers, grown on demand */
     float *x, *h, *q, *k, *v, *att, *ffn;
@@ -293,11 +298,11 @@ static void free_decode(cpu_backend *c) {
     const lm_model_config *mc = &c->base.model->cfg.model;
     if (c->self_k)
         for (int l = 0; l < mc->decoder_layers; l++) { free(c->self_k[l]); free(c->self_v[l]); }
-    free(c->self_k); free(c->self_v); free(c->scratch_kv); free(c->row_sentence); free(c->row_len);
-    free(c->row_len_old);
+    free(c->self_k); free(c->self_v); free(c->row_sentence); free(c->row_len);
+    free(c->row_len_old); free(c->forks);
+    lm_kv_slots_free(&c->slots);
     c->self_k = c->self_v = NULL;
-    c->scratch_kv = NULL;
-    c->row_sentence = c->row_len = c->row_len_old = NULL;
+    c->row_sentence = c->row_len = c->row_len_old = c->forks = NULL;
     c->rows = 0;
 }
 
@@ -312,8 +317,9 @@ static int cpu_decode_start(lm_backend *b, const int32_t *row_sentence, int rows
     c->row_sentence = lm_malloc((size_t)rows * sizeof(int32_t), err);
     c->row_len = lm_calloc((size_t)rows, sizeof(int32_t), err);
     c->row_len_old = lm_malloc((size_t)rows * sizeof(int32_t), err);
-    c->scratch_kv = lm_malloc(per_layer * sizeof(float), err);
-    if (!c->self_k || !c->self_v || !c->row_sentence || !c->row_len || !c->row_len_old || !c->scratch_kv)
+    c->forks = lm_malloc((size_t)rows * 3 * sizeof(int32_t), err);
+    if (!c->self_k || !c->self_v || !c->row_sentence || !c->row_len || !c->row_len_old || !c->forks ||
+        lm_kv_slots_start(&c->slots, rows, err) != 0)
         return lm_fail(err, "out of memory for the KV cache");
     for (int l = 0; l < mc->decoder_layers; l++) {
         c->self_k[l] = lm_malloc(per_layer * sizeof(float), err);
@@ -382,12 +388,14 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
     embed(m, tokens, pos, R, c->x);
     float scaling = 1.0f / sqrtf((float)hd);
     size_t row_stride = (size_t)c->max_steps * d;
+    const int32_t *slot = c->slots.slot;
     for (int l = 0; l < mc->decoder_layers; l++) {
         /* self-attention over this row's cache, including the new token */
         decoder_layer_qkv(c, l, R);
         for (int r = 0; r < R; r++) {
-            memcpy(c->self_k[l] + r * row_stride + (size_t)pos[r] * d, c->k + (size_t)r * d, (size_t)d * sizeof(float));
-            memcpy(c->self_v[l] + r * row_stride + (size_t)pos[r] * d, c->v + (size_t)r * d, (size_t)d * sizeof(float));
+            size_t at = (size_t)slot[r] * row_stride + (size_t)pos[r] * d;
+            memcpy(c->self_k[l] + at, c->k + (size_t)r * d, (size_t)d * sizeof(float));
+            memcpy(c->self_v[l] + at, c->v + (size_t)r * d, (size_t)d * sizeof(float));
         }
 #pragma omp parallel num_threads(c->threads)
         {
@@ -395,9 +403,9 @@ static int cpu_decode_step(lm_backend *b, const int32_t *tokens, int step, float
 #pragma omp for collapse(2) schedule(static)
             for (int r = 0; r < R; r++)
                 for (int h = 0; h < heads; h++) {
-                    size_t col = (size_t)h * hd;
-                    c->attend(c->q + (size_t)r * d + col, scaling, c->self_k[l] + r * row_stride + col,
-                              c->self_v[l] + r * row_stride + col, pos[r] + 1, d, hd, scores, c->att + (size_t)r * d + col);
+                    size_t col = (size_t)h * hd, keys = (size_t)slot[r] * row_stride + col;
+                    c->attend(c->q + (size_t)r * d + col, scaling, c->self_k[l] + keys, c->self_v[l] + keys, pos[r] + 1, d, hd, scores,
+                              c->att + (size_t)r * d + col);
                 }
         }
         decoder_layer_rest(c, l, R, c->row_sentence);
@@ -470,21 +478,16 @@ static int cpu_reorder(lm_backend *b, const int32_t *parent, const int32_t *row_
     cpu_backend *c = (cpu_backend *)b;
     const lm_model_config *mc = &b->model->cfg.model;
     if (lm_backend_check_reorder(parent, row_sentence, rows, c->rows, c->max_rows, c->len, c->n_sent, err) != 0) return -1;
-    /* rows that keep their own place need no copy: every other row reads its
-     * parent into scratch before anything is written back */
+    /* only the forks move, straight from slot to slot: no fork writes a slot another one reads */
+    int32_t *src = c->forks, *dst = src + rows, *n = dst + rows;
+    int forks = lm_kv_slots_reorder(&c->slots, parent, rows, c->row_len, src, dst, n);
     size_t d = (size_t)mc->d_model, row_stride = (size_t)c->max_steps * d;
-    for (int l = 0; l < mc->decoder_layers; l++) {
-        float *caches[2] = {c->self_k[l], c->self_v[l]};
-        for (int t = 0; t < 2; t++) {
-            for (int r = 0; r < rows; r++)
-                if (parent[r] >= 0 && parent[r] != r)
-                    memcpy(c->scratch_kv + r * row_stride, caches[t] + (size_t)parent[r] * row_stride,
-                           (size_t)c->row_len[parent[r]] * d * sizeof(float));
-            for (int r = 0; r < rows; r++)
-                if (parent[r] >= 0 && parent[r] != r)
-                    memcpy(caches[t] + r * row_stride, c->scratch_kv + r * row_stride, (size_t)c->row_len[parent[r]] * d * sizeof(float));
+    for (int l = 0; l < mc->decoder_layers; l++)
+        for (int f = 0; f < forks; f++) {
+            size_t from = (size_t)src[f] * row_stride, to = (size_t)dst[f] * row_stride, bytes = (size_t)n[f] * d * sizeof(float);
+            memcpy(c->self_k[l] + to, c->self_k[l] + from, bytes);
+            memcpy(c->self_v[l] + to, c->self_v[l] + from, bytes);
         }
-    }
     /* new lengths, read from the old ones first (a row may be another's parent) */
     int32_t *len = c->row_len, *old = c->row_len_old;
     memcpy(old, len, (size_t)c->rows * sizeof *old);
