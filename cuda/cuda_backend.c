@@ -607,43 +607,54 @@ static int cuda_decode_step_topk(lm_backend *b, const int32_t *tokens, int step,
 }
 
 /* Sampling drawn on the device (kernels/sample.cu): the rows of logits stay
- * there; up go each row's stream, draw count, skip flag and edits, down come
- * its draw count, token and log-prob, each way in one copy through one
- * staging buffer laid out as the device one:
- * keys (8R) | draws (8R) | ids (4R) | logprobs (4R) | edit_start (4R + 4) | skip (R, padded to 4) | edits (8 each). */
+ * there; up go each row's stream, draw count, skip flag, skipped label and
+ * edits, down come its draw count, token, log-prob and (for rescoring) raw
+ * log-prob, each way in one copy through one staging buffer laid out as the
+ * device one:
+ * keys (8R) | draws (8R) | ids (4R) | logprobs (4R) | raw logprobs (4R) | edit_start (4R + 4) | skip_label (4R) |
+ * skip (R, padded to 4) | edits (8 each) | on the device only, the edited tokens' raw values (4 each, and 4 so
+ * that the pointer lies inside the buffer when there are none). */
 static int cuda_decode_step_sample(lm_backend *b, const int32_t *tokens, int step, const lm_sample_request *req, int32_t *ids,
-                                   float *logprobs, lm_err *err) {
+                                   float *logprobs, float *raw_logprobs, lm_err *err) {
     cuda_backend *c = (cuda_backend *)b;
     size_t R = (size_t)c->rows, n_edits = (size_t)req->edit_start[R];
     int V = b->model->cfg.model.vocab_size;
-    if (lm_backend_check_sample(req, err) != 0) return -1;
-    size_t o_draws = 8 * R, o_ids = 16 * R, o_lp = 20 * R, o_start = 24 * R, o_skip = o_start + 4 * (R + 1);
-    size_t o_edits = (o_skip + R + 3) & ~(size_t)3, total = o_edits + n_edits * sizeof(lm_edit);
+    bool raw = raw_logprobs != NULL, labels = raw && req->skip && req->skip_label;
+    if (lm_backend_check_sample(&b->model->cfg.model, req, (int)R, raw, err) != 0) return -1;
+    size_t o_draws = 8 * R, o_ids = 16 * R, o_lp = 20 * R, o_raw = 24 * R, o_start = 28 * R, o_label = o_start + 4 * (R + 1);
+    size_t o_skip = o_label + 4 * R, o_edits = (o_skip + R + 3) & ~(size_t)3, total = o_edits + n_edits * sizeof(lm_edit);
+    size_t device_total = total + (raw ? 4 * (n_edits + 1) : 0);
     if (total > c->sample_host_bytes) {
         char *h = realloc(c->sample_host, total);
         if (!h) return lm_fail(err, "out of memory for sampling");
         c->sample_host = h;
         c->sample_host_bytes = total;
     }
-    if (reserve(&c->sample_io, total, err) || reserve(&c->sample_scratch, lm_k_sample_scratch((int)R, V), err)) return -1;
+    if (reserve(&c->sample_io, device_total, err) || reserve(&c->sample_scratch, lm_k_sample_scratch((int)R, V), err)) return -1;
     char *h = c->sample_host, *d = c->sample_io.p;
     memcpy(h, req->key, 8 * R);
     memcpy(h + o_draws, req->draws, 8 * R);
     memcpy(h + o_start, req->edit_start, 4 * (R + 1));
+    if (labels) memcpy(h + o_label, req->skip_label, 4 * R);
     for (size_t r = 0; r < R; r++) h[o_skip + r] = req->skip && req->skip[r];
     if (n_edits) memcpy(h + o_edits, req->edits, n_edits * sizeof(lm_edit));
     if (decoder_forward(c, tokens, step, true, err)) return -1;
     CUDA_TRY(cudaMemcpyAsync(d, h, total, cudaMemcpyHostToDevice, c->stream));
     KERNEL_TRY(lm_k_sample(c->logits.p, (int)R, V, (const int32_t *)(d + o_edits), (const int32_t *)(d + o_start), (const uint8_t *)(d + o_skip),
                            req->penalty, req->temperature, req->top_k, req->top_p, (const uint64_t *)d, (uint64_t *)(d + o_draws),
-                           c->sample_scratch.p, (int32_t *)(d + o_ids), (float *)(d + o_lp), c->stream, kmsg));
-    CUDA_TRY(cudaMemcpyAsync(h + o_draws, d + o_draws, 16 * R, cudaMemcpyDeviceToHost, c->stream));
+                           c->sample_scratch.p, (int32_t *)(d + o_ids), (float *)(d + o_lp), raw ? (float *)(d + o_raw) : NULL,
+                           labels ? (const int32_t *)(d + o_label) : NULL, raw ? (float *)(d + total) : NULL, c->stream, kmsg));
+    /* draws, ids and log-probs, and the raw log-probs beside them when wanted */
+    CUDA_TRY(cudaMemcpyAsync(h + o_draws, d + o_draws, (raw ? 20 : 16) * R, cudaMemcpyDeviceToHost, c->stream));
     CUDA_TRY(cudaStreamSynchronize(c->stream));
     memcpy(req->draws, h + o_draws, 8 * R);
     memcpy(ids, h + o_ids, 4 * R);
     memcpy(logprobs, h + o_lp, 4 * R);
     for (size_t r = 0; r < R; r++) /* refused rows, as lm_sample_row refuses them */
         if (ids[r] == LM_K_BAD_ROW) return lm_bad_logits(err, step, (int)r);
+    if (raw) /* a skipped row's is left as it was without labels, as on the CPU */
+        for (size_t r = 0; r < R; r++)
+            if (labels || !(req->skip && req->skip[r])) raw_logprobs[r] = ((const float *)(h + o_raw))[r];
     return 0;
 }
 

@@ -26,7 +26,8 @@
  *   lm_k_logprob_topk logprob_topk.cu   lm_logprob_topk, lm_greedy_pick            test_logprob_topk (ref_topk, an
  *                                       (backend/logits.c)                         independent scan in double)
  *   lm_k_sample       sample.cu         lm_sample_row (backend/sample.c): the same  test_sample_kernel (the twin:
- *                                       tokens and draws, bit for bit              tokens and draws exact)
+ *                                       tokens and draws, bit for bit; raw         tokens and draws exact,
+ *                                       log-probs as its raw_logprob               log-probs within 2e-5)
  *   lm_k_logprob_topk_split             the same twins; ids identical to           test_logprob_topk (split), 
  *                     logprob_topk.cu   lm_k_logprob_topk's                        test_topk_split_ties
  */
@@ -113,11 +114,17 @@ int lm_k_logprob_topk(const float *logits, int rows, int V, const int32_t *edits
  * logprobs[r] and the draws taken so far to draws[r]. A row with skip[r] non-zero
  * is left alone (id 0, log-prob 0, draws unchanged); a refused row (NaN or
  * +inf logits, nothing above -inf) gets LM_K_BAD_ROW and NaN. scratch:
- * lm_k_sample_scratch(rows, V) bytes of device memory. */
+ * lm_k_sample_scratch(rows, V) bytes of device memory.
+ * raw_logprobs (rows, or NULL: not wanted), as lm_sample_row's raw_logprob:
+ * a drawn row's token's log-prob under the row as given, before the edits;
+ * a skipped row's skip_label[r]'s (left alone when skip_label is NULL); NaN
+ * for a refused row. edit_raw: device room for one float per edit
+ * (edit_start[rows]), the edited tokens' values before the edits; needed
+ * when raw_logprobs is given, else may be NULL. */
 size_t lm_k_sample_scratch(int rows, int V);
 int lm_k_sample(float *logits, int rows, int V, const int32_t *edits, const int32_t *edit_start, const uint8_t *skip, float penalty,
                 float temperature, int top_k, float top_p, const uint64_t *keys, uint64_t *draws, void *scratch, int32_t *ids,
-                float *logprobs, cudaStream_t s, const char **msg);
+                float *logprobs, float *raw_logprobs, const int32_t *skip_label, float *edit_raw, cudaStream_t s, const char **msg);
 
 /* The same results with many blocks a row (slices of 4,096 tokens) and one
  * read of the logits: ids identical to lm_k_logprob_topk's, values within

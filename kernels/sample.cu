@@ -3,7 +3,13 @@
  * the row. It draws what lm_sample_row (host/backend/sample.c) draws, bit for
  * bit (what must match, and why it does: host/backend/sample_rules.h):
  *
- *   1. the edits, in order, by one thread (a token may be edited twice);
+ *   0. with raw_logprobs wanted on an edited row, its max and sum as given
+ *      (block reductions, as in 2), since the edits below change the row in
+ *      place: rescoring wants the drawn token's log-prob under the model's
+ *      row, not the edited one (lm_sample_row's raw_logprob);
+ *   1. the edits, in order, by one thread (a token may be edited twice),
+ *      each edited token's value kept first when 0 ran (the drawn token may
+ *      be one of them);
  *   2. the row's max and sum of exponentials (block reductions): a NaN sum
  *      refuses the row as the host does (NaN or +inf logit, nothing above
  *      -inf), and gives the log-prob's normaliser (its low bits may differ
@@ -98,6 +104,31 @@ static __device__ float kth_largest(const float *x, int V, int k) {
     return key_value(prefix);
 }
 
+/* The row's max and sum of exp(x - max), to every thread (the block's
+ * reductions; a NaN sum for a NaN or +inf logit or nothing above -inf). */
+static __device__ void row_stats(const float *x, int V, float *max, float *sum) {
+    float mx = -INFINITY;
+    for (int i = threadIdx.x; i < V; i += THREADS) mx = fmaxf(mx, x[i]);
+    mx = lm_block_reduce(mx, true);
+    float s = 0;
+    for (int i = threadIdx.x; i < V; i += THREADS) s += expf(x[i] - mx);
+    *max = mx;
+    *sum = lm_block_reduce(s, false);
+}
+
+/* lm_logprob_of: the same float arithmetic as the host's. */
+static __device__ __forceinline__ float logprob_of(float x, float max, float sum) { return x - max - logf(sum); }
+
+/* sample.c's raw_logprob for token p of an edited row: its value before the
+ * edits (kept[i] for the first edit of p, x[p] when none touched it) under
+ * the raw row's max and sum; NaN where the raw row has no normaliser. */
+static __device__ float raw_logprob(const float *x, int32_t p, const int32_t *e, int n_edits, const float *kept, float max, float sum) {
+    float xp = x[p];
+    for (int i = 0; i < n_edits; i++)
+        if (e[2 * i] == p) { xp = kept[i]; break; }
+    return isnan(sum) ? NAN : logprob_of(xp, max, sum);
+}
+
 /* Sorts a[0..n) ascending, the block together. */
 static __device__ void bitonic_sort(slot *a, int n) {
     int N = 1;
@@ -122,31 +153,45 @@ static __device__ void bitonic_sort(slot *a, int n) {
 
 __global__ void sample_kernel(float *logits, int V, const int32_t *edits_all, const int32_t *edit_start, const uint8_t *skip, float penalty,
                               float T, int top_k, float top_p, const uint64_t *keys, uint64_t *draws, slot *scratch, int32_t *tokens,
-                              int32_t *ids, float *logprobs) {
+                              int32_t *ids, float *logprobs, float *raw_logprobs, const int32_t *skip_label, float *edit_raw) {
     __shared__ int s_off[THREADS];
     __shared__ int s_n;
     int r = blockIdx.x, t = threadIdx.x;
+    float *x = logits + (size_t)r * V;
     if (skip[r]) { /* block-uniform */
         if (t == 0) { ids[r] = 0; logprobs[r] = 0; }
+        if (raw_logprobs && skip_label) { /* a skipped row has no edits: its row is the raw one */
+            float rmx, rsum;
+            row_stats(x, V, &rmx, &rsum);
+            if (t == 0) raw_logprobs[r] = isnan(rsum) ? NAN : logprob_of(x[skip_label[r]], rmx, rsum);
+        }
         return;
     }
-    float *x = logits + (size_t)r * V;
     slot *cand = scratch + (size_t)r * V;
     int32_t *tok = tokens + (size_t)r * V;
+    const int32_t *e = edits_all + 2 * (size_t)edit_start[r];
+    int n_edits = edit_start[r + 1] - edit_start[r];
+    /* an unedited row's raw log-prob is its log-prob: no second reduction */
+    bool raw_apart = raw_logprobs && n_edits > 0; /* block-uniform */
+    float raw_mx = 0, raw_sum = 0;
+    if (raw_apart) row_stats(x, V, &raw_mx, &raw_sum);
     if (t == 0) {
-        const int32_t *e = edits_all + 2 * (size_t)edit_start[r];
-        for (int i = 0; i < edit_start[r + 1] - edit_start[r]; i++) x[e[2 * i]] = lm_edit_value(x[e[2 * i]], e[2 * i + 1], penalty);
+        for (int i = 0; i < n_edits; i++) {
+            /* a token's first edit sees its raw value: edits to other tokens leave it, and raw_logprob takes the first */
+            if (raw_apart) edit_raw[edit_start[r] + i] = x[e[2 * i]];
+            x[e[2 * i]] = lm_edit_value(x[e[2 * i]], e[2 * i + 1], penalty);
+        }
     }
     __syncthreads();
 
-    float mx = -INFINITY;
-    for (int i = t; i < V; i += THREADS) mx = fmaxf(mx, x[i]);
-    mx = lm_block_reduce(mx, true);
-    float sum = 0;
-    for (int i = t; i < V; i += THREADS) sum += expf(x[i] - mx);
-    sum = lm_block_reduce(sum, false);
+    float mx, sum;
+    row_stats(x, V, &mx, &sum);
     if (isnan(sum)) { /* block-uniform: every thread holds the reduced sum */
-        if (t == 0) { ids[r] = LM_K_BAD_ROW; logprobs[r] = NAN; }
+        if (t == 0) {
+            ids[r] = LM_K_BAD_ROW;
+            logprobs[r] = NAN;
+            if (raw_logprobs) raw_logprobs[r] = NAN;
+        }
         return;
     }
 
@@ -172,7 +217,11 @@ __global__ void sample_kernel(float *logits, int V, const int32_t *edits_all, co
     __syncthreads();
     uint64_t d = draws[r];
     if (n == 0) { /* nothing above -inf after warping: token 0, no draw taken, as the host */
-        if (t == 0) { ids[r] = 0; logprobs[r] = x[0] - mx - logf(sum); }
+        if (t == 0) {
+            ids[r] = 0;
+            logprobs[r] = logprob_of(x[0], mx, sum);
+            if (raw_logprobs) raw_logprobs[r] = raw_apart ? raw_logprob(x, 0, e, n_edits, edit_raw + edit_start[r], raw_mx, raw_sum) : logprobs[r];
+        }
         return;
     }
     bitonic_sort(cand, n);
@@ -204,16 +253,21 @@ __global__ void sample_kernel(float *logits, int V, const int32_t *edits_all, co
     }
     draws[r] = d + 1;
     ids[r] = pick;
-    logprobs[r] = x[pick] - mx - logf(sum);
+    logprobs[r] = logprob_of(x[pick], mx, sum);
+    if (raw_logprobs) raw_logprobs[r] = raw_apart ? raw_logprob(x, pick, e, n_edits, edit_raw + edit_start[r], raw_mx, raw_sum) : logprobs[r];
 }
 
 extern "C" size_t lm_k_sample_scratch(int rows, int V) { return (size_t)rows * V * (sizeof(slot) + sizeof(int32_t)); }
 
 extern "C" int lm_k_sample(float *logits, int rows, int V, const int32_t *edits, const int32_t *edit_start, const uint8_t *skip, float penalty,
                            float temperature, int top_k, float top_p, const uint64_t *keys, uint64_t *draws, void *scratch, int32_t *ids,
-                           float *logprobs, cudaStream_t s, const char **msg) {
+                           float *logprobs, float *raw_logprobs, const int32_t *skip_label, float *edit_raw, cudaStream_t s, const char **msg) {
     if (!(temperature > 0) || top_k < 0) {
         if (msg) *msg = "sample: temperature must be above 0 and top_k at least 0";
+        return -1;
+    }
+    if (raw_logprobs && !edit_raw) {
+        if (msg) *msg = "sample: raw_logprobs needs edit_raw";
         return -1;
     }
     if (rows == 0) return 0;
@@ -221,6 +275,6 @@ extern "C" int lm_k_sample(float *logits, int rows, int V, const int32_t *edits,
     int32_t *tokens = (int32_t *)(slots + (size_t)rows * V);
     /* one block per row on gridDim.x (limit 2^31 - 1, above any int rows) */
     LM_LAUNCH(sample_kernel, rows, THREADS, 0, s)(logits, V, edits, edit_start, skip, penalty, temperature, top_k, top_p, keys, draws, slots,
-                                                  tokens, ids, logprobs);
+                                                  tokens, ids, logprobs, raw_logprobs, skip_label, edit_raw);
     return lm_k_launched(msg);
 }

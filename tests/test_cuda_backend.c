@@ -22,7 +22,12 @@
  *     the host's top-k, greedy and k = 10 and 16, with edits;
  *   - sampling drawn on the device (decode_step_sample) against the CPU
  *     backend's: the same tokens and draws for the same streams, and a row
- *     alone draws as it does in a batch.
+ *     alone draws as it does in a batch;
+ *   - augmentation's rescoring (sampling that records each hypothesis's
+ *     label log-probs) through the search: the CPU's hypotheses and label
+ *     sums, with no whole row of logits leaving the device, and the same
+ *     from the whole-row fallback the search keeps for backends without
+ *     the op.
  */
 #include "cpu/cpu_backend.h"
 #include "cuda/cuda_backend.h"
@@ -32,6 +37,7 @@
 #include "config/engine_config.h"
 #include "kernels/kernels.h"
 #include "backend/logits.h"
+#include "engine/search.h"
 #include "testing.h"
 #include "cuda_testing.h"
 #include "random_model.h"
@@ -409,10 +415,34 @@ done:
  * with a nucleus, every row's whole vocabulary sorted; top-k 5 with forced
  * rows skipped), edits as the search makes them. The same tokens and draw
  * counts (the logits differ in their last bits, so a draw could flip only
- * within that distance of a boundary), log-probs within 1e-4. Then three of
+ * within that distance of a boundary), log-probs within 1e-4, and so the raw
+ * log-probs rescoring reads (the drawn token's under the unedited row; the
+ * skipped rows' label's). Then three of
  * the rows alone, each in a batch of one on a fresh decode: the same tokens
  * and draws as in the batch of 24 (cuBLAS sums such a row in another order
  * here, on purpose, so only the bits of the logits may move). */
+/* Row r's edits at step t of test_sample_path, as the search makes them
+ * (penalties on the tokens fed, a ban), and at step 0 on every third row a
+ * ban on its best token and a penalty (0.8 at that step: it raises them) on
+ * the next 7 (cpu_logits0 holds that step's rows): the random model's rows
+ * are so peaked that edits elsewhere leave every log-prob's bits as they
+ * were, while here the drawn token is most likely a penalised one, whose raw
+ * log-prob (far from its edited one) must come from its value before the
+ * edits. */
+static int sample_row_edits(const batch *b, int r, int t, int V, lm_edit *out) {
+    int n = 0;
+    for (int s = 1; s <= t; s++) out[n++] = (lm_edit){b->feed[s][r], LM_EDIT_PENALIZE};
+    if (r % 3 == 0) out[n++] = (lm_edit){(r * 997) % V, LM_EDIT_BAN};
+    if (t == 0 && r % 3 == 1) {
+        int32_t idx[8];
+        float val[8];
+        int have = 0;
+        for (int i = 0; i < V; i++) lm_rank_insert(idx, val, &have, 8, i, cpu_logits0[(size_t)r * V + i]);
+        for (int i = 0; i < have; i++) out[n++] = (lm_edit){idx[i], i == 0 ? LM_EDIT_BAN : LM_EDIT_PENALIZE};
+    }
+    return n;
+}
+
 static void test_sample_path(lm_random_model *rm, const batch *b) {
     enum { SR = 24, SSTEPS = 3 };
     lm_err err;
@@ -425,12 +455,13 @@ static void test_sample_path(lm_random_model *rm, const batch *b) {
     lm_backend *alone = lm_cuda_backend_create(m, LM_PREC_FP32, 256, &err);
     CHECK(cpu && gpu && alone, "backends: %s", err.msg);
     if (!cpu || !gpu || !alone) goto done;
-    const struct { float T; int k; float p; } S[SSTEPS] = {{0.9f, 50, 0.95f}, {1.3f, 0, 0.8f}, {1.0f, 5, 1.0f}};
-    int32_t sent[SR], feed[SR], ids_c[SR], ids_g[SR], batch_ids[SSTEPS][SR], start[SR + 1];
+    /* step 0's penalty below 1 raises the tokens it edits (sample_row_edits) */
+    const struct { float T; int k; float p, penalty; } S[SSTEPS] = {{0.9f, 50, 0.95f, 0.8f}, {1.3f, 0, 0.8f, 1.2f}, {1.0f, 5, 1.0f, 1.2f}};
+    int32_t sent[SR], feed[SR], ids_c[SR], ids_g[SR], batch_ids[SSTEPS][SR], start[SR + 1], labels[SR];
     uint64_t keys[SR], draws_c[SR], draws_g[SR], batch_draws[SSTEPS][SR];
-    float lp_c[SR], lp_g[SR];
+    float lp_c[SR], lp_g[SR], raw_c[SR], raw_g[SR];
     bool skip[SR];
-    lm_edit edits[SR * 4];
+    lm_edit edits[SR * 12];
     int n_edits[SSTEPS][SR];
     for (int r = 0; r < SR; r++) {
         sent[r] = r % N_SENT;
@@ -446,27 +477,36 @@ static void test_sample_path(lm_random_model *rm, const batch *b) {
         for (int r = 0; r < SR; r++) {
             feed[r] = b->feed[t][r];
             skip[r] = t == 2 && r % 5 == 0;
+            labels[r] = (r * 7919 + t) % V;
             start[r] = n;
-            for (int s = 1; s <= t; s++) edits[n++] = (lm_edit){b->feed[s][r], LM_EDIT_PENALIZE};
-            if (r % 3 == 0) edits[n++] = (lm_edit){(r * 997) % V, LM_EDIT_BAN};
+            n += sample_row_edits(b, r, t, V, edits + n);
             n_edits[t][r] = n - start[r];
         }
         start[SR] = n;
-        lm_sample_request rc = {S[t].T, S[t].k, S[t].p, 1.2f, edits, start, keys, draws_c, skip};
+        lm_sample_request rc = {S[t].T, S[t].k, S[t].p, S[t].penalty, edits, start, keys, draws_c, skip, labels};
         lm_sample_request rg = rc;
         rg.draws = draws_g;
-        CHECK(cpu->ops->decode_step_sample(cpu, feed, t, &rc, ids_c, lp_c, &err) == 0, "cpu sample step %d: %s", t, err.msg);
-        CHECK(gpu->ops->decode_step_sample(gpu, feed, t, &rg, ids_g, lp_g, &err) == 0, "cuda sample step %d: %s", t, err.msg);
-        int bad = -1, drawn = 0;
+        CHECK(cpu->ops->decode_step_sample(cpu, feed, t, &rc, ids_c, lp_c, raw_c, &err) == 0, "cpu sample step %d: %s", t, err.msg);
+        CHECK(gpu->ops->decode_step_sample(gpu, feed, t, &rg, ids_g, lp_g, raw_g, &err) == 0, "cuda sample step %d: %s", t, err.msg);
+        int bad = -1, drawn = 0, raw_apart = 0, edited_drawn = 0;
         for (int r = 0; r < SR && bad < 0; r++) {
             drawn += draws_g[r] == (uint64_t)(r + t) + !skip[r]; /* skipped rows take none */
-            if (draws_c[r] != draws_g[r] || (!skip[r] && (ids_c[r] != ids_g[r] || !(fabsf(lp_c[r] - lp_g[r]) <= 1e-4f * (1 + fabsf(lp_c[r]))))))
+            if (draws_c[r] != draws_g[r] || (!skip[r] && (ids_c[r] != ids_g[r] || !(fabsf(lp_c[r] - lp_g[r]) <= 1e-4f * (1 + fabsf(lp_c[r]))))) ||
+                !(fabsf(raw_c[r] - raw_g[r]) <= 1e-4f * (1 + fabsf(raw_c[r]))))
                 bad = r;
+            raw_apart += !skip[r] && raw_c[r] != lp_c[r]; /* the edits moved the row: the raw log-prob is its own number */
+            for (int i = start[r]; i < start[r + 1] && !skip[r]; i++)
+                if (edits[i].token == ids_c[r] && edits[i].kind == LM_EDIT_PENALIZE) { edited_drawn++; break; }
             batch_ids[t][r] = ids_g[r];
             batch_draws[t][r] = draws_g[r];
         }
-        CHECK(bad < 0, "sampling step %d (T %g, k %d, p %g): row %d: CUDA draws %d (log-prob %g), the CPU %d (%g)", t, S[t].T, S[t].k, S[t].p,
-              bad, bad >= 0 ? ids_g[bad] : 0, bad >= 0 ? lp_g[bad] : 0, bad >= 0 ? ids_c[bad] : 0, bad >= 0 ? lp_c[bad] : 0);
+        CHECK(bad < 0, "sampling step %d (T %g, k %d, p %g): row %d: CUDA draws %d (log-prob %g, raw %g), the CPU %d (%g, raw %g)", t, S[t].T,
+              S[t].k, S[t].p, bad, bad >= 0 ? ids_g[bad] : 0, bad >= 0 ? lp_g[bad] : 0, bad >= 0 ? raw_g[bad] : 0, bad >= 0 ? ids_c[bad] : 0,
+              bad >= 0 ? lp_c[bad] : 0, bad >= 0 ? raw_c[bad] : 0);
+        if (t == 0)
+            CHECK(raw_apart >= SR / 6 && edited_drawn >= SR / 6,
+                  "sampling step 0: %d rows' raw log-probs differ from the edited ones, %d rows drew a penalised token (the rows whose best "
+                  "token is banned and next 7 penalised should)", raw_apart, edited_drawn);
         CHECK(drawn == SR, "sampling step %d: one draw per row not skipped, none for the others (%d of %d rows right)", t, drawn, SR);
     }
     const int lone[] = {1, 10, 23};
@@ -477,21 +517,107 @@ static void test_sample_path(lm_random_model *rm, const batch *b) {
               "alone start: %s", err.msg);
         int moved = -1;
         for (int t = 0; t < SSTEPS; t++) {
-            int n = 0;
-            for (int s = 1; s <= t; s++) edits[n++] = (lm_edit){b->feed[s][r], LM_EDIT_PENALIZE};
-            if (r % 3 == 0) edits[n++] = (lm_edit){(r * 997) % V, LM_EDIT_BAN};
+            int n = sample_row_edits(b, r, t, V, edits);
             CHECK(n == n_edits[t][r], "the row's edits, rebuilt");
             int32_t one_start[2] = {0, n}, id;
             float lp;
             bool sk = t == 2 && r % 5 == 0;
-            lm_sample_request req = {S[t].T, S[t].k, S[t].p, 1.2f, edits, one_start, &keys[r], &d, &sk};
-            CHECK(alone->ops->decode_step_sample(alone, &b->feed[t][r], t, &req, &id, &lp, &err) == 0, "alone step %d: %s", t, err.msg);
+            lm_sample_request req = {S[t].T, S[t].k, S[t].p, S[t].penalty, edits, one_start, &keys[r], &d, &sk, NULL};
+            CHECK(alone->ops->decode_step_sample(alone, &b->feed[t][r], t, &req, &id, &lp, NULL, &err) == 0, "alone step %d: %s", t, err.msg);
             if (d != batch_draws[t][r] || (!sk && id != batch_ids[t][r])) moved = t;
         }
         CHECK(moved < 0, "sampling: row %d alone draws otherwise than in a batch of %d (step %d)", r, SR, moved);
     }
 done:
     if (alone) alone->ops->destroy(alone);
+    if (gpu) gpu->ops->destroy(gpu);
+    if (cpu) cpu->ops->destroy(cpu);
+    lm_cpu_weights_free(&cw);
+}
+
+/* The search's whole rows of logits: the CUDA backend's ops with decode_step
+ * counting the calls that ask for logits. */
+static lm_backend_ops counted_ops;
+static int (*real_decode_step)(lm_backend *, const int32_t *, int, float *, lm_err *);
+static int whole_row_steps;
+static int counted_decode_step(lm_backend *b, const int32_t *tokens, int step, float *logits, lm_err *err) {
+    whole_row_steps += logits != NULL;
+    return real_decode_step(b, tokens, step, logits, err);
+}
+
+/* Augmentation's sampling with rescoring (label_logprobs) through the
+ * search: a forced language token (every row skipped at step 0, its label
+ * still counted), a repetition penalty (edited rows, whose drawn token is
+ * often an edited one), samples stopped at max_length (their </s> a step
+ * later, on a skipped row). CUDA with decode_step_sample takes no whole row
+ * of logits and gives the CPU's hypotheses, and label sums within 1e-4
+ * relative (the device's sums run in another order, the logits differ in
+ * their last bits); without the op the search's whole-row fallback gives the
+ * same on CUDA, so the counter is seen to count. */
+static void test_rescore_search(lm_random_model *rm, const batch *b) {
+    enum { RET = 2 };
+    lm_err err;
+    const lm_model *m = &rm->m;
+    int V = m->cfg.model.vocab_size;
+    lm_cpu_weights cw;
+    CHECK(lm_cpu_weights_init(&cw, m, &err) == 0, "cpu weights: %s", err.msg);
+    lm_backend *cpu = lm_cpu_backend_create(m, &cw, 0, &err);
+    lm_backend *gpu = lm_cuda_backend_create(m, LM_PREC_FP32, 256, &err);
+    CHECK(cpu && gpu, "backends: %s", err.msg);
+    lm_search_result want[N_SENT], got[N_SENT];
+    memset(want, 0, sizeof want);
+    memset(got, 0, sizeof got);
+    if (!cpu || !gpu) goto done;
+    counted_ops = *gpu->ops;
+    real_decode_step = counted_ops.decode_step;
+    counted_ops.decode_step = counted_decode_step;
+    int (*sample_op)(lm_backend *, const int32_t *, int, const lm_sample_request *, int32_t *, float *, float *, lm_err *) =
+        counted_ops.decode_step_sample;
+    gpu->ops = &counted_ops;
+    lm_search_opts o = {0};
+    lm_gen_config_defaults(&o.gen);
+    o.gen.do_sample = true;
+    o.gen.num_beams = 1;
+    o.gen.num_return_sequences = RET;
+    o.gen.temperature = 0.9f;
+    o.gen.top_k = 50;
+    o.gen.top_p = 0.95f;
+    o.gen.repetition_penalty = 1.3f;
+    o.gen.max_length = 6;
+    o.gen.forced_bos_id = V - 7;
+    o.decoder_start_id = 2;
+    o.eos_id = 2;
+    o.vocab_size = V;
+    o.seed = 1234;
+    o.label_logprobs = true;
+    CHECK(lm_search_run(cpu, &o, b->tokens, b->lens, N_SENT, want, &err) >= 0, "cpu search: %s", err.msg);
+    for (int pass = 0; pass < 2; pass++) {
+        bool op = pass == 0;
+        counted_ops.decode_step_sample = op ? sample_op : NULL;
+        whole_row_steps = 0;
+        CHECK(lm_search_run(gpu, &o, b->tokens, b->lens, N_SENT, got, &err) >= 0, "cuda search (%s): %s", op ? "op" : "whole rows", err.msg);
+        int bad = -1, tails = 0;
+        for (int s = 0; s < N_SENT && bad < 0; s++) {
+            if (got[s].n_hyps != RET || want[s].n_hyps != RET) { bad = s; break; }
+            for (int h = 0; h < RET; h++) {
+                const lm_hypothesis *g = &got[s].hyps[h], *w = &want[s].hyps[h];
+                tails += w->n_labels == w->n; /* stopped at max_length: </s> labelled on a skipped row */
+                if (g->n != w->n || memcmp(g->ids, w->ids, sizeof *g->ids * (size_t)w->n) != 0 || g->n_labels != w->n_labels ||
+                    w->n_labels < w->n - 1 || !(fabs(g->label_sum - w->label_sum) <= 1e-4 * (1 + fabs(w->label_sum))) ||
+                    !(fabsf(g->score - w->score) <= 1e-4f * (1 + fabsf(w->score))))
+                    bad = s;
+            }
+        }
+        CHECK(bad < 0, "rescoring search on CUDA (%s): sentence %d: hypotheses or label sums differ from the CPU's (first: %.6f against %.6f)",
+              op ? "decode_step_sample" : "whole rows", bad, bad >= 0 && got[bad].n_hyps ? got[bad].hyps[0].label_sum : 0.0,
+              bad >= 0 && want[bad].n_hyps ? want[bad].hyps[0].label_sum : 0.0);
+        CHECK(tails > 0, "rescoring search: no sample stopped at max_length (the </s> label on a skipped row goes untested)");
+        if (op) CHECK(whole_row_steps == 0, "rescoring search on CUDA: %d steps took whole rows of logits to the host", whole_row_steps);
+        else CHECK(whole_row_steps >= o.gen.max_length - 1, "the whole-row fallback: only %d steps counted", whole_row_steps);
+        for (int s = 0; s < N_SENT; s++) lm_search_result_free(&got[s]);
+    }
+done:
+    for (int s = 0; s < N_SENT; s++) lm_search_result_free(&want[s]);
     if (gpu) gpu->ops->destroy(gpu);
     if (cpu) cpu->ops->destroy(cpu);
     lm_cpu_weights_free(&cw);
@@ -524,6 +650,7 @@ int main(void) {
     test_topk_path(&rm, &b, LM_PREC_FP16);
     test_topk_path(&rm, &b, LM_PREC_BF16);
     test_sample_path(&rm, &b);
+    test_rescore_search(&rm, &b);
     lm_random_model_free(&rm);
     free(cpu_states);
     free(cpu_logits0);

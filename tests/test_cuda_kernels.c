@@ -587,19 +587,33 @@ typedef struct {
     float top_p;
 } sample_setting;
 
+/* Rows whose drawn token is one the row's edits changed, over every
+ * test_sample_kernel: raw_logprobs must then use the value kept before the
+ * edits, which only these rows show. */
+static int sample_edited_drawn;
+
+/* Log-probs within the rounding of the row's sum (the one part summed in
+ * another order: 2e-5 relative, beside 1); NaN where the host gives NaN. */
+static bool sample_lp_close(float got, float want) {
+    return isnan(want) ? isnan(got) : fabsf(got - want) <= 2e-5f * (1 + fabsf(want));
+}
+
 /* One launch over `rows` rows of V against lm_sample_row row by row: the same
- * token and draw count on every row, bit for bit, and log-probs within the
- * rounding of the row's sum (the one part summed in another order); skipped
- * rows untouched; then each row alone (a batch of one) gives the same bits,
- * log-prob included: nothing a row draws depends on its batch. */
+ * token and draw count on every row, bit for bit, and log-probs (under the
+ * edited row, and the raw ones rescoring reads: under the row as given)
+ * within sample_lp_close; skipped rows untouched but for their label's raw
+ * log-prob (lm_label_logprob, as lm_sample_rows gives it); then each row
+ * alone (a batch of one) gives the same bits, log-probs included: nothing a
+ * row draws depends on its batch, nor on whether raw log-probs are wanted. */
 static void test_sample_kernel(int V, int rows, sample_setting st, bool special) {
+    enum { MAX_EDITS = 4 + 64 + 32 };
     size_t n = (size_t)rows * V;
     float *x = calloc(n, sizeof(float)), *row = malloc(sizeof(float) * V);
-    lm_edit *edits = malloc(sizeof(lm_edit) * rows * 4);
-    int32_t *start = malloc(sizeof(int32_t) * (rows + 1)), *ids = malloc(sizeof(int32_t) * rows);
+    lm_edit *edits = malloc(sizeof(lm_edit) * rows * MAX_EDITS);
+    int32_t *start = malloc(sizeof(int32_t) * (rows + 1)), *ids = malloc(sizeof(int32_t) * rows), *labels = malloc(sizeof(int32_t) * rows);
     uint8_t *skip = calloc((size_t)rows, 1);
     uint64_t *keys = malloc(sizeof(uint64_t) * rows), *draws = malloc(sizeof(uint64_t) * rows), *got_draws = malloc(sizeof(uint64_t) * rows);
-    float *lps = malloc(sizeof(float) * rows);
+    float *lps = malloc(sizeof(float) * rows), *raws = malloc(sizeof(float) * rows);
     int ne = 0;
     for (int r = 0; r < rows; r++) {
         make_sample_row(x + (size_t)r * V, V, r, special);
@@ -610,27 +624,34 @@ static void test_sample_kernel(int V, int rows, sample_setting st, bool special)
             edits[ne++] = (lm_edit){b, LM_EDIT_PENALIZE};
             edits[ne++] = (lm_edit){a, LM_EDIT_PENALIZE};
             edits[ne++] = (lm_edit){(r * 5 + 2) % V, LM_EDIT_BAN};
+        } else if (r % 3 == 1) { /* every other token penalised (up to 64 of them), so that the drawn one often is; every fourth twice */
+            for (int t = 0; t < V && t < 128; t += 2) edits[ne++] = (lm_edit){t, LM_EDIT_PENALIZE};
+            for (int t = 0; t < V && t < 128; t += 4) edits[ne++] = (lm_edit){t, LM_EDIT_PENALIZE};
         }
         keys[r] = next64();
         draws[r] = next64() % 1000;
         skip[r] = special && r % 8 == 0 && r > 0;
+        labels[r] = (int32_t)(next64() % (uint64_t)V);
     }
     start[rows] = ne;
     const float penalty = 1.3f;
     float *d_x = to_device(x, sizeof(float) * n);
     int32_t *d_edits = to_device(edits, sizeof(lm_edit) * (ne ? ne : 1)), *d_start = to_device(start, sizeof(int32_t) * (rows + 1));
+    int32_t *d_labels = to_device(labels, sizeof(int32_t) * rows);
     uint8_t *d_skip = to_device(skip, (size_t)rows);
     uint64_t *d_keys = to_device(keys, sizeof(uint64_t) * rows), *d_draws = to_device(draws, sizeof(uint64_t) * rows);
     int32_t *d_ids = device_zeros(sizeof(int32_t) * rows);
-    float *d_lps = device_zeros(sizeof(float) * rows);
+    float *d_lps = device_zeros(sizeof(float) * rows), *d_raws = device_zeros(sizeof(float) * rows);
+    float *d_edit_raw = device_zeros(sizeof(float) * (ne ? ne : 1));
     void *scratch = NULL;
     CHECK(cudaMalloc(&scratch, lm_k_sample_scratch(rows, V)) == cudaSuccess, "sample scratch");
     const char *msg = "";
-    CHECK(lm_k_sample(d_x, rows, V, d_edits, d_start, d_skip, penalty, st.T, st.top_k, st.top_p, d_keys, d_draws, scratch, d_ids, d_lps, stream,
-                      &msg) == 0,
+    CHECK(lm_k_sample(d_x, rows, V, d_edits, d_start, d_skip, penalty, st.T, st.top_k, st.top_p, d_keys, d_draws, scratch, d_ids, d_lps, d_raws,
+                      d_labels, d_edit_raw, stream, &msg) == 0,
           "lm_k_sample: %s", msg);
     bytes_from_device(ids, d_ids, sizeof(int32_t) * rows);
     bytes_from_device(lps, d_lps, sizeof(float) * rows);
+    bytes_from_device(raws, d_raws, sizeof(float) * rows);
     bytes_from_device(got_draws, d_draws, sizeof(uint64_t) * rows);
 
     lm_gen_config g = {0}; /* what lm_sample_row reads: */
@@ -644,51 +665,59 @@ static void test_sample_kernel(int V, int rows, sample_setting st, bool special)
         memcpy(row, x + (size_t)r * V, sizeof(float) * V);
         uint64_t d = draws[r];
         int32_t want = 0;
-        float lp = 0;
+        float lp = 0, raw = 0;
         if (skip[r]) {
-            if (ids[r] != 0 || got_draws[r] != draws[r]) bad = r;
+            if (ids[r] != 0 || got_draws[r] != draws[r] || !sample_lp_close(raws[r], lm_label_logprob(row, V, labels[r]))) bad = r;
             continue;
         }
-        int rc = lm_sample_row(row, V, edits + start[r], start[r + 1] - start[r], &g, keys[r], &d, &sp, &want, &lp, NULL);
+        int rc = lm_sample_row(row, V, edits + start[r], start[r + 1] - start[r], &g, keys[r], &d, &sp, &want, &lp, &raw);
         CHECK(rc != -2, "lm_sample_row: out of memory");
         if (rc == -1) {
             refused++;
             if (ids[r] != LM_K_BAD_ROW || !isnan(lps[r]) || got_draws[r] != draws[r]) bad = r;
             continue;
         }
-        if (ids[r] != want || got_draws[r] != d || !(fabsf(lps[r] - lp) <= 2e-5f * (1 + fabsf(lp)))) bad = r;
+        for (int i = start[r]; i < start[r + 1] && V > 1; i++) /* V = 1 draws its one token, edited or not */
+            if (edits[i].token == want) { sample_edited_drawn++; break; }
+        if (ids[r] != want || got_draws[r] != d || !sample_lp_close(lps[r], lp) || !sample_lp_close(raws[r], raw)) bad = r;
     }
-    CHECK(bad < 0, "sample V=%d T=%g k=%d p=%g: row %d: device token %d (log-prob %g, draws %llu) against the host's", V, st.T, st.top_k,
-          st.top_p, bad, bad >= 0 ? ids[bad] : 0, bad >= 0 ? lps[bad] : 0, bad >= 0 ? (unsigned long long)got_draws[bad] : 0ull);
+    CHECK(bad < 0, "sample V=%d T=%g k=%d p=%g: row %d: device token %d (log-prob %g, raw %g, draws %llu) against the host's", V, st.T,
+          st.top_k, st.top_p, bad, bad >= 0 ? ids[bad] : 0, bad >= 0 ? lps[bad] : 0, bad >= 0 ? raws[bad] : 0,
+          bad >= 0 ? (unsigned long long)got_draws[bad] : 0ull);
     if (special) CHECK(refused >= rows / 8 * 3 - 1, "sample: %d rows refused, expected the NaN, +inf and all -inf ones", refused);
 
-    /* each row alone: its own launch, the same bits */
+    /* each row alone: its own launch, the same bits; every other one without
+     * raw log-probs (NULL, no labels, no room for raw values) */
     int moved = -1;
     for (int r = 0; r < rows && moved < 0; r++) {
         int32_t one_start[2] = {0, start[r + 1] - start[r]};
+        bool raw = r % 2 == 0;
         cudaMemcpyAsync(d_x, x + (size_t)r * V, sizeof(float) * V, cudaMemcpyHostToDevice, stream);
         if (one_start[1]) cudaMemcpyAsync(d_edits, edits + start[r], sizeof(lm_edit) * one_start[1], cudaMemcpyHostToDevice, stream);
         cudaMemcpyAsync(d_start, one_start, sizeof one_start, cudaMemcpyHostToDevice, stream);
         cudaMemcpyAsync(d_skip, skip + r, 1, cudaMemcpyHostToDevice, stream);
         cudaMemcpyAsync(d_keys, keys + r, 8, cudaMemcpyHostToDevice, stream);
         cudaMemcpyAsync(d_draws, draws + r, 8, cudaMemcpyHostToDevice, stream);
-        CHECK(lm_k_sample(d_x, 1, V, d_edits, d_start, d_skip, penalty, st.T, st.top_k, st.top_p, d_keys, d_draws, scratch, d_ids, d_lps, stream,
-                          &msg) == 0,
+        cudaMemcpyAsync(d_labels, labels + r, 4, cudaMemcpyHostToDevice, stream);
+        CHECK(lm_k_sample(d_x, 1, V, d_edits, d_start, d_skip, penalty, st.T, st.top_k, st.top_p, d_keys, d_draws, scratch, d_ids, d_lps,
+                          raw ? d_raws : NULL, raw ? d_labels : NULL, raw ? d_edit_raw : NULL, stream, &msg) == 0,
               "lm_k_sample alone: %s", msg);
         int32_t id;
-        float lp;
+        float lp, rlp;
         uint64_t d;
         bytes_from_device(&id, d_ids, 4);
         bytes_from_device(&lp, d_lps, 4);
+        bytes_from_device(&rlp, d_raws, 4);
         bytes_from_device(&d, d_draws, 8);
-        if (id != ids[r] || d != got_draws[r] || memcmp(&lp, &lps[r], 4) != 0) moved = r;
+        if (id != ids[r] || d != got_draws[r] || memcmp(&lp, &lps[r], 4) != 0 || (raw && memcmp(&rlp, &raws[r], 4) != 0)) moved = r;
         if (V * rows > 200000) break; /* one row is enough at the real vocabulary's size */
     }
     CHECK(moved < 0, "sample V=%d T=%g k=%d p=%g: row %d alone draws otherwise than in its batch", V, st.T, st.top_k, st.top_p, moved);
     lm_sampler_free(&sp);
     cudaFree(d_x); cudaFree(d_edits); cudaFree(d_start); cudaFree(d_skip); cudaFree(d_keys); cudaFree(d_draws); cudaFree(d_ids); cudaFree(d_lps);
-    cudaFree(scratch);
-    free(x); free(row); free(edits); free(start); free(ids); free(skip); free(keys); free(draws); free(got_draws); free(lps);
+    cudaFree(d_raws); cudaFree(d_labels); cudaFree(d_edit_raw); cudaFree(scratch);
+    free(x); free(row); free(edits); free(start); free(ids); free(labels); free(skip); free(keys); free(draws); free(got_draws); free(lps);
+    free(raws);
 }
 
 /* test_sample's settings (configs/augment.yaml's recipe, the plain
@@ -708,6 +737,11 @@ static void test_sample_settings(void) {
     }
     test_sample_kernel(128112, 4, S[0], false);
     test_sample_kernel(128112, 2, S[1], false);
+    test_sample_kernel(128112, 9, S[4], true); /* top-k 1 on the real vocabulary: the drawn token is often a penalised one */
+    for (int i = 0; i < 3; i++) /* odd sizes drawn at random */
+        test_sample_kernel(2 * (int)(next64() % 3000) + 3, 16, S[next64() % (sizeof S / sizeof *S)], true);
+    printf("test_cuda_kernels: sampling: %d rows drew a token their edits changed\n", sample_edited_drawn);
+    CHECK(sample_edited_drawn >= 30, "sample: only %d rows drew a token their edits changed (its raw value then counts)", sample_edited_drawn);
 }
 
 /* Rows whose log-probs collide although their logits differ: logits within

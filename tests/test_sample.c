@@ -444,7 +444,7 @@ static void check_sample_rows(void) {
     start[ROWS] = ROWS;
     x[4 * V + 1] = NAN; /* skipped, so not refused */
     lm_sampler sp[64] = {{0}};
-    lm_sample_request req = {0.8f, 40, 0.9f, 1.2f, edits, start, keys, draws, skip};
+    lm_sample_request req = {0.8f, 40, 0.9f, 1.2f, edits, start, keys, draws, skip, NULL};
     lm_gen_config g = {0};
     g.temperature = 0.8f, g.top_k = 40, g.top_p = 0.9f, g.repetition_penalty = 1.2f;
     int n_threads = omp_get_max_threads() < 64 ? omp_get_max_threads() : 64;
@@ -462,6 +462,41 @@ static void check_sample_rows(void) {
         same += ids[r] == want && draws[r] == d && !memcmp(&lp, &lps[r], sizeof lp);
     }
     CHECK(same == ROWS, "lm_sample_rows draws as lm_sample_row row by row (%d of %d)", same, ROWS);
+    /* rescoring's raw log-probs: each drawn row's lm_sample_row raw_logprob, a
+     * skipped row's label's lm_label_logprob (NaN on row 4's NaN), and without
+     * labels the skipped rows' left as they were */
+    int32_t labels[ROWS];
+    float raws[ROWS], raw;
+    skip[7] = true;
+    for (int pass = 0; pass < 2; pass++) {
+        bool with_labels = pass == 0;
+        req.skip_label = with_labels ? labels : NULL;
+        for (int r = 0; r < ROWS; r++) {
+            labels[r] = below(V);
+            draws[r] = (uint64_t)r * 3;
+            raws[r] = -7.0f;
+        }
+        memcpy(x, orig, sizeof orig);
+        CHECK(lm_sample_rows(x, ROWS, V, 3, &req, sp, n_threads, ids, lps, raws, &err) == 0, "lm_sample_rows, raw: %s", err.msg);
+        same = 0;
+        int apart = 0;
+        for (int r = 0; r < ROWS; r++) {
+            memcpy(y, orig + r * V, sizeof y);
+            d = (uint64_t)r * 3;
+            if (skip[r]) {
+                float w = with_labels ? lm_label_logprob(y, V, labels[r]) : -7.0f;
+                same += with_labels && r == 4 ? isnan(raws[r]) : !memcmp(&w, &raws[r], sizeof w);
+                continue;
+            }
+            lm_sample_row(y, V, edits + r, 1, &g, keys[r], &d, &sp[0], &want, &lp, &raw);
+            same += ids[r] == want && !memcmp(&raw, &raws[r], sizeof raw);
+            apart += raw != lp; /* the edit moved the row */
+        }
+        CHECK(same == ROWS, "lm_sample_rows' raw log-probs (%s labels): %d of %d rows right", with_labels ? "with" : "without", same, ROWS);
+        CHECK(apart >= 3, "lm_sample_rows' raw log-probs: only %d of the edited rows' differ from their log-probs", apart);
+    }
+    skip[7] = false;
+    req.skip_label = NULL;
     memcpy(x, orig, sizeof orig);
     x[6 * V + 2] = INFINITY;
     x[8 * V] = NAN;

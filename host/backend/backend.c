@@ -118,10 +118,15 @@ int lm_kv_slots_reorder(lm_kv_slots *s, const int32_t *parent, int rows, const i
     return forks;
 }
 
-int lm_backend_check_sample(const lm_sample_request *req, lm_err *err) {
+int lm_backend_check_sample(const lm_model_config *mc, const lm_sample_request *req, int rows, bool want_raw, lm_err *err) {
     if (!(req->temperature > 0 && req->temperature < INFINITY)) return lm_fail(err, "sampling: temperature %g is not a positive number", req->temperature);
     if (req->top_k < 0) return lm_fail(err, "sampling: top_k %d is negative", req->top_k);
     if (!(req->top_p >= 0 && req->top_p <= 1)) return lm_fail(err, "sampling: top_p %g is outside 0 .. 1", req->top_p);
+    if (want_raw && req->skip && req->skip_label)
+        for (int r = 0; r < rows; r++)
+            if (req->skip[r] && (req->skip_label[r] < 0 || req->skip_label[r] >= mc->vocab_size))
+                return lm_fail(err, "sampling: skipped row %d's label %d is outside the vocabulary (0 .. %d)", r, req->skip_label[r],
+                               mc->vocab_size - 1);
     return 0;
 }
 

@@ -47,6 +47,11 @@ typedef struct {
     const uint64_t *key;       /* (rows) each row's stream */
     uint64_t *draws;           /* (rows) draws taken so far; advanced by the draws this step takes */
     const bool *skip;          /* (rows) or NULL: rows whose token the search forces (no draw, no check) */
+    /* (rows) or NULL: the token whose raw log-prob (decode_step_sample's
+     * raw_logprobs) a skipped row reports: the forced token it is fed next,
+     * whose log-prob augmentation's rescoring still counts. Read only for
+     * skipped rows, and only when raw_logprobs is wanted. */
+    const int32_t *skip_label;
 } lm_sample_request;
 
 typedef struct {
@@ -86,9 +91,15 @@ typedef struct {
      * their log-probs under the edited rows (low bits may differ between
      * backends; the tokens and draws may not). Only these leave the backend,
      * not the rows. The search uses it for sampling when present; otherwise
-     * it samples decode_step's whole rows itself. */
+     * it samples decode_step's whole rows itself.
+     * raw_logprobs (rows), or NULL when not wanted: for a drawn row, the drawn
+     * token's lm_label_logprob under the row as the model gave it, before the
+     * edits (lm_sample_row's raw_logprob: what `lyricmt score` reads off that
+     * row); for a skipped row, req->skip_label[r]'s (left as it was when
+     * skip_label is NULL). Augmentation's rescoring sums these, so that it
+     * needs no whole rows either. Low bits may differ between backends. */
     int (*decode_step_sample)(lm_backend *b, const int32_t *tokens, int step, const lm_sample_request *req, int32_t *ids,
-                              float *logprobs, lm_err *err);
+                              float *logprobs, float *raw_logprobs, lm_err *err);
     /* Optional (NULL when absent): teacher forcing, for scoring (score.h). Row r,
      * of sentence row_sentence[r], is fed its lens[r] tokens (tokens[at .. at +
      * lens[r]), at = the lens of the rows before it summed) at positions 0 ..
@@ -136,8 +147,9 @@ int lm_backend_check_rows(const int32_t *len, int n_sent, const int32_t *row_sen
 /* decode_step, decode_step_topk: in order, tokens in the vocabulary, room left in every row. */
 int lm_backend_check_feed(const lm_model_config *mc, const int32_t *tokens, int step, int steps_done, const int32_t *row_len, int rows,
                           int max_steps, lm_err *err);
-/* decode_step_sample: the warpers in range (before any work is done). */
-int lm_backend_check_sample(const lm_sample_request *req, lm_err *err);
+/* decode_step_sample: the warpers in range, and with raw_logprobs wanted the
+ * skipped rows' labels in the vocabulary (before any work is done). */
+int lm_backend_check_sample(const lm_model_config *mc, const lm_sample_request *req, int rows, bool want_raw, lm_err *err);
 /* decode_forced: every row has a sentence and 1 to max_positions tokens, every
  * token and wanted label is in the vocabulary; *total = the tokens. */
 int lm_backend_check_forced(const lm_model_config *mc, const int32_t *len, int n_sent, const int32_t *row_sentence, const int32_t *tokens,

@@ -230,7 +230,11 @@ int lm_sample_rows(float *logits, int rows, int V, int step, const lm_sample_req
     /* a team of exactly n_samplers: each thread draws with its own sampler */
 #pragma omp parallel for num_threads(n_samplers) schedule(dynamic) reduction(min : bad) reduction(| : oom)
     for (int r = 0; r < rows; r++) {
-        if (req->skip && req->skip[r]) continue;
+        if (req->skip && req->skip[r]) {
+            /* no edits on a skipped row: the row as given is the raw one */
+            if (raw_logprobs && req->skip_label) raw_logprobs[r] = lm_label_logprob(logits + (size_t)r * V, V, req->skip_label[r]);
+            continue;
+        }
         const lm_edit *e = req->edits + req->edit_start[r];
         int rc = lm_sample_row(logits + (size_t)r * V, V, e, req->edit_start[r + 1] - req->edit_start[r], &g, req->key[r], &req->draws[r],
                                &samplers[omp_get_thread_num()], &ids[r], &logprobs[r],

@@ -67,8 +67,10 @@ int lm_sample_row(float *x, int V, const lm_edit *edits, int n_edits, const lm_g
  * req->skip leaves in, in parallel on n_samplers threads (at least 1), each
  * with its own of samplers[0 .. n_samplers). The CPU backend's sampling and the
  * search's own for backends without the op. raw_logprobs (rows, or NULL):
- * each drawn row's raw_logprob as lm_sample_row gives it. 0; or -1 with lm_bad_logits'
- * message for the first refused row, or out of memory. */
+ * each drawn row's raw_logprob as lm_sample_row gives it, and each skipped
+ * row's lm_label_logprob of req->skip_label[r] when skip_label is given
+ * (backend.h). 0; or -1 with lm_bad_logits' message for the first refused
+ * row, or out of memory. */
 int lm_sample_rows(float *logits, int rows, int V, int step, const lm_sample_request *req, lm_sampler *samplers, int n_samplers,
                    int32_t *ids, float *logprobs, float *raw_logprobs, lm_err *err);
 

@@ -500,9 +500,9 @@ static int cpu_reorder(lm_backend *b, const int32_t *parent, const int32_t *row_
 /* The search's sampling, here so that both backends answer the same op
  * (backend.h); the draws are sample.c's, which the CUDA kernel matches. */
 static int cpu_decode_step_sample(lm_backend *b, const int32_t *tokens, int step, const lm_sample_request *req, int32_t *ids,
-                                  float *logprobs, lm_err *err) {
+                                  float *logprobs, float *raw_logprobs, lm_err *err) {
     cpu_backend *c = (cpu_backend *)b;
-    if (lm_backend_check_sample(req, err) != 0) return -1;
+    if (lm_backend_check_sample(&b->model->cfg.model, req, c->rows, raw_logprobs != NULL, err) != 0) return -1;
     int V = b->model->cfg.model.vocab_size, threads = omp_get_max_threads();
     size_t need = (size_t)c->rows * V;
     if (need > c->cap_sample) {
@@ -519,7 +519,7 @@ static int cpu_decode_step_sample(lm_backend *b, const int32_t *tokens, int step
         c->n_samplers = threads;
     }
     if (cpu_decode_step(b, tokens, step, c->sample_logits, err) != 0) return -1;
-    return lm_sample_rows(c->sample_logits, c->rows, V, step, req, c->samplers, c->n_samplers, ids, logprobs, NULL, err);
+    return lm_sample_rows(c->sample_logits, c->rows, V, step, req, c->samplers, c->n_samplers, ids, logprobs, raw_logprobs, err);
 }
 
 static void cpu_destroy(lm_backend *b) {

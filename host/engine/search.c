@@ -183,10 +183,12 @@ static int run_greedy(lm_sched *q, const lm_search_opts *o, const lm_search_feed
     int32_t *feed = lm_malloc((size_t)R * sizeof *feed, err), *parent = lm_malloc((size_t)R * sizeof *parent, err);
     int32_t *sent = lm_malloc((size_t)R * sizeof *sent, err);
     bool *forced = lm_malloc((size_t)R * sizeof *forced, err), *skip = lm_malloc((size_t)R * sizeof *skip, err);
+    int32_t *skip_label = lm_malloc((size_t)R * sizeof *skip_label, err);
     /* augmentation's rescoring reads each label's log-prob off the rows the
-     * sampling then takes whole (lm_hypothesis.label_sum) */
+     * sampling draws from (lm_hypothesis.label_sum): the backend's op gives
+     * them beside the draws (raw_logprobs), so rows stay on a device */
     bool record = o->label_logprobs && g->do_sample;
-    bool whole_rows = g->do_sample ? record || !be->ops->decode_step_sample : !be->ops->decode_step_topk || be->ops->topk_max < 1;
+    bool whole_rows = g->do_sample ? !be->ops->decode_step_sample : !be->ops->decode_step_topk || be->ops->topk_max < 1;
     float *logits = whole_rows ? lm_malloc((size_t)R * V * sizeof *logits, err) : NULL;
     int32_t *chosen = lm_malloc((size_t)R * sizeof *chosen, err);
     float *picked = lm_malloc((size_t)R * sizeof *picked, err);
@@ -196,8 +198,8 @@ static int run_greedy(lm_sched *q, const lm_search_opts *o, const lm_search_feed
     int n_samplers = g->do_sample && whole_rows ? omp_get_max_threads() : 0; /* one per thread of lm_sample_rows */
     uint64_t *keys = lm_malloc((size_t)R * sizeof *keys, err), *draws = lm_malloc((size_t)R * sizeof *draws, err);
     lm_sampler *samplers = n_samplers ? lm_calloc((size_t)n_samplers, sizeof *samplers, err) : NULL;
-    if (greedy_alloc(&gs, q->n, per, L, R) != 0 || !feed || !parent || !sent || !forced || !skip || (whole_rows && !logits) || !chosen ||
-        !picked || !label_lp || !edits || !edit_start || (n_samplers && !samplers) || !keys || !draws) {
+    if (greedy_alloc(&gs, q->n, per, L, R) != 0 || !feed || !parent || !sent || !forced || !skip || !skip_label || (whole_rows && !logits) ||
+        !chosen || !picked || !label_lp || !edits || !edit_start || (n_samplers && !samplers) || !keys || !draws) {
         lm_fail(err, "out of memory for decoding");
         goto done;
     }
@@ -224,19 +226,18 @@ static int run_greedy(lm_sched *q, const lm_search_opts *o, const lm_search_feed
                 int h = gs.alive[r];
                 bool no_draw = forced[r] || gs.tail[h]; /* the forced token, or </s> after max_length */
                 skip[r] = no_draw;
+                skip_label[r] = forced[r] ? g->forced_bos_id : o->eos_id; /* the label of a row that draws nothing */
                 int ne = no_draw ? 0 : lm_logits_edits(g, o->eos_id, gs.seq + (size_t)h * L, gs.len[h], edits + edit_start[r]);
                 edit_start[r + 1] = edit_start[r] + ne;
                 keys[r] = gs.key[h];
                 draws[r] = gs.draws[h];
             }
-            lm_sample_request req = {g->temperature, g->top_k, g->top_p, g->repetition_penalty, edits, edit_start, keys, draws, skip};
+            lm_sample_request req = {g->temperature, g->top_k, g->top_p, g->repetition_penalty, edits, edit_start, keys, draws, skip,
+                                     skip_label};
             if (!whole_rows) {
-                if (be->ops->decode_step_sample(be, feed, step, &req, chosen, picked, err) != 0) goto done;
+                if (be->ops->decode_step_sample(be, feed, step, &req, chosen, picked, record ? label_lp : NULL, err) != 0) goto done;
             } else {
                 if (be->ops->decode_step(be, feed, step, logits, err) != 0) goto done;
-                if (record) /* the rows that draw nothing still have a label */
-                    for (int r = 0; r < rows; r++)
-                        if (skip[r]) label_lp[r] = lm_label_logprob(logits + (size_t)r * V, V, forced[r] ? g->forced_bos_id : o->eos_id);
                 if (lm_sample_rows(logits, rows, V, step, &req, samplers, n_samplers, chosen, picked, record ? label_lp : NULL, err) != 0)
                     goto done;
             }
@@ -292,7 +293,7 @@ static int run_greedy(lm_sched *q, const lm_search_opts *o, const lm_search_feed
     rc = q->next < q->n; /* 1: stopped with sentences never started */
 done:
     greedy_free(&gs);
-    free(feed); free(parent); free(sent); free(forced); free(skip); free(logits); free(chosen); free(picked); free(label_lp); free(edits);
+    free(feed); free(parent); free(sent); free(forced); free(skip); free(skip_label); free(logits); free(chosen); free(picked); free(label_lp); free(edits);
     free(edit_start); free(keys); free(draws);
     for (int i = 0; i < n_samplers && samplers; i++) lm_sampler_free(&samplers[i]);
     free(samplers);

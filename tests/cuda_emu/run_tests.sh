@@ -76,15 +76,31 @@ scoring() {
     bad=$(paste "$T/score-cpu.tsv" "$T/score-cuda.tsv" | awk -F '\t' '{ x = $2 - $6; if (x < 0) x = -x; if (x > 1e-4 * (-$2) + 1e-5 || $4 != $8) bad++ } END { print bad + 0 }')
     check "score on CUDA (the step loop) == the CPU's one pass, within 1e-4 relative (bad $bad)" \
         '[ $rc -eq 0 ] && [ "$(wc -l < "$T/score-cuda.tsv")" -eq 28 ] && [ "$bad" -eq 0 ]'
-    cuda --config configs/augment.yaml --min-score -1000 -i "$T/c.txt" -o "$T/aug.jsonl" 2> "$T/e"; rc=$?
+    # fp32, to be held to the CPU's pairs below; the stats count the bytes that come back to the host
+    CUDA_EMU_STATS="$T/stats.aug" cuda --precision fp32 --config configs/augment.yaml --min-score -1000 -i "$T/c.txt" -o "$T/aug.jsonl" 2> "$T/e"; rc=$?
     check "augmentation with --min-score on CUDA: pairs written" '[ $rc -eq 0 ] && [ -s "$T/aug.jsonl" ]'
-    LYRICMT_RESCORE=decode cuda --config configs/augment.yaml --min-score -1000 -i "$T/c.txt" -o "$T/aug-decode.jsonl" 2> "$T/e"
+    LYRICMT_RESCORE=decode cuda --precision fp32 --config configs/augment.yaml --min-score -1000 -i "$T/c.txt" -o "$T/aug-decode.jsonl" 2> "$T/e"
     sed 's/"score":[-0-9.e]*//' "$T/aug.jsonl" > "$T/aug.text"
     sed 's/"score":[-0-9.e]*//' "$T/aug-decode.jsonl" > "$T/aug-decode.text"
     bad=$(paste -d '\t' "$T/aug.jsonl" "$T/aug-decode.jsonl" | sed 's/[^\t]*"score":\([-0-9.e]*\)[^\t]*/\1/g' |
         awk -F '\t' '{ x = $1 - $2; if (x < 0) x = -x; if (x > 1e-4 * ($1 < 0 ? -$1 : $1) + 1e-5) bad++ } END { print bad + 0 }')
     check "augmentation on CUDA: rescoring off the sampling's rows == force-decoding every sample (the same pairs, scores within 1e-4; bad $bad)" \
         'cmp -s "$T/aug.text" "$T/aug-decode.text" && [ "$bad" -eq 0 ]'
+    # the raw log-probs come from the sampling kernel (decode_step_sample), not from rows brought to the host
+    "$BIN" translate --model tests/fixtures/tiny-b --progress none --set batch.cache_lines=0 --config configs/augment.yaml --min-score -1000 \
+        -i "$T/c.txt" -o "$T/aug-cpu.jsonl" 2> /dev/null
+    sed 's/"score":[-0-9.e]*//' "$T/aug-cpu.jsonl" > "$T/aug-cpu.text"
+    bad=$(paste -d '\t' "$T/aug-cpu.jsonl" "$T/aug.jsonl" | sed 's/[^\t]*"score":\([-0-9.e]*\)[^\t]*/\1/g' |
+        awk -F '\t' '{ x = $1 - $2; if (x < 0) x = -x; if (x > 1e-4 * ($1 < 0 ? -$1 : $1) + 1e-5) bad++ } END { print bad + 0 }')
+    check "augmentation with --min-score on CUDA (fp32) == the CPU's: the same pairs, scores within 1e-4 (bad $bad)" \
+        '[ -s "$T/aug-cpu.text" ] && cmp -s "$T/aug-cpu.text" "$T/aug.text" && [ "$bad" -eq 0 ]'
+    CUDA_EMU_STATS="$T/stats.sampled" cuda --precision fp32 --config configs/augment.yaml --output-format tsv -i "$T/c.txt" > /dev/null 2>&1
+    # 48 lines x 5 samples: one step of whole rows is 240 x 524 x 4 bytes (503,040); the run with
+    # rescoring brought back 4 bytes a row a step more than the sampling alone (every sample here
+    # tokenizes back to its ids, so none is force-decoded), where whole rows made it 5.5 MB
+    extra=$(( $(stat_of aug 0 d2h) - $(stat_of sampled 0 d2h) ))
+    check "augmentation with --min-score on CUDA takes no whole rows: $extra bytes to the host beyond the sampling's, under an eighth of one step's rows" \
+        '[ "$(stat_of sampled 0 d2h)" -gt 0 ] && [ "$extra" -ge 0 ] && [ "$extra" -lt $((240 * 524 * 4 / 8)) ]'
 }
 
 # In-flight batching: the same texts as batch by batch, scores within rounding.
