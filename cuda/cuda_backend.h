@@ -29,9 +29,6 @@ int lm_cuda_device_count(lm_err *err);
  * communicator over their devices (ncclBroadcast, cuda_nccl.c); an error in
  * builds without NCCL. */
 int lm_cuda_broadcast_weights(lm_backend *const *backends, int n, lm_err *err);
-/* "cuBLAS opened at run time from PATH", or why not, for --version
- * (cuda_blas.c). */
-const char *lm_cuda_cublas_describe(char *buf, size_t n);
 /* "built, NCCL 2.28.3 opened at run time", or why not, for --version. */
 const char *lm_cuda_nccl_describe(char *buf, size_t n);
 

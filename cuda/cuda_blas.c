@@ -2,7 +2,6 @@
  * cuda_blas: the cuBLAS table (cuda_blas.h).
  */
 #include "cuda/cuda_blas.h"
-#include "cuda/cuda_backend.h"
 
 #include <dlfcn.h>
 #include <link.h>

@@ -30,6 +30,9 @@ typedef struct {
  * when it cannot be opened or lacks a function. */
 const lm_cublas_api *lm_cublas(lm_err *err);
 
+/* "cuBLAS opened at run time from PATH", or why not, for --version. */
+const char *lm_cuda_cublas_describe(char *buf, size_t n);
+
 /* A status's name for messages: cuBLAS's own when the table is open. */
 const char *lm_cublas_status(cublasStatus_t s);
 

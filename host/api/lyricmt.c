@@ -6,6 +6,9 @@
 #include "config/engine_flags.h"
 #include "cpu/cpu_backend.h"
 #include "cuda/cuda_backend.h"
+#ifdef LM_WITH_CUDA
+#include "cuda/cuda_blas.h"
+#endif
 #include "engine/mpi_link.h"
 #include "engine/score.h"
 #include "job/corpus.h"

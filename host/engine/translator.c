@@ -66,6 +66,7 @@ static int parse_devices(const char *list, int *dev, int cap, lm_err *err) {
 static int open_backends(lm_translator *t, int reserve_tokens, lm_err *err) {
     const lm_engine_config *e = &t->engine;
     int dev[LM_MAX_DEVICES], n = e->workers;
+    (void)reserve_tokens; /* the CUDA backend's, in builds without CUDA unused */
     if (e->device == LM_DEVICE_CUDA) {
         if (e->workers > 1) { lm_fail(err, "--workers is for --device cpu; with --device cuda, name the GPUs with --devices"); return -2; }
         if ((n = parse_devices(e->devices, dev, LM_MAX_DEVICES, err)) < 0) return -2;
