@@ -10,7 +10,9 @@
  * host's share: launches, the search's copy back), and beside each time the
  * step model's prediction for it (benchmarks/step_model.h; scaled to the
  * layers asked for, at the steps' mean cache length), so the first GPU run
- * checks the model.
+ * checks the model. Each batch runs twice: the step replayed from CUDA
+ * graphs (the default) and, in the next column, launched kernel by kernel
+ * (graphs off), each beside its prediction.
  *
  *   build/cuda_steps [--rows 32,256,1280] [--precisions fp32,fp16,bf16]
  *                    [--steps 32] [--src-len 20] [--layers 12,3]
@@ -151,9 +153,9 @@ int main(int argc, char **argv) {
     printf("SMaLL-100-shaped random model (%d + %d layers, d_model 1024, vocabulary 128,112), %d-token sentences, greedy, "
            "%d decoder steps timed after the first\n\n",
            layers[0], layers[1], src_len, steps);
-    printf("| precision | rows | encoder batch (ms) | predicted | decoder step (ms) | predicted | host wall per step (ms) | target tokens/s "
-           "| predicted |\n");
-    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    printf("| precision | rows | encoder batch (ms) | predicted | decoder step (ms) | predicted | without graphs (ms) | predicted "
+           "| host wall per step (ms) | target tokens/s | predicted |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     fflush(stdout);
     int status = 0;
     work w = {0};
@@ -177,17 +179,23 @@ int main(int argc, char **argv) {
         timing t;
         bool ok = run_batch(be, &w, rows[0], src_len, 2, rm.m.cfg.model.vocab_size, &t, &err) == 0; /* warm-up, not shown */
         for (int i = 0; i < n_rows && ok; i++) {
-            ok = run_batch(be, &w, rows[i], src_len, steps, rm.m.cfg.model.vocab_size, &t, &err) == 0;
+            timing plain;
+            lm_cuda_backend_set_graphs(be, false);
+            ok = run_batch(be, &w, rows[i], src_len, steps, rm.m.cfg.model.vocab_size, &plain, &err) == 0;
+            lm_cuda_backend_set_graphs(be, true);
+            if (ok) ok = run_batch(be, &w, rows[i], src_len, steps, rm.m.cfg.model.vocab_size, &t, &err) == 0;
             if (ok) {
                 lm_sm_shape shape = LM_SM_SMALL100;
                 shape.enc_layers = layers[0];
                 shape.dec_layers = layers[1];
-                lm_sm_pred pred;
+                lm_sm_pred pred, pred_plain;
                 int es = prec == LM_PREC_FP32 ? 4 : 2;
-                lm_sm_decoder_step(shape, rows[i], steps / 2.0, src_len, es, &pred);
+                lm_sm_decoder_step(shape, rows[i], steps / 2.0, src_len, es, 1, &pred);
+                lm_sm_decoder_step(shape, rows[i], steps / 2.0, src_len, es, 0, &pred_plain);
                 double enc_ms = lm_sm_encoder_batch_us(shape, rows[i], src_len, es) / 1e3;
-                printf("| %s | %d | %.2f | %.2f | %.3f | %.3f | %.3f | %.0f | %.0f |\n", name, rows[i], t.encode_ms, enc_ms, t.step_ms,
-                       pred.total_us / 1e3, t.step_wall_ms, t.tokens_per_s, rows[i] / pred.total_us * 1e6);
+                printf("| %s | %d | %.2f | %.2f | %.3f | %.3f | %.3f | %.3f | %.3f | %.0f | %.0f |\n", name, rows[i], t.encode_ms, enc_ms, t.step_ms,
+                       pred.total_us / 1e3, plain.step_ms, pred_plain.total_us / 1e3, t.step_wall_ms, t.tokens_per_s,
+                       rows[i] / pred.total_us * 1e6);
             }
             fflush(stdout); /* each row as it is measured: a run cut short keeps what it did */
         }

@@ -3,8 +3,11 @@
  * should cost on one H100, part by part, from the device's constants alone
  * (issue 23, benchmarks/NOTES.md attempt 25). Each part is the larger of its
  * arithmetic at a share of the tensor cores' peak and its bytes at a share of
- * HBM bandwidth, and never less than one launch (the host issues kernels one
- * by one; no CUDA graphs yet). Written to be checked: benchmarks/cuda_steps.c
+ * HBM bandwidth, and never less than one launch: the host's (~4 us) when it
+ * issues kernels one by one, the GPU's (~2 us) for a kernel inside a CUDA
+ * graph, which is how the backend issues a decoder step's layers and output
+ * projection (cuda/cuda_graph.c; the top-k and copies stay outside it).
+ * Written to be checked: benchmarks/cuda_steps.c
  * prints it beside each measurement, build/step_model prints the table at
  * 32, 256 and 1,280 rows. No GPU has run it yet; every figure is a prediction.
  */
@@ -16,13 +19,16 @@
 /* H100 SXM: ~800 TFLOP/s dense bf16 as the issue counts it (989 on paper),
  * ~60 TFLOP/s fp32 without tensor cores (GemmEx compute 32F, no TF32),
  * 3.35 TB/s HBM3; products reach 60% of peak, streams 80% of bandwidth; a
- * launch costs the host ~4 us and the GPU ~2 us at least. */
+ * launch costs the host ~4 us and the GPU ~2 us at least; a graph's launch
+ * ~8 us of the host's. */
 #define LM_H100_FLOPS_16 800e12
 #define LM_H100_FLOPS_32 60e12
 #define LM_H100_BYTES 3.35e12
 #define LM_SM_GEMM_EFF 0.6
 #define LM_SM_BW_EFF 0.8
 #define LM_SM_LAUNCH_US 4.0
+#define LM_SM_NODE_US 2.0  /* a kernel in a graph: the GPU's own floor */
+#define LM_SM_GRAPH_US 8.0 /* one graph launch */
 #define LM_SM_COPY_US 8.0 /* a small host-device copy or a stream sync, round trip */
 
 typedef struct {
@@ -35,21 +41,22 @@ typedef struct {
 typedef struct {
     const char *name[LM_SM_PARTS];
     double us[LM_SM_PARTS];
-    int n, launches, copies;
+    int n, launches, host_launches, copies; /* kernels a step; of them (and graphs) what the host launches */
     double total_us;
 } lm_sm_pred;
 
 static inline double lm_sm_max(double a, double b) { return a > b ? a : b; }
 
-/* One kernel or product: flops at peak x eff, bytes at bandwidth x eff, at least a launch. */
-static inline double lm_sm_kernel_us(double flops, double bytes, int es) {
+/* One kernel or product: flops at peak x eff, bytes at bandwidth x eff, at
+ * least `floor` (LM_SM_LAUNCH_US, or LM_SM_NODE_US inside a graph). */
+static inline double lm_sm_kernel_us(double flops, double bytes, int es, double floor) {
     double peak = es == 4 ? LM_H100_FLOPS_32 : LM_H100_FLOPS_16;
-    return lm_sm_max(lm_sm_max(flops / (peak * LM_SM_GEMM_EFF), bytes / (LM_H100_BYTES * LM_SM_BW_EFF)) * 1e6, LM_SM_LAUNCH_US);
+    return lm_sm_max(lm_sm_max(flops / (peak * LM_SM_GEMM_EFF), bytes / (LM_H100_BYTES * LM_SM_BW_EFF)) * 1e6, floor);
 }
 
 /* y (rows, n) fp32 = x (rows, k; es bytes) . W (n, k; es bytes)^T */
-static inline double lm_sm_gemm_us(double rows, double k, double n, int es) {
-    return lm_sm_kernel_us(2 * rows * k * n, (rows * k + n * k) * es + rows * n * 4, es);
+static inline double lm_sm_gemm_us(double rows, double k, double n, int es, double floor) {
+    return lm_sm_kernel_us(2 * rows * k * n, (rows * k + n * k) * es + rows * n * 4, es, floor);
 }
 
 static inline void lm_sm_add(lm_sm_pred *p, const char *name, double us, int launches) {
@@ -65,22 +72,26 @@ static inline void lm_sm_add(lm_sm_pred *p, const char *name, double us, int lau
  * row's cache, `src` source tokens a sentence; es: the compute precision's
  * bytes (2: bf16/fp16, 4: fp32). Today's backend: fused QKV product, fused
  * K/V append, KV cache in the compute precision, cross K/V fp32, logits
- * written in fp32 and read once by the split top-k. */
-static inline void lm_sm_decoder_step(lm_sm_shape m, double rows, double cached, double src, int es, lm_sm_pred *p) {
-    double R = rows, D = m.d, F = m.ffn, V = m.vocab, L = cached + 1;
+ * written in fp32 and read once by the split top-k; graphs: the layers and
+ * the output projection replayed from a CUDA graph (the default), or each
+ * kernel launched by the host. */
+static inline void lm_sm_decoder_step(lm_sm_shape m, double rows, double cached, double src, int es, int graphs, lm_sm_pred *p) {
+    double R = rows, D = m.d, F = m.ffn, V = m.vocab, L = cached + 1, fl = graphs ? LM_SM_NODE_US : LM_SM_LAUNCH_US;
     *p = (lm_sm_pred){0};
-    lm_sm_add(p, "embed + norm", 2 * lm_sm_kernel_us(0, R * D * (4 + 4 + es), es), 2);
+    lm_sm_add(p, "embed + norm", 2 * lm_sm_kernel_us(0, R * D * (4 + 4 + es), es, fl), 2);
     for (int l = 0; l < m.dec_layers; l++) {
-        lm_sm_add(p, "QKV product", lm_sm_gemm_us(R, D, 3 * D, es), 1);
-        lm_sm_add(p, "bias, K/V append", lm_sm_kernel_us(0, R * D * 8, es) + lm_sm_kernel_us(0, R * 2 * D * (4 + es), es), 2);
-        lm_sm_add(p, "self-attention", lm_sm_kernel_us(4 * R * L * D, R * L * 2 * D * es + R * D * (4 + es), es), 1);
-        lm_sm_add(p, "cross-attention", lm_sm_kernel_us(4 * R * src * D, R * src * 2 * D * 4 + R * D * (4 + es), es), 1);
-        lm_sm_add(p, "O, cQ, cO products", 3 * lm_sm_gemm_us(R, D, D, es) + lm_sm_kernel_us(0, R * D * 8, es), 4);
-        lm_sm_add(p, "FFN products", lm_sm_gemm_us(R, D, F, es) + lm_sm_gemm_us(R, F, D, es) + lm_sm_kernel_us(0, R * F * (4 + es), es), 3);
-        lm_sm_add(p, "add + norm", 3 * lm_sm_kernel_us(0, R * D * (4 + 4 + 4 + es), es), 3);
+        lm_sm_add(p, "QKV product", lm_sm_gemm_us(R, D, 3 * D, es, fl), 1);
+        lm_sm_add(p, "bias, K/V append", lm_sm_kernel_us(0, R * D * 8, es, fl) + lm_sm_kernel_us(0, R * 2 * D * (4 + es), es, fl), 2);
+        lm_sm_add(p, "self-attention", lm_sm_kernel_us(4 * R * L * D, R * L * 2 * D * es + R * D * (4 + es), es, fl), 1);
+        lm_sm_add(p, "cross-attention", lm_sm_kernel_us(4 * R * src * D, R * src * 2 * D * 4 + R * D * (4 + es), es, fl), 1);
+        lm_sm_add(p, "O, cQ, cO products", 3 * lm_sm_gemm_us(R, D, D, es, fl) + lm_sm_kernel_us(0, R * D * 8, es, fl), 4);
+        lm_sm_add(p, "FFN products", lm_sm_gemm_us(R, D, F, es, fl) + lm_sm_gemm_us(R, F, D, es, fl) + lm_sm_kernel_us(0, R * F * (4 + es), es, fl), 3);
+        lm_sm_add(p, "add + norm", 3 * lm_sm_kernel_us(0, R * D * (4 + 4 + 4 + es), es, fl), 3);
     }
-    lm_sm_add(p, "output projection", lm_sm_gemm_us(R, D, V, es), 1);
-    lm_sm_add(p, "top-k (split)", lm_sm_kernel_us(0, R * V * 4, es) + LM_SM_LAUNCH_US, 2);
+    lm_sm_add(p, "output projection", lm_sm_gemm_us(R, D, V, es, fl), 1);
+    lm_sm_add(p, "top-k (split)", lm_sm_kernel_us(0, R * V * 4, es, LM_SM_LAUNCH_US) + LM_SM_LAUNCH_US, 2); /* outside the graph */
+    if (graphs) lm_sm_add(p, "graph launch", LM_SM_GRAPH_US, 0);
+    p->host_launches = graphs ? 2 + 1 : p->launches; /* with graphs: the top-k's two and the graph */
     p->copies = 5; /* indices and edits up, ids and values down, one sync */
     lm_sm_add(p, "copies + sync", p->copies * LM_SM_COPY_US, 0);
 }
@@ -88,13 +99,13 @@ static inline void lm_sm_decoder_step(lm_sm_shape m, double rows, double cached,
 /* An encoder batch of `sentences` sentences of `src` tokens: 12 layers and
  * the decoder's cross-attention keys and values, attention within a sentence. */
 static inline double lm_sm_encoder_batch_us(lm_sm_shape m, double sentences, double src, int es) {
-    double N = sentences * src, D = m.d, F = m.ffn, us = 0;
+    double N = sentences * src, D = m.d, F = m.ffn, us = 0, fl = LM_SM_LAUNCH_US; /* launched by the host, no graph */
     for (int l = 0; l < m.enc_layers; l++) {
-        us += 3 * lm_sm_gemm_us(N, D, D, es) + lm_sm_gemm_us(N, D, D, es) + lm_sm_gemm_us(N, D, F, es) + lm_sm_gemm_us(N, F, D, es);
-        us += lm_sm_kernel_us(4 * N * src * D, N * D * 4 * 3, es);     /* attention */
-        us += 6 * lm_sm_kernel_us(0, N * D * 12, es);                   /* biases, norms, activation */
+        us += 4 * lm_sm_gemm_us(N, D, D, es, fl) + lm_sm_gemm_us(N, D, F, es, fl) + lm_sm_gemm_us(N, F, D, es, fl);
+        us += lm_sm_kernel_us(4 * N * src * D, N * D * 4 * 3, es, fl); /* attention */
+        us += 6 * lm_sm_kernel_us(0, N * D * 12, es, fl);             /* biases, norms, activation */
     }
-    us += 2 * m.dec_layers * (lm_sm_gemm_us(N, D, D, es) + lm_sm_kernel_us(0, N * D * 8, es));
+    us += 2 * m.dec_layers * (lm_sm_gemm_us(N, D, D, es, fl) + lm_sm_kernel_us(0, N * D * 8, es, fl));
     return us + 2 * LM_SM_COPY_US;
 }
 
@@ -104,12 +115,19 @@ static inline void lm_sm_print_table(FILE *f, double cached, double src) {
     const int es[2] = {2, 4};
     for (int e = 0; e < 2; e++) {
         lm_sm_pred p[3];
-        for (int i = 0; i < 3; i++) lm_sm_decoder_step(LM_SM_SMALL100, rows[i], cached, src, es[e], &p[i]);
+        lm_sm_pred plain[3];
+        for (int i = 0; i < 3; i++) {
+            lm_sm_decoder_step(LM_SM_SMALL100, rows[i], cached, src, es[e], 1, &p[i]);
+            lm_sm_decoder_step(LM_SM_SMALL100, rows[i], cached, src, es[e], 0, &plain[i]);
+        }
         fprintf(f, "\n%s, decoder step (us; %g cached tokens, %g source tokens a row)\n\n", es[e] == 2 ? "bf16" : "fp32", cached, src);
         fprintf(f, "| part | 32 rows | 256 rows | 1280 rows |\n|---|---:|---:|---:|\n");
         for (int j = 0; j < p[0].n; j++) fprintf(f, "| %s | %.0f | %.0f | %.0f |\n", p[0].name[j], p[0].us[j], p[1].us[j], p[2].us[j]);
         fprintf(f, "| **step** | **%.0f** | **%.0f** | **%.0f** |\n", p[0].total_us, p[1].total_us, p[2].total_us);
-        fprintf(f, "| launches | %d | %d | %d |\n", p[0].launches, p[1].launches, p[2].launches);
+        fprintf(f, "| step without graphs (each kernel launched by the host) | %.0f | %.0f | %.0f |\n", plain[0].total_us, plain[1].total_us,
+                plain[2].total_us);
+        fprintf(f, "| kernels (launched by the host with graphs) | %d (%d) | %d (%d) | %d (%d) |\n", p[0].launches, p[0].host_launches,
+                p[1].launches, p[1].host_launches, p[2].launches, p[2].host_launches);
         fprintf(f, "| generated tokens/s (decoder alone) | %.0f | %.0f | %.0f |\n", rows[0] / p[0].total_us * 1e6,
                 rows[1] / p[1].total_us * 1e6, rows[2] / p[2].total_us * 1e6);
         double enc[3];

@@ -19,6 +19,10 @@
  * its parent's own length, into slots no row keeps (lm_kv_slots, the plan
  * the CPU backend follows too).
  *
+ * Launches: the decoder step's (decoder_launches) are captured into a CUDA
+ * graph per step key and replayed (cuda_graph.c), so below a few hundred
+ * rows the host's launches no longer set the step's pace.
+ *
  * In-flight batching: encode_more appends sentences to the encoder state
  * (also a double buffer: when finished sentences hold half of it, or it is
  * full, the rest is gathered into the other half), and each decoder row keeps
@@ -28,6 +32,7 @@
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_device.h"
+#include "cuda/cuda_graph.h"
 #include "config/engine_config.h"
 #include "kernels/kernels.h"
 
@@ -79,15 +84,18 @@ typedef struct {
     /* pinned host staging (cudaMallocHost): the per-step index upload and the
      * top-k's copy back are true asynchronous copies, read and written when
      * the stream runs, so each is rewritten or read only after a wait */
-    int32_t *host_idx;         /* per-step indices, reorder lists (rows x 6) */
+    int32_t *host_idx;         /* per-step indices (rows x 6), then the reorder's lists (rows x 3): apart, so a step
+                                * rewrites its part while the reorder's upload may still read the other */
     void *host_top;            /* top-k ids and values (rows x LM_K_TOPK_MAX x 8 bytes) */
     int host_rows;             /* rows they hold: they only grow (pinning costs far more than malloc) */
+    cudaEvent_t reorder_done;  /* recorded after the reorder's upload: the next reorder's lists wait for it */
     /* device state */
     dev_buf x, y, h, q, qkv, att, ffn, enc_out[2], enc_in, cross[2], kv, logits, idx, edits, top_ids, top_vals, row_map, topk_scratch;
     /* sampling (cuda_decode_step_sample): rows' inputs and outputs, the kernel's scratch, their host staging */
     dev_buf sample_io, sample_scratch;
     char *sample_host;
     size_t sample_host_bytes;
+    lm_cuda_graphs graphs;     /* the decoder step's launches, replayed (cuda_graph.h) */
 } cuda_backend;
 
 #define D_(c) ((c)->base.model->cfg.model.d_model)
@@ -491,7 +499,7 @@ static int cuda_decode_start(lm_backend *b, const int32_t *row_sentence, int row
         c->host_rows = 0;
         CUDA_TRY(e_idx);
         CUDA_TRY(e_top);
-        CUDA_TRY(cudaMallocHost((void **)&c->host_idx, (size_t)rows * 6 * sizeof(int32_t)));
+        CUDA_TRY(cudaMallocHost((void **)&c->host_idx, (size_t)rows * 9 * sizeof(int32_t)));
         CUDA_TRY(cudaMallocHost(&c->host_top, (size_t)rows * LM_K_TOPK_MAX * (sizeof(int32_t) + sizeof(float))));
         c->host_rows = rows;
     }
@@ -511,26 +519,43 @@ static int cuda_decode_start(lm_backend *b, const int32_t *row_sentence, int row
     return 0;
 }
 
-/* One decoder step for every row; leaves the final-norm output in h and, when
- * want_logits, the logits (rows, V) in c->logits. */
-static int decoder_forward(cuda_backend *c, const int32_t *tokens, int step, bool want_logits, lm_err *err) {
+/* What a decoder step's launches are given that can change between steps:
+ * the key its graph is kept under (cuda_graph.h). Every buffer, count and
+ * size decoder_launches hands a kernel, a product or a copy, other than the
+ * weights and the model's shapes (fixed at create), is here; one left out
+ * would replay a graph over stale memory. */
+typedef struct {
+    const void *x, *y, *h, *q, *qkv, *att, *ffn, *idx, *kv, *logits, *cross, *host_idx;
+    int rows, max_rows, max_steps, enc_cap, want_logits;
+} step_key;
+
+typedef struct {
+    cuda_backend *c;
+    bool want_logits;
+} step_call;
+
+static void step_key_of(const cuda_backend *c, bool want_logits, step_key *k) {
+    memset(k, 0, sizeof *k); /* padding too: keys are compared as bytes */
+    k->x = c->x.p, k->y = c->y.p, k->h = c->h.p, k->q = c->q.p, k->qkv = c->qkv.p, k->att = c->att.p, k->ffn = c->ffn.p;
+    k->idx = c->idx.p, k->kv = c->kv.p, k->logits = c->logits.p, k->host_idx = c->host_idx;
+    k->cross = c->cross[c->enc_cur].p; /* cross_kv's base and stride */
+    k->enc_cap = c->enc_cap[c->enc_cur];
+    k->rows = c->rows, k->max_rows = c->max_rows, k->max_steps = c->max_steps; /* cache()'s layout, the launches' rows */
+    k->want_logits = want_logits;
+}
+
+/* The step's work on the stream, and nothing else (the graph's body): the
+ * row indices' upload from pinned staging, the layers, the output
+ * projection; the final-norm output in h and, when wanted, the logits
+ * (rows, V) in c->logits. */
+static int decoder_launches(void *ctx, lm_err *err) {
+    const step_call *call = ctx;
+    cuda_backend *c = call->c;
     const lm_model *m = c->base.model;
     const lm_model_config *mc = &m->cfg.model;
     int D = mc->d_model, heads = mc->decoder_heads, hd = D / heads, R = c->rows;
-    if (lm_backend_check_feed(mc, tokens, step, c->steps_done, c->row_len, R, c->max_steps, err) != 0) return -1;
-    /* per row: token, position, self keys (start, count), cross keys (start, count) */
-    int32_t *hi = c->host_idx;
-    for (int r = 0; r < R; r++) {
-        int s = c->row_sentence[r];
-        hi[r] = tokens[r];
-        hi[R + r] = c->row_len[r];
-        hi[2 * R + r] = c->slots.slot[r] * c->max_steps;
-        hi[3 * R + r] = c->row_len[r] + 1;
-        hi[4 * R + r] = c->offset[s];
-        hi[5 * R + r] = c->len[s];
-    }
     int32_t *di = c->idx.p;
-    CUDA_TRY(cudaMemcpyAsync(di, hi, (size_t)R * 6 * sizeof(int32_t), cudaMemcpyHostToDevice, c->stream));
+    CUDA_TRY(cudaMemcpyAsync(di, c->host_idx, (size_t)R * 6 * sizeof(int32_t), cudaMemcpyHostToDevice, c->stream));
     float scaling = 1.0f / sqrtf((float)hd);
     KERNEL_TRY(lm_k_embed(c->x.p, c->embed, c->dtype, c->positions, di, di + R, R, D, m->embed_scale, c->stream, kmsg));
     KERNEL_TRY(lm_k_add_layernorm(c->x.p, NULL, NULL, c->dec[0].self_norm.gamma, c->dec[0].self_norm.beta, c->h.p, c->dtype, R, D,
@@ -560,12 +585,36 @@ static int decoder_forward(cuda_backend *c, const int32_t *tokens, int step, boo
         const dev_norm *next = l + 1 == mc->decoder_layers ? &c->dec_norm : &c->dec[l + 1].self_norm;
         if (feed_forward(c, R, L, next, c->h.p, c->dtype, err)) return -1;
     }
-    c->steps_done = step + 1;
-    for (int r = 0; r < R; r++) c->row_len[r]++;
-    if (want_logits) {
+    if (call->want_logits) {
         lm_dev_linear head = {c->lm_head, NULL, D, mc->vocab_size};
         if (gemm(c, R, &head, c->h.p, c->logits.p, err)) return -1;
     }
+    return 0;
+}
+
+/* One decoder step for every row: the rows' indices into pinned staging,
+ * then the launches, replayed from a graph where this key ran before. */
+static int decoder_forward(cuda_backend *c, const int32_t *tokens, int step, bool want_logits, lm_err *err) {
+    const lm_model_config *mc = &c->base.model->cfg.model;
+    int R = c->rows;
+    if (lm_backend_check_feed(mc, tokens, step, c->steps_done, c->row_len, R, c->max_steps, err) != 0) return -1;
+    /* per row: token, position, self keys (start, count), cross keys (start, count) */
+    int32_t *hi = c->host_idx;
+    for (int r = 0; r < R; r++) {
+        int s = c->row_sentence[r];
+        hi[r] = tokens[r];
+        hi[R + r] = c->row_len[r];
+        hi[2 * R + r] = c->slots.slot[r] * c->max_steps;
+        hi[3 * R + r] = c->row_len[r] + 1;
+        hi[4 * R + r] = c->offset[s];
+        hi[5 * R + r] = c->len[s];
+    }
+    step_key key;
+    step_key_of(c, want_logits, &key);
+    step_call call = {c, want_logits};
+    if (lm_cuda_graph_run(&c->graphs, c->stream, &key, sizeof key, decoder_launches, &call, err) != 0) return -1;
+    c->steps_done = step + 1;
+    for (int r = 0; r < R; r++) c->row_len[r]++;
     return 0;
 }
 
@@ -664,7 +713,8 @@ static int cuda_reorder(lm_backend *b, const int32_t *parent, const int32_t *row
     if (lm_backend_check_reorder(parent, row_sentence, rows, c->rows, c->max_rows, c->len, c->n_sent, err) != 0) return -1;
     /* the forks, planned into pinned staging for their upload; the copy
      * runs in place, the plan's sources and destinations being disjoint */
-    int32_t *src = c->host_idx, *dst = src + rows, *len = dst + rows, most = 0;
+    CUDA_TRY(cudaEventSynchronize(c->reorder_done)); /* the last reorder's upload has read its lists (done at once after a step's wait) */
+    int32_t *src = c->host_idx + (size_t)6 * c->host_rows, *dst = src + rows, *len = dst + rows, most = 0;
     int forks = lm_kv_slots_reorder(&c->slots, parent, rows, c->row_len, src, dst, len);
     for (int f = 0; f < forks; f++) most = len[f] > most ? len[f] : most; /* the kernel's bound on every fork */
     if (forks) {
@@ -682,7 +732,7 @@ static int cuda_reorder(lm_backend *b, const int32_t *parent, const int32_t *row
     for (int r = 0; r < rows; r++) c->row_len[r] = parent[r] >= 0 ? c->row_len_old[parent[r]] : 0; /* fresh rows start at 0 */
     memcpy(c->row_sentence, row_sentence, (size_t)rows * sizeof(int32_t));
     c->rows = rows;
-    CUDA_TRY(cudaStreamSynchronize(c->stream)); /* the upload reads host_idx, which the next step rewrites */
+    CUDA_TRY(cudaEventRecord(c->reorder_done, c->stream)); /* no wait here: the next step writes the other part of host_idx */
     return 0;
 }
 
@@ -696,6 +746,8 @@ static void cuda_destroy(lm_backend *b) {
     cudaFree(c->sample_io.p);
     cudaFree(c->sample_scratch.p);
     free(c->sample_host);
+    lm_cuda_graphs_free(&c->graphs);
+    if (c->reorder_done) cudaEventDestroy(c->reorder_done);
     if (c->blas) lm_cublas(NULL)->destroy(c->blas); /* a handle means the table is open */
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c->weights); free(c->weight_bytes); free(c->enc); free(c->dec);
@@ -729,6 +781,7 @@ static int setup(cuda_backend *c, int reserve_tokens, lm_err *err) {
     /* the stream, the cuBLAS handle and the weights belong to the device current now */
     CUDA_TRY(cudaSetDevice(c->device));
     CUDA_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+    CUDA_TRY(cudaEventCreate(&c->reorder_done));
     const lm_cublas_api *blas = lm_cublas(err);
     if (!blas) return lm_fail_prefix(err, "--device cuda");
     CUBLAS_TRY(blas->create(&c->blas));
@@ -760,6 +813,7 @@ lm_backend *lm_cuda_backend_create_on(const lm_model *model, int precision, int 
     c->base.model = model;
     c->dtype = precision == LM_PREC_FP16 ? LM_K_F16 : precision == LM_PREC_BF16 ? LM_K_BF16 : LM_K_F32;
     c->gemm_type = c->dtype == LM_K_F16 ? CUDA_R_16F : c->dtype == LM_K_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+    lm_cuda_graphs_init(&c->graphs);
     if (setup(c, reserve_tokens, err) != 0) {
         cuda_destroy(&c->base);
         return NULL;
@@ -804,4 +858,16 @@ int lm_cuda_device_count(lm_err *err) {
 lm_cuda_weights lm_cuda_backend_weights(lm_backend *b) {
     cuda_backend *c = (cuda_backend *)b;
     return (lm_cuda_weights){c->weights, c->weight_bytes, c->n_weights, c->device, c->stream};
+}
+
+void lm_cuda_backend_set_graphs(lm_backend *b, bool on) {
+    cuda_backend *c = (cuda_backend *)b;
+    if (!on) lm_cuda_graphs_free(&c->graphs);
+    c->graphs.on = on;
+}
+
+void lm_cuda_backend_graph_counts(lm_backend *b, long *captured, long *launched) {
+    cuda_backend *c = (cuda_backend *)b;
+    *captured = c->graphs.captured;
+    *launched = c->graphs.launched;
 }

@@ -21,6 +21,11 @@ lm_backend *lm_cuda_backend_create_on(const lm_model *model, int precision, int 
  * sampled row needs on top, and a source token's, as this backend lays them out. */
 int lm_cuda_backend_memory(lm_backend *b, int max_length, size_t *free_bytes, size_t *row_bytes, size_t *sample_row_bytes,
                            size_t *token_bytes, lm_err *err);
+/* CUDA graphs for the decoder step (cuda/cuda_graph.h): on unless
+ * LYRICMT_CUDA_GRAPHS=0; switched here by tests and cuda_steps, which also
+ * read how many were captured and launched. */
+void lm_cuda_backend_set_graphs(lm_backend *b, bool on);
+void lm_cuda_backend_graph_counts(lm_backend *b, long *captured, long *launched);
 /* Makes the backend's device current on the calling thread (a worker's first act). */
 int lm_cuda_backend_bind(lm_backend *b, lm_err *err);
 /* CUDA devices on this machine (0 when none), or -1 for a broken setup. */

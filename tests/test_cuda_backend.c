@@ -27,7 +27,13 @@
  *     label log-probs) through the search: the CPU's hypotheses and label
  *     sums, with no whole row of logits leaving the device, and the same
  *     from the whole-row fallback the search keeps for backends without
- *     the op.
+ *     the op;
+ *   - CUDA graphs: a capture runs nothing, a launch replays it reading
+ *     pinned sources as they are then, a wait inside a capture invalidates
+ *     it; the decoder step replayed from graphs (cuda/cuda_graph.c) gives
+ *     the logits of plain launches while rows change, fork and return, with
+ *     the captures and launches its policy predicts (the least recently
+ *     launched graph replaced when all 8 are held).
  */
 #include "cpu/cpu_backend.h"
 #include "cuda/cuda_backend.h"
@@ -42,9 +48,11 @@
 #include "cuda_testing.h"
 #include "random_model.h"
 
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static float frand(void) { /* uniform in [-1, 1) */
@@ -263,7 +271,7 @@ done:
  * rows), only sentence 3's rows survive step 1, sentences 4-7 are appended
  * (dropping 0-2: they hold more encoder rows than sentence 3) and join as 12
  * fresh rows at position 0 beside 4 rows at position 3, then rows fork
- * within their sentences. */
+ * within their sentences, twice with no step between. */
 static void test_admission(lm_random_model *rm, const batch *b) {
     lm_err err;
     const lm_model *m = &rm->m;
@@ -320,6 +328,16 @@ static void test_admission(lm_random_model *rm, const batch *b) {
             }
             for (int k = 0; k < 2; k++)
                 CHECK(be[k]->ops->reorder(be[k], parent, sent, LIVE, &err) == 0, "%s reorder: %s", be[k]->ops->name, err.msg);
+            /* and at once another, no step between: each pair of rows continues the pair's first (its lists must not
+             * overwrite the first reorder's before their upload ran: the CUDA reorder no longer waits for it) */
+            int32_t parent2[LIVE], sent2[LIVE];
+            for (int r = 0; r < LIVE; r++) {
+                parent2[r] = r / 2 * 2;
+                sent2[r] = sent[parent2[r]];
+            }
+            memcpy(sent, sent2, sizeof sent);
+            for (int k = 0; k < 2; k++)
+                CHECK(be[k]->ops->reorder(be[k], parent2, sent, LIVE, &err) == 0, "%s second reorder: %s", be[k]->ops->name, err.msg);
         }
         for (int r = 0; r < rows; r++) feed[r] = step == 0 || (step == 3 && r >= MID) ? 2 : b->feed[step % STEPS][r];
         for (int k = 0; k < 2; k++)
@@ -623,10 +641,134 @@ done:
     lm_cpu_weights_free(&cw);
 }
 
+/* Stream capture as the backend uses it: nothing runs at capture; each
+ * launch runs the captured copies and kernel again, a pinned source read
+ * as it is at that launch; a wait inside a capture invalidates it and
+ * leaves the stream usable. */
+static void test_graph_capture(void) {
+    enum { N = 37 };
+    cudaStream_t s;
+    float *pin_in, *pin_out, *d_in, *d_out, *d_bias, bias[N];
+    CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess, "graph test: stream");
+    CHECK(cudaMallocHost((void **)&pin_in, N * sizeof(float)) == cudaSuccess && cudaMallocHost((void **)&pin_out, N * sizeof(float)) == cudaSuccess,
+          "graph test: pinned buffers");
+    CHECK(cudaMalloc((void **)&d_in, N * sizeof(float)) == cudaSuccess && cudaMalloc((void **)&d_out, N * sizeof(float)) == cudaSuccess &&
+              cudaMalloc((void **)&d_bias, N * sizeof(float)) == cudaSuccess,
+          "graph test: device buffers");
+    for (int i = 0; i < N; i++) bias[i] = (float)i * 0.5f;
+    /* on s: a plain cudaMemcpy from pageable memory may land after a non-blocking stream's kernel reads it */
+    CHECK(cudaMemcpyAsync(d_bias, bias, sizeof bias, cudaMemcpyHostToDevice, s) == cudaSuccess && cudaStreamSynchronize(s) == cudaSuccess,
+          "graph test: bias upload");
+    for (int i = 0; i < N; i++) pin_out[i] = -1.0f;
+    const char *kmsg = "";
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal) == cudaSuccess, "graph test: begin capture");
+    CHECK(cudaMemcpyAsync(d_in, pin_in, N * sizeof(float), cudaMemcpyHostToDevice, s) == cudaSuccess, "graph test: captured upload");
+    CHECK(lm_k_bias_act(d_in, d_bias, d_out, LM_K_F32, N, 1, N, LM_K_ACT_NONE, 2.0f, s, &kmsg) == 0, "graph test: captured kernel: %s", kmsg);
+    CHECK(cudaMemcpyAsync(pin_out, d_out, N * sizeof(float), cudaMemcpyDeviceToHost, s) == cudaSuccess, "graph test: captured download");
+    CHECK(cudaStreamEndCapture(s, &graph) == cudaSuccess && graph, "graph test: end capture");
+    CHECK(cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess, "graph test: instantiate");
+    CHECK(cudaStreamSynchronize(s) == cudaSuccess, "graph test: sync after capture");
+    CHECK(pin_out[0] == -1.0f && pin_out[N - 1] == -1.0f, "graph test: the capture ran its work (%g)", pin_out[0]);
+    for (int round = 0; round < 2 && exec; round++) {
+        for (int i = 0; i < N; i++) pin_in[i] = (float)(i + 100 * round);
+        CHECK(cudaGraphLaunch(exec, s) == cudaSuccess && cudaStreamSynchronize(s) == cudaSuccess, "graph test: launch %d", round);
+        int bad = 0;
+        for (int i = 0; i < N; i++) bad += pin_out[i] != ((float)(i + 100 * round) + bias[i]) * 2.0f;
+        CHECK(bad == 0, "graph test: launch %d: %d of %d values are not the pinned input's as it was at the launch (%g, %g)", round, bad, N,
+              pin_out[1], ((float)(1 + 100 * round) + bias[1]) * 2.0f);
+    }
+    if (exec) cudaGraphExecDestroy(exec);
+    if (graph) cudaGraphDestroy(graph);
+    /* a wait while capturing: refused, the capture invalidated, the stream fine after */
+    CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal) == cudaSuccess, "graph test: second capture");
+    fflush(stderr); /* the emulator names the refused call on stderr: expected here, so not shown */
+    int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
+    if (devnull >= 0) dup2(devnull, 2);
+    cudaError_t waited = cudaStreamSynchronize(s);
+    fflush(stderr);
+    if (saved >= 0) dup2(saved, 2);
+    if (saved >= 0) close(saved);
+    if (devnull >= 0) close(devnull);
+    CHECK(waited != cudaSuccess, "graph test: a stream wait inside a capture was allowed");
+    graph = NULL;
+    CHECK(cudaStreamEndCapture(s, &graph) == cudaErrorStreamCaptureInvalidated && !graph, "graph test: an invalidated capture gave a graph");
+    cudaGetLastError();
+    pin_in[0] = 7.0f;
+    CHECK(cudaMemcpyAsync(d_in, pin_in, sizeof(float), cudaMemcpyHostToDevice, s) == cudaSuccess &&
+              cudaMemcpyAsync(pin_out, d_in, sizeof(float), cudaMemcpyDeviceToHost, s) == cudaSuccess && cudaStreamSynchronize(s) == cudaSuccess &&
+              pin_out[0] == 7.0f,
+          "graph test: the stream after an invalidated capture");
+    cudaFree(d_in); cudaFree(d_out); cudaFree(d_bias);
+    cudaFreeHost(pin_in); cudaFreeHost(pin_out);
+    cudaStreamDestroy(s);
+}
+
+/* The decoder step from graphs (cuda_graph.c) against plain launches, on two
+ * fp32 backends fed alike: rows 1 to 8 two steps each (each count captured
+ * on its second step), 1 again (a launch), 9 (the ninth graph: the least
+ * recently launched, 2's, is replaced, not 1's), 1 (still held: a launch),
+ * 2 (captured again). The row count changes by reorders that fork and drop
+ * rows, down and up, with no buffer regrown. The logits must match the plain
+ * backend's at every step, and the counts the policy's: 10 captured, 12
+ * launched. */
+static void test_graph_steps(lm_random_model *rm, const batch *b) {
+    lm_err err;
+    const lm_model *m = &rm->m;
+    int V = m->cfg.model.vocab_size;
+    static const int plan[] = {1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 1, 9, 9, 1, 2, 2};
+    enum { STEPS_G = sizeof plan / sizeof *plan, MOST = 9 };
+    lm_backend *be[2] = {lm_cuda_backend_create(m, LM_PREC_FP32, 64, &err), NULL};
+    setenv("LYRICMT_CUDA_GRAPHS", "0", 1); /* the second backend's graphs off, as a user turns them off */
+    be[1] = lm_cuda_backend_create(m, LM_PREC_FP32, 64, &err);
+    unsetenv("LYRICMT_CUDA_GRAPHS");
+    CHECK(be[0] && be[1], "graph steps: backends: %s", err.msg);
+    float *lg[2] = {malloc(sizeof(float) * MOST * V), malloc(sizeof(float) * MOST * V)};
+    int32_t sent[MOST], parent[MOST], feed[MOST];
+    for (int r = 0; r < MOST; r++) sent[r] = r % 4;
+    for (int k = 0; k < 2 && be[0] && be[1]; k++)
+        CHECK(be[k]->ops->encode(be[k], b->tokens, b->lens, 4, &err) == 0 && be[k]->ops->decode_start(be[k], sent, MOST, STEPS_G + 1, &err) == 0,
+              "graph steps: start: %s", err.msg);
+    int rows = MOST;
+    for (int t = 0; t < STEPS_G && be[0] && be[1]; t++) {
+        if (plan[t] != rows) { /* row r continues row (r * 5 + t) % rows of the old rows */
+            int32_t old[MOST];
+            memcpy(old, sent, sizeof old);
+            for (int r = 0; r < plan[t]; r++) {
+                parent[r] = (r * 5 + t) % rows;
+                sent[r] = old[parent[r]];
+            }
+            for (int k = 0; k < 2; k++) CHECK(be[k]->ops->reorder(be[k], parent, sent, plan[t], &err) == 0, "graph steps: reorder: %s", err.msg);
+            rows = plan[t];
+        }
+        for (int r = 0; r < rows; r++) feed[r] = t == 0 ? 2 : b->feed[1 + t % (STEPS - 1)][r];
+        for (int k = 0; k < 2; k++) CHECK(be[k]->ops->decode_step(be[k], feed, t, lg[k], &err) == 0, "graph steps: step %d: %s", t, err.msg);
+        double e = lm_max_rel_err(lg[0], lg[1], (size_t)rows * V);
+        CHECK(e < 1e-6, "graph steps: step %d (%d rows): logits from the graph differ from plain launches' by %g", t, rows, e);
+    }
+    long cap[2] = {0, 0}, launched[2] = {0, 0};
+    for (int k = 0; k < 2 && be[0] && be[1]; k++) lm_cuda_backend_graph_counts(be[k], &cap[k], &launched[k]);
+    CHECK(cap[0] == 10 && launched[0] == 12, "graph steps: %ld graphs captured and %ld launched; the policy gives 10 and 12", cap[0], launched[0]);
+    CHECK(cap[1] == 0 && launched[1] == 0, "graph steps: LYRICMT_CUDA_GRAPHS=0 still captured %ld and launched %ld", cap[1], launched[1]);
+    if (be[0] && be[1]) { /* switched off: the next step (2 rows, held) is plain launches */
+        lm_cuda_backend_set_graphs(be[0], false);
+        for (int r = 0; r < rows; r++) feed[r] = 5 + r;
+        CHECK(be[0]->ops->decode_step(be[0], feed, STEPS_G, lg[0], &err) == 0, "graph steps: step after switching off: %s", err.msg);
+        lm_cuda_backend_graph_counts(be[0], &cap[0], &launched[0]);
+        CHECK(launched[0] == 12, "graph steps: switched off, a graph was still launched (%ld)", launched[0]);
+    }
+    for (int k = 0; k < 2; k++) {
+        if (be[k]) be[k]->ops->destroy(be[k]);
+        free(lg[k]);
+    }
+}
+
 int main(void) {
     test_probe_cases();
     test_oom_message();
     if (!lm_cuda_gate("test_cuda_backend")) return lm_test_summary("test_cuda_backend");
+    test_graph_capture();
     for (int dtype = LM_K_F32; dtype <= LM_K_BF16; dtype++) {
         test_linear(dtype, 37, 70, 53);
         test_linear(dtype, 1, 1024, 4096);
@@ -651,6 +793,7 @@ int main(void) {
     test_topk_path(&rm, &b, LM_PREC_BF16);
     test_sample_path(&rm, &b);
     test_rescore_search(&rm, &b);
+    test_graph_steps(&rm, &b);
     lm_random_model_free(&rm);
     free(cpu_states);
     free(cpu_logits0);

@@ -44,7 +44,7 @@ void enqueue(cudaStream_t s, std::function<cudaError_t()> op, size_t bytes = 0);
 void set_last_error(cudaError_t e);
 
 /* Counted per device for CUDA_EMU_STATS (runtime.cpp). */
-enum stat_kind { STAT_KERNELS, STAT_H2D, STAT_D2H, STAT_PEER_IN, STAT_GEMMS, N_STATS };
+enum stat_kind { STAT_KERNELS, STAT_H2D, STAT_D2H, STAT_PEER_IN, STAT_GEMMS, STAT_GRAPHS, N_STATS };
 void count(int device, stat_kind k, size_t n);
 
 /* Runs one queued grid (scheduler.cpp): cudaSuccess or cudaErrorLaunchFailure. */

@@ -24,11 +24,21 @@
  * cudaStreamNonBlocking share the legacy stream's queue (stricter than
  * CUDA, never looser).
  *
+ * Stream capture (cudaStreamBeginCapture, thread-local mode; the graph is a
+ * list of the queued operations, a launch queues them as one): what runs
+ * when a captured graph is launched is exactly what was queued, so a pinned
+ * copy reads its source at each launch, a kernel its arguments as they were
+ * at the capture. What would break or invalidate a capture on a GPU fails
+ * here too, naming the call: a synchronous or pageable copy, a stream or
+ * device synchronization, an allocation or free, or an event, from the
+ * capturing thread, and capturing a stream that shares the legacy queue
+ * (stricter than CUDA, which only forbids the legacy stream itself).
+ *
  * CUDA_EMU_MAX_GRID_YZ lowers gridDim.y and .z's limit (emu.h).
  *
  * CUDA_EMU_STATS=FILE appends, at exit, one line per device: kernels run,
- * bytes copied in from the host, out to it, in from another device, and
- * matrix products.
+ * bytes copied in from the host, out to it, in from another device, matrix
+ * products, and graphs launched.
  */
 #include "emu.h"
 
@@ -48,6 +58,20 @@ struct CUstream_st {
     std::deque<std::function<cudaError_t()>> queue;
     size_t held; /* host bytes the queued copies hold */
     unsigned long long queued, ran; /* operations ever queued, ever run (or discarded) */
+    std::vector<std::function<cudaError_t()>> *capture; /* while captured: where its operations go instead */
+    bool capture_invalid;                               /* something the capture cannot hold was asked */
+};
+
+typedef std::vector<std::function<cudaError_t()>> op_list;
+
+struct CUgraph_st {
+    op_list ops;
+    int device;
+};
+
+struct CUgraphExec_st {
+    std::shared_ptr<const op_list> ops; /* shared with its launches still queued */
+    int device;
 };
 
 struct CUevent_st {
@@ -79,6 +103,7 @@ std::map<uintptr_t, size_t> *pinned;           /* cudaMallocHost: start -> its b
 std::vector<CUstream_st *> *destroyed;        /* streams destroyed, kept for the events recorded on them */
 thread_local int current;
 thread_local cudaError_t last_error;
+thread_local CUstream_st *capturing; /* the stream this thread captures (thread-local mode), or null */
 
 /* queues longer than this run their oldest work, as a GPU runs ahead */
 const size_t QUEUE_OPS = 512, QUEUE_BYTES = (size_t)256 << 20;
@@ -89,8 +114,8 @@ void write_stats() {
     if (!f) return;
     for (size_t d = 0; d < devices->size(); d++) {
         const unsigned long long *s = (*devices)[d].stats;
-        fprintf(f, "pid %d device %zu kernels %llu h2d %llu d2h %llu peer_in %llu gemms %llu\n", (int)getpid(), d, s[STAT_KERNELS],
-                s[STAT_H2D], s[STAT_D2H], s[STAT_PEER_IN], s[STAT_GEMMS]);
+        fprintf(f, "pid %d device %zu kernels %llu h2d %llu d2h %llu peer_in %llu gemms %llu graphs %llu\n", (int)getpid(), d,
+                s[STAT_KERNELS], s[STAT_H2D], s[STAT_D2H], s[STAT_PEER_IN], s[STAT_GEMMS], s[STAT_GRAPHS]);
     }
     fclose(f);
 }
@@ -177,6 +202,16 @@ cudaError_t fail(cudaError_t e, const char *fmt, ...) {
     return e;
 }
 
+/* A call the capturing thread may not make while it captures: the capture
+ * is invalidated (its end fails) and the call fails, as on a GPU. */
+bool refused_in_capture(const char *call) {
+    if (!capturing) return false;
+    capturing->capture_invalid = true;
+    fail(cudaErrorStreamCaptureUnsupported, "%s while this thread captures stream %p: not allowed in a capture (the capture is invalidated)",
+         call, (void *)capturing);
+    return true;
+}
+
 const char *kind_name(cudaMemcpyKind k) {
     switch (k) {
     case cudaMemcpyHostToDevice: return "host to device";
@@ -214,6 +249,10 @@ cudaError_t copy(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cuda
     if (!ok)
         return fail(cudaErrorInvalidValue, "cudaMemcpy (%s, %zu bytes): destination %p is %s, source %p is %s", kind_name(kind), n, dst, dd >= 0 ? "device memory" : "not (wholly) device memory", src,
                     sd >= 0 ? "device memory" : "not (wholly) device memory");
+    bool pageable = (kind == cudaMemcpyHostToDevice && !is_pinned(src, n)) || (kind == cudaMemcpyDeviceToHost && !is_pinned(dst, n)) ||
+                    kind == cudaMemcpyHostToHost;
+    if ((wait || (q->capture && pageable)) && refused_in_capture(wait ? "cudaMemcpy (synchronous)" : "cudaMemcpyAsync to or from pageable memory"))
+        return cudaErrorStreamCaptureUnsupported;
     if (kind == cudaMemcpyHostToDevice && !is_pinned(src, n)) { /* pageable: the source is read now, written to the device in stream order */
         auto staged = std::make_shared<std::vector<unsigned char>>((const unsigned char *)src, (const unsigned char *)src + n);
         count(dd, STAT_H2D, n);
@@ -223,9 +262,9 @@ cudaError_t copy(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cuda
         }, n);
         return cudaSuccess;
     }
-    if (kind == cudaMemcpyDeviceToHost) count(sd, STAT_D2H, n);
-    if (kind == cudaMemcpyHostToDevice) count(dd, STAT_H2D, n);
-    enqueue((cudaStream_t)q, [dst, src, n] {
+    enqueue((cudaStream_t)q, [dst, src, n, kind, sd, dd] { /* counted as it runs: a graph's copy each launch */
+        if (kind == cudaMemcpyDeviceToHost) count(sd, STAT_D2H, n);
+        if (kind == cudaMemcpyHostToDevice) count(dd, STAT_H2D, n);
         memmove(dst, src, n);
         return cudaSuccess;
     });
@@ -285,6 +324,10 @@ int stream_device(cudaStream_t s) {
 void enqueue(cudaStream_t s, std::function<cudaError_t()> op, size_t bytes) {
     std::lock_guard<std::recursive_mutex> lock(exec_lock());
     CUstream_st *q = queue_of(s);
+    if (q->capture) { /* captured: it runs when the graph is launched */
+        q->capture->push_back(std::move(op));
+        return;
+    }
     q->queue.push_back(std::move(op));
     q->queued++;
     q->held += bytes;
@@ -357,6 +400,7 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total) {
 
 cudaError_t cudaMalloc(void **p, size_t size) {
     std::lock_guard<std::recursive_mutex> lock(exec_lock());
+    if (refused_in_capture("cudaMalloc")) return cudaErrorStreamCaptureUnsupported;
     device *v = dev(current_device());
     if (!v) return fail(cudaErrorNoDevice, "cudaMalloc: no device");
     if (v->sticky) return v->sticky;
@@ -374,6 +418,7 @@ cudaError_t cudaMalloc(void **p, size_t size) {
 
 cudaError_t cudaFree(void *p) {
     std::lock_guard<std::recursive_mutex> lock(exec_lock());
+    if (refused_in_capture("cudaFree")) return cudaErrorStreamCaptureUnsupported;
     init_devices();
     if (!p) return cudaSuccess;
     auto it = allocations->find((uintptr_t)p);
@@ -387,6 +432,7 @@ cudaError_t cudaFree(void *p) {
 
 cudaError_t cudaMallocHost(void **p, size_t size) {
     std::lock_guard<std::recursive_mutex> lock(exec_lock());
+    if (refused_in_capture("cudaMallocHost")) return cudaErrorStreamCaptureUnsupported;
     init_devices();
     void *m = nullptr;
     if (posix_memalign(&m, 4096, size ? size : 1) != 0) {
@@ -401,6 +447,7 @@ cudaError_t cudaMallocHost(void **p, size_t size) {
 
 cudaError_t cudaFreeHost(void *p) {
     std::lock_guard<std::recursive_mutex> lock(exec_lock());
+    if (refused_in_capture("cudaFreeHost")) return cudaErrorStreamCaptureUnsupported;
     init_devices();
     if (!p) return cudaSuccess;
     auto it = pinned->find((uintptr_t)p);
@@ -474,6 +521,7 @@ cudaError_t cudaStreamCreate(cudaStream_t *s) { return cudaStreamCreateWithFlags
 
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
     std::lock_guard<std::recursive_mutex> lock(exec_lock());
+    if (refused_in_capture("cudaStreamDestroy")) return cudaErrorStreamCaptureUnsupported;
     init_devices();
     if (!live_stream(s) || s == nullptr) return fail(cudaErrorInvalidResourceHandle, "cudaStreamDestroy(%p): not a live stream", (void *)s);
     CUstream_st *q = queue_of(s);
@@ -488,6 +536,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
 
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     std::lock_guard<std::recursive_mutex> lock(exec_lock());
+    if (refused_in_capture("cudaStreamSynchronize")) return cudaErrorStreamCaptureUnsupported;
     init_devices();
     if (!live_stream(s)) return fail(cudaErrorInvalidResourceHandle, "cudaStreamSynchronize(%p): not a live stream", (void *)s);
     return drain_all(queue_of(s));
@@ -500,6 +549,7 @@ cudaError_t cudaStreamGetDevice(cudaStream_t s, int *d) {
 
 cudaError_t cudaDeviceSynchronize(void) {
     std::lock_guard<std::recursive_mutex> lock(exec_lock());
+    if (refused_in_capture("cudaDeviceSynchronize")) return cudaErrorStreamCaptureUnsupported;
     return drain_device(current_device());
 }
 
@@ -517,6 +567,7 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
 
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     std::lock_guard<std::recursive_mutex> lock(exec_lock());
+    if (refused_in_capture("cudaEventRecord (events in a graph are not modelled)")) return cudaErrorStreamCaptureUnsupported;
     init_devices();
     if (!live_stream(s)) return fail(cudaErrorInvalidResourceHandle, "cudaEventRecord: %p is not a live stream", (void *)s);
     CUstream_st *q = queue_of(s);
@@ -531,12 +582,14 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
 
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
     std::lock_guard<std::recursive_mutex> lock(exec_lock());
+    if (refused_in_capture("cudaEventSynchronize")) return cudaErrorStreamCaptureUnsupported;
     return e->stream ? drain(e->stream, e->at) : cudaSuccess;
 }
 
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags) {
     (void)flags;
     std::lock_guard<std::recursive_mutex> lock(exec_lock());
+    if (refused_in_capture("cudaStreamWaitEvent (events in a graph are not modelled)")) return cudaErrorStreamCaptureUnsupported;
     init_devices();
     if (!live_stream(s)) return fail(cudaErrorInvalidResourceHandle, "cudaStreamWaitEvent: %p is not a live stream", (void *)s);
     if (!e->stream) return cudaSuccess; /* never recorded: nothing to wait for */
@@ -551,6 +604,96 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end) 
     if (!start->stream || !end->stream || start->stream->ran < start->at || end->stream->ran < end->at)
         return fail(cudaErrorNotReady, "cudaEventElapsedTime: an event not recorded or not yet reached");
     *ms = (float)((end->seconds - start->seconds) * 1e3);
+    return cudaSuccess;
+}
+
+/* ---- stream capture and graphs (thread-local mode only: what the backend asks for) ---- */
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, enum cudaStreamCaptureMode mode) {
+    std::lock_guard<std::recursive_mutex> lock(exec_lock());
+    init_devices();
+    if (!live_stream(s)) return fail(cudaErrorInvalidResourceHandle, "cudaStreamBeginCapture(%p): not a live stream", (void *)s);
+    CUstream_st *q = queue_of(s);
+    if (mode != cudaStreamCaptureModeThreadLocal)
+        return fail(cudaErrorInvalidValue, "cudaStreamBeginCapture: mode %d (the emulator models cudaStreamCaptureModeThreadLocal only)", (int)mode);
+    if (q == &dev(q->device)->legacy)
+        return fail(cudaErrorStreamCaptureUnsupported, "cudaStreamBeginCapture(%p): the legacy stream, or a blocking stream sharing its queue, cannot be captured",
+                    (void *)s);
+    if (q->capture || capturing)
+        return fail(cudaErrorIllegalState, "cudaStreamBeginCapture(%p): %s", (void *)s,
+                    q->capture ? "the stream is already capturing" : "this thread already captures another stream");
+    if (dev(q->device)->sticky) return dev(q->device)->sticky;
+    q->capture = new op_list;
+    q->capture_invalid = false;
+    capturing = q;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph) {
+    std::lock_guard<std::recursive_mutex> lock(exec_lock());
+    init_devices();
+    *graph = nullptr;
+    if (!live_stream(s)) return fail(cudaErrorInvalidResourceHandle, "cudaStreamEndCapture(%p): not a live stream", (void *)s);
+    CUstream_st *q = queue_of(s);
+    if (!q->capture) return fail(cudaErrorIllegalState, "cudaStreamEndCapture(%p): the stream is not capturing", (void *)s);
+    if (capturing != q) return fail(cudaErrorStreamCaptureWrongThread, "cudaStreamEndCapture(%p): called from a thread that did not begin it", (void *)s);
+    std::unique_ptr<op_list> ops(q->capture);
+    bool invalid = q->capture_invalid;
+    q->capture = nullptr;
+    q->capture_invalid = false;
+    capturing = nullptr;
+    if (invalid) return last_error = cudaErrorStreamCaptureInvalidated;
+    *graph = new CUgraph_st{std::move(*ops), q->device};
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, enum cudaStreamCaptureStatus *status) {
+    std::lock_guard<std::recursive_mutex> lock(exec_lock());
+    init_devices();
+    if (!live_stream(s)) return fail(cudaErrorInvalidResourceHandle, "cudaStreamIsCapturing(%p): not a live stream", (void *)s);
+    CUstream_st *q = queue_of(s);
+    *status = !q->capture ? cudaStreamCaptureStatusNone : q->capture_invalid ? cudaStreamCaptureStatusInvalidated : cudaStreamCaptureStatusActive;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags) {
+    std::lock_guard<std::recursive_mutex> lock(exec_lock());
+    if (!graph || flags) return fail(cudaErrorInvalidValue, "cudaGraphInstantiate: %s", graph ? "flags the emulator does not model" : "no graph");
+    *exec = new CUgraphExec_st{std::make_shared<const op_list>(graph->ops), graph->device};
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
+    std::lock_guard<std::recursive_mutex> lock(exec_lock());
+    init_devices();
+    if (!exec) return fail(cudaErrorInvalidValue, "cudaGraphLaunch: no graph");
+    if (!live_stream(s)) return fail(cudaErrorInvalidResourceHandle, "cudaGraphLaunch: %p is not a live stream", (void *)s);
+    if (queue_of(s)->device != exec->device)
+        return fail(cudaErrorInvalidValue, "cudaGraphLaunch: a graph captured on device %d launched on a stream of device %d", exec->device,
+                    queue_of(s)->device);
+    if (dev(exec->device)->sticky) return dev(exec->device)->sticky;
+    std::shared_ptr<const op_list> ops = exec->ops;
+    int d = exec->device;
+    enqueue(s, [ops, d] { /* in the order captured; the first failure stops it, sticky as any */
+        count(d, STAT_GRAPHS, 1);
+        for (const auto &op : *ops) {
+            cudaError_t e = op();
+            if (e != cudaSuccess) return e;
+        }
+        return cudaSuccess;
+    });
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+    std::lock_guard<std::recursive_mutex> lock(exec_lock());
+    delete exec; /* launches still queued hold their own reference to its operations */
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+    std::lock_guard<std::recursive_mutex> lock(exec_lock());
+    delete graph;
     return cudaSuccess;
 }
 
@@ -580,6 +723,10 @@ const char *cudaGetErrorName(cudaError_t e) {
     case cudaErrorNotReady: return "cudaErrorNotReady";
     case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
     case cudaErrorDevicesUnavailable: return "cudaErrorDevicesUnavailable";
+    case cudaErrorIllegalState: return "cudaErrorIllegalState";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureWrongThread: return "cudaErrorStreamCaptureWrongThread";
     default: return "cudaErrorUnknown";
     }
 }
@@ -595,6 +742,8 @@ const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
     case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing (cuda-emu: see its message above)";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
     default: return cudaGetErrorName(e);
     }
 }
