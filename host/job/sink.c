@@ -118,6 +118,7 @@ static const char *open_name(const lm_sink *s, char *buf, size_t cap) {
 }
 
 int lm_sink_write(lm_sink *s, const char *data, size_t len, lm_err *err) {
+    if (len == 0) return 0; /* an empty buffer's data may be NULL, which fwrite must not be given */
     if (fwrite(data, 1, len, s->f) != len) {
         char name[8300];
         return lm_fail(err, "%s: write error: %s", open_name(s, name, sizeof name), strerror(errno));
