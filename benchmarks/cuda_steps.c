@@ -10,9 +10,11 @@
  * host's share: launches, the search's copy back), and beside each time the
  * step model's prediction for it (benchmarks/step_model.h; scaled to the
  * layers asked for, at the steps' mean cache length), so the first GPU run
- * checks the model. Each batch runs twice: the step replayed from CUDA
- * graphs (the default) and, in the next column, launched kernel by kernel
- * (graphs off), each beside its prediction.
+ * checks the model. Each batch runs three times: as the backend runs by
+ * default (the step replayed from CUDA graphs, biases and ReLU in the
+ * products' cuBLASLt epilogues), launched kernel by kernel (graphs off),
+ * and with the biases and ReLU as kernels (epilogues off), each beside its
+ * prediction.
  *
  *   build/cuda_steps [--rows 32,256,1280] [--precisions fp32,fp16,bf16]
  *                    [--steps 32] [--src-len 20] [--layers 12,3]
@@ -154,8 +156,8 @@ int main(int argc, char **argv) {
            "%d decoder steps timed after the first\n\n",
            layers[0], layers[1], src_len, steps);
     printf("| precision | rows | encoder batch (ms) | predicted | decoder step (ms) | predicted | without graphs (ms) | predicted "
-           "| host wall per step (ms) | target tokens/s | predicted |\n");
-    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+           "| without epilogues: encoder (ms) | predicted | step (ms) | predicted | host wall per step (ms) | target tokens/s | predicted |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     fflush(stdout);
     int status = 0;
     work w = {0};
@@ -179,23 +181,28 @@ int main(int argc, char **argv) {
         timing t;
         bool ok = run_batch(be, &w, rows[0], src_len, 2, rm.m.cfg.model.vocab_size, &t, &err) == 0; /* warm-up, not shown */
         for (int i = 0; i < n_rows && ok; i++) {
-            timing plain;
+            timing plain, no_ep;
             lm_cuda_backend_set_graphs(be, false);
             ok = run_batch(be, &w, rows[i], src_len, steps, rm.m.cfg.model.vocab_size, &plain, &err) == 0;
             lm_cuda_backend_set_graphs(be, true);
+            lm_cuda_backend_set_epilogues(be, false);
+            if (ok) ok = run_batch(be, &w, rows[i], src_len, steps, rm.m.cfg.model.vocab_size, &no_ep, &err) == 0;
+            lm_cuda_backend_set_epilogues(be, true);
             if (ok) ok = run_batch(be, &w, rows[i], src_len, steps, rm.m.cfg.model.vocab_size, &t, &err) == 0;
             if (ok) {
                 lm_sm_shape shape = LM_SM_SMALL100;
                 shape.enc_layers = layers[0];
                 shape.dec_layers = layers[1];
-                lm_sm_pred pred, pred_plain;
+                lm_sm_pred pred, pred_plain, pred_no_ep;
                 int es = prec == LM_PREC_FP32 ? 4 : 2;
-                lm_sm_decoder_step(shape, rows[i], steps / 2.0, src_len, es, 1, &pred);
-                lm_sm_decoder_step(shape, rows[i], steps / 2.0, src_len, es, 0, &pred_plain);
-                double enc_ms = lm_sm_encoder_batch_us(shape, rows[i], src_len, es) / 1e3;
-                printf("| %s | %d | %.2f | %.2f | %.3f | %.3f | %.3f | %.3f | %.3f | %.0f | %.0f |\n", name, rows[i], t.encode_ms, enc_ms, t.step_ms,
-                       pred.total_us / 1e3, plain.step_ms, pred_plain.total_us / 1e3, t.step_wall_ms, t.tokens_per_s,
-                       rows[i] / pred.total_us * 1e6);
+                lm_sm_decoder_step(shape, rows[i], steps / 2.0, src_len, es, LM_SM_GRAPHS | LM_SM_EPILOGUES, &pred);
+                lm_sm_decoder_step(shape, rows[i], steps / 2.0, src_len, es, LM_SM_EPILOGUES, &pred_plain);
+                lm_sm_decoder_step(shape, rows[i], steps / 2.0, src_len, es, LM_SM_GRAPHS, &pred_no_ep);
+                double enc_ms = lm_sm_encoder_batch_us(shape, rows[i], src_len, es, LM_SM_EPILOGUES) / 1e3;
+                double enc_no_ep_ms = lm_sm_encoder_batch_us(shape, rows[i], src_len, es, 0) / 1e3;
+                printf("| %s | %d | %.2f | %.2f | %.3f | %.3f | %.3f | %.3f | %.2f | %.2f | %.3f | %.3f | %.3f | %.0f | %.0f |\n", name, rows[i],
+                       t.encode_ms, enc_ms, t.step_ms, pred.total_us / 1e3, plain.step_ms, pred_plain.total_us / 1e3, no_ep.encode_ms, enc_no_ep_ms,
+                       no_ep.step_ms, pred_no_ep.total_us / 1e3, t.step_wall_ms, t.tokens_per_s, rows[i] / pred.total_us * 1e6);
             }
             fflush(stdout); /* each row as it is measured: a run cut short keeps what it did */
         }

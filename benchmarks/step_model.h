@@ -7,6 +7,10 @@
  * issues kernels one by one, the GPU's (~2 us) for a kernel inside a CUDA
  * graph, which is how the backend issues a decoder step's layers and output
  * projection (cuda/cuda_graph.c; the top-k and copies stay outside it).
+ * With cuBLASLt epilogues (the default) the QKV and first FFN products add
+ * their own bias (and ReLU), and the first FFN product writes its output in
+ * the compute precision: two kernels a layer fewer, and no fp32 round trip
+ * of the FFN's wide activations (NOTES attempt 27).
  * Written to be checked: benchmarks/cuda_steps.c
  * prints it beside each measurement, build/step_model prints the table at
  * 32, 256 and 1,280 rows. No GPU has run it yet; every figure is a prediction.
@@ -36,6 +40,10 @@ typedef struct {
 } lm_sm_shape;
 
 #define LM_SM_SMALL100 ((lm_sm_shape){1024, 4096, 128112, 12, 3})
+
+/* What the backend runs with (both by default). */
+#define LM_SM_GRAPHS 1    /* the decoder step replayed from a CUDA graph */
+#define LM_SM_EPILOGUES 2 /* biases and ReLU in the products' epilogues */
 #define LM_SM_PARTS 16
 
 typedef struct {
@@ -54,10 +62,13 @@ static inline double lm_sm_kernel_us(double flops, double bytes, int es, double 
     return lm_sm_max(lm_sm_max(flops / (peak * LM_SM_GEMM_EFF), bytes / (LM_H100_BYTES * LM_SM_BW_EFF)) * 1e6, floor);
 }
 
-/* y (rows, n) fp32 = x (rows, k; es bytes) . W (n, k; es bytes)^T */
-static inline double lm_sm_gemm_us(double rows, double k, double n, int es, double floor) {
-    return lm_sm_kernel_us(2 * rows * k * n, (rows * k + n * k) * es + rows * n * 4, es, floor);
+/* y (rows, n; out_es bytes) = x (rows, k; es bytes) . W (n, k; es bytes)^T */
+static inline double lm_sm_gemm_out_us(double rows, double k, double n, int es, int out_es, double floor) {
+    return lm_sm_kernel_us(2 * rows * k * n, (rows * k + n * k) * es + rows * n * out_es, es, floor);
 }
+
+/* ... written in fp32 */
+static inline double lm_sm_gemm_us(double rows, double k, double n, int es, double floor) { return lm_sm_gemm_out_us(rows, k, n, es, 4, floor); }
 
 static inline void lm_sm_add(lm_sm_pred *p, const char *name, double us, int launches) {
     for (int i = 0; i < p->n; i++)
@@ -74,18 +85,21 @@ static inline void lm_sm_add(lm_sm_pred *p, const char *name, double us, int lau
  * K/V append, KV cache in the compute precision, cross K/V fp32, logits
  * written in fp32 and read once by the split top-k; graphs: the layers and
  * the output projection replayed from a CUDA graph (the default), or each
- * kernel launched by the host. */
-static inline void lm_sm_decoder_step(lm_sm_shape m, double rows, double cached, double src, int es, int graphs, lm_sm_pred *p) {
+ * kernel launched by the host; flags: LM_SM_GRAPHS, LM_SM_EPILOGUES. */
+static inline void lm_sm_decoder_step(lm_sm_shape m, double rows, double cached, double src, int es, int flags, lm_sm_pred *p) {
+    int graphs = flags & LM_SM_GRAPHS, ep = flags & LM_SM_EPILOGUES;
     double R = rows, D = m.d, F = m.ffn, V = m.vocab, L = cached + 1, fl = graphs ? LM_SM_NODE_US : LM_SM_LAUNCH_US;
     *p = (lm_sm_pred){0};
     lm_sm_add(p, "embed + norm", 2 * lm_sm_kernel_us(0, R * D * (4 + 4 + es), es, fl), 2);
     for (int l = 0; l < m.dec_layers; l++) {
         lm_sm_add(p, "QKV product", lm_sm_gemm_us(R, D, 3 * D, es, fl), 1);
-        lm_sm_add(p, "bias, K/V append", lm_sm_kernel_us(0, R * D * 8, es, fl) + lm_sm_kernel_us(0, R * 2 * D * (4 + es), es, fl), 2);
+        if (!ep) lm_sm_add(p, "QKV bias", lm_sm_kernel_us(0, R * 3 * D * 8, es, fl), 1);
+        lm_sm_add(p, "K/V append", lm_sm_kernel_us(0, R * 2 * D * (4 + es), es, fl), 1);
         lm_sm_add(p, "self-attention", lm_sm_kernel_us(4 * R * L * D, R * L * 2 * D * es + R * D * (4 + es), es, fl), 1);
         lm_sm_add(p, "cross-attention", lm_sm_kernel_us(4 * R * src * D, R * src * 2 * D * 4 + R * D * (4 + es), es, fl), 1);
         lm_sm_add(p, "O, cQ, cO products", 3 * lm_sm_gemm_us(R, D, D, es, fl) + lm_sm_kernel_us(0, R * D * 8, es, fl), 4);
-        lm_sm_add(p, "FFN products", lm_sm_gemm_us(R, D, F, es, fl) + lm_sm_gemm_us(R, F, D, es, fl) + lm_sm_kernel_us(0, R * F * (4 + es), es, fl), 3);
+        if (ep) lm_sm_add(p, "FFN products", lm_sm_gemm_out_us(R, D, F, es, es, fl) + lm_sm_gemm_us(R, F, D, es, fl), 2);
+        else lm_sm_add(p, "FFN products", lm_sm_gemm_us(R, D, F, es, fl) + lm_sm_gemm_us(R, F, D, es, fl) + lm_sm_kernel_us(0, R * F * (4 + es), es, fl), 3);
         lm_sm_add(p, "add + norm", 3 * lm_sm_kernel_us(0, R * D * (4 + 4 + 4 + es), es, fl), 3);
     }
     lm_sm_add(p, "output projection", lm_sm_gemm_us(R, D, V, es, fl), 1);
@@ -97,15 +111,19 @@ static inline void lm_sm_decoder_step(lm_sm_shape m, double rows, double cached,
 }
 
 /* An encoder batch of `sentences` sentences of `src` tokens: 12 layers and
- * the decoder's cross-attention keys and values, attention within a sentence. */
-static inline double lm_sm_encoder_batch_us(lm_sm_shape m, double sentences, double src, int es) {
-    double N = sentences * src, D = m.d, F = m.ffn, us = 0, fl = LM_SM_LAUNCH_US; /* launched by the host, no graph */
+ * the decoder's cross-attention keys and values, attention within a
+ * sentence; flags: LM_SM_EPILOGUES (graphs play no part: the host launches
+ * the encoder's kernels). */
+static inline double lm_sm_encoder_batch_us(lm_sm_shape m, double sentences, double src, int es, int flags) {
+    int ep = flags & LM_SM_EPILOGUES;
+    double N = sentences * src, D = m.d, F = m.ffn, us = 0, fl = LM_SM_LAUNCH_US;
     for (int l = 0; l < m.enc_layers; l++) {
-        us += 4 * lm_sm_gemm_us(N, D, D, es, fl) + lm_sm_gemm_us(N, D, F, es, fl) + lm_sm_gemm_us(N, F, D, es, fl);
+        us += 4 * lm_sm_gemm_us(N, D, D, es, fl) + lm_sm_gemm_out_us(N, D, F, es, ep ? es : 4, fl) + lm_sm_gemm_us(N, F, D, es, fl);
         us += lm_sm_kernel_us(4 * N * src * D, N * D * 4 * 3, es, fl); /* attention */
-        us += 6 * lm_sm_kernel_us(0, N * D * 12, es, fl);             /* biases, norms, activation */
+        us += 4 * lm_sm_kernel_us(0, N * D * 12, es, fl);             /* norms, their adds, the embedding's share */
+        if (!ep) us += lm_sm_kernel_us(0, N * 3 * D * 8, es, fl) + lm_sm_kernel_us(0, N * F * (4 + es), es, fl); /* QKV bias, FFN bias + ReLU */
     }
-    us += 2 * m.dec_layers * (lm_sm_gemm_us(N, D, D, es, fl) + lm_sm_kernel_us(0, N * D * 8, es, fl));
+    us += 2 * m.dec_layers * (lm_sm_gemm_us(N, D, D, es, fl) + (ep ? 0 : lm_sm_kernel_us(0, N * D * 8, es, fl)));
     return us + 2 * LM_SM_COPY_US;
 }
 
@@ -114,11 +132,11 @@ static inline void lm_sm_print_table(FILE *f, double cached, double src) {
     const double rows[3] = {32, 256, 1280};
     const int es[2] = {2, 4};
     for (int e = 0; e < 2; e++) {
-        lm_sm_pred p[3];
-        lm_sm_pred plain[3];
+        lm_sm_pred p[3], plain[3], no_ep[3];
         for (int i = 0; i < 3; i++) {
-            lm_sm_decoder_step(LM_SM_SMALL100, rows[i], cached, src, es[e], 1, &p[i]);
-            lm_sm_decoder_step(LM_SM_SMALL100, rows[i], cached, src, es[e], 0, &plain[i]);
+            lm_sm_decoder_step(LM_SM_SMALL100, rows[i], cached, src, es[e], LM_SM_GRAPHS | LM_SM_EPILOGUES, &p[i]);
+            lm_sm_decoder_step(LM_SM_SMALL100, rows[i], cached, src, es[e], LM_SM_EPILOGUES, &plain[i]);
+            lm_sm_decoder_step(LM_SM_SMALL100, rows[i], cached, src, es[e], LM_SM_GRAPHS, &no_ep[i]);
         }
         fprintf(f, "\n%s, decoder step (us; %g cached tokens, %g source tokens a row)\n\n", es[e] == 2 ? "bf16" : "fp32", cached, src);
         fprintf(f, "| part | 32 rows | 256 rows | 1280 rows |\n|---|---:|---:|---:|\n");
@@ -126,12 +144,14 @@ static inline void lm_sm_print_table(FILE *f, double cached, double src) {
         fprintf(f, "| **step** | **%.0f** | **%.0f** | **%.0f** |\n", p[0].total_us, p[1].total_us, p[2].total_us);
         fprintf(f, "| step without graphs (each kernel launched by the host) | %.0f | %.0f | %.0f |\n", plain[0].total_us, plain[1].total_us,
                 plain[2].total_us);
+        fprintf(f, "| step without epilogues (biases and ReLU as kernels) | %.0f | %.0f | %.0f |\n", no_ep[0].total_us, no_ep[1].total_us,
+                no_ep[2].total_us);
         fprintf(f, "| kernels (launched by the host with graphs) | %d (%d) | %d (%d) | %d (%d) |\n", p[0].launches, p[0].host_launches,
                 p[1].launches, p[1].host_launches, p[2].launches, p[2].host_launches);
         fprintf(f, "| generated tokens/s (decoder alone) | %.0f | %.0f | %.0f |\n", rows[0] / p[0].total_us * 1e6,
                 rows[1] / p[1].total_us * 1e6, rows[2] / p[2].total_us * 1e6);
         double enc[3];
-        for (int i = 0; i < 3; i++) enc[i] = lm_sm_encoder_batch_us(LM_SM_SMALL100, rows[i], src, es[e]);
+        for (int i = 0; i < 3; i++) enc[i] = lm_sm_encoder_batch_us(LM_SM_SMALL100, rows[i], src, es[e], LM_SM_EPILOGUES);
         fprintf(f, "| encoder batch, as many sentences (us) | %.0f | %.0f | %.0f |\n", enc[0], enc[1], enc[2]);
         /* a sentence of ~src target tokens: the encoder's share spread over its steps */
         fprintf(f, "| greedy tokens/s with the encoder | %.0f | %.0f | %.0f |\n", rows[0] * src / (src * p[0].total_us + enc[0]) * 1e6,

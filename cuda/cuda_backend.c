@@ -6,9 +6,11 @@
  * Precision: weights live on the device in the chosen dtype (fp32 to check
  * against the CPU; bf16, the default, or fp16 for speed) and so do the inputs
  * of every matrix product and the decoder's self-attention KV cache; products
- * accumulate and write fp32 (cuBLAS GemmEx, compute 32F, tensor cores for
- * 16-bit inputs), and the residual stream, layer norms, softmaxes and the
- * encoder's cross-attention keys and values stay fp32.
+ * accumulate in fp32 (compute 32F, tensor cores for 16-bit inputs) and write
+ * fp32, but for the first FFN product, whose bias and ReLU cuBLASLt's
+ * epilogue adds before writing the compute dtype the second reads; the
+ * residual stream, layer norms, softmaxes and the encoder's cross-attention
+ * keys and values stay fp32.
  *
  * Memory: the model is uploaded once and never changes. Per-batch state (work
  * buffers, encoder output and cross-attention K/V, the self-attention KV
@@ -37,6 +39,7 @@
 #include "kernels/kernels.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,7 +64,9 @@ typedef struct {
     int dtype;                 /* LM_K_F32 / F16 / BF16 */
     cudaDataType_t gemm_type;
     cudaStream_t stream;
-    cublasHandle_t blas;
+    lm_cuda_gemm mm;           /* cuBLAS, cuBLASLt and their workspace (cuda_device.h) */
+    bool epilogues;            /* biases and ReLU in the products' epilogues (LYRICMT_CUDA_EPILOGUES=0: as kernels) */
+    long epilogue_products;    /* enqueued with one, for tests */
     /* the model, immutable after create */
     void *embed, *lm_head;     /* (V, D) dtype; lm_head == embed when tied */
     float *positions;
@@ -111,14 +116,7 @@ static int reserve(dev_buf *b, size_t bytes, lm_err *err) {
     if (b->p) CUDA_TRY(cudaFree(b->p));
     b->p = NULL;
     b->bytes = 0;
-    cudaError_t e = cudaMalloc(&b->p, bytes);
-    if (e != cudaSuccess) {
-        b->p = NULL;
-        size_t free_b = 0, total_b = 0;
-        cudaGetLastError(); /* reported below */
-        cudaMemGetInfo(&free_b, &total_b);
-        return lm_cuda_out_of_memory(err, bytes, free_b, total_b, cudaGetErrorString(e));
-    }
+    if (lm_cuda_malloc(&b->p, bytes, err) != 0) return -1;
     b->bytes = bytes;
     return 0;
 }
@@ -170,6 +168,13 @@ static int upload_linear(cuda_backend *c, const lm_linear *l, lm_dev_linear *d, 
     return upload_f32(c, l->b, (size_t)l->out, &d->b, err);
 }
 
+/* The first FFN product: its bias in the compute dtype too, for the
+ * epilogue that writes that dtype (linear_act). */
+static int upload_fc1(cuda_backend *c, const lm_linear *l, lm_dev_linear *d, float *staging, lm_err *err) {
+    if (upload_linear(c, l, d, staging, err) != 0) return -1;
+    return c->dtype == LM_K_F32 ? 0 : upload_matrix(c, l->b, (size_t)l->out, &d->b16, staging, err);
+}
+
 /* q, k and v as one (3 out, in) matrix and one bias: one product where three
  * ran (fewer launches, and a wider product uses the GPU better at few rows). */
 static int upload_qkv(cuda_backend *c, const lm_linear *q, const lm_linear *k, const lm_linear *v, lm_dev_linear *d, float *staging,
@@ -208,7 +213,7 @@ static int upload_model(cuda_backend *c, lm_err *err) {
     const lm_model *m = c->base.model;
     const lm_model_config *mc = &m->cfg.model;
     int D = mc->d_model;
-    int tensors = 8 + mc->encoder_layers * 16 + mc->decoder_layers * 26; /* matrices, biases, norms */
+    int tensors = 8 + mc->encoder_layers * 17 + mc->decoder_layers * 27; /* matrices, biases, norms */
     c->weights = lm_calloc((size_t)tensors, sizeof *c->weights, err);
     c->weight_bytes = lm_calloc((size_t)tensors, sizeof *c->weight_bytes, err);
     c->enc = lm_calloc((size_t)mc->encoder_layers, sizeof *c->enc, err);
@@ -231,7 +236,7 @@ static int upload_model(cuda_backend *c, lm_err *err) {
         dev_layer *d = &c->enc[l];
         if (upload_norm(c, &L->self_norm, &d->self_norm, err) || upload_norm(c, &L->ffn_norm, &d->ffn_norm, err) ||
             upload_qkv(c, &L->q, &L->k, &L->v, &d->qkv, staging, err) || upload_linear(c, &L->o, &d->o, staging, err) ||
-            upload_linear(c, &L->fc1, &d->fc1, staging, err) || upload_linear(c, &L->fc2, &d->fc2, staging, err))
+            upload_fc1(c, &L->fc1, &d->fc1, staging, err) || upload_linear(c, &L->fc2, &d->fc2, staging, err))
             goto done;
     }
     for (int l = 0; l < mc->decoder_layers; l++) {
@@ -241,7 +246,7 @@ static int upload_model(cuda_backend *c, lm_err *err) {
             upload_norm(c, &L->ffn_norm, &d->ffn_norm, err) || upload_qkv(c, &L->q, &L->k, &L->v, &d->qkv, staging, err) ||
             upload_linear(c, &L->o, &d->o, staging, err) || upload_linear(c, &L->cq, &d->cq, staging, err) ||
             upload_linear(c, &L->ck, &d->ck, staging, err) || upload_linear(c, &L->cv, &d->cv, staging, err) ||
-            upload_linear(c, &L->co, &d->co, staging, err) || upload_linear(c, &L->fc1, &d->fc1, staging, err) ||
+            upload_linear(c, &L->co, &d->co, staging, err) || upload_fc1(c, &L->fc1, &d->fc1, staging, err) ||
             upload_linear(c, &L->fc2, &d->fc2, staging, err))
             goto done;
     }
@@ -258,7 +263,30 @@ done:
 
 /* y (rows, out) fp32 = x (rows, in; dtype) . W^T (cuda_device.c, tested alone in test_cuda_backend). */
 static int gemm(cuda_backend *c, int rows, const lm_dev_linear *l, const void *x, float *y, lm_err *err) {
-    return lm_cuda_linear(c->blas, c->gemm_type, rows, l, x, y, err);
+    return lm_cuda_linear(&c->mm, c->gemm_type, rows, l, x, y, err);
+}
+
+/* out (rows, l->out) = act(x . W^T + b) in out_dtype (fp32, or the compute
+ * dtype): one product with the bias and ReLU in its epilogue, which saves a
+ * launch and, for a 16-bit output, the fp32 round trip of the product; or,
+ * with epilogues off (GELU always: see LM_CUDA_EP_BIAS), the product into
+ * fp32 and lm_k_bias_act. A cuBLASLt that refuses an epilogue turns them
+ * off for this backend, said once. */
+static int linear_act(cuda_backend *c, int rows, const lm_dev_linear *l, const void *x, int act, void *out, int out_dtype, lm_err *err) {
+    if (c->epilogues && act != LM_K_ACT_GELU) {
+        const void *bias = out_dtype == LM_K_F32 ? (const void *)l->b : l->b16;
+        int rc = lm_cuda_linear_epilogue(&c->mm, c->gemm_type, rows, l, bias, act == LM_K_ACT_RELU ? LM_CUDA_EP_RELU_BIAS : LM_CUDA_EP_BIAS, x,
+                                         out, out_dtype == LM_K_F32 ? CUDA_R_32F : c->gemm_type, err);
+        c->epilogue_products += rc == 0;
+        if (rc <= 0) return rc;
+        fprintf(stderr, "lyricmt: cuda: cuBLASLt epilogues off (this cuBLASLt does not serve a %d x %d product's bias%s); biases and "
+                        "activations run as kernels\n", l->out, l->in, act == LM_K_ACT_RELU ? " and ReLU" : "");
+        c->epilogues = false;
+    }
+    float *y = out_dtype == LM_K_F32 ? out : c->y.p;
+    if (gemm(c, rows, l, x, y, err)) return -1;
+    KERNEL_TRY(lm_k_bias_act(y, l->b, out, out_dtype, (size_t)l->out, rows, l->out, act, 1.0f, c->stream, kmsg));
+    return 0;
 }
 
 /* bytes from the host, waited for (the caller frees or rewrites src next). */
@@ -299,8 +327,7 @@ static int reserve_work(cuda_backend *c, size_t n, lm_err *err) {
 static int feed_forward(cuda_backend *c, int n, const dev_layer *L, const dev_norm *next, void *next_out, int next_dtype,
                         lm_err *err) {
     int act = c->base.model->cfg.model.activation == LM_ACT_RELU ? LM_K_ACT_RELU : LM_K_ACT_GELU;
-    if (gemm(c, n, &L->fc1, c->h.p, c->y.p, err)) return -1;
-    KERNEL_TRY(lm_k_bias_act(c->y.p, L->fc1.b, c->ffn.p, c->dtype, (size_t)L->fc1.out, n, L->fc1.out, act, 1.0f, c->stream, kmsg));
+    if (linear_act(c, n, &L->fc1, c->h.p, act, c->ffn.p, c->dtype, err)) return -1;
     if (gemm(c, n, &L->fc2, c->ffn.p, c->y.p, err)) return -1;
     KERNEL_TRY(lm_k_add_layernorm(c->x.p, c->y.p, L->fc2.b, next->gamma, next->beta, next_out, next_dtype, n, D_(c), c->stream, kmsg));
     return 0;
@@ -404,8 +431,7 @@ static int encode_append(cuda_backend *c, const int32_t *tokens, const int32_t *
         const dev_layer *L = &c->enc[l];
         /* q, k, v in one product and one bias launch; attention scales q as it loads it */
         float *qkv = c->qkv.p;
-        if (gemm(c, total, &L->qkv, c->h.p, qkv, err)) return -1;
-        KERNEL_TRY(lm_k_bias_act(qkv, L->qkv.b, qkv, LM_K_F32, (size_t)3 * D, total, 3 * D, LM_K_ACT_NONE, 1.0f, c->stream, kmsg));
+        if (linear_act(c, total, &L->qkv, c->h.p, LM_K_ACT_NONE, qkv, LM_K_F32, err)) return -1;
         KERNEL_TRY(lm_k_attention(qkv, 3 * D, scaling, qkv + D, qkv + 2 * D, LM_K_F32, 3 * D, d_start, d_len, c->att.p, c->dtype, D, total,
                                   heads, hd, c->stream, kmsg));
         if (gemm(c, total, &L->o, c->att.p, c->y.p, err)) return -1;
@@ -423,9 +449,9 @@ static int encode_append(cuda_backend *c, const int32_t *tokens, const int32_t *
     }
     for (int l = 0; l < mc->decoder_layers; l++) {
         float *ck = cross_kv(c, h, l, 0) + (size_t)at * D, *cv = cross_kv(c, h, l, 1) + (size_t)at * D;
-        if (gemm(c, total, &c->dec[l].ck, enc_in, ck, err) || gemm(c, total, &c->dec[l].cv, enc_in, cv, err)) return -1;
-        KERNEL_TRY(lm_k_bias_act(ck, c->dec[l].ck.b, ck, LM_K_F32, (size_t)D, total, D, LM_K_ACT_NONE, 1.0f, c->stream, kmsg));
-        KERNEL_TRY(lm_k_bias_act(cv, c->dec[l].cv.b, cv, LM_K_F32, (size_t)D, total, D, LM_K_ACT_NONE, 1.0f, c->stream, kmsg));
+        if (linear_act(c, total, &c->dec[l].ck, enc_in, LM_K_ACT_NONE, ck, LM_K_F32, err) ||
+            linear_act(c, total, &c->dec[l].cv, enc_in, LM_K_ACT_NONE, cv, LM_K_F32, err))
+            return -1;
     }
     CUDA_TRY(cudaStreamSynchronize(c->stream));
     for (int s = 0; s < n; s++) {
@@ -565,8 +591,7 @@ static int decoder_launches(void *ctx, lm_err *err) {
         void *ck = cache(c, l, 0), *cv = cache(c, l, 1);
         /* self-attention over the row's cache, the new key and value appended first (at each row's own position) */
         float *qkv = c->qkv.p;
-        if (gemm(c, R, &L->qkv, c->h.p, qkv, err)) return -1;
-        KERNEL_TRY(lm_k_bias_act(qkv, L->qkv.b, qkv, LM_K_F32, (size_t)3 * D, R, 3 * D, LM_K_ACT_NONE, 1.0f, c->stream, kmsg));
+        if (linear_act(c, R, &L->qkv, c->h.p, LM_K_ACT_NONE, qkv, LM_K_F32, err)) return -1;
         KERNEL_TRY(lm_k_append_kv(ck, cv, c->dtype, di + 2 * R, di + R, qkv + D, qkv + 2 * D, (size_t)3 * D, NULL, NULL, R, D, c->stream, kmsg));
         KERNEL_TRY(lm_k_attention(qkv, 3 * D, scaling, ck, cv, c->dtype, D, di + 2 * R, di + 3 * R, c->att.p, c->dtype, D, R, heads, hd,
                                   c->stream, kmsg));
@@ -586,7 +611,7 @@ static int decoder_launches(void *ctx, lm_err *err) {
         if (feed_forward(c, R, L, next, c->h.p, c->dtype, err)) return -1;
     }
     if (call->want_logits) {
-        lm_dev_linear head = {c->lm_head, NULL, D, mc->vocab_size};
+        lm_dev_linear head = {c->lm_head, NULL, D, mc->vocab_size, NULL};
         if (gemm(c, R, &head, c->h.p, c->logits.p, err)) return -1;
     }
     return 0;
@@ -748,7 +773,7 @@ static void cuda_destroy(lm_backend *b) {
     free(c->sample_host);
     lm_cuda_graphs_free(&c->graphs);
     if (c->reorder_done) cudaEventDestroy(c->reorder_done);
-    if (c->blas) lm_cublas(NULL)->destroy(c->blas); /* a handle means the table is open */
+    lm_cuda_gemm_close(&c->mm);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c->weights); free(c->weight_bytes); free(c->enc); free(c->dec);
     free(c->offset); free(c->len); free(c->row_sentence); cudaFreeHost(c->host_idx); cudaFreeHost(c->host_top); free(c->row_len); free(c->row_len_old);
@@ -781,11 +806,8 @@ static int setup(cuda_backend *c, int reserve_tokens, lm_err *err) {
     /* the stream, the cuBLAS handle and the weights belong to the device current now */
     CUDA_TRY(cudaSetDevice(c->device));
     CUDA_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
-    CUDA_TRY(cudaEventCreate(&c->reorder_done));
-    const lm_cublas_api *blas = lm_cublas(err);
-    if (!blas) return lm_fail_prefix(err, "--device cuda");
-    CUBLAS_TRY(blas->create(&c->blas));
-    CUBLAS_TRY(blas->set_stream(c->blas, c->stream));
+    CUDA_TRY(cudaEventCreateWithFlags(&c->reorder_done, cudaEventDisableTiming)); /* only waited for: no timestamp to take */
+    if (lm_cuda_gemm_open(&c->mm, c->stream, err) != 0) return lm_fail_prefix(err, "--device cuda");
     if (upload_model(c, err)) return -1;
     return reserve_tokens > 0 ? reserve_work(c, (size_t)reserve_tokens, err) : 0;
 }
@@ -813,6 +835,7 @@ lm_backend *lm_cuda_backend_create_on(const lm_model *model, int precision, int 
     c->base.model = model;
     c->dtype = precision == LM_PREC_FP16 ? LM_K_F16 : precision == LM_PREC_BF16 ? LM_K_BF16 : LM_K_F32;
     c->gemm_type = c->dtype == LM_K_F16 ? CUDA_R_16F : c->dtype == LM_K_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+    c->epilogues = lm_cuda_switch("LYRICMT_CUDA_EPILOGUES");
     lm_cuda_graphs_init(&c->graphs);
     if (setup(c, reserve_tokens, err) != 0) {
         cuda_destroy(&c->base);
@@ -871,3 +894,7 @@ void lm_cuda_backend_graph_counts(lm_backend *b, long *captured, long *launched)
     *captured = c->graphs.captured;
     *launched = c->graphs.launched;
 }
+
+void lm_cuda_backend_set_epilogues(lm_backend *b, bool on) { ((cuda_backend *)b)->epilogues = on; }
+
+long lm_cuda_backend_epilogue_products(lm_backend *b) { return ((cuda_backend *)b)->epilogue_products; }

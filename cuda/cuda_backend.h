@@ -26,6 +26,11 @@ int lm_cuda_backend_memory(lm_backend *b, int max_length, size_t *free_bytes, si
  * read how many were captured and launched. */
 void lm_cuda_backend_set_graphs(lm_backend *b, bool on);
 void lm_cuda_backend_graph_counts(lm_backend *b, long *captured, long *launched);
+/* Biases and ReLU in the products' cuBLASLt epilogues: on unless
+ * LYRICMT_CUDA_EPILOGUES=0; switched here by cuda_steps. The count is of
+ * products the host enqueued with one (a graph's, once, at its capture). */
+void lm_cuda_backend_set_epilogues(lm_backend *b, bool on);
+long lm_cuda_backend_epilogue_products(lm_backend *b);
 /* Makes the backend's device current on the calling thread (a worker's first act). */
 int lm_cuda_backend_bind(lm_backend *b, lm_err *err);
 /* CUDA devices on this machine (0 when none), or -1 for a broken setup. */

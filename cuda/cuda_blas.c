@@ -16,6 +16,9 @@
 #define LM_STR(x) LM_STR_(x)
 #ifndef LM_CUBLAS_SONAME
 #define LM_CUBLAS_SONAME "libcublas.so." LM_STR(CUBLAS_VER_MAJOR)
+#define LM_CUBLASLT_SONAME "libcublasLt.so." LM_STR(CUBLAS_VER_MAJOR)
+#else
+#define LM_CUBLASLT_SONAME LM_CUBLAS_SONAME
 #endif
 
 static lm_cublas_api api;
@@ -32,14 +35,26 @@ static void open_cublas(void) {
     }
     struct link_map *map = NULL;
     snprintf(api.path, sizeof api.path, "%s", dlinfo(lib, RTLD_DI_LINKMAP, &map) == 0 && map && *map->l_name ? map->l_name : "the program");
+    /* libcublas has loaded its libcublasLt by now: the loader finds it by soname */
+    void *lt = dlopen(LM_CUBLASLT_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!lt) {
+        snprintf(why, sizeof why, "the cuBLAS found (%s) came without its cuBLASLt (%s)", api.path, dlerror());
+        return;
+    }
     /* the names after cublas_v2.h's macros (cublasCreate is cublasCreate_v2) */
-    struct { void **fn; const char *name; } want[] = {
-        {(void **)&api.create, LM_STR(cublasCreate)},         {(void **)&api.destroy, LM_STR(cublasDestroy)},
-        {(void **)&api.set_stream, LM_STR(cublasSetStream)},  {(void **)&api.gemm_ex, LM_STR(cublasGemmEx)},
-        {(void **)&api.status_string, LM_STR(cublasGetStatusString)},
+    struct { void *lib; void **fn; const char *name; } want[] = {
+        {lib, (void **)&api.create, LM_STR(cublasCreate)},         {lib, (void **)&api.destroy, LM_STR(cublasDestroy)},
+        {lib, (void **)&api.set_stream, LM_STR(cublasSetStream)},  {lib, (void **)&api.gemm_ex, LM_STR(cublasGemmEx)},
+        {lib, (void **)&api.set_workspace, LM_STR(cublasSetWorkspace)},
+        {lib, (void **)&api.status_string, LM_STR(cublasGetStatusString)},
+        {lt, (void **)&api.lt_create, "cublasLtCreate"},           {lt, (void **)&api.lt_destroy, "cublasLtDestroy"},
+        {lt, (void **)&api.lt_desc_create, "cublasLtMatmulDescCreate"}, {lt, (void **)&api.lt_desc_destroy, "cublasLtMatmulDescDestroy"},
+        {lt, (void **)&api.lt_desc_set, "cublasLtMatmulDescSetAttribute"},
+        {lt, (void **)&api.lt_layout_create, "cublasLtMatrixLayoutCreate"}, {lt, (void **)&api.lt_layout_destroy, "cublasLtMatrixLayoutDestroy"},
+        {lt, (void **)&api.lt_matmul, "cublasLtMatmul"},
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
-        if (!(*want[i].fn = dlsym(lib, want[i].name))) {
+        if (!(*want[i].fn = dlsym(want[i].lib, want[i].name))) {
             snprintf(why, sizeof why, "the cuBLAS found (%s) lacks %s", api.path, want[i].name);
             api.create = NULL; /* the mark of a usable table */
             return;

@@ -10,6 +10,7 @@
 
 #include "base/util.h"
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 
 typedef struct {
@@ -19,7 +20,19 @@ typedef struct {
     cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *, const void *,
                               cudaDataType, int, const void *, cudaDataType, int, const void *, void *, cudaDataType, int,
                               cublasComputeType_t, cublasGemmAlgo_t);
+    cublasStatus_t (*set_workspace)(cublasHandle_t, void *, size_t);
     const char *(*status_string)(cublasStatus_t);
+    /* cuBLASLt, which libcublas itself loads: the products with an epilogue (cuda_device.h) */
+    cublasStatus_t (*lt_create)(cublasLtHandle_t *);
+    cublasStatus_t (*lt_destroy)(cublasLtHandle_t);
+    cublasStatus_t (*lt_desc_create)(cublasLtMatmulDesc_t *, cublasComputeType_t, cudaDataType_t);
+    cublasStatus_t (*lt_desc_destroy)(cublasLtMatmulDesc_t);
+    cublasStatus_t (*lt_desc_set)(cublasLtMatmulDesc_t, cublasLtMatmulDescAttributes_t, const void *, size_t);
+    cublasStatus_t (*lt_layout_create)(cublasLtMatrixLayout_t *, cudaDataType, uint64_t, uint64_t, int64_t);
+    cublasStatus_t (*lt_layout_destroy)(cublasLtMatrixLayout_t);
+    cublasStatus_t (*lt_matmul)(cublasLtHandle_t, cublasLtMatmulDesc_t, const void *, const void *, cublasLtMatrixLayout_t, const void *,
+                                cublasLtMatrixLayout_t, const void *, const void *, cublasLtMatrixLayout_t, void *, cublasLtMatrixLayout_t,
+                                const cublasLtMatmulAlgo_t *, void *, size_t, cudaStream_t);
     char path[512]; /* the file opened */
 } lm_cublas_api;
 

@@ -3,6 +3,8 @@
 #include "cuda/cuda_check.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* "13.0" from the runtime's 13000; "none" for 0 (no driver installed). */
 static void version_text(int v, char *out, size_t n) {
@@ -50,15 +52,94 @@ int lm_cuda_out_of_memory(lm_err *err, size_t need, size_t free_bytes, size_t to
                    MB_UP(need), free_bytes >> 20, total_bytes >> 20, cuda_msg);
 }
 
+#define WORKSPACE_HOPPER ((size_t)32 << 20)
+#define WORKSPACE_BEFORE ((size_t)4 << 20)
+
+int lm_cuda_gemm_open(lm_cuda_gemm *g, cudaStream_t stream, lm_err *err) {
+    *g = (lm_cuda_gemm){.stream = stream};
+    const lm_cublas_api *api = lm_cublas(err);
+    if (!api) return -1;
+    int dev;
+    struct cudaDeviceProp prop;
+    CUDA_TRY(cudaGetDevice(&dev));
+    CUDA_TRY(cudaGetDeviceProperties(&prop, dev));
+    g->workspace_bytes = prop.major >= 9 ? WORKSPACE_HOPPER : WORKSPACE_BEFORE;
+    if (lm_cuda_malloc(&g->workspace, g->workspace_bytes, err) != 0) return -1;
+    CUBLAS_TRY(api->create(&g->blas));
+    CUBLAS_TRY(api->set_stream(g->blas, stream)); /* before the workspace: setting a stream drops a workspace set earlier */
+    CUBLAS_TRY(api->set_workspace(g->blas, g->workspace, g->workspace_bytes));
+    CUBLAS_TRY(api->lt_create(&g->lt));
+    return 0;
+}
+
+void lm_cuda_gemm_close(lm_cuda_gemm *g) {
+    const lm_cublas_api *api = g->blas || g->lt ? lm_cublas(NULL) : NULL; /* a handle means the table is open */
+    if (g->lt) api->lt_destroy(g->lt);
+    if (g->blas) api->destroy(g->blas);
+    if (g->workspace) cudaFree(g->workspace);
+    *g = (lm_cuda_gemm){0};
+}
+
+int lm_cuda_malloc(void **p, size_t bytes, lm_err *err) {
+    cudaError_t e = cudaMalloc(p, bytes);
+    if (e == cudaSuccess) return 0;
+    *p = NULL;
+    size_t free_b = 0, total_b = 0;
+    cudaGetLastError(); /* reported below */
+    cudaMemGetInfo(&free_b, &total_b);
+    return lm_cuda_out_of_memory(err, bytes, free_b, total_b, cudaGetErrorString(e));
+}
+
 /* cuBLAS is column-major: y^T (out, rows) = W (out, in) . x^T, where W row-major
  * (out, in) is W^T column-major with leading dimension in, hence OP_T on it. */
-int lm_cuda_linear(cublasHandle_t blas, cudaDataType_t type, int rows, const lm_dev_linear *l, const void *x, float *y,
-                   lm_err *err) {
+int lm_cuda_linear(const lm_cuda_gemm *g, cudaDataType_t type, int rows, const lm_dev_linear *l, const void *x, float *y, lm_err *err) {
     const float one = 1.0f, zero = 0.0f;
     if (rows == 0) return 0;
     const lm_cublas_api *api = lm_cublas(err);
     if (!api) return -1;
-    CUBLAS_TRY(api->gemm_ex(blas, CUBLAS_OP_T, CUBLAS_OP_N, l->out, rows, l->in, &one, l->w, type, l->in, x, type, l->in, &zero, y,
+    CUBLAS_TRY(api->gemm_ex(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, l->out, rows, l->in, &one, l->w, type, l->in, x, type, l->in, &zero, y,
                             CUDA_R_32F, l->out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return 0;
+}
+
+/* The same product as lm_cuda_linear, described to cuBLASLt: A is W stored
+ * (in, out) column-major, transposed; B is x^T (in, rows); D is y^T (out,
+ * rows), the bias running down its columns. The descriptors are made each
+ * call (host work of microseconds: a decoder step's are made once, when its
+ * graph is captured); no algorithm is named, so cuBLASLt's own heuristic
+ * picks one for the shape. */
+int lm_cuda_linear_epilogue(const lm_cuda_gemm *g, cudaDataType_t type, int rows, const lm_dev_linear *l, const void *bias, int ep,
+                            const void *x, void *y, cudaDataType_t out_type, lm_err *err) {
+    if (rows == 0) return 0;
+    const lm_cublas_api *api = lm_cublas(err);
+    if (!api) return -1;
+    const float one = 1.0f, zero = 0.0f;
+    cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    cublasLtEpilogue_t e = ep == LM_CUDA_EP_RELU_BIAS ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
+    cublasLtMatmulDesc_t desc = NULL;
+    cublasLtMatrixLayout_t a = NULL, b = NULL, d = NULL;
+    cublasStatus_t s = api->lt_desc_create(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+    if (s == CUBLAS_STATUS_SUCCESS) s = api->lt_desc_set(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+    if (s == CUBLAS_STATUS_SUCCESS) s = api->lt_desc_set(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+    if (s == CUBLAS_STATUS_SUCCESS) s = api->lt_desc_set(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof e);
+    if (s == CUBLAS_STATUS_SUCCESS) s = api->lt_desc_set(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+    if (s == CUBLAS_STATUS_SUCCESS) s = api->lt_layout_create(&a, type, (uint64_t)l->in, (uint64_t)l->out, l->in);
+    if (s == CUBLAS_STATUS_SUCCESS) s = api->lt_layout_create(&b, type, (uint64_t)l->in, (uint64_t)rows, l->in);
+    if (s == CUBLAS_STATUS_SUCCESS) s = api->lt_layout_create(&d, out_type, (uint64_t)l->out, (uint64_t)rows, l->out);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = api->lt_matmul(g->lt, desc, &one, l->w, a, x, b, &zero, y, d, y, d, NULL, g->workspace, g->workspace_bytes, g->stream);
+    if (d) api->lt_layout_destroy(d);
+    if (b) api->lt_layout_destroy(b);
+    if (a) api->lt_layout_destroy(a);
+    if (desc) api->lt_desc_destroy(desc);
+    if (s == CUBLAS_STATUS_NOT_SUPPORTED) return 1;
+    if (s != CUBLAS_STATUS_SUCCESS)
+        return lm_fail(err, "cublasLtMatmul (%d rows, %d in, %d out, %s epilogue): %s", rows, l->in, l->out,
+                       ep == LM_CUDA_EP_RELU_BIAS ? "bias and ReLU" : "bias", lm_cublas_status(s));
+    return 0;
+}
+
+bool lm_cuda_switch(const char *name) {
+    const char *e = getenv(name);
+    return !(e && !strcmp(e, "0"));
 }

@@ -1,15 +1,15 @@
 /* cuda_graph: see cuda_graph.h. */
 #include "cuda/cuda_graph.h"
 #include "cuda/cuda_check.h"
+#include "cuda/cuda_device.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 void lm_cuda_graphs_init(lm_cuda_graphs *g) {
-    const char *e = getenv("LYRICMT_CUDA_GRAPHS");
     *g = (lm_cuda_graphs){0};
-    g->on = !(e && !strcmp(e, "0"));
+    g->on = lm_cuda_switch("LYRICMT_CUDA_GRAPHS");
 }
 
 void lm_cuda_graphs_free(lm_cuda_graphs *g) {
@@ -25,6 +25,14 @@ static int give_up(lm_cuda_graphs *g, const char *why, lm_cuda_graph_body body, 
     lm_cuda_graphs_free(g);
     g->on = false;
     return body(ctx, err);
+}
+
+/* The errors that say the capture failed, not the work: something in the
+ * body a capture cannot hold. Any other (a sticky error from earlier work, a
+ * bad argument) is the step's own and is returned as it would be without
+ * graphs. */
+static bool capture_error(cudaError_t e) {
+    return (e >= cudaErrorStreamCaptureUnsupported && e <= cudaErrorStreamCaptureWrongThread) || e == cudaErrorNotSupported;
 }
 
 int lm_cuda_graph_run(lm_cuda_graphs *g, cudaStream_t s, const void *key, size_t key_bytes, lm_cuda_graph_body body, void *ctx, lm_err *err) {
@@ -44,15 +52,25 @@ int lm_cuda_graph_run(lm_cuda_graphs *g, cudaStream_t s, const void *key, size_t
     if (!again) return body(ctx, err);
 
     cudaError_t e = cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
-    if (e != cudaSuccess) return give_up(g, cudaGetErrorString(e), body, ctx, err);
+    if (capture_error(e)) return give_up(g, cudaGetErrorString(e), body, ctx, err);
+    CUDA_TRY(e);
     lm_err during = {"the step failed while captured"};
     int rc = body(ctx, &during);
     cudaGraph_t graph = NULL;
     e = cudaStreamEndCapture(s, &graph); /* always: a failed body leaves the stream capturing otherwise */
+    if (rc != 0 || e != cudaSuccess) {
+        if (graph) cudaGraphDestroy(graph);
+        if (capture_error(e)) return give_up(g, cudaGetErrorString(e), body, ctx, err);
+        if (rc != 0) {
+            *err = during;
+            return -1;
+        }
+        CUDA_TRY(e);
+    }
     cudaGraphExec_t exec = NULL;
-    if (rc == 0 && e == cudaSuccess) e = cudaGraphInstantiate(&exec, graph, 0);
-    if (graph) cudaGraphDestroy(graph);
-    if (rc != 0 || e != cudaSuccess) return give_up(g, rc != 0 ? during.msg : cudaGetErrorString(e), body, ctx, err);
+    e = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (e != cudaSuccess) return give_up(g, cudaGetErrorString(e), body, ctx, err); /* this graph, not the work: any failure */
 
     int at = 0;
     if (g->n < LM_CUDA_GRAPHS) at = g->n++;

@@ -16,8 +16,10 @@
  * capture forbids (the emulator refuses each, tests/cuda_emu/README.md).
  *
  * On by default; LYRICMT_CUDA_GRAPHS=0 turns them off. If a capture fails on
- * some driver, graphs go off for that backend with one line on stderr and
- * the step runs as plain launches.
+ * some driver (a capture error, or a graph that will not instantiate),
+ * graphs go off for that backend with one line on stderr and the step runs
+ * as plain launches; a step that fails for any other reason while captured
+ * returns its error, graphs staying on.
  */
 #ifndef LM_CUDA_GRAPH_H
 #define LM_CUDA_GRAPH_H

@@ -120,6 +120,9 @@ stage_sanitize() {
 stage_steps() {
     step cuda_steps 120 "$B/bin/cuda_steps" --rows 32,256,1280 --precisions fp32,fp16,bf16
     grep '^|' "$OUT/cuda_steps.log" >"$OUT/steps.md" 2>/dev/null && { note ""; cat "$OUT/steps.md" >>"$SUMMARY"; note ""; }
+    # a mechanism this driver or cuBLASLt refused runs its plain path, said once on stderr: shown here, not buried in a log
+    grep -h "CUDA graphs off\|cuBLASLt epilogues off" "$OUT"/cuda_steps.log "$OUT"/test_golden_cuda_*.log 2>/dev/null | sort -u |
+        sed 's/^/- fallback taken: /' >>"$SUMMARY"
 }
 
 # CUDA 12's cuBLAS, which CTranslate2 4.8.5's GPU path loads, wherever this machine may have one.

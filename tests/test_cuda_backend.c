@@ -40,6 +40,7 @@
 #include "cpu/cpu_weights.h"
 #include "cuda/cuda_blas.h"
 #include "cuda/cuda_device.h"
+#include "cuda/cuda_graph.h"
 #include "config/engine_config.h"
 #include "kernels/kernels.h"
 #include "backend/logits.h"
@@ -133,18 +134,71 @@ static void round_like_device(float *x, size_t n, int dtype, cudaStream_t s) {
     cudaFree(d);
 }
 
+/* The values a device array of dtype holds, as floats. */
+static void from_device(float *to, const void *d, size_t n, int dtype, cudaStream_t s) {
+    uint16_t *h = malloc(n * 2);
+    if (dtype == LM_K_F32) cudaMemcpyAsync(to, d, n * 4, cudaMemcpyDeviceToHost, s);
+    else cudaMemcpyAsync(h, d, n * 2, cudaMemcpyDeviceToHost, s);
+    cudaStreamSynchronize(s);
+    for (size_t i = 0; dtype != LM_K_F32 && i < n; i++) to[i] = lm_half_bits_to_float(h[i], dtype);
+    free(h);
+}
+
+/* The product with its bias (fp32 output) and with bias and ReLU (output
+ * and bias in the input's dtype, as the first FFN product runs) in
+ * cuBLASLt's epilogue, against the CPU's product plus the bias, ReLU and
+ * the rounding to dtype done here. One rounding of a 16-bit output is half
+ * a unit in its last place: 2^-9 (bf16) or 2^-12 (fp16) of the value; a
+ * missing bias (as large as the product), a missing ReLU or a bias read
+ * along the wrong axis is 0.1 or more. */
+static void check_epilogues(const lm_cuda_gemm *g, int dtype, int rows, int in, int out, const void *d_w, const void *d_x, const float *prod,
+                            cudaStream_t s) {
+    static const cudaDataType_t types[3] = {CUDA_R_32F, CUDA_R_16F, CUDA_R_16BF};
+    const char *names[3] = {"fp32", "fp16", "bf16"};
+    size_t ny = (size_t)rows * out;
+    float *b = malloc((size_t)out * 4), *b16 = malloc((size_t)out * 4), *want = malloc(ny * 4), *got = malloc(ny * 4);
+    fill(b, (size_t)out, 20, 0);
+    memcpy(b16, b, (size_t)out * 4);
+    round_like_device(b16, (size_t)out, dtype, s); /* the bias the ReLU epilogue reads, in the output's dtype */
+    void *d_b32 = NULL, *d_b = NULL, *d_y = NULL;
+    to_dtype(&d_b32, b, (size_t)out, LM_K_F32, s);
+    to_dtype(&d_b, b16, (size_t)out, dtype, s);
+    cudaMalloc(&d_y, ny * 4);
+    lm_dev_linear l = {(void *)d_w, NULL, in, out, NULL};
+    lm_err err;
+    for (int relu = 0; relu < 2; relu++) {
+        int out_dtype = relu ? dtype : LM_K_F32;
+        for (size_t i = 0; i < ny; i++) {
+            float v = prod[i] + (relu ? b16 : b)[i % out];
+            want[i] = relu && v < 0 ? 0 : v;
+        }
+        round_like_device(want, ny, out_dtype, s);
+        int rc = lm_cuda_linear_epilogue(g, types[dtype], rows, &l, relu ? d_b : d_b32, relu ? LM_CUDA_EP_RELU_BIAS : LM_CUDA_EP_BIAS, d_x, d_y,
+                                         types[out_dtype], &err);
+        CHECK(rc == 0, "epilogue %s%s: %s", names[dtype], relu ? " bias+ReLU" : " bias", rc < 0 ? err.msg : "cuBLASLt does not serve it");
+        if (rc != 0) continue;
+        from_device(got, d_y, ny, out_dtype, s);
+        double e = lm_max_rel_err(got, want, ny), tol = out_dtype == LM_K_BF16 ? 4e-3 : out_dtype == LM_K_F16 ? 6e-4 : 1e-5;
+        CHECK(e < tol, "epilogue %s%s rows=%d in=%d out=%d: differs from the CPU's by %g (tolerance %g)", names[dtype], relu ? " bias+ReLU" : " bias",
+              rows, in, out, e, tol);
+    }
+    cudaFree(d_b32); cudaFree(d_b); cudaFree(d_y);
+    free(b); free(b16); free(want); free(got);
+}
+
 static void test_linear(int dtype, int rows, int in, int out) {
     static const cudaDataType_t types[3] = {CUDA_R_32F, CUDA_R_16F, CUDA_R_16BF};
     const char *names[3] = {"fp32", "fp16", "bf16"};
     cudaStream_t s;
-    cublasHandle_t blas;
+    lm_cuda_gemm g;
     cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
     lm_err open_err;
-    const lm_cublas_api *api = lm_cublas(&open_err);
-    CHECK(api != NULL, "cuBLAS: %s", open_err.msg);
-    if (!api) return;
-    api->create(&blas);
-    api->set_stream(blas, s);
+    CHECK(lm_cuda_gemm_open(&g, s, &open_err) == 0, "cuBLAS: %s", open_err.msg);
+    if (!g.lt) {
+        lm_cuda_gemm_close(&g);
+        cudaStreamDestroy(s);
+        return;
+    }
     size_t nw = (size_t)in * out, nx = (size_t)rows * in, ny = (size_t)rows * out;
     float *w = malloc(nw * 4), *wt = malloc(nw * 4), *x = malloc(nx * 4), *want = malloc(ny * 4), *got = malloc(ny * 4);
     fill(w, nw, 1, 0);
@@ -161,8 +215,8 @@ static void test_linear(int dtype, int rows, int in, int out) {
     to_dtype(&d_x, x, nx, dtype, s);
     cudaMalloc((void **)&d_y, ny * 4);
     lm_err err;
-    lm_dev_linear l = {d_w, NULL, in, out};
-    int rc = lm_cuda_linear(blas, types[dtype], rows, &l, d_x, d_y, &err);
+    lm_dev_linear l = {d_w, NULL, in, out, NULL};
+    int rc = lm_cuda_linear(&g, types[dtype], rows, &l, d_x, d_y, &err);
     CHECK(rc == 0, "linear %s: %s", names[dtype], err.msg);
     cudaMemcpyAsync(got, d_y, ny * 4, cudaMemcpyDeviceToHost, s);
     cudaStreamSynchronize(s);
@@ -171,14 +225,15 @@ static void test_linear(int dtype, int rows, int in, int out) {
     CHECK(e < tol, "linear %s rows=%d in=%d out=%d: differs from the CPU product by %g", names[dtype], rows, in, out, e);
     /* the same comparison on a transposed weight (what a swapped OP_T/OP_N or
      * leading dimension would read) must fail: the shapes are not square */
-    lm_dev_linear lt = {d_wt, NULL, in, out};
-    rc = lm_cuda_linear(blas, types[dtype], rows, &lt, d_x, d_y, &err);
+    lm_dev_linear lt = {d_wt, NULL, in, out, NULL};
+    rc = lm_cuda_linear(&g, types[dtype], rows, &lt, d_x, d_y, &err);
     cudaMemcpyAsync(got, d_y, ny * 4, cudaMemcpyDeviceToHost, s);
     cudaStreamSynchronize(s);
     CHECK(rc != 0 || lm_max_rel_err(got, want, ny) > 0.1, "linear %s: a transposed weight passes the comparison", names[dtype]);
+    check_epilogues(&g, dtype, rows, in, out, d_w, d_x, want, s);
     cudaFree(d_w); cudaFree(d_wt); cudaFree(d_x); cudaFree(d_y);
     free(w); free(wt); free(x); free(want); free(got);
-    api->destroy(blas);
+    lm_cuda_gemm_close(&g);
     cudaStreamDestroy(s);
 }
 
@@ -705,6 +760,78 @@ static void test_graph_capture(void) {
     cudaStreamDestroy(s);
 }
 
+/* A body for lm_cuda_graph_run: doubles d's one value, then, by mode, returns
+ * its own error (1) or waits for its stream (2: what a capture cannot hold). */
+typedef struct {
+    float *d;
+    cudaStream_t s;
+    int mode;
+} toy_step;
+
+static int toy_body(void *ctx, lm_err *err) {
+    toy_step *t = ctx;
+    const char *kmsg = "";
+    if (lm_k_bias_act(t->d, NULL, t->d, LM_K_F32, 1, 1, 1, LM_K_ACT_NONE, 2.0f, t->s, &kmsg) != 0) return lm_fail(err, "toy: %s", kmsg);
+    if (t->mode == 1) return lm_fail(err, "toy: its own failure");
+    if (t->mode == 2 && cudaStreamSynchronize(t->s) != cudaSuccess) return lm_fail(err, "toy: the wait was refused");
+    return 0;
+}
+
+/* cuda_graph.c's policy with a toy body: a key captured on its second call
+ * in a row; a body failing for its own reason while captured returns its
+ * error, graphs staying on; a body doing what a capture cannot hold turns
+ * graphs off, said once, and runs plain. The value doubles once per run
+ * that counts: 2 (A plain), 4 (A captured and launched), 8 (B plain, then
+ * its error), 8 (B's capture discarded), 16 (C plain), 32 (C's capture
+ * refused, then plain), 64 (A plain: graphs are off). */
+static void test_graph_policy(void) {
+    toy_step t = {NULL, NULL, 0};
+    lm_cuda_graphs g;
+    lm_err err;
+    float one = 1.0f, got = 0;
+    CHECK(cudaStreamCreateWithFlags(&t.s, cudaStreamNonBlocking) == cudaSuccess && cudaMalloc((void **)&t.d, sizeof(float)) == cudaSuccess &&
+              cudaMemcpyAsync(t.d, &one, sizeof one, cudaMemcpyHostToDevice, t.s) == cudaSuccess,
+          "graph policy: stream and value");
+    lm_cuda_graphs_init(&g);
+    int key_a = 1, key_b = 2, key_c = 3, rc[8];
+    rc[0] = lm_cuda_graph_run(&g, t.s, &key_a, sizeof key_a, toy_body, &t, &err);
+    rc[1] = lm_cuda_graph_run(&g, t.s, &key_a, sizeof key_a, toy_body, &t, &err);
+    CHECK(rc[0] == 0 && rc[1] == 0 && g.captured == 1 && g.launched == 1, "graph policy: key A: rc %d %d, %ld captured, %ld launched (want 1, 1)",
+          rc[0], rc[1], g.captured, g.launched);
+    t.mode = 1;
+    rc[2] = lm_cuda_graph_run(&g, t.s, &key_b, sizeof key_b, toy_body, &t, &err);
+    err.msg[0] = 0;
+    rc[3] = lm_cuda_graph_run(&g, t.s, &key_b, sizeof key_b, toy_body, &t, &err);
+    CHECK(rc[2] == -1 && rc[3] == -1 && strstr(err.msg, "its own failure") && g.on && g.captured == 1,
+          "graph policy: a body's own error while captured: rc %d, \"%s\", graphs %s, %ld captured", rc[3], err.msg, g.on ? "on" : "off", g.captured);
+    t.mode = 2;
+    char path[] = "/tmp/lyricmt-graph-XXXXXX";
+    int notice = mkstemp(path), saved = dup(2);
+    fflush(stderr);
+    if (notice >= 0) dup2(notice, 2);
+    rc[4] = lm_cuda_graph_run(&g, t.s, &key_c, sizeof key_c, toy_body, &t, &err);
+    rc[5] = lm_cuda_graph_run(&g, t.s, &key_c, sizeof key_c, toy_body, &t, &err);
+    fflush(stderr);
+    if (saved >= 0) dup2(saved, 2), close(saved);
+    t.mode = 0;
+    rc[6] = lm_cuda_graph_run(&g, t.s, &key_a, sizeof key_a, toy_body, &t, &err);
+    char text[4096] = "";
+    ssize_t n = notice >= 0 ? pread(notice, text, sizeof text - 1, 0) : 0;
+    text[n > 0 ? n : 0] = 0;
+    CHECK(rc[4] == 0 && rc[5] == 0 && rc[6] == 0 && !g.on && g.launched == 1 && strstr(text, "CUDA graphs off") &&
+              !strstr(strstr(text, "CUDA graphs off") + 1, "CUDA graphs off"),
+          "graph policy: a refused capture: rc %d %d %d, graphs %s, %ld launched; said: %s", rc[4], rc[5], rc[6], g.on ? "on" : "off", g.launched,
+          text);
+    CHECK(cudaMemcpyAsync(&got, t.d, sizeof got, cudaMemcpyDeviceToHost, t.s) == cudaSuccess && cudaStreamSynchronize(t.s) == cudaSuccess &&
+              got == 64.0f,
+          "graph policy: the value is %g, want 64 (each run that counts doubles it once)", got);
+    if (notice >= 0) close(notice);
+    unlink(path);
+    lm_cuda_graphs_free(&g);
+    cudaFree(t.d);
+    cudaStreamDestroy(t.s);
+}
+
 /* The decoder step from graphs (cuda_graph.c) against plain launches, on two
  * fp32 backends fed alike: rows 1 to 8 two steps each (each count captured
  * on its second step), 1 again (a launch), 9 (the ninth graph: the least
@@ -764,11 +891,105 @@ static void test_graph_steps(lm_random_model *rm, const batch *b) {
     }
 }
 
+/* Biases and ReLU in cuBLASLt's epilogues against the same steps with
+ * them off, graphs off on both so every product is the host's to count: the
+ * products that take an epilogue are the QKV product and the first FFN
+ * product of every layer and, per encoder batch, the decoder's cross keys
+ * and values (2 E + 2 D per encode, 2 D per step). fp32 adds the same fp32
+ * bias to the same sum either way; bf16's first FFN product adds a bf16
+ * bias before its output's rounding to bf16. Then: a cuBLASLt that refuses
+ * epilogues (the emulator's CUDA_EMU_LT_EPILOGUES=0) turns them off, said
+ * once, with the plain path's output; a GELU model keeps its first FFN
+ * product plain (cuBLASLt's GELU is not the model's). */
+static void test_epilogue_steps(lm_random_model *rm, const batch *b) {
+    lm_err err;
+    lm_model *m = &rm->m;
+    int V = m->cfg.model.vocab_size, E = m->cfg.model.encoder_layers, Dl = m->cfg.model.decoder_layers;
+    enum { R = 6, T = 3 };
+    int32_t sent[R], feed[R];
+    for (int r = 0; r < R; r++) sent[r] = r % 4;
+    float *lg[3] = {malloc(sizeof(float) * R * V), malloc(sizeof(float) * R * V), malloc(sizeof(float) * R * V)};
+    setenv("LYRICMT_CUDA_GRAPHS", "0", 1);
+    for (int pass = 0; pass < 3; pass++) { /* fp32, bf16, fp32 with GELU */
+        int prec = pass == 1 ? LM_PREC_BF16 : LM_PREC_FP32;
+        bool gelu = pass == 2;
+        const char *name = pass == 0 ? "fp32" : pass == 1 ? "bf16" : "fp32 GELU";
+        if (gelu) m->cfg.model.activation = LM_ACT_GELU;
+        lm_backend *be[3] = {lm_cuda_backend_create(m, prec, 64, &err), NULL, NULL};
+        setenv("LYRICMT_CUDA_EPILOGUES", "0", 1);
+        be[1] = lm_cuda_backend_create(m, prec, 64, &err);
+        unsetenv("LYRICMT_CUDA_EPILOGUES");
+        be[2] = pass == 0 ? lm_cuda_backend_create(m, prec, 64, &err) : NULL;
+        CHECK(be[0] && be[1] && (pass || be[2]), "epilogues %s: backends: %s", name, err.msg);
+        /* be[2] meets a cuBLASLt that serves no epilogue: its notice goes to a file */
+        char notice_path[] = "/tmp/lyricmt-epilogue-XXXXXX";
+        int notice = mkstemp(notice_path), saved = -1;
+        for (int k = 0; k < 3 && be[0] && be[1]; k++) {
+            if (!be[k]) continue;
+            if (k == 2) {
+                setenv("CUDA_EMU_LT_EPILOGUES", "0", 1);
+                fflush(stderr);
+                saved = dup(2);
+                dup2(notice, 2);
+            }
+            CHECK(be[k]->ops->encode(be[k], b->tokens, b->lens, 4, &err) == 0 && be[k]->ops->decode_start(be[k], sent, R, T + 1, &err) == 0,
+                  "epilogues %s: start: %s", name, err.msg);
+            long want = k == 0 ? 2L * Dl + (gelu ? 1L : 2L) * E : 0;
+            CHECK(lm_cuda_backend_epilogue_products(be[k]) == want, "epilogues %s (backend %d): %ld products with an epilogue at encode, want %ld",
+                  name, k, lm_cuda_backend_epilogue_products(be[k]), want);
+        }
+        if (saved >= 0) { /* refused at its first product: off for good, so its steps below never ask again */
+            fflush(stderr);
+            dup2(saved, 2);
+            close(saved);
+            unsetenv("CUDA_EMU_LT_EPILOGUES");
+        }
+        for (int t = 0; t < T && be[0] && be[1]; t++) {
+            for (int r = 0; r < R; r++) feed[r] = t == 0 ? 2 : b->feed[1 + t][r];
+            for (int k = 0; k < 3; k++)
+                if (be[k]) CHECK(be[k]->ops->decode_step(be[k], feed, t, lg[k], &err) == 0, "epilogues %s: step %d: %s", name, t, err.msg);
+            /* bf16: the bf16 bias's rounding (2^-9 of a bias) moved the
+             * logits 2.6e-3 to 3.5e-3 over 2 + 2 layers (measured on the
+             * emulator); a lost bias or ReLU, or an fp32 bias read as bf16,
+             * moves them O(1) */
+            double e = lm_max_rel_err(lg[0], lg[1], (size_t)R * V), tol = prec == LM_PREC_FP32 ? 1e-5 : 3e-2;
+            CHECK(e < tol, "epilogues %s: step %d: logits with epilogues differ from plain products' by %g (tolerance %g)", name, t, e, tol);
+            if (be[2]) {
+                e = lm_max_rel_err(lg[2], lg[1], (size_t)R * V);
+                CHECK(e == 0, "epilogues refused: step %d: logits differ from plain products' by %g", t, e);
+            }
+        }
+        long want = 2L * Dl + (gelu ? 1L : 2L) * E + (gelu ? 1L : 2L) * Dl * T;
+        if (be[0] && be[1])
+            CHECK(lm_cuda_backend_epilogue_products(be[0]) == want && lm_cuda_backend_epilogue_products(be[1]) == 0,
+                  "epilogues %s: %ld and %ld products with an epilogue after %d steps, want %ld and 0", name, lm_cuda_backend_epilogue_products(be[0]),
+                  lm_cuda_backend_epilogue_products(be[1]), T, want);
+        if (be[2]) {
+            char text[4096] = "";
+            ssize_t n = pread(notice, text, sizeof text - 1, 0);
+            text[n > 0 ? n : 0] = 0;
+            int said = 0;
+            for (const char *p = text; (p = strstr(p, "cuBLASLt epilogues off")); p++) said++;
+            CHECK(said == 1 && lm_cuda_backend_epilogue_products(be[2]) == 0,
+                  "epilogues refused: the notice was given %d times (want 1) and %ld products took an epilogue (want 0)", said,
+                  lm_cuda_backend_epilogue_products(be[2]));
+        }
+        if (notice >= 0) close(notice);
+        unlink(notice_path);
+        for (int k = 0; k < 3; k++)
+            if (be[k]) be[k]->ops->destroy(be[k]);
+        m->cfg.model.activation = LM_ACT_RELU;
+    }
+    unsetenv("LYRICMT_CUDA_GRAPHS");
+    for (int k = 0; k < 3; k++) free(lg[k]);
+}
+
 int main(void) {
     test_probe_cases();
     test_oom_message();
     if (!lm_cuda_gate("test_cuda_backend")) return lm_test_summary("test_cuda_backend");
     test_graph_capture();
+    test_graph_policy();
     for (int dtype = LM_K_F32; dtype <= LM_K_BF16; dtype++) {
         test_linear(dtype, 37, 70, 53);
         test_linear(dtype, 1, 1024, 4096);
@@ -794,6 +1015,7 @@ int main(void) {
     test_sample_path(&rm, &b);
     test_rescore_search(&rm, &b);
     test_graph_steps(&rm, &b);
+    test_epilogue_steps(&rm, &b);
     lm_random_model_free(&rm);
     free(cpu_states);
     free(cpu_logits0);

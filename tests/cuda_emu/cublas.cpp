@@ -1,8 +1,20 @@
 /*
- * cublas: the part of cuBLAS lyricmt calls (a handle, its stream, GemmEx),
- * over OpenBLAS's sgemm: 16-bit inputs widened exactly to float, float
- * accumulation and output, as cuBLAS's compute type 32F promises (its
- * tensor cores' own rounding order is not modelled).
+ * cublas: the part of cuBLAS and cuBLASLt lyricmt calls (a handle, its
+ * stream and workspace, GemmEx; cuBLASLt's matmul with a bias or bias-and-ReLU
+ * epilogue), over OpenBLAS's sgemm: 16-bit inputs widened exactly to float,
+ * float accumulation, as compute type 32F promises (its tensor cores' own
+ * rounding order is not modelled); the epilogue adds the bias to the float
+ * sum, applies ReLU, and rounds to the output type to nearest even.
+ *
+ * A product queued while its stream is captured into a graph needs a
+ * workspace the caller set (cublasSetWorkspace): without one cuBLAS takes
+ * its workspace from a pool, an allocation inside the capture, and may pick
+ * another algorithm there than outside; the stand-in refuses it and
+ * invalidates the capture (stricter than cuBLAS, as allocations in captures are).
+ *
+ * CUDA_EMU_LT_EPILOGUES=0 makes cublasLtMatmul refuse every epilogue
+ * (CUBLAS_STATUS_NOT_SUPPORTED), as a cuBLASLt that serves none would: the
+ * callers' way back to plain products is tested with it.
  *
  * cuBLAS picks its algorithm by the problem's shape, so on a GPU a row's low
  * bits can change with the number of rows beside it. So does this stand-in,
@@ -13,7 +25,11 @@
 #include "emu.h"
 
 #include <cblas.h>
+#include <cublasLt.h>
 #include <cublas_v2.h>
+
+#include <cstdlib>
+#include <cstring>
 
 #include <memory>
 #include <vector>
@@ -21,6 +37,11 @@
 struct cublasContext {
     int device;
     cudaStream_t stream;
+    void *workspace; /* cublasSetWorkspace's; setting a stream drops it, as cuBLAS does */
+};
+
+struct cublasLtContext {
+    int device;
 };
 
 namespace {
@@ -44,26 +65,80 @@ const float *widen(const void *p, cudaDataType_t t, size_t count, std::vector<fl
 /* Elements a column-major matrix of `rows` x `cols` with leading dimension ld spans. */
 size_t span(int rows, int cols, int ld) { return rows && cols ? (size_t)ld * (cols - 1) + rows : 0; }
 
+/* C (m, n; float, column-major) = al . op(A) op(B) + be . C, A and B of type t
+ * (na, nb elements), the sum over k in k_parts parts. */
+void product(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float al, const void *A, cudaDataType_t t, int lda, size_t na,
+             const void *B, int ldb, size_t nb, float be, float *C, int ldc) {
+    std::vector<float> abuf, bbuf;
+    const float *a = widen(A, t, na, abuf), *b = widen(B, t, nb, bbuf);
+    int parts = k_parts(n, k);
+    for (int p = 0; p < parts; p++) {
+        int k0 = (int)((long)k * p / parts), k1 = (int)((long)k * (p + 1) / parts);
+        const float *ap = a + (ta == CUBLAS_OP_N ? (size_t)k0 * lda : (size_t)k0);
+        const float *bp = b + (tb == CUBLAS_OP_N ? (size_t)k0 : (size_t)k0 * ldb);
+        cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m, n, k1 - k0,
+                    al, ap, lda, bp, ldb, p == 0 ? be : 1.0f, C, ldc);
+    }
+}
+
+size_t type_size(cudaDataType_t t) { return t == CUDA_R_32F ? 4 : 2; }
+
+/* A cuBLAS or cuBLASLt handle on the current device; none without a device, as cuBLAS refuses. */
+template <class T> cublasStatus_t new_handle(T **h, const T &v) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) return CUBLAS_STATUS_NOT_INITIALIZED;
+    *h = new T(v);
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+template <class T> cublasStatus_t delete_handle(T *h) {
+    delete h;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+/* cuBLASLt's descriptors are semi-opaque structs of the header's size: the
+ * stand-in keeps its own fields in them. */
+struct lt_desc {
+    cublasComputeType_t compute;
+    cudaDataType_t scale;
+    int32_t ta, tb;
+    uint32_t epilogue;
+    const void *bias;
+    int32_t bias_type; /* -1: the output's */
+};
+struct lt_layout {
+    cudaDataType_t type;
+    uint64_t rows, cols;
+    int64_t ld;
+};
+static_assert(sizeof(lt_desc) <= sizeof(cublasLtMatmulDescOpaque_t), "lt_desc fits cuBLASLt's descriptor");
+static_assert(sizeof(lt_layout) <= sizeof(cublasLtMatrixLayoutOpaque_t), "lt_layout fits cuBLASLt's layout");
+lt_desc *fields(cublasLtMatmulDesc_t d) { return (lt_desc *)d->data; }
+lt_layout *fields(cublasLtMatrixLayout_t l) { return (lt_layout *)l->data; }
+
+
 } /* namespace */
 
 using namespace lm_emu;
 
 extern "C" {
 
-cublasStatus_t cublasCreate_v2(cublasHandle_t *h) {
-    int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) return CUBLAS_STATUS_NOT_INITIALIZED;
-    *h = new cublasContext{current_device(), nullptr};
-    return CUBLAS_STATUS_SUCCESS;
-}
+cublasStatus_t cublasCreate_v2(cublasHandle_t *h) { return new_handle(h, cublasContext{current_device(), nullptr, nullptr}); }
 
-cublasStatus_t cublasDestroy_v2(cublasHandle_t h) {
-    delete h;
-    return CUBLAS_STATUS_SUCCESS;
-}
+cublasStatus_t cublasDestroy_v2(cublasHandle_t h) { return delete_handle(h); }
 
 cublasStatus_t cublasSetStream_v2(cublasHandle_t h, cudaStream_t s) {
     h->stream = s;
+    h->workspace = nullptr;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetWorkspace_v2(cublasHandle_t h, void *workspace, size_t bytes) {
+    if (bytes && device_of(workspace, bytes) != h->device) {
+        report("cublasSetWorkspace: %zu bytes at %p are not (wholly) in device %d's memory", bytes, workspace, h->device);
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    h->workspace = bytes ? workspace : nullptr;
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -106,19 +181,133 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
         report("cublasGemmEx (m %d, n %d, k %d): A, B or C is not (wholly) in device %d's memory", m, n, k, dev);
         return CUBLAS_STATUS_INVALID_VALUE;
     }
+    if (!h->workspace && refuse_in_capture("cublasGemmEx on a handle with no workspace set (cuBLAS would allocate one in the capture)"))
+        return CUBLAS_STATUS_NOT_SUPPORTED;
     float al = *(const float *)alpha, be = *(const float *)beta; /* host pointers (the default pointer mode), read now */
     enqueue(h->stream, [=] {
         count(dev, STAT_GEMMS, 1);
-        std::vector<float> abuf, bbuf;
-        const float *a = widen(A, at, na, abuf), *b = widen(B, bt, nb, bbuf);
-        int parts = k_parts(n, k);
-        for (int p = 0; p < parts; p++) {
-            int k0 = (int)((long)k * p / parts), k1 = (int)((long)k * (p + 1) / parts);
-            const float *ap = a + (ta == CUBLAS_OP_N ? (size_t)k0 * lda : (size_t)k0);
-            const float *bp = b + (tb == CUBLAS_OP_N ? (size_t)k0 : (size_t)k0 * ldb);
-            cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m, n,
-                        k1 - k0, al, ap, lda, bp, ldb, p == 0 ? be : 1.0f, (float *)C, ldc);
-        }
+        product(ta, tb, m, n, k, al, A, at, lda, na, B, ldb, nb, be, (float *)C, ldc);
+        return cudaSuccess;
+    });
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+/* ---- cuBLASLt ---- */
+
+cublasStatus_t cublasLtCreate(cublasLtHandle_t *h) { return new_handle(h, cublasLtContext{current_device()}); }
+
+cublasStatus_t cublasLtDestroy(cublasLtHandle_t h) { return delete_handle(h); }
+
+cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *d, cublasComputeType_t compute, cudaDataType_t scale) {
+    *d = new cublasLtMatmulDescOpaque_t{};
+    *fields(*d) = lt_desc{compute, scale, CUBLAS_OP_N, CUBLAS_OP_N, CUBLASLT_EPILOGUE_DEFAULT, nullptr, -1};
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t d) {
+    delete d;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t attr, const void *buf, size_t size) {
+    lt_desc *f = fields(d);
+    switch (attr) { /* each attribute's size as cublasLt.h gives it */
+    case CUBLASLT_MATMUL_DESC_TRANSA: if (size != 4) break; memcpy(&f->ta, buf, 4); return CUBLAS_STATUS_SUCCESS;
+    case CUBLASLT_MATMUL_DESC_TRANSB: if (size != 4) break; memcpy(&f->tb, buf, 4); return CUBLAS_STATUS_SUCCESS;
+    case CUBLASLT_MATMUL_DESC_EPILOGUE: if (size != 4) break; memcpy(&f->epilogue, buf, 4); return CUBLAS_STATUS_SUCCESS;
+    case CUBLASLT_MATMUL_DESC_BIAS_POINTER: if (size != sizeof(void *)) break; memcpy(&f->bias, buf, size); return CUBLAS_STATUS_SUCCESS;
+    case CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE: if (size != 4) break; memcpy(&f->bias_type, buf, 4); return CUBLAS_STATUS_SUCCESS;
+    default: report("cublasLtMatmulDescSetAttribute: attribute %d is not one the stand-in serves", (int)attr); return CUBLAS_STATUS_NOT_SUPPORTED;
+    }
+    report("cublasLtMatmulDescSetAttribute: attribute %d given %zu bytes", (int)attr, size);
+    return CUBLAS_STATUS_INVALID_VALUE;
+}
+
+cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *l, cudaDataType type, uint64_t rows, uint64_t cols, int64_t ld) {
+    if (ld < (int64_t)(rows > 1 ? rows : 1)) {
+        report("cublasLtMatrixLayoutCreate: %llu rows with leading dimension %lld", (unsigned long long)rows, (long long)ld);
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    *l = new cublasLtMatrixLayoutOpaque_t{};
+    *fields(*l) = lt_layout{type, rows, cols, ld};
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t l) {
+    delete l;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+/* D = epilogue(alpha op(A) op(B)), C the same matrix as D and beta 0 (what
+ * lyricmt asks); algo NULL (cuBLASLt's own heuristic). */
+cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t desc, const void *alpha, const void *A, cublasLtMatrixLayout_t Adesc,
+                              const void *B, cublasLtMatrixLayout_t Bdesc, const void *beta, const void *C, cublasLtMatrixLayout_t Cdesc, void *D,
+                              cublasLtMatrixLayout_t Ddesc, const cublasLtMatmulAlgo_t *algo, void *workspace, size_t workspace_bytes,
+                              cudaStream_t stream) {
+    std::lock_guard<std::recursive_mutex> lock(exec_lock());
+    int dev = current_device();
+    if (h->device != dev || stream_device(stream) != dev) {
+        report("cublasLtMatmul: the handle belongs to device %d, the stream to device %d, and device %d is current", h->device,
+               stream_device(stream), dev);
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    const lt_desc f = *fields(desc);
+    const lt_layout a = *fields(Adesc), b = *fields(Bdesc), d = *fields(Ddesc);
+    float al = *(const float *)alpha, be = *(const float *)beta;
+    bool bias = f.epilogue == CUBLASLT_EPILOGUE_BIAS || f.epilogue == CUBLASLT_EPILOGUE_RELU_BIAS;
+    bool relu = f.epilogue == CUBLASLT_EPILOGUE_RELU || f.epilogue == CUBLASLT_EPILOGUE_RELU_BIAS;
+    cudaDataType_t bias_type = f.bias_type < 0 ? d.type : (cudaDataType_t)f.bias_type;
+    if (f.compute != CUBLAS_COMPUTE_32F || f.scale != CUDA_R_32F || a.type != b.type ||
+        (a.type != CUDA_R_32F && a.type != CUDA_R_16F && a.type != CUDA_R_16BF) || (d.type != CUDA_R_32F && d.type != a.type) ||
+        (f.ta != CUBLAS_OP_N && f.ta != CUBLAS_OP_T) || (f.tb != CUBLAS_OP_N && f.tb != CUBLAS_OP_T) ||
+        (f.epilogue != CUBLASLT_EPILOGUE_DEFAULT && !bias && !relu) || (bias && bias_type != d.type) || algo) {
+        report("cublasLtMatmul: a configuration the stand-in does not serve (it serves float, half or bfloat16 inputs, output float or "
+               "the inputs' type, compute and scale 32F, epilogues none, bias, ReLU and bias-ReLU with the bias of the output's type, "
+               "no algorithm named)");
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    }
+    const char *serve = getenv("CUDA_EMU_LT_EPILOGUES");
+    if (f.epilogue != CUBLASLT_EPILOGUE_DEFAULT && serve && !strcmp(serve, "0")) {
+        report("cublasLtMatmul: CUDA_EMU_LT_EPILOGUES=0: no epilogue served");
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    }
+    if (C != D || Cdesc != Ddesc || be != 0.0f) {
+        report("cublasLtMatmul: the stand-in serves C the same matrix as D and beta 0");
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    }
+    int m = (int)(f.ta == CUBLAS_OP_N ? a.rows : a.cols), k = (int)(f.ta == CUBLAS_OP_N ? a.cols : a.rows);
+    int kb = (int)(f.tb == CUBLAS_OP_N ? b.rows : b.cols), n = (int)(f.tb == CUBLAS_OP_N ? b.cols : b.rows);
+    if (k != kb || d.rows != (uint64_t)m || d.cols != (uint64_t)n) {
+        report("cublasLtMatmul: op(A) is %d x %d, op(B) %d x %d, D %llu x %llu", m, k, kb, n, (unsigned long long)d.rows,
+               (unsigned long long)d.cols);
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+    size_t na = span((int)a.rows, (int)a.cols, (int)a.ld), nb = span((int)b.rows, (int)b.cols, (int)b.ld), nd = span(m, n, (int)d.ld);
+    size_t es = type_size(a.type), ds = type_size(d.type);
+    if ((na && device_of(A, na * es) != dev) || (nb && device_of(B, nb * es) != dev) || device_of(D, nd * ds) != dev ||
+        (bias && device_of(f.bias, (size_t)m * ds) != dev) || (workspace_bytes && device_of(workspace, workspace_bytes) != dev)) {
+        report("cublasLtMatmul (m %d, n %d, k %d): A, B, D, the bias or the workspace is not (wholly) in device %d's memory", m, n, k, dev);
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    cublasOperation_t ta = (cublasOperation_t)f.ta, tb = (cublasOperation_t)f.tb;
+    cudaDataType_t at = a.type, dt = d.type;
+    int lda = (int)a.ld, ldb = (int)b.ld, ldd = (int)d.ld;
+    const void *bias_p = f.bias;
+    enqueue(stream, [=] {
+        count(dev, STAT_GEMMS, 1);
+        std::vector<float> acc((size_t)m * n), bb;
+        product(ta, tb, m, n, k, al, A, at, lda, na, B, ldb, nb, 0.0f, acc.data(), m);
+        const float *bv = bias ? widen(bias_p, dt, (size_t)m, bb) : nullptr;
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < m; i++) {
+                float v = acc[(size_t)j * m + i] + (bv ? bv[i] : 0.0f);
+                if (relu) v = v > 0.0f ? v : 0.0f;
+                size_t at_d = (size_t)j * ldd + i;
+                if (dt == CUDA_R_32F) ((float *)D)[at_d] = v;
+                else if (dt == CUDA_R_16F) ((__half *)D)[at_d] = __float2half_rn(v);
+                else ((__nv_bfloat16 *)D)[at_d] = __float2bfloat16_rn(v);
+            }
         return cudaSuccess;
     });
     return CUBLAS_STATUS_SUCCESS;

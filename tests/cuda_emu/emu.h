@@ -40,6 +40,11 @@ int stream_device(cudaStream_t s);
  * discards the device's queued work and fails every later call there. */
 void enqueue(cudaStream_t s, std::function<cudaError_t()> op, size_t bytes = 0);
 
+/* For a call the capturing thread may not make while it captures (cuBLAS's
+ * own allocations, cublas.cpp): false when this thread captures nothing;
+ * else the capture is invalidated, the call named on stderr, and true. */
+bool refuse_in_capture(const char *call);
+
 /* The calling thread's last error (what cudaGetLastError returns next). */
 void set_last_error(cudaError_t e);
 

@@ -78,6 +78,7 @@ struct CUevent_st {
     CUstream_st *stream; /* where it was last recorded; null before */
     unsigned long long at; /* that stream's operation count at the record */
     double seconds;        /* when the record ran */
+    bool timing;           /* made without cudaEventDisableTiming: cudaEventElapsedTime may read it */
 };
 
 namespace lm_emu {
@@ -273,6 +274,8 @@ cudaError_t copy(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cuda
 }
 
 } /* namespace */
+
+bool refuse_in_capture(const char *call) { return refused_in_capture(call); }
 
 void report(const char *fmt, ...) {
     char buf[1024];
@@ -553,10 +556,14 @@ cudaError_t cudaDeviceSynchronize(void) {
     return drain_device(current_device());
 }
 
-cudaError_t cudaEventCreate(cudaEvent_t *e) {
-    *e = new CUevent_st{nullptr, 0, 0};
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags) {
+    if (flags & ~(unsigned)cudaEventDisableTiming)
+        return fail(cudaErrorInvalidValue, "cudaEventCreateWithFlags: flags %#x (the emulator models cudaEventDisableTiming only)", flags);
+    *e = new CUevent_st{nullptr, 0, 0, !(flags & cudaEventDisableTiming)};
     return cudaSuccess;
 }
+
+cudaError_t cudaEventCreate(cudaEvent_t *e) { return cudaEventCreateWithFlags(e, cudaEventDefault); }
 
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
     std::lock_guard<std::recursive_mutex> lock(exec_lock());
@@ -601,6 +608,8 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags) {
 
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end) {
     std::lock_guard<std::recursive_mutex> lock(exec_lock());
+    if (!start->timing || !end->timing)
+        return fail(cudaErrorInvalidResourceHandle, "cudaEventElapsedTime: an event made with cudaEventDisableTiming");
     if (!start->stream || !end->stream || start->stream->ran < start->at || end->stream->ran < end->at)
         return fail(cudaErrorNotReady, "cudaEventElapsedTime: an event not recorded or not yet reached");
     *ms = (float)((end->seconds - start->seconds) * 1e3);
