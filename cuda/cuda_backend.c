@@ -680,6 +680,24 @@ static int cuda_decode_step_topk(lm_backend *b, const int32_t *tokens, int step,
     return 0;
 }
 
+/* A step whose result is each row's log-prob of its label (scoring by
+ * steps): the rows' logits stay on the device (kernels/label_logprob.cu);
+ * up go the labels, down the log-probs, through the pinned top-k staging. */
+static int cuda_decode_step_labels(lm_backend *b, const int32_t *tokens, int step, const int32_t *labels, float *out, lm_err *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    int R = c->rows;
+    size_t bytes = (size_t)R * sizeof(int32_t);
+    if (lm_backend_check_labels(&b->model->cfg.model, labels, R, err) != 0) return -1;
+    if (decoder_forward(c, tokens, step, true, err)) return -1;
+    memcpy(c->host_top, labels, bytes); /* free: every op waits for its copies back before it returns */
+    CUDA_TRY(cudaMemcpyAsync(c->top_ids.p, c->host_top, bytes, cudaMemcpyHostToDevice, c->stream));
+    KERNEL_TRY(lm_k_label_logprob(c->logits.p, R, b->model->cfg.model.vocab_size, c->top_ids.p, c->top_vals.p, c->stream, kmsg));
+    CUDA_TRY(cudaMemcpyAsync((char *)c->host_top + bytes, c->top_vals.p, (size_t)R * sizeof(float), cudaMemcpyDeviceToHost, c->stream));
+    CUDA_TRY(cudaStreamSynchronize(c->stream));
+    memcpy(out, (char *)c->host_top + bytes, (size_t)R * sizeof(float));
+    return 0;
+}
+
 /* Sampling drawn on the device (kernels/sample.cu): the rows of logits stay
  * there; up go each row's stream, draw count, skip flag, skipped label and
  * edits, down come its draw count, token, log-prob and (for rescoring) raw
@@ -791,6 +809,7 @@ static const lm_backend_ops cuda_ops = {
     .decode_step_topk = cuda_decode_step_topk,
     .topk_max = LM_K_TOPK_MAX, /* wider beams get whole rows on the host */
     .decode_step_sample = cuda_decode_step_sample,
+    .decode_step_labels = cuda_decode_step_labels,
     .reorder = cuda_reorder,
     .destroy = cuda_destroy,
 };

@@ -77,4 +77,17 @@ static __device__ __forceinline__ float lm_block_reduce(float v, bool is_max) {
     return r;
 }
 
+/* A row's max and sum of exp(x - max), both returned to every thread: the
+ * softmax statistics of the one-block-per-row kernels (logprob_topk,
+ * label_logprob). The sum is NaN for a row holding a NaN or +inf, or nothing
+ * above -inf. */
+static __device__ __forceinline__ void lm_row_max_sum(const float *x, int V, float *max, float *sum) {
+    float mx = -INFINITY, s = 0;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, x[i]);
+    mx = lm_block_reduce(mx, true);
+    for (int i = threadIdx.x; i < V; i += blockDim.x) s += expf(x[i] - mx);
+    *max = mx;
+    *sum = lm_block_reduce(s, false);
+}
+
 #endif

@@ -107,6 +107,11 @@ int lm_k_append_kv(void *k_cache, void *v_cache, int dtype, const int32_t *start
 int lm_k_logprob_topk(const float *logits, int rows, int V, const int32_t *edits, const int32_t *edit_start,
                       float penalty, int k, int greedy, int32_t *ids, float *vals, cudaStream_t s, const char **msg);
 
+/* Per row of logits (rows, V): its log-softmax at token labels[r] (0 <=
+ * labels[r] < V, the caller's check) into out[r], as lm_label_logprob; NaN
+ * where that gives NaN (a NaN or +inf logit, nothing above -inf). */
+int lm_k_label_logprob(const float *logits, int rows, int V, const int32_t *labels, float *out, cudaStream_t s, const char **msg);
+
 /* Sampling's step per row of logits (rows, V), as lm_sample_row: applies the
  * row's edits (as lm_k_logprob_topk's) to the logits in place, then draws with
  * the row's stream (keys[r], draws[r]), temperature, top-k (0: none) and

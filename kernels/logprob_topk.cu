@@ -160,12 +160,8 @@ __global__ void logprob_topk_kernel(const float *logits, int V, const int32_t *e
     int n_edits = edit_start[blockIdx.x + 1] - edit_start[blockIdx.x];
     int t = threadIdx.x;
 
-    float mx = -INFINITY;
-    for (int i = t; i < V; i += THREADS) mx = fmaxf(mx, x[i]);
-    mx = lm_block_reduce(mx, true);
-    float sum = 0;
-    for (int i = t; i < V; i += THREADS) sum += expf(x[i] - mx);
-    sum = lm_block_reduce(sum, false);
+    float mx, sum;
+    lm_row_max_sum(x, V, &mx, &sum);
     int32_t *out_ids = ids_out + (size_t)blockIdx.x * k;
     float *out_vals = vals_out + (size_t)blockIdx.x * k;
     if (isnan(sum)) { /* block-uniform: every thread holds the reduced sum */

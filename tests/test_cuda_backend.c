@@ -984,6 +984,63 @@ static void test_epilogue_steps(lm_random_model *rm, const batch *b) {
     for (int k = 0; k < 3; k++) free(lg[k]);
 }
 
+/* Scoring by steps (lm_backend_decode_forced: the CUDA backend has no
+ * decode_forced) with the log-probs taken on the device (decode_step_labels,
+ * counted through a wrapper: one call a step) against the same backend's
+ * whole rows reduced on the host (the op taken away): 6 rows of 1 to 8
+ * labels, fp32, within 1e-5 (only the order of the sum of exponentials
+ * differs). */
+static int label_calls;
+static int (*real_labels)(lm_backend *, const int32_t *, int, const int32_t *, float *, lm_err *);
+static int counted_labels(lm_backend *b, const int32_t *tokens, int step, const int32_t *labels, float *out, lm_err *err) {
+    label_calls++;
+    return real_labels(b, tokens, step, labels, out, err);
+}
+
+static void test_forced_labels(lm_random_model *rm, const batch *b) {
+    lm_err err;
+    const lm_model *m = &rm->m;
+    int V = m->cfg.model.vocab_size;
+    enum { R = 6 };
+    int32_t sent[R], lens[R], tokens[64], want[64], total = 0, longest = 0;
+    for (int r = 0; r < R; r++) {
+        sent[r] = (r * 3) % N_SENT;
+        lens[r] = 1 + (r * 5) % 9; /* 1, 6, 2, 7, 3, 8 */
+        longest = lens[r] > longest ? lens[r] : longest;
+        for (int p = 0; p < lens[r]; p++, total++) {
+            tokens[total] = p == 0 ? 2 : b->feed[1 + p % (STEPS - 1)][r];
+            want[total] = (r * 7919 + p * 104729) % V;
+        }
+    }
+    lm_backend *be[2] = {lm_cuda_backend_create(m, LM_PREC_FP32, 64, &err), NULL};
+    be[1] = lm_cuda_backend_create(m, LM_PREC_FP32, 64, &err);
+    CHECK(be[0] && be[1] && be[0]->ops->decode_step_labels, "forced labels: backends, with decode_step_labels: %s", err.msg);
+    if (!be[0] || !be[1] || !be[0]->ops->decode_step_labels) return;
+    lm_backend_ops counting = *be[0]->ops, whole_rows = *be[1]->ops;
+    real_labels = counting.decode_step_labels;
+    counting.decode_step_labels = counted_labels;
+    whole_rows.decode_step_labels = NULL;
+    be[0]->ops = &counting;
+    be[1]->ops = &whole_rows;
+    float out[2][64];
+    label_calls = 0;
+    for (int k = 0; k < 2; k++)
+        CHECK(be[k]->ops->encode(be[k], b->tokens, b->lens, N_SENT, &err) == 0 &&
+                  lm_backend_decode_forced(be[k], sent, tokens, lens, R, want, out[k], &err) == 0,
+              "forced labels (%s): %s", k ? "whole rows" : "on the device", err.msg);
+    int bad = -1;
+    for (int i = 0; i < total && bad < 0; i++)
+        if (!(isfinite(out[0][i]) && fabsf(out[0][i] - out[1][i]) <= 1e-5f * (1 + fabsf(out[1][i])))) bad = i;
+    CHECK(bad < 0, "forced labels: position %d: %g on the device, %g from whole rows", bad, bad < 0 ? 0 : out[0][bad], bad < 0 ? 0 : out[1][bad]);
+    CHECK(label_calls == longest, "forced labels: %d steps took their log-probs on the device, want %d (the longest row)", label_calls, longest);
+    int32_t bad_label[R] = {0, 1, V, 3, 4, 5}, feed[R] = {2, 2, 2, 2, 2, 2};
+    err.msg[0] = 0;
+    CHECK(be[0]->ops->decode_start(be[0], sent, R, 4, &err) == 0 && real_labels(be[0], feed, 0, bad_label, out[0], &err) != 0 &&
+              strstr(err.msg, "outside the vocabulary"),
+          "forced labels: a label past the vocabulary was taken (%s)", err.msg);
+    for (int k = 0; k < 2; k++) be[k]->ops->destroy(be[k]);
+}
+
 int main(void) {
     test_probe_cases();
     test_oom_message();
@@ -1016,6 +1073,7 @@ int main(void) {
     test_rescore_search(&rm, &b);
     test_graph_steps(&rm, &b);
     test_epilogue_steps(&rm, &b);
+    test_forced_labels(&rm, &b);
     lm_random_model_free(&rm);
     free(cpu_states);
     free(cpu_logits0);

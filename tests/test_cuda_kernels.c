@@ -509,6 +509,40 @@ static void test_logprob_topk(int V, int k, bool greedy, int rows, bool special)
     free(x); free(edits); free(start);
 }
 
+/* label_logprob against its host twin lm_label_logprob on make_topk_rows'
+ * rows (the special ones: -inf entries, a +inf, a NaN, all -inf), every
+ * other row lifted by `lift` (values near 300: exp without the max taken
+ * off overflows), labels at the row's first, last, dominant and some other
+ * token: the same NaN rows, values within 2e-5. */
+static void test_label_logprob(int V, int rows, float lift) {
+    const char *msg = "";
+    float *x = malloc(sizeof(float) * (size_t)rows * V), *got = malloc(sizeof(float) * rows);
+    lm_edit *edits = malloc(sizeof(lm_edit) * rows * 16);
+    int32_t *start = malloc(sizeof(int32_t) * (rows + 1)), *labels = malloc(sizeof(int32_t) * rows);
+    make_topk_rows(x, rows, V, true, edits, start, 16);
+    for (int r = 0; r < rows; r++) {
+        int dom = (r * 131 + 17) % V, pick[4] = {0, V - 1, dom, (r * 7919 + 3) % V};
+        labels[r] = pick[r % 4];
+        for (int t = 0; r % 2 && t < V; t++) x[(size_t)r * V + t] += lift;
+    }
+    float *d_x = to_device(x, sizeof(float) * (size_t)rows * V), *d_out = device_zeros(sizeof(float) * rows);
+    int32_t *d_labels = to_device(labels, sizeof(int32_t) * rows);
+    KCHECK(lm_k_label_logprob(d_x, rows, V, d_labels, d_out, stream, &msg), "label_logprob");
+    from_device(got, d_out, (size_t)rows);
+    int bad = -1, nans = 0;
+    float want = 0;
+    for (int r = 0; r < rows && bad < 0; r++) {
+        want = lm_label_logprob(x + (size_t)r * V, V, labels[r]);
+        nans += isnan(want);
+        if (isnan(want) ? !isnan(got[r]) : !close_to(got[r], want)) bad = r;
+    }
+    CHECK(bad < 0, "label_logprob V=%d rows=%d lift %g: row %d (label %d): %g, the host's %g", V, rows, lift, bad, bad < 0 ? 0 : labels[bad],
+          bad < 0 ? 0 : got[bad], want);
+    CHECK(bad >= 0 || nans >= rows / 8 * 3, "label_logprob: %d NaN rows, expected the NaN, +inf and all -inf ones", nans);
+    cudaFree(d_x); cudaFree(d_out); cudaFree(d_labels);
+    free(x); free(got); free(edits); free(start); free(labels);
+}
+
 /* Greedy rows whose top logit an edit moves far from the raw max: a penalty
  * of 1.2 on logits near 700 moves them down by more than 104 (below which
  * exp is 0 in float), one of 0.8 on logits near 500 up by more than 88
@@ -805,6 +839,10 @@ int main(void) {
     test_topk_split_ties(128112, 5, 6);
     test_topk_split_ties(9000, 16, 4);
     test_topk_split_ties(300, 3, 3);
+    test_label_logprob(128112, 16, 300.0f);
+    test_label_logprob(1001, 24, 0.0f);
+    test_label_logprob(1, 8, 0.0f);
+    test_label_logprob(257, 9, -200.0f);
     test_greedy_far_edits(1.2f, 700.0f);
     test_greedy_far_edits(0.8f, 500.0f);
     test_sample_settings();
@@ -833,6 +871,7 @@ int main(void) {
     test_append_kv(LM_K_BF16, big, 13, 3, true);
     test_logprob_topk(8, 3, false, big, true);
     test_logprob_topk(8, 1, true, big, true);
+    test_label_logprob(8, big, 0.0f);
     cudaStreamDestroy(stream);
     return lm_test_summary("test_cuda_kernels");
 }

@@ -130,8 +130,17 @@ int lm_backend_check_sample(const lm_model_config *mc, const lm_sample_request *
     return 0;
 }
 
+int lm_backend_check_labels(const lm_model_config *mc, const int32_t *labels, int rows, lm_err *err) {
+    for (int r = 0; r < rows; r++)
+        if (labels[r] < 0 || labels[r] >= mc->vocab_size)
+            return lm_fail(err, "row %d's label id %d is outside the vocabulary (0 .. %d)", r, labels[r], mc->vocab_size - 1);
+    return 0;
+}
+
 /* lm_backend_decode_forced without the op: the step loop scoring ran before
- * decode_forced existed, all rows a step (a GPU's products want rows). */
+ * decode_forced existed, all rows a step (a GPU's products want rows); each
+ * row's log-prob from the backend where it has decode_step_labels, else from
+ * the whole rows here. */
 static int forced_by_steps(lm_backend *b, const int32_t *row_sentence, const int32_t *tokens, const int32_t *lens, int rows,
                            const int32_t *want, float *out, lm_err *err) {
     int V = b->model->cfg.model.vocab_size, longest = 0;
@@ -142,9 +151,11 @@ static int forced_by_steps(lm_backend *b, const int32_t *row_sentence, const int
     int32_t *at = lm_malloc((size_t)rows * sizeof *at, err), *row = lm_malloc((size_t)rows * sizeof *row, err);
     int32_t *feed = lm_malloc((size_t)rows * sizeof *feed, err), *parent = lm_malloc((size_t)rows * sizeof *parent, err);
     int32_t *next = lm_malloc((size_t)rows * sizeof *next, err), *sent = lm_malloc((size_t)rows * sizeof *sent, err);
-    float *logits = lm_malloc((size_t)rows * V * sizeof *logits, err);
+    int32_t *labels = lm_malloc((size_t)rows * sizeof *labels, err);
+    bool on_backend = b->ops->decode_step_labels != NULL;
+    float *logits = on_backend ? lm_malloc((size_t)rows * sizeof *logits, err) : lm_malloc((size_t)rows * V * sizeof *logits, err);
     int rc = -1;
-    if (!at || !row || !feed || !parent || !next || !sent || !logits) goto done;
+    if (!at || !row || !feed || !parent || !next || !sent || !labels || !logits) goto done;
     for (int r = 0, a = 0; r < rows; a += lens[r], r++) {
         at[r] = a;
         row[r] = r;
@@ -155,10 +166,18 @@ static int forced_by_steps(lm_backend *b, const int32_t *row_sentence, const int
     int live = rows;
     if (b->ops->decode_start(b, sent, live, longest, err) != 0) goto done;
     for (int step = 0;; step++) {
-        for (int i = 0; i < live; i++) feed[i] = tokens[at[row[i]] + step];
-        if (b->ops->decode_step(b, feed, step, logits, err) != 0) goto done;
+        for (int i = 0; i < live; i++) {
+            feed[i] = tokens[at[row[i]] + step];
+            labels[i] = want[at[row[i]] + step];
+        }
+        if (on_backend) { /* logits holds each row's log-prob */
+            if (b->ops->decode_step_labels(b, feed, step, labels, logits, err) != 0) goto done;
+            for (int i = 0; i < live; i++) out[at[row[i]] + step] = logits[i];
+        } else {
+            if (b->ops->decode_step(b, feed, step, logits, err) != 0) goto done;
 #pragma omp parallel for schedule(dynamic)
-        for (int i = 0; i < live; i++) out[at[row[i]] + step] = lm_label_logprob(logits + (size_t)i * V, V, want[at[row[i]] + step]);
+            for (int i = 0; i < live; i++) out[at[row[i]] + step] = lm_label_logprob(logits + (size_t)i * V, V, labels[i]);
+        }
         int kept = 0;
         for (int i = 0; i < live; i++)
             if (lens[row[i]] > step + 1) { parent[kept] = i; next[kept++] = row[i]; }
@@ -172,7 +191,7 @@ static int forced_by_steps(lm_backend *b, const int32_t *row_sentence, const int
     }
     rc = 0;
 done:
-    free(at); free(row); free(feed); free(parent); free(next); free(sent); free(logits);
+    free(at); free(row); free(feed); free(parent); free(next); free(sent); free(labels); free(logits);
     return rc;
 }
 

@@ -100,6 +100,12 @@ typedef struct {
      * needs no whole rows either. Low bits may differ between backends. */
     int (*decode_step_sample)(lm_backend *b, const int32_t *tokens, int step, const lm_sample_request *req, int32_t *ids,
                               float *logprobs, float *raw_logprobs, lm_err *err);
+    /* Optional (NULL when absent): decode_step, then each row's
+     * lm_label_logprob at token labels[r] into out[r], the rows themselves
+     * never leaving the backend: what scoring by steps (lm_backend_decode_forced
+     * without decode_forced) reads of a step. Low bits may differ from
+     * lm_label_logprob over decode_step's rows. */
+    int (*decode_step_labels)(lm_backend *b, const int32_t *tokens, int step, const int32_t *labels, float *out, lm_err *err);
     /* Optional (NULL when absent): teacher forcing, for scoring (score.h). Row r,
      * of sentence row_sentence[r], is fed its lens[r] tokens (tokens[at .. at +
      * lens[r]), at = the lens of the rows before it summed) at positions 0 ..
@@ -124,9 +130,10 @@ struct lm_backend {
 };
 
 /* decode_forced where the backend has it; elsewhere the same numbers by
- * steps (backend.c): decode_start over the rows, one decode_step a position,
- * each row leaving once its tokens are fed, so that every backend scores
- * through one piece of code. The fallback starts a decode of its own: a
+ * steps (backend.c): decode_start over the rows, one decode_step_labels (or
+ * decode_step and lm_label_logprob over its rows) a position, each row
+ * leaving once its tokens are fed, so that every backend scores through one
+ * piece of code. The fallback starts a decode of its own: a
  * running one is lost (scoring, its caller, has none). */
 int lm_backend_decode_forced(lm_backend *b, const int32_t *row_sentence, const int32_t *tokens, const int32_t *lens, int rows,
                              const int32_t *want, float *out, lm_err *err);
@@ -150,6 +157,7 @@ int lm_backend_check_feed(const lm_model_config *mc, const int32_t *tokens, int 
 /* decode_step_sample: the warpers in range, and with raw_logprobs wanted the
  * skipped rows' labels in the vocabulary (before any work is done). */
 int lm_backend_check_sample(const lm_model_config *mc, const lm_sample_request *req, int rows, bool want_raw, lm_err *err);
+int lm_backend_check_labels(const lm_model_config *mc, const int32_t *labels, int rows, lm_err *err);
 /* decode_forced: every row has a sentence and 1 to max_positions tokens, every
  * token and wanted label is in the vocabulary; *total = the tokens. */
 int lm_backend_check_forced(const lm_model_config *mc, const int32_t *len, int n_sent, const int32_t *row_sentence, const int32_t *tokens,

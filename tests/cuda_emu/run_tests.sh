@@ -68,7 +68,8 @@ cli() {
 cuda() { "$EL" translate --model tests/fixtures/tiny-b --device cuda --progress none --set batch.cache_lines=0 "$@"; }
 
 # Scoring on CUDA: no decode_forced there, so lm_score_forced's step loop (the
-# shared fallback) against the CPU's one pass; augmentation's rescoring too.
+# shared fallback, each step's log-probs taken on the device by
+# decode_step_labels) against the CPU's one pass; augmentation's rescoring too.
 scoring() {
     awk -F '\t' '$1 == "m2m100" { print $2 "\t" $3; print $2 "\t" $3 " " $3 }' tests/fixtures/tiny-b/golden_score.tsv > "$T/pairs.tsv"
     "$EL" score --model tests/fixtures/tiny-b --device cuda --precision fp32 --progress none -i "$T/pairs.tsv" -o "$T/score-cuda.tsv" 2> "$T/e"; rc=$?
