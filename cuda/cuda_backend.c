@@ -552,7 +552,7 @@ static int cuda_decode_start(lm_backend *b, const int32_t *row_sentence, int row
  * would replay a graph over stale memory. */
 typedef struct {
     const void *x, *y, *h, *q, *qkv, *att, *ffn, *idx, *kv, *logits, *cross, *host_idx;
-    int rows, max_rows, max_steps, enc_cap, want_logits;
+    int rows, max_rows, max_steps, enc_cap, want_logits, epilogues;
 } step_key;
 
 typedef struct {
@@ -568,6 +568,7 @@ static void step_key_of(const cuda_backend *c, bool want_logits, step_key *k) {
     k->enc_cap = c->enc_cap[c->enc_cur];
     k->rows = c->rows, k->max_rows = c->max_rows, k->max_steps = c->max_steps; /* cache()'s layout, the launches' rows */
     k->want_logits = want_logits;
+    k->epilogues = c->epilogues; /* which products the launches are */
 }
 
 /* The step's work on the stream, and nothing else (the graph's body): the

@@ -19,7 +19,9 @@
  * some driver (a capture error, or a graph that will not instantiate),
  * graphs go off for that backend with one line on stderr and the step runs
  * as plain launches; a step that fails for any other reason while captured
- * returns its error, graphs staying on.
+ * returns its error, graphs staying on. (A CUDA call that fails inside a
+ * capture mostly invalidates it: then graphs go off and the plain run
+ * reports the call's own error.)
  */
 #ifndef LM_CUDA_GRAPH_H
 #define LM_CUDA_GRAPH_H

@@ -98,6 +98,17 @@ static __device__ void merge_lists(int32_t *a_ids, float *a_vals, const int32_t 
     for (int j = 0; j < n; j++) { a_ids[j] = m_ids[j]; a_vals[j] = m_vals[j]; }
 }
 
+/* Every thread's sorted list of k (s_ids/s_vals + t * k) merged pairwise
+ * into thread 0's, log2(THREADS) rounds. Every thread of the block calls it. */
+static __device__ void merge_thread_lists(int32_t *s_ids, float *s_vals, int k) {
+    int t = threadIdx.x;
+    __syncthreads();
+    for (int stride = THREADS / 2; stride > 0; stride >>= 1) {
+        if (t < stride) merge_lists(s_ids + t * k, s_vals + t * k, s_ids + (t + stride) * k, s_vals + (t + stride) * k, k);
+        __syncthreads();
+    }
+}
+
 /* The row's k best unedited tokens, by the whole block: each thread keeps
  * its own list of the tokens it reads (s_ids/s_vals + t * k), then the lists
  * merge pairwise into thread 0's. Greedy ranks the raw logits, the others
@@ -114,11 +125,7 @@ static __device__ void select_row(const float *x, int V, int greedy, float mx, f
         if (n_edits && is_edited(i, edits, n_edits)) continue;
         rank_insert(ids, vals, k, i, v);
     }
-    __syncthreads();
-    for (int stride = THREADS / 2; stride > 0; stride >>= 1) {
-        if (t < stride) merge_lists(ids, vals, s_ids + (t + stride) * k, s_vals + (t + stride) * k, k);
-        __syncthreads();
-    }
+    merge_thread_lists(s_ids, s_vals, k);
 }
 
 /* How both top-k kernels end a row once ids/vals hold the best unedited
@@ -323,11 +330,7 @@ __global__ void topk_merge_kernel(const float *logits, int V, int slices, const 
             rank_insert(ids, vals, k, r[4 + c], greedy ? raw : raw - mx - lse);
         }
     }
-    __syncthreads();
-    for (int stride = THREADS / 2; stride > 0; stride >>= 1) {
-        if (t < stride) merge_lists(ids, vals, s_ids + (t + stride) * k, s_vals + (t + stride) * k, k);
-        __syncthreads();
-    }
+    merge_thread_lists(s_ids, s_vals, k);
     /* log-prob only: a slice whose best dropped token reaches the k-th chosen log-prob sends the row to a full selection */
     if (!greedy) {
         float kth = s_vals[k - 1];
