@@ -51,6 +51,10 @@ static void open_cublas(void) {
         {lt, (void **)&api.lt_desc_create, "cublasLtMatmulDescCreate"}, {lt, (void **)&api.lt_desc_destroy, "cublasLtMatmulDescDestroy"},
         {lt, (void **)&api.lt_desc_set, "cublasLtMatmulDescSetAttribute"},
         {lt, (void **)&api.lt_layout_create, "cublasLtMatrixLayoutCreate"}, {lt, (void **)&api.lt_layout_destroy, "cublasLtMatrixLayoutDestroy"},
+        {lt, (void **)&api.lt_pref_create, "cublasLtMatmulPreferenceCreate"},
+        {lt, (void **)&api.lt_pref_destroy, "cublasLtMatmulPreferenceDestroy"},
+        {lt, (void **)&api.lt_pref_set, "cublasLtMatmulPreferenceSetAttribute"},
+        {lt, (void **)&api.lt_heuristic, "cublasLtMatmulAlgoGetHeuristic"},
         {lt, (void **)&api.lt_matmul, "cublasLtMatmul"},
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)

@@ -30,6 +30,12 @@ typedef struct {
     cublasStatus_t (*lt_desc_set)(cublasLtMatmulDesc_t, cublasLtMatmulDescAttributes_t, const void *, size_t);
     cublasStatus_t (*lt_layout_create)(cublasLtMatrixLayout_t *, cudaDataType, uint64_t, uint64_t, int64_t);
     cublasStatus_t (*lt_layout_destroy)(cublasLtMatrixLayout_t);
+    cublasStatus_t (*lt_pref_create)(cublasLtMatmulPreference_t *);
+    cublasStatus_t (*lt_pref_destroy)(cublasLtMatmulPreference_t);
+    cublasStatus_t (*lt_pref_set)(cublasLtMatmulPreference_t, cublasLtMatmulPreferenceAttributes_t, const void *, size_t);
+    cublasStatus_t (*lt_heuristic)(cublasLtHandle_t, cublasLtMatmulDesc_t, cublasLtMatrixLayout_t, cublasLtMatrixLayout_t,
+                                   cublasLtMatrixLayout_t, cublasLtMatrixLayout_t, cublasLtMatmulPreference_t, int,
+                                   cublasLtMatmulHeuristicResult_t *, int *);
     cublasStatus_t (*lt_matmul)(cublasLtHandle_t, cublasLtMatmulDesc_t, const void *, const void *, cublasLtMatrixLayout_t, const void *,
                                 cublasLtMatrixLayout_t, const void *, const void *, cublasLtMatrixLayout_t, void *, cublasLtMatrixLayout_t,
                                 const cublasLtMatmulAlgo_t *, void *, size_t, cudaStream_t);

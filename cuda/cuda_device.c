@@ -2,6 +2,8 @@
 #include "cuda/cuda_device.h"
 #include "cuda/cuda_check.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,13 +104,49 @@ int lm_cuda_linear(const lm_cuda_gemm *g, cudaDataType_t type, int rows, const l
     return 0;
 }
 
+/* The largest power of two up to 256 dividing p's address: the alignment
+ * cuBLASLt's heuristic is told (it assumes 256 unless told less, and an
+ * algorithm chosen for 256 may not run on less). */
+static int alignment(const void *p) {
+    int a = 256;
+    while (a > 1 && (uintptr_t)p % (uintptr_t)a) a /= 2;
+    return a;
+}
+
+/* The plan for key k, asked of the heuristic when not held yet. */
+static cublasStatus_t find_plan(lm_cuda_gemm *g, const lm_cublas_api *api, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a,
+                                cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t d, const lm_cuda_lt_plan *k, const lm_cuda_lt_plan **out) {
+    for (int i = 0; i < g->n_plans; i++)
+        if (!memcmp(&g->plans[i], k, offsetof(lm_cuda_lt_plan, found))) {
+            *out = &g->plans[i];
+            return CUBLAS_STATUS_SUCCESS;
+        }
+    cublasLtMatmulPreference_t pref = NULL;
+    cublasLtMatmulHeuristicResult_t res;
+    int n = 0;
+    uint64_t ws = g->workspace_bytes;
+    uint32_t al[4] = {(uint32_t)k->align[0], (uint32_t)k->align[1], (uint32_t)k->align[2], (uint32_t)k->align[2]}; /* A, B, C (= D), D */
+    cublasStatus_t s = api->lt_pref_create(&pref);
+    if (s == CUBLAS_STATUS_SUCCESS) s = api->lt_pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    for (int i = 0; i < 4 && s == CUBLAS_STATUS_SUCCESS; i++)
+        s = api->lt_pref_set(pref, (cublasLtMatmulPreferenceAttributes_t)(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES + i), &al[i], sizeof al[i]);
+    if (s == CUBLAS_STATUS_SUCCESS) s = api->lt_heuristic(g->lt, desc, a, b, d, d, pref, 1, &res, &n);
+    if (pref) api->lt_pref_destroy(pref);
+    if (s != CUBLAS_STATUS_SUCCESS && s != CUBLAS_STATUS_NOT_SUPPORTED) return s;
+    int at = g->n_plans < LM_CUDA_LT_PLANS ? g->n_plans++ : g->next_plan++ % LM_CUDA_LT_PLANS;
+    g->plans[at] = *k;
+    g->plans[at].found = s == CUBLAS_STATUS_SUCCESS && n > 0 && res.state == CUBLAS_STATUS_SUCCESS;
+    if (g->plans[at].found) g->plans[at].algo = res.algo;
+    *out = &g->plans[at];
+    return CUBLAS_STATUS_SUCCESS;
+}
+
 /* The same product as lm_cuda_linear, described to cuBLASLt: A is W stored
  * (in, out) column-major, transposed; B is x^T (in, rows); D is y^T (out,
  * rows), the bias running down its columns. The descriptors are made each
  * call (host work of microseconds: a decoder step's are made once, when its
- * graph is captured); no algorithm is named, so cuBLASLt's own heuristic
- * picks one for the shape. */
-int lm_cuda_linear_epilogue(const lm_cuda_gemm *g, cudaDataType_t type, int rows, const lm_dev_linear *l, const void *bias, int ep,
+ * graph is captured). */
+int lm_cuda_linear_epilogue(lm_cuda_gemm *g, cudaDataType_t type, int rows, const lm_dev_linear *l, const void *bias, int ep,
                             const void *x, void *y, cudaDataType_t out_type, lm_err *err) {
     if (rows == 0) return 0;
     const lm_cublas_api *api = lm_cublas(err);
@@ -118,6 +156,11 @@ int lm_cuda_linear_epilogue(const lm_cuda_gemm *g, cudaDataType_t type, int rows
     cublasLtEpilogue_t e = ep == LM_CUDA_EP_RELU_BIAS ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
     cublasLtMatmulDesc_t desc = NULL;
     cublasLtMatrixLayout_t a = NULL, b = NULL, d = NULL;
+    lm_cuda_lt_plan key;
+    memset(&key, 0, sizeof key); /* padding too: keys are compared as bytes */
+    key.rows = rows, key.in = l->in, key.out = l->out, key.type = type, key.out_type = out_type, key.ep = ep;
+    key.align[0] = alignment(l->w), key.align[1] = alignment(x), key.align[2] = alignment(y);
+    const lm_cuda_lt_plan *plan = NULL;
     cublasStatus_t s = api->lt_desc_create(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F);
     if (s == CUBLAS_STATUS_SUCCESS) s = api->lt_desc_set(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
     if (s == CUBLAS_STATUS_SUCCESS) s = api->lt_desc_set(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
@@ -126,8 +169,10 @@ int lm_cuda_linear_epilogue(const lm_cuda_gemm *g, cudaDataType_t type, int rows
     if (s == CUBLAS_STATUS_SUCCESS) s = api->lt_layout_create(&a, type, (uint64_t)l->in, (uint64_t)l->out, l->in);
     if (s == CUBLAS_STATUS_SUCCESS) s = api->lt_layout_create(&b, type, (uint64_t)l->in, (uint64_t)rows, l->in);
     if (s == CUBLAS_STATUS_SUCCESS) s = api->lt_layout_create(&d, out_type, (uint64_t)l->out, (uint64_t)rows, l->out);
+    if (s == CUBLAS_STATUS_SUCCESS) s = find_plan(g, api, desc, a, b, d, &key, &plan);
+    if (s == CUBLAS_STATUS_SUCCESS && !plan->found) s = CUBLAS_STATUS_NOT_SUPPORTED;
     if (s == CUBLAS_STATUS_SUCCESS)
-        s = api->lt_matmul(g->lt, desc, &one, l->w, a, x, b, &zero, y, d, y, d, NULL, g->workspace, g->workspace_bytes, g->stream);
+        s = api->lt_matmul(g->lt, desc, &one, l->w, a, x, b, &zero, y, d, y, d, &plan->algo, g->workspace, g->workspace_bytes, g->stream);
     if (d) api->lt_layout_destroy(d);
     if (b) api->lt_layout_destroy(b);
     if (a) api->lt_layout_destroy(a);

@@ -52,12 +52,24 @@ typedef struct {
  * backend's own, set once: without it cuBLAS takes its workspace from a pool
  * per stream, inside a graph capture too, and may pick another algorithm
  * there than outside (NVIDIA recommends 32 MiB on Hopper, 4 MiB before). */
+/* cuBLASLt's algorithm for one product: what its heuristic chose given the
+ * workspace and the operands' alignment (found false: nothing serves it). */
+typedef struct {
+    int rows, in, out, type, out_type, ep, align[3]; /* the key: the shape, types, epilogue, alignment of W, x, y */
+    bool found;
+    cublasLtMatmulAlgo_t algo;
+} lm_cuda_lt_plan;
+
+#define LM_CUDA_LT_PLANS 64 /* a model's products at a few row counts (a step's and an encoder batch's) */
+
 typedef struct {
     cublasHandle_t blas;
     cublasLtHandle_t lt;
     void *workspace;
     size_t workspace_bytes;
     cudaStream_t stream;
+    lm_cuda_lt_plan plans[LM_CUDA_LT_PLANS]; /* the heuristic's answers, asked once a key (replaced in turn when full) */
+    int n_plans, next_plan;
 } lm_cuda_gemm;
 
 /* The handles and workspace for `stream`, on the current device. On error,
@@ -77,8 +89,10 @@ enum { LM_CUDA_EP_BIAS, LM_CUDA_EP_RELU_BIAS };
  * to the fp32 sum, ReLU on it, the result written in out_type (CUDA_R_32F or
  * `type`); bias is of out_type, as cuBLASLt takes it. 0 when enqueued; 1
  * when this cuBLASLt does not serve it (nothing enqueued: the caller runs
- * the product and the bias as kernels); -1 with err. */
-int lm_cuda_linear_epilogue(const lm_cuda_gemm *g, cudaDataType_t type, int rows, const lm_dev_linear *l, const void *bias, int ep,
+ * the product and the bias as kernels); -1 with err. The algorithm is
+ * cuBLASLt's heuristic's for the workspace and the operands' alignment,
+ * asked once per shape (g->plans). */
+int lm_cuda_linear_epilogue(lm_cuda_gemm *g, cudaDataType_t type, int rows, const lm_dev_linear *l, const void *bias, int ep,
                             const void *x, void *y, cudaDataType_t out_type, lm_err *err);
 
 /* false when the environment sets `name` to 0 (LYRICMT_CUDA_GRAPHS=0 and the

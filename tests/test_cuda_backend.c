@@ -151,7 +151,7 @@ static void from_device(float *to, const void *d, size_t n, int dtype, cudaStrea
  * a unit in its last place: 2^-9 (bf16) or 2^-12 (fp16) of the value; a
  * missing bias (as large as the product), a missing ReLU or a bias read
  * along the wrong axis is 0.1 or more. */
-static void check_epilogues(const lm_cuda_gemm *g, int dtype, int rows, int in, int out, const void *d_w, const void *d_x, const float *prod,
+static void check_epilogues(lm_cuda_gemm *g, int dtype, int rows, int in, int out, const void *d_w, const void *d_x, const float *prod,
                             cudaStream_t s) {
     static const cudaDataType_t types[3] = {CUDA_R_32F, CUDA_R_16F, CUDA_R_16BF};
     const char *names[3] = {"fp32", "fp16", "bf16"};

@@ -12,9 +12,15 @@
  * another algorithm there than outside; the stand-in refuses it and
  * invalidates the capture (stricter than cuBLAS, as allocations in captures are).
  *
- * CUDA_EMU_LT_EPILOGUES=0 makes cublasLtMatmul refuse every epilogue
- * (CUBLAS_STATUS_NOT_SUPPORTED), as a cuBLASLt that serves none would: the
- * callers' way back to plain products is tested with it.
+ * cublasLtMatmulAlgoGetHeuristic answers with an "algorithm" naming the
+ * problem it was asked for and the alignments its preferences allowed;
+ * cublasLtMatmul refuses it for another problem or for operands less aligned
+ * (with no algorithm, the default preferences' 256 bytes), as an algorithm
+ * chosen for more alignment may not run on a GPU.
+ *
+ * CUDA_EMU_LT_EPILOGUES=0 makes the heuristic find nothing for an epilogue
+ * (CUBLAS_STATUS_NOT_SUPPORTED, no result), as a cuBLASLt that serves none
+ * would: the callers' way back to plain products is tested with it.
  *
  * cuBLAS picks its algorithm by the problem's shape, so on a GPU a row's low
  * bits can change with the number of rows beside it. So does this stand-in,
@@ -28,6 +34,8 @@
 #include <cublasLt.h>
 #include <cublas_v2.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -113,8 +121,64 @@ struct lt_layout {
 };
 static_assert(sizeof(lt_desc) <= sizeof(cublasLtMatmulDescOpaque_t), "lt_desc fits cuBLASLt's descriptor");
 static_assert(sizeof(lt_layout) <= sizeof(cublasLtMatrixLayoutOpaque_t), "lt_layout fits cuBLASLt's layout");
+struct lt_pref {
+    uint64_t max_workspace;
+    uint32_t align[4]; /* A, B, C, D */
+};
+/* What the stand-in's "algorithm" holds: the problem it was found for and the alignments it assumes. */
+struct lt_algo {
+    int m, n, k;
+    cudaDataType_t in_type, out_type;
+    uint32_t epilogue;
+    uint32_t align[4];
+};
+static_assert(sizeof(lt_pref) <= sizeof(cublasLtMatmulPreferenceOpaque_t), "lt_pref fits cuBLASLt's preference");
+static_assert(sizeof(lt_algo) <= sizeof(cublasLtMatmulAlgo_t), "lt_algo fits cuBLASLt's algorithm");
 lt_desc *fields(cublasLtMatmulDesc_t d) { return (lt_desc *)d->data; }
 lt_layout *fields(cublasLtMatrixLayout_t l) { return (lt_layout *)l->data; }
+lt_pref *fields(cublasLtMatmulPreference_t p) { return (lt_pref *)p->data; }
+
+/* CUDA_EMU_LT_EPILOGUES=0: the heuristic finds no algorithm for an epilogue
+ * (asked, or implied by cublasLtMatmul without one), as where none is served. */
+bool epilogues_refused(const char *who, cublasLtMatmulDesc_t desc) {
+    const char *serve = getenv("CUDA_EMU_LT_EPILOGUES");
+    if (fields(desc)->epilogue == CUBLASLT_EPILOGUE_DEFAULT || !serve || strcmp(serve, "0")) return false;
+    lm_emu::report("%s: CUDA_EMU_LT_EPILOGUES=0: no algorithm serves an epilogue", who);
+    return true;
+}
+
+/* The problem the descriptors pose, checked as cuBLASLt would refuse it
+ * (NOT_SUPPORTED: a configuration the stand-in does not serve;
+ * INVALID_VALUE: shapes that do not fit), for `who` (the call) to report. */
+cublasStatus_t problem_of(const char *who, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t Adesc, cublasLtMatrixLayout_t Bdesc,
+                          cublasLtMatrixLayout_t Cdesc, cublasLtMatrixLayout_t Ddesc, lt_algo *p) {
+    const lt_desc f = *fields(desc);
+    const lt_layout a = *fields(Adesc), b = *fields(Bdesc), d = *fields(Ddesc);
+    bool bias = f.epilogue == CUBLASLT_EPILOGUE_BIAS || f.epilogue == CUBLASLT_EPILOGUE_RELU_BIAS;
+    bool relu = f.epilogue == CUBLASLT_EPILOGUE_RELU || f.epilogue == CUBLASLT_EPILOGUE_RELU_BIAS;
+    cudaDataType_t bias_type = f.bias_type < 0 ? d.type : (cudaDataType_t)f.bias_type;
+    if (f.compute != CUBLAS_COMPUTE_32F || f.scale != CUDA_R_32F || a.type != b.type ||
+        (a.type != CUDA_R_32F && a.type != CUDA_R_16F && a.type != CUDA_R_16BF) || (d.type != CUDA_R_32F && d.type != a.type) ||
+        (f.ta != CUBLAS_OP_N && f.ta != CUBLAS_OP_T) || (f.tb != CUBLAS_OP_N && f.tb != CUBLAS_OP_T) ||
+        (f.epilogue != CUBLASLT_EPILOGUE_DEFAULT && !bias && !relu) || (bias && bias_type != d.type) || Cdesc != Ddesc) {
+        lm_emu::report("%s: a configuration the stand-in does not serve (it serves float, half or bfloat16 inputs, output float or the inputs' "
+               "type, compute and scale 32F, epilogues none, bias, ReLU and bias-ReLU with the bias of the output's type, C laid out as D)",
+               who);
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    }
+    memset(p, 0, sizeof *p);
+    p->m = (int)(f.ta == CUBLAS_OP_N ? a.rows : a.cols), p->k = (int)(f.ta == CUBLAS_OP_N ? a.cols : a.rows);
+    int kb = (int)(f.tb == CUBLAS_OP_N ? b.rows : b.cols);
+    p->n = (int)(f.tb == CUBLAS_OP_N ? b.cols : b.rows);
+    p->in_type = a.type, p->out_type = d.type, p->epilogue = f.epilogue;
+    for (int i = 0; i < 4; i++) p->align[i] = 256; /* the default preferences' */
+    if (p->k != kb || d.rows != (uint64_t)p->m || d.cols != (uint64_t)p->n) {
+        lm_emu::report("%s: op(A) is %d x %d, op(B) %d x %d, D %llu x %llu", who, p->m, p->k, kb, p->n, (unsigned long long)d.rows,
+               (unsigned long long)d.cols);
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    return CUBLAS_STATUS_SUCCESS;
+}
 
 
 } /* namespace */
@@ -238,8 +302,55 @@ cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t l) {
     return CUBLAS_STATUS_SUCCESS;
 }
 
+cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t *p) {
+    *p = new cublasLtMatmulPreferenceOpaque_t{};
+    *fields(*p) = lt_pref{0, {256, 256, 256, 256}};
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t p) {
+    delete p;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p, cublasLtMatmulPreferenceAttributes_t attr, const void *buf,
+                                                    size_t size) {
+    lt_pref *f = fields(p);
+    if (attr == CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES && size == 8) memcpy(&f->max_workspace, buf, 8);
+    else if (attr >= CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES && attr <= CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES && size == 4)
+        memcpy(&f->align[attr - CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES], buf, 4);
+    else {
+        report("cublasLtMatmulPreferenceSetAttribute: attribute %d with %zu bytes is not one the stand-in serves", (int)attr, size);
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    }
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+/* An algorithm for this problem under pref's alignments: the stand-in's
+ * algorithms are its one loop, so the answer is which problem it was asked
+ * for; cublasLtMatmul refuses it for another or for operands less aligned. */
+cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t Adesc,
+                                              cublasLtMatrixLayout_t Bdesc, cublasLtMatrixLayout_t Cdesc, cublasLtMatrixLayout_t Ddesc,
+                                              cublasLtMatmulPreference_t pref, int requested, cublasLtMatmulHeuristicResult_t *results,
+                                              int *returned) {
+    *returned = 0;
+    if (requested <= 0) return CUBLAS_STATUS_INVALID_VALUE;
+    (void)h;
+    lt_algo p;
+    cublasStatus_t s = problem_of("cublasLtMatmulAlgoGetHeuristic", desc, Adesc, Bdesc, Cdesc, Ddesc, &p);
+    if (s != CUBLAS_STATUS_SUCCESS) return s;
+    if (epilogues_refused("cublasLtMatmulAlgoGetHeuristic", desc)) return CUBLAS_STATUS_NOT_SUPPORTED;
+    memcpy(p.align, fields(pref)->align, sizeof p.align);
+    memset(&results[0], 0, sizeof results[0]);
+    memcpy(results[0].algo.data, &p, sizeof p);
+    results[0].state = CUBLAS_STATUS_SUCCESS;
+    *returned = 1;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
 /* D = epilogue(alpha op(A) op(B)), C the same matrix as D and beta 0 (what
- * lyricmt asks); algo NULL (cuBLASLt's own heuristic). */
+ * lyricmt asks); algo the heuristic's for this problem, or NULL (cuBLASLt's
+ * own heuristic, under the default preferences: operands 256-aligned). */
 cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t desc, const void *alpha, const void *A, cublasLtMatrixLayout_t Adesc,
                               const void *B, cublasLtMatrixLayout_t Bdesc, const void *beta, const void *C, cublasLtMatrixLayout_t Cdesc, void *D,
                               cublasLtMatrixLayout_t Ddesc, const cublasLtMatmulAlgo_t *algo, void *workspace, size_t workspace_bytes,
@@ -251,37 +362,34 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t desc, con
                stream_device(stream), dev);
         return CUBLAS_STATUS_INVALID_VALUE;
     }
+    lt_algo p;
+    cublasStatus_t st = problem_of("cublasLtMatmul", desc, Adesc, Bdesc, Cdesc, Ddesc, &p);
+    if (st != CUBLAS_STATUS_SUCCESS) return st;
+    if (!algo && epilogues_refused("cublasLtMatmul", desc)) return CUBLAS_STATUS_NOT_SUPPORTED;
     const lt_desc f = *fields(desc);
     const lt_layout a = *fields(Adesc), b = *fields(Bdesc), d = *fields(Ddesc);
     float al = *(const float *)alpha, be = *(const float *)beta;
     bool bias = f.epilogue == CUBLASLT_EPILOGUE_BIAS || f.epilogue == CUBLASLT_EPILOGUE_RELU_BIAS;
     bool relu = f.epilogue == CUBLASLT_EPILOGUE_RELU || f.epilogue == CUBLASLT_EPILOGUE_RELU_BIAS;
-    cudaDataType_t bias_type = f.bias_type < 0 ? d.type : (cudaDataType_t)f.bias_type;
-    if (f.compute != CUBLAS_COMPUTE_32F || f.scale != CUDA_R_32F || a.type != b.type ||
-        (a.type != CUDA_R_32F && a.type != CUDA_R_16F && a.type != CUDA_R_16BF) || (d.type != CUDA_R_32F && d.type != a.type) ||
-        (f.ta != CUBLAS_OP_N && f.ta != CUBLAS_OP_T) || (f.tb != CUBLAS_OP_N && f.tb != CUBLAS_OP_T) ||
-        (f.epilogue != CUBLASLT_EPILOGUE_DEFAULT && !bias && !relu) || (bias && bias_type != d.type) || algo) {
-        report("cublasLtMatmul: a configuration the stand-in does not serve (it serves float, half or bfloat16 inputs, output float or "
-               "the inputs' type, compute and scale 32F, epilogues none, bias, ReLU and bias-ReLU with the bias of the output's type, "
-               "no algorithm named)");
-        return CUBLAS_STATUS_NOT_SUPPORTED;
-    }
-    const char *serve = getenv("CUDA_EMU_LT_EPILOGUES");
-    if (f.epilogue != CUBLASLT_EPILOGUE_DEFAULT && serve && !strcmp(serve, "0")) {
-        report("cublasLtMatmul: CUDA_EMU_LT_EPILOGUES=0: no epilogue served");
-        return CUBLAS_STATUS_NOT_SUPPORTED;
-    }
-    if (C != D || Cdesc != Ddesc || be != 0.0f) {
+    if (C != D || be != 0.0f) {
         report("cublasLtMatmul: the stand-in serves C the same matrix as D and beta 0");
         return CUBLAS_STATUS_NOT_SUPPORTED;
     }
-    int m = (int)(f.ta == CUBLAS_OP_N ? a.rows : a.cols), k = (int)(f.ta == CUBLAS_OP_N ? a.cols : a.rows);
-    int kb = (int)(f.tb == CUBLAS_OP_N ? b.rows : b.cols), n = (int)(f.tb == CUBLAS_OP_N ? b.cols : b.rows);
-    if (k != kb || d.rows != (uint64_t)m || d.cols != (uint64_t)n) {
-        report("cublasLtMatmul: op(A) is %d x %d, op(B) %d x %d, D %llu x %llu", m, k, kb, n, (unsigned long long)d.rows,
-               (unsigned long long)d.cols);
+    lt_algo chosen = p;
+    if (algo) memcpy(&chosen, algo->data, sizeof chosen);
+    if (memcmp(&chosen, &p, offsetof(lt_algo, align))) {
+        report("cublasLtMatmul: the algorithm given was found for another problem (%d x %d x %d, epilogue %u; this is %d x %d x %d, epilogue %u)",
+               chosen.m, chosen.n, chosen.k, chosen.epilogue, p.m, p.n, p.k, p.epilogue);
         return CUBLAS_STATUS_INVALID_VALUE;
     }
+    const void *operand[4] = {A, B, C, D};
+    for (int i = 0; i < 4; i++)
+        if ((uintptr_t)operand[i] % chosen.align[i]) {
+            report("cublasLtMatmul: operand %c at %p is not %u-byte aligned, as the algorithm %s assumes", "ABCD"[i], operand[i], chosen.align[i],
+                   algo ? "found under these preferences" : "of the default preferences");
+            return CUBLAS_STATUS_INVALID_VALUE;
+        }
+    int m = p.m, n = p.n, k = p.k;
     if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
     size_t na = span((int)a.rows, (int)a.cols, (int)a.ld), nb = span((int)b.rows, (int)b.cols, (int)b.ld), nd = span(m, n, (int)d.ld);
     size_t es = type_size(a.type), ds = type_size(d.type);
