@@ -130,9 +130,12 @@ static cublasStatus_t find_plan(lm_cuda_gemm *g, const lm_cublas_api *api, cubla
     if (s == CUBLAS_STATUS_SUCCESS) s = api->lt_pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
     for (int i = 0; i < 4 && s == CUBLAS_STATUS_SUCCESS; i++)
         s = api->lt_pref_set(pref, (cublasLtMatmulPreferenceAttributes_t)(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES + i), &al[i], sizeof al[i]);
-    if (s == CUBLAS_STATUS_SUCCESS) s = api->lt_heuristic(g->lt, desc, a, b, d, d, pref, 1, &res, &n);
-    if (pref) api->lt_pref_destroy(pref);
-    if (s != CUBLAS_STATUS_SUCCESS && s != CUBLAS_STATUS_NOT_SUPPORTED) return s;
+    if (s != CUBLAS_STATUS_SUCCESS) { /* the preference itself failed: that is an error, not an answer */
+        if (pref) api->lt_pref_destroy(pref);
+        return s;
+    }
+    s = api->lt_heuristic(g->lt, desc, a, b, d, d, pref, 1, &res, &n); /* any failure: no algorithm, the plain path serves */
+    api->lt_pref_destroy(pref);
     int at = g->n_plans < LM_CUDA_LT_PLANS ? g->n_plans++ : g->next_plan++ % LM_CUDA_LT_PLANS;
     g->plans[at] = *k;
     g->plans[at].found = s == CUBLAS_STATUS_SUCCESS && n > 0 && res.state == CUBLAS_STATUS_SUCCESS;
