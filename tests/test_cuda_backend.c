@@ -147,10 +147,12 @@ static void from_device(float *to, const void *d, size_t n, int dtype, cudaStrea
 /* The product with its bias (fp32 output) and with bias and ReLU (output
  * and bias in the input's dtype, as the first FFN product runs) in
  * cuBLASLt's epilogue, against the CPU's product plus the bias, ReLU and
- * the rounding to dtype done here. One rounding of a 16-bit output is half
- * a unit in its last place: 2^-9 (bf16) or 2^-12 (fp16) of the value; a
- * missing bias (as large as the product), a missing ReLU or a bias read
- * along the wrong axis is 0.1 or more. */
+ * the rounding to dtype done here. Both round the same value to 16 bits,
+ * but a device sum a hair from the reference's can round to the neighbour:
+ * one unit in the last place, up to 2^-8 (bf16) or 2^-10 (fp16) of the
+ * value, hence twice that as the bound; a missing bias (as large as the
+ * product), a missing ReLU or a bias read along the wrong axis is 0.1 or
+ * more. */
 static void check_epilogues(lm_cuda_gemm *g, int dtype, int rows, int in, int out, const void *d_w, const void *d_x, const float *prod,
                             cudaStream_t s) {
     static const cudaDataType_t types[3] = {CUDA_R_32F, CUDA_R_16F, CUDA_R_16BF};
@@ -178,7 +180,7 @@ static void check_epilogues(lm_cuda_gemm *g, int dtype, int rows, int in, int ou
         CHECK(rc == 0, "epilogue %s%s: %s", names[dtype], relu ? " bias+ReLU" : " bias", rc < 0 ? err.msg : "cuBLASLt does not serve it");
         if (rc != 0) continue;
         from_device(got, d_y, ny, out_dtype, s);
-        double e = lm_max_rel_err(got, want, ny), tol = out_dtype == LM_K_BF16 ? 4e-3 : out_dtype == LM_K_F16 ? 6e-4 : 1e-5;
+        double e = lm_max_rel_err(got, want, ny), tol = out_dtype == LM_K_BF16 ? 8e-3 : out_dtype == LM_K_F16 ? 2e-3 : 1e-5;
         CHECK(e < tol, "epilogue %s%s rows=%d in=%d out=%d: differs from the CPU's by %g (tolerance %g)", names[dtype], relu ? " bias+ReLU" : " bias",
               rows, in, out, e, tol);
     }
