@@ -31,6 +31,9 @@ EMU_BUILD=${EMU_BUILD:-build-emu}
 
 work=$(mktemp -d /tmp/lyricmt-mutants-XXXXXX)
 trap 'rm -rf "$work"' EXIT
+# the list as it is now: an edit of the file during the run (it is read line
+# by line over an hour) would shift the reading and skip mutants unseen
+cp "$LIST" "$work/list"
 # A pristine copy (tracked and untracked files, not ignored ones) with the
 # current build, so that each mutant only recompiles what it touches.
 make -s "$BUILD/lyricmt" > /dev/null || { echo "mutants: the unmutated tree does not build"; exit 2; }
@@ -87,7 +90,7 @@ while IFS="$TAB" read -r name file from to; do
     fi
     case "$result" in killed*) ;; *) bad=$((bad + 1)) ;; esac
     printf '%-28s %-22s %s\n' "$name" "$file" "$result" | tee -a "$summary"
-done < "$LIST"
+done < "$work/list"
 
 echo
 echo "mutant                       file                   result"
