@@ -113,18 +113,48 @@ static inline void lm_sm_decoder_step(lm_sm_shape m, double rows, double cached,
 /* An encoder batch of `sentences` sentences of `src` tokens: 12 layers and
  * the decoder's cross-attention keys and values, attention within a
  * sentence; flags: LM_SM_EPILOGUES (graphs play no part: the host launches
- * the encoder's kernels). */
-static inline double lm_sm_encoder_batch_us(lm_sm_shape m, double sentences, double src, int es, int flags) {
+ * the encoder's kernels, each at least `floor`). *launches: its kernels and
+ * products. */
+static inline double lm_sm_encoder_us(lm_sm_shape m, double sentences, double src, int es, int flags, double floor, int *launches) {
     int ep = flags & LM_SM_EPILOGUES;
-    double N = sentences * src, D = m.d, F = m.ffn, us = 0, fl = LM_SM_LAUNCH_US;
+    double N = sentences * src, D = m.d, F = m.ffn, us = 0, fl = floor;
+    *launches = 3 + (es == 2); /* the embedding, the first norm, the copy up; the 16-bit copy of the output */
     for (int l = 0; l < m.enc_layers; l++) {
         us += 4 * lm_sm_gemm_us(N, D, D, es, fl) + lm_sm_gemm_out_us(N, D, F, es, ep ? es : 4, fl) + lm_sm_gemm_us(N, F, D, es, fl);
         us += lm_sm_kernel_us(4 * N * src * D, N * D * 4 * 3, es, fl); /* attention */
         us += 4 * lm_sm_kernel_us(0, N * D * 12, es, fl);             /* norms, their adds, the embedding's share */
         if (!ep) us += lm_sm_kernel_us(0, N * 3 * D * 8, es, fl) + lm_sm_kernel_us(0, N * F * (4 + es), es, fl); /* QKV bias, FFN bias + ReLU */
+        *launches += 7 + (ep ? 0 : 2);
     }
     us += 2 * m.dec_layers * (lm_sm_gemm_us(N, D, D, es, fl) + (ep ? 0 : lm_sm_kernel_us(0, N * D * 8, es, fl)));
-    return us + 2 * LM_SM_COPY_US;
+    *launches += 2 * m.dec_layers * (ep ? 1 : 2);
+    return us;
+}
+
+/* ... with the host launching each kernel, and its copies and wait. */
+static inline double lm_sm_encoder_batch_us(lm_sm_shape m, double sentences, double src, int es, int flags) {
+    int launches;
+    return lm_sm_encoder_us(m, sentences, src, es, flags, LM_SM_LAUNCH_US, &launches) + 2 * LM_SM_COPY_US;
+}
+
+/* An admission in flight, as benchmarks/cuda_steps.c times one: rows/8
+ * sentences encoded while the other rows take a step, then a step of every
+ * row (`cached` tokens in each row's cache). In line (overlap 0, before
+ * NOTES attempt 29): the encoder, the host's wait for it, then the steps.
+ * Overlapped (the default): the host issues the encoder's launches while
+ * the GPU runs the first step, and the GPU runs the encoder's kernels as
+ * they come; assumed to share no SMs with the step (the pessimistic case),
+ * they run after it, each at its own GPU floor rather than the host's. */
+static inline double lm_sm_admission_us(lm_sm_shape m, double rows, double cached, double src, int es, int overlap) {
+    double group = rows / 8 > 1 ? rows / 8 : 1;
+    int launches;
+    lm_sm_pred first, second;
+    lm_sm_decoder_step(m, rows - group, cached, src, es, LM_SM_GRAPHS | LM_SM_EPILOGUES, &first);
+    lm_sm_decoder_step(m, rows, cached, src, es, LM_SM_GRAPHS | LM_SM_EPILOGUES, &second);
+    if (!overlap) return lm_sm_encoder_batch_us(m, group, src, es, LM_SM_EPILOGUES) + first.total_us + second.total_us;
+    double gpu = lm_sm_encoder_us(m, group, src, es, LM_SM_EPILOGUES, LM_SM_NODE_US, &launches);
+    double host = launches * LM_SM_LAUNCH_US + LM_SM_COPY_US;
+    return lm_sm_max(first.total_us + gpu, LM_SM_GRAPH_US + host) + second.total_us;
 }
 
 /* The table build/step_model prints (and NOTES attempt 25 quotes). */
@@ -156,6 +186,12 @@ static inline void lm_sm_print_table(FILE *f, double cached, double src) {
         /* a sentence of ~src target tokens: the encoder's share spread over its steps */
         fprintf(f, "| greedy tokens/s with the encoder | %.0f | %.0f | %.0f |\n", rows[0] * src / (src * p[0].total_us + enc[0]) * 1e6,
                 rows[1] * src / (src * p[1].total_us + enc[1]) * 1e6, rows[2] * src / (src * p[2].total_us + enc[2]) * 1e6);
+        double adm[2][3];
+        for (int o = 0; o < 2; o++)
+            for (int i = 0; i < 3; i++) adm[o][i] = lm_sm_admission_us(LM_SM_SMALL100, rows[i], cached, src, es[e], o);
+        fprintf(f, "| admission in flight (rows/8 encoded, two steps), in line | %.0f | %.0f | %.0f |\n", adm[0][0], adm[0][1], adm[0][2]);
+        fprintf(f, "| admission in flight, encoder beside the first step (the default) | %.0f | %.0f | %.0f |\n", adm[1][0], adm[1][1],
+                adm[1][2]);
     }
 }
 

@@ -29,7 +29,9 @@
  * (also a double buffer: when finished sentences hold half of it, or it is
  * full, the rest is gathered into the other half), and each decoder row keeps
  * its own length, so the embedding, the cache append and self-attention take
- * a position and a key count per row.
+ * a position and a key count per row. The encoder runs on a lane of its
+ * own, issued by the next decoder step (encode_append), so that an admission
+ * encoded a step ahead (sched.h) runs beside that step.
  */
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_check.h"
@@ -59,12 +61,30 @@ typedef struct {
     size_t bytes;
 } dev_buf;
 
+/* A stream and what runs on it alone: its products' handles and workspace
+ * (a workspace serves one stream at a time), its work rows. */
+typedef struct {
+    cudaStream_t stream;
+    lm_cuda_gemm mm;           /* cuBLAS, cuBLASLt and their workspace (cuda_device.h) */
+    dev_buf x, y, h, qkv, att, ffn, idx;
+} lane;
+
 typedef struct {
     lm_backend base;
     int dtype;                 /* LM_K_F32 / F16 / BF16 */
     cudaDataType_t gemm_type;
-    cudaStream_t stream;
-    lm_cuda_gemm mm;           /* cuBLAS, cuBLASLt and their workspace (cuda_device.h) */
+    /* decoding: the steps, reorders, relayouts and uploads; encoding: encode
+     * and encode_more, so that an admission's encoder runs beside the steps
+     * queued after it (issue_encode says how the two are ordered) */
+    lane decoding, encoding;
+    cudaEvent_t encoded;       /* recorded after each encode's last write: decoding waits for it before it reads those sentences */
+    int ready_sent;            /* sentences below this decoding has waited for */
+    int32_t *enc_host;         /* pinned: an encode's token indices (4 per token row), read by its upload */
+    size_t enc_host_n;
+    bool deferred;             /* an encode planned, its launches not yet issued (issue_encode) */
+    int deferred_rows, deferred_at; /* its token rows, and the first in the live half */
+    long encodes_issued;       /* for tests */
+    bool overlap;              /* encodes deferred and run beside the steps (LYRICMT_CUDA_OVERLAP=0: issued at the call, waited for) */
     bool epilogues;            /* biases and ReLU in the products' epilogues (LYRICMT_CUDA_EPILOGUES=0: as kernels) */
     long epilogue_products;    /* enqueued with one, for tests */
     /* the model, immutable after create */
@@ -92,10 +112,12 @@ typedef struct {
     int32_t *host_idx;         /* per-step indices (rows x 6), then the reorder's lists (rows x 3): apart, so a step
                                 * rewrites its part while the reorder's upload may still read the other */
     void *host_top;            /* top-k ids and values (rows x LM_K_TOPK_MAX x 8 bytes) */
+    float *host_logits;        /* the search's whole rows of logits (cuda_row_buffer) */
+    size_t host_logits_bytes;
     int host_rows;             /* rows they hold: they only grow (pinning costs far more than malloc) */
     cudaEvent_t reorder_done;  /* recorded after the reorder's upload: the next reorder's lists wait for it */
     /* device state */
-    dev_buf x, y, h, q, qkv, att, ffn, enc_out[2], enc_in, cross[2], kv, logits, idx, edits, top_ids, top_vals, row_map, topk_scratch;
+    dev_buf q, enc_out[2], enc_in, cross[2], kv, logits, edits, top_ids, top_vals, row_map, topk_scratch;
     /* sampling (cuda_decode_step_sample): rows' inputs and outputs, the kernel's scratch, their host staging */
     dev_buf sample_io, sample_scratch;
     char *sample_host;
@@ -121,6 +143,20 @@ static int reserve(dev_buf *b, size_t bytes, lm_err *err) {
     return 0;
 }
 
+/* A lane's stream (non-blocking: not ordered after the legacy default
+ * stream) and its products' handles, on the current device. */
+static int lane_open(lane *w, lm_err *err) {
+    CUDA_TRY(cudaStreamCreateWithFlags(&w->stream, cudaStreamNonBlocking));
+    return lm_cuda_gemm_open(&w->mm, w->stream, err) != 0 ? lm_fail_prefix(err, "--device cuda") : 0;
+}
+
+static void lane_close(lane *w) {
+    dev_buf *bufs[] = {&w->x, &w->y, &w->h, &w->qkv, &w->att, &w->ffn, &w->idx};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) cudaFree(bufs[i]->p);
+    lm_cuda_gemm_close(&w->mm);
+    if (w->stream) cudaStreamDestroy(w->stream);
+}
+
 /* ---- upload ----
  * Every copy goes on the backend's stream, the one the kernels run on: that
  * stream is non-blocking, so it is NOT ordered after copies on the legacy
@@ -143,7 +179,7 @@ static int upload_f32(cuda_backend *c, const float *src, size_t n, float **out, 
     if (alloc_weight(c, n * sizeof(float), &p, err) != 0) return -1;
     *out = p;
     if (!c->fill) return 0;
-    CUDA_TRY(cudaMemcpyAsync(p, src, n * sizeof(float), cudaMemcpyHostToDevice, c->stream));
+    CUDA_TRY(cudaMemcpyAsync(p, src, n * sizeof(float), cudaMemcpyHostToDevice, c->decoding.stream));
     *out = p;
     return 0;
 }
@@ -155,8 +191,8 @@ static int upload_matrix(cuda_backend *c, const float *src, size_t n, void **out
     if (alloc_weight(c, n * dtype_size(c->dtype), &p, err) != 0) return -1;
     *out = p;
     if (!c->fill) return 0;
-    CUDA_TRY(cudaMemcpyAsync(staging, src, n * sizeof(float), cudaMemcpyHostToDevice, c->stream));
-    KERNEL_TRY(lm_k_convert(staging, p, c->dtype, n, c->stream, kmsg));
+    CUDA_TRY(cudaMemcpyAsync(staging, src, n * sizeof(float), cudaMemcpyHostToDevice, c->decoding.stream));
+    KERNEL_TRY(lm_k_convert(staging, p, c->dtype, n, c->decoding.stream, kmsg));
     *out = p;
     return 0;
 }
@@ -191,10 +227,10 @@ static int upload_qkv(cuda_backend *c, const lm_linear *q, const lm_linear *k, c
     if (!c->fill) return 0;
     for (int i = 0; i < 3; i++) {
         float *to = c->dtype == LM_K_F32 ? (float *)w + i * out * in : staging + i * out * in;
-        CUDA_TRY(cudaMemcpyAsync(to, part[i]->w, out * in * sizeof(float), cudaMemcpyHostToDevice, c->stream));
-        CUDA_TRY(cudaMemcpyAsync(b + i * out, part[i]->b, out * sizeof(float), cudaMemcpyHostToDevice, c->stream));
+        CUDA_TRY(cudaMemcpyAsync(to, part[i]->w, out * in * sizeof(float), cudaMemcpyHostToDevice, c->decoding.stream));
+        CUDA_TRY(cudaMemcpyAsync(b + i * out, part[i]->b, out * sizeof(float), cudaMemcpyHostToDevice, c->decoding.stream));
     }
-    if (c->dtype != LM_K_F32) KERNEL_TRY(lm_k_convert(staging, w, c->dtype, 3 * out * in, c->stream, kmsg));
+    if (c->dtype != LM_K_F32) KERNEL_TRY(lm_k_convert(staging, w, c->dtype, 3 * out * in, c->decoding.stream, kmsg));
     return 0;
 }
 
@@ -205,7 +241,7 @@ static int upload_norm(cuda_backend *c, const lm_norm *n, dev_norm *d, lm_err *e
 }
 
 static int wait_stream(cuda_backend *c, lm_err *err) {
-    CUDA_TRY(cudaStreamSynchronize(c->stream));
+    CUDA_TRY(cudaStreamSynchronize(c->decoding.stream));
     return 0;
 }
 
@@ -262,8 +298,8 @@ done:
 /* ---- building blocks ---- */
 
 /* y (rows, out) fp32 = x (rows, in; dtype) . W^T (cuda_device.c, tested alone in test_cuda_backend). */
-static int gemm(cuda_backend *c, int rows, const lm_dev_linear *l, const void *x, float *y, lm_err *err) {
-    return lm_cuda_linear(&c->mm, c->gemm_type, rows, l, x, y, err);
+static int gemm(const cuda_backend *c, const lane *w, int rows, const lm_dev_linear *l, const void *x, float *y, lm_err *err) {
+    return lm_cuda_linear(&w->mm, c->gemm_type, rows, l, x, y, err);
 }
 
 /* out (rows, l->out) = act(x . W^T + b) in out_dtype (fp32, or the compute
@@ -272,10 +308,10 @@ static int gemm(cuda_backend *c, int rows, const lm_dev_linear *l, const void *x
  * with epilogues off (GELU always: see LM_CUDA_EP_BIAS), the product into
  * fp32 and lm_k_bias_act. A cuBLASLt that refuses an epilogue turns them
  * off for this backend, said once. */
-static int linear_act(cuda_backend *c, int rows, const lm_dev_linear *l, const void *x, int act, void *out, int out_dtype, lm_err *err) {
+static int linear_act(cuda_backend *c, lane *w, int rows, const lm_dev_linear *l, const void *x, int act, void *out, int out_dtype, lm_err *err) {
     if (c->epilogues && act != LM_K_ACT_GELU) {
         const void *bias = out_dtype == LM_K_F32 ? (const void *)l->b : l->b16;
-        int rc = lm_cuda_linear_epilogue(&c->mm, c->gemm_type, rows, l, bias, act == LM_K_ACT_RELU ? LM_CUDA_EP_RELU_BIAS : LM_CUDA_EP_BIAS, x,
+        int rc = lm_cuda_linear_epilogue(&w->mm, c->gemm_type, rows, l, bias, act == LM_K_ACT_RELU ? LM_CUDA_EP_RELU_BIAS : LM_CUDA_EP_BIAS, x,
                                          out, out_dtype == LM_K_F32 ? CUDA_R_32F : c->gemm_type, err);
         c->epilogue_products += rc == 0;
         if (rc <= 0) return rc;
@@ -283,16 +319,16 @@ static int linear_act(cuda_backend *c, int rows, const lm_dev_linear *l, const v
                         "activations run as kernels\n", l->out, l->in, act == LM_K_ACT_RELU ? " and ReLU" : "");
         c->epilogues = false;
     }
-    float *y = out_dtype == LM_K_F32 ? out : c->y.p;
-    if (gemm(c, rows, l, x, y, err)) return -1;
-    KERNEL_TRY(lm_k_bias_act(y, l->b, out, out_dtype, (size_t)l->out, rows, l->out, act, 1.0f, c->stream, kmsg));
+    float *y = out_dtype == LM_K_F32 ? out : w->y.p;
+    if (gemm(c, w, rows, l, x, y, err)) return -1;
+    KERNEL_TRY(lm_k_bias_act(y, l->b, out, out_dtype, (size_t)l->out, rows, l->out, act, 1.0f, w->stream, kmsg));
     return 0;
 }
 
 /* bytes from the host, waited for (the caller frees or rewrites src next). */
 static int to_device_now(cuda_backend *c, void *dst, const void *src, size_t bytes, lm_err *err) {
-    CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
-    CUDA_TRY(cudaStreamSynchronize(c->stream));
+    CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->decoding.stream));
+    CUDA_TRY(cudaStreamSynchronize(c->decoding.stream));
     return 0;
 }
 
@@ -311,25 +347,25 @@ static size_t work_row_bytes(const cuda_backend *c) {
     return D * 4 + wide * 4 + D * es + 4 * D * 4 + D * es + F * es + 6 * sizeof(int32_t);
 }
 
-/* Work buffers for n rows. */
-static int reserve_work(cuda_backend *c, size_t n, lm_err *err) {
+/* A lane's work buffers for n rows (and the decoder's cross-attention queries). */
+static int reserve_work(cuda_backend *c, lane *w, size_t n, lm_err *err) {
     const lm_model_config *mc = &c->base.model->cfg.model;
     size_t D = (size_t)mc->d_model, F = (size_t)(mc->encoder_ffn > mc->decoder_ffn ? mc->encoder_ffn : mc->decoder_ffn);
     size_t es = dtype_size(c->dtype), wide = F > D ? F : D;
-    if (reserve(&c->x, n * D * 4, err) || reserve(&c->y, n * wide * 4, err) || reserve(&c->h, n * D * es, err) ||
-        reserve(&c->q, n * D * 4, err) || reserve(&c->qkv, n * 3 * D * 4, err) ||
-        reserve(&c->att, n * D * es, err) || reserve(&c->ffn, n * F * es, err) || reserve(&c->idx, n * 6 * sizeof(int32_t), err))
+    if (reserve(&w->x, n * D * 4, err) || reserve(&w->y, n * wide * 4, err) || reserve(&w->h, n * D * es, err) ||
+        reserve(&w->qkv, n * 3 * D * 4, err) || reserve(&w->att, n * D * es, err) || reserve(&w->ffn, n * F * es, err) ||
+        reserve(&w->idx, n * 6 * sizeof(int32_t), err))
         return -1;
-    return 0;
+    return w == &c->decoding ? reserve(&c->q, n * D * 4, err) : 0;
 }
 
 /* x += fc2(act(fc1(h))) + b2, then next_norm(x) into h. */
-static int feed_forward(cuda_backend *c, int n, const dev_layer *L, const dev_norm *next, void *next_out, int next_dtype,
+static int feed_forward(cuda_backend *c, lane *w, int n, const dev_layer *L, const dev_norm *next, void *next_out, int next_dtype,
                         lm_err *err) {
     int act = c->base.model->cfg.model.activation == LM_ACT_RELU ? LM_K_ACT_RELU : LM_K_ACT_GELU;
-    if (linear_act(c, n, &L->fc1, c->h.p, act, c->ffn.p, c->dtype, err)) return -1;
-    if (gemm(c, n, &L->fc2, c->ffn.p, c->y.p, err)) return -1;
-    KERNEL_TRY(lm_k_add_layernorm(c->x.p, c->y.p, L->fc2.b, next->gamma, next->beta, next_out, next_dtype, n, D_(c), c->stream, kmsg));
+    if (linear_act(c, w, n, &L->fc1, w->h.p, act, w->ffn.p, c->dtype, err)) return -1;
+    if (gemm(c, w, n, &L->fc2, w->ffn.p, w->y.p, err)) return -1;
+    KERNEL_TRY(lm_k_add_layernorm(w->x.p, w->y.p, L->fc2.b, next->gamma, next->beta, next_out, next_dtype, n, D_(c), w->stream, kmsg));
     return 0;
 }
 
@@ -340,6 +376,8 @@ static float *cross_kv(cuda_backend *c, int h, int l, int kv) {
     return (float *)c->cross[h].p + (size_t)(2 * l + kv) * c->enc_cap[h] * D_(c);
 }
 
+static int wait_encoded(cuda_backend *c, lm_err *err);
+
 /* Gathers the sentences with keep[s] into the other encoder half (room for
  * `cap` token rows), back to back, and makes it the live one; the others are
  * dropped (len 0). */
@@ -347,6 +385,7 @@ static int relayout(cuda_backend *c, const bool *keep, int cap, lm_err *err) {
     const lm_model_config *mc = &c->base.model->cfg.model;
     size_t D = (size_t)mc->d_model;
     int from = c->enc_cur, to = 1 - from, rows = 0;
+    if (wait_encoded(c, err) != 0) return -1; /* it reads every sentence held */
     if (reserve(&c->enc_out[to], (size_t)cap * D * 4, err) ||
         reserve(&c->cross[to], (size_t)mc->decoder_layers * 2 * cap * D * 4, err))
         return -1;
@@ -365,10 +404,10 @@ static int relayout(cuda_backend *c, const bool *keep, int cap, lm_err *err) {
     free(map);
     if (rc != 0) return -1;
     if (rows) {
-        KERNEL_TRY(lm_k_gather_rows(c->enc_out[to].p, c->enc_out[from].p, c->row_map.p, NULL, NULL, rows, D, D, 1, c->stream, kmsg));
+        KERNEL_TRY(lm_k_gather_rows(c->enc_out[to].p, c->enc_out[from].p, c->row_map.p, NULL, NULL, rows, D, D, 1, c->decoding.stream, kmsg));
         for (int l = 0; l < mc->decoder_layers; l++)
             for (int kv = 0; kv < 2; kv++)
-                KERNEL_TRY(lm_k_gather_rows(cross_kv(c, to, l, kv), cross_kv(c, from, l, kv), c->row_map.p, NULL, NULL, rows, D, D, 1, c->stream,
+                KERNEL_TRY(lm_k_gather_rows(cross_kv(c, to, l, kv), cross_kv(c, from, l, kv), c->row_map.p, NULL, NULL, rows, D, D, 1, c->decoding.stream,
                                             kmsg));
     }
     c->enc_cur = to;
@@ -376,13 +415,89 @@ static int relayout(cuda_backend *c, const bool *keep, int cap, lm_err *err) {
     return 0;
 }
 
-/* Encodes n sentences and appends them after the ones held. */
+/* The encoder's launches for the last encode_append (c->deferred): on the
+ * encoding lane, from the staged indices into the rows it planned, then the
+ * `encoded` event, which decoding waits for before it reads them
+ * (wait_encoded). The encoder waits for nothing on decoding: nothing queued
+ * there reads or writes its rows, as every decoding call that reads the
+ * encoder state (a step, encoder_output) waits for its results before it
+ * returns, and a relayout's gathers write only the rows before these. */
+static int issue_encode(cuda_backend *c, lm_err *err) {
+    lm_backend *b = &c->base;
+    lane *w = &c->encoding;
+    const lm_model_config *mc = &b->model->cfg.model;
+    int D = mc->d_model, heads = mc->encoder_heads, hd = D / heads, total = c->deferred_rows, at = c->deferred_at, h = c->enc_cur;
+    c->deferred = false;
+    c->encodes_issued++;
+    int32_t *d_idx = w->idx.p;
+    CUDA_TRY(cudaMemcpyAsync(d_idx, c->enc_host, (size_t)total * 4 * sizeof(int32_t), cudaMemcpyHostToDevice, w->stream));
+    int32_t *d_tok = d_idx, *d_pos = d_idx + total, *d_start = d_idx + 2 * total, *d_len = d_idx + 3 * total;
+    float *enc = (float *)c->enc_out[h].p + (size_t)at * D;
+    float scaling = 1.0f / sqrtf((float)hd);
+    KERNEL_TRY(lm_k_embed(w->x.p, c->embed, c->dtype, c->positions, d_tok, d_pos, total, D, b->model->embed_scale, w->stream, kmsg));
+    KERNEL_TRY(lm_k_add_layernorm(w->x.p, NULL, NULL, c->enc[0].self_norm.gamma, c->enc[0].self_norm.beta, w->h.p, c->dtype, total, D,
+                                  w->stream, kmsg));
+    for (int l = 0; l < mc->encoder_layers; l++) {
+        const dev_layer *L = &c->enc[l];
+        /* q, k, v in one product and one bias launch; attention scales q as it loads it */
+        float *qkv = w->qkv.p;
+        if (linear_act(c, w, total, &L->qkv, w->h.p, LM_K_ACT_NONE, qkv, LM_K_F32, err)) return -1;
+        KERNEL_TRY(lm_k_attention(qkv, 3 * D, scaling, qkv + D, qkv + 2 * D, LM_K_F32, 3 * D, d_start, d_len, w->att.p, c->dtype, D, total,
+                                  heads, hd, w->stream, kmsg));
+        if (gemm(c, w, total, &L->o, w->att.p, w->y.p, err)) return -1;
+        KERNEL_TRY(lm_k_add_layernorm(w->x.p, w->y.p, L->o.b, L->ffn_norm.gamma, L->ffn_norm.beta, w->h.p, c->dtype, total, D, w->stream,
+                                      kmsg));
+        bool last = l + 1 == mc->encoder_layers;
+        const dev_norm *next = last ? &c->enc_norm : &c->enc[l + 1].self_norm;
+        if (feed_forward(c, w, total, L, next, last ? (void *)enc : w->h.p, last ? LM_K_F32 : c->dtype, err)) return -1;
+    }
+    /* cross-attention keys and values of every decoder layer, computed once per sentence */
+    const void *enc_in = enc;
+    if (c->dtype != LM_K_F32) {
+        KERNEL_TRY(lm_k_convert(enc, c->enc_in.p, c->dtype, (size_t)total * D, w->stream, kmsg));
+        enc_in = c->enc_in.p;
+    }
+    for (int l = 0; l < mc->decoder_layers; l++) {
+        float *ck = cross_kv(c, h, l, 0) + (size_t)at * D, *cv = cross_kv(c, h, l, 1) + (size_t)at * D;
+        if (linear_act(c, w, total, &c->dec[l].ck, enc_in, LM_K_ACT_NONE, ck, LM_K_F32, err) ||
+            linear_act(c, w, total, &c->dec[l].cv, enc_in, LM_K_ACT_NONE, cv, LM_K_F32, err))
+            return -1;
+    }
+    CUDA_TRY(cudaEventRecord(c->encoded, w->stream));
+    return 0;
+}
+
+/* Decoding's work from here on waits for every encode so far: the deferred
+ * one issued first, then a wait on the device, not on the host. */
+static int wait_encoded(cuda_backend *c, lm_err *err) {
+    if (c->deferred && issue_encode(c, err) != 0) return -1;
+    if (c->ready_sent < c->n_sent) CUDA_TRY(cudaStreamWaitEvent(c->decoding.stream, c->encoded, 0));
+    c->ready_sent = c->n_sent;
+    return 0;
+}
+
+/* The same, needed only when a row belongs to a sentence decoding has not
+ * waited for: a step over the rows already running does not wait, and
+ * runs beside an encode that was called before it. */
+static int wait_rows_encoded(cuda_backend *c, const int32_t *row_sentence, int rows, lm_err *err) {
+    for (int r = 0; r < rows; r++)
+        if (row_sentence[r] >= c->ready_sent) return wait_encoded(c, err);
+    return 0;
+}
+
+/* Appends n sentences after the ones held: their rows, buffers and staged
+ * indices are planned here, and their encoder is issued later
+ * (issue_encode), by the next decoder step once it has launched its own
+ * work, or by the first call that reads them. So the host issues the
+ * encoder's hundred-odd launches while the GPU runs a step, rather than
+ * the step waiting for them, and an admission encoded a step ahead
+ * (sched.h) runs beside that step. */
 static int encode_append(cuda_backend *c, const int32_t *tokens, const int32_t *lens, int n, lm_err *err) {
     lm_backend *b = &c->base;
     const lm_model_config *mc = &b->model->cfg.model;
-    int D = mc->d_model, heads = mc->encoder_heads, hd = D / heads;
     int total;
     if (lm_backend_check_sources(mc, c->n_sent, tokens, lens, n, &total, err) != 0) return -1;
+    if (c->deferred && issue_encode(c, err) != 0) return -1;
     if (c->n_sent + n > c->cap_sent) {
         int cap = c->cap_sent * 2 > c->n_sent + n ? c->cap_sent * 2 : c->n_sent + n;
         int32_t *off = realloc(c->offset, (size_t)cap * sizeof *off);
@@ -401,10 +516,20 @@ static int encode_append(cuda_backend *c, const int32_t *tokens, const int32_t *
         free(keep);
         if (rc != 0) return -1;
     }
-    int at = c->total, h = c->enc_cur;
-    int32_t *h_idx = lm_malloc((size_t)total * 4 * sizeof(int32_t), err);
-    if (!h_idx) return -1;
+    /* the last encode is done before its staging and work rows are reused
+     * (in flight it was waited for by the step its rows joined) */
+    CUDA_TRY(cudaEventSynchronize(c->encoded));
+    size_t idx_n = (size_t)total * 4;
+    if (idx_n > c->enc_host_n) {
+        cudaError_t e = cudaFreeHost(c->enc_host);
+        c->enc_host = NULL;
+        c->enc_host_n = 0;
+        CUDA_TRY(e);
+        CUDA_TRY(cudaMallocHost((void **)&c->enc_host, idx_n * sizeof(int32_t)));
+        c->enc_host_n = idx_n;
+    }
     /* indices per token row: token, position, first key row, key count (its sentence, in this group) */
+    int32_t *h_idx = c->enc_host;
     for (int s = 0, off = 0; s < n; off += lens[s], s++) {
         for (int i = 0; i < lens[s]; i++) {
             h_idx[off + i] = tokens[off + i];
@@ -413,60 +538,29 @@ static int encode_append(cuda_backend *c, const int32_t *tokens, const int32_t *
             h_idx[3 * total + off + i] = lens[s];
         }
     }
-    size_t es = dtype_size(c->dtype);
-    int rc = reserve_work(c, (size_t)total, err);
-    if (rc == 0) rc = reserve(&c->enc_in, (size_t)total * D * es, err);
-    int32_t *d_idx = c->idx.p;
-    if (rc == 0) rc = to_device_now(c, d_idx, h_idx, (size_t)total * 4 * sizeof(int32_t), err);
-    free(h_idx);
-    if (rc != 0) return -1;
-
-    int32_t *d_tok = d_idx, *d_pos = d_idx + total, *d_start = d_idx + 2 * total, *d_len = d_idx + 3 * total;
-    float *enc = (float *)c->enc_out[h].p + (size_t)at * D;
-    float scaling = 1.0f / sqrtf((float)hd);
-    KERNEL_TRY(lm_k_embed(c->x.p, c->embed, c->dtype, c->positions, d_tok, d_pos, total, D, b->model->embed_scale, c->stream, kmsg));
-    KERNEL_TRY(lm_k_add_layernorm(c->x.p, NULL, NULL, c->enc[0].self_norm.gamma, c->enc[0].self_norm.beta, c->h.p, c->dtype, total,
-                                  D, c->stream, kmsg));
-    for (int l = 0; l < mc->encoder_layers; l++) {
-        const dev_layer *L = &c->enc[l];
-        /* q, k, v in one product and one bias launch; attention scales q as it loads it */
-        float *qkv = c->qkv.p;
-        if (linear_act(c, total, &L->qkv, c->h.p, LM_K_ACT_NONE, qkv, LM_K_F32, err)) return -1;
-        KERNEL_TRY(lm_k_attention(qkv, 3 * D, scaling, qkv + D, qkv + 2 * D, LM_K_F32, 3 * D, d_start, d_len, c->att.p, c->dtype, D, total,
-                                  heads, hd, c->stream, kmsg));
-        if (gemm(c, total, &L->o, c->att.p, c->y.p, err)) return -1;
-        KERNEL_TRY(lm_k_add_layernorm(c->x.p, c->y.p, L->o.b, L->ffn_norm.gamma, L->ffn_norm.beta, c->h.p, c->dtype, total, D,
-                                      c->stream, kmsg));
-        bool last = l + 1 == mc->encoder_layers;
-        const dev_norm *next = last ? &c->enc_norm : &c->enc[l + 1].self_norm;
-        if (feed_forward(c, total, L, next, last ? (void *)enc : c->h.p, last ? LM_K_F32 : c->dtype, err)) return -1;
+    if (reserve_work(c, &c->encoding, (size_t)total, err) ||
+        reserve(&c->enc_in, (size_t)total * mc->d_model * dtype_size(c->dtype), err))
+        return -1;
+    c->deferred = true;
+    c->deferred_rows = total;
+    c->deferred_at = c->total;
+    if (!c->overlap) { /* in line, as before the overlap: issued and waited for here */
+        if (issue_encode(c, err) != 0) return -1;
+        CUDA_TRY(cudaEventSynchronize(c->encoded));
     }
-    /* cross-attention keys and values of every decoder layer, computed once per sentence */
-    const void *enc_in = enc;
-    if (c->dtype != LM_K_F32) {
-        KERNEL_TRY(lm_k_convert(enc, c->enc_in.p, c->dtype, (size_t)total * D, c->stream, kmsg));
-        enc_in = c->enc_in.p;
-    }
-    for (int l = 0; l < mc->decoder_layers; l++) {
-        float *ck = cross_kv(c, h, l, 0) + (size_t)at * D, *cv = cross_kv(c, h, l, 1) + (size_t)at * D;
-        if (linear_act(c, total, &c->dec[l].ck, enc_in, LM_K_ACT_NONE, ck, LM_K_F32, err) ||
-            linear_act(c, total, &c->dec[l].cv, enc_in, LM_K_ACT_NONE, cv, LM_K_F32, err))
-            return -1;
-    }
-    CUDA_TRY(cudaStreamSynchronize(c->stream));
-    for (int s = 0; s < n; s++) {
+    for (int s = 0, at = c->total; s < n; s++) {
         c->offset[c->n_sent + s] = at;
         c->len[c->n_sent + s] = lens[s];
         at += lens[s];
     }
     c->n_sent += n;
-    c->total = at;
+    c->total += total;
     return 0;
 }
 
 static int cuda_encode(lm_backend *b, const int32_t *tokens, const int32_t *lens, int n, lm_err *err) {
     cuda_backend *c = (cuda_backend *)b;
-    c->n_sent = c->total = 0; /* the halves stay allocated for the next batch */
+    c->n_sent = c->total = c->ready_sent = 0; /* the halves stay allocated for the next batch */
     return encode_append(c, tokens, lens, n, err);
 }
 
@@ -491,11 +585,11 @@ static int cuda_encode_more(lm_backend *b, const int32_t *tokens, const int32_t 
 
 static int cuda_encoder_output(lm_backend *b, int s, float *out, lm_err *err) {
     cuda_backend *c = (cuda_backend *)b;
-    if (lm_backend_check_sentence(c->len, c->n_sent, s, err) != 0) return -1;
+    if (lm_backend_check_sentence(c->len, c->n_sent, s, err) != 0 || wait_encoded(c, err) != 0) return -1;
     size_t D = (size_t)D_(c);
     CUDA_TRY(cudaMemcpyAsync(out, (float *)c->enc_out[c->enc_cur].p + (size_t)c->offset[s] * D, (size_t)c->len[s] * D * sizeof(float),
-                             cudaMemcpyDeviceToHost, c->stream));
-    CUDA_TRY(cudaStreamSynchronize(c->stream));
+                             cudaMemcpyDeviceToHost, c->decoding.stream));
+    CUDA_TRY(cudaStreamSynchronize(c->decoding.stream));
     return 0;
 }
 
@@ -511,7 +605,8 @@ static int cuda_decode_start(lm_backend *b, const int32_t *row_sentence, int row
     cuda_backend *c = (cuda_backend *)b;
     const lm_model_config *mc = &b->model->cfg.model;
     if (lm_backend_check_steps(mc, max_steps, err) != 0) return -1;
-    if (lm_backend_check_rows(c->len, c->n_sent, row_sentence, rows, err) != 0) return -1;
+    if (lm_backend_check_rows(c->len, c->n_sent, row_sentence, rows, err) != 0 || wait_rows_encoded(c, row_sentence, rows, err) != 0)
+        return -1;
     free(c->row_sentence);
     free(c->row_len);
     free(c->row_len_old);
@@ -533,7 +628,7 @@ static int cuda_decode_start(lm_backend *b, const int32_t *row_sentence, int row
     c->row_len_old = lm_malloc((size_t)rows * sizeof(int32_t), err);
     if (!c->row_sentence || !c->row_len || !c->row_len_old || lm_kv_slots_start(&c->slots, rows, err) != 0) return -1;
     memcpy(c->row_sentence, row_sentence, (size_t)rows * sizeof(int32_t));
-    if (reserve_work(c, (size_t)rows, err) || reserve(&c->kv, (size_t)rows * kv_row_bytes(c, max_steps), err) ||
+    if (reserve_work(c, &c->decoding, (size_t)rows, err) || reserve(&c->kv, (size_t)rows * kv_row_bytes(c, max_steps), err) ||
         reserve(&c->logits, (size_t)rows * mc->vocab_size * sizeof(float), err) ||
         reserve(&c->top_ids, (size_t)rows * LM_K_TOPK_MAX * sizeof(int32_t), err) ||
         reserve(&c->top_vals, (size_t)rows * LM_K_TOPK_MAX * sizeof(float), err) ||
@@ -562,8 +657,8 @@ typedef struct {
 
 static void step_key_of(const cuda_backend *c, bool want_logits, step_key *k) {
     memset(k, 0, sizeof *k); /* padding too: keys are compared as bytes */
-    k->x = c->x.p, k->y = c->y.p, k->h = c->h.p, k->q = c->q.p, k->qkv = c->qkv.p, k->att = c->att.p, k->ffn = c->ffn.p;
-    k->idx = c->idx.p, k->kv = c->kv.p, k->logits = c->logits.p, k->host_idx = c->host_idx;
+    k->x = c->decoding.x.p, k->y = c->decoding.y.p, k->h = c->decoding.h.p, k->q = c->q.p, k->qkv = c->decoding.qkv.p, k->att = c->decoding.att.p, k->ffn = c->decoding.ffn.p;
+    k->idx = c->decoding.idx.p, k->kv = c->kv.p, k->logits = c->logits.p, k->host_idx = c->host_idx;
     k->cross = c->cross[c->enc_cur].p; /* cross_kv's base and stride */
     k->enc_cap = c->enc_cap[c->enc_cur];
     k->rows = c->rows, k->max_rows = c->max_rows, k->max_steps = c->max_steps; /* cache()'s layout, the launches' rows */
@@ -581,39 +676,40 @@ static int decoder_launches(void *ctx, lm_err *err) {
     const lm_model *m = c->base.model;
     const lm_model_config *mc = &m->cfg.model;
     int D = mc->d_model, heads = mc->decoder_heads, hd = D / heads, R = c->rows;
-    int32_t *di = c->idx.p;
-    CUDA_TRY(cudaMemcpyAsync(di, c->host_idx, (size_t)R * 6 * sizeof(int32_t), cudaMemcpyHostToDevice, c->stream));
+    lane *w = &c->decoding;
+    int32_t *di = w->idx.p;
+    CUDA_TRY(cudaMemcpyAsync(di, c->host_idx, (size_t)R * 6 * sizeof(int32_t), cudaMemcpyHostToDevice, w->stream));
     float scaling = 1.0f / sqrtf((float)hd);
-    KERNEL_TRY(lm_k_embed(c->x.p, c->embed, c->dtype, c->positions, di, di + R, R, D, m->embed_scale, c->stream, kmsg));
-    KERNEL_TRY(lm_k_add_layernorm(c->x.p, NULL, NULL, c->dec[0].self_norm.gamma, c->dec[0].self_norm.beta, c->h.p, c->dtype, R, D,
-                                  c->stream, kmsg));
+    KERNEL_TRY(lm_k_embed(w->x.p, c->embed, c->dtype, c->positions, di, di + R, R, D, m->embed_scale, w->stream, kmsg));
+    KERNEL_TRY(lm_k_add_layernorm(w->x.p, NULL, NULL, c->dec[0].self_norm.gamma, c->dec[0].self_norm.beta, w->h.p, c->dtype, R, D,
+                                  w->stream, kmsg));
     for (int l = 0; l < mc->decoder_layers; l++) {
         const dev_layer *L = &c->dec[l];
         void *ck = cache(c, l, 0), *cv = cache(c, l, 1);
         /* self-attention over the row's cache, the new key and value appended first (at each row's own position) */
-        float *qkv = c->qkv.p;
-        if (linear_act(c, R, &L->qkv, c->h.p, LM_K_ACT_NONE, qkv, LM_K_F32, err)) return -1;
-        KERNEL_TRY(lm_k_append_kv(ck, cv, c->dtype, di + 2 * R, di + R, qkv + D, qkv + 2 * D, (size_t)3 * D, NULL, NULL, R, D, c->stream, kmsg));
-        KERNEL_TRY(lm_k_attention(qkv, 3 * D, scaling, ck, cv, c->dtype, D, di + 2 * R, di + 3 * R, c->att.p, c->dtype, D, R, heads, hd,
-                                  c->stream, kmsg));
-        if (gemm(c, R, &L->o, c->att.p, c->y.p, err)) return -1;
-        KERNEL_TRY(lm_k_add_layernorm(c->x.p, c->y.p, L->o.b, L->cross_norm.gamma, L->cross_norm.beta, c->h.p, c->dtype, R, D,
-                                      c->stream, kmsg));
+        float *qkv = w->qkv.p;
+        if (linear_act(c, w, R, &L->qkv, w->h.p, LM_K_ACT_NONE, qkv, LM_K_F32, err)) return -1;
+        KERNEL_TRY(lm_k_append_kv(ck, cv, c->dtype, di + 2 * R, di + R, qkv + D, qkv + 2 * D, (size_t)3 * D, NULL, NULL, R, D, w->stream, kmsg));
+        KERNEL_TRY(lm_k_attention(qkv, 3 * D, scaling, ck, cv, c->dtype, D, di + 2 * R, di + 3 * R, w->att.p, c->dtype, D, R, heads, hd,
+                                  w->stream, kmsg));
+        if (gemm(c, w, R, &L->o, w->att.p, w->y.p, err)) return -1;
+        KERNEL_TRY(lm_k_add_layernorm(w->x.p, w->y.p, L->o.b, L->cross_norm.gamma, L->cross_norm.beta, w->h.p, c->dtype, R, D,
+                                      w->stream, kmsg));
         /* cross-attention over the row's sentence: its beams share the sentence's keys and values */
         float *xk = cross_kv(c, c->enc_cur, l, 0), *xv = cross_kv(c, c->enc_cur, l, 1);
-        if (gemm(c, R, &L->cq, c->h.p, c->q.p, err)) return -1;
-        KERNEL_TRY(lm_k_bias_act(c->q.p, L->cq.b, c->q.p, LM_K_F32, (size_t)D, R, D, LM_K_ACT_NONE, scaling, c->stream, kmsg));
-        KERNEL_TRY(lm_k_attention(c->q.p, D, 1.0f, xk, xv, LM_K_F32, D, di + 4 * R, di + 5 * R, c->att.p, c->dtype, D, R, heads, hd, c->stream,
+        if (gemm(c, w, R, &L->cq, w->h.p, c->q.p, err)) return -1;
+        KERNEL_TRY(lm_k_bias_act(c->q.p, L->cq.b, c->q.p, LM_K_F32, (size_t)D, R, D, LM_K_ACT_NONE, scaling, w->stream, kmsg));
+        KERNEL_TRY(lm_k_attention(c->q.p, D, 1.0f, xk, xv, LM_K_F32, D, di + 4 * R, di + 5 * R, w->att.p, c->dtype, D, R, heads, hd, w->stream,
                                   kmsg));
-        if (gemm(c, R, &L->co, c->att.p, c->y.p, err)) return -1;
-        KERNEL_TRY(lm_k_add_layernorm(c->x.p, c->y.p, L->co.b, L->ffn_norm.gamma, L->ffn_norm.beta, c->h.p, c->dtype, R, D, c->stream,
+        if (gemm(c, w, R, &L->co, w->att.p, w->y.p, err)) return -1;
+        KERNEL_TRY(lm_k_add_layernorm(w->x.p, w->y.p, L->co.b, L->ffn_norm.gamma, L->ffn_norm.beta, w->h.p, c->dtype, R, D, w->stream,
                                       kmsg));
         const dev_norm *next = l + 1 == mc->decoder_layers ? &c->dec_norm : &c->dec[l + 1].self_norm;
-        if (feed_forward(c, R, L, next, c->h.p, c->dtype, err)) return -1;
+        if (feed_forward(c, w, R, L, next, w->h.p, c->dtype, err)) return -1;
     }
     if (call->want_logits) {
         lm_dev_linear head = {c->lm_head, NULL, D, mc->vocab_size, NULL};
-        if (gemm(c, R, &head, c->h.p, c->logits.p, err)) return -1;
+        if (gemm(c, w, R, &head, w->h.p, c->logits.p, err)) return -1;
     }
     return 0;
 }
@@ -638,7 +734,8 @@ static int decoder_forward(cuda_backend *c, const int32_t *tokens, int step, boo
     step_key key;
     step_key_of(c, want_logits, &key);
     step_call call = {c, want_logits};
-    if (lm_cuda_graph_run(&c->graphs, c->stream, &key, sizeof key, decoder_launches, &call, err) != 0) return -1;
+    if (lm_cuda_graph_run(&c->graphs, c->decoding.stream, &key, sizeof key, decoder_launches, &call, err) != 0) return -1;
+    if (c->deferred && issue_encode(c, err) != 0) return -1; /* the host issues it while the GPU runs the step */
     c->steps_done = step + 1;
     for (int r = 0; r < R; r++) c->row_len[r]++;
     return 0;
@@ -649,9 +746,29 @@ static int cuda_decode_step(lm_backend *b, const int32_t *tokens, int step, floa
     if (decoder_forward(c, tokens, step, logits != NULL, err)) return -1;
     if (logits)
         CUDA_TRY(cudaMemcpyAsync(logits, c->logits.p, (size_t)c->rows * b->model->cfg.model.vocab_size * sizeof(float),
-                                 cudaMemcpyDeviceToHost, c->stream));
-    CUDA_TRY(cudaStreamSynchronize(c->stream));
+                                 cudaMemcpyDeviceToHost, c->decoding.stream));
+    CUDA_TRY(cudaStreamSynchronize(c->decoding.stream));
     return 0;
+}
+
+/* The whole-row path's host buffer (wider beams than the top-k takes):
+ * pinned, so decode_step's copy of rows x V logits is the GPU's DMA rather
+ * than a pageable copy through the driver's bounce buffer. Grown, never
+ * shrunk: pinning costs far more than malloc. */
+static float *cuda_row_buffer(lm_backend *b, size_t bytes, lm_err *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    if (bytes <= c->host_logits_bytes) return c->host_logits;
+    cudaError_t e = cudaFreeHost(c->host_logits); /* waits for the device, which may still copy into it */
+    c->host_logits = NULL;
+    c->host_logits_bytes = 0;
+    if (e == cudaSuccess) e = cudaMallocHost((void **)&c->host_logits, bytes);
+    if (e != cudaSuccess) {
+        c->host_logits = NULL;
+        lm_fail(err, "cannot pin %.0f MB of host memory for the rows of logits (%s)", bytes / 1e6, cudaGetErrorString(e));
+        return NULL;
+    }
+    c->host_logits_bytes = bytes;
+    return c->host_logits;
 }
 
 static int cuda_decode_step_topk(lm_backend *b, const int32_t *tokens, int step, const lm_topk_request *req, int32_t *ids,
@@ -664,16 +781,16 @@ static int cuda_decode_step_topk(lm_backend *b, const int32_t *tokens, int step,
     size_t edit_bytes = (size_t)n_edits * sizeof(lm_edit), start_bytes = (size_t)(R + 1) * sizeof(int32_t);
     if (reserve(&c->edits, edit_bytes + start_bytes, err)) return -1;
     int32_t *d_edits = c->edits.p, *d_start = (int32_t *)((char *)c->edits.p + edit_bytes);
-    if (n_edits) CUDA_TRY(cudaMemcpyAsync(d_edits, req->edits, edit_bytes, cudaMemcpyHostToDevice, c->stream));
-    CUDA_TRY(cudaMemcpyAsync(d_start, req->edit_start, start_bytes, cudaMemcpyHostToDevice, c->stream));
+    if (n_edits) CUDA_TRY(cudaMemcpyAsync(d_edits, req->edits, edit_bytes, cudaMemcpyHostToDevice, c->decoding.stream));
+    CUDA_TRY(cudaMemcpyAsync(d_start, req->edit_start, start_bytes, cudaMemcpyHostToDevice, c->decoding.stream));
     /* many blocks a row, one read of the logits (kernels/logprob_topk.cu) */
     KERNEL_TRY(lm_k_logprob_topk_split(c->logits.p, R, V, d_edits, d_start, req->penalty, req->k, req->greedy, c->top_ids.p, c->top_vals.p,
-                                       c->topk_scratch.p, c->stream, kmsg));
+                                       c->topk_scratch.p, c->decoding.stream, kmsg));
     /* both into pinned staging, one wait (into the caller's pageable memory each copy would wait) */
     size_t id_bytes = (size_t)R * req->k * sizeof(int32_t), val_bytes = (size_t)R * req->k * sizeof(float);
-    CUDA_TRY(cudaMemcpyAsync(c->host_top, c->top_ids.p, id_bytes, cudaMemcpyDeviceToHost, c->stream));
-    CUDA_TRY(cudaMemcpyAsync((char *)c->host_top + id_bytes, c->top_vals.p, val_bytes, cudaMemcpyDeviceToHost, c->stream));
-    CUDA_TRY(cudaStreamSynchronize(c->stream));
+    CUDA_TRY(cudaMemcpyAsync(c->host_top, c->top_ids.p, id_bytes, cudaMemcpyDeviceToHost, c->decoding.stream));
+    CUDA_TRY(cudaMemcpyAsync((char *)c->host_top + id_bytes, c->top_vals.p, val_bytes, cudaMemcpyDeviceToHost, c->decoding.stream));
+    CUDA_TRY(cudaStreamSynchronize(c->decoding.stream));
     memcpy(ids, c->host_top, id_bytes);
     memcpy(vals, (char *)c->host_top + id_bytes, val_bytes);
     for (int r = 0; r < R; r++) /* refused rows, as the host's pick refuses them */
@@ -691,10 +808,10 @@ static int cuda_decode_step_labels(lm_backend *b, const int32_t *tokens, int ste
     if (lm_backend_check_labels(&b->model->cfg.model, labels, R, err) != 0) return -1;
     if (decoder_forward(c, tokens, step, true, err)) return -1;
     memcpy(c->host_top, labels, bytes); /* free: every op waits for its copies back before it returns */
-    CUDA_TRY(cudaMemcpyAsync(c->top_ids.p, c->host_top, bytes, cudaMemcpyHostToDevice, c->stream));
-    KERNEL_TRY(lm_k_label_logprob(c->logits.p, R, b->model->cfg.model.vocab_size, c->top_ids.p, c->top_vals.p, c->stream, kmsg));
-    CUDA_TRY(cudaMemcpyAsync((char *)c->host_top + bytes, c->top_vals.p, (size_t)R * sizeof(float), cudaMemcpyDeviceToHost, c->stream));
-    CUDA_TRY(cudaStreamSynchronize(c->stream));
+    CUDA_TRY(cudaMemcpyAsync(c->top_ids.p, c->host_top, bytes, cudaMemcpyHostToDevice, c->decoding.stream));
+    KERNEL_TRY(lm_k_label_logprob(c->logits.p, R, b->model->cfg.model.vocab_size, c->top_ids.p, c->top_vals.p, c->decoding.stream, kmsg));
+    CUDA_TRY(cudaMemcpyAsync((char *)c->host_top + bytes, c->top_vals.p, (size_t)R * sizeof(float), cudaMemcpyDeviceToHost, c->decoding.stream));
+    CUDA_TRY(cudaStreamSynchronize(c->decoding.stream));
     memcpy(out, (char *)c->host_top + bytes, (size_t)R * sizeof(float));
     return 0;
 }
@@ -732,14 +849,14 @@ static int cuda_decode_step_sample(lm_backend *b, const int32_t *tokens, int ste
     for (size_t r = 0; r < R; r++) h[o_skip + r] = req->skip && req->skip[r];
     if (n_edits) memcpy(h + o_edits, req->edits, n_edits * sizeof(lm_edit));
     if (decoder_forward(c, tokens, step, true, err)) return -1;
-    CUDA_TRY(cudaMemcpyAsync(d, h, total, cudaMemcpyHostToDevice, c->stream));
+    CUDA_TRY(cudaMemcpyAsync(d, h, total, cudaMemcpyHostToDevice, c->decoding.stream));
     KERNEL_TRY(lm_k_sample(c->logits.p, (int)R, V, (const int32_t *)(d + o_edits), (const int32_t *)(d + o_start), (const uint8_t *)(d + o_skip),
                            req->penalty, req->temperature, req->top_k, req->top_p, (const uint64_t *)d, (uint64_t *)(d + o_draws),
                            c->sample_scratch.p, (int32_t *)(d + o_ids), (float *)(d + o_lp), raw ? (float *)(d + o_raw) : NULL,
-                           labels ? (const int32_t *)(d + o_label) : NULL, raw ? (float *)(d + total) : NULL, c->stream, kmsg));
+                           labels ? (const int32_t *)(d + o_label) : NULL, raw ? (float *)(d + total) : NULL, c->decoding.stream, kmsg));
     /* draws, ids and log-probs, and the raw log-probs beside them when wanted */
-    CUDA_TRY(cudaMemcpyAsync(h + o_draws, d + o_draws, (raw ? 20 : 16) * R, cudaMemcpyDeviceToHost, c->stream));
-    CUDA_TRY(cudaStreamSynchronize(c->stream));
+    CUDA_TRY(cudaMemcpyAsync(h + o_draws, d + o_draws, (raw ? 20 : 16) * R, cudaMemcpyDeviceToHost, c->decoding.stream));
+    CUDA_TRY(cudaStreamSynchronize(c->decoding.stream));
     memcpy(req->draws, h + o_draws, 8 * R);
     memcpy(ids, h + o_ids, 4 * R);
     memcpy(logprobs, h + o_lp, 4 * R);
@@ -754,7 +871,9 @@ static int cuda_decode_step_sample(lm_backend *b, const int32_t *tokens, int ste
 static int cuda_reorder(lm_backend *b, const int32_t *parent, const int32_t *row_sentence, int rows, lm_err *err) {
     cuda_backend *c = (cuda_backend *)b;
     const lm_model_config *mc = &b->model->cfg.model;
-    if (lm_backend_check_reorder(parent, row_sentence, rows, c->rows, c->max_rows, c->len, c->n_sent, err) != 0) return -1;
+    if (lm_backend_check_reorder(parent, row_sentence, rows, c->rows, c->max_rows, c->len, c->n_sent, err) != 0 ||
+        wait_rows_encoded(c, row_sentence, rows, err) != 0)
+        return -1;
     /* the forks, planned into pinned staging for their upload; the copy
      * runs in place, the plan's sources and destinations being disjoint */
     CUDA_TRY(cudaEventSynchronize(c->reorder_done)); /* the last reorder's upload has read its lists (done at once after a step's wait) */
@@ -762,58 +881,57 @@ static int cuda_reorder(lm_backend *b, const int32_t *parent, const int32_t *row
     int forks = lm_kv_slots_reorder(&c->slots, parent, rows, c->row_len, src, dst, len);
     for (int f = 0; f < forks; f++) most = len[f] > most ? len[f] : most; /* the kernel's bound on every fork */
     if (forks) {
-        int32_t *d_src = c->idx.p, *d_dst = d_src + forks, *d_len = d_dst + forks;
-        CUDA_TRY(cudaMemcpyAsync(d_src, src, (size_t)forks * sizeof(int32_t), cudaMemcpyHostToDevice, c->stream));
-        CUDA_TRY(cudaMemcpyAsync(d_dst, dst, (size_t)forks * sizeof(int32_t), cudaMemcpyHostToDevice, c->stream));
-        CUDA_TRY(cudaMemcpyAsync(d_len, len, (size_t)forks * sizeof(int32_t), cudaMemcpyHostToDevice, c->stream));
+        int32_t *d_src = c->decoding.idx.p, *d_dst = d_src + forks, *d_len = d_dst + forks;
+        CUDA_TRY(cudaMemcpyAsync(d_src, src, (size_t)forks * sizeof(int32_t), cudaMemcpyHostToDevice, c->decoding.stream));
+        CUDA_TRY(cudaMemcpyAsync(d_dst, dst, (size_t)forks * sizeof(int32_t), cudaMemcpyHostToDevice, c->decoding.stream));
+        CUDA_TRY(cudaMemcpyAsync(d_len, len, (size_t)forks * sizeof(int32_t), cudaMemcpyHostToDevice, c->decoding.stream));
         /* 16-bit rows pass as floats of half the width (d_model is even: checked at create) */
         size_t es = dtype_size(c->dtype), width = (size_t)mc->d_model * es / sizeof(float), stride = (size_t)c->max_steps * width;
         for (int l = 0; l < mc->decoder_layers; l++)
             for (int kv = 0; kv < 2; kv++)
-                KERNEL_TRY(lm_k_gather_rows(cache(c, l, kv), cache(c, l, kv), d_src, d_dst, d_len, forks, stride, width, most, c->stream, kmsg));
+                KERNEL_TRY(lm_k_gather_rows(cache(c, l, kv), cache(c, l, kv), d_src, d_dst, d_len, forks, stride, width, most, c->decoding.stream, kmsg));
     }
     memcpy(c->row_len_old, c->row_len, (size_t)c->rows * sizeof(int32_t));
     for (int r = 0; r < rows; r++) c->row_len[r] = parent[r] >= 0 ? c->row_len_old[parent[r]] : 0; /* fresh rows start at 0 */
     memcpy(c->row_sentence, row_sentence, (size_t)rows * sizeof(int32_t));
     c->rows = rows;
-    CUDA_TRY(cudaEventRecord(c->reorder_done, c->stream)); /* no wait here: the next step writes the other part of host_idx */
+    CUDA_TRY(cudaEventRecord(c->reorder_done, c->decoding.stream)); /* no wait here: the next step writes the other part of host_idx */
     return 0;
 }
 
 static void cuda_destroy(lm_backend *b) {
     cuda_backend *c = (cuda_backend *)b;
     cudaSetDevice(c->device); /* frees and handles belong to the backend's device */
-    dev_buf *bufs[] = {&c->x, &c->y, &c->h, &c->q, &c->qkv, &c->att, &c->ffn, &c->enc_out[0], &c->enc_out[1], &c->enc_in,
-                       &c->cross[0], &c->cross[1], &c->kv, &c->logits, &c->idx, &c->edits, &c->top_ids, &c->top_vals, &c->row_map, &c->topk_scratch};
+    dev_buf *bufs[] = {&c->q, &c->enc_out[0], &c->enc_out[1], &c->enc_in, &c->cross[0], &c->cross[1], &c->kv, &c->logits, &c->edits,
+                       &c->top_ids, &c->top_vals, &c->row_map, &c->topk_scratch};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) cudaFree(bufs[i]->p);
+    lane_close(&c->decoding);
+    lane_close(&c->encoding);
     for (int i = 0; i < c->n_weights; i++) cudaFree(c->weights[i]);
     cudaFree(c->sample_io.p);
     cudaFree(c->sample_scratch.p);
     free(c->sample_host);
     lm_cuda_graphs_free(&c->graphs);
     if (c->reorder_done) cudaEventDestroy(c->reorder_done);
-    lm_cuda_gemm_close(&c->mm);
-    if (c->stream) cudaStreamDestroy(c->stream);
+    if (c->encoded) cudaEventDestroy(c->encoded);
     free(c->weights); free(c->weight_bytes); free(c->enc); free(c->dec);
-    free(c->offset); free(c->len); free(c->row_sentence); cudaFreeHost(c->host_idx); cudaFreeHost(c->host_top); free(c->row_len); free(c->row_len_old);
+    free(c->offset); free(c->len); free(c->row_sentence); cudaFreeHost(c->host_idx); cudaFreeHost(c->host_top); cudaFreeHost(c->enc_host);
+    cudaFreeHost(c->host_logits); free(c->row_len); free(c->row_len_old);
     lm_kv_slots_free(&c->slots);
     free(c);
 }
 
-static const lm_backend_ops cuda_ops = {
-    .name = "cuda",
-    .encode = cuda_encode,
-    .encode_more = cuda_encode_more,
-    .encoder_output = cuda_encoder_output,
-    .decode_start = cuda_decode_start,
-    .decode_step = cuda_decode_step,
-    .decode_step_topk = cuda_decode_step_topk,
-    .topk_max = LM_K_TOPK_MAX, /* wider beams get whole rows on the host */
-    .decode_step_sample = cuda_decode_step_sample,
-    .decode_step_labels = cuda_decode_step_labels,
-    .reorder = cuda_reorder,
-    .destroy = cuda_destroy,
-};
+/* Two tables, the overlap on and off (the scheduler reads encode_async);
+ * wider beams than LM_K_TOPK_MAX allows get whole rows on the host. */
+#define CUDA_OPS                                                                                           \
+    .name = "cuda", .encode = cuda_encode, .encode_more = cuda_encode_more,                                \
+    .encoder_output = cuda_encoder_output, .decode_start = cuda_decode_start,                              \
+    .decode_step = cuda_decode_step, .row_buffer = cuda_row_buffer,                                        \
+    .decode_step_topk = cuda_decode_step_topk, .topk_max = LM_K_TOPK_MAX,                                  \
+    .decode_step_sample = cuda_decode_step_sample, .decode_step_labels = cuda_decode_step_labels,          \
+    .reorder = cuda_reorder, .destroy = cuda_destroy
+static const lm_backend_ops cuda_ops = {CUDA_OPS, .encode_async = true};
+static const lm_backend_ops cuda_ops_in_line = {CUDA_OPS, .encode_async = false};
 
 static int setup(cuda_backend *c, int reserve_tokens, lm_err *err) {
     char why[256];
@@ -825,11 +943,12 @@ static int setup(cuda_backend *c, int reserve_tokens, lm_err *err) {
     if (c->device >= count) return lm_fail(err, "--devices: no CUDA device %d (this machine has %d, numbered from 0)", c->device, count);
     /* the stream, the cuBLAS handle and the weights belong to the device current now */
     CUDA_TRY(cudaSetDevice(c->device));
-    CUDA_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
-    CUDA_TRY(cudaEventCreateWithFlags(&c->reorder_done, cudaEventDisableTiming)); /* only waited for: no timestamp to take */
-    if (lm_cuda_gemm_open(&c->mm, c->stream, err) != 0) return lm_fail_prefix(err, "--device cuda");
+    if (lane_open(&c->decoding, err) != 0 || lane_open(&c->encoding, err) != 0) return -1;
+    /* only waited for: no timestamps to take */
+    CUDA_TRY(cudaEventCreateWithFlags(&c->reorder_done, cudaEventDisableTiming));
+    CUDA_TRY(cudaEventCreateWithFlags(&c->encoded, cudaEventDisableTiming));
     if (upload_model(c, err)) return -1;
-    return reserve_tokens > 0 ? reserve_work(c, (size_t)reserve_tokens, err) : 0;
+    return reserve_tokens > 0 ? reserve_work(c, &c->encoding, (size_t)reserve_tokens, err) : 0;
 }
 
 lm_backend *lm_cuda_backend_create(const lm_model *model, int precision, int reserve_tokens, lm_err *err) {
@@ -851,11 +970,11 @@ lm_backend *lm_cuda_backend_create_on(const lm_model *model, int precision, int 
     if (!c) return NULL;
     c->device = device;
     c->fill = fill;
-    c->base.ops = &cuda_ops;
     c->base.model = model;
     c->dtype = precision == LM_PREC_FP16 ? LM_K_F16 : precision == LM_PREC_BF16 ? LM_K_BF16 : LM_K_F32;
     c->gemm_type = c->dtype == LM_K_F16 ? CUDA_R_16F : c->dtype == LM_K_BF16 ? CUDA_R_16BF : CUDA_R_32F;
     c->epilogues = lm_cuda_switch("LYRICMT_CUDA_EPILOGUES");
+    lm_cuda_backend_set_overlap(&c->base, lm_cuda_switch("LYRICMT_CUDA_OVERLAP"));
     lm_cuda_graphs_init(&c->graphs);
     if (setup(c, reserve_tokens, err) != 0) {
         cuda_destroy(&c->base);
@@ -900,7 +1019,7 @@ int lm_cuda_device_count(lm_err *err) {
 
 lm_cuda_weights lm_cuda_backend_weights(lm_backend *b) {
     cuda_backend *c = (cuda_backend *)b;
-    return (lm_cuda_weights){c->weights, c->weight_bytes, c->n_weights, c->device, c->stream};
+    return (lm_cuda_weights){c->weights, c->weight_bytes, c->n_weights, c->device, c->decoding.stream};
 }
 
 void lm_cuda_backend_set_graphs(lm_backend *b, bool on) {
@@ -918,3 +1037,10 @@ void lm_cuda_backend_graph_counts(lm_backend *b, long *captured, long *launched)
 void lm_cuda_backend_set_epilogues(lm_backend *b, bool on) { ((cuda_backend *)b)->epilogues = on; }
 
 long lm_cuda_backend_epilogue_products(lm_backend *b) { return ((cuda_backend *)b)->epilogue_products; }
+
+void lm_cuda_backend_set_overlap(lm_backend *b, bool on) {
+    ((cuda_backend *)b)->overlap = on;
+    b->ops = on ? &cuda_ops : &cuda_ops_in_line;
+}
+
+long lm_cuda_backend_encodes_issued(lm_backend *b) { return ((cuda_backend *)b)->encodes_issued; }

@@ -31,6 +31,15 @@ void lm_cuda_backend_graph_counts(lm_backend *b, long *captured, long *launched)
  * products the host enqueued with one (a graph's, once, at its capture). */
 void lm_cuda_backend_set_epilogues(lm_backend *b, bool on);
 long lm_cuda_backend_epilogue_products(lm_backend *b);
+/* An admission's encoder beside the decoder steps (cuda_backend.c's
+ * encode_append; the scheduler encodes a step ahead): on unless
+ * LYRICMT_CUDA_OVERLAP=0, which issues each encode at its call, waits for
+ * it and joins its sentences at once; switched here by tests and cuda_steps. */
+void lm_cuda_backend_set_overlap(lm_backend *b, bool on);
+/* Encodes whose launches have been issued: an encode is planned at the call
+ * and issued by the next decoder step, after its own launches, or by the
+ * first call that reads it; for tests. */
+long lm_cuda_backend_encodes_issued(lm_backend *b);
 /* Makes the backend's device current on the calling thread (a worker's first act). */
 int lm_cuda_backend_bind(lm_backend *b, lm_err *err);
 /* CUDA devices on this machine (0 when none), or -1 for a broken setup. */

@@ -14,8 +14,10 @@
  *     fp32 against the CPU backend over 160 rows (encoder states,
  *     logits, greedy ids, a beam reorder between steps);
  *   - in-flight batching in fp32: sentences appended mid-decode (encode_more,
- *     dropping finished ones), fresh rows beside rows at later positions, then
- *     beams forking: CUDA against the CPU backend at every step;
+ *     dropping finished ones), a step of the running rows before they join
+ *     (on CUDA beside their encoder: the join's reorder alone orders their
+ *     rows after it), fresh rows beside rows at later positions, then beams
+ *     forking: CUDA against the CPU backend at every step;
  *   - in fp16 and bf16: encoder states and step-0 logits near the CPU's
  *     (relative RMS under 2e-2 / 8e-2: an upload that converts a matrix before
  *     its copy lands garbles them), and decode_step_topk against decode_step plus
@@ -28,6 +30,8 @@
  *     sums, with no whole row of logits leaving the device, and the same
  *     from the whole-row fallback the search keeps for backends without
  *     the op;
+ *   - beams wider than the device's top-k (9): whole rows of logits, into
+ *     the backend's pinned buffer at every step, and the CPU's hypotheses;
  *   - CUDA graphs: a capture runs nothing, a launch replays it reading
  *     pinned sources as they are then, a wait inside a capture invalidates
  *     it; the decoder step replayed from graphs (cuda/cuda_graph.c) gives
@@ -342,6 +346,7 @@ static void test_admission(lm_random_model *rm, const batch *b) {
     int first_half = 0;
     for (int s = 0; s < 4; s++) first_half += b->lens[s];
     int32_t sent[LIVE], parent[LIVE], feed[LIVE];
+    long issued = 0;
     for (int r = 0; r < START; r++) sent[r] = r % 4;
     for (int k = 0; k < 2 && be[0] && be[1]; k++) {
         CHECK(be[k]->ops->encode_more != NULL, "%s: encode_more", be[k]->ops->name);
@@ -349,34 +354,32 @@ static void test_admission(lm_random_model *rm, const batch *b) {
         CHECK(be[k]->ops->decode_start(be[k], sent, START, MAX_STEPS, &err) == 0, "%s decode_start: %s", be[k]->ops->name, err.msg);
     }
     for (int step = 0; step < 8 && be[0] && be[1]; step++) {
-        int rows = step < 2 ? START : LIVE, n = 0;
+        int rows = step < 2 ? START : step < 4 ? MID : LIVE, n = 0;
         if (step == 2) { /* only sentence 3 goes on */
             for (int r = 3; r < START; r += 4) { parent[n] = r; sent[n++] = 3; }
             for (int k = 0; k < 2; k++)
                 CHECK(be[k]->ops->reorder(be[k], parent, sent, MID, &err) == 0, "%s reorder: %s", be[k]->ops->name, err.msg);
             rows = MID;
         }
-        if (step == 3) { /* sentences 4-7 join, 3 rows each */
+        if (step == 3) { /* sentences 4-7 are encoded, and step 3 runs without them (on CUDA beside their encoder) */
+            issued = lm_cuda_backend_encodes_issued(be[1]);
             for (int k = 0; k < 2; k++) {
                 CHECK(be[k]->ops->encode_more(be[k], b->tokens + first_half, b->lens + 4, 4, &err) == 0, "%s encode_more: %s",
                       be[k]->ops->name, err.msg);
                 CHECK(be[k]->ops->encoder_output(be[k], 0, st[k], &err) != 0, "%s: sentence 0 dropped", be[k]->ops->name);
             }
+            CHECK(lm_cuda_backend_encodes_issued(be[1]) == issued, "admission: encode_more issued its encoder at once");
+        }
+        if (step == 4) { /* they join, 3 rows each: the reorder alone must order their rows after their encoder */
             for (int r = 0; r < LIVE; r++) {
                 parent[r] = r < MID ? r : -1;
                 sent[r] = r < MID ? 3 : 4 + (r - MID) % 4;
             }
             for (int k = 0; k < 2; k++)
                 CHECK(be[k]->ops->reorder(be[k], parent, sent, LIVE, &err) == 0, "%s reorder: %s", be[k]->ops->name, err.msg);
-            for (int s = 3; s < 8; s++) {
-                for (int k = 0; k < 2; k++)
-                    CHECK(be[k]->ops->encoder_output(be[k], s, st[k], &err) == 0, "%s encoder_output %d: %s", be[k]->ops->name, s, err.msg);
-                double e = lm_max_rel_err(st[1], st[0], (size_t)b->lens[s] * D);
-                CHECK(e < 1e-4, "admission: sentence %d's encoder states on CUDA differ from the CPU's by %g", s, e);
-            }
         }
         if (step == 6) { /* rows fork within their sentences, the others end (their cache slots go to the forks): the
-                          * joined rows (3 tokens) thrice each, then two of sentence 3's (6 tokens) twice each, so
+                          * joined rows (2 tokens) thrice each, then two of sentence 3's (6 tokens) twice each, so
                           * that the longest fork is not the first */
             for (int r = 0; r < LIVE; r++) {
                 parent[r] = r < LIVE - MID ? MID + r % 4 : (r - (LIVE - MID)) / 2;
@@ -395,11 +398,21 @@ static void test_admission(lm_random_model *rm, const batch *b) {
             for (int k = 0; k < 2; k++)
                 CHECK(be[k]->ops->reorder(be[k], parent2, sent, LIVE, &err) == 0, "%s second reorder: %s", be[k]->ops->name, err.msg);
         }
-        for (int r = 0; r < rows; r++) feed[r] = step == 0 || (step == 3 && r >= MID) ? 2 : b->feed[step % STEPS][r];
+        for (int r = 0; r < rows; r++) feed[r] = step == 0 || (step == 4 && r >= MID) ? 2 : b->feed[step % STEPS][r];
         for (int k = 0; k < 2; k++)
             CHECK(be[k]->ops->decode_step(be[k], feed, step, lg[k], &err) == 0, "%s step %d: %s", be[k]->ops->name, step, err.msg);
         double e = lm_max_rel_err(lg[1], lg[0], (size_t)rows * V);
         CHECK(e < 1e-4, "admission: step %d (%d rows): CUDA fp32 logits differ from the CPU's by %g", step, rows, e);
+        if (step == 3)
+            CHECK(lm_cuda_backend_encodes_issued(be[1]) == issued + 1, "admission: the step after encode_more issued %ld encodes, not 1",
+                  lm_cuda_backend_encodes_issued(be[1]) - issued);
+        if (step == 4) /* read only now: encoder_output waits for the encoder itself */
+            for (int s = 3; s < 8; s++) {
+                for (int k = 0; k < 2; k++)
+                    CHECK(be[k]->ops->encoder_output(be[k], s, st[k], &err) == 0, "%s encoder_output %d: %s", be[k]->ops->name, s, err.msg);
+                double es = lm_max_rel_err(st[1], st[0], (size_t)b->lens[s] * D);
+                CHECK(es < 1e-4, "admission: sentence %d's encoder states on CUDA differ from the CPU's by %g", s, es);
+            }
     }
     for (int k = 0; k < 2; k++) {
         if (be[k]) be[k]->ops->destroy(be[k]);
@@ -407,6 +420,32 @@ static void test_admission(lm_random_model *rm, const batch *b) {
         free(st[k]);
     }
     lm_cpu_weights_free(&cw);
+}
+
+/* The overlap's switch (LYRICMT_CUDA_OVERLAP): on, the default, an encode is
+ * issued by its first reader (or the next step) and the scheduler encodes
+ * ahead (encode_async); off, it is issued at its call and joins at once.
+ * The encoder states are the same bytes either way. */
+static void test_overlap_switch(lm_random_model *rm, const batch *b) {
+    lm_err err;
+    size_t n = (size_t)b->lens[0] * rm->m.cfg.model.d_model;
+    lm_backend *be = lm_cuda_backend_create(&rm->m, LM_PREC_FP32, 64, &err);
+    float *st[2] = {malloc(n * sizeof(float)), malloc(n * sizeof(float))};
+    CHECK(be != NULL, "overlap: backend: %s", be ? "" : err.msg);
+    for (int on = 1; on >= 0 && be; on--) {
+        lm_cuda_backend_set_overlap(be, on);
+        CHECK(be->ops->encode_async == on, "overlap %s: the scheduler %s", on ? "on" : "off", on ? "encodes ahead" : "joins at once");
+        long issued = lm_cuda_backend_encodes_issued(be);
+        CHECK(be->ops->encode(be, b->tokens, b->lens, 1, &err) == 0, "overlap: encode: %s", err.msg);
+        CHECK(lm_cuda_backend_encodes_issued(be) == issued + !on, "overlap %s: %ld encodes issued at the call", on ? "on" : "off",
+              lm_cuda_backend_encodes_issued(be) - issued);
+        CHECK(be->ops->encoder_output(be, 0, st[on], &err) == 0 && lm_cuda_backend_encodes_issued(be) == issued + 1,
+              "overlap %s: the reader issues what is left, once", on ? "on" : "off");
+    }
+    CHECK(memcmp(st[0], st[1], n * sizeof(float)) == 0, "overlap: the encoder states in line and deferred differ");
+    if (be) be->ops->destroy(be);
+    free(st[0]);
+    free(st[1]);
 }
 
 /* decode_step_topk against decode_step + the host's pick on another backend of
@@ -610,13 +649,66 @@ done:
 }
 
 /* The search's whole rows of logits: the CUDA backend's ops with decode_step
- * counting the calls that ask for logits. */
+ * counting the calls that ask for logits, and those whose host memory is
+ * not pinned (the copy then goes through the driver's bounce buffer). */
 static lm_backend_ops counted_ops;
 static int (*real_decode_step)(lm_backend *, const int32_t *, int, float *, lm_err *);
-static int whole_row_steps;
+static int whole_row_steps, pageable_row_steps;
 static int counted_decode_step(lm_backend *b, const int32_t *tokens, int step, float *logits, lm_err *err) {
+    struct cudaPointerAttributes a;
     whole_row_steps += logits != NULL;
+    pageable_row_steps += logits && !(cudaPointerGetAttributes(&a, logits) == cudaSuccess && a.type == cudaMemoryTypeHost);
     return real_decode_step(b, tokens, step, logits, err);
+}
+
+/* Beams wider than the device's top-k takes (9: 18 candidates a row, over
+ * LM_K_TOPK_MAX) take decode_step's whole rows, into the backend's pinned
+ * buffer (row_buffer), and give the CPU's hypotheses in fp32. */
+static void test_wide_beam(lm_random_model *rm, const batch *b) {
+    enum { BEAMS = 9 };
+    lm_err err;
+    const lm_model *m = &rm->m;
+    lm_cpu_weights cw;
+    CHECK(lm_cpu_weights_init(&cw, m, &err) == 0, "cpu weights: %s", err.msg);
+    lm_backend *cpu = lm_cpu_backend_create(m, &cw, 0, &err);
+    lm_backend *gpu = lm_cuda_backend_create(m, LM_PREC_FP32, 256, &err);
+    CHECK(cpu && gpu && 2 * BEAMS > gpu->ops->topk_max, "wide beams: backends: %s", err.msg);
+    lm_search_result want[N_SENT], got[N_SENT];
+    memset(want, 0, sizeof want);
+    memset(got, 0, sizeof got);
+    if (cpu && gpu) {
+        counted_ops = *gpu->ops;
+        real_decode_step = counted_ops.decode_step;
+        counted_ops.decode_step = counted_decode_step;
+        gpu->ops = &counted_ops;
+        lm_search_opts o = {0};
+        lm_gen_config_defaults(&o.gen);
+        o.gen.num_beams = BEAMS;
+        o.gen.num_return_sequences = 2;
+        o.gen.max_length = 5;
+        o.decoder_start_id = 2;
+        o.eos_id = 2;
+        o.vocab_size = m->cfg.model.vocab_size;
+        whole_row_steps = pageable_row_steps = 0;
+        CHECK(lm_search_run(cpu, &o, b->tokens, b->lens, N_SENT, want, &err) >= 0, "wide beams: cpu search: %s", err.msg);
+        CHECK(lm_search_run(gpu, &o, b->tokens, b->lens, N_SENT, got, &err) >= 0, "wide beams: cuda search: %s", err.msg);
+        int bad = -1;
+        for (int s = 0; s < N_SENT && bad < 0; s++)
+            for (int h = 0; h < 2 && bad < 0; h++)
+                if (got[s].n_hyps != 2 || want[s].n_hyps != 2 || got[s].hyps[h].n != want[s].hyps[h].n ||
+                    memcmp(got[s].hyps[h].ids, want[s].hyps[h].ids, sizeof(int32_t) * (size_t)want[s].hyps[h].n) != 0)
+                    bad = s;
+        CHECK(bad < 0, "wide beams: sentence %d: CUDA's hypotheses differ from the CPU's", bad);
+        CHECK(whole_row_steps >= o.gen.max_length - 1 && pageable_row_steps == 0,
+              "wide beams: %d steps took whole rows, %d of them into pageable memory", whole_row_steps, pageable_row_steps);
+    }
+    for (int s = 0; s < N_SENT; s++) {
+        lm_search_result_free(&want[s]);
+        lm_search_result_free(&got[s]);
+    }
+    if (gpu) gpu->ops->destroy(gpu);
+    if (cpu) cpu->ops->destroy(cpu);
+    lm_cpu_weights_free(&cw);
 }
 
 /* Augmentation's sampling with rescoring (label_logprobs) through the
@@ -668,7 +760,7 @@ static void test_rescore_search(lm_random_model *rm, const batch *b) {
     for (int pass = 0; pass < 2; pass++) {
         bool op = pass == 0;
         counted_ops.decode_step_sample = op ? sample_op : NULL;
-        whole_row_steps = 0;
+        whole_row_steps = pageable_row_steps = 0;
         CHECK(lm_search_run(gpu, &o, b->tokens, b->lens, N_SENT, got, &err) >= 0, "cuda search (%s): %s", op ? "op" : "whole rows", err.msg);
         int bad = -1, tails = 0;
         for (int s = 0; s < N_SENT && bad < 0; s++) {
@@ -687,7 +779,8 @@ static void test_rescore_search(lm_random_model *rm, const batch *b) {
               bad >= 0 && want[bad].n_hyps ? want[bad].hyps[0].label_sum : 0.0);
         CHECK(tails > 0, "rescoring search: no sample stopped at max_length (the </s> label on a skipped row goes untested)");
         if (op) CHECK(whole_row_steps == 0, "rescoring search on CUDA: %d steps took whole rows of logits to the host", whole_row_steps);
-        else CHECK(whole_row_steps >= o.gen.max_length - 1, "the whole-row fallback: only %d steps counted", whole_row_steps);
+        else CHECK(whole_row_steps >= o.gen.max_length - 1 && pageable_row_steps == 0,
+                   "the whole-row fallback: %d steps counted, %d of them into pageable memory", whole_row_steps, pageable_row_steps);
         for (int s = 0; s < N_SENT; s++) lm_search_result_free(&got[s]);
     }
 done:
@@ -1091,10 +1184,12 @@ int main(void) {
     cpu_logits0 = calloc((size_t)ROWS * rm.m.cfg.model.vocab_size, sizeof(float));
     test_backend_fp32(&rm, &b);
     test_admission(&rm, &b);
+    test_overlap_switch(&rm, &b);
     test_topk_path(&rm, &b, LM_PREC_FP16);
     test_topk_path(&rm, &b, LM_PREC_BF16);
     test_sample_path(&rm, &b);
     test_rescore_search(&rm, &b);
+    test_wide_beam(&rm, &b);
     test_graph_steps(&rm, &b);
     test_epilogue_steps(&rm, &b);
     test_forced_labels(&rm, &b);

@@ -16,7 +16,9 @@
  * Every group must find its golden cases: a missing key is a failure, never
  * zero checks. Beam runs batch all inputs together (and one at a time), so
  * batching is exercised as well, and every search also runs in flight (two
- * sentences live, the others joining running decodes as rows free up). On the CPU the goldens run through both
+ * sentences live, the others joining running decodes as rows free up), twice:
+ * each group joining as it is encoded, and a step after (encoded ahead, as
+ * the scheduler does for a backend whose encode is asynchronous). On the CPU the goldens run through both
  * decoder paths, packed AVX-512 and OpenBLAS (LYRICMT_CPU_GEMM).
  *
  * The CPU's int8 and bf16 run the states and outputs under looser bounds
@@ -137,17 +139,47 @@ static void check_tokenizer(lm_translator *t, const cJSON *golden, const cJSON *
 }
 
 /* In-flight runs count the reorders where new rows join rows already running
- * (parents -1 beside parents >= 0): proof that admission happened mid-decode. */
+ * (parents -1 beside parents >= 0): proof that admission happened mid-decode;
+ * and of those, the joins of sentences encoded before the last step (late:
+ * the scheduler encoding ahead, sched.h) or since (at once). */
 static const lm_backend_ops *spied;
-static int joined;
+static int joined, joined_late, joined_at_once;
+static int steps, n_encoded, group_from, group_step; /* steps run; sentences encoded; the last encode_more's first and step */
+
+static int spy_encode(lm_backend *b, const int32_t *tokens, const int32_t *lens, int n, lm_err *err) {
+    n_encoded = n;
+    return spied->encode(b, tokens, lens, n, err);
+}
+
+static int spy_encode_more(lm_backend *b, const int32_t *tokens, const int32_t *lens, int n, lm_err *err) {
+    group_from = n_encoded;
+    group_step = steps;
+    n_encoded += n;
+    return spied->encode_more(b, tokens, lens, n, err);
+}
+
+static int spy_step(lm_backend *b, const int32_t *tokens, int step, float *logits, lm_err *err) {
+    steps++;
+    return spied->decode_step(b, tokens, step, logits, err);
+}
+
+static int spy_step_topk(lm_backend *b, const int32_t *tokens, int step, const lm_topk_request *req, int32_t *ids, float *vals,
+                         lm_err *err) {
+    steps++;
+    return spied->decode_step_topk(b, tokens, step, req, ids, vals, err);
+}
 
 static int spy_reorder(lm_backend *b, const int32_t *parent, const int32_t *row_sentence, int rows, lm_err *err) {
-    bool fresh = false, running = false;
+    bool fresh = false, running = false, last_group = false;
     for (int r = 0; r < rows; r++) {
         fresh |= parent[r] < 0;
         running |= parent[r] >= 0;
+        last_group |= parent[r] < 0 && row_sentence[r] >= group_from;
     }
-    joined += fresh && running;
+    if (fresh && running) {
+        joined++;
+        if (last_group) steps > group_step ? joined_late++ : joined_at_once++;
+    }
     return spied->reorder(b, parent, row_sentence, rows, err);
 }
 
@@ -155,14 +187,20 @@ static int spy_reorder(lm_backend *b, const int32_t *parent, const int32_t *row_
  * batches of `batch`, or with live > 0 all in one in-flight search with `live`
  * sentences at once, and checks each case's expected ids (ids_key: one list,
  * or a list of hypotheses best first) and scores (score_key: a number or a list). */
-static void check_search(lm_translator *t, const cJSON *cases, const lm_gen_config *gen, int batch, int live, const char *ids_key,
+static void check_search(lm_translator *t, const cJSON *cases, const lm_gen_config *gen, int batch, int live, bool ahead, const char *ids_key,
                          const char *score_key, const char *what) {
     int n_cases = cJSON_GetArraySize(cases), found = 0;
     if (live > 0) batch = n_cases;
     lm_backend_ops spy = *t->backend->ops;
+    spy.encode = spy_encode;
+    spy.encode_more = spy_encode_more;
+    spy.encode_async = ahead; /* the backend's own runs either way: the scheduler reads this */
+    spy.decode_step = spy_step;
+    if (spy.decode_step_topk) spy.decode_step_topk = spy_step_topk;
     spy.reorder = spy_reorder;
     spied = t->backend->ops;
-    joined = 0;
+    joined = joined_late = joined_at_once = steps = n_encoded = 0;
+    group_from = INT32_MAX;
     const cJSON *c0 = cases->child;
     for (int first = 0; first < n_cases; first += batch) {
         int32_t *tokens = calloc(4096 * 16, sizeof(int32_t)), lens[64] = {0};
@@ -211,15 +249,24 @@ static void check_search(lm_translator *t, const cJSON *cases, const lm_gen_conf
     }
     check_found(found, n_cases, what, ids_key);
     if (live > 0) CHECK(joined > 0, "%s: no sentence joined a running decode", what);
+    if (live > 0 && ahead)
+        CHECK(joined_late > 0 && joined_at_once == 0, "%s: %d groups joined a step after their encode, %d at once", what, joined_late,
+              joined_at_once);
+    if (live > 0 && !ahead)
+        CHECK(joined_at_once > 0 && joined_late == 0, "%s: %d groups joined at once, %d a step after their encode", what, joined_at_once,
+              joined_late);
 }
 
-/* The same search in batches, then in flight. */
+/* The same search in batches, then in flight, each group joining as it is
+ * encoded and a step later (encoded ahead), whatever the backend's encode. */
 static void check_search_both(lm_translator *t, const cJSON *cases, const lm_gen_config *gen, int batch, const char *ids_key,
                               const char *score_key, const char *what) {
     char in_flight[200];
-    check_search(t, cases, gen, batch, 0, ids_key, score_key, what);
-    snprintf(in_flight, sizeof in_flight, "%s, in flight", what);
-    check_search(t, cases, gen, batch, 2, ids_key, score_key, in_flight);
+    check_search(t, cases, gen, batch, 0, false, ids_key, score_key, what);
+    for (int ahead = 0; ahead < 2; ahead++) {
+        snprintf(in_flight, sizeof in_flight, "%s, in flight%s", what, ahead ? ", encoded ahead" : "");
+        check_search(t, cases, gen, batch, 2, ahead, ids_key, score_key, in_flight);
+    }
 }
 
 static void check_states(lm_translator *t, const cJSON *cases, const char *what) {
@@ -430,7 +477,7 @@ static void check_model(const char *name, lm_device device, lm_precision precisi
         snprintf(what, sizeof what, "%s/%s beam n-best", name, convs[ci]);
         check_search_both(&t, cases, &g, n, "beam_ids", "beam_scores", what);
         snprintf(what, sizeof what, "%s/%s beam n-best, one at a time", name, convs[ci]);
-        check_search(&t, cases, &g, 1, 0, "beam_ids", "beam_scores", what);
+        check_search(&t, cases, &g, 1, 0, false, "beam_ids", "beam_scores", what);
 
         const cJSON *opt = item(golden, "options"), *optg = item(golden, "options_greedy");
         CHECK(opt && optg, "%s: golden option settings missing", name);

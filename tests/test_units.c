@@ -245,6 +245,50 @@ static void check_fused_topk(void) {
     CHECK(bad_greedy == 0, "greedy pick equals the reference (%d of %d rows differ)", bad_greedy, runs);
 }
 
+/* The scheduler encoding ahead (sched.h), on a stub backend that only counts
+ * the sentences it is given to encode: the first group joins at once; later
+ * ones are encoded by lm_sched_prefetch once room is free and join at the
+ * next admission, a second prefetch encoding nothing until then; a group
+ * that would join an empty decode joins at once. Without encode_async,
+ * admission encodes and joins and prefetch does nothing. */
+static int stub_encoded;
+static int stub_encode(lm_backend *b, const int32_t *tokens, const int32_t *lens, int n, lm_err *err) {
+    (void)b, (void)tokens, (void)lens, (void)err;
+    stub_encoded += n;
+    return 0;
+}
+
+static void check_sched_ahead(void) {
+    int32_t tokens[16] = {0}, lens[8] = {2, 2, 2, 2, 2, 2, 2, 2};
+    lm_budget limit = {4, 1000, 1}; /* 4 live at most */
+    for (int ahead = 1; ahead >= 0; ahead--) {
+        lm_backend_ops ops = {.name = "stub", .encode = stub_encode, .encode_more = stub_encode, .encode_async = ahead};
+        lm_backend be = {&ops, NULL};
+        lm_sched q;
+        lm_err err;
+        int first = -1, count = -1, rc = lm_sched_init(&q, &be, 1, 8, tokens, lens, 8, &limit, NULL, &err);
+        stub_encoded = 0;
+        rc |= lm_sched_admit(&q, &first, &count, &err);
+        CHECK(rc == 0 && first == 0 && count == 4 && stub_encoded == 4, "sched ahead %d: the first group joins at once (%d + %d)", ahead, first,
+              count);
+        rc |= lm_sched_prefetch(&q, &err);
+        CHECK(stub_encoded == 4, "sched ahead %d: no room, nothing encoded ahead", ahead);
+        lm_sched_done(&q, 0);
+        lm_sched_done(&q, 1);
+        rc |= lm_sched_prefetch(&q, &err);
+        rc |= lm_sched_prefetch(&q, &err);
+        CHECK(stub_encoded == (ahead ? 6 : 4), "sched ahead %d: prefetch, twice, encoded %d sentences", ahead, stub_encoded - 4);
+        rc |= lm_sched_admit(&q, &first, &count, &err);
+        CHECK(rc == 0 && first == 4 && count == 2 && stub_encoded == 6 && q.n_live == 4,
+              "sched ahead %d: the next two join at the admission (%d + %d, %d encoded)", ahead, first, count, stub_encoded);
+        for (int s = 2; s < 6; s++) lm_sched_done(&q, s);
+        rc |= lm_sched_admit(&q, &first, &count, &err);
+        CHECK(rc == 0 && first == 6 && count == 2 && stub_encoded == 8, "sched ahead %d: with nothing live the last join at once (%d + %d)",
+              ahead, first, count);
+        lm_sched_free(&q);
+    }
+}
+
 /* The batch budget (sched.c): sentences join while longest x count x rows
  * stays within max_tokens and count within max_sentences; the first always
  * joins, however long. */
@@ -523,6 +567,7 @@ static void check_file_refusals(void) {
 
 int main(void) {
     check_budget();
+    check_sched_ahead();
     check_flags();
     check_backend_contract();
     check_kv_slots();

@@ -66,6 +66,12 @@ typedef struct {
      * current row refers to may be dropped here to reclaim their memory; rows
      * must not refer to them again. */
     int (*encode_more)(lm_backend *b, const int32_t *tokens, const int32_t *lens, int n, lm_err *err);
+    /* encode_more returns before its work is done, which then runs beside
+     * the decode steps that follow until a row refers to its sentences
+     * (CUDA: on a stream of its own). The scheduler then encodes a group a
+     * step before its rows join (sched.h), so that the encoder has a step to
+     * overlap; for the others that step would only leave rows empty. */
+    bool encode_async;
     /* Copies sentence i's encoder output (lens[i] x D) into out; for tests. */
     int (*encoder_output)(lm_backend *b, int sentence, float *out, lm_err *err);
     /* Starts decoding `rows` hypotheses; row r belongs to sentence row_sentence[r].
@@ -79,6 +85,12 @@ typedef struct {
      * logits may be NULL when the search needs none this step (a forced token): the
      * cache is still filled but the output projection is skipped. */
     int (*decode_step)(lm_backend *b, const int32_t *tokens, int step, float *logits, lm_err *err);
+    /* Optional (NULL: the search allocates its own): host memory of at least
+     * `bytes` for decode_step's whole rows, which the backend copies into
+     * fastest (CUDA: pinned, so the copy is the GPU's DMA at full speed where
+     * pageable memory goes through a bounce buffer). The backend keeps it,
+     * grown as asked, until destroy. */
+    float *(*row_buffer)(lm_backend *b, size_t bytes, lm_err *err);
     /* Optional (NULL when absent): decode_step, then each row's candidates as
      * req asks, written to ids and vals (rows x k), for req->k <= topk_max. The
      * search uses it for greedy and beam search when k fits; otherwise, and for

@@ -48,6 +48,7 @@ int lm_sched_init(lm_sched *q, lm_backend *be, int beams, int max_length, const 
     q->cap = n;
     if (limit) {
         q->limited = true;
+        q->ahead = be->ops->encode_async;
         q->limit = *limit;
         q->limit.rows = beams;
         int shortest = lens[0];
@@ -64,9 +65,9 @@ int lm_sched_init(lm_sched *q, lm_backend *be, int beams, int max_length, const 
 
 void lm_sched_free(lm_sched *q) { free(q->src); free(q->live); }
 
-int lm_sched_admit(lm_sched *q, int *first, int *count, lm_err *err) {
-    *first = q->next;
-    *count = 0;
+/* Encodes the next sentences the budget admits beside the live ones, as
+ * the pending group (none is pending: a group joins before the next). */
+static int encode_next(lm_sched *q, lm_err *err) {
     if (q->next == q->n || (q->cancel && *q->cancel)) return 0;
     /* wait until an eighth of the room is free (the batch stays at least 7/8
      * full), so that an encode call serves a group of sentences rather than
@@ -75,18 +76,30 @@ int lm_sched_admit(lm_sched *q, int *first, int *count, lm_err *err) {
     int min_free = q->cap / 8 > 1 ? q->cap / 8 : 1;
     if (q->n_live > 0 && q->cap - q->n_live < min_free) return 0;
     lm_budget budget = {q->cap, q->limited ? q->limit.max_tokens : LONG_MAX, q->beams};
-    int longest = 0, k = 0;
+    int longest = 0, n = 0;
     for (int i = 0; i < q->n_live; i++) longest = q->lens[q->live[i]] > longest ? q->lens[q->live[i]] : longest;
-    while (q->next + k < q->n && lm_budget_admits(&budget, q->n_live + k, &longest, q->lens[q->next + k])) k++;
-    if (k == 0) return 0;
+    while (q->next + n < q->n && lm_budget_admits(&budget, q->n_live + n, &longest, q->lens[q->next + n])) n++;
+    if (n == 0) return 0;
     const int32_t *tok = q->tokens + q->src[q->next], *len = q->lens + q->next;
-    int rc = q->encoded ? q->be->ops->encode_more(q->be, tok, len, k, err) : q->be->ops->encode(q->be, tok, len, k, err);
+    int rc = q->encoded ? q->be->ops->encode_more(q->be, tok, len, n, err) : q->be->ops->encode(q->be, tok, len, n, err);
     if (rc != 0) return -1;
     q->encoded = true;
-    for (int i = 0; i < k; i++) q->live[q->n_live++] = q->next + i;
-    q->next += k;
-    *count = k;
+    q->next += n;
+    q->n_pending = n;
     return 0;
+}
+
+int lm_sched_admit(lm_sched *q, int *first, int *count, lm_err *err) {
+    if (q->n_pending == 0 && (!q->ahead || q->n_live == 0) && encode_next(q, err) != 0) return -1;
+    *first = q->next - q->n_pending;
+    *count = q->n_pending;
+    for (int s = *first; s < q->next; s++) q->live[q->n_live++] = s;
+    q->n_pending = 0;
+    return 0;
+}
+
+int lm_sched_prefetch(lm_sched *q, lm_err *err) {
+    return q->ahead && q->n_live > 0 && q->n_pending == 0 ? encode_next(q, err) : 0;
 }
 
 void lm_sched_done(lm_sched *q, int s) {

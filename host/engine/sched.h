@@ -13,6 +13,12 @@
  * encodes the next ones and adds their rows to the running decode (reorder
  * with parent -1), so the batch stays full instead of draining. Both paths
  * run the same loop, and a sentence's result does not depend on its company.
+ *
+ * Ahead (backends whose encode_more is asynchronous, backend.h): the next
+ * group is encoded once the rows have been reordered (lm_sched_prefetch)
+ * and joins at the next step's admission, so that its encoder runs beside
+ * the step between; its room is held for it meanwhile. A group that would
+ * join an empty decode joins at once: there is no step to overlap.
  */
 #ifndef LM_SCHED_H
 #define LM_SCHED_H
@@ -53,10 +59,12 @@ typedef struct {
     size_t *src;                /* (n) where sentence s starts in tokens */
     int n, next;                /* sentences; the next one to start */
     bool limited;               /* in flight, under `limit`; otherwise everything at once */
+    bool ahead;                 /* in flight, on a backend with encode_async */
+    int n_pending;              /* encoded ahead, joining at the next admission: next - n_pending .. next - 1 */
     lm_budget limit;
     const volatile int *cancel; /* when set, no more sentences start */
     int cap;                    /* sentences live at once */
-    int32_t *live;              /* (cap) live sentences, in the order they started */
+    int32_t *live;              /* (cap) live sentences (with rows), in the order they started */
     int n_live;
     bool encoded;               /* the first group went through encode */
 } lm_sched;
@@ -67,10 +75,15 @@ typedef struct {
 int  lm_sched_init(lm_sched *q, lm_backend *be, int beams, int max_length, const int32_t *tokens, const int32_t *lens, int n,
                    const lm_budget *limit, const volatile int *cancel, lm_err *err);
 void lm_sched_free(lm_sched *q);
-/* Starts the next sentences the budget admits beside the live ones (with a
- * feed, once an eighth of the room is free) and encodes them; *first and
- * *count say which. */
+/* The sentences that start now, *first .. *first + *count - 1, for the
+ * caller to give rows: those encoded ahead, and (not ahead, or when nothing
+ * runs) the next ones the budget admits beside the live ones (with a feed,
+ * once an eighth of the room is free), encoded here. */
 int  lm_sched_admit(lm_sched *q, int *first, int *count, lm_err *err);
+/* Ahead only (otherwise nothing): encodes the next sentences the budget
+ * admits, to start at the next lm_sched_admit. Called once the live rows
+ * are reordered, as encode_more drops sentences no row refers to. */
+int  lm_sched_prefetch(lm_sched *q, lm_err *err);
 /* Sentence s has its result: it leaves the live list. */
 void lm_sched_done(lm_sched *q, int s);
 /* Backend rows to start decoding with: the first group's rows, then room up

@@ -78,6 +78,16 @@ static void forced_candidates(int forced, int V, int k, int32_t *ids, float *val
 }
 
 
+/* Host memory for decode_step's whole rows (R of V): the backend's own,
+ * which it keeps, where it offers one; else the search's, *own, for the
+ * caller to free. */
+static float *whole_rows_buffer(lm_backend *be, int R, int V, float **own, lm_err *err) {
+    size_t bytes = (size_t)R * V * sizeof(float);
+    *own = NULL;
+    if (be->ops->row_buffer) return be->ops->row_buffer(be, bytes, err);
+    return *own = lm_malloc(bytes, err);
+}
+
 /* Sentence s has its result: it leaves the scheduler, and a stream's caller
  * gets it at once. */
 static int finish(lm_sched *q, const lm_search_feed *stream, int s, lm_search_result *results, lm_err *err) {
@@ -189,7 +199,7 @@ static int run_greedy(lm_sched *q, const lm_search_opts *o, const lm_search_feed
      * them beside the draws (raw_logprobs), so rows stay on a device */
     bool record = o->label_logprobs && g->do_sample;
     bool whole_rows = g->do_sample ? !be->ops->decode_step_sample : !be->ops->decode_step_topk || be->ops->topk_max < 1;
-    float *logits = whole_rows ? lm_malloc((size_t)R * V * sizeof *logits, err) : NULL;
+    float *own_logits = NULL, *logits = whole_rows ? whole_rows_buffer(be, R, V, &own_logits, err) : NULL;
     int32_t *chosen = lm_malloc((size_t)R * sizeof *chosen, err);
     float *picked = lm_malloc((size_t)R * sizeof *picked, err);
     float *label_lp = lm_malloc((size_t)R * sizeof *label_lp, err);
@@ -289,11 +299,12 @@ static int run_greedy(lm_sched *q, const lm_search_opts *o, const lm_search_feed
         }
         if (moved && next > 0 && be->ops->reorder(be, parent, sent, next, err) != 0) goto done;
         rows = next;
+        if (lm_sched_prefetch(q, err) != 0) goto done;
     }
     rc = q->next < q->n; /* 1: stopped with sentences never started */
 done:
     greedy_free(&gs);
-    free(feed); free(parent); free(sent); free(forced); free(skip); free(skip_label); free(logits); free(chosen); free(picked); free(label_lp); free(edits);
+    free(feed); free(parent); free(sent); free(forced); free(skip); free(skip_label); free(own_logits); free(chosen); free(picked); free(label_lp); free(edits);
     free(edit_start); free(keys); free(draws);
     for (int i = 0; i < n_samplers && samplers; i++) lm_sampler_free(&samplers[i]);
     free(samplers);
@@ -510,7 +521,7 @@ static int run_beam(lm_sched *q, const lm_search_opts *o, const lm_search_feed *
     int32_t *parent = lm_malloc((size_t)R * sizeof *parent, err);
     int32_t *sent = lm_malloc((size_t)R * sizeof *sent, err);
     bool on_backend = be->ops->decode_step_topk && K <= be->ops->topk_max;
-    float *logits = on_backend ? NULL : lm_malloc((size_t)R * V * sizeof *logits, err);
+    float *own_logits = NULL, *logits = on_backend ? NULL : whole_rows_buffer(be, R, V, &own_logits, err);
     int32_t *ids = lm_malloc((size_t)R * K * sizeof *ids, err);
     float *vals = lm_malloc((size_t)R * K * sizeof *vals, err);
     lm_edit *edits = lm_malloc((size_t)R * LM_MAX_EDITS(L) * sizeof *edits, err);
@@ -604,12 +615,13 @@ static int run_beam(lm_sched *q, const lm_search_opts *o, const lm_search_feed *
         if (beam_admit(q, o, st, slot, free_slots, &n_free, parent, sent, &kept, &first, &count, err) != 0) goto done;
         if (kept > 0 && be->ops->reorder(be, parent, sent, kept, err) != 0) goto done;
         rows = kept;
+        if (lm_sched_prefetch(q, err) != 0) goto done;
     }
     rc = q->next < q->n; /* 1: stopped with sentences never started */
 done:
     if (st)
         for (int i = 0; i < C; i++) beam_state_free(&st[i]);
-    free(st); free(slot); free(free_slots); free(feed); free(parent); free(sent); free(logits); free(ids); free(vals);
+    free(st); free(slot); free(free_slots); free(feed); free(parent); free(sent); free(own_logits); free(ids); free(vals);
     free(edits); free(edit_start);
     return rc;
 }

@@ -113,6 +113,10 @@ inflight() {
         cuda $opts -i "$T/c.txt" --output-format tsv --inflight true --set batch.max_sentences=3 > "$T/on-$mode.tsv" 2>> "$T/e"
         check "in flight on CUDA ($mode): both ran" '[ $rc -eq 0 ] && [ "$(cut -f1 "$T/on-$mode.tsv" | sort -u | wc -l)" -eq 48 ]'
         check "in flight on CUDA ($mode), 3 live: the texts of batch by batch, scores within rounding" 'same_tsv "$T/off-$mode.tsv" "$T/on-$mode.tsv"'
+        LYRICMT_CUDA_OVERLAP=0 cuda $opts -i "$T/c.txt" --output-format tsv --inflight true --set batch.max_sentences=3 \
+            > "$T/line-$mode.tsv" 2>> "$T/e"
+        check "in flight on CUDA ($mode), each encoder in line and joined at once (LYRICMT_CUDA_OVERLAP=0): the same bytes as overlapped" \
+            'cmp -s "$T/on-$mode.tsv" "$T/line-$mode.tsv" && [ -s "$T/line-$mode.tsv" ]'
     done
     "$BIN" translate --model tests/fixtures/tiny-b --progress none --set batch.cache_lines=0 --output-format tsv --beam 4 --n-best 2 \
         -i "$T/c.txt" > "$T/cpu.tsv" 2>/dev/null
@@ -177,7 +181,7 @@ as_a_user() {
     cuda -i "$T/one.txt" --beam 1 > /dev/null 2> "$T/e1"; cuda -i "$T/one.txt" --config configs/augment.yaml > /dev/null 2> "$T/e"
     check "defaults count a sampled sentence's rows: 5 samples a line, a fifth of greedy's sentences" \
         'grep -q "batch.max_sentences 1280," "$T/e1" && grep -q "batch.max_sentences 256," "$T/e"'
-    CUDA_EMU_MEMORY_MB=64 cuda -i "$T/c.txt" --beam 2 --set batch.max_tokens=300 --output-format tsv > "$T/small.tsv" 2> "$T/e"; rc=$?
+    CUDA_EMU_MEMORY_MB=128 cuda -i "$T/c.txt" --beam 2 --set batch.max_tokens=300 --output-format tsv > "$T/small.tsv" 2> "$T/e"; rc=$?
     check "defaults on a small GPU: fewer sentences, a given max_tokens kept, and it runs" \
         '[ $rc -eq 0 ] && n=$(sed -En "s/^lyricmt: cuda: bf16, 0.[0-9] GiB free: batch.max_sentences ([0-9]+), max_tokens 300 \(set\), .*/\1/p" "$T/e") &&
          [ "$n" -ge 1 ] && [ "$n" -lt 256 ] && [ "$(wc -l < "$T/small.tsv")" -eq 48 ]'
@@ -193,6 +197,8 @@ as_a_user() {
         '[ $rc -eq 1 ] && [ ! -s "$T/o" ] && [ "$(grep -c "cannot load cuBLAS $T/no-cublas.so" "$T/e")" -eq 1 ]'
     "$E/cuda_steps" --rows 2 --steps 1 --layers 1,1 --precisions fp16 --src-len 3 > "$T/steps.md" 2>&1; rc=$?
     check "cuda_steps (scripts/gpu-check.sh's step timer) runs and prints its rows: by default, without graphs, without epilogues, the step model's predictions beside" '[ $rc -eq 0 ] && grep -Eq "^\| fp16 \| 2 \| ([0-9.]+ \| ){11}[0-9]+ \| [0-9]+ \|$" "$T/steps.md"'
+    check "cuda_steps times an admission in flight, the encoder in line and beside a step, each beside its prediction" \
+        'grep -Eq "^\| fp16 \| 2 \| ([0-9.]+ \| ){3}[0-9.]+ \|$" "$T/steps.md"'
 }
 
 awk 'BEGIN { srand(5); split("money mind grind bottom here yeah never stop flow rhyme street dream gold chain night", w, " ")

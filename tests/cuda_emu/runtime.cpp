@@ -497,11 +497,15 @@ cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t s) {
 cudaError_t cudaMemset(void *p, int v, size_t n) { return cudaMemsetAsync(p, v, n, nullptr); }
 
 cudaError_t cudaPointerGetAttributes(cudaPointerAttributes *a, const void *p) {
+    std::lock_guard<std::recursive_mutex> lock(exec_lock());
+    init_devices();
     int d = device_of(p, 0);
+    bool host = d < 0 && is_pinned(p, 1);
     memset(a, 0, sizeof *a);
-    a->type = d >= 0 ? cudaMemoryTypeDevice : cudaMemoryTypeUnregistered;
+    a->type = d >= 0 ? cudaMemoryTypeDevice : host ? cudaMemoryTypeHost : cudaMemoryTypeUnregistered;
     a->device = d >= 0 ? d : -2;
-    a->devicePointer = d >= 0 ? (void *)p : nullptr;
+    a->devicePointer = d >= 0 || host ? (void *)p : nullptr;
+    a->hostPointer = host ? (void *)p : nullptr;
     return cudaSuccess;
 }
 
