@@ -78,6 +78,7 @@ typedef struct {
      * queued after it (issue_encode says how the two are ordered) */
     lane decoding, encoding;
     cudaEvent_t encoded;       /* recorded after each encode's last write: decoding waits for it before it reads those sentences */
+    cudaEvent_t planned;       /* recorded on decoding when an encode is planned: the encoder waits for what was queued there */
     int ready_sent;            /* sentences below this decoding has waited for */
     int32_t *enc_host;         /* pinned: an encode's token indices (4 per token row), read by its upload */
     size_t enc_host_n;
@@ -416,20 +417,18 @@ static int relayout(cuda_backend *c, const bool *keep, int cap, lm_err *err) {
 }
 
 /* The encoder's launches for the last encode_append (c->deferred): on the
- * encoding lane, from the staged indices into the rows it planned, then the
- * `encoded` event, which decoding waits for before it reads them
- * (wait_encoded). The encoder waits for nothing on decoding: nothing queued
- * there reads or writes its rows, as every decoding call that reads the
- * encoder state (a step, encoder_output) waits for its results before it
- * returns, and a relayout's gathers write only the rows before these. */
-static int issue_encode(cuda_backend *c, lm_err *err) {
+ * encoding lane, from the staged indices into the rows it planned, after
+ * what decoding had queued when it was planned (`planned`: a relayout's
+ * gathers into the same half, left queued when a batch was given up and a
+ * new one starts at row 0), then the `encoded` event, which decoding waits
+ * for before it reads them (wait_encoded). */
+static int issue_launches(cuda_backend *c, lm_err *err) {
     lm_backend *b = &c->base;
     lane *w = &c->encoding;
     const lm_model_config *mc = &b->model->cfg.model;
     int D = mc->d_model, heads = mc->encoder_heads, hd = D / heads, total = c->deferred_rows, at = c->deferred_at, h = c->enc_cur;
-    c->deferred = false;
-    c->encodes_issued++;
     int32_t *d_idx = w->idx.p;
+    CUDA_TRY(cudaStreamWaitEvent(w->stream, c->planned, 0));
     CUDA_TRY(cudaMemcpyAsync(d_idx, c->enc_host, (size_t)total * 4 * sizeof(int32_t), cudaMemcpyHostToDevice, w->stream));
     int32_t *d_tok = d_idx, *d_pos = d_idx + total, *d_start = d_idx + 2 * total, *d_len = d_idx + 3 * total;
     float *enc = (float *)c->enc_out[h].p + (size_t)at * D;
@@ -465,6 +464,17 @@ static int issue_encode(cuda_backend *c, lm_err *err) {
     }
     CUDA_TRY(cudaEventRecord(c->encoded, w->stream));
     return 0;
+}
+
+/* Issues the deferred encode, once. Should a launch fail, what it did issue
+ * is waited for, so that nothing of it still reads the staging or the work
+ * rows the next encode rewrites (`encoded` was not recorded for it). */
+static int issue_encode(cuda_backend *c, lm_err *err) {
+    c->deferred = false;
+    c->encodes_issued++;
+    if (issue_launches(c, err) == 0) return 0;
+    cudaStreamSynchronize(c->encoding.stream); /* the launch's error is the one reported */
+    return lm_fail_prefix(err, "the encoder");
 }
 
 /* Decoding's work from here on waits for every encode so far: the deferred
@@ -541,6 +551,7 @@ static int encode_append(cuda_backend *c, const int32_t *tokens, const int32_t *
     if (reserve_work(c, &c->encoding, (size_t)total, err) ||
         reserve(&c->enc_in, (size_t)total * mc->d_model * dtype_size(c->dtype), err))
         return -1;
+    CUDA_TRY(cudaEventRecord(c->planned, c->decoding.stream));
     c->deferred = true;
     c->deferred_rows = total;
     c->deferred_at = c->total;
@@ -714,6 +725,15 @@ static int decoder_launches(void *ctx, lm_err *err) {
     return 0;
 }
 
+/* A step's end: a deferred encode issued, while the GPU runs the step's
+ * queued work (the host's launches hidden behind it), then the wait for the
+ * step's results. */
+static int finish_step(cuda_backend *c, lm_err *err) {
+    if (c->deferred && issue_encode(c, err) != 0) return -1;
+    CUDA_TRY(cudaStreamSynchronize(c->decoding.stream));
+    return 0;
+}
+
 /* One decoder step for every row: the rows' indices into pinned staging,
  * then the launches, replayed from a graph where this key ran before. */
 static int decoder_forward(cuda_backend *c, const int32_t *tokens, int step, bool want_logits, lm_err *err) {
@@ -735,7 +755,6 @@ static int decoder_forward(cuda_backend *c, const int32_t *tokens, int step, boo
     step_key_of(c, want_logits, &key);
     step_call call = {c, want_logits};
     if (lm_cuda_graph_run(&c->graphs, c->decoding.stream, &key, sizeof key, decoder_launches, &call, err) != 0) return -1;
-    if (c->deferred && issue_encode(c, err) != 0) return -1; /* the host issues it while the GPU runs the step */
     c->steps_done = step + 1;
     for (int r = 0; r < R; r++) c->row_len[r]++;
     return 0;
@@ -747,7 +766,7 @@ static int cuda_decode_step(lm_backend *b, const int32_t *tokens, int step, floa
     if (logits)
         CUDA_TRY(cudaMemcpyAsync(logits, c->logits.p, (size_t)c->rows * b->model->cfg.model.vocab_size * sizeof(float),
                                  cudaMemcpyDeviceToHost, c->decoding.stream));
-    CUDA_TRY(cudaStreamSynchronize(c->decoding.stream));
+    if (finish_step(c, err) != 0) return -1;
     return 0;
 }
 
@@ -764,6 +783,7 @@ static float *cuda_row_buffer(lm_backend *b, size_t bytes, lm_err *err) {
     if (e == cudaSuccess) e = cudaMallocHost((void **)&c->host_logits, bytes);
     if (e != cudaSuccess) {
         c->host_logits = NULL;
+        cudaGetLastError(); /* not sticky: the search goes on with pageable memory */
         lm_fail(err, "cannot pin %.0f MB of host memory for the rows of logits (%s)", bytes / 1e6, cudaGetErrorString(e));
         return NULL;
     }
@@ -790,7 +810,7 @@ static int cuda_decode_step_topk(lm_backend *b, const int32_t *tokens, int step,
     size_t id_bytes = (size_t)R * req->k * sizeof(int32_t), val_bytes = (size_t)R * req->k * sizeof(float);
     CUDA_TRY(cudaMemcpyAsync(c->host_top, c->top_ids.p, id_bytes, cudaMemcpyDeviceToHost, c->decoding.stream));
     CUDA_TRY(cudaMemcpyAsync((char *)c->host_top + id_bytes, c->top_vals.p, val_bytes, cudaMemcpyDeviceToHost, c->decoding.stream));
-    CUDA_TRY(cudaStreamSynchronize(c->decoding.stream));
+    if (finish_step(c, err) != 0) return -1;
     memcpy(ids, c->host_top, id_bytes);
     memcpy(vals, (char *)c->host_top + id_bytes, val_bytes);
     for (int r = 0; r < R; r++) /* refused rows, as the host's pick refuses them */
@@ -811,7 +831,7 @@ static int cuda_decode_step_labels(lm_backend *b, const int32_t *tokens, int ste
     CUDA_TRY(cudaMemcpyAsync(c->top_ids.p, c->host_top, bytes, cudaMemcpyHostToDevice, c->decoding.stream));
     KERNEL_TRY(lm_k_label_logprob(c->logits.p, R, b->model->cfg.model.vocab_size, c->top_ids.p, c->top_vals.p, c->decoding.stream, kmsg));
     CUDA_TRY(cudaMemcpyAsync((char *)c->host_top + bytes, c->top_vals.p, (size_t)R * sizeof(float), cudaMemcpyDeviceToHost, c->decoding.stream));
-    CUDA_TRY(cudaStreamSynchronize(c->decoding.stream));
+    if (finish_step(c, err) != 0) return -1;
     memcpy(out, (char *)c->host_top + bytes, (size_t)R * sizeof(float));
     return 0;
 }
@@ -856,7 +876,7 @@ static int cuda_decode_step_sample(lm_backend *b, const int32_t *tokens, int ste
                            labels ? (const int32_t *)(d + o_label) : NULL, raw ? (float *)(d + total) : NULL, c->decoding.stream, kmsg));
     /* draws, ids and log-probs, and the raw log-probs beside them when wanted */
     CUDA_TRY(cudaMemcpyAsync(h + o_draws, d + o_draws, (raw ? 20 : 16) * R, cudaMemcpyDeviceToHost, c->decoding.stream));
-    CUDA_TRY(cudaStreamSynchronize(c->decoding.stream));
+    if (finish_step(c, err) != 0) return -1;
     memcpy(req->draws, h + o_draws, 8 * R);
     memcpy(ids, h + o_ids, 4 * R);
     memcpy(logprobs, h + o_lp, 4 * R);
@@ -914,6 +934,7 @@ static void cuda_destroy(lm_backend *b) {
     lm_cuda_graphs_free(&c->graphs);
     if (c->reorder_done) cudaEventDestroy(c->reorder_done);
     if (c->encoded) cudaEventDestroy(c->encoded);
+    if (c->planned) cudaEventDestroy(c->planned);
     free(c->weights); free(c->weight_bytes); free(c->enc); free(c->dec);
     free(c->offset); free(c->len); free(c->row_sentence); cudaFreeHost(c->host_idx); cudaFreeHost(c->host_top); cudaFreeHost(c->enc_host);
     cudaFreeHost(c->host_logits); free(c->row_len); free(c->row_len_old);
@@ -947,6 +968,7 @@ static int setup(cuda_backend *c, int reserve_tokens, lm_err *err) {
     /* only waited for: no timestamps to take */
     CUDA_TRY(cudaEventCreateWithFlags(&c->reorder_done, cudaEventDisableTiming));
     CUDA_TRY(cudaEventCreateWithFlags(&c->encoded, cudaEventDisableTiming));
+    CUDA_TRY(cudaEventCreateWithFlags(&c->planned, cudaEventDisableTiming));
     if (upload_model(c, err)) return -1;
     return reserve_tokens > 0 ? reserve_work(c, &c->encoding, (size_t)reserve_tokens, err) : 0;
 }

@@ -422,6 +422,50 @@ static void test_admission(lm_random_model *rm, const batch *b) {
     lm_cpu_weights_free(&cw);
 }
 
+/* A batch given up mid-decode, its relayout's gathers (into the other
+ * encoder half) still queued on the decoding lane, then a new batch encoded
+ * into that half from row 0: the new encoder must run after those gathers
+ * (the `planned` event), whichever lane runs first. Here the encoding lane
+ * does: the next encode_more waits for the last encode, and nothing has
+ * waited for decoding since the gathers (no buffer grows, so no cudaFree
+ * waits for the device). The new batch's step against the CPU backend's,
+ * which runs the same calls. Sentences 4-7 hold 123 tokens, 0-3 54. */
+static void test_abandoned_batch(lm_random_model *rm, const batch *b) {
+    lm_err err;
+    const lm_model *m = &rm->m;
+    int V = m->cfg.model.vocab_size, first4 = 0;
+    for (int s = 0; s < 4; s++) first4 += b->lens[s];
+    lm_cpu_weights cw;
+    CHECK(lm_cpu_weights_init(&cw, m, &err) == 0, "cpu weights: %s", err.msg);
+    lm_backend *be[2] = {lm_cpu_backend_create(m, &cw, 0, &err), lm_cuda_backend_create(m, LM_PREC_FP32, 256, &err)};
+    float *lg[2] = {malloc(sizeof(float) * 4 * V), malloc(sizeof(float) * 4 * V)};
+    int32_t sent[4] = {0, 1, 2, 3}, feed[4] = {2, 2, 2, 2}, three = 3;
+    CHECK(be[0] && be[1], "abandoned batch: backends: %s", err.msg);
+    for (int k = 0; k < 2 && be[0] && be[1]; k++) {
+        const lm_backend_ops *o = be[k]->ops;
+        const char *n = o->name;
+        /* the largest encode first: later ones grow no buffer */
+        CHECK(o->encode(be[k], b->tokens + first4, b->lens + 4, 4, &err) == 0 && o->decode_start(be[k], sent, 4, 4, &err) == 0 &&
+                  o->decode_step(be[k], feed, 0, lg[k], &err) == 0 && o->reorder(be[k], &three, &three, 1, &err) == 0,
+              "abandoned batch (%s): the first batch: %s", n, err.msg);
+        /* its sentences 0-2 dropped: sentence 3 moves to the other half's first rows, then the batch is given up */
+        CHECK(o->encode_more(be[k], b->tokens, b->lens, 4, &err) == 0, "abandoned batch (%s): encode_more: %s", n, err.msg);
+        CHECK(o->encode(be[k], b->tokens, b->lens, 4, &err) == 0 && o->decode_start(be[k], sent, 4, 4, &err) == 0 &&
+                  o->encode_more(be[k], b->tokens + first4, b->lens + 4, 1, &err) == 0 &&
+                  o->decode_step(be[k], feed, 0, lg[k], &err) == 0,
+              "abandoned batch (%s): the new batch: %s", n, err.msg);
+    }
+    if (be[0] && be[1]) {
+        double e = lm_max_rel_err(lg[1], lg[0], (size_t)4 * V);
+        CHECK(e < 1e-4, "abandoned batch: the new batch's logits on CUDA differ from the CPU's by %g", e);
+    }
+    for (int k = 0; k < 2; k++) {
+        if (be[k]) be[k]->ops->destroy(be[k]);
+        free(lg[k]);
+    }
+    lm_cpu_weights_free(&cw);
+}
+
 /* The overlap's switch (LYRICMT_CUDA_OVERLAP): on, the default, an encode is
  * issued by its first reader (or the next step) and the scheduler encodes
  * ahead (encode_async); off, it is issued at its call and joins at once.
@@ -1185,6 +1229,7 @@ int main(void) {
     test_backend_fp32(&rm, &b);
     test_admission(&rm, &b);
     test_overlap_switch(&rm, &b);
+    test_abandoned_batch(&rm, &b);
     test_topk_path(&rm, &b, LM_PREC_FP16);
     test_topk_path(&rm, &b, LM_PREC_BF16);
     test_sample_path(&rm, &b);

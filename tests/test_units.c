@@ -287,6 +287,22 @@ static void check_sched_ahead(void) {
               ahead, first, count);
         lm_sched_free(&q);
     }
+    /* stopped with a group encoded ahead: it never starts, and the scheduler
+     * counts it as not started (the search then reports the job stopped) */
+    volatile int stop = 0;
+    lm_backend_ops ops = {.name = "stub", .encode = stub_encode, .encode_more = stub_encode, .encode_async = true};
+    lm_backend be = {&ops, NULL};
+    lm_sched q;
+    lm_err err;
+    int first, count, rc = lm_sched_init(&q, &be, 1, 8, tokens, lens, 8, &limit, &stop, &err);
+    rc |= lm_sched_admit(&q, &first, &count, &err);
+    lm_sched_done(&q, 0);
+    rc |= lm_sched_prefetch(&q, &err);
+    stop = 1;
+    rc |= lm_sched_admit(&q, &first, &count, &err);
+    CHECK(rc == 0 && count == 0 && q.next == 4 && q.n_live == 3, "sched ahead, stopped: the group encoded ahead starts (%d), next %d", count,
+          q.next);
+    lm_sched_free(&q);
 }
 
 /* The batch budget (sched.c): sentences join while longest x count x rows

@@ -89,7 +89,8 @@ typedef struct {
      * `bytes` for decode_step's whole rows, which the backend copies into
      * fastest (CUDA: pinned, so the copy is the GPU's DMA at full speed where
      * pageable memory goes through a bounce buffer). The backend keeps it,
-     * grown as asked, until destroy. */
+     * grown as asked, until destroy. NULL with err when it cannot: the
+     * search then uses memory of its own. */
     float *(*row_buffer)(lm_backend *b, size_t bytes, lm_err *err);
     /* Optional (NULL when absent): decode_step, then each row's candidates as
      * req asks, written to ids and vals (rows x k), for req->k <= topk_max. The

@@ -90,6 +90,10 @@ static int encode_next(lm_sched *q, lm_err *err) {
 }
 
 int lm_sched_admit(lm_sched *q, int *first, int *count, lm_err *err) {
+    if (q->n_pending > 0 && q->cancel && *q->cancel) { /* stopped: encoded ahead, never started (the job says so) */
+        q->next -= q->n_pending;
+        q->n_pending = 0;
+    }
     if (q->n_pending == 0 && (!q->ahead || q->n_live == 0) && encode_next(q, err) != 0) return -1;
     *first = q->next - q->n_pending;
     *count = q->n_pending;

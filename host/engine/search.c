@@ -83,9 +83,9 @@ static void forced_candidates(int forced, int V, int k, int32_t *ids, float *val
  * caller to free. */
 static float *whole_rows_buffer(lm_backend *be, int R, int V, float **own, lm_err *err) {
     size_t bytes = (size_t)R * V * sizeof(float);
+    float *p = be->ops->row_buffer ? be->ops->row_buffer(be, bytes, err) : NULL;
     *own = NULL;
-    if (be->ops->row_buffer) return be->ops->row_buffer(be, bytes, err);
-    return *own = lm_malloc(bytes, err);
+    return p ? p : (*own = lm_malloc(bytes, err)); /* memory the backend could not pin still serves, more slowly */
 }
 
 /* Sentence s has its result: it leaves the scheduler, and a stream's caller
