@@ -217,6 +217,11 @@ int main(int argc, char **argv) {
             status = 1;
             continue;
         }
+        /* the step model's shape at the layers asked for, and this precision's element size */
+        lm_sm_shape shape = LM_SM_SMALL100;
+        shape.enc_layers = layers[0];
+        shape.dec_layers = layers[1];
+        int es = prec == LM_PREC_FP32 ? 4 : 2;
         timing t;
         bool ok = run_batch(be, &w, rows[0], src_len, 2, rm.m.cfg.model.vocab_size, &t, &err) == 0; /* warm-up, not shown */
         for (int i = 0; i < n_rows && ok; i++) {
@@ -229,11 +234,7 @@ int main(int argc, char **argv) {
             lm_cuda_backend_set_epilogues(be, true);
             if (ok) ok = run_batch(be, &w, rows[i], src_len, steps, rm.m.cfg.model.vocab_size, &t, &err) == 0;
             if (ok) {
-                lm_sm_shape shape = LM_SM_SMALL100;
-                shape.enc_layers = layers[0];
-                shape.dec_layers = layers[1];
                 lm_sm_pred pred, pred_plain, pred_no_ep;
-                int es = prec == LM_PREC_FP32 ? 4 : 2;
                 lm_sm_decoder_step(shape, rows[i], steps / 2.0, src_len, es, LM_SM_GRAPHS | LM_SM_EPILOGUES, &pred);
                 lm_sm_decoder_step(shape, rows[i], steps / 2.0, src_len, es, LM_SM_EPILOGUES, &pred_plain);
                 lm_sm_decoder_step(shape, rows[i], steps / 2.0, src_len, es, LM_SM_GRAPHS, &pred_no_ep);
@@ -252,10 +253,6 @@ int main(int argc, char **argv) {
             }
             lm_cuda_backend_set_overlap(be, true);
             if (ok && adm_len < sizeof admissions) {
-                lm_sm_shape shape = LM_SM_SMALL100;
-                shape.enc_layers = layers[0];
-                shape.dec_layers = layers[1];
-                int es = prec == LM_PREC_FP32 ? 4 : 2;
                 adm_len += (size_t)snprintf(admissions + adm_len, sizeof admissions - adm_len, "| %s | %d | %.3f | %.3f | %.3f | %.3f |\n", name,
                                             rows[i], adm[0], lm_sm_admission_us(shape, rows[i], 1, src_len, es, 0) / 1e3, adm[1],
                                             lm_sm_admission_us(shape, rows[i], 1, src_len, es, 1) / 1e3);

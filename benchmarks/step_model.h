@@ -98,8 +98,10 @@ static inline void lm_sm_decoder_step(lm_sm_shape m, double rows, double cached,
         lm_sm_add(p, "self-attention", lm_sm_kernel_us(4 * R * L * D, R * L * 2 * D * es + R * D * (4 + es), es, fl), 1);
         lm_sm_add(p, "cross-attention", lm_sm_kernel_us(4 * R * src * D, R * src * 2 * D * 4 + R * D * (4 + es), es, fl), 1);
         lm_sm_add(p, "O, cQ, cO products", 3 * lm_sm_gemm_us(R, D, D, es, fl) + lm_sm_kernel_us(0, R * D * 8, es, fl), 4);
-        if (ep) lm_sm_add(p, "FFN products", lm_sm_gemm_out_us(R, D, F, es, es, fl) + lm_sm_gemm_us(R, F, D, es, fl), 2);
-        else lm_sm_add(p, "FFN products", lm_sm_gemm_us(R, D, F, es, fl) + lm_sm_gemm_us(R, F, D, es, fl) + lm_sm_kernel_us(0, R * F * (4 + es), es, fl), 3);
+        lm_sm_add(p, "FFN products", /* without epilogues fc1 writes fp32, and a kernel adds its bias and ReLU */
+                  lm_sm_gemm_out_us(R, D, F, es, ep ? es : 4, fl) + lm_sm_gemm_us(R, F, D, es, fl) +
+                      (ep ? 0 : lm_sm_kernel_us(0, R * F * (4 + es), es, fl)),
+                  ep ? 2 : 3);
         lm_sm_add(p, "add + norm", 3 * lm_sm_kernel_us(0, R * D * (4 + 4 + 4 + es), es, fl), 3);
     }
     lm_sm_add(p, "output projection", lm_sm_gemm_us(R, D, V, es, fl), 1);

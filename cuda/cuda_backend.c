@@ -81,7 +81,7 @@ typedef struct {
     cudaEvent_t planned;       /* recorded on decoding when an encode is planned: the encoder waits for what was queued there */
     int ready_sent;            /* sentences below this decoding has waited for */
     int32_t *enc_host;         /* pinned: an encode's token indices (4 per token row), read by its upload */
-    size_t enc_host_n;
+    size_t enc_host_bytes;
     bool deferred;             /* an encode planned, its launches not yet issued (issue_encode) */
     int deferred_rows, deferred_at; /* its token rows, and the first in the live half */
     long encodes_issued;       /* for tests */
@@ -156,6 +156,24 @@ static void lane_close(lane *w) {
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) cudaFree(bufs[i]->p);
     lm_cuda_gemm_close(&w->mm);
     if (w->stream) cudaStreamDestroy(w->stream);
+}
+
+/* Pinned host memory that only grows (pinning costs far more than malloc):
+ * *p holds *have bytes, and at least `bytes` after. cudaFreeHost waits for
+ * the device, which may still copy from or into the old block; on an error
+ * *p is NULL and *have 0, so destroy never frees a block twice. */
+static cudaError_t grow_pinned(void **p, size_t *have, size_t bytes) {
+    if (bytes <= *have) return cudaSuccess;
+    cudaError_t e = cudaFreeHost(*p);
+    *p = NULL;
+    *have = 0;
+    if (e == cudaSuccess) e = cudaMallocHost(p, bytes);
+    if (e != cudaSuccess) {
+        *p = NULL;
+        return e;
+    }
+    *have = bytes;
+    return cudaSuccess;
 }
 
 /* ---- upload ----
@@ -529,15 +547,7 @@ static int encode_append(cuda_backend *c, const int32_t *tokens, const int32_t *
     /* the last encode is done before its staging and work rows are reused
      * (in flight it was waited for by the step its rows joined) */
     CUDA_TRY(cudaEventSynchronize(c->encoded));
-    size_t idx_n = (size_t)total * 4;
-    if (idx_n > c->enc_host_n) {
-        cudaError_t e = cudaFreeHost(c->enc_host);
-        c->enc_host = NULL;
-        c->enc_host_n = 0;
-        CUDA_TRY(e);
-        CUDA_TRY(cudaMallocHost((void **)&c->enc_host, idx_n * sizeof(int32_t)));
-        c->enc_host_n = idx_n;
-    }
+    CUDA_TRY(grow_pinned((void **)&c->enc_host, &c->enc_host_bytes, (size_t)total * 4 * sizeof(int32_t)));
     /* indices per token row: token, position, first key row, key count (its sentence, in this group) */
     int32_t *h_idx = c->enc_host;
     for (int s = 0, off = 0; s < n; off += lens[s], s++) {
@@ -623,16 +633,11 @@ static int cuda_decode_start(lm_backend *b, const int32_t *row_sentence, int row
     free(c->row_len_old);
     c->row_sentence = lm_malloc((size_t)rows * sizeof(int32_t), err);
     if (rows > c->host_rows) {
-        /* cudaFreeHost waits for the stream, which may still read them; the
-         * pointers are cleared before any error returns, so destroy never frees them twice */
-        cudaError_t e_idx = cudaFreeHost(c->host_idx), e_top = cudaFreeHost(c->host_top);
-        c->host_idx = NULL;
-        c->host_top = NULL;
-        c->host_rows = 0;
-        CUDA_TRY(e_idx);
-        CUDA_TRY(e_top);
-        CUDA_TRY(cudaMallocHost((void **)&c->host_idx, (size_t)rows * 9 * sizeof(int32_t)));
-        CUDA_TRY(cudaMallocHost(&c->host_top, (size_t)rows * LM_K_TOPK_MAX * (sizeof(int32_t) + sizeof(float))));
+        size_t idx_row = 9 * sizeof(int32_t), top_row = LM_K_TOPK_MAX * (sizeof(int32_t) + sizeof(float));
+        size_t have_idx = (size_t)c->host_rows * idx_row, have_top = (size_t)c->host_rows * top_row;
+        c->host_rows = 0; /* until both hold `rows` */
+        CUDA_TRY(grow_pinned((void **)&c->host_idx, &have_idx, (size_t)rows * idx_row));
+        CUDA_TRY(grow_pinned(&c->host_top, &have_top, (size_t)rows * top_row));
         c->host_rows = rows;
     }
     c->row_len = lm_calloc((size_t)rows, sizeof(int32_t), err);
@@ -772,23 +777,14 @@ static int cuda_decode_step(lm_backend *b, const int32_t *tokens, int step, floa
 
 /* The whole-row path's host buffer (wider beams than the top-k takes):
  * pinned, so decode_step's copy of rows x V logits is the GPU's DMA rather
- * than a pageable copy through the driver's bounce buffer. Grown, never
- * shrunk: pinning costs far more than malloc. */
+ * than a pageable copy through the driver's bounce buffer. */
 static float *cuda_row_buffer(lm_backend *b, size_t bytes, lm_err *err) {
     cuda_backend *c = (cuda_backend *)b;
-    if (bytes <= c->host_logits_bytes) return c->host_logits;
-    cudaError_t e = cudaFreeHost(c->host_logits); /* waits for the device, which may still copy into it */
-    c->host_logits = NULL;
-    c->host_logits_bytes = 0;
-    if (e == cudaSuccess) e = cudaMallocHost((void **)&c->host_logits, bytes);
-    if (e != cudaSuccess) {
-        c->host_logits = NULL;
-        cudaGetLastError(); /* not sticky: the search goes on with pageable memory */
-        lm_fail(err, "cannot pin %.0f MB of host memory for the rows of logits (%s)", bytes / 1e6, cudaGetErrorString(e));
-        return NULL;
-    }
-    c->host_logits_bytes = bytes;
-    return c->host_logits;
+    cudaError_t e = grow_pinned((void **)&c->host_logits, &c->host_logits_bytes, bytes);
+    if (e == cudaSuccess) return c->host_logits;
+    cudaGetLastError(); /* not sticky: the search goes on with pageable memory */
+    lm_fail(err, "cannot pin %.0f MB of host memory for the rows of logits (%s)", bytes / 1e6, cudaGetErrorString(e));
+    return NULL;
 }
 
 static int cuda_decode_step_topk(lm_backend *b, const int32_t *tokens, int step, const lm_topk_request *req, int32_t *ids,

@@ -128,19 +128,6 @@ static void ref_linear(const float *x, const float *w, float *y, int rows, int i
 static const cudaDataType_t types[3] = {CUDA_R_32F, CUDA_R_16F, CUDA_R_16BF};
 static const char *const names[3] = {"fp32", "fp16", "bf16"};
 
-/* x rounded as the device stores it in dtype (what the product then reads). */
-static void round_like_device(float *x, size_t n, int dtype, cudaStream_t s) {
-    if (dtype == LM_K_F32) return;
-    void *d = NULL;
-    uint16_t *h = malloc(n * 2);
-    to_dtype(&d, x, n, dtype, s);
-    cudaMemcpyAsync(h, d, n * 2, cudaMemcpyDeviceToHost, s);
-    cudaStreamSynchronize(s);
-    for (size_t i = 0; i < n; i++) x[i] = lm_half_bits_to_float(h[i], dtype);
-    free(h);
-    cudaFree(d);
-}
-
 /* The values a device array of dtype holds, as floats. */
 static void from_device(float *to, const void *d, size_t n, int dtype, cudaStream_t s) {
     uint16_t *h = malloc(n * 2);
@@ -149,6 +136,15 @@ static void from_device(float *to, const void *d, size_t n, int dtype, cudaStrea
     cudaStreamSynchronize(s);
     for (size_t i = 0; dtype != LM_K_F32 && i < n; i++) to[i] = lm_half_bits_to_float(h[i], dtype);
     free(h);
+}
+
+/* x rounded as the device stores it in dtype (what the product then reads). */
+static void round_like_device(float *x, size_t n, int dtype, cudaStream_t s) {
+    if (dtype == LM_K_F32) return;
+    void *d = NULL;
+    to_dtype(&d, x, n, dtype, s);
+    from_device(x, d, n, dtype, s);
+    cudaFree(d);
 }
 
 /* The product with its bias (fp32 output) and with bias and ReLU (output
@@ -223,8 +219,7 @@ static void test_linear(int dtype, int rows, int in, int out) {
     lm_dev_linear l = {d_w, NULL, in, out, NULL};
     int rc = lm_cuda_linear(&g, types[dtype], rows, &l, d_x, d_y, &err);
     CHECK(rc == 0, "linear %s: %s", names[dtype], err.msg);
-    cudaMemcpyAsync(got, d_y, ny * 4, cudaMemcpyDeviceToHost, s);
-    cudaStreamSynchronize(s);
+    from_device(got, d_y, ny, LM_K_F32, s);
     /* inputs identical to the reference's; only fp32 accumulation order differs */
     double e = lm_max_rel_err(got, want, ny), tol = dtype == LM_K_F32 ? 1e-5 : 1e-4;
     CHECK(e < tol, "linear %s rows=%d in=%d out=%d: differs from the CPU product by %g", names[dtype], rows, in, out, e);
@@ -232,8 +227,7 @@ static void test_linear(int dtype, int rows, int in, int out) {
      * leading dimension would read) must fail: the shapes are not square */
     lm_dev_linear lt = {d_wt, NULL, in, out, NULL};
     rc = lm_cuda_linear(&g, types[dtype], rows, &lt, d_x, d_y, &err);
-    cudaMemcpyAsync(got, d_y, ny * 4, cudaMemcpyDeviceToHost, s);
-    cudaStreamSynchronize(s);
+    from_device(got, d_y, ny, LM_K_F32, s);
     CHECK(rc != 0 || lm_max_rel_err(got, want, ny) > 0.1, "linear %s: a transposed weight passes the comparison", names[dtype]);
     check_epilogues(&g, dtype, rows, in, out, d_w, d_x, want, s);
     cudaFree(d_w); cudaFree(d_wt); cudaFree(d_x); cudaFree(d_y);
@@ -266,6 +260,8 @@ static void make_batch(batch *b, int V) {
 /* The CPU backend's encoder states (every sentence, back to back) and step-0
  * logits, kept by test_backend_fp32 for the 16-bit runs. */
 static float *cpu_states, *cpu_logits0;
+/* The CPU backend's weights for the random model, packed once for every test. */
+static lm_cpu_weights cpu_w;
 
 static int start_batch(lm_backend *be, const batch *b, lm_err *err) {
     if (be->ops->encode(be, b->tokens, b->lens, N_SENT, err) != 0) return -1;
@@ -277,9 +273,7 @@ static void test_backend_fp32(lm_random_model *rm, const batch *b) {
     lm_err err;
     const lm_model *m = &rm->m;
     int V = m->cfg.model.vocab_size, D = m->cfg.model.d_model;
-    lm_cpu_weights cw;
-    CHECK(lm_cpu_weights_init(&cw, m, &err) == 0, "cpu weights: %s", err.msg);
-    lm_backend *cpu = lm_cpu_backend_create(m, &cw, 0, &err);
+    lm_backend *cpu = lm_cpu_backend_create(m, &cpu_w, 0, &err);
     CHECK(cpu != NULL, "cpu backend: %s", cpu ? "" : err.msg);
     lm_backend *gpu = lm_cuda_backend_create(m, LM_PREC_FP32, 256, &err);
     CHECK(gpu != NULL, "cuda backend fp32: %s", gpu ? "" : err.msg);
@@ -324,7 +318,6 @@ static void test_backend_fp32(lm_random_model *rm, const batch *b) {
 done:
     if (gpu) gpu->ops->destroy(gpu);
     if (cpu) cpu->ops->destroy(cpu);
-    lm_cpu_weights_free(&cw);
 }
 
 /* In-flight batching on both backends, step by step: 4 sentences start (16
@@ -337,9 +330,7 @@ static void test_admission(lm_random_model *rm, const batch *b) {
     const lm_model *m = &rm->m;
     int V = m->cfg.model.vocab_size, D = m->cfg.model.d_model;
     enum { START = 16, MID = 4, LIVE = 16, MAX_STEPS = 8 };
-    lm_cpu_weights cw;
-    CHECK(lm_cpu_weights_init(&cw, m, &err) == 0, "cpu weights: %s", err.msg);
-    lm_backend *be[2] = {lm_cpu_backend_create(m, &cw, 0, &err), lm_cuda_backend_create(m, LM_PREC_FP32, 64, &err)};
+    lm_backend *be[2] = {lm_cpu_backend_create(m, &cpu_w, 0, &err), lm_cuda_backend_create(m, LM_PREC_FP32, 64, &err)};
     CHECK(be[0] && be[1], "backends for the admission test: %s", err.msg);
     float *lg[2] = {malloc(sizeof(float) * LIVE * V), malloc(sizeof(float) * LIVE * V)};
     float *st[2] = {malloc(sizeof(float) * 64 * D), malloc(sizeof(float) * 64 * D)};
@@ -419,7 +410,6 @@ static void test_admission(lm_random_model *rm, const batch *b) {
         free(lg[k]);
         free(st[k]);
     }
-    lm_cpu_weights_free(&cw);
 }
 
 /* A batch given up mid-decode, its relayout's gathers (into the other
@@ -435,9 +425,7 @@ static void test_abandoned_batch(lm_random_model *rm, const batch *b) {
     const lm_model *m = &rm->m;
     int V = m->cfg.model.vocab_size, first4 = 0;
     for (int s = 0; s < 4; s++) first4 += b->lens[s];
-    lm_cpu_weights cw;
-    CHECK(lm_cpu_weights_init(&cw, m, &err) == 0, "cpu weights: %s", err.msg);
-    lm_backend *be[2] = {lm_cpu_backend_create(m, &cw, 0, &err), lm_cuda_backend_create(m, LM_PREC_FP32, 256, &err)};
+    lm_backend *be[2] = {lm_cpu_backend_create(m, &cpu_w, 0, &err), lm_cuda_backend_create(m, LM_PREC_FP32, 256, &err)};
     float *lg[2] = {malloc(sizeof(float) * 4 * V), malloc(sizeof(float) * 4 * V)};
     int32_t sent[4] = {0, 1, 2, 3}, feed[4] = {2, 2, 2, 2}, three = 3;
     CHECK(be[0] && be[1], "abandoned batch: backends: %s", err.msg);
@@ -463,7 +451,6 @@ static void test_abandoned_batch(lm_random_model *rm, const batch *b) {
         if (be[k]) be[k]->ops->destroy(be[k]);
         free(lg[k]);
     }
-    lm_cpu_weights_free(&cw);
 }
 
 /* The overlap's switch (LYRICMT_CUDA_OVERLAP): on, the default, an encode is
@@ -605,9 +592,7 @@ static void test_sample_path(lm_random_model *rm, const batch *b) {
     lm_err err;
     const lm_model *m = &rm->m;
     int V = m->cfg.model.vocab_size;
-    lm_cpu_weights cw;
-    CHECK(lm_cpu_weights_init(&cw, m, &err) == 0, "cpu weights: %s", err.msg);
-    lm_backend *cpu = lm_cpu_backend_create(m, &cw, 0, &err);
+    lm_backend *cpu = lm_cpu_backend_create(m, &cpu_w, 0, &err);
     lm_backend *gpu = lm_cuda_backend_create(m, LM_PREC_FP32, 256, &err);
     lm_backend *alone = lm_cuda_backend_create(m, LM_PREC_FP32, 256, &err);
     CHECK(cpu && gpu && alone, "backends: %s", err.msg);
@@ -689,7 +674,6 @@ done:
     if (alone) alone->ops->destroy(alone);
     if (gpu) gpu->ops->destroy(gpu);
     if (cpu) cpu->ops->destroy(cpu);
-    lm_cpu_weights_free(&cw);
 }
 
 /* The search's whole rows of logits: the CUDA backend's ops with decode_step
@@ -705,6 +689,24 @@ static int counted_decode_step(lm_backend *b, const int32_t *tokens, int step, f
     return real_decode_step(b, tokens, step, logits, err);
 }
 
+/* gpu's ops from here on: its own, decode_step counted. */
+static void count_whole_rows(lm_backend *gpu) {
+    counted_ops = *gpu->ops;
+    real_decode_step = counted_ops.decode_step;
+    counted_ops.decode_step = counted_decode_step;
+    gpu->ops = &counted_ops;
+}
+
+/* The search options the search tests start from: transformers' defaults,
+ * token 2 to start and to end. */
+static void base_opts(lm_search_opts *o, int V) {
+    *o = (lm_search_opts){0};
+    lm_gen_config_defaults(&o->gen);
+    o->decoder_start_id = 2;
+    o->eos_id = 2;
+    o->vocab_size = V;
+}
+
 /* Beams wider than the device's top-k takes (9: 18 candidates a row, over
  * LM_K_TOPK_MAX) take decode_step's whole rows, into the backend's pinned
  * buffer (row_buffer), and give the CPU's hypotheses in fp32. */
@@ -712,27 +714,19 @@ static void test_wide_beam(lm_random_model *rm, const batch *b) {
     enum { BEAMS = 9 };
     lm_err err;
     const lm_model *m = &rm->m;
-    lm_cpu_weights cw;
-    CHECK(lm_cpu_weights_init(&cw, m, &err) == 0, "cpu weights: %s", err.msg);
-    lm_backend *cpu = lm_cpu_backend_create(m, &cw, 0, &err);
+    lm_backend *cpu = lm_cpu_backend_create(m, &cpu_w, 0, &err);
     lm_backend *gpu = lm_cuda_backend_create(m, LM_PREC_FP32, 256, &err);
     CHECK(cpu && gpu && 2 * BEAMS > gpu->ops->topk_max, "wide beams: backends: %s", err.msg);
     lm_search_result want[N_SENT], got[N_SENT];
     memset(want, 0, sizeof want);
     memset(got, 0, sizeof got);
     if (cpu && gpu) {
-        counted_ops = *gpu->ops;
-        real_decode_step = counted_ops.decode_step;
-        counted_ops.decode_step = counted_decode_step;
-        gpu->ops = &counted_ops;
-        lm_search_opts o = {0};
-        lm_gen_config_defaults(&o.gen);
+        count_whole_rows(gpu);
+        lm_search_opts o;
+        base_opts(&o, m->cfg.model.vocab_size);
         o.gen.num_beams = BEAMS;
         o.gen.num_return_sequences = 2;
         o.gen.max_length = 5;
-        o.decoder_start_id = 2;
-        o.eos_id = 2;
-        o.vocab_size = m->cfg.model.vocab_size;
         whole_row_steps = pageable_row_steps = 0;
         CHECK(lm_search_run(cpu, &o, b->tokens, b->lens, N_SENT, want, &err) >= 0, "wide beams: cpu search: %s", err.msg);
         CHECK(lm_search_run(gpu, &o, b->tokens, b->lens, N_SENT, got, &err) >= 0, "wide beams: cuda search: %s", err.msg);
@@ -752,7 +746,6 @@ static void test_wide_beam(lm_random_model *rm, const batch *b) {
     }
     if (gpu) gpu->ops->destroy(gpu);
     if (cpu) cpu->ops->destroy(cpu);
-    lm_cpu_weights_free(&cw);
 }
 
 /* Augmentation's sampling with rescoring (label_logprobs) through the
@@ -769,23 +762,18 @@ static void test_rescore_search(lm_random_model *rm, const batch *b) {
     lm_err err;
     const lm_model *m = &rm->m;
     int V = m->cfg.model.vocab_size;
-    lm_cpu_weights cw;
-    CHECK(lm_cpu_weights_init(&cw, m, &err) == 0, "cpu weights: %s", err.msg);
-    lm_backend *cpu = lm_cpu_backend_create(m, &cw, 0, &err);
+    lm_backend *cpu = lm_cpu_backend_create(m, &cpu_w, 0, &err);
     lm_backend *gpu = lm_cuda_backend_create(m, LM_PREC_FP32, 256, &err);
     CHECK(cpu && gpu, "backends: %s", err.msg);
     lm_search_result want[N_SENT], got[N_SENT];
     memset(want, 0, sizeof want);
     memset(got, 0, sizeof got);
     if (!cpu || !gpu) goto done;
-    counted_ops = *gpu->ops;
-    real_decode_step = counted_ops.decode_step;
-    counted_ops.decode_step = counted_decode_step;
+    count_whole_rows(gpu);
     int (*sample_op)(lm_backend *, const int32_t *, int, const lm_sample_request *, int32_t *, float *, float *, lm_err *) =
         counted_ops.decode_step_sample;
-    gpu->ops = &counted_ops;
-    lm_search_opts o = {0};
-    lm_gen_config_defaults(&o.gen);
+    lm_search_opts o;
+    base_opts(&o, V);
     o.gen.do_sample = true;
     o.gen.num_beams = 1;
     o.gen.num_return_sequences = RET;
@@ -795,9 +783,6 @@ static void test_rescore_search(lm_random_model *rm, const batch *b) {
     o.gen.repetition_penalty = 1.3f;
     o.gen.max_length = 6;
     o.gen.forced_bos_id = V - 7;
-    o.decoder_start_id = 2;
-    o.eos_id = 2;
-    o.vocab_size = V;
     o.seed = 1234;
     o.label_logprobs = true;
     CHECK(lm_search_run(cpu, &o, b->tokens, b->lens, N_SENT, want, &err) >= 0, "cpu search: %s", err.msg);
@@ -831,7 +816,6 @@ done:
     for (int s = 0; s < N_SENT; s++) lm_search_result_free(&want[s]);
     if (gpu) gpu->ops->destroy(gpu);
     if (cpu) cpu->ops->destroy(cpu);
-    lm_cpu_weights_free(&cw);
 }
 
 /* stderr into a file while calls that are expected to complain run (the
@@ -1069,16 +1053,18 @@ static void test_epilogue_steps(lm_random_model *rm, const batch *b) {
     int32_t sent[R], feed[R];
     for (int r = 0; r < R; r++) sent[r] = r % 4;
     float *lg[3] = {malloc(sizeof(float) * R * V), malloc(sizeof(float) * R * V), malloc(sizeof(float) * R * V)};
+    struct cudaDeviceProp prop;
+    bool emulated = cudaGetDeviceProperties(&prop, 0) == cudaSuccess && !strncmp(prop.name, "cuda-emu", 8);
+    if (!emulated) printf("test_cuda_backend: a cuBLASLt that refuses epilogues needs the emulator's CUDA_EMU_LT_EPILOGUES: not run on this GPU\n");
     setenv("LYRICMT_CUDA_GRAPHS", "0", 1);
     for (int pass = 0; pass < 3; pass++) { /* fp32, bf16, fp32 with GELU */
         int prec = pass == 1 ? LM_PREC_BF16 : LM_PREC_FP32;
         bool gelu = pass == 2;
         const char *name = pass == 0 ? "fp32" : pass == 1 ? "bf16" : "fp32 GELU";
+        /* products with an epilogue: QKV and fc1 (ReLU only) a layer, and the cross keys and values */
+        long per_encode = 2L * Dl + (gelu ? 1L : 2L) * E, per_step = (gelu ? 1L : 2L) * Dl;
         if (gelu) m->cfg.model.activation = LM_ACT_GELU;
         lm_backend *be[3] = {lm_cuda_backend_create(m, prec, 64, &err), NULL, NULL};
-        struct cudaDeviceProp prop;
-        bool emulated = cudaGetDeviceProperties(&prop, 0) == cudaSuccess && !strncmp(prop.name, "cuda-emu", 8);
-        if (pass == 0 && !emulated) printf("test_cuda_backend: a cuBLASLt that refuses epilogues needs the emulator's CUDA_EMU_LT_EPILOGUES: not run on this GPU\n");
         setenv("LYRICMT_CUDA_EPILOGUES", "0", 1);
         be[1] = lm_cuda_backend_create(m, prec, 64, &err);
         unsetenv("LYRICMT_CUDA_EPILOGUES");
@@ -1094,7 +1080,7 @@ static void test_epilogue_steps(lm_random_model *rm, const batch *b) {
             }
             CHECK(be[k]->ops->encode(be[k], b->tokens, b->lens, 4, &err) == 0 && be[k]->ops->decode_start(be[k], sent, R, T + 5, &err) == 0,
                   "epilogues %s: start: %s", name, err.msg);
-            long want = k == 0 ? 2L * Dl + (gelu ? 1L : 2L) * E : 0;
+            long want = k == 0 ? per_encode : 0;
             CHECK(lm_cuda_backend_epilogue_products(be[k]) == want, "epilogues %s (backend %d): %ld products with an epilogue at encode, want %ld",
                   name, k, lm_cuda_backend_epilogue_products(be[k]), want);
             if (k == 2) { /* refused at its first product: off for good, so its steps below never ask again */
@@ -1117,7 +1103,7 @@ static void test_epilogue_steps(lm_random_model *rm, const batch *b) {
                 CHECK(e == 0, "epilogues refused: step %d: logits differ from plain products' by %g", t, e);
             }
         }
-        long want = 2L * Dl + (gelu ? 1L : 2L) * E + (gelu ? 1L : 2L) * Dl * T;
+        long want = per_encode + per_step * T;
         if (be[0] && be[1])
             CHECK(lm_cuda_backend_epilogue_products(be[0]) == want && lm_cuda_backend_epilogue_products(be[1]) == 0,
                   "epilogues %s: %ld and %ld products with an epilogue after %d steps, want %ld and 0", name, lm_cuda_backend_epilogue_products(be[0]),
@@ -1226,6 +1212,8 @@ int main(void) {
     make_batch(&b, rm.m.cfg.model.vocab_size);
     cpu_states = calloc((size_t)b.total * rm.m.cfg.model.d_model, sizeof(float));
     cpu_logits0 = calloc((size_t)ROWS * rm.m.cfg.model.vocab_size, sizeof(float));
+    lm_err err;
+    CHECK(lm_cpu_weights_init(&cpu_w, &rm.m, &err) == 0, "cpu weights: %s", err.msg);
     test_backend_fp32(&rm, &b);
     test_admission(&rm, &b);
     test_overlap_switch(&rm, &b);
@@ -1238,6 +1226,7 @@ int main(void) {
     test_graph_steps(&rm, &b);
     test_epilogue_steps(&rm, &b);
     test_forced_labels(&rm, &b);
+    lm_cpu_weights_free(&cpu_w);
     lm_random_model_free(&rm);
     free(cpu_states);
     free(cpu_logits0);

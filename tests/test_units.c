@@ -258,16 +258,23 @@ static int stub_encode(lm_backend *b, const int32_t *tokens, const int32_t *lens
     return 0;
 }
 
+/* A scheduler over 8 sentences of 2 tokens, 4 live at most, on the stub
+ * backend with encode_async as `ahead`. */
+static int stub_sched(lm_sched *q, bool ahead, const volatile int *stop, lm_err *err) {
+    static const lm_backend_ops ops[2] = {{.name = "stub", .encode = stub_encode, .encode_more = stub_encode, .encode_async = false},
+                                          {.name = "stub", .encode = stub_encode, .encode_more = stub_encode, .encode_async = true}};
+    static lm_backend be[2] = {{&ops[0], NULL}, {&ops[1], NULL}};
+    static const int32_t tokens[16] = {0}, lens[8] = {2, 2, 2, 2, 2, 2, 2, 2};
+    static const lm_budget limit = {4, 1000, 1};
+    stub_encoded = 0;
+    return lm_sched_init(q, &be[ahead], 1, 8, tokens, lens, 8, &limit, stop, err);
+}
+
 static void check_sched_ahead(void) {
-    int32_t tokens[16] = {0}, lens[8] = {2, 2, 2, 2, 2, 2, 2, 2};
-    lm_budget limit = {4, 1000, 1}; /* 4 live at most */
     for (int ahead = 1; ahead >= 0; ahead--) {
-        lm_backend_ops ops = {.name = "stub", .encode = stub_encode, .encode_more = stub_encode, .encode_async = ahead};
-        lm_backend be = {&ops, NULL};
         lm_sched q;
         lm_err err;
-        int first = -1, count = -1, rc = lm_sched_init(&q, &be, 1, 8, tokens, lens, 8, &limit, NULL, &err);
-        stub_encoded = 0;
+        int first = -1, count = -1, rc = stub_sched(&q, ahead, NULL, &err);
         rc |= lm_sched_admit(&q, &first, &count, &err);
         CHECK(rc == 0 && first == 0 && count == 4 && stub_encoded == 4, "sched ahead %d: the first group joins at once (%d + %d)", ahead, first,
               count);
@@ -290,11 +297,9 @@ static void check_sched_ahead(void) {
     /* stopped with a group encoded ahead: it never starts, and the scheduler
      * counts it as not started (the search then reports the job stopped) */
     volatile int stop = 0;
-    lm_backend_ops ops = {.name = "stub", .encode = stub_encode, .encode_more = stub_encode, .encode_async = true};
-    lm_backend be = {&ops, NULL};
     lm_sched q;
     lm_err err;
-    int first, count, rc = lm_sched_init(&q, &be, 1, 8, tokens, lens, 8, &limit, &stop, &err);
+    int first, count, rc = stub_sched(&q, true, &stop, &err);
     rc |= lm_sched_admit(&q, &first, &count, &err);
     lm_sched_done(&q, 0);
     rc |= lm_sched_prefetch(&q, &err);

@@ -153,7 +153,7 @@ static int forced_by_steps(lm_backend *b, const int32_t *row_sentence, const int
     int32_t *next = lm_malloc((size_t)rows * sizeof *next, err), *sent = lm_malloc((size_t)rows * sizeof *sent, err);
     int32_t *labels = lm_malloc((size_t)rows * sizeof *labels, err);
     bool on_backend = b->ops->decode_step_labels != NULL;
-    float *logits = on_backend ? lm_malloc((size_t)rows * sizeof *logits, err) : lm_malloc((size_t)rows * V * sizeof *logits, err);
+    float *logits = lm_malloc((size_t)rows * (on_backend ? 1 : V) * sizeof *logits, err); /* with the op: each row's log-prob */
     int rc = -1;
     if (!at || !row || !feed || !parent || !next || !sent || !labels || !logits) goto done;
     for (int r = 0, a = 0; r < rows; a += lens[r], r++) {
@@ -170,7 +170,7 @@ static int forced_by_steps(lm_backend *b, const int32_t *row_sentence, const int
             feed[i] = tokens[at[row[i]] + step];
             labels[i] = want[at[row[i]] + step];
         }
-        if (on_backend) { /* logits holds each row's log-prob */
+        if (on_backend) {
             if (b->ops->decode_step_labels(b, feed, step, labels, logits, err) != 0) goto done;
             for (int i = 0; i < live; i++) out[at[row[i]] + step] = logits[i];
         } else {

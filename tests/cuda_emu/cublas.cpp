@@ -147,6 +147,9 @@ bool epilogues_refused(const char *who, cublasLtMatmulDesc_t desc) {
     return true;
 }
 
+bool has_bias(uint32_t ep) { return ep == CUBLASLT_EPILOGUE_BIAS || ep == CUBLASLT_EPILOGUE_RELU_BIAS; }
+bool has_relu(uint32_t ep) { return ep == CUBLASLT_EPILOGUE_RELU || ep == CUBLASLT_EPILOGUE_RELU_BIAS; }
+
 /* The problem the descriptors pose, checked as cuBLASLt would refuse it
  * (NOT_SUPPORTED: a configuration the stand-in does not serve;
  * INVALID_VALUE: shapes that do not fit), for `who` (the call) to report. */
@@ -154,8 +157,7 @@ cublasStatus_t problem_of(const char *who, cublasLtMatmulDesc_t desc, cublasLtMa
                           cublasLtMatrixLayout_t Cdesc, cublasLtMatrixLayout_t Ddesc, lt_algo *p) {
     const lt_desc f = *fields(desc);
     const lt_layout a = *fields(Adesc), b = *fields(Bdesc), d = *fields(Ddesc);
-    bool bias = f.epilogue == CUBLASLT_EPILOGUE_BIAS || f.epilogue == CUBLASLT_EPILOGUE_RELU_BIAS;
-    bool relu = f.epilogue == CUBLASLT_EPILOGUE_RELU || f.epilogue == CUBLASLT_EPILOGUE_RELU_BIAS;
+    bool bias = has_bias(f.epilogue), relu = has_relu(f.epilogue);
     cudaDataType_t bias_type = f.bias_type < 0 ? d.type : (cudaDataType_t)f.bias_type;
     if (f.compute != CUBLAS_COMPUTE_32F || f.scale != CUDA_R_32F || a.type != b.type ||
         (a.type != CUDA_R_32F && a.type != CUDA_R_16F && a.type != CUDA_R_16BF) || (d.type != CUDA_R_32F && d.type != a.type) ||
@@ -240,7 +242,7 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
         return CUBLAS_STATUS_INVALID_VALUE;
     }
     if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
-    size_t es = at == CUDA_R_32F ? 4 : 2, na = span(a_rows, a_cols, lda), nb = span(b_rows, b_cols, ldb), nc = span(m, n, ldc);
+    size_t es = type_size(at), na = span(a_rows, a_cols, lda), nb = span(b_rows, b_cols, ldb), nc = span(m, n, ldc);
     if ((na && device_of(A, na * es) != dev) || (nb && device_of(B, nb * es) != dev) || device_of(C, nc * 4) != dev) {
         report("cublasGemmEx (m %d, n %d, k %d): A, B or C is not (wholly) in device %d's memory", m, n, k, dev);
         return CUBLAS_STATUS_INVALID_VALUE;
@@ -268,10 +270,7 @@ cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *d, cublasComputeTy
     return CUBLAS_STATUS_SUCCESS;
 }
 
-cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t d) {
-    delete d;
-    return CUBLAS_STATUS_SUCCESS;
-}
+cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t d) { return delete_handle(d); }
 
 cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t attr, const void *buf, size_t size) {
     lt_desc *f = fields(d);
@@ -297,10 +296,7 @@ cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *l, cudaDataTyp
     return CUBLAS_STATUS_SUCCESS;
 }
 
-cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t l) {
-    delete l;
-    return CUBLAS_STATUS_SUCCESS;
-}
+cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t l) { return delete_handle(l); }
 
 cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t *p) {
     *p = new cublasLtMatmulPreferenceOpaque_t{};
@@ -308,10 +304,7 @@ cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t *p) {
     return CUBLAS_STATUS_SUCCESS;
 }
 
-cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t p) {
-    delete p;
-    return CUBLAS_STATUS_SUCCESS;
-}
+cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t p) { return delete_handle(p); }
 
 cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p, cublasLtMatmulPreferenceAttributes_t attr, const void *buf,
                                                     size_t size) {
@@ -369,8 +362,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t desc, con
     const lt_desc f = *fields(desc);
     const lt_layout a = *fields(Adesc), b = *fields(Bdesc), d = *fields(Ddesc);
     float al = *(const float *)alpha, be = *(const float *)beta;
-    bool bias = f.epilogue == CUBLASLT_EPILOGUE_BIAS || f.epilogue == CUBLASLT_EPILOGUE_RELU_BIAS;
-    bool relu = f.epilogue == CUBLASLT_EPILOGUE_RELU || f.epilogue == CUBLASLT_EPILOGUE_RELU_BIAS;
+    bool bias = has_bias(f.epilogue), relu = has_relu(f.epilogue);
     if (C != D || be != 0.0f) {
         report("cublasLtMatmul: the stand-in serves C the same matrix as D and beta 0");
         return CUBLAS_STATUS_NOT_SUPPORTED;

@@ -203,15 +203,6 @@ cudaError_t fail(cudaError_t e, const char *fmt, ...) {
     return e;
 }
 
-/* A call the capturing thread may not make while it captures: the capture
- * is invalidated (its end fails) and the call fails, as on a GPU. */
-bool refused_in_capture(const char *call) {
-    if (!capturing) return false;
-    capturing->capture_invalid = true;
-    fail(cudaErrorStreamCaptureUnsupported, "%s while this thread captures stream %p: not allowed in a capture (the capture is invalidated)",
-         call, (void *)capturing);
-    return true;
-}
 
 const char *kind_name(cudaMemcpyKind k) {
     switch (k) {
@@ -252,7 +243,7 @@ cudaError_t copy(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cuda
                     sd >= 0 ? "device memory" : "not (wholly) device memory");
     bool pageable = (kind == cudaMemcpyHostToDevice && !is_pinned(src, n)) || (kind == cudaMemcpyDeviceToHost && !is_pinned(dst, n)) ||
                     kind == cudaMemcpyHostToHost;
-    if ((wait || (q->capture && pageable)) && refused_in_capture(wait ? "cudaMemcpy (synchronous)" : "cudaMemcpyAsync to or from pageable memory"))
+    if ((wait || (q->capture && pageable)) && refuse_in_capture(wait ? "cudaMemcpy (synchronous)" : "cudaMemcpyAsync to or from pageable memory"))
         return cudaErrorStreamCaptureUnsupported;
     if (kind == cudaMemcpyHostToDevice && !is_pinned(src, n)) { /* pageable: the source is read now, written to the device in stream order */
         auto staged = std::make_shared<std::vector<unsigned char>>((const unsigned char *)src, (const unsigned char *)src + n);
@@ -275,7 +266,15 @@ cudaError_t copy(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cuda
 
 } /* namespace */
 
-bool refuse_in_capture(const char *call) { return refused_in_capture(call); }
+/* A call the capturing thread may not make while it captures (emu.h): the
+ * capture is invalidated (its end fails) and the call fails, as on a GPU. */
+bool refuse_in_capture(const char *call) {
+    if (!capturing) return false;
+    capturing->capture_invalid = true;
+    fail(cudaErrorStreamCaptureUnsupported, "%s while this thread captures stream %p: not allowed in a capture (the capture is invalidated)",
+         call, (void *)capturing);
+    return true;
+}
 
 void report(const char *fmt, ...) {
     char buf[1024];
@@ -403,7 +402,7 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total) {
 
 cudaError_t cudaMalloc(void **p, size_t size) {
     std::lock_guard<std::recursive_mutex> lock(exec_lock());
-    if (refused_in_capture("cudaMalloc")) return cudaErrorStreamCaptureUnsupported;
+    if (refuse_in_capture("cudaMalloc")) return cudaErrorStreamCaptureUnsupported;
     device *v = dev(current_device());
     if (!v) return fail(cudaErrorNoDevice, "cudaMalloc: no device");
     if (v->sticky) return v->sticky;
@@ -421,7 +420,7 @@ cudaError_t cudaMalloc(void **p, size_t size) {
 
 cudaError_t cudaFree(void *p) {
     std::lock_guard<std::recursive_mutex> lock(exec_lock());
-    if (refused_in_capture("cudaFree")) return cudaErrorStreamCaptureUnsupported;
+    if (refuse_in_capture("cudaFree")) return cudaErrorStreamCaptureUnsupported;
     init_devices();
     if (!p) return cudaSuccess;
     auto it = allocations->find((uintptr_t)p);
@@ -435,7 +434,7 @@ cudaError_t cudaFree(void *p) {
 
 cudaError_t cudaMallocHost(void **p, size_t size) {
     std::lock_guard<std::recursive_mutex> lock(exec_lock());
-    if (refused_in_capture("cudaMallocHost")) return cudaErrorStreamCaptureUnsupported;
+    if (refuse_in_capture("cudaMallocHost")) return cudaErrorStreamCaptureUnsupported;
     init_devices();
     void *m = nullptr;
     if (posix_memalign(&m, 4096, size ? size : 1) != 0) {
@@ -450,7 +449,7 @@ cudaError_t cudaMallocHost(void **p, size_t size) {
 
 cudaError_t cudaFreeHost(void *p) {
     std::lock_guard<std::recursive_mutex> lock(exec_lock());
-    if (refused_in_capture("cudaFreeHost")) return cudaErrorStreamCaptureUnsupported;
+    if (refuse_in_capture("cudaFreeHost")) return cudaErrorStreamCaptureUnsupported;
     init_devices();
     if (!p) return cudaSuccess;
     auto it = pinned->find((uintptr_t)p);
@@ -528,7 +527,7 @@ cudaError_t cudaStreamCreate(cudaStream_t *s) { return cudaStreamCreateWithFlags
 
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
     std::lock_guard<std::recursive_mutex> lock(exec_lock());
-    if (refused_in_capture("cudaStreamDestroy")) return cudaErrorStreamCaptureUnsupported;
+    if (refuse_in_capture("cudaStreamDestroy")) return cudaErrorStreamCaptureUnsupported;
     init_devices();
     if (!live_stream(s) || s == nullptr) return fail(cudaErrorInvalidResourceHandle, "cudaStreamDestroy(%p): not a live stream", (void *)s);
     CUstream_st *q = queue_of(s);
@@ -543,7 +542,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
 
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     std::lock_guard<std::recursive_mutex> lock(exec_lock());
-    if (refused_in_capture("cudaStreamSynchronize")) return cudaErrorStreamCaptureUnsupported;
+    if (refuse_in_capture("cudaStreamSynchronize")) return cudaErrorStreamCaptureUnsupported;
     init_devices();
     if (!live_stream(s)) return fail(cudaErrorInvalidResourceHandle, "cudaStreamSynchronize(%p): not a live stream", (void *)s);
     return drain_all(queue_of(s));
@@ -556,7 +555,7 @@ cudaError_t cudaStreamGetDevice(cudaStream_t s, int *d) {
 
 cudaError_t cudaDeviceSynchronize(void) {
     std::lock_guard<std::recursive_mutex> lock(exec_lock());
-    if (refused_in_capture("cudaDeviceSynchronize")) return cudaErrorStreamCaptureUnsupported;
+    if (refuse_in_capture("cudaDeviceSynchronize")) return cudaErrorStreamCaptureUnsupported;
     return drain_device(current_device());
 }
 
@@ -578,7 +577,7 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
 
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     std::lock_guard<std::recursive_mutex> lock(exec_lock());
-    if (refused_in_capture("cudaEventRecord (events in a graph are not modelled)")) return cudaErrorStreamCaptureUnsupported;
+    if (refuse_in_capture("cudaEventRecord (events in a graph are not modelled)")) return cudaErrorStreamCaptureUnsupported;
     init_devices();
     if (!live_stream(s)) return fail(cudaErrorInvalidResourceHandle, "cudaEventRecord: %p is not a live stream", (void *)s);
     CUstream_st *q = queue_of(s);
@@ -593,14 +592,14 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
 
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
     std::lock_guard<std::recursive_mutex> lock(exec_lock());
-    if (refused_in_capture("cudaEventSynchronize")) return cudaErrorStreamCaptureUnsupported;
+    if (refuse_in_capture("cudaEventSynchronize")) return cudaErrorStreamCaptureUnsupported;
     return e->stream ? drain(e->stream, e->at) : cudaSuccess;
 }
 
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags) {
     (void)flags;
     std::lock_guard<std::recursive_mutex> lock(exec_lock());
-    if (refused_in_capture("cudaStreamWaitEvent (events in a graph are not modelled)")) return cudaErrorStreamCaptureUnsupported;
+    if (refuse_in_capture("cudaStreamWaitEvent (events in a graph are not modelled)")) return cudaErrorStreamCaptureUnsupported;
     init_devices();
     if (!live_stream(s)) return fail(cudaErrorInvalidResourceHandle, "cudaStreamWaitEvent: %p is not a live stream", (void *)s);
     if (!e->stream) return cudaSuccess; /* never recorded: nothing to wait for */
